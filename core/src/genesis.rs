@@ -1,0 +1,167 @@
+//! Genesis: the market, its authority keys and the sequencer set a shard starts from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ids::{AccountId, ChainId, ShardId},
+    pb,
+};
+
+/// Default number of used nonces an account keeps.
+pub const DEFAULT_NONCE_WINDOW: u32 = 64;
+
+/// A shard's genesis file (TOML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// The chain this shard belongs to.
+    pub chain_id: ChainId,
+    /// This shard.
+    pub shard_id: ShardId,
+    /// Timestamp of the genesis block, ms since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// The market.
+    pub market: MarketParams,
+    /// Keys with special powers.
+    pub authorities: Authorities,
+    /// Keys whose signatures finalize blocks.
+    pub sequencers: Vec<AccountId>,
+}
+
+/// Market parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketParams {
+    /// e.g. `BTC-PERP`.
+    pub symbol: String,
+    /// Price tick in quote micro-units.
+    pub tick_size_micros: u64,
+    /// Base lot size (smallest tradable unit, in base micro-units).
+    pub lot_size: u64,
+    /// Initial margin, basis points of notional.
+    pub initial_margin_bps: u32,
+    /// Maintenance margin, basis points of notional.
+    pub maintenance_margin_bps: u32,
+    /// Used nonces kept per account.
+    #[serde(default = "default_nonce_window")]
+    pub nonce_window: u32,
+}
+
+fn default_nonce_window() -> u32 {
+    DEFAULT_NONCE_WINDOW
+}
+
+/// Authority keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorities {
+    /// Signs deposits (the on-ramp).
+    pub deposit: AccountId,
+    /// Signs oracle prices.
+    pub oracle: AccountId,
+    /// Changes market modes.
+    pub admin: AccountId,
+}
+
+/// A genesis value that cannot start a shard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// TOML syntax or shape.
+    #[error("genesis does not parse: {0}")]
+    Parse(String),
+    /// A value out of range.
+    #[error("genesis field {field}: {problem}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Genesis {
+    /// Parses and validates a genesis TOML document.
+    pub fn from_toml(s: &str) -> Result<Self, GenesisError> {
+        let g: Self = toml::from_str(s).map_err(|e| GenesisError::Parse(e.to_string()))?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    /// Serializes as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every field is usable.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let invalid = |field, problem: &str| Err(GenesisError::Invalid { field, problem: problem.to_owned() });
+        let m = &self.market;
+        if m.symbol.is_empty() || m.symbol.len() > 32 {
+            return invalid("market.symbol", "must be 1 to 32 characters");
+        }
+        if m.tick_size_micros == 0 || m.lot_size == 0 {
+            return invalid("market.tick_size_micros/lot_size", "must be positive");
+        }
+        if m.maintenance_margin_bps == 0 || m.maintenance_margin_bps > m.initial_margin_bps || m.initial_margin_bps > 10_000 {
+            return invalid("market.*_margin_bps", "need 0 < maintenance <= initial <= 10000");
+        }
+        if m.nonce_window == 0 || m.nonce_window > 1024 {
+            return invalid("market.nonce_window", "must be 1 to 1024");
+        }
+        if self.sequencers.is_empty() {
+            return invalid("sequencers", "at least one sequencer key is needed");
+        }
+        Ok(())
+    }
+
+    /// The market record written at genesis.
+    pub fn market_record(&self) -> pb::MarketRecord {
+        let m = &self.market;
+        pb::MarketRecord {
+            symbol: m.symbol.clone(),
+            kind: pb::MarketKind::Perpetual as i32,
+            mode: pb::MarketMode::Normal as i32,
+            tick_size_micros: m.tick_size_micros,
+            lot_size: m.lot_size,
+            initial_margin_bps: m.initial_margin_bps,
+            maintenance_margin_bps: m.maintenance_margin_bps,
+            deposit_authority: self.authorities.deposit.0.to_vec(),
+            oracle_key: self.authorities.oracle.0.to_vec(),
+            admin_key: self.authorities.admin.0.to_vec(),
+            nonce_window: m.nonce_window,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Genesis {
+        Genesis {
+            chain_id: ChainId(1),
+            shard_id: ShardId(1),
+            genesis_time_ms: 1_700_000_000_000,
+            market: MarketParams {
+                symbol: "BTC-PERP".into(),
+                tick_size_micros: 100_000,
+                lot_size: 1_000,
+                initial_margin_bps: 1_000,
+                maintenance_margin_bps: 500,
+                nonce_window: 64,
+            },
+            authorities: Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            sequencers: vec![AccountId([4; 32])],
+        }
+    }
+
+    #[test]
+    fn toml_round_trip_and_validation() {
+        let g = sample();
+        assert_eq!(Genesis::from_toml(&g.to_toml()), Ok(g.clone()));
+        let mut bad = g.clone();
+        bad.market.maintenance_margin_bps = 2_000;
+        assert!(Genesis::from_toml(&bad.to_toml()).is_err());
+        assert!(matches!(Genesis::from_toml("chain_id = 1\nbogus = 2"), Err(GenesisError::Parse(_))));
+    }
+}

@@ -1,0 +1,73 @@
+//! ed25519 key pairs and their on-disk form (a hex secret in a text file).
+
+use std::fmt;
+
+use ed25519_dalek::{Signer, SigningKey};
+
+use crate::ids::AccountId;
+
+/// An ed25519 signing key together with its public account id. The secret is never printed.
+#[derive(Clone)]
+pub struct Keypair {
+    signing: SigningKey,
+}
+
+/// A key file's content could not be read as an ed25519 secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an ed25519 secret key is 32 bytes as 64 hex characters: {0}")]
+pub struct BadSecretKey(String);
+
+impl Keypair {
+    /// A fresh key from the operating system's randomness.
+    pub fn generate() -> Self {
+        Self { signing: SigningKey::generate(&mut rand::rngs::OsRng) }
+    }
+
+    /// A key derived from a 32-byte seed (deterministic tests and fixtures).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self { signing: SigningKey::from_bytes(&seed) }
+    }
+
+    /// Parses the 64 hex characters of a secret key (whitespace around it ignored).
+    pub fn from_secret_hex(s: &str) -> Result<Self, BadSecretKey> {
+        let bytes = hex::decode(s.trim()).map_err(|e| BadSecretKey(e.to_string()))?;
+        let seed = <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| BadSecretKey(format!("got {} bytes", bytes.len())))?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// The secret as 64 hex characters, for a key file.
+    pub fn secret_hex(&self) -> String {
+        hex::encode(self.signing.to_bytes())
+    }
+
+    /// The public key, which is also the account id.
+    pub fn account(&self) -> AccountId {
+        AccountId(self.signing.verifying_key().to_bytes())
+    }
+
+    /// Signs `message` as is; callers build domain-separated messages with [`crate::signing`].
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.account())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_hex_round_trips_and_debug_hides_secret() {
+        let k = Keypair::generate();
+        let back = Keypair::from_secret_hex(&k.secret_hex()).expect("valid");
+        assert_eq!(back.account(), k.account());
+        assert!(!format!("{k:?}").contains(&k.secret_hex()));
+        assert!(Keypair::from_secret_hex("00").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! shardex core: the domain types every crate and client shares, with no IO.
+//!
+//! Ids and money ([`ids`], [`money`]), keys and domain-separated signatures ([`keys`], [`signing`]),
+//! windowed nonces ([`nonce`]), hashing ([`hash`]), state keys ([`state_key`]), transaction decoding
+//! and verification ([`tx`]), block headers ([`block`]), genesis ([`genesis`]) and MPT proof
+//! verification a client can run without a node ([`proof`]).
+
+pub mod block;
+pub mod genesis;
+pub mod hash;
+pub mod ids;
+pub mod keys;
+pub mod money;
+pub mod nonce;
+pub mod proof;
+pub mod reason;
+pub mod signing;
+pub mod state_key;
+pub mod tx;
+
+pub use alloy_primitives::{Bytes, B256};
+pub use ids::{AccountId, ChainId, ShardId};
+pub use keys::Keypair;
+pub use money::Usd;
+pub use reason::Reason;
+pub use shardex_proto::shard::v1 as pb;

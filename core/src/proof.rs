@@ -1,0 +1,147 @@
+//! Verification of state proofs a client can run without a node: standard Ethereum MPT proofs
+//! (alloy-trie `verify_proof`) of a record against a state root carried by a sequencer-signed header.
+
+use alloy_primitives::{Bytes, B256};
+use alloy_trie::{proof::verify_proof, Nibbles};
+use prost::Message;
+
+use crate::{
+    block::{verify_finalized, HeaderError},
+    hash::b256_from_slice,
+    ids::{AccountId, ChainId, ShardId},
+    pb,
+    state_key,
+};
+
+/// Why a proof was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// A proof was asked for but the response carries none.
+    #[error("response carries no proof")]
+    Missing,
+    /// The proof is for another key than the one asked about.
+    #[error("proof is for key {got}, expected {expected}")]
+    WrongKey {
+        /// The key of the record asked about.
+        expected: B256,
+        /// The key in the proof.
+        got: String,
+    },
+    /// The root in the proof is not 32 bytes or differs from the header's.
+    #[error("state root mismatch: {0}")]
+    RootMismatch(String),
+    /// The MPT nodes do not prove the value under the root.
+    #[error("MPT proof does not verify: {0}")]
+    Invalid(String),
+    /// The proven value does not decode as the record, or differs from the record returned.
+    #[error("record does not match the proven value: {0}")]
+    RecordMismatch(String),
+    /// The header is not signed by the sequencer set.
+    #[error("header: {0}")]
+    Header(#[from] HeaderError),
+}
+
+/// Verifies that `value` (None = absent) is what `key` holds under `root`.
+pub fn verify_state_proof(root: B256, key: B256, value: Option<&[u8]>, nodes: &[Bytes]) -> Result<(), ProofError> {
+    verify_proof(root, Nibbles::unpack(key), value.map(<[u8]>::to_vec), nodes).map_err(|e| ProofError::Invalid(e.to_string()))
+}
+
+/// Checks a `StateProof` for `key` and returns the proven value (None = absent).
+pub fn verify_pb_proof(proof: &pb::StateProof, key: B256) -> Result<Option<Vec<u8>>, ProofError> {
+    if proof.key.as_slice() != key.as_slice() {
+        return Err(ProofError::WrongKey { expected: key, got: hex::encode(&proof.key) });
+    }
+    let root = b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("root is not 32 bytes".into()))?;
+    let nodes: Vec<Bytes> = proof.nodes.iter().map(|n| Bytes::copy_from_slice(n)).collect();
+    let value = (!proof.value.is_empty()).then_some(proof.value.as_slice());
+    verify_state_proof(root, key, value, &nodes)?;
+    Ok(value.map(<[u8]>::to_vec))
+}
+
+/// What an account proof established.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedAccount {
+    /// The record (None: the account has no record at that height).
+    pub record: Option<pb::AccountRecord>,
+    /// Height proven at.
+    pub height: u64,
+    /// State root proven against.
+    pub state_root: B256,
+    /// True when the header's sequencer signatures were checked too.
+    pub header_checked: bool,
+}
+
+/// Verifies a `GetAccountResponse` end to end: MPT proof of the account record → state root, and, when
+/// `sequencers` is given, state root → header signed by a quorum of that set.
+pub fn verify_account_response(
+    resp: &pb::GetAccountResponse,
+    account: &AccountId,
+    chain: ChainId,
+    shard: ShardId,
+    sequencers: Option<&[AccountId]>,
+) -> Result<VerifiedAccount, ProofError> {
+    let proof = resp.proof.as_ref().ok_or(ProofError::Missing)?;
+    let value = verify_pb_proof(proof, state_key::account_key(account))?;
+    let record = value
+        .as_deref()
+        .map(pb::AccountRecord::decode)
+        .transpose()
+        .map_err(|e| ProofError::RecordMismatch(e.to_string()))?;
+    if record != resp.account {
+        return Err(ProofError::RecordMismatch("the returned account differs from the proven one".into()));
+    }
+    if proof.state_root != resp.state_root || proof.height != resp.height {
+        return Err(ProofError::RootMismatch("response root/height differ from the proof's".into()));
+    }
+    let state_root = b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("not 32 bytes".into()))?;
+    let header_checked = match sequencers {
+        None => false,
+        Some(set) => {
+            let fh = resp.header.as_ref().ok_or(ProofError::Missing)?;
+            let decoded = verify_finalized(fh, chain, shard, set)?;
+            if decoded.state_root() != state_root || decoded.header.height != proof.height {
+                return Err(ProofError::RootMismatch(format!(
+                    "header {} has root {}, proof is against {}",
+                    decoded.header.height,
+                    decoded.state_root(),
+                    state_root
+                )));
+            }
+            true
+        }
+    };
+    Ok(VerifiedAccount { record, height: proof.height, state_root, header_checked })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_trie::{proof::ProofRetainer, HashBuilder};
+
+    /// Builds a small trie with HashBuilder, retaining proofs for `target`.
+    fn trie_with_proof(leaves: &[(B256, Vec<u8>)], target: B256) -> (B256, Vec<Bytes>) {
+        let mut sorted = leaves.to_vec();
+        sorted.sort_by_key(|(k, _)| *k);
+        let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![Nibbles::unpack(target)]));
+        for (k, v) in &sorted {
+            hb.add_leaf(Nibbles::unpack(*k), v);
+        }
+        let root = hb.root();
+        let nodes = hb.take_proof_nodes().into_nodes_sorted().into_iter().map(|(_, n)| n).collect();
+        (root, nodes)
+    }
+
+    #[test]
+    fn proves_present_and_absent_and_rejects_wrong_value() {
+        let leaves: Vec<(B256, Vec<u8>)> = (0u8..20).map(|i| (alloy_primitives::keccak256([i]), vec![i + 1; 40])).collect();
+        let (root, nodes) = trie_with_proof(&leaves, leaves[3].0);
+        assert_eq!(verify_state_proof(root, leaves[3].0, Some(&leaves[3].1), &nodes), Ok(()));
+        assert!(verify_state_proof(root, leaves[3].0, Some(&[9; 40]), &nodes).is_err());
+        assert!(verify_state_proof(root, leaves[3].0, None, &nodes).is_err());
+
+        let absent = alloy_primitives::keccak256([200u8]);
+        let (root, nodes) = trie_with_proof(&leaves, absent);
+        assert_eq!(verify_state_proof(root, absent, None, &nodes), Ok(()));
+        assert!(verify_state_proof(root, absent, Some(&[1]), &nodes).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Machine-readable rejection reasons shared by the node, the SDK and the CLI.
+
+use std::{fmt, str::FromStr};
+
+/// Why the node refused a request. The string form travels in the `shardex-reason` gRPC metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Bytes that do not decode as the expected message.
+    Malformed,
+    /// A transaction larger than the node's `max_tx_bytes`.
+    TxTooLarge,
+    /// The body names another chain.
+    WrongChain,
+    /// The body names another shard.
+    WrongShard,
+    /// The signer is not a valid public key or the signature does not verify.
+    BadSignature,
+    /// The body carries no op, or an argument is out of range.
+    InvalidOp,
+    /// The op is declared in the wire contract but not enabled on this shard yet.
+    OpNotEnabled,
+    /// The signer may not perform this op (e.g. deposit not signed by the deposit authority).
+    Unauthorized,
+    /// The nonce was used (or is below the window).
+    NonceUsed,
+    /// Not enough free collateral.
+    InsufficientCollateral,
+    /// Arithmetic overflow; the tx is rejected.
+    Overflow,
+    /// The mempool is full.
+    MempoolFull,
+    /// The same tx is already pending or included.
+    DuplicateTx,
+    /// A batch exceeds `max_batch_txs`.
+    BatchTooLarge,
+    /// The tx alone exceeds the block gas limit.
+    GasLimit,
+    /// A requested height or record is unknown or outside the retention window.
+    NotFound,
+    /// The node is not ready to serve.
+    Unavailable,
+}
+
+impl Reason {
+    /// Every reason, for exhaustive round-trip tests.
+    pub const ALL: [Reason; 17] = [
+        Self::Malformed,
+        Self::TxTooLarge,
+        Self::WrongChain,
+        Self::WrongShard,
+        Self::BadSignature,
+        Self::InvalidOp,
+        Self::OpNotEnabled,
+        Self::Unauthorized,
+        Self::NonceUsed,
+        Self::InsufficientCollateral,
+        Self::Overflow,
+        Self::MempoolFull,
+        Self::DuplicateTx,
+        Self::BatchTooLarge,
+        Self::GasLimit,
+        Self::NotFound,
+        Self::Unavailable,
+    ];
+
+    /// The stable wire name, e.g. `NONCE_USED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "MALFORMED",
+            Self::TxTooLarge => "TX_TOO_LARGE",
+            Self::WrongChain => "WRONG_CHAIN",
+            Self::WrongShard => "WRONG_SHARD",
+            Self::BadSignature => "BAD_SIGNATURE",
+            Self::InvalidOp => "INVALID_OP",
+            Self::OpNotEnabled => "OP_NOT_ENABLED",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::NonceUsed => "NONCE_USED",
+            Self::InsufficientCollateral => "INSUFFICIENT_COLLATERAL",
+            Self::Overflow => "OVERFLOW",
+            Self::MempoolFull => "MEMPOOL_FULL",
+            Self::DuplicateTx => "DUPLICATE_TX",
+            Self::BatchTooLarge => "BATCH_TOO_LARGE",
+            Self::GasLimit => "GAS_LIMIT",
+            Self::NotFound => "NOT_FOUND",
+            Self::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown reason string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown reason {0:?}")]
+pub struct UnknownReason(pub String);
+
+impl FromStr for Reason {
+    type Err = UnknownReason;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| UnknownReason(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(r));
+            assert!(seen.insert(r.as_str()));
+        }
+    }
+}

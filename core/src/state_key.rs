@@ -1,0 +1,70 @@
+//! Leaf keys of shard state: `keccak256(namespace byte || id)` (DESIGN.md §3).
+
+use alloy_primitives::{keccak256, B256};
+
+use crate::ids::AccountId;
+
+/// The namespaces of shard state; the byte is part of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Namespace {
+    /// Market params, authority keys and mode (`MarketRecord`).
+    Market = 0x01,
+    /// Latest oracle price (`OracleRecord`).
+    Oracle = 0x02,
+    /// Collateral and nonces per account (`AccountRecord`).
+    Account = 0x03,
+    /// Position per account (`PositionRecord`).
+    Position = 0x04,
+    /// Open order by id (`OrderRecord`).
+    Order = 0x05,
+    /// Insurance fund (`InsuranceFundRecord`).
+    InsuranceFund = 0x06,
+    /// Trading fee pool (`FeePoolRecord`).
+    FeePool = 0x07,
+    /// Cumulative funding index (`FundingIndexRecord`).
+    FundingIndex = 0x08,
+    /// Outbox message by (dst shard, seq) (`OutboxMessage`).
+    Outbox = 0x09,
+    /// Inbox receipt by (src shard, seq) (`InboxReceipt`).
+    InboxReceipt = 0x0a,
+    /// Latest imported global commitment (`ImportedCommitmentRecord`).
+    ImportedCommitment = 0x0b,
+    /// On-ramp totals: deposited and withdrawn (`LedgerTotalsRecord`).
+    LedgerTotals = 0x0c,
+}
+
+/// The leaf key of `id` in `namespace`.
+pub fn leaf_key(namespace: Namespace, id: &[u8]) -> B256 {
+    let mut pre = Vec::with_capacity(1 + id.len());
+    pre.push(namespace as u8);
+    pre.extend_from_slice(id);
+    keccak256(pre)
+}
+
+/// The leaf key of an account's collateral record.
+pub fn account_key(account: &AccountId) -> B256 {
+    leaf_key(Namespace::Account, &account.0)
+}
+
+/// The leaf key of the market record.
+pub fn market_key() -> B256 {
+    leaf_key(Namespace::Market, &[])
+}
+
+/// The leaf key of the on-ramp totals.
+pub fn ledger_totals_key() -> B256 {
+    leaf_key(Namespace::LedgerTotals, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_keys() {
+        // keccak256(0x03 || 32 zero bytes): pinned so a namespace change fails loudly.
+        assert_eq!(account_key(&AccountId([0; 32])), keccak256([[3u8].as_slice(), &[0u8; 32]].concat()));
+        assert_ne!(market_key(), ledger_totals_key());
+    }
+}

@@ -1,0 +1,210 @@
+//! Transactions: build and sign (clients), decode and verify with limits (nodes).
+//!
+//! A node never re-encodes a body to verify it: the signature covers the exact bytes received.
+
+use alloy_primitives::B256;
+use prost::Message;
+
+use crate::{
+    hash::tx_hash,
+    ids::{AccountId, ChainId, ShardId},
+    keys::Keypair,
+    pb,
+    reason::Reason,
+    signing::{self, Domain, SignatureError},
+};
+
+/// Default largest accepted encoded `SignedTx`, in bytes.
+pub const DEFAULT_MAX_TX_BYTES: usize = 4096;
+
+/// Why a tx was refused before execution. Every variant maps to one [`Reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Encoded tx larger than the limit.
+    #[error("tx is {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// Size received.
+        size: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// The envelope or body does not decode.
+    #[error("malformed tx: {0}")]
+    Malformed(String),
+    /// The body is for another chain.
+    #[error("tx is for chain {got}, this is chain {expected}")]
+    WrongChain {
+        /// This node's chain.
+        expected: ChainId,
+        /// The body's chain.
+        got: ChainId,
+    },
+    /// The body is for another shard.
+    #[error("tx is for shard {got}, this is shard {expected}")]
+    WrongShard {
+        /// This node's shard.
+        expected: ShardId,
+        /// The body's shard.
+        got: ShardId,
+    },
+    /// The body carries no op.
+    #[error("tx body carries no op")]
+    MissingOp,
+    /// Signer or signature invalid.
+    #[error("bad signature: {0}")]
+    Signature(#[from] SignatureError),
+}
+
+impl TxError {
+    /// The machine-readable reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::TooLarge { .. } => Reason::TxTooLarge,
+            Self::Malformed(_) => Reason::Malformed,
+            Self::WrongChain { .. } => Reason::WrongChain,
+            Self::WrongShard { .. } => Reason::WrongShard,
+            Self::MissingOp => Reason::InvalidOp,
+            Self::Signature(_) => Reason::BadSignature,
+        }
+    }
+}
+
+/// Where a tx must be valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxDomain {
+    /// The chain.
+    pub chain: ChainId,
+    /// The shard.
+    pub shard: ShardId,
+}
+
+/// A tx whose envelope decoded within limits, whose body names this chain and shard, and whose signature
+/// verified. Only [`decode_and_verify`] makes one, so holding it is proof of those checks.
+#[derive(Debug, Clone)]
+pub struct VerifiedTx {
+    hash: B256,
+    signer: AccountId,
+    body: pb::TxBody,
+    envelope: pb::SignedTx,
+}
+
+impl VerifiedTx {
+    /// keccak256 of the body bytes.
+    pub fn hash(&self) -> B256 {
+        self.hash
+    }
+    /// The verified signer.
+    pub fn signer(&self) -> AccountId {
+        self.signer
+    }
+    /// The decoded body.
+    pub fn body(&self) -> &pb::TxBody {
+        &self.body
+    }
+    /// The op (present by construction).
+    pub fn op(&self) -> Option<&pb::tx_body::Op> {
+        self.body.op.as_ref()
+    }
+    /// The envelope exactly as received.
+    pub fn envelope(&self) -> &pb::SignedTx {
+        &self.envelope
+    }
+}
+
+/// Decodes an encoded `SignedTx` with a size limit and verifies it.
+pub fn decode_and_verify(bytes: &[u8], domain: TxDomain, max_tx_bytes: usize) -> Result<VerifiedTx, TxError> {
+    if bytes.len() > max_tx_bytes {
+        return Err(TxError::TooLarge { size: bytes.len(), limit: max_tx_bytes });
+    }
+    let envelope = pb::SignedTx::decode(bytes).map_err(|e| TxError::Malformed(format!("envelope: {e}")))?;
+    verify_envelope(envelope, domain, max_tx_bytes)
+}
+
+/// Verifies an already-decoded envelope (as tonic hands it over), with the same checks and limits.
+pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: usize) -> Result<VerifiedTx, TxError> {
+    let size = envelope.encoded_len();
+    if size > max_tx_bytes {
+        return Err(TxError::TooLarge { size, limit: max_tx_bytes });
+    }
+    let body = pb::TxBody::decode(envelope.body.as_slice()).map_err(|e| TxError::Malformed(format!("body: {e}")))?;
+    if body.chain_id != domain.chain.0 {
+        return Err(TxError::WrongChain { expected: domain.chain, got: ChainId(body.chain_id) });
+    }
+    if body.shard_id != domain.shard.0 {
+        return Err(TxError::WrongShard { expected: domain.shard, got: ShardId(body.shard_id) });
+    }
+    if body.op.is_none() {
+        return Err(TxError::MissingOp);
+    }
+    let signer = AccountId::from_slice(&body.signer).map_err(|_| SignatureError::BadSigner)?;
+    signing::verify(&signer, &envelope.signature, Domain::Tx, domain.chain, domain.shard, &envelope.body)?;
+    Ok(VerifiedTx { hash: tx_hash(&envelope.body), signer, body, envelope })
+}
+
+/// Builds and signs a tx for `domain` (client side). The body's signer is the key's account.
+pub fn sign_tx(key: &Keypair, domain: TxDomain, nonce: u64, op: pb::tx_body::Op) -> pb::SignedTx {
+    let body = pb::TxBody {
+        chain_id: domain.chain.0,
+        shard_id: domain.shard.0,
+        signer: key.account().0.to_vec(),
+        nonce,
+        op: Some(op),
+    };
+    sign_body(key, domain, &body)
+}
+
+/// Signs an arbitrary body under `domain` (which need not match the body: tests build wrong-domain txs).
+pub fn sign_body(key: &Keypair, domain: TxDomain, body: &pb::TxBody) -> pb::SignedTx {
+    let bytes = body.encode_to_vec();
+    let signature = signing::sign(key, Domain::Tx, domain.chain, domain.shard, &bytes).to_vec();
+    pb::SignedTx { body: bytes, signature }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: TxDomain = TxDomain { chain: ChainId(9), shard: ShardId(3) };
+
+    fn withdraw(amount: u64) -> pb::tx_body::Op {
+        pb::tx_body::Op::Withdraw(pb::Withdraw { amount_micros: amount })
+    }
+
+    #[test]
+    fn accepts_a_good_tx_and_keeps_exact_bytes() {
+        let k = Keypair::from_seed([5; 32]);
+        let tx = sign_tx(&k, D, 1, withdraw(10));
+        let bytes = tx.encode_to_vec();
+        let v = decode_and_verify(&bytes, D, DEFAULT_MAX_TX_BYTES).expect("valid");
+        assert_eq!(v.signer(), k.account());
+        assert_eq!(v.envelope().body, tx.body);
+        assert_eq!(v.hash(), tx_hash(&tx.body));
+    }
+
+    #[test]
+    fn each_bad_input_has_its_own_reason() {
+        let k = Keypair::from_seed([5; 32]);
+        let good = sign_tx(&k, D, 1, withdraw(10));
+        let check = |bytes: &[u8]| decode_and_verify(bytes, D, DEFAULT_MAX_TX_BYTES).map(|_| ()).map_err(|e| e.reason());
+
+        assert_eq!(check(&[0xff, 0xff, 0xff]), Err(Reason::Malformed));
+        assert_eq!(check(&vec![0u8; DEFAULT_MAX_TX_BYTES + 1]), Err(Reason::TxTooLarge));
+
+        let other_shard = TxDomain { shard: ShardId(4), ..D };
+        assert_eq!(check(&sign_tx(&k, other_shard, 1, withdraw(1)).encode_to_vec()), Err(Reason::WrongShard));
+        let other_chain = TxDomain { chain: ChainId(10), ..D };
+        assert_eq!(check(&sign_tx(&k, other_chain, 1, withdraw(1)).encode_to_vec()), Err(Reason::WrongChain));
+
+        // Body says this shard, but it was signed for another: the signature fails.
+        let body = pb::TxBody::decode(good.body.as_slice()).expect("decodes");
+        assert_eq!(check(&sign_body(&k, other_shard, &body).encode_to_vec()), Err(Reason::BadSignature));
+
+        let mut flipped = good.clone();
+        flipped.signature[0] ^= 1;
+        assert_eq!(check(&flipped.encode_to_vec()), Err(Reason::BadSignature));
+
+        let mut no_op = body.clone();
+        no_op.op = None;
+        assert_eq!(check(&sign_body(&k, D, &no_op).encode_to_vec()), Err(Reason::InvalidOp));
+    }
+}

@@ -1,0 +1,13 @@
+//! The shardex wire contract: protobuf messages and gRPC services, generated at build time.
+#![allow(missing_docs, clippy::all)]
+
+/// `shardex.shard.v1`: transactions, state records, blocks and the Shard service.
+pub mod shard {
+    /// Version 1 of the shard package.
+    pub mod v1 {
+        tonic::include_proto!("shardex.shard.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -1,0 +1,129 @@
+//! A connection to one shard node.
+
+use std::time::Duration;
+
+use shardex_core::{
+    hash::b256_from_slice,
+    pb,
+    proof::{verify_account_response, VerifiedAccount},
+    tx::TxDomain,
+    AccountId, ChainId, ShardId, B256,
+};
+use shardex_proto::shard::v1::shard_service_client::ShardServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{ClientError, Result};
+
+/// Default deadline of one unary call.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often `wait_final` polls tx status.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A client of one shard node; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShardClient {
+    rpc: ShardServiceClient<Channel>,
+    domain: TxDomain,
+    endpoint: String,
+}
+
+impl ShardClient {
+    /// Connects to `endpoint` (e.g. `http://127.0.0.1:7100`) and learns its chain and shard.
+    pub async fn connect(endpoint: &str) -> Result<Self> {
+        let err = |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| err(&e))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(DEFAULT_CALL_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| err(&e))?;
+        let mut rpc = ShardServiceClient::new(channel).max_decoding_message_size(16 << 20);
+        let status = rpc.get_status(pb::GetStatusRequest {}).await?.into_inner();
+        let domain = TxDomain { chain: ChainId(status.chain_id), shard: ShardId(status.shard_id) };
+        Ok(Self { rpc, domain, endpoint: endpoint.to_owned() })
+    }
+
+    /// The chain and shard of the node.
+    pub fn domain(&self) -> TxDomain {
+        self.domain
+    }
+
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The raw generated gRPC client, for calls the SDK does not wrap.
+    pub fn raw(&self) -> ShardServiceClient<Channel> {
+        self.rpc.clone()
+    }
+
+    /// Node status: head, mempool, keys.
+    pub async fn status(&self) -> Result<pb::NodeStatus> {
+        Ok(self.rpc.clone().get_status(pb::GetStatusRequest {}).await?.into_inner())
+    }
+
+    /// Submits one signed tx; returns its hash once admitted to the mempool.
+    pub async fn submit(&self, tx: pb::SignedTx) -> Result<B256> {
+        let res = self.rpc.clone().submit_tx(tx).await?.into_inner();
+        b256_from_slice(&res.tx_hash).ok_or_else(|| ClientError::Protocol("tx hash is not 32 bytes".into()))
+    }
+
+    /// Submits a batch; one result per tx.
+    pub async fn submit_batch(&self, txs: Vec<pb::SignedTx>) -> Result<Vec<pb::SubmitResult>> {
+        Ok(self.rpc.clone().submit_batch(pb::SubmitBatchRequest { txs }).await?.into_inner().results)
+    }
+
+    /// The status of a tx.
+    pub async fn tx_status(&self, hash: B256) -> Result<pb::TxStatus> {
+        Ok(self.rpc.clone().get_tx_status(pb::GetTxStatusRequest { tx_hash: hash.to_vec() }).await?.into_inner())
+    }
+
+    /// Waits until `hash` is in a flushed block (or rejected, or `timeout` passes).
+    pub async fn wait_final(&self, hash: B256, timeout: Duration) -> Result<pb::tx_status::Included> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.tx_status(hash).await?.status {
+                Some(pb::tx_status::Status::Included(inc)) => return Ok(inc),
+                Some(pb::tx_status::Status::Rejected(r)) => {
+                    return Err(ClientError::Rejected {
+                        code: tonic::Code::FailedPrecondition,
+                        reason: r.reason.parse().ok(),
+                        message: r.message,
+                    })
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Timeout(timeout, format!("tx {hash} to be final")));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// The account record at the head (None when it has none), without proof.
+    pub async fn account(&self, account: &AccountId) -> Result<Option<pb::AccountRecord>> {
+        let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: false, height: 0 };
+        Ok(self.rpc.clone().get_account(req).await?.into_inner().account)
+    }
+
+    /// The account record at `height` (0 = head) with its MPT proof verified locally; with `sequencers`,
+    /// the header carrying the state root is checked to be signed by a quorum of them.
+    pub async fn account_proven(&self, account: &AccountId, height: u64, sequencers: Option<&[AccountId]>) -> Result<VerifiedAccount> {
+        let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: true, height };
+        let resp = self.rpc.clone().get_account(req).await?.into_inner();
+        Ok(verify_account_response(&resp, account, self.domain.chain, self.domain.shard, sequencers)?)
+    }
+
+    /// Market record and on-ramp totals.
+    pub async fn market(&self, prove: bool) -> Result<pb::GetMarketResponse> {
+        Ok(self.rpc.clone().get_market(pb::GetMarketRequest { prove }).await?.into_inner())
+    }
+
+    /// The block at `height`.
+    pub async fn block(&self, height: u64) -> Result<pb::Block> {
+        Ok(self.rpc.clone().get_block(pb::GetBlockRequest { height }).await?.into_inner())
+    }
+}

@@ -126,6 +126,7 @@ mod tests {
             "73686172646578     2f74782f7631000000000000000700000001676f6c64656e".replace(' ', "")
         );
         assert_eq!(verify(&k.account(), &sig, Domain::Tx, CHAIN, SHARD, b"golden"), Ok(()));
+        assert_eq!(hex::encode(sig), "da36119942d53f9346aa07fc8063cc798afb24ba13549e85efeff87110962764fa400a9073e93e731696a6e73effcd6199cb484d003faf4d244ce53387f3a505");
     }
 
     #[test]

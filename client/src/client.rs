@@ -31,7 +31,8 @@ pub struct ShardClient {
 impl ShardClient {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:7100`) and learns its chain and shard.
     pub async fn connect(endpoint: &str) -> Result<Self> {
-        let err = |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
+        let err =
+            |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
         let channel = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|e| err(&e))?
             .connect_timeout(Duration::from_secs(5))
@@ -111,7 +112,12 @@ impl ShardClient {
 
     /// The account record at `height` (0 = head) with its MPT proof verified locally; with `sequencers`,
     /// the header carrying the state root is checked to be signed by a quorum of them.
-    pub async fn account_proven(&self, account: &AccountId, height: u64, sequencers: Option<&[AccountId]>) -> Result<VerifiedAccount> {
+    pub async fn account_proven(
+        &self,
+        account: &AccountId,
+        height: u64,
+        sequencers: Option<&[AccountId]>,
+    ) -> Result<VerifiedAccount> {
         let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: true, height };
         let resp = self.rpc.clone().get_account(req).await?.into_inner();
         Ok(verify_account_response(&resp, account, self.domain.chain, self.domain.shard, sequencers)?)

@@ -278,7 +278,11 @@ fn print_account(account: &AccountId, rec: Option<&pb::AccountRecord>) {
         Some(r) => {
             println!("collateral  {}", Usd::from_micros(r.collateral_micros));
             println!("escrow      {}", Usd::from_micros(i64::try_from(r.escrow_micros).unwrap_or(i64::MAX)));
-            println!("nonces      {} used, highest {}", r.nonces.len(), r.nonces.last().map_or("-".into(), |n| n.to_string()));
+            println!(
+                "nonces      {} used, highest {}",
+                r.nonces.len(),
+                r.nonces.last().map_or("-".into(), |n| n.to_string())
+            );
         }
         None => println!("collateral  none (no record)"),
     }

@@ -40,7 +40,11 @@ fn bench(c: &mut Criterion) {
     for n in [64usize, 256] {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("verify_batch/{n}"), |b| {
-            b.iter_batched(|| data[..n].to_vec(), |batch| signing::verify_batch(&batch).expect("valid"), BatchSize::SmallInput)
+            b.iter_batched(
+                || data[..n].to_vec(),
+                |batch| signing::verify_batch(&batch).expect("valid"),
+                BatchSize::SmallInput,
+            )
         });
     }
     g.finish();

@@ -162,8 +162,14 @@ mod tests {
         let ok = verify_finalized(&signed(&seq), ChainId(1), ShardId(2), &set).expect("valid");
         assert_eq!(ok.hash, hash);
         assert_eq!(ok.state_root(), B256::from([4; 32]));
-        assert!(matches!(verify_finalized(&signed(&other), ChainId(1), ShardId(2), &set), Err(HeaderError::NoQuorum { .. })));
-        assert!(matches!(verify_finalized(&signed(&seq), ChainId(1), ShardId(3), &set), Err(HeaderError::WrongDomain { .. })));
+        assert!(matches!(
+            verify_finalized(&signed(&other), ChainId(1), ShardId(2), &set),
+            Err(HeaderError::NoQuorum { .. })
+        ));
+        assert!(matches!(
+            verify_finalized(&signed(&seq), ChainId(1), ShardId(3), &set),
+            Err(HeaderError::WrongDomain { .. })
+        ));
         let mut tampered = signed(&seq);
         tampered.header[3] ^= 1;
         assert!(verify_finalized(&tampered, ChainId(1), ShardId(2), &set).is_err());

@@ -102,7 +102,10 @@ impl Genesis {
         if m.tick_size_micros == 0 || m.lot_size == 0 {
             return invalid("market.tick_size_micros/lot_size", "must be positive");
         }
-        if m.maintenance_margin_bps == 0 || m.maintenance_margin_bps > m.initial_margin_bps || m.initial_margin_bps > 10_000 {
+        if m.maintenance_margin_bps == 0
+            || m.maintenance_margin_bps > m.initial_margin_bps
+            || m.initial_margin_bps > 10_000
+        {
             return invalid("market.*_margin_bps", "need 0 < maintenance <= initial <= 10000");
         }
         if m.nonce_window == 0 || m.nonce_window > 1024 {
@@ -150,7 +153,11 @@ mod tests {
                 maintenance_margin_bps: 500,
                 nonce_window: 64,
             },
-            authorities: Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            authorities: Authorities {
+                deposit: AccountId([1; 32]),
+                oracle: AccountId([2; 32]),
+                admin: AccountId([3; 32]),
+            },
             sequencers: vec![AccountId([4; 32])],
         }
     }

@@ -40,9 +40,7 @@ pub struct BadAccountId(pub String);
 impl AccountId {
     /// Parses exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, BadAccountId> {
-        <[u8; 32]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| BadAccountId(format!("{} bytes", bytes.len())))
+        <[u8; 32]>::try_from(bytes).map(Self).map_err(|_| BadAccountId(format!("{} bytes", bytes.len())))
     }
 
     /// Parses 64 hex characters, with or without a `0x` prefix.

@@ -31,8 +31,8 @@ impl Keypair {
     /// Parses the 64 hex characters of a secret key (whitespace around it ignored).
     pub fn from_secret_hex(s: &str) -> Result<Self, BadSecretKey> {
         let bytes = hex::decode(s.trim()).map_err(|e| BadSecretKey(e.to_string()))?;
-        let seed = <[u8; 32]>::try_from(bytes.as_slice())
-            .map_err(|_| BadSecretKey(format!("got {} bytes", bytes.len())))?;
+        let seed =
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| BadSecretKey(format!("got {} bytes", bytes.len())))?;
         Ok(Self::from_seed(seed))
     }
 

@@ -58,9 +58,13 @@ impl Usd {
 }
 
 impl fmt::Display for Usd {
-    /// `-12.000345 USD`: exact, six decimals.
+    /// `-12.000345 USD`: exact, six decimals; `{:+}` shows the sign of non-negative amounts too.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
+        let sign = match (self.0 < 0, f.sign_plus()) {
+            (true, _) => "-",
+            (false, true) => "+",
+            (false, false) => "",
+        };
         let abs = self.0.unsigned_abs();
         let per = MICROS_PER_USD.unsigned_abs();
         write!(f, "{sign}{}.{:06} USD", abs / per, abs % per)
@@ -83,10 +87,7 @@ pub fn parse_usd(s: &str) -> Result<u64, String> {
     }
     let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|e| format!("{s:?}: {e}"))? };
     let frac_micros: u64 = format!("{frac:0<6}").parse().map_err(|e| format!("{s:?}: {e}"))?;
-    whole
-        .checked_mul(1_000_000)
-        .and_then(|w| w.checked_add(frac_micros))
-        .ok_or_else(|| format!("{s:?} is too large"))
+    whole.checked_mul(1_000_000).and_then(|w| w.checked_add(frac_micros)).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[cfg(test)]
@@ -98,6 +99,8 @@ mod tests {
     fn display_is_exact() {
         assert_eq!(Usd::from_micros(12_000_345).to_string(), "12.000345 USD");
         assert_eq!(Usd::from_micros(-1).to_string(), "-0.000001 USD");
+        assert_eq!(format!("{:+}", Usd::from_micros(1_500_000)), "+1.500000 USD");
+        assert_eq!(format!("{:+}", Usd::from_micros(-1)), "-0.000001 USD");
         assert_eq!(Usd::from_micros(i64::MIN).to_string(), "-9223372036854.775808 USD");
     }
 

@@ -9,8 +9,7 @@ use crate::{
     block::{verify_finalized, HeaderError},
     hash::b256_from_slice,
     ids::{AccountId, ChainId, ShardId},
-    pb,
-    state_key,
+    pb, state_key,
 };
 
 /// Why a proof was not accepted.
@@ -43,7 +42,8 @@ pub enum ProofError {
 
 /// Verifies that `value` (None = absent) is what `key` holds under `root`.
 pub fn verify_state_proof(root: B256, key: B256, value: Option<&[u8]>, nodes: &[Bytes]) -> Result<(), ProofError> {
-    verify_proof(root, Nibbles::unpack(key), value.map(<[u8]>::to_vec), nodes).map_err(|e| ProofError::Invalid(e.to_string()))
+    verify_proof(root, Nibbles::unpack(key), value.map(<[u8]>::to_vec), nodes)
+        .map_err(|e| ProofError::Invalid(e.to_string()))
 }
 
 /// Checks a `StateProof` for `key` and returns the proven value (None = absent).
@@ -51,7 +51,8 @@ pub fn verify_pb_proof(proof: &pb::StateProof, key: B256) -> Result<Option<Vec<u
     if proof.key.as_slice() != key.as_slice() {
         return Err(ProofError::WrongKey { expected: key, got: hex::encode(&proof.key) });
     }
-    let root = b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("root is not 32 bytes".into()))?;
+    let root =
+        b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("root is not 32 bytes".into()))?;
     let nodes: Vec<Bytes> = proof.nodes.iter().map(|n| Bytes::copy_from_slice(n)).collect();
     let value = (!proof.value.is_empty()).then_some(proof.value.as_slice());
     verify_state_proof(root, key, value, &nodes)?;
@@ -93,7 +94,8 @@ pub fn verify_account_response(
     if proof.state_root != resp.state_root || proof.height != resp.height {
         return Err(ProofError::RootMismatch("response root/height differ from the proof's".into()));
     }
-    let state_root = b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("not 32 bytes".into()))?;
+    let state_root =
+        b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("not 32 bytes".into()))?;
     let header_checked = match sequencers {
         None => false,
         Some(set) => {
@@ -133,7 +135,8 @@ mod tests {
 
     #[test]
     fn proves_present_and_absent_and_rejects_wrong_value() {
-        let leaves: Vec<(B256, Vec<u8>)> = (0u8..20).map(|i| (alloy_primitives::keccak256([i]), vec![i + 1; 40])).collect();
+        let leaves: Vec<(B256, Vec<u8>)> =
+            (0u8..20).map(|i| (alloy_primitives::keccak256([i]), vec![i + 1; 40])).collect();
         let (root, nodes) = trie_with_proof(&leaves, leaves[3].0);
         assert_eq!(verify_state_proof(root, leaves[3].0, Some(&leaves[3].1), &nodes), Ok(()));
         assert!(verify_state_proof(root, leaves[3].0, Some(&[9; 40]), &nodes).is_err());

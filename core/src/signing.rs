@@ -76,8 +76,7 @@ pub fn verify(
     let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| SignatureError::BadSigner)?;
     let sig_bytes = <[u8; 64]>::try_from(signature).map_err(|_| SignatureError::BadLength(signature.len()))?;
     let sig = Signature::from_bytes(&sig_bytes);
-    key.verify_strict(&signing_message(domain, chain, shard, payload), &sig)
-        .map_err(|_| SignatureError::Invalid)
+    key.verify_strict(&signing_message(domain, chain, shard, payload), &sig).map_err(|_| SignatureError::Invalid)
 }
 
 /// Verifies many (signer, signature, message) triples at once with ed25519 batch verification.
@@ -113,7 +112,10 @@ mod tests {
         assert_eq!(verify(&k.account(), &sig, Domain::Tx, ChainId(8), SHARD, b"body"), Err(bad));
         assert_eq!(verify(&k.account(), &sig, Domain::BlockVote, CHAIN, SHARD, b"body"), Err(bad));
         assert_eq!(verify(&k.account(), &sig, Domain::Tx, CHAIN, SHARD, b"bodY"), Err(bad));
-        assert_eq!(verify(&k.account(), &sig[..63], Domain::Tx, CHAIN, SHARD, b"body"), Err(SignatureError::BadLength(63)));
+        assert_eq!(
+            verify(&k.account(), &sig[..63], Domain::Tx, CHAIN, SHARD, b"body"),
+            Err(SignatureError::BadLength(63))
+        );
     }
 
     #[test]

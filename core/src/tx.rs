@@ -186,15 +186,22 @@ mod tests {
     fn golden_tx_encoding() {
         let k = Keypair::from_seed([5; 32]);
         let tx = sign_tx(&k, D, 1, withdraw(10));
-        assert_eq!(hex::encode(&tx.body), "080910031a206e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf120015a02080a");
-        assert_eq!(format!("{:x}", tx_hash(&tx.body)), "fa592fb7fbc14f500e0d653a898da5da393e289360c933b5d49044e256f7a600");
+        assert_eq!(
+            hex::encode(&tx.body),
+            "080910031a206e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf120015a02080a"
+        );
+        assert_eq!(
+            format!("{:x}", tx_hash(&tx.body)),
+            "fa592fb7fbc14f500e0d653a898da5da393e289360c933b5d49044e256f7a600"
+        );
     }
 
     #[test]
     fn each_bad_input_has_its_own_reason() {
         let k = Keypair::from_seed([5; 32]);
         let good = sign_tx(&k, D, 1, withdraw(10));
-        let check = |bytes: &[u8]| decode_and_verify(bytes, D, DEFAULT_MAX_TX_BYTES).map(|_| ()).map_err(|e| e.reason());
+        let check =
+            |bytes: &[u8]| decode_and_verify(bytes, D, DEFAULT_MAX_TX_BYTES).map(|_| ()).map_err(|e| e.reason());
 
         assert_eq!(check(&[0xff, 0xff, 0xff]), Err(Reason::Malformed));
         assert_eq!(check(&vec![0u8; DEFAULT_MAX_TX_BYTES + 1]), Err(Reason::TxTooLarge));

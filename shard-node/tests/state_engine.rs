@@ -1,0 +1,443 @@
+//! State engine: incremental roots against a from-scratch `HashBuilder` root, Ethereum proofs
+//! checked with `alloy_trie::proof::verify_proof`, pruning, restart, and bad input.
+
+use alloy_primitives::B256;
+use alloy_trie::{HashBuilder, Nibbles, EMPTY_ROOT_HASH};
+use proptest::{
+    prelude::*,
+    test_runner::{RngSeed, TestCaseError},
+};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use shardex_shard_node::state::{keys, StateEngine, StateError};
+use std::collections::BTreeMap;
+
+type Changes = BTreeMap<B256, Option<Vec<u8>>>;
+type Model = BTreeMap<B256, Vec<u8>>;
+/// One version as `(pool index, new value or delete)` pairs.
+type RawChanges = Vec<(usize, Option<Vec<u8>>)>;
+
+/// From-scratch reference root over the same leaves (B256 order is nibble order).
+fn reference_root(model: &Model) -> B256 {
+    let mut builder = HashBuilder::default();
+    for (key, value) in model {
+        builder.add_leaf(Nibbles::unpack(key), value);
+    }
+    builder.root()
+}
+
+/// A small key space with shared prefixes, so splits, extensions and collapses all happen,
+/// plus keys sharing 31 bytes, whose nodes get inlined with short values.
+fn key_pool() -> Vec<B256> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0001);
+    let mut keys = Vec::new();
+    for i in 0..20usize {
+        let mut key = [0u8; 32];
+        rng.fill_bytes(&mut key);
+        key[0] = [0x00, 0x01, 0x10, 0xf0][i % 4];
+        if i.is_multiple_of(3) {
+            key[1] = 0x22;
+            key[2] = 0x33;
+        }
+        keys.push(B256::from(key));
+    }
+    for last in [0x00, 0x01, 0x10, 0x1f] {
+        let mut key = [0x5a; 32];
+        key[31] = last;
+        keys.push(B256::from(key));
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// An engine over a temporary sled db, plus the model of every committed version.
+struct Harness {
+    db: sled::Db,
+    tree: sled::Tree,
+    engine: StateEngine,
+    /// `(root, leaves)` per version.
+    history: Vec<(B256, Model)>,
+    prune: bool,
+}
+
+impl Harness {
+    fn new(retention: u64, prune: bool) -> Self {
+        let db = sled::Config::new().temporary(true).open().expect("temporary sled db");
+        Self::with_db(db, retention, prune)
+    }
+
+    fn with_db(db: sled::Db, retention: u64, prune: bool) -> Self {
+        let tree = db.open_tree("shard").expect("tree");
+        let engine = StateEngine::open(tree.clone(), retention).expect("open engine");
+        Self { db, tree, engine, history: Vec::new(), prune }
+    }
+
+    fn model(&self) -> Model {
+        self.history.last().map(|(_, m)| m.clone()).unwrap_or_default()
+    }
+
+    /// Stages, prunes and applies one version like the node does; checks the root.
+    fn commit(&mut self, changes: &Changes) -> Result<B256, StateError> {
+        let version = self.history.len() as u64;
+        let mut batch = sled::Batch::default();
+        let root = self.engine.stage(version, changes, &mut batch)?;
+        if self.prune {
+            self.engine.stage_prune(version, &mut batch)?;
+        }
+        self.tree.apply_batch(batch)?;
+        let mut model = self.model();
+        for (key, value) in changes {
+            match value {
+                Some(value) => model.insert(*key, value.clone()),
+                None => model.remove(key),
+            };
+        }
+        let expected = reference_root(&model);
+        assert_eq!(root, expected, "version {version}: incremental root != HashBuilder root");
+        if model.is_empty() {
+            assert_eq!(root, EMPTY_ROOT_HASH);
+        }
+        self.history.push((root, model));
+        Ok(root)
+    }
+
+    /// Proof of `key` at `version`, checked against the recorded model and `verify_proof`.
+    fn check_proof(&self, version: u64, key: &B256) -> Result<(), TestCaseError> {
+        let (root, model) = &self.history[version as usize];
+        let proof = self.engine.proof(version, key).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(proof.root, *root);
+        prop_assert_eq!(proof.value.as_ref(), model.get(key), "value of {} at {}", key, version);
+        if let Err(err) = proof.verify() {
+            return Err(TestCaseError::fail(format!("proof of {key} at {version}: {err}")));
+        }
+        // A proof must not verify for another value.
+        let wrong = Some(proof.value.clone().map_or(vec![1], |mut v| {
+            v.push(0);
+            v
+        }));
+        prop_assert!(alloy_trie::proof::verify_proof(*root, Nibbles::unpack(key), wrong, &proof.nodes).is_err());
+        Ok(())
+    }
+
+    /// Head reads (flat table and iteration) agree with the model.
+    fn check_head(&self, pool: &[B256]) -> Result<(), TestCaseError> {
+        let model = self.model();
+        for key in pool {
+            prop_assert_eq!(self.engine.get(key).expect("get"), model.get(key).cloned());
+        }
+        let leaves: Model = self.engine.iter_leaves().collect::<Result<_, _>>().expect("iter");
+        prop_assert_eq!(leaves, model);
+        Ok(())
+    }
+
+    fn count_prefix(&self, prefix: u8) -> usize {
+        self.tree.scan_prefix([prefix]).count()
+    }
+
+    /// After `retention + 1` empty versions every older trie is pruned: exactly the live
+    /// trie's nodes must remain (as many as a fresh store holding the same leaves), and no
+    /// stale-index entry. Catches both leaked and wrongly deleted nodes.
+    fn check_no_garbage(&mut self, retention: u64) -> Result<(), TestCaseError> {
+        for _ in 0..=retention {
+            self.commit(&Changes::new()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let mut fresh = Harness::new(retention, true);
+        let all: Changes = self.model().into_iter().map(|(k, v)| (k, Some(v))).collect();
+        fresh.commit(&all).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(self.count_prefix(keys::NODE_PREFIX), fresh.count_prefix(keys::NODE_PREFIX));
+        prop_assert_eq!(self.count_prefix(keys::STALE_PREFIX), 0);
+        Ok(())
+    }
+}
+
+fn value_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![proptest::collection::vec(any::<u8>(), 1..=2), proptest::collection::vec(any::<u8>(), 1..=48),]
+}
+
+/// Versions of `(pool index, new value or delete)`; optionally a final wipe of every key.
+fn history_strategy(pool: usize) -> impl Strategy<Value = (Vec<RawChanges>, bool)> {
+    let change = (0..pool, proptest::option::weighted(0.6, value_strategy()));
+    (proptest::collection::vec(proptest::collection::vec(change, 0..10), 1..20), any::<bool>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(0x5eed_5eed),
+        ..ProptestConfig::default()
+    })]
+
+    /// Random versions over a small key space, retention 3 with pruning every version.
+    #[test]
+    fn incremental_roots_and_proofs_match_reference((versions, wipe) in history_strategy(key_pool().len())) {
+        const RETENTION: u64 = 3;
+        let pool = key_pool();
+        let mut harness = Harness::new(RETENTION, true);
+        let mut all: Vec<Changes> = versions
+            .iter()
+            .map(|changes| changes.iter().map(|(i, v)| (pool[*i], v.clone())).collect())
+            .collect();
+        if wipe {
+            all.push(pool.iter().map(|k| (*k, None)).collect());
+            all.push([(pool[3], Some(vec![7]))].into_iter().collect());
+        }
+        for changes in &all {
+            harness.commit(changes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let head = harness.history.len() as u64 - 1;
+            harness.check_head(&pool)?;
+            for key in &pool {
+                harness.check_proof(head, key)?;
+            }
+            let oldest = head.saturating_sub(RETENTION);
+            for version in oldest..head {
+                for key in pool.iter().step_by(4) {
+                    harness.check_proof(version, key)?;
+                }
+            }
+            if let Some(pruned) = oldest.checked_sub(1) {
+                let err = harness.engine.proof(pruned, &pool[0]);
+                let expected = |e: &StateError| {
+                    matches!(e, StateError::VersionPruned { version, oldest: o } if *version == pruned && *o == oldest)
+                };
+                prop_assert!(err.as_ref().is_err_and(expected), "proof at pruned version {} gave {:?}", pruned, err);
+                let root = harness.engine.root(pruned);
+                prop_assert!(matches!(root, Err(StateError::VersionPruned { .. })), "root at pruned: {:?}", root);
+            }
+        }
+        harness.check_no_garbage(RETENTION)?;
+    }
+}
+
+fn set(pairs: &[(B256, &[u8])]) -> Changes {
+    pairs.iter().map(|(k, v)| (*k, Some(v.to_vec()))).collect()
+}
+
+#[test]
+fn delete_down_to_empty_and_back() {
+    let pool = key_pool();
+    let mut h = Harness::new(64, true);
+    let inserts: Changes = pool.iter().map(|k| (*k, Some(k[5..].to_vec()))).collect();
+    h.commit(&inserts).expect("insert all");
+    // Delete one at a time: every collapse shape along the way.
+    for key in &pool {
+        h.commit(&[(*key, None)].into_iter().collect()).expect("delete");
+        for other in &pool {
+            h.check_proof(h.history.len() as u64 - 1, other).expect("proof");
+        }
+    }
+    let empty = h.history.len() as u64 - 1;
+    assert_eq!(h.engine.root(empty).expect("root"), EMPTY_ROOT_HASH);
+    let proof = h.engine.proof(empty, &pool[0]).expect("proof");
+    assert!(proof.nodes.is_empty() && proof.value.is_none());
+    proof.verify().expect("absence in the empty trie");
+    assert_eq!(h.engine.iter_leaves().count(), 0);
+    // Older non-empty versions still prove, and the trie grows back.
+    h.check_proof(1, &pool[2]).expect("old proof");
+    h.commit(&set(&[(pool[1], b"back")])).expect("reinsert");
+    h.check_proof(h.history.len() as u64 - 1, &pool[1]).expect("proof");
+    h.check_no_garbage(64).expect("no garbage");
+}
+
+#[test]
+fn short_values_are_inlined_like_ethereum() {
+    let mut h = Harness::new(8, false);
+    let key = |last: u8| {
+        let mut k = [0x5a; 32];
+        k[31] = last;
+        B256::from(k)
+    };
+    let far = B256::ZERO;
+    // Keys differing only in the last nibble: ext(62 nibbles) -> inline branch of inline leaves.
+    h.commit(&set(&[(far, &[0x01]), (key(0x00), &[0x05]), (key(0x01), &[0x99])])).expect("v0");
+    let proof = h.engine.proof(0, &key(0x01)).expect("proof");
+    assert_eq!(proof.nodes.len(), 2, "root branch + extension; the branch and leaves are inline");
+    for k in [far, key(0x00), key(0x01), key(0x02), key(0x10)] {
+        h.check_proof(0, &k).expect("proof");
+    }
+    // A second pair one nibble earlier: ext(61) -> hashed branch -> inline branches.
+    h.commit(&set(&[(key(0x10), &[0x01]), (key(0x1f), &[0x80])])).expect("v1");
+    assert_eq!(h.engine.proof(1, &key(0x10)).expect("proof").nodes.len(), 3);
+    for k in [far, key(0x00), key(0x01), key(0x10), key(0x1f), key(0x11), key(0x20)] {
+        h.check_proof(1, &k).expect("proof");
+    }
+    // Collapse the inline branches again.
+    h.commit(&[(key(0x00), None), (key(0x1f), None)].into_iter().collect()).expect("v2");
+    h.commit(&[(key(0x01), None)].into_iter().collect()).expect("v3");
+    for version in 0..4 {
+        for k in [far, key(0x00), key(0x01), key(0x10), key(0x1f)] {
+            h.check_proof(version, &k).expect("proof");
+        }
+    }
+}
+
+#[test]
+fn pruning_keeps_node_records_bounded() {
+    const RETENTION: u64 = 8;
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0002);
+    let pool: Vec<B256> = (0..64)
+        .map(|_| {
+            let mut k = [0u8; 32];
+            rng.fill_bytes(&mut k);
+            B256::from(k)
+        })
+        .collect();
+    let mut h = Harness::new(RETENTION, true);
+    h.commit(&pool.iter().map(|k| (*k, Some(vec![1; 32]))).collect()).expect("genesis");
+    let mut counts = Vec::new();
+    for round in 1..300usize {
+        let changes: Changes =
+            (0..4).map(|i| (pool[(round * 4 + i) % pool.len()], Some(vec![round as u8; 32]))).collect();
+        h.commit(&changes).expect("update");
+        counts.push((h.count_prefix(keys::NODE_PREFIX), h.count_prefix(keys::STALE_PREFIX)));
+    }
+    let (nodes_early, stale_early) = counts[100];
+    let (nodes_late, stale_late) = counts[counts.len() - 1];
+    assert!(nodes_late <= nodes_early + nodes_early / 10, "node records grow: {nodes_early} -> {nodes_late}");
+    assert!(stale_late <= stale_early + stale_early / 10, "stale index grows: {stale_early} -> {stale_late}");
+    assert_eq!(h.count_prefix(keys::ROOT_PREFIX) as u64, RETENTION + 1);
+    let head = h.history.len() as u64 - 1;
+    assert_eq!(h.engine.oldest_version().expect("oldest"), Some(head - RETENTION));
+    for key in pool.iter().take(8) {
+        h.check_proof(head - RETENTION, key).expect("oldest retained version proves");
+    }
+    assert!(matches!(h.engine.proof(head - RETENTION - 1, &pool[0]), Err(StateError::VersionPruned { .. })));
+}
+
+#[test]
+fn reopen_resumes_from_the_flushed_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pool = key_pool();
+    let (root, history) = {
+        let db = sled::open(dir.path()).expect("open db");
+        let mut h = Harness::with_db(db, 4, true);
+        for round in 0..12u8 {
+            let changes: Changes = pool
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (*i + round as usize).is_multiple_of(3))
+                .map(|(i, k)| {
+                    (*k, (!i.is_multiple_of(5) || round.is_multiple_of(2)).then(|| vec![round, i as u8, 0xaa]))
+                })
+                .collect();
+            h.commit(&changes).expect("commit");
+        }
+        h.db.flush().expect("flush");
+        (h.history.last().expect("head").0, h.history)
+    };
+    let db = sled::open(dir.path()).expect("reopen db");
+    let mut h = Harness::with_db(db, 4, true);
+    h.history = history;
+    assert_eq!(h.engine.latest_version().expect("latest"), Some(11));
+    assert_eq!(h.engine.root(11).expect("root"), root);
+    h.check_head(&pool).expect("head values");
+    for version in 7..=11 {
+        for key in &pool {
+            h.check_proof(version, key).expect("proof after reopen");
+        }
+    }
+    h.commit(&set(&[(pool[0], b"after restart")])).expect("next version");
+    h.check_proof(12, &pool[0]).expect("proof");
+}
+
+#[test]
+fn rejects_bad_versions_and_values() {
+    let pool = key_pool();
+    let mut h = Harness::new(4, true);
+    let mut batch = sled::Batch::default();
+    let changes = set(&[(pool[0], b"a")]);
+    assert!(matches!(
+        h.engine.stage(1, &changes, &mut batch),
+        Err(StateError::NonSequentialVersion { expected: 0, got: 1 })
+    ));
+    let empty = set(&[(pool[0], b"")]);
+    assert!(matches!(h.engine.stage(0, &empty, &mut batch), Err(StateError::EmptyValue { .. })));
+    assert_eq!(h.engine.latest_version().expect("latest"), None);
+    assert!(matches!(h.engine.proof(0, &pool[0]), Err(StateError::VersionNotFound { version: 0, latest: None })));
+
+    let root = h.commit(&changes).expect("v0");
+    assert!(matches!(
+        h.engine.stage(0, &changes, &mut sled::Batch::default()),
+        Err(StateError::NonSequentialVersion { expected: 1, got: 0 })
+    ));
+    // Same value and deleting an absent key: the root stays, nothing is written but the root record.
+    let nodes_before = h.count_prefix(keys::NODE_PREFIX);
+    let noop: Changes = [(pool[0], Some(b"a".to_vec())), (pool[1], None)].into_iter().collect();
+    assert_eq!(h.commit(&noop).expect("v1"), root);
+    assert_eq!(h.count_prefix(keys::NODE_PREFIX), nodes_before);
+    assert_eq!(h.count_prefix(keys::STALE_PREFIX), 0);
+    assert!(matches!(h.engine.proof(2, &pool[0]), Err(StateError::VersionNotFound { version: 2, .. })));
+    assert!(h.engine.stage_prune(5, &mut sled::Batch::default()).is_err());
+}
+
+#[test]
+fn corrupt_storage_is_an_error_not_a_panic() {
+    let pool = key_pool();
+    let mut h = Harness::new(4, false);
+    h.commit(&pool.iter().map(|k| (*k, Some(vec![3; 40]))).collect()).expect("v0");
+    // Garble every node record below the root: proofs and updates must fail cleanly.
+    let node_keys: Vec<_> = h.tree.scan_prefix([keys::NODE_PREFIX]).keys().collect::<Result<_, _>>().expect("scan");
+    for key in &node_keys {
+        if key.len() > 10 {
+            h.tree.insert(key, &[0x02, 0xff, 0x00][..]).expect("garble");
+        }
+    }
+    // Corruption on disk is found after a restart (a fresh engine has nothing cached).
+    h.engine = StateEngine::open(h.tree.clone(), 4).expect("reopen");
+    for key in &pool {
+        assert!(matches!(h.engine.proof(0, key), Err(StateError::Corrupt { .. })));
+    }
+    let mut batch = sled::Batch::default();
+    assert!(matches!(h.engine.stage(1, &set(&[(pool[0], b"x")]), &mut batch), Err(StateError::Corrupt { .. })));
+    // A bad root record.
+    h.tree
+        .insert(
+            keys::ROOT_PREFIX.to_be_bytes().iter().chain(&0u64.to_be_bytes()).copied().collect::<Vec<_>>(),
+            &[1u8; 5][..],
+        )
+        .expect("garble root");
+    assert!(matches!(h.engine.root(0), Err(StateError::Corrupt { .. })));
+}
+
+#[test]
+fn writes_stay_inside_the_reserved_prefixes() {
+    let pool = key_pool();
+    let mut h = Harness::new(1, true);
+    let node_key = [0x10, 0xde, 0xad];
+    h.tree.insert(node_key, &b"node-owned"[..]).expect("node key");
+    for round in 0..6u8 {
+        let changes: Changes =
+            pool.iter().step_by(round as usize + 1).map(|k| (*k, (round % 3 != 2).then(|| vec![round + 1]))).collect();
+        h.commit(&changes).expect("commit");
+    }
+    for key in h.tree.iter().keys() {
+        let key = key.expect("key");
+        assert!(key[..] == node_key || (0x01..=keys::LAST_RESERVED_PREFIX).contains(&key[0]), "foreign key {key:?}");
+    }
+    assert_eq!(h.tree.get(node_key).expect("get").as_deref(), Some(&b"node-owned"[..]));
+}
+
+#[test]
+fn discarded_stage_leaves_no_trace() {
+    // A proposal staged but never applied (e.g. a block that lost the round) must not affect
+    // the block that is finally applied at the same height.
+    let pool = key_pool();
+    let mut h = Harness::new(8, true);
+    h.commit(&pool.iter().map(|k| (*k, Some(vec![1; 40]))).collect()).expect("v0");
+    for attempt in 0..3u8 {
+        let lost: Changes = pool.iter().step_by(2).map(|k| (*k, Some(vec![attempt + 2; 40]))).collect();
+        let mut batch = sled::Batch::default();
+        h.engine.stage(1, &lost, &mut batch).expect("stage lost proposal");
+        drop(batch);
+    }
+    let decided: Changes =
+        pool.iter().skip(1).step_by(3).map(|k| (*k, Some(vec![9; 40]))).chain([(pool[0], None)]).collect();
+    h.commit(&decided).expect("v1");
+    h.commit(&set(&[(pool[2], b"next")])).expect("v2");
+    for version in 0..3 {
+        for key in &pool {
+            h.check_proof(version, key).expect("proof");
+        }
+    }
+}

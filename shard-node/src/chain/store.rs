@@ -1,0 +1,152 @@
+//! Reads and staged writes of the block log. Writes go into the caller's batch so that a block, its
+//! state and the head pointer land in one atomic sled batch.
+
+use alloy_primitives::B256;
+use prost::Message;
+use shardex_core::{block::decode_header, pb};
+
+/// Block by height: `0x10 ‖ height`.
+const BLOCK_PREFIX: u8 = 0x10;
+/// Tx location by hash: `0x11 ‖ tx_hash` → `height ‖ index`.
+const TX_PREFIX: u8 = 0x11;
+/// Head pointer: `0x12` → `height`.
+const HEAD_KEY: [u8; 1] = [0x12];
+/// Genesis hash, to refuse opening a data dir with another genesis: `0x13`.
+const GENESIS_KEY: [u8; 1] = [0x13];
+
+/// A block-log failure; storage errors are fatal to the node.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// sled failed.
+    #[error("block store: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored bytes do not decode.
+    #[error("block store corrupt at {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, ChainError>;
+
+/// The last committed block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// State root after the block.
+    pub state_root: B256,
+    /// Block time, ms.
+    pub timestamp_ms: u64,
+}
+
+/// Where a tx was included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// The block log over the node's sled tree.
+#[derive(Clone)]
+pub struct ChainStore {
+    tree: sled::Tree,
+}
+
+fn block_key(height: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = BLOCK_PREFIX;
+    k[1..].copy_from_slice(&height.to_be_bytes());
+    k
+}
+
+fn tx_key(hash: &B256) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = TX_PREFIX;
+    k[1..].copy_from_slice(hash.as_slice());
+    k
+}
+
+fn corrupt(what: impl Into<String>, detail: impl ToString) -> ChainError {
+    ChainError::Corrupt { what: what.into(), detail: detail.to_string() }
+}
+
+impl ChainStore {
+    /// Opens the log over `tree`.
+    pub fn new(tree: sled::Tree) -> Self {
+        Self { tree }
+    }
+
+    /// The committed block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<pb::Block>> {
+        self.tree
+            .get(block_key(height))?
+            .map(|raw| pb::Block::decode(raw.as_ref()).map_err(|e| corrupt(format!("block {height}"), e)))
+            .transpose()
+    }
+
+    /// The head, or None for an empty store.
+    pub fn head(&self) -> Result<Option<Head>> {
+        let Some(raw) = self.tree.get(HEAD_KEY)? else { return Ok(None) };
+        let height = u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| corrupt("head pointer", "not 8 bytes"))?);
+        let block = self.block(height)?.ok_or_else(|| corrupt("head", format!("head {height} has no block")))?;
+        Self::head_of(&block).map(Some)
+    }
+
+    /// The head described by `block`.
+    pub fn head_of(block: &pb::Block) -> Result<Head> {
+        let fh = block.header.as_ref().ok_or_else(|| corrupt("block", "no header"))?;
+        let d = decode_header(fh).map_err(|e| corrupt("header", e))?;
+        Ok(Head {
+            height: d.header.height,
+            hash: d.hash,
+            state_root: d.state_root(),
+            timestamp_ms: d.header.timestamp_ms,
+        })
+    }
+
+    /// Where `hash` was included, if it was.
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<TxLocation>> {
+        let Some(raw) = self.tree.get(tx_key(hash))? else { return Ok(None) };
+        let bytes: [u8; 12] =
+            raw.as_ref().try_into().map_err(|_| corrupt(format!("tx index {hash}"), "not 12 bytes"))?;
+        let (h, i) = bytes.split_at(8);
+        let height = u64::from_be_bytes(h.try_into().map_err(|_| corrupt("tx index", "height"))?);
+        let index = u32::from_be_bytes(i.try_into().map_err(|_| corrupt("tx index", "index"))?);
+        Ok(Some(TxLocation { height, index }))
+    }
+
+    /// The genesis hash recorded at first start.
+    pub fn genesis_hash(&self) -> Result<Option<B256>> {
+        self.tree
+            .get(GENESIS_KEY)?
+            .map(|raw| {
+                <[u8; 32]>::try_from(raw.as_ref()).map(B256::from).map_err(|_| corrupt("genesis hash", "not 32 bytes"))
+            })
+            .transpose()
+    }
+
+    /// Stages a committed block, its tx index and the head pointer into `batch`.
+    pub fn stage_block(&self, block: &pb::Block, height: u64, tx_hashes: &[B256], batch: &mut sled::Batch) {
+        batch.insert(block_key(height).to_vec(), block.encode_to_vec());
+        for (index, hash) in tx_hashes.iter().enumerate() {
+            let mut loc = Vec::with_capacity(12);
+            loc.extend_from_slice(&height.to_be_bytes());
+            loc.extend_from_slice(&(index as u32).to_be_bytes());
+            batch.insert(tx_key(hash).to_vec(), loc);
+        }
+        batch.insert(HEAD_KEY.to_vec(), height.to_be_bytes().to_vec());
+    }
+
+    /// Stages the genesis hash (first start only).
+    pub fn stage_genesis_hash(&self, hash: &B256, batch: &mut sled::Batch) {
+        batch.insert(GENESIS_KEY.to_vec(), hash.to_vec());
+    }
+}

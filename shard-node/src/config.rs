@@ -1,0 +1,325 @@
+//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [log]`, every
+//! value overridable by a `--section.key` flag. Defaults suit a laptop testnet.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::{rpc::RpcLimits, shard::ShardConfig};
+
+/// The whole configuration after merging file and flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Paths.
+    pub node: NodeSection,
+    /// gRPC.
+    pub rpc: RpcSection,
+    /// Mempool limits.
+    pub mempool: MempoolSection,
+    /// Block production.
+    pub block: BlockSection,
+    /// State engine.
+    pub state: StateSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Data directory (sled database, `rpc.addr`).
+    pub data_dir: PathBuf,
+    /// Genesis TOML file.
+    pub genesis: PathBuf,
+    /// File holding this node's ed25519 secret key (hex).
+    pub key_file: PathBuf,
+}
+
+/// `[rpc]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcSection {
+    /// Listen address; port 0 picks a free port (written to `<data_dir>/rpc.addr`).
+    pub addr: String,
+    /// Largest gRPC message, bytes.
+    pub max_message_bytes: usize,
+    /// Largest `SubmitBatch`, txs.
+    pub max_batch_txs: usize,
+    /// Concurrent stream subscribers.
+    pub max_subscribers: usize,
+}
+
+/// `[mempool]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolSection {
+    /// Pending txs.
+    pub max_txs: usize,
+    /// Largest encoded tx, bytes.
+    pub max_tx_bytes: usize,
+}
+
+/// `[block]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlockSection {
+    /// Block interval, ms (a full block is produced sooner).
+    pub interval_ms: u64,
+    /// Gas per block.
+    pub gas_limit: u64,
+    /// Txs per block.
+    pub max_txs: usize,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSection {
+    /// Heights below the head that stay provable; older trie nodes are pruned.
+    pub retention_blocks: u64,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `tracing` filter, e.g. `info,shard::block=debug`.
+    pub filter: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let shard = ShardConfig::default();
+        let rpc = RpcLimits::default();
+        Self {
+            node: NodeSection {
+                data_dir: PathBuf::from("data"),
+                genesis: PathBuf::from("genesis.toml"),
+                key_file: PathBuf::from("node.key"),
+            },
+            rpc: RpcSection {
+                addr: "127.0.0.1:7100".into(),
+                max_message_bytes: rpc.max_message_bytes,
+                max_batch_txs: rpc.max_batch_txs,
+                max_subscribers: rpc.max_subscribers,
+            },
+            mempool: MempoolSection { max_txs: shard.mempool_max_txs, max_tx_bytes: shard.max_tx_bytes },
+            block: BlockSection { interval_ms: 100, gas_limit: shard.block_gas_limit, max_txs: shard.max_block_txs },
+            state: StateSection { retention_blocks: shard.retention_blocks },
+            log: LogSection { filter: "info".into() },
+        }
+    }
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeConfig::default().node
+    }
+}
+impl Default for RpcSection {
+    fn default() -> Self {
+        NodeConfig::default().rpc
+    }
+}
+impl Default for MempoolSection {
+    fn default() -> Self {
+        NodeConfig::default().mempool
+    }
+}
+impl Default for BlockSection {
+    fn default() -> Self {
+        NodeConfig::default().block
+    }
+}
+impl Default for StateSection {
+    fn default() -> Self {
+        NodeConfig::default().state
+    }
+}
+impl Default for LogSection {
+    fn default() -> Self {
+        NodeConfig::default().log
+    }
+}
+
+/// Flags; each overrides the same key of the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigFlags {
+    /// Data directory.
+    #[arg(long = "node.data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Genesis TOML file.
+    #[arg(long = "node.genesis", value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Node secret key file.
+    #[arg(long = "node.key-file", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
+    pub rpc_addr: Option<String>,
+    /// Largest gRPC message in bytes.
+    #[arg(long = "rpc.max-message-bytes", value_name = "BYTES")]
+    pub rpc_max_message_bytes: Option<usize>,
+    /// Largest SubmitBatch in txs.
+    #[arg(long = "rpc.max-batch-txs", value_name = "N")]
+    pub rpc_max_batch_txs: Option<usize>,
+    /// Pending tx limit.
+    #[arg(long = "mempool.max-txs", value_name = "N")]
+    pub mempool_max_txs: Option<usize>,
+    /// Largest encoded tx in bytes.
+    #[arg(long = "mempool.max-tx-bytes", value_name = "BYTES")]
+    pub mempool_max_tx_bytes: Option<usize>,
+    /// Block interval in ms.
+    #[arg(long = "block.interval-ms", value_name = "MS")]
+    pub block_interval_ms: Option<u64>,
+    /// Gas per block.
+    #[arg(long = "block.gas-limit", value_name = "GAS")]
+    pub block_gas_limit: Option<u64>,
+    /// Provable heights kept below the head.
+    #[arg(long = "state.retention-blocks", value_name = "N")]
+    pub state_retention_blocks: Option<u64>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long = "log.filter", value_name = "FILTER")]
+    pub log_filter: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config value {key}: {problem}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+impl NodeConfig {
+    /// Loads `file` (if given), applies `flags`, validates.
+    pub fn load(file: Option<&Path>, flags: &ConfigFlags) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?
+            }
+            None => Self::default(),
+        };
+        let f = flags.clone();
+        macro_rules! set {
+            ($flag:expr => $field:expr) => {
+                if let Some(v) = $flag {
+                    $field = v;
+                }
+            };
+        }
+        set!(f.data_dir => cfg.node.data_dir);
+        set!(f.genesis => cfg.node.genesis);
+        set!(f.key_file => cfg.node.key_file);
+        set!(f.rpc_addr => cfg.rpc.addr);
+        set!(f.rpc_max_message_bytes => cfg.rpc.max_message_bytes);
+        set!(f.rpc_max_batch_txs => cfg.rpc.max_batch_txs);
+        set!(f.mempool_max_txs => cfg.mempool.max_txs);
+        set!(f.mempool_max_tx_bytes => cfg.mempool.max_tx_bytes);
+        set!(f.block_interval_ms => cfg.block.interval_ms);
+        set!(f.block_gas_limit => cfg.block.gas_limit);
+        set!(f.state_retention_blocks => cfg.state.retention_blocks);
+        set!(f.log_filter => cfg.log.filter);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&'static str, bool, &'static str); 7] = [
+            ("block.interval_ms", (1..=60_000).contains(&self.block.interval_ms), "must be 1..=60000"),
+            ("block.gas_limit", self.block.gas_limit > 0, "must be positive"),
+            ("block.max_txs", self.block.max_txs > 0, "must be positive"),
+            ("mempool.max_txs", self.mempool.max_txs > 0, "must be positive"),
+            (
+                "mempool.max_tx_bytes",
+                (256..=self.rpc.max_message_bytes).contains(&self.mempool.max_tx_bytes),
+                "must be 256..=rpc.max_message_bytes",
+            ),
+            ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
+            ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, problem)) => Err(ConfigError::Invalid { key, problem }),
+            None => Ok(()),
+        }
+    }
+
+    /// The shard limits.
+    pub fn shard(&self) -> ShardConfig {
+        ShardConfig {
+            block_gas_limit: self.block.gas_limit,
+            max_block_txs: self.block.max_txs,
+            mempool_max_txs: self.mempool.max_txs,
+            max_tx_bytes: self.mempool.max_tx_bytes,
+            retention_blocks: self.state.retention_blocks,
+            ..ShardConfig::default()
+        }
+    }
+
+    /// The RPC limits.
+    pub fn rpc_limits(&self) -> RpcLimits {
+        RpcLimits {
+            max_message_bytes: self.rpc.max_message_bytes,
+            max_batch_txs: self.rpc.max_batch_txs,
+            max_subscribers: self.rpc.max_subscribers,
+            ..RpcLimits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "[block]\ninterval_ms = 50\n[rpc]\naddr = \"127.0.0.1:9\"\n").expect("write");
+        let flags = ConfigFlags { rpc_addr: Some("127.0.0.1:0".into()), ..Default::default() };
+        let cfg = NodeConfig::load(Some(&path), &flags).expect("valid");
+        assert_eq!(cfg.block.interval_ms, 50);
+        assert_eq!(cfg.rpc.addr, "127.0.0.1:0");
+        assert_eq!(cfg.mempool.max_txs, ShardConfig::default().mempool_max_txs);
+
+        std::fs::write(&path, "[block]\ninterval_ms = 0\n").expect("write");
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &ConfigFlags::default()),
+            Err(ConfigError::Invalid { key: "block.interval_ms", .. })
+        ));
+        std::fs::write(&path, "[block]\nbogus = 1\n").expect("write");
+        assert!(matches!(NodeConfig::load(Some(&path), &ConfigFlags::default()), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let text = toml::to_string(&NodeConfig::default()).expect("serializes");
+        assert_eq!(toml::from_str::<NodeConfig>(&text).expect("parses"), NodeConfig::default());
+    }
+}

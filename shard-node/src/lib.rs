@@ -1,0 +1,11 @@
+//! shardex shard node: mempool, VM, state engine, block production and the gRPC server for one market.
+
+pub mod chain;
+pub mod config;
+pub mod mempool;
+pub mod rpc;
+pub mod runtime;
+pub mod sequencer;
+pub mod shard;
+pub mod state;
+pub mod vm;

@@ -1,0 +1,117 @@
+//! `shard-node`: runs the sequencer of one shardex market.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use clap::Parser;
+use eyre::{eyre, WrapErr};
+use shardex_core::{genesis::Genesis, Keypair};
+use shardex_shard_node::{
+    config::{ConfigFlags, NodeConfig},
+    rpc,
+    runtime::{run_producer, NodeHandle},
+    sequencer::SoloSequencer,
+    shard::Shard,
+};
+use tracing::info;
+
+/// Runs the sequencer of one shardex market: mempool, VM, state engine and gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "shard-node", version, about, long_about = None)]
+struct Cli {
+    /// TOML config file; flags override its values.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: ConfigFlags,
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    let cfg = NodeConfig::load(cli.config.as_deref(), &cli.flags)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log.filter).wrap_err("log.filter")?)
+        .with_target(true)
+        .init();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
+}
+
+async fn run(cfg: NodeConfig) -> eyre::Result<()> {
+    let genesis_text = std::fs::read_to_string(&cfg.node.genesis)
+        .wrap_err_with(|| format!("reading genesis {}", cfg.node.genesis.display()))?;
+    let genesis =
+        Genesis::from_toml(&genesis_text).wrap_err_with(|| format!("genesis {}", cfg.node.genesis.display()))?;
+    let key_text = std::fs::read_to_string(&cfg.node.key_file)
+        .wrap_err_with(|| format!("reading node key {}", cfg.node.key_file.display()))?;
+    let key =
+        Keypair::from_secret_hex(&key_text).wrap_err_with(|| format!("node key {}", cfg.node.key_file.display()))?;
+    std::fs::create_dir_all(&cfg.node.data_dir)
+        .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
+
+    let db = sled::Config::new()
+        .path(cfg.node.data_dir.join("db"))
+        .open()
+        .wrap_err_with(|| format!("opening database in {}", cfg.node.data_dir.display()))?;
+    let domain = shardex_core::tx::TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
+    let shard = Shard::open(db, genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
+    let head = shard.head().clone();
+    info!(target: "shard::node", height = head.height, root = %head.state_root, node_key = %key.account(), "shard opened");
+    let node = NodeHandle::new(shard);
+
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
+    let local = listener.local_addr()?;
+    write_addr_file(&cfg.node.data_dir, &local.to_string())?;
+    println!("shard-node ready: chain {} shard {} height {} rpc {local}", domain.chain, domain.shard, head.height);
+
+    let producer = tokio::spawn(run_producer(
+        Arc::clone(&node),
+        Box::new(SoloSequencer::new(key, domain)),
+        Duration::from_millis(cfg.block.interval_ms),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rpc::serve(Arc::clone(&node), cfg.rpc_limits(), listener, async {
+        let _ = stop_rx.await;
+    }));
+
+    let outcome = tokio::select! {
+        e = producer => Err(match e {
+            Ok(fatal) => eyre!(fatal).wrap_err("block producer stopped"),
+            Err(join) => eyre!("block producer panicked: {join}"),
+        }),
+        r = server => r.map_err(|e| eyre!("rpc task: {e}")).and_then(|r| r.wrap_err("rpc server")),
+        _ = shutdown_signal() => {
+            info!(target: "shard::node", "shutting down");
+            let _ = stop_tx.send(());
+            Ok(())
+        }
+    };
+    outcome
+}
+
+/// Writes the bound address atomically so harnesses never read half a line.
+fn write_addr_file(dir: &std::path::Path, addr: &str) -> eyre::Result<()> {
+    let tmp = dir.join("rpc.addr.tmp");
+    std::fs::write(&tmp, addr).wrap_err("writing rpc.addr")?;
+    std::fs::rename(&tmp, dir.join("rpc.addr")).wrap_err("renaming rpc.addr")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

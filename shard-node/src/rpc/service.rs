@@ -1,0 +1,273 @@
+//! The Shard service: every handler validates its input, does the work under the shard lock, and maps
+//! rejections to statuses with reasons. Signature checks run before the lock is taken.
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use shardex_core::{
+    hash::b256_from_slice,
+    pb,
+    tx::{verify_envelope, VerifiedTx},
+    AccountId, Reason,
+};
+use shardex_proto::shard::v1::shard_service_server::ShardService;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    server::RpcLimits,
+    status::{internal_status, reject_status},
+    streams::{self, EventStream, HeaderStream},
+};
+use crate::{
+    runtime::NodeHandle,
+    shard::{Reject, TxState},
+};
+
+/// The Shard gRPC service over a running node.
+pub struct ShardRpc {
+    pub(super) node: Arc<NodeHandle>,
+    pub(super) limits: RpcLimits,
+    pub(super) subscribers: Arc<AtomicUsize>,
+    domain: shardex_core::tx::TxDomain,
+    max_tx_bytes: usize,
+}
+
+impl ShardRpc {
+    /// The service for `node` with `limits`.
+    pub fn new(node: Arc<NodeHandle>, limits: RpcLimits) -> Self {
+        let (domain, max_tx_bytes) = {
+            let shard = node.shard();
+            (shard.domain(), shard.config().max_tx_bytes)
+        };
+        Self { node, limits, subscribers: Arc::new(AtomicUsize::new(0)), domain, max_tx_bytes }
+    }
+
+    fn verify(&self, tx: pb::SignedTx) -> Result<VerifiedTx, Reject> {
+        verify_envelope(tx, self.domain, self.max_tx_bytes).map_err(Reject::from)
+    }
+
+    /// Verifies outside the lock, then admits a whole slice under one lock acquisition.
+    fn submit_many(&self, txs: Vec<pb::SignedTx>) -> Result<Vec<pb::SubmitResult>, Status> {
+        let verified: Vec<(Vec<u8>, Result<VerifiedTx, Reject>)> = txs
+            .into_iter()
+            .map(|tx| {
+                let hash = shardex_core::hash::tx_hash(&tx.body).to_vec();
+                (hash, self.verify(tx))
+            })
+            .collect();
+        let mut shard = self.node.shard();
+        let mut results = Vec::with_capacity(verified.len());
+        for (hash, v) in verified {
+            let verdict = match v {
+                Ok(tx) => shard.admit(tx).map_err(|e| internal_status(&e))?,
+                Err(reject) => Err(reject),
+            };
+            results.push(match verdict {
+                Ok(()) => pb::SubmitResult { tx_hash: hash, accepted: true, ..Default::default() },
+                Err(r) => pb::SubmitResult {
+                    tx_hash: hash,
+                    accepted: false,
+                    reason: r.reason.to_string(),
+                    message: r.message,
+                },
+            });
+        }
+        let full = shard.block_is_full();
+        drop(shard);
+        if full {
+            self.node.wake_producer();
+        }
+        Ok(results)
+    }
+}
+
+pub(super) fn parse_account(bytes: &[u8]) -> Result<AccountId, Status> {
+    AccountId::from_slice(bytes).map_err(|e| reject_status(&Reject::new(Reason::Malformed, e.to_string())))
+}
+
+#[tonic::async_trait]
+impl ShardService for ShardRpc {
+    async fn submit_tx(&self, request: Request<pb::SignedTx>) -> Result<Response<pb::SubmitResult>, Status> {
+        let tx = request.into_inner();
+        let hash = shardex_core::hash::tx_hash(&tx.body).to_vec();
+        let verified = self.verify(tx).map_err(|r| reject_status(&r))?;
+        let (verdict, full) = {
+            let mut shard = self.node.shard();
+            let verdict = shard.admit(verified).map_err(|e| internal_status(&e))?;
+            (verdict, shard.block_is_full())
+        };
+        if full {
+            self.node.wake_producer();
+        }
+        verdict.map_err(|r| reject_status(&r))?;
+        Ok(Response::new(pb::SubmitResult { tx_hash: hash, accepted: true, ..Default::default() }))
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let txs = request.into_inner().txs;
+        if txs.len() > self.limits.max_batch_txs {
+            return Err(reject_status(&Reject::new(
+                Reason::BatchTooLarge,
+                format!("batch of {} txs exceeds max_batch_txs {}", txs.len(), self.limits.max_batch_txs),
+            )));
+        }
+        Ok(Response::new(pb::SubmitBatchResponse { results: self.submit_many(txs)? }))
+    }
+
+    async fn submit_stream(
+        &self,
+        request: Request<Streaming<pb::SignedTx>>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut results = Vec::new();
+        let mut chunk = Vec::with_capacity(self.limits.max_batch_txs);
+        while let Some(tx) = stream.next().await {
+            chunk.push(tx?);
+            if results.len() + chunk.len() > self.limits.max_stream_txs {
+                return Err(reject_status(&Reject::new(
+                    Reason::BatchTooLarge,
+                    format!("stream exceeds max_stream_txs {}", self.limits.max_stream_txs),
+                )));
+            }
+            if chunk.len() >= self.limits.max_batch_txs {
+                results.extend(self.submit_many(std::mem::take(&mut chunk))?);
+            }
+        }
+        results.extend(self.submit_many(chunk)?);
+        Ok(Response::new(pb::SubmitBatchResponse { results }))
+    }
+
+    async fn get_tx_status(&self, request: Request<pb::GetTxStatusRequest>) -> Result<Response<pb::TxStatus>, Status> {
+        let raw = request.into_inner().tx_hash;
+        let hash = b256_from_slice(&raw).ok_or_else(|| {
+            reject_status(&Reject::new(Reason::Malformed, format!("tx hash must be 32 bytes, got {}", raw.len())))
+        })?;
+        let state = self.node.shard().tx_state(&hash).map_err(|e| internal_status(&e))?;
+        use pb::tx_status::{Included, Pending, Rejected, Status as S, Unknown};
+        let status = match state {
+            TxState::Unknown => S::Unknown(Unknown {}),
+            TxState::Pending => S::Pending(Pending {}),
+            TxState::Included { height, index, receipt } => S::Included(Included { height, index, receipt }),
+            TxState::Rejected(reason, message) => S::Rejected(Rejected { reason, message }),
+        };
+        Ok(Response::new(pb::TxStatus { tx_hash: raw, status: Some(status) }))
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let req = request.into_inner();
+        let account = parse_account(&req.account)?;
+        let height = (req.height != 0).then_some(req.height);
+        let view = self
+            .node
+            .shard()
+            .account(&account, height, req.prove)
+            .map_err(|e| internal_status(&e))?
+            .map_err(|r| reject_status(&r))?;
+        let (proof, header) = view.proof.map_or((None, None), |(p, h)| (Some(p), Some(h)));
+        Ok(Response::new(pb::GetAccountResponse {
+            account: view.record,
+            height: view.height,
+            state_root: view.state_root.to_vec(),
+            proof,
+            header,
+        }))
+    }
+
+    async fn get_market(
+        &self,
+        request: Request<pb::GetMarketRequest>,
+    ) -> Result<Response<pb::GetMarketResponse>, Status> {
+        let prove = request.into_inner().prove;
+        let view = self.node.shard().market(prove).map_err(|e| internal_status(&e))?;
+        let (proof, totals_proof, header) =
+            view.proofs.map_or((None, None, None), |(a, b, h)| (Some(a), Some(b), Some(h)));
+        Ok(Response::new(pb::GetMarketResponse {
+            market: Some(view.market),
+            height: view.height,
+            state_root: view.state_root.to_vec(),
+            proof,
+            totals: Some(view.totals),
+            totals_proof,
+            header,
+        }))
+    }
+
+    async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {
+        let height = request.into_inner().height;
+        let block = self.node.shard().block(height).map_err(|e| internal_status(&e))?;
+        block
+            .map(Response::new)
+            .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
+    }
+
+    async fn get_header(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::FinalizedHeader>, Status> {
+        let height = request.into_inner().height;
+        let block = self.node.shard().block(height).map_err(|e| internal_status(&e))?;
+        block
+            .and_then(|b| b.header)
+            .map(Response::new)
+            .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
+    }
+
+    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
+        let shard = self.node.shard();
+        let head = shard.head();
+        Ok(Response::new(pb::NodeStatus {
+            chain_id: shard.domain().chain.0,
+            shard_id: shard.domain().shard.0,
+            symbol: shard.genesis().market.symbol.clone(),
+            height: head.height,
+            state_root: head.state_root.to_vec(),
+            block_hash: head.hash.to_vec(),
+            mempool_txs: shard.mempool_len() as u32,
+            node_key: shard.node_key().0.to_vec(),
+            oldest_provable_height: shard.oldest_provable_height(),
+        }))
+    }
+
+    type StreamHeadersStream = HeaderStream;
+
+    async fn stream_headers(
+        &self,
+        request: Request<pb::StreamHeadersRequest>,
+    ) -> Result<Response<HeaderStream>, Status> {
+        let guard = self.subscriber_slot()?;
+        Ok(Response::new(streams::headers(self.node.clone(), request.into_inner().from_height, guard)))
+    }
+
+    type StreamAccountEventsStream = EventStream;
+
+    async fn stream_account_events(
+        &self,
+        request: Request<pb::StreamAccountEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let account = parse_account(&request.into_inner().account)?;
+        let guard = self.subscriber_slot()?;
+        Ok(Response::new(streams::account_events(self.node.clone(), account, guard)))
+    }
+}
+
+impl ShardRpc {
+    fn subscriber_slot(&self) -> Result<streams::SubscriberGuard, Status> {
+        let now = self.subscribers.fetch_add(1, Ordering::SeqCst);
+        let guard = streams::SubscriberGuard(self.subscribers.clone());
+        if now >= self.limits.max_subscribers {
+            drop(guard);
+            return Err(Status::resource_exhausted(format!(
+                "{}: {} stream subscribers is the limit",
+                Reason::Unavailable,
+                self.limits.max_subscribers
+            )));
+        }
+        Ok(guard)
+    }
+}

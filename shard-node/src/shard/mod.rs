@@ -1,0 +1,84 @@
+//! The shard: state engine + block log + mempool + VM, behind one owner. It admits txs, proposes blocks,
+//! applies decided blocks and answers queries. IO here is sled only; time and networking come from outside.
+
+mod admit;
+mod error;
+mod open;
+mod produce;
+mod query;
+
+pub use error::{Reject, ShardError};
+pub use open::ShardConfig;
+pub use produce::{Committed, Proposal};
+pub use query::{AccountView, MarketView, TxState};
+
+use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};
+
+use crate::{
+    chain::{ChainStore, Head},
+    mempool::{Mempool, RejectLog},
+    state::StateEngine,
+    vm::{StateReader, StorageError, VmParams},
+};
+
+/// One shard's sequencer state. Not thread-safe by itself: the node wraps it in a mutex.
+pub struct Shard {
+    db: sled::Db,
+    tree: sled::Tree,
+    engine: StateEngine,
+    chain: ChainStore,
+    mempool: Mempool,
+    rejected: RejectLog,
+    genesis: Genesis,
+    domain: TxDomain,
+    key: Keypair,
+    params: VmParams,
+    config: ShardConfig,
+    head: Head,
+}
+
+impl Shard {
+    /// The last committed block.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The chain and shard this node serves.
+    pub fn domain(&self) -> TxDomain {
+        self.domain
+    }
+
+    /// The genesis this node started from.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// This node's public key.
+    pub fn node_key(&self) -> shardex_core::AccountId {
+        self.key.account()
+    }
+
+    /// Pending txs.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+
+    /// True when pending gas fills a block: the producer should not wait for the interval.
+    pub fn block_is_full(&self) -> bool {
+        self.mempool.gas() >= self.config.block_gas_limit || self.mempool.len() >= self.config.max_block_txs
+    }
+
+    /// The limits this shard runs with.
+    pub fn config(&self) -> &ShardConfig {
+        &self.config
+    }
+}
+
+/// Committed head state, read through the state engine's flat table.
+struct HeadState<'a>(&'a StateEngine);
+
+impl StateReader for HeadState<'_> {
+    fn read(&self, key: &alloy_primitives::B256) -> Result<Option<Vec<u8>>, StorageError> {
+        self.0.get(key).map_err(|e| StorageError(e.to_string()))
+    }
+}

@@ -1,0 +1,208 @@
+//! Opening a shard: first start writes the genesis block; a restart resumes from the flushed head
+//! after checking the state engine and the block log agree.
+
+use alloy_primitives::B256;
+use shardex_core::{block::encode_header, genesis::Genesis, hash::ordered_root, pb, tx::TxDomain, Keypair};
+use tracing::info;
+
+use super::{Shard, ShardError};
+use crate::{
+    chain::ChainStore,
+    mempool::{Mempool, RejectLog},
+    state::StateEngine,
+    vm::{genesis_changes, VmParams},
+};
+
+/// Limits of block production and admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardConfig {
+    /// Gas per block.
+    pub block_gas_limit: u64,
+    /// Txs per block.
+    pub max_block_txs: usize,
+    /// Pending txs.
+    pub mempool_max_txs: usize,
+    /// Largest encoded tx, bytes.
+    pub max_tx_bytes: usize,
+    /// Heights kept provable below the head.
+    pub retention_blocks: u64,
+    /// Recent rejections remembered for tx-status queries.
+    pub reject_log_capacity: usize,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        Self {
+            block_gas_limit: 20_000_000,
+            max_block_txs: 10_000,
+            mempool_max_txs: 50_000,
+            max_tx_bytes: shardex_core::tx::DEFAULT_MAX_TX_BYTES,
+            retention_blocks: 256,
+            reject_log_capacity: 10_000,
+        }
+    }
+}
+
+/// The genesis state root, computed from scratch with alloy-trie's `HashBuilder` (a reference independent
+/// of the state engine).
+pub fn genesis_root(genesis: &Genesis) -> B256 {
+    let mut hb = alloy_trie::HashBuilder::default();
+    for (key, value) in genesis_changes(genesis) {
+        if let Some(value) = value {
+            hb.add_leaf(alloy_trie::Nibbles::unpack(key), &value);
+        }
+    }
+    hb.root()
+}
+
+/// The genesis block: height 0, unsigned, fully determined by the genesis file.
+pub fn genesis_block(genesis: &Genesis, state_root: B256) -> (pb::Block, B256) {
+    let empty: [Vec<u8>; 0] = [];
+    let header = pb::BlockHeader {
+        chain_id: genesis.chain_id.0,
+        shard_id: genesis.shard_id.0,
+        height: 0,
+        parent_hash: B256::ZERO.to_vec(),
+        timestamp_ms: genesis.genesis_time_ms,
+        tx_root: ordered_root(&empty).to_vec(),
+        receipts_root: ordered_root(&empty).to_vec(),
+        state_root: state_root.to_vec(),
+        ..Default::default()
+    };
+    let (bytes, hash) = encode_header(&header);
+    let block =
+        pb::Block { header: Some(pb::FinalizedHeader { header: bytes, signatures: vec![] }), ..Default::default() };
+    (block, hash)
+}
+
+impl Shard {
+    /// Opens (or initializes) the shard stored in `db`.
+    pub fn open(db: sled::Db, genesis: Genesis, key: Keypair, config: ShardConfig) -> Result<Self, ShardError> {
+        if !genesis.sequencers.contains(&key.account()) {
+            return Err(ShardError::Inconsistent(format!(
+                "node key {} is not in the genesis sequencer set",
+                key.account()
+            )));
+        }
+        let tree = db.open_tree("shard")?;
+        let engine = StateEngine::open(tree.clone(), config.retention_blocks)?;
+        let chain = ChainStore::new(tree.clone());
+        let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
+
+        let head = match chain.head()? {
+            Some(head) => {
+                let (_, expected) = genesis_block(&genesis, genesis_root(&genesis));
+                if chain.genesis_hash()? != Some(expected) {
+                    return Err(ShardError::Inconsistent(
+                        "the data directory was initialized with a different genesis".into(),
+                    ));
+                }
+                let latest = engine.latest_version()?;
+                if latest != Some(head.height) || engine.root(head.height)? != head.state_root {
+                    return Err(ShardError::Inconsistent(format!(
+                        "state engine at version {latest:?} does not match block head {} (root {})",
+                        head.height, head.state_root
+                    )));
+                }
+                info!(target: "shard::store", height = head.height, root = %head.state_root, "resumed from flushed head");
+                head
+            }
+            None => {
+                let mut batch = sled::Batch::default();
+                let root = engine.stage(0, &genesis_changes(&genesis), &mut batch)?;
+                if root != genesis_root(&genesis) {
+                    return Err(ShardError::Inconsistent(format!(
+                        "state engine genesis root {root} differs from the reference root {}",
+                        genesis_root(&genesis)
+                    )));
+                }
+                let (block, hash) = genesis_block(&genesis, root);
+                chain.stage_block(&block, 0, &[], &mut batch);
+                chain.stage_genesis_hash(&hash, &mut batch);
+                tree.apply_batch(batch)?;
+                db.flush()?;
+                info!(target: "shard::store", root = %root, hash = %hash, "initialized genesis");
+                ChainStore::head_of(&block)?
+            }
+        };
+
+        Ok(Self {
+            db,
+            tree,
+            engine,
+            chain,
+            mempool: Mempool::new(config.mempool_max_txs),
+            rejected: RejectLog::new(config.reject_log_capacity),
+            genesis,
+            domain,
+            key,
+            params: VmParams::default(),
+            config,
+            head,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shardex_core::{
+        genesis::{Authorities, MarketParams},
+        AccountId, ChainId, ShardId,
+    };
+
+    use super::*;
+
+    fn fixed_genesis() -> Genesis {
+        Genesis {
+            chain_id: ChainId(1),
+            shard_id: ShardId(1),
+            genesis_time_ms: 1_700_000_000_000,
+            market: MarketParams {
+                symbol: "BTC-PERP".into(),
+                tick_size_micros: 100_000,
+                lot_size: 1_000,
+                initial_margin_bps: 1_000,
+                maintenance_margin_bps: 500,
+                nonce_window: 64,
+            },
+            authorities: Authorities {
+                deposit: AccountId([1; 32]),
+                oracle: AccountId([2; 32]),
+                admin: AccountId([3; 32]),
+            },
+            sequencers: vec![AccountId([4; 32])],
+        }
+    }
+
+    /// Golden vector: an accidental change to record encoding, namespaces or header layout fails here.
+    #[test]
+    fn golden_genesis_root_and_hash() {
+        let g = fixed_genesis();
+        let root = genesis_root(&g);
+        let (_, hash) = genesis_block(&g, root);
+        assert_eq!(format!("{root:x}"), "6e8cba4e3df1a943c1c048782f6705ec1afac8a4ffb11786217d539045cdfcb6");
+        assert_eq!(format!("{hash:x}"), "4e87251b2da951594313c967ca0443c016057132c52ab53d187f1dc6ca83ef72");
+    }
+
+    #[test]
+    fn engine_genesis_matches_reference_and_reopen_checks_genesis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = fixed_genesis();
+        let node = Keypair::from_seed([9; 32]);
+        let mut g_with_node = g.clone();
+        g_with_node.sequencers = vec![node.account()];
+        let db = sled::Config::new().path(dir.path()).open().expect("db");
+        let shard = Shard::open(db.clone(), g_with_node.clone(), node.clone(), ShardConfig::default()).expect("open");
+        assert_eq!(shard.head().state_root, genesis_root(&g_with_node));
+        drop(shard);
+
+        let mut other = g_with_node.clone();
+        other.market.symbol = "ETH-PERP".into();
+        let err = Shard::open(db.clone(), other, node.clone(), ShardConfig::default()).err().expect("refused");
+        assert!(err.to_string().contains("different genesis"), "{err}");
+
+        let stranger = Keypair::from_seed([8; 32]);
+        let err = Shard::open(db, g_with_node, stranger, ShardConfig::default()).err().expect("refused");
+        assert!(err.to_string().contains("not in the genesis sequencer set"), "{err}");
+    }
+}

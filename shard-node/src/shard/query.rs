@@ -1,0 +1,174 @@
+//! Read-only queries: accounts and market at the head or a retained height, with MPT proofs, blocks,
+//! and tx status.
+
+use alloy_primitives::B256;
+use prost::Message;
+use shardex_core::{pb, state_key, AccountId, Reason};
+
+use super::{Reject, Shard, ShardError};
+use crate::state::StateError;
+
+/// Where a tx is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxState {
+    /// Never seen (or forgotten).
+    Unknown,
+    /// In the mempool.
+    Pending,
+    /// In a committed block.
+    Included {
+        /// Height.
+        height: u64,
+        /// Position.
+        index: u32,
+        /// Its receipt.
+        receipt: Option<pb::Receipt>,
+    },
+    /// Refused, with reason and message.
+    Rejected(String, String),
+}
+
+/// An account record at a height, with its proof when asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountView {
+    /// The record, None when absent.
+    pub record: Option<pb::AccountRecord>,
+    /// Height answered at.
+    pub height: u64,
+    /// State root at that height.
+    pub state_root: B256,
+    /// Proof and signed header, when asked.
+    pub proof: Option<(pb::StateProof, pb::FinalizedHeader)>,
+}
+
+/// The market record and on-ramp totals at the head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketView {
+    /// Market record.
+    pub market: pb::MarketRecord,
+    /// On-ramp totals.
+    pub totals: pb::LedgerTotalsRecord,
+    /// Height.
+    pub height: u64,
+    /// State root.
+    pub state_root: B256,
+    /// Proofs of market and totals and the signed header, when asked.
+    pub proofs: Option<(pb::StateProof, pb::StateProof, pb::FinalizedHeader)>,
+}
+
+/// One key read at a height, with its proof when asked.
+struct KeyRead {
+    value: Option<Vec<u8>>,
+    height: u64,
+    state_root: B256,
+    proof: Option<(pb::StateProof, pb::FinalizedHeader)>,
+}
+
+fn corrupt(what: &str, e: prost::DecodeError) -> ShardError {
+    ShardError::Inconsistent(format!("stored {what} record does not decode: {e}"))
+}
+
+impl Shard {
+    /// Reads `key` at `height` (None = head): value, and the proof when `prove`.
+    fn read_at(&self, key: B256, height: Option<u64>, prove: bool) -> Result<Result<KeyRead, Reject>, ShardError> {
+        let height = height.unwrap_or(self.head.height);
+        if height > self.head.height {
+            return Ok(Err(Reject::new(
+                Reason::NotFound,
+                format!("height {height} is above the head {}", self.head.height),
+            )));
+        }
+        if !prove && height == self.head.height {
+            return Ok(Ok(KeyRead {
+                value: self.engine.get(&key)?,
+                height,
+                state_root: self.head.state_root,
+                proof: None,
+            }));
+        }
+        let proof = match self.engine.proof(height, &key) {
+            Ok(p) => p,
+            Err(e @ (StateError::VersionPruned { .. } | StateError::VersionNotFound { .. })) => {
+                return Ok(Err(Reject::new(Reason::NotFound, e.to_string())))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let header = self
+            .chain
+            .block(height)?
+            .and_then(|b| b.header)
+            .ok_or_else(|| ShardError::Inconsistent(format!("no block at retained height {height}")))?;
+        let pb_proof = pb::StateProof {
+            height,
+            state_root: proof.root.to_vec(),
+            key: key.to_vec(),
+            nodes: proof.nodes.iter().map(|n| n.to_vec()).collect(),
+            value: proof.value.clone().unwrap_or_default(),
+        };
+        Ok(Ok(KeyRead {
+            value: proof.value,
+            height,
+            state_root: proof.root,
+            proof: prove.then_some((pb_proof, header)),
+        }))
+    }
+
+    /// The account record of `account` at `height` (None = head).
+    pub fn account(
+        &self,
+        account: &AccountId,
+        height: Option<u64>,
+        prove: bool,
+    ) -> Result<Result<AccountView, Reject>, ShardError> {
+        let KeyRead { value, height, state_root, proof } =
+            match self.read_at(state_key::account_key(account), height, prove)? {
+                Ok(r) => r,
+                Err(reject) => return Ok(Err(reject)),
+            };
+        let record =
+            value.map(|v| pb::AccountRecord::decode(v.as_slice())).transpose().map_err(|e| corrupt("account", e))?;
+        Ok(Ok(AccountView { record, height, state_root, proof }))
+    }
+
+    /// The market record and totals at the head.
+    pub fn market(&self, prove: bool) -> Result<MarketView, ShardError> {
+        let unwrap = |r: Result<_, Reject>| r.map_err(|e| ShardError::Inconsistent(format!("head read refused: {e}")));
+        let m = unwrap(self.read_at(state_key::market_key(), None, prove)?)?;
+        let t = unwrap(self.read_at(state_key::ledger_totals_key(), None, prove)?)?;
+        let (height, state_root) = (m.height, m.state_root);
+        let market =
+            pb::MarketRecord::decode(m.value.unwrap_or_default().as_slice()).map_err(|e| corrupt("market", e))?;
+        let totals =
+            pb::LedgerTotalsRecord::decode(t.value.unwrap_or_default().as_slice()).map_err(|e| corrupt("totals", e))?;
+        let proofs = match (m.proof, t.proof) {
+            (Some((p1, header)), Some((p2, _))) => Some((p1, p2, header)),
+            _ => None,
+        };
+        Ok(MarketView { market, totals, height, state_root, proofs })
+    }
+
+    /// The committed block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<pb::Block>, ShardError> {
+        Ok(self.chain.block(height)?)
+    }
+
+    /// Where `hash` is in its life.
+    pub fn tx_state(&self, hash: &B256) -> Result<TxState, ShardError> {
+        if let Some(loc) = self.chain.tx_location(hash)? {
+            let receipt = self.chain.block(loc.height)?.and_then(|b| b.receipts.get(loc.index as usize).cloned());
+            return Ok(TxState::Included { height: loc.height, index: loc.index, receipt });
+        }
+        if self.mempool.contains(hash) {
+            return Ok(TxState::Pending);
+        }
+        Ok(match self.rejected.get(hash) {
+            Some((reason, message)) => TxState::Rejected(reason.clone(), message.clone()),
+            None => TxState::Unknown,
+        })
+    }
+
+    /// The oldest height whose state is still provable.
+    pub fn oldest_provable_height(&self) -> u64 {
+        self.head.height.saturating_sub(self.config.retention_blocks)
+    }
+}

@@ -1,0 +1,76 @@
+//! Why a tx failed to execute. A failed tx writes nothing.
+
+use shardex_core::{nonce::NonceError, Reason};
+
+/// The state could not be read; the node must stop rather than guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state read failed: {0}")]
+pub struct StorageError(pub String);
+
+/// A tx that cannot execute against the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Nonce reuse or below the window.
+    #[error(transparent)]
+    Nonce(#[from] NonceError),
+    /// The signer may not perform this op.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// An argument is out of range or malformed.
+    #[error("{0}")]
+    InvalidOp(String),
+    /// Declared op that this shard does not execute yet.
+    #[error("op {0} is not enabled on this shard")]
+    OpNotEnabled(&'static str),
+    /// Not enough free collateral.
+    #[error("insufficient free collateral: requested {requested_micros} micro-USD, free {free_micros}")]
+    InsufficientCollateral {
+        /// Asked for.
+        requested_micros: u64,
+        /// Available.
+        free_micros: i64,
+    },
+    /// Checked arithmetic overflowed.
+    #[error("arithmetic overflow in {0}")]
+    Overflow(&'static str),
+    /// The tx would exceed its gas allowance.
+    #[error("out of gas: needs {needed}, allowed {allowed}")]
+    OutOfGas {
+        /// Gas the tx needed.
+        needed: u64,
+        /// Gas left.
+        allowed: u64,
+    },
+    /// A stored record does not decode: state is corrupt.
+    #[error("corrupt record {what}: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// Decoder message.
+        detail: String,
+    },
+    /// The state could not be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ExecError {
+    /// The machine-readable reason clients see.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Nonce(_) => Reason::NonceUsed,
+            Self::Unauthorized(_) => Reason::Unauthorized,
+            Self::InvalidOp(_) => Reason::InvalidOp,
+            Self::OpNotEnabled(_) => Reason::OpNotEnabled,
+            Self::InsufficientCollateral { .. } => Reason::InsufficientCollateral,
+            Self::Overflow(_) => Reason::Overflow,
+            Self::OutOfGas { .. } => Reason::GasLimit,
+            Self::Corrupt { .. } | Self::Storage(_) => Reason::Unavailable,
+        }
+    }
+
+    /// True when the failure is the node's (storage), not the tx's.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Corrupt { .. } | Self::Storage(_))
+    }
+}

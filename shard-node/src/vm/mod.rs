@@ -1,0 +1,14 @@
+//! The shard VM: a pure state transition over a key→value view. No IO, no clocks, no async:
+//! the same txs over the same state give the same writes on every replica.
+
+mod error;
+mod exec;
+mod gas;
+mod records;
+mod view;
+
+pub use error::{ExecError, StorageError};
+pub use exec::{execute, BlockCtx, Outcome, VmParams};
+pub use gas::GasSchedule;
+pub use records::{genesis_changes, load_account, load_market};
+pub use view::{Changes, StateReader, TxScope};

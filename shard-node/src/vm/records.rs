@@ -1,0 +1,52 @@
+//! Typed access to the records the VM reads and writes.
+
+use prost::Message;
+use shardex_core::{genesis::Genesis, pb, state_key, AccountId};
+
+use super::{
+    error::ExecError,
+    view::{Changes, TxScope},
+};
+
+fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, ExecError> {
+    M::decode(bytes).map_err(|e| ExecError::Corrupt { what, detail: e.to_string() })
+}
+
+/// The account record of `account` (default when it has none yet).
+pub fn load_account(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::AccountRecord, ExecError> {
+    match scope.read(&state_key::account_key(account))? {
+        Some(bytes) => decode("account", &bytes),
+        None => Ok(pb::AccountRecord::default()),
+    }
+}
+
+/// Writes the account record of `account`.
+pub fn store_account(scope: &mut TxScope<'_>, account: &AccountId, record: &pb::AccountRecord) {
+    scope.write(state_key::account_key(account), record.encode_to_vec());
+}
+
+/// The market record; genesis always writes one.
+pub fn load_market(scope: &mut TxScope<'_>) -> Result<pb::MarketRecord, ExecError> {
+    match scope.read(&state_key::market_key())? {
+        Some(bytes) => decode("market", &bytes),
+        None => Err(ExecError::Corrupt { what: "market", detail: "no market record in state".into() }),
+    }
+}
+
+/// The on-ramp totals.
+pub fn load_totals(scope: &mut TxScope<'_>) -> Result<pb::LedgerTotalsRecord, ExecError> {
+    match scope.read(&state_key::ledger_totals_key())? {
+        Some(bytes) => decode("ledger totals", &bytes),
+        None => Ok(pb::LedgerTotalsRecord::default()),
+    }
+}
+
+/// Writes the on-ramp totals.
+pub fn store_totals(scope: &mut TxScope<'_>, totals: &pb::LedgerTotalsRecord) {
+    scope.write(state_key::ledger_totals_key(), totals.encode_to_vec());
+}
+
+/// The state a shard starts from: its market record (on-ramp totals start absent, i.e. zero).
+pub fn genesis_changes(genesis: &Genesis) -> Changes {
+    Changes::from([(state_key::market_key(), Some(genesis.market_record().encode_to_vec()))])
+}

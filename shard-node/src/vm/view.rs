@@ -1,0 +1,92 @@
+//! Layered views of state: committed head → block (or mempool) changes → one tx's writes.
+//! A tx's writes merge into its parent only when it succeeds, so a failed tx changes nothing.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::B256;
+
+use super::error::StorageError;
+
+/// Pending writes: `None` deletes the key.
+pub type Changes = BTreeMap<B256, Option<Vec<u8>>>;
+
+/// Read access to committed state.
+pub trait StateReader {
+    /// The value at `key`, if any.
+    fn read(&self, key: &B256) -> Result<Option<Vec<u8>>, StorageError>;
+}
+
+impl StateReader for BTreeMap<B256, Vec<u8>> {
+    fn read(&self, key: &B256) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.get(key).cloned())
+    }
+}
+
+/// The view one tx executes in, counting reads and writes for gas.
+pub struct TxScope<'a> {
+    base: &'a dyn StateReader,
+    parent: &'a Changes,
+    writes: Changes,
+    reads: u64,
+}
+
+impl<'a> TxScope<'a> {
+    /// A scope over `base` with `parent` changes applied on top.
+    pub fn new(base: &'a dyn StateReader, parent: &'a Changes) -> Self {
+        Self { base, parent, writes: Changes::new(), reads: 0 }
+    }
+
+    /// Reads through this tx's writes, then the parent's, then committed state.
+    pub fn read(&mut self, key: &B256) -> Result<Option<Vec<u8>>, StorageError> {
+        self.reads += 1;
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.parent.get(key) {
+            return Ok(v.clone());
+        }
+        self.base.read(key)
+    }
+
+    /// Buffers a write. An empty value (a record with every field at its default, which protobuf encodes
+    /// as zero bytes) deletes the key: the trie holds no empty values, and absence reads as the default.
+    pub fn write(&mut self, key: B256, value: Vec<u8>) {
+        self.writes.insert(key, (!value.is_empty()).then_some(value));
+    }
+
+    /// State reads so far.
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// Distinct keys written so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.len() as u64
+    }
+
+    /// The buffered writes, to merge into the parent on success.
+    pub fn into_writes(self) -> Changes {
+        self.writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_see_own_writes_then_parent_then_base() {
+        let k = |b: u8| B256::from([b; 32]);
+        let base: BTreeMap<B256, Vec<u8>> = [(k(1), vec![1]), (k(2), vec![2])].into();
+        let parent: Changes = [(k(2), Some(vec![22])), (k(3), None)].into();
+        let mut s = TxScope::new(&base, &parent);
+        assert_eq!(s.read(&k(1)), Ok(Some(vec![1])));
+        assert_eq!(s.read(&k(2)), Ok(Some(vec![22])));
+        assert_eq!(s.read(&k(3)), Ok(None));
+        s.write(k(1), vec![11]);
+        assert_eq!(s.read(&k(1)), Ok(Some(vec![11])));
+        s.write(k(2), vec![]);
+        assert_eq!(s.read(&k(2)), Ok(None));
+        assert_eq!((s.reads(), s.writes()), (5, 2));
+    }
+}

@@ -1,0 +1,187 @@
+//! A real `shard-node` process: deposits and withdrawals through the SDK over gRPC, bad inputs that each
+//! get a distinct error and change nothing, then SIGKILL and restart with the same height, root,
+//! balances and verifying proofs.
+
+mod support;
+
+use std::time::Duration;
+
+use prost::Message;
+use shardex_client::{ClientError, ShardClient, Wallet};
+use shardex_core::{
+    pb::{self, tx_body::Op},
+    tx::{sign_body, sign_tx, TxDomain},
+    AccountId, ChainId, Reason, ShardId, B256,
+};
+use support::{account, NodeProcess, TestKeys};
+use tonic::Code;
+
+const FINAL: Duration = Duration::from_secs(20);
+const USD: u64 = 1_000_000;
+
+async fn snapshot(client: &ShardClient, accounts: &[AccountId]) -> (u64, Vec<u8>, Vec<Option<pb::AccountRecord>>) {
+    let status = client.status().await.expect("status");
+    let mut records = Vec::new();
+    for a in accounts {
+        records.push(client.account(a).await.expect("account"));
+    }
+    (status.height, status.state_root, records)
+}
+
+fn expect_reject<T: std::fmt::Debug>(r: Result<T, ClientError>, code: Code, reason: Reason) {
+    match r {
+        Err(e) => {
+            assert_eq!(e.code(), Some(code), "wrong code for {reason}: {e}");
+            assert_eq!(e.reason(), Some(reason), "wrong reason: {e}");
+        }
+        Ok(v) => panic!("expected {reason}, got {v:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = TestKeys::new(10);
+    let genesis = keys.genesis(77, 3);
+    let mut node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--mempool.max-tx-bytes", "1024"]);
+    let client = node.client().await;
+    assert_eq!(client.domain(), TxDomain { chain: ChainId(77), shard: ShardId(3) });
+
+    let (alice_key, alice) = account(101);
+    let (bob_key, bob) = account(102);
+    let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+
+    // Deposits and withdrawals, each waited on until final.
+    for (to, usd) in [(alice, 1_000), (bob, 250), (alice, 500)] {
+        let h = authority.deposit(&client, &to, usd * USD).await.expect("deposit admitted");
+        client.wait_final(h, FINAL).await.expect("deposit final");
+    }
+    let mut alice_w = Wallet::new(alice_key.clone(), &client).await.expect("wallet");
+    let h = alice_w.withdraw(&client, 300 * USD + 1).await.expect("withdraw admitted");
+    let included = client.wait_final(h, FINAL).await.expect("withdraw final");
+    assert_eq!(included.receipt.expect("receipt").events.len(), 1);
+
+    let alice_rec = client.account(&alice).await.expect("query").expect("alice exists");
+    assert_eq!(alice_rec.collateral_micros, (1_200 * USD - 1) as i64);
+    let market = client.market(false).await.expect("market");
+    let totals = market.totals.expect("totals");
+    assert_eq!((totals.deposited_micros, totals.withdrawn_micros), (1_750 * USD, 300 * USD + 1));
+
+    // Bad inputs: each its own reason, none changes state.
+    let before = snapshot(&client, &[alice, bob]).await;
+    let domain = client.domain();
+    let raw = client.raw();
+
+    let garbage = pb::SignedTx { body: vec![0xff, 0x01, 0x02, 0x03], signature: vec![0; 64] };
+    expect_reject(client.submit(garbage).await, Code::InvalidArgument, Reason::Malformed);
+
+    let other_shard = TxDomain { shard: ShardId(4), ..domain };
+    let tx = sign_tx(&alice_key, other_shard, 50, Op::Withdraw(pb::Withdraw { amount_micros: 1 }));
+    expect_reject(client.submit(tx).await, Code::InvalidArgument, Reason::WrongShard);
+
+    let other_chain = TxDomain { chain: ChainId(78), ..domain };
+    let tx = sign_tx(&alice_key, other_chain, 50, Op::Withdraw(pb::Withdraw { amount_micros: 1 }));
+    expect_reject(client.submit(tx).await, Code::InvalidArgument, Reason::WrongChain);
+
+    // Right body, signature made for another shard's domain.
+    let body = pb::TxBody {
+        chain_id: domain.chain.0,
+        shard_id: domain.shard.0,
+        signer: alice.0.to_vec(),
+        nonce: 50,
+        op: Some(Op::Withdraw(pb::Withdraw { amount_micros: 1 })),
+    };
+    expect_reject(
+        client.submit(sign_body(&alice_key, other_shard, &body)).await,
+        Code::InvalidArgument,
+        Reason::BadSignature,
+    );
+    let mut forged = sign_body(&alice_key, domain, &body);
+    forged.signature[10] ^= 0x40;
+    expect_reject(client.submit(forged).await, Code::InvalidArgument, Reason::BadSignature);
+    // Signed by bob, claiming alice.
+    expect_reject(client.submit(sign_body(&bob_key, domain, &body)).await, Code::InvalidArgument, Reason::BadSignature);
+
+    // Reused nonce (alice's withdrawal used nonce 0).
+    let reuse = sign_tx(&alice_key, domain, 0, Op::Withdraw(pb::Withdraw { amount_micros: 1 }));
+    expect_reject(client.submit(reuse).await, Code::AlreadyExists, Reason::NonceUsed);
+
+    // More than free collateral.
+    let too_much = alice_w.sign(&client, Op::Withdraw(pb::Withdraw { amount_micros: 1_200 * USD }));
+    expect_reject(client.submit(too_much).await, Code::FailedPrecondition, Reason::InsufficientCollateral);
+
+    // Deposit signed by someone other than the deposit authority.
+    let fake_dep =
+        sign_tx(&bob_key, domain, 7, Op::Deposit(pb::Deposit { account: bob.0.to_vec(), amount_micros: USD }));
+    expect_reject(client.submit(fake_dep).await, Code::PermissionDenied, Reason::Unauthorized);
+
+    // Oversize tx (above mempool.max-tx-bytes) and oversize gRPC message (above rpc.max-message-bytes).
+    let big = pb::SignedTx { body: vec![0; 2_000], signature: vec![0; 64] };
+    expect_reject(client.submit(big).await, Code::InvalidArgument, Reason::TxTooLarge);
+    let huge = pb::SignedTx { body: vec![0; 5 << 20], signature: vec![0; 64] };
+    let err = raw.clone().submit_tx(huge).await.expect_err("oversize message refused");
+    assert!(
+        matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument),
+        "oversize: {err:?}"
+    );
+
+    // Malformed query input.
+    let bad_query =
+        raw.clone().get_account(pb::GetAccountRequest { account: vec![1, 2, 3], prove: false, height: 0 }).await;
+    assert_eq!(bad_query.expect_err("short account").code(), Code::InvalidArgument);
+
+    // A rejected tx is reported as such by hash.
+    let rejected = sign_tx(&alice_key, domain, 0, Op::Withdraw(pb::Withdraw { amount_micros: 2 }));
+    let rejected_hash = shardex_core::hash::tx_hash(&rejected.body);
+    let _ = client.submit(rejected).await;
+    let st = client.tx_status(rejected_hash).await.expect("status");
+    assert!(matches!(st.status, Some(pb::tx_status::Status::Rejected(ref r)) if r.reason == "NONCE_USED"), "{st:?}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(snapshot(&client, &[alice, bob]).await, before, "a bad input changed state");
+
+    // The withdrawal after the refused one still works (its nonce was skipped, not reused).
+    let h = alice_w.withdraw(&client, 100 * USD).await.expect("withdraw");
+    let last = client.wait_final(h, FINAL).await.expect("final");
+
+    // SIGKILL and restart: same height, root, balances; proofs verify against the signed header.
+    let before_kill = snapshot(&client, &[alice, bob]).await;
+    assert_eq!(before_kill.0, last.height);
+    node.kill9();
+    node.restart();
+    let client = node.client().await;
+    let after = snapshot(&client, &[alice, bob]).await;
+    assert_eq!(after, before_kill, "restart lost or changed state");
+    let alice_after = after.2[0].as_ref().expect("alice");
+    assert_eq!(alice_after.collateral_micros, (1_100 * USD - 1) as i64);
+
+    for who in [alice, bob, AccountId([0xee; 32])] {
+        let v = client.account_proven(&who, 0, Some(&genesis.sequencers)).await.expect("proof verifies");
+        assert!(v.header_checked);
+        assert_eq!(B256::from_slice(&after.1), v.state_root);
+        assert_eq!(v.record, client.account(&who).await.expect("q"));
+    }
+    // A proof at an older retained height verifies too, with the older balance.
+    let old = client.account_proven(&alice, included.height, Some(&genesis.sequencers)).await.expect("old proof");
+    assert_eq!(old.record.expect("alice then").collateral_micros, (1_200 * USD - 1) as i64);
+
+    // A proof checked against the wrong sequencer set fails.
+    let wrong_set = [AccountId([9; 32])];
+    assert!(matches!(client.account_proven(&alice, 0, Some(&wrong_set)).await, Err(ClientError::Proof(_))));
+
+    // Nonces survive the restart: replay is still refused, the wallet continues.
+    let replay = sign_tx(&alice_key, domain, 0, Op::Withdraw(pb::Withdraw { amount_micros: 1 }));
+    expect_reject(client.submit(replay).await, Code::AlreadyExists, Reason::NonceUsed);
+    let mut alice_w = Wallet::new(alice_key, &client).await.expect("wallet after restart");
+    let h = alice_w.withdraw(&client, USD).await.expect("withdraw after restart");
+    let inc = client.wait_final(h, FINAL).await.expect("final after restart");
+    assert_eq!(inc.height, after.0 + 1);
+
+    // Blocks are served with signatures that verify, and the tx is in the block.
+    let block = client.block(inc.height).await.expect("block");
+    let fh = block.header.expect("header");
+    let d =
+        shardex_core::block::verify_finalized(&fh, domain.chain, domain.shard, &genesis.sequencers).expect("signed");
+    assert_eq!(d.header.tx_count, 1);
+    assert_eq!(block.txs[0].encode_to_vec().len(), block.txs[0].encoded_len());
+}

@@ -1,0 +1,107 @@
+//! Starting and stopping node processes. Nodes run in their own process group, so they outlive the
+//! `testnet up` command and ignore a Ctrl-C aimed at the shell.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use eyre::{bail, eyre, WrapErr};
+
+use crate::network::NodeEntry;
+
+/// Where the `shard-node` binary is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
+pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
+    let dir = match bin_dir {
+        Some(d) => d.to_path_buf(),
+        None => match std::env::var_os("SHARDEX_BIN_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                std::env::current_exe()?.parent().ok_or_else(|| eyre!("executable has no directory"))?.to_path_buf()
+            }
+        },
+    };
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} not found; build it with `cargo build --release --bins` or pass --bin-dir", path.display());
+    }
+    Ok(path)
+}
+
+/// Starts `node` and waits for it to report its gRPC address. Returns (pid, endpoint).
+pub fn start_node(
+    shard_node: &Path,
+    node: &NodeEntry,
+    port: u16,
+    block_interval_ms: u64,
+) -> eyre::Result<(u32, String)> {
+    let data = node.dir.join("data");
+    let addr_file = data.join("rpc.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(node.log_file())
+        .wrap_err_with(|| format!("opening {}", node.log_file().display()))?;
+    let mut cmd = Command::new(shard_node);
+    cmd.arg("--node.data-dir")
+        .arg(&data)
+        .arg("--node.genesis")
+        .arg(node.genesis_file())
+        .arg("--node.key-file")
+        .arg(node.dir.join("node.key"))
+        .arg("--rpc.addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--block.interval-ms")
+        .arg(block_interval_ms.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().wrap_err_with(|| format!("starting {}", shard_node.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+            return Ok((child.id(), format!("http://{}", addr.trim())));
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{} exited with {status} at start; see {}", node.name, node.log_file().display());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{} did not start within 30 s; see {}", node.name, node.log_file().display());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// True while a process with `pid` exists (and is not a zombie we could reap).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Field 3 is the state; `Z` is a zombie, i.e. already dead.
+    !stat.is_empty() && stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')).unwrap_or(false)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+}
+
+/// SIGTERM, then SIGKILL after `grace`. Returns true if the process is gone.
+pub fn stop(pid: u32, grace: Duration) -> bool {
+    if !alive(pid) {
+        return true;
+    }
+    signal(pid, "TERM");
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    signal(pid, "KILL");
+    std::thread::sleep(Duration::from_millis(50));
+    !alive(pid)
+}

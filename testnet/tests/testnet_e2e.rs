@@ -1,0 +1,147 @@
+//! End to end: `testnet up`, `status`, `demo`, `down` as real processes on free ports; the network is
+//! always stopped, even when an assertion fails.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+/// Directory of the binaries under test. Cargo builds only this package's binaries for its tests, so
+/// `shard-node` and `shardex` are brought up to date here (a no-op when they already are).
+fn bin_dir() -> PathBuf {
+    let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building shard-node and shardex failed");
+    testnet.parent().expect("bin dir").to_path_buf()
+}
+
+/// Runs the `shardex` CLI against `endpoint`.
+fn shardex(bins: &Path, endpoint: &str, args: &[&str]) -> Output {
+    Command::new(bins.join("shardex")).arg("--node").arg(endpoint).args(args).output().expect("run shardex")
+}
+
+/// The CLI end to end on one node: new key, deposit, withdraw, proven account, tx, block, refusals.
+fn cli_walkthrough(dir: &Path, bins: &Path) {
+    let manifest = std::fs::read_to_string(dir.join("network.toml")).expect("manifest");
+    let endpoint = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("endpoint = \"").and_then(|r| r.strip_suffix('"')))
+        .expect("an endpoint")
+        .to_owned();
+    let key = dir.join("carol.key");
+    let new = shardex(bins, &endpoint, &["keys", "new", "--out", key.to_str().expect("utf8")]);
+    assert!(new.status.success(), "{}", text(&new));
+    let carol = String::from_utf8_lossy(&new.stdout).trim().to_owned();
+    assert_eq!(carol.len(), 64, "{carol}");
+    assert!(
+        !shardex(bins, &endpoint, &["keys", "new", "--out", key.to_str().expect("utf8")]).status.success(),
+        "overwrote a key"
+    );
+
+    let deposit_key = dir.join("keys").join("deposit.key");
+    let dep = shardex(
+        bins,
+        &endpoint,
+        &["deposit", "--key", deposit_key.to_str().expect("utf8"), "--to", &carol, "--amount", "1500.25"],
+    );
+    assert!(dep.status.success(), "{}", text(&dep));
+    assert!(text(&dep).contains("+1500.250000 USD -> 1500.250000 USD"), "{}", text(&dep));
+
+    let wd = shardex(bins, &endpoint, &["withdraw", "--key", key.to_str().expect("utf8"), "--amount", "0.25"]);
+    assert!(wd.status.success(), "{}", text(&wd));
+    let hash = text(&wd).split_whitespace().nth(1).expect("tx hash").trim_start_matches("0x").to_owned();
+    let block: String =
+        text(&wd).split("final in block ").nth(1).expect("height").split_whitespace().next().expect("h").to_owned();
+
+    let over = shardex(bins, &endpoint, &["withdraw", "--key", key.to_str().expect("utf8"), "--amount", "5000"]);
+    assert!(!over.status.success());
+    assert!(text(&over).contains("INSUFFICIENT_COLLATERAL"), "{}", text(&over));
+    let bad = shardex(
+        bins,
+        &endpoint,
+        &["deposit", "--key", deposit_key.to_str().expect("utf8"), "--to", &carol, "--amount", "1.0000001"],
+    );
+    assert!(!bad.status.success() && text(&bad).contains("more than 6 decimals"), "{}", text(&bad));
+
+    let node_dir = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dir = \"").and_then(|r| r.strip_suffix('"')))
+        .expect("node dir")
+        .to_owned();
+    let genesis = PathBuf::from(node_dir).join("genesis.toml");
+    let acct = shardex(bins, &endpoint, &["account", &carol, "--prove", "--genesis", genesis.to_str().expect("utf8")]);
+    let out = text(&acct);
+    assert!(acct.status.success(), "{out}");
+    assert!(out.contains("collateral  1500.000000 USD"), "{out}");
+    assert!(out.contains("proof       verified") && out.contains("signed by the genesis sequencer set"), "{out}");
+
+    let tx = shardex(bins, &endpoint, &["tx", &hash]);
+    assert!(text(&tx).contains(&format!("included in block {block}")), "{}", text(&tx));
+    let blk = shardex(bins, &endpoint, &["block", &block]);
+    assert!(blk.status.success() && text(&blk).contains(&hash), "{}", text(&blk));
+}
+
+fn testnet(dir: &Path, bins: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testnet"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env("SHARDEX_BIN_DIR", bins)
+        .output()
+        .expect("run testnet")
+}
+
+struct Down<'a>(&'a Path, &'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = testnet(self.0, self.1, &["down"]);
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn up_demo_status_down() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    let bins = bin_dir();
+    let _down = Down(&dir, &bins);
+
+    let up = testnet(
+        &dir,
+        &bins,
+        &["up", "--base-port", "0", "--block-interval-ms", "20", "--shards", "BTC-PERP,ETH-PERP,SOL-PERP"],
+    );
+    assert!(up.status.success(), "up failed:\n{}", text(&up));
+    assert!(text(&up).contains("sol-perp-0"), "{}", text(&up));
+
+    let again = testnet(&dir, &bins, &["up", "--base-port", "0"]);
+    assert!(!again.status.success(), "a second `up` must refuse while running");
+
+    let demo = testnet(&dir, &bins, &["demo"]);
+    let out = text(&demo);
+    assert!(demo.status.success(), "demo failed:\n{out}");
+    assert!(out.contains("demo complete"), "{out}");
+    assert_eq!(out.matches("refused as expected").count(), 3, "{out}");
+    assert_eq!(out.matches("proven at height").count(), 6, "{out}");
+
+    cli_walkthrough(&dir, &bins);
+
+    let status = testnet(&dir, &bins, &["status"]);
+    let out = text(&status);
+    assert!(status.status.success(), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("-perp-0")).count(), 3, "{out}");
+    assert!(!out.contains("stopped") && !out.contains("unreachable"), "{out}");
+
+    let down = testnet(&dir, &bins, &["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(text(&down).matches("stopped ").count(), 3, "{}", text(&down));
+    let after = text(&testnet(&dir, &bins, &["status"]));
+    assert_eq!(after.matches("stopped").count(), 3, "{after}");
+}

@@ -16,7 +16,7 @@ use tracing::info;
 
 /// Runs the sequencer of one shardex market: mempool, VM, state engine and gRPC.
 #[derive(Debug, Parser)]
-#[command(name = "shard-node", version, about, long_about = None)]
+#[command(name = "shard-node", version, about, long_about = None, args_override_self = true)]
 struct Cli {
     /// TOML config file; flags override its values.
     #[arg(long, short = 'c', value_name = "FILE")]

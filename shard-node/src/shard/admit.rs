@@ -35,6 +35,10 @@ impl Shard {
         let base = HeadState(&self.engine);
         let mut scope = TxScope::new(&base, self.mempool.changes());
         match execute(&mut scope, &self.params, &tx, &ctx) {
+            Ok(outcome) if outcome.gas_used > self.config.block_gas_limit => Ok(Err(Reject::new(
+                Reason::GasLimit,
+                format!("tx needs {} gas, more than a whole block ({})", outcome.gas_used, self.config.block_gas_limit),
+            ))),
             Ok(outcome) => {
                 let writes = scope.into_writes();
                 self.mempool.push(PendingTx { tx, gas: outcome.gas_used }, writes);

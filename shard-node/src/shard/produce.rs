@@ -83,6 +83,11 @@ impl Shard {
             }
         }
 
+        if consumed == 0 {
+            // Admission refuses any tx larger than a block, so this means limits changed under us.
+            warn!(target: "shard::block", pending = self.mempool.len(), "oldest pending tx does not fit an empty block");
+            return Ok(None);
+        }
         let mut batch = sled::Batch::default();
         let state_root = self.engine.stage(height, &changes, &mut batch)?;
         let encoded_txs: Vec<Vec<u8>> = txs.iter().map(|t| t.envelope().encode_to_vec()).collect();

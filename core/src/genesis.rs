@@ -80,6 +80,26 @@ pub enum GenesisError {
 }
 
 impl Genesis {
+    /// A valid BTC-PERP genesis on chain 1, shard 1, with fixed time and market parameters: the base of
+    /// tests and fixtures, which change the fields they care about.
+    pub fn example(authorities: Authorities, sequencer: AccountId) -> Self {
+        Self {
+            chain_id: ChainId(1),
+            shard_id: ShardId(1),
+            genesis_time_ms: 1_700_000_000_000,
+            market: MarketParams {
+                symbol: "BTC-PERP".into(),
+                tick_size_micros: 100_000,
+                lot_size: 1_000,
+                initial_margin_bps: 1_000,
+                maintenance_margin_bps: 500,
+                nonce_window: DEFAULT_NONCE_WINDOW,
+            },
+            authorities,
+            sequencers: vec![sequencer],
+        }
+    }
+
     /// Parses and validates a genesis TOML document.
     pub fn from_toml(s: &str) -> Result<Self, GenesisError> {
         let g: Self = toml::from_str(s).map_err(|e| GenesisError::Parse(e.to_string()))?;
@@ -140,31 +160,12 @@ impl Genesis {
 mod tests {
     use super::*;
 
-    pub(crate) fn sample() -> Genesis {
-        Genesis {
-            chain_id: ChainId(1),
-            shard_id: ShardId(1),
-            genesis_time_ms: 1_700_000_000_000,
-            market: MarketParams {
-                symbol: "BTC-PERP".into(),
-                tick_size_micros: 100_000,
-                lot_size: 1_000,
-                initial_margin_bps: 1_000,
-                maintenance_margin_bps: 500,
-                nonce_window: 64,
-            },
-            authorities: Authorities {
-                deposit: AccountId([1; 32]),
-                oracle: AccountId([2; 32]),
-                admin: AccountId([3; 32]),
-            },
-            sequencers: vec![AccountId([4; 32])],
-        }
-    }
-
     #[test]
     fn toml_round_trip_and_validation() {
-        let g = sample();
+        let g = Genesis::example(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            AccountId([4; 32]),
+        );
         assert_eq!(Genesis::from_toml(&g.to_toml()), Ok(g.clone()));
         let mut bad = g.clone();
         bad.market.maintenance_margin_bps = 2_000;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_core::{
-    genesis::{Authorities, Genesis, MarketParams},
+    genesis::{Authorities, Genesis},
     pb::{self, tx_body::Op},
     tx::{decode_and_verify, sign_tx, TxDomain, DEFAULT_MAX_TX_BYTES},
     AccountId, ChainId, Keypair, Reason, ShardId,
@@ -47,21 +47,10 @@ impl Model {
 }
 
 fn genesis(node: &Keypair, deposit: &Keypair) -> Genesis {
-    Genesis {
-        chain_id: ChainId(5),
-        shard_id: ShardId(2),
-        genesis_time_ms: 1,
-        market: MarketParams {
-            symbol: "ETH-PERP".into(),
-            tick_size_micros: 1,
-            lot_size: 1,
-            initial_margin_bps: 1_000,
-            maintenance_margin_bps: 500,
-            nonce_window: NONCE_WINDOW as u32,
-        },
-        authorities: Authorities { deposit: deposit.account(), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
-        sequencers: vec![node.account()],
-    }
+    let authorities = Authorities { deposit: deposit.account(), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) };
+    let mut g = Genesis::example(authorities, node.account());
+    (g.chain_id, g.shard_id, g.market.nonce_window) = (ChainId(5), ShardId(2), NONCE_WINDOW as u32);
+    g
 }
 
 fn run_seed(seed: u64) {

@@ -145,33 +145,14 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use shardex_core::{
-        genesis::{Authorities, MarketParams},
-        AccountId, ChainId, ShardId,
-    };
+    use shardex_core::{genesis::Authorities, AccountId};
 
     use super::*;
 
     fn fixed_genesis() -> Genesis {
-        Genesis {
-            chain_id: ChainId(1),
-            shard_id: ShardId(1),
-            genesis_time_ms: 1_700_000_000_000,
-            market: MarketParams {
-                symbol: "BTC-PERP".into(),
-                tick_size_micros: 100_000,
-                lot_size: 1_000,
-                initial_margin_bps: 1_000,
-                maintenance_margin_bps: 500,
-                nonce_window: 64,
-            },
-            authorities: Authorities {
-                deposit: AccountId([1; 32]),
-                oracle: AccountId([2; 32]),
-                admin: AccountId([3; 32]),
-            },
-            sequencers: vec![AccountId([4; 32])],
-        }
+        let authorities =
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) };
+        Genesis::example(authorities, AccountId([4; 32]))
     }
 
     /// Golden vector: an accidental change to record encoding, namespaces or header layout fails here.

@@ -11,7 +11,7 @@ use std::{
 
 use shardex_client::ShardClient;
 use shardex_core::{
-    genesis::{Authorities, Genesis, MarketParams},
+    genesis::{Authorities, Genesis},
     AccountId, ChainId, Keypair, ShardId,
 };
 
@@ -34,25 +34,11 @@ impl TestKeys {
     }
 
     pub fn genesis(&self, chain: u64, shard: u32) -> Genesis {
-        Genesis {
-            chain_id: ChainId(chain),
-            shard_id: ShardId(shard),
-            genesis_time_ms: 1_700_000_000_000,
-            market: MarketParams {
-                symbol: "BTC-PERP".into(),
-                tick_size_micros: 100_000,
-                lot_size: 1_000,
-                initial_margin_bps: 1_000,
-                maintenance_margin_bps: 500,
-                nonce_window: 8,
-            },
-            authorities: Authorities {
-                deposit: self.deposit.account(),
-                oracle: self.oracle.account(),
-                admin: self.admin.account(),
-            },
-            sequencers: vec![self.node.account()],
-        }
+        let authorities =
+            Authorities { deposit: self.deposit.account(), oracle: self.oracle.account(), admin: self.admin.account() };
+        let mut g = Genesis::example(authorities, self.node.account());
+        (g.chain_id, g.shard_id, g.market.nonce_window) = (ChainId(chain), ShardId(shard), 8);
+        g
     }
 }
 

@@ -6,16 +6,19 @@ use std::{
     process::{Command, Output},
 };
 
-/// Directory of the binaries under test. Cargo builds only this package's binaries for its tests, so
-/// `shard-node` and `shardex` are brought up to date here (a no-op when they already are).
+/// Directory of the binaries under test. A workspace test run builds `shard-node` and `shardex` beside
+/// `testnet` (their packages' own tests need them); run alone, this test builds them itself.
 fn bin_dir() -> PathBuf {
     let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"])
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building shard-node and shardex failed");
-    testnet.parent().expect("bin dir").to_path_buf()
+    let dir = testnet.parent().expect("bin dir").to_path_buf();
+    if !(dir.join("shard-node").exists() && dir.join("shardex").exists()) {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building shard-node and shardex failed");
+    }
+    dir
 }
 
 /// Runs the `shardex` CLI against `endpoint`.

@@ -45,10 +45,59 @@ pub struct MarketParams {
     /// Used nonces kept per account.
     #[serde(default = "default_nonce_window")]
     pub nonce_window: u32,
+    /// Trading fees and book limits.
+    #[serde(default)]
+    pub trading: TradingParams,
 }
 
 fn default_nonce_window() -> u32 {
     DEFAULT_NONCE_WINDOW
+}
+
+/// Fees, book limits and oracle freshness of a market. Every limit is explicit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TradingParams {
+    /// Maker fee, basis points of fill notional.
+    pub maker_fee_bps: u32,
+    /// Taker fee, basis points of fill notional.
+    pub taker_fee_bps: u32,
+    /// Price levels per book side.
+    pub max_price_levels: u32,
+    /// Resting orders per account.
+    pub max_open_orders: u32,
+    /// Fills one incoming order may make.
+    pub max_fills_per_order: u32,
+    /// Largest order, lots.
+    pub max_order_lots: u64,
+    /// Oracle price age beyond which it is stale, ms.
+    pub oracle_max_age_ms: u64,
+    /// How far ahead of block time an oracle timestamp may be, ms.
+    pub oracle_max_future_ms: u64,
+    /// Liquidation penalty, basis points of the liquidated notional.
+    pub liquidation_penalty_bps: u32,
+    /// The liquidator's share of the penalty, basis points of it.
+    pub liquidator_share_bps: u32,
+    /// Lots liquidated per block, across all accounts.
+    pub max_liquidation_lots_per_block: u64,
+}
+
+impl Default for TradingParams {
+    fn default() -> Self {
+        Self {
+            maker_fee_bps: 2,
+            taker_fee_bps: 5,
+            max_price_levels: 512,
+            max_open_orders: 128,
+            max_fills_per_order: 64,
+            max_order_lots: 1_000_000,
+            oracle_max_age_ms: 10_000,
+            oracle_max_future_ms: 2_000,
+            liquidation_penalty_bps: 100,
+            liquidator_share_bps: 5_000,
+            max_liquidation_lots_per_block: 100_000,
+        }
+    }
 }
 
 /// Authority keys.
@@ -94,6 +143,7 @@ impl Genesis {
                 initial_margin_bps: 1_000,
                 maintenance_margin_bps: 500,
                 nonce_window: DEFAULT_NONCE_WINDOW,
+                trading: TradingParams::default(),
             },
             authorities,
             sequencers: vec![sequencer],
@@ -131,6 +181,29 @@ impl Genesis {
         if m.nonce_window == 0 || m.nonce_window > 1024 {
             return invalid("market.nonce_window", "must be 1 to 1024");
         }
+        let t = &m.trading;
+        if t.maker_fee_bps > 1_000 || t.taker_fee_bps > 1_000 {
+            return invalid("market.trading.*_fee_bps", "must be at most 1000 (10%)");
+        }
+        if !(1..=4096).contains(&t.max_price_levels) || !(1..=4096).contains(&t.max_open_orders) {
+            return invalid("market.trading.max_price_levels/max_open_orders", "must be 1 to 4096");
+        }
+        if !(1..=1024).contains(&t.max_fills_per_order) || t.max_order_lots == 0 {
+            return invalid("market.trading.max_fills_per_order/max_order_lots", "fills 1 to 1024, lots positive");
+        }
+        if t.liquidation_penalty_bps > 2_000 || t.liquidator_share_bps > 10_000 || t.max_liquidation_lots_per_block == 0
+        {
+            return invalid(
+                "market.trading.liquidation_*",
+                "penalty at most 2000 bps, share at most 10000, cap positive",
+            );
+        }
+        if t.liquidation_penalty_bps >= m.maintenance_margin_bps {
+            return invalid("market.trading.liquidation_penalty_bps", "must be below the maintenance margin");
+        }
+        if t.oracle_max_age_ms == 0 {
+            return invalid("market.trading.oracle_max_age_ms", "must be positive");
+        }
         if self.sequencers.is_empty() {
             return invalid("sequencers", "at least one sequencer key is needed");
         }
@@ -152,6 +225,17 @@ impl Genesis {
             oracle_key: self.authorities.oracle.0.to_vec(),
             admin_key: self.authorities.admin.0.to_vec(),
             nonce_window: m.nonce_window,
+            maker_fee_bps: m.trading.maker_fee_bps,
+            taker_fee_bps: m.trading.taker_fee_bps,
+            max_price_levels: m.trading.max_price_levels,
+            max_open_orders: m.trading.max_open_orders,
+            max_fills_per_order: m.trading.max_fills_per_order,
+            max_order_lots: m.trading.max_order_lots,
+            oracle_max_age_ms: m.trading.oracle_max_age_ms,
+            oracle_max_future_ms: m.trading.oracle_max_future_ms,
+            liquidation_penalty_bps: m.trading.liquidation_penalty_bps,
+            liquidator_share_bps: m.trading.liquidator_share_bps,
+            max_liquidation_lots_per_block: m.trading.max_liquidation_lots_per_block,
         }
     }
 }

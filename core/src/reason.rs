@@ -39,11 +39,21 @@ pub enum Reason {
     NotFound,
     /// The node is not ready to serve.
     Unavailable,
+    /// The order or withdrawal would leave the account below its margin requirement.
+    InsufficientMargin,
+    /// No fresh oracle price: the market takes no new risk until one arrives.
+    StalePrice,
+    /// The market's mode forbids this op now.
+    MarketMode,
+    /// A post-only order would have traded immediately.
+    WouldCross,
+    /// The account is above its maintenance margin.
+    NotLiquidatable,
 }
 
 impl Reason {
     /// Every reason, for exhaustive round-trip tests.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 22] = [
         Self::Malformed,
         Self::TxTooLarge,
         Self::WrongChain,
@@ -61,6 +71,11 @@ impl Reason {
         Self::GasLimit,
         Self::NotFound,
         Self::Unavailable,
+        Self::InsufficientMargin,
+        Self::StalePrice,
+        Self::MarketMode,
+        Self::WouldCross,
+        Self::NotLiquidatable,
     ];
 
     /// The stable wire name, e.g. `NONCE_USED`.
@@ -83,6 +98,11 @@ impl Reason {
             Self::GasLimit => "GAS_LIMIT",
             Self::NotFound => "NOT_FOUND",
             Self::Unavailable => "UNAVAILABLE",
+            Self::InsufficientMargin => "INSUFFICIENT_MARGIN",
+            Self::StalePrice => "STALE_PRICE",
+            Self::MarketMode => "MARKET_MODE",
+            Self::WouldCross => "WOULD_CROSS",
+            Self::NotLiquidatable => "NOT_LIQUIDATABLE",
         }
     }
 }

@@ -32,6 +32,18 @@ pub enum Namespace {
     ImportedCommitment = 0x0b,
     /// On-ramp totals: deposited and withdrawn (`LedgerTotalsRecord`).
     LedgerTotals = 0x0c,
+    /// One price level of the book by (side, price) (`BookLevelRecord`).
+    BookLevel = 0x0d,
+    /// Active prices of one book side (`BookSideRecord`).
+    BookSide = 0x0e,
+    /// Open orders of an account (`AccountOrdersRecord`).
+    AccountOrders = 0x0f,
+    /// Client order id → order id (`ClientOrderRecord`).
+    ClientOrder = 0x10,
+    /// Market counters (`MarketCountersRecord`).
+    MarketCounters = 0x11,
+    /// Lots liquidated in the current block (`LiquidationCapRecord`).
+    LiquidationCap = 0x12,
 }
 
 /// The leaf key of `id` in `namespace`.
@@ -47,9 +59,29 @@ pub fn account_key(account: &AccountId) -> B256 {
     leaf_key(Namespace::Account, &account.0)
 }
 
+/// The leaf key of an account's position record.
+pub fn position_key(account: &AccountId) -> B256 {
+    leaf_key(Namespace::Position, &account.0)
+}
+
+/// The leaf key of the fee pool.
+pub fn fee_pool_key() -> B256 {
+    leaf_key(Namespace::FeePool, &[])
+}
+
+/// The leaf key of the insurance fund.
+pub fn insurance_key() -> B256 {
+    leaf_key(Namespace::InsuranceFund, &[])
+}
+
 /// The leaf key of the market record.
 pub fn market_key() -> B256 {
     leaf_key(Namespace::Market, &[])
+}
+
+/// The leaf key of the oracle record.
+pub fn oracle_key() -> B256 {
+    leaf_key(Namespace::Oracle, &[])
 }
 
 /// The leaf key of the on-ramp totals.

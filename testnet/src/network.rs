@@ -64,6 +64,7 @@ fn market(symbol: &str) -> MarketParams {
         initial_margin_bps: 1_000,
         maintenance_margin_bps: 500,
         nonce_window: DEFAULT_NONCE_WINDOW,
+        trading: Default::default(),
     }
 }
 

@@ -20,7 +20,14 @@ pub fn code_of(reason: Reason) -> Code {
         | Reason::BatchTooLarge => Code::InvalidArgument,
         Reason::Unauthorized => Code::PermissionDenied,
         Reason::NonceUsed | Reason::DuplicateTx => Code::AlreadyExists,
-        Reason::InsufficientCollateral | Reason::GasLimit | Reason::OpNotEnabled => Code::FailedPrecondition,
+        Reason::InsufficientCollateral
+        | Reason::GasLimit
+        | Reason::OpNotEnabled
+        | Reason::InsufficientMargin
+        | Reason::StalePrice
+        | Reason::MarketMode
+        | Reason::WouldCross
+        | Reason::NotLiquidatable => Code::FailedPrecondition,
         Reason::Overflow => Code::OutOfRange,
         Reason::MempoolFull => Code::ResourceExhausted,
         Reason::NotFound => Code::NotFound,

@@ -1,0 +1,102 @@
+//! Resting and removing orders. The caller (the VM's op handler) has already checked signatures,
+//! ownership, margin, tick/lot sizes and time in force; the book keeps only its own invariants.
+
+use shardex_core::{pb, AccountId};
+
+use super::{account, level, matching::would_cross, store, types::BookLimits, types::NewOrder};
+use crate::vm::{error::ExecError, view::TxScope};
+
+/// Rests `new` as a new order at the tail of its price level and returns the stored record.
+///
+/// Allocates the next order id, creates the level (listing its price in order) if needed, records the
+/// order in the owner's `AccountOrdersRecord` and, if `client_order_id != 0`, reserves the client id in a
+/// `ClientOrderRecord` until the order leaves the book (filled or cancelled). Fails with `InvalidOp`,
+/// writing nothing, when `lots` is 0, the price would cross the opposite side (match first), the client id
+/// already names a resting order of the owner, the owner has `max_open_orders_per_account` orders, or the
+/// price needs a new level on a side that has `max_price_levels`.
+pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Result<pb::OrderRecord, ExecError> {
+    let NewOrder { owner, side, price_micros, lots, client_order_id, reduce_only, placed_height } = *new;
+    if lots == 0 {
+        return Err(ExecError::InvalidOp("an order must rest at least one lot".into()));
+    }
+    if would_cross(scope, side, price_micros)? {
+        return Err(ExecError::InvalidOp(format!("a {side:?} order at {price_micros} would cross the book")));
+    }
+    let mut orders = store::load_account_orders(scope, &owner)?;
+    if orders.order_ids.len() >= limits.max_open_orders_per_account {
+        return Err(ExecError::InvalidOp(format!(
+            "account has {} open orders, the most allowed",
+            limits.max_open_orders_per_account
+        )));
+    }
+    if client_order_id != 0 {
+        let existing = store::load_client_order(scope, &owner, client_order_id)?;
+        if existing != 0 {
+            return Err(ExecError::InvalidOp(format!(
+                "client order id {client_order_id} already names resting order {existing}"
+            )));
+        }
+    }
+    if !level::has_room(scope, side, price_micros, limits.max_price_levels)? {
+        return Err(ExecError::InvalidOp(format!(
+            "the {side:?} side has {} price levels, the most allowed",
+            limits.max_price_levels
+        )));
+    }
+
+    // Checks done: from here on only corrupt state or overflow can fail.
+    let order_id = store::allocate_order_id(scope)?;
+    let mut order = pb::OrderRecord {
+        order_id,
+        owner: owner.0.to_vec(),
+        is_buy: side.is_buy(),
+        price_micros,
+        remaining_lots: lots,
+        client_order_id,
+        reduce_only,
+        placed_height,
+        prev_order_id: 0,
+        next_order_id: 0,
+        original_lots: lots,
+    };
+    account::add_open(&mut orders, side, order_id, lots)?;
+    level::append(scope, &mut order)?;
+    store::store_account_orders(scope, &owner, &orders);
+    if client_order_id != 0 {
+        store::store_client_order(scope, &owner, client_order_id, order_id);
+    }
+    Ok(order)
+}
+
+/// Removes resting order `order_id` from the book (level, side list, owner's records, client id) and
+/// returns it as it rested. `InvalidOp` if no such order rests. Whether the signer may cancel it is the
+/// caller's check.
+pub fn cancel(scope: &mut TxScope<'_>, order_id: u64) -> Result<pb::OrderRecord, ExecError> {
+    let order = store::load_order(scope, order_id)?
+        .ok_or_else(|| ExecError::InvalidOp(format!("order {order_id} is not resting")))?;
+    remove_resting(scope, &order)?;
+    Ok(order)
+}
+
+/// Cancels every resting order of `owner` (at most `max_open_orders_per_account`), oldest first, and
+/// returns them as they rested.
+pub fn cancel_all(scope: &mut TxScope<'_>, owner: &AccountId) -> Result<Vec<pb::OrderRecord>, ExecError> {
+    let ids = store::load_account_orders(scope, owner)?.order_ids;
+    let mut cancelled = Vec::with_capacity(ids.len());
+    for id in ids {
+        let order = store::linked_order(scope, id, "account orders")?;
+        if store::owner_of(&order)? != *owner {
+            return Err(store::corrupt("account orders", format!("order {id} listed for another owner")));
+        }
+        remove_resting(scope, &order)?;
+        cancelled.push(order);
+    }
+    Ok(cancelled)
+}
+
+/// Takes `order` (as stored) off the book entirely: unlinks it and forgets it in its owner's records.
+pub(super) fn remove_resting(scope: &mut TxScope<'_>, order: &pb::OrderRecord) -> Result<(), ExecError> {
+    let owner = store::owner_of(order)?;
+    level::unlink(scope, order)?;
+    account::forget(scope, &owner, order)
+}

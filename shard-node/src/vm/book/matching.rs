@@ -1,0 +1,233 @@
+//! Matching an incoming order against the opposite side in price-time priority.
+
+use super::{
+    account, level,
+    lifecycle::remove_resting,
+    query::best_price,
+    store::{self, corrupt},
+    types::{BookLimits, Fill, Incoming, MatchOutcome, Side},
+};
+use shardex_core::pb;
+
+use crate::vm::{error::ExecError, view::TxScope};
+
+/// True if a limit order at `price_micros` on `side` would trade at once against the opposite side (own
+/// orders included), e.g. to reject a post-only order.
+pub fn would_cross(scope: &mut TxScope<'_>, side: Side, price_micros: u64) -> Result<bool, ExecError> {
+    Ok(best_price(scope, side.opposite())?.is_some_and(|best| side.crosses(price_micros, best)))
+}
+
+/// Matches `incoming` against the opposite side, best price first and oldest first within a price; each
+/// fill trades at the maker's price.
+///
+/// Stops when the incoming lots are used up, when the best opposite price no longer crosses the limit
+/// (a market order crosses any price), when the side is empty, or after touching
+/// `max_fills_per_order` makers (then [`MatchOutcome::stopped_at_fill_limit`] is set and the remainder may
+/// not rest, since it would still cross). Self-trade prevention: a resting order of the incoming owner that
+/// would be hit is cancelled instead (removed like [`cancel`](super::cancel), reported in
+/// `self_trade_cancelled`; it consumes none of the incoming lots) and matching goes on. Fully filled makers
+/// leave the book, releasing their client ids; a partially filled maker keeps its place. Remaining lots
+/// are only reported: resting them (limit orders) or dropping them (market/IOC) is the caller's choice.
+pub fn match_incoming(
+    scope: &mut TxScope<'_>,
+    incoming: &Incoming,
+    limits: &BookLimits,
+) -> Result<MatchOutcome, ExecError> {
+    match_incoming_with(scope, incoming, limits, |_, _, _| Ok(false))
+}
+
+/// [`match_incoming`] with a veto: before a maker order is filled for `lots`, `veto(scope, maker, lots)` may
+/// refuse it; a refused maker order is removed from the book like a self-trade (reported in
+/// [`MatchOutcome::vetoed`], consuming none of the incoming lots, counting toward the fill limit). The VM
+/// uses it to cancel orders of accounts that could not pay for their own fill.
+pub fn match_incoming_with(
+    scope: &mut TxScope<'_>,
+    incoming: &Incoming,
+    limits: &BookLimits,
+    mut veto: impl FnMut(&mut TxScope<'_>, &pb::OrderRecord, u64) -> Result<bool, ExecError>,
+) -> Result<MatchOutcome, ExecError> {
+    if incoming.lots == 0 {
+        return Err(ExecError::InvalidOp("an order must trade at least one lot".into()));
+    }
+    let maker_side = incoming.side.opposite();
+    let mut out = MatchOutcome { remaining_lots: incoming.lots, ..MatchOutcome::default() };
+    let mut touched = 0usize;
+    while out.remaining_lots > 0 {
+        let Some(price) = best_price(scope, maker_side)? else { break };
+        if incoming.limit_price_micros.is_some_and(|limit| !incoming.side.crosses(limit, price)) {
+            break;
+        }
+        if touched >= limits.max_fills_per_order {
+            out.stopped_at_fill_limit = true;
+            break;
+        }
+        touched += 1;
+
+        let head = store::load_level(scope, maker_side, price)?.head_order_id;
+        let mut maker = store::linked_order(scope, head, "level head")?;
+        if Side::of(&maker) != maker_side || maker.price_micros != price || maker.remaining_lots == 0 {
+            return Err(corrupt("order", format!("order {head} heads level {price} but rests as {maker:?}")));
+        }
+        let maker_owner = store::owner_of(&maker)?;
+        if maker_owner == incoming.owner {
+            remove_resting(scope, &maker)?;
+            out.self_trade_cancelled.push(maker);
+            continue;
+        }
+
+        let lots = out.remaining_lots.min(maker.remaining_lots);
+        if veto(scope, &maker, lots)? {
+            remove_resting(scope, &maker)?;
+            out.vetoed.push(maker);
+            continue;
+        }
+        let maker_done = lots == maker.remaining_lots;
+        if maker_done {
+            remove_resting(scope, &maker)?;
+        } else {
+            level::reduce(scope, &mut maker, lots)?;
+            account::record_partial_fill(scope, &maker_owner, maker_side, lots)?;
+        }
+        out.remaining_lots -= lots; // lots <= remaining_lots by construction
+        out.fills.push(Fill { maker_order_id: head, maker: maker_owner, price_micros: price, lots, maker_done });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alloy_primitives::B256;
+    use shardex_core::AccountId;
+
+    use super::*;
+    use crate::vm::{
+        book::{account_orders, cancel, order, order_id_by_client_id, rest, NewOrder},
+        view::Changes,
+    };
+
+    const LIMITS: BookLimits =
+        BookLimits { max_price_levels: 3, max_open_orders_per_account: 4, max_fills_per_order: 3 };
+    const A: AccountId = AccountId([0xa; 32]);
+    const B: AccountId = AccountId([0xb; 32]);
+
+    fn put(s: &mut TxScope<'_>, owner: AccountId, side: Side, price: u64, lots: u64, cid: u64) -> u64 {
+        let new = NewOrder {
+            owner,
+            side,
+            price_micros: price,
+            lots,
+            client_order_id: cid,
+            reduce_only: false,
+            placed_height: 7,
+        };
+        rest(s, &new, &LIMITS).expect("rest").order_id
+    }
+
+    fn take(s: &mut TxScope<'_>, owner: AccountId, side: Side, limit: Option<u64>, lots: u64) -> MatchOutcome {
+        let incoming = Incoming { owner, side, limit_price_micros: limit, lots };
+        match_incoming(s, &incoming, &LIMITS).expect("match")
+    }
+
+    fn book<R>(f: impl FnOnce(&mut TxScope<'_>) -> R) -> R {
+        let (base, parent) = (BTreeMap::<B256, Vec<u8>>::new(), Changes::new());
+        f(&mut TxScope::new(&base, &parent))
+    }
+
+    #[test]
+    fn price_then_time_priority_at_maker_price() {
+        book(|s| {
+            let a1 = put(s, A, Side::Sell, 101, 2, 0);
+            let a2 = put(s, A, Side::Sell, 100, 2, 0);
+            let a3 = put(s, A, Side::Sell, 100, 2, 0);
+            let out = take(s, B, Side::Buy, Some(105), 5);
+            let got: Vec<_> =
+                out.fills.iter().map(|f| (f.maker_order_id, f.price_micros, f.lots, f.maker_done)).collect();
+            assert_eq!(got, [(a2, 100, 2, true), (a3, 100, 2, true), (a1, 101, 1, false)]);
+            assert_eq!(out.remaining_lots, 0);
+            assert_eq!(order(s, a1).expect("read").map(|o| o.remaining_lots), Some(1));
+            let acct = account_orders(s, &A).expect("read");
+            assert_eq!((acct.order_ids, acct.open_sell_lots), (vec![a1], 1));
+        });
+    }
+
+    #[test]
+    fn limit_stops_matching_and_market_takes_all() {
+        book(|s| {
+            put(s, A, Side::Buy, 100, 2, 0);
+            put(s, A, Side::Buy, 99, 2, 0);
+            let out = take(s, B, Side::Sell, Some(100), 5);
+            assert_eq!((out.fills.len(), out.remaining_lots), (1, 3));
+            assert!(would_cross(s, Side::Sell, 99).expect("read"));
+            assert!(!would_cross(s, Side::Sell, 100).expect("read"));
+            let out = take(s, B, Side::Sell, None, 5);
+            assert_eq!((out.fills.len(), out.remaining_lots), (1, 3));
+            assert_eq!(best_price(s, Side::Buy), Ok(None));
+        });
+    }
+
+    #[test]
+    fn self_trade_cancels_maker_and_releases_client_id() {
+        book(|s| {
+            let own = put(s, A, Side::Sell, 100, 2, 42);
+            let other = put(s, B, Side::Sell, 100, 3, 0);
+            let out = take(s, A, Side::Buy, Some(100), 2);
+            assert_eq!(out.self_trade_cancelled.iter().map(|o| o.order_id).collect::<Vec<_>>(), [own]);
+            assert_eq!(out.fills.iter().map(|f| (f.maker_order_id, f.lots)).collect::<Vec<_>>(), [(other, 2)]);
+            assert_eq!(order_id_by_client_id(s, &A, 42), Ok(None));
+            assert_eq!(account_orders(s, &A), Ok(Default::default()));
+        });
+    }
+
+    #[test]
+    fn fill_limit_counts_makers_touched() {
+        book(|s| {
+            for _ in 0..4 {
+                put(s, B, Side::Sell, 100, 1, 0);
+            }
+            let out = take(s, A, Side::Buy, Some(100), 10);
+            assert_eq!((out.fills.len(), out.remaining_lots, out.stopped_at_fill_limit), (3, 7, true));
+            let new = NewOrder {
+                owner: A,
+                side: Side::Buy,
+                price_micros: 100,
+                lots: 7,
+                client_order_id: 0,
+                reduce_only: false,
+                placed_height: 0,
+            };
+            assert!(matches!(rest(s, &new, &LIMITS), Err(ExecError::InvalidOp(_))), "remainder would cross");
+        });
+    }
+
+    #[test]
+    fn rest_limits_and_client_ids() {
+        book(|s| {
+            let first = put(s, A, Side::Buy, 97, 1, 5);
+            assert_eq!(order_id_by_client_id(s, &A, 5), Ok(Some(first)));
+            let dup = NewOrder {
+                owner: A,
+                side: Side::Buy,
+                price_micros: 97,
+                lots: 1,
+                client_order_id: 5,
+                reduce_only: false,
+                placed_height: 0,
+            };
+            assert!(rest(s, &dup, &LIMITS).is_err(), "client id reserved while resting");
+            put(s, A, Side::Buy, 98, 1, 0);
+            put(s, A, Side::Buy, 99, 1, 0);
+            let new_level = NewOrder { owner: B, price_micros: 96, client_order_id: 0, ..dup };
+            assert!(rest(s, &new_level, &LIMITS).is_err(), "max price levels");
+            put(s, B, Side::Buy, 99, 1, 0);
+            put(s, A, Side::Buy, 99, 1, 0);
+            let fifth = NewOrder { price_micros: 99, client_order_id: 0, ..dup };
+            assert!(rest(s, &fifth, &LIMITS).is_err(), "max open orders");
+            cancel(s, first).expect("cancel");
+            assert_eq!(order_id_by_client_id(s, &A, 5), Ok(None));
+            assert!(cancel(s, first).is_err(), "no longer resting");
+            assert!(rest(s, &dup, &LIMITS).is_ok(), "client id free again");
+        });
+    }
+}

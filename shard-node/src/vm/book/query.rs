@@ -1,0 +1,63 @@
+//! Read-only views of the book, for the VM, queries and tests.
+
+use shardex_core::{pb, AccountId};
+
+use super::{
+    store::{self, corrupt},
+    types::Side,
+};
+use crate::vm::{error::ExecError, view::TxScope};
+
+/// One price level as a depth snapshot shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepthLevel {
+    /// The level's price.
+    pub price_micros: u64,
+    /// Lots resting at that price.
+    pub total_lots: u64,
+    /// Orders resting at that price.
+    pub order_count: u32,
+}
+
+/// The resting order `order_id`, if it rests.
+pub fn order(scope: &mut TxScope<'_>, order_id: u64) -> Result<Option<pb::OrderRecord>, ExecError> {
+    store::load_order(scope, order_id)
+}
+
+/// The resting order `owner` placed under `client_order_id` (0 never names one). The mapping exists only
+/// while that order rests.
+pub fn order_id_by_client_id(
+    scope: &mut TxScope<'_>,
+    owner: &AccountId,
+    client_order_id: u64,
+) -> Result<Option<u64>, ExecError> {
+    if client_order_id == 0 {
+        return Ok(None);
+    }
+    let id = store::load_client_order(scope, owner, client_order_id)?;
+    Ok((id != 0).then_some(id))
+}
+
+/// `owner`'s resting order ids (placement order) and open lots per side; default when it has none.
+pub fn account_orders(scope: &mut TxScope<'_>, owner: &AccountId) -> Result<pb::AccountOrdersRecord, ExecError> {
+    store::load_account_orders(scope, owner)
+}
+
+/// The best price on `side`, if any order rests there.
+pub fn best_price(scope: &mut TxScope<'_>, side: Side) -> Result<Option<u64>, ExecError> {
+    Ok(store::load_side(scope, side)?.prices_micros.first().copied())
+}
+
+/// The best `max_levels` levels of `side`, best first.
+pub fn depth(scope: &mut TxScope<'_>, side: Side, max_levels: usize) -> Result<Vec<DepthLevel>, ExecError> {
+    let prices = store::load_side(scope, side)?.prices_micros;
+    let mut levels = Vec::with_capacity(prices.len().min(max_levels));
+    for price_micros in prices.into_iter().take(max_levels) {
+        let level = store::load_level(scope, side, price_micros)?;
+        if level.order_count == 0 {
+            return Err(corrupt("book side", format!("price {price_micros} listed without a level")));
+        }
+        levels.push(DepthLevel { price_micros, total_lots: level.total_lots, order_count: level.order_count });
+    }
+    Ok(levels)
+}

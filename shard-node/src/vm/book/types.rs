@@ -1,0 +1,139 @@
+//! The book's value types: sides, limits, incoming orders and what matching did.
+
+use shardex_core::{pb, AccountId};
+
+/// A side of the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// Bids: best is the highest price.
+    Buy,
+    /// Asks: best is the lowest price.
+    Sell,
+}
+
+impl Side {
+    /// The other side.
+    pub fn opposite(self) -> Self {
+        match self {
+            Self::Buy => Self::Sell,
+            Self::Sell => Self::Buy,
+        }
+    }
+
+    /// The side byte in level and side-list keys (1 buy, 2 sell); part of the protocol.
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::Buy => 1,
+            Self::Sell => 2,
+        }
+    }
+
+    /// The side of a stored order (`OrderRecord.is_buy`).
+    pub fn from_is_buy(is_buy: bool) -> Self {
+        if is_buy {
+            Self::Buy
+        } else {
+            Self::Sell
+        }
+    }
+
+    /// The side of a resting order record.
+    pub fn of(order: &pb::OrderRecord) -> Self {
+        Self::from_is_buy(order.is_buy)
+    }
+
+    /// True for [`Side::Buy`].
+    pub fn is_buy(self) -> bool {
+        self == Self::Buy
+    }
+
+    /// True if price `a` has priority over price `b` on this side (higher bid, lower ask).
+    pub fn is_better(self, a_micros: u64, b_micros: u64) -> bool {
+        match self {
+            Self::Buy => a_micros > b_micros,
+            Self::Sell => a_micros < b_micros,
+        }
+    }
+
+    /// True if a taker on this side with limit `limit_micros` trades against a maker resting at `maker_micros`.
+    pub fn crosses(self, limit_micros: u64, maker_micros: u64) -> bool {
+        match self {
+            Self::Buy => maker_micros <= limit_micros,
+            Self::Sell => maker_micros >= limit_micros,
+        }
+    }
+}
+
+/// Bounds on the book's size and on the work one order may do. Market parameters, the same on every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookLimits {
+    /// Most distinct prices one side may hold.
+    pub max_price_levels: usize,
+    /// Most resting orders one account may have (both sides together).
+    pub max_open_orders_per_account: usize,
+    /// Most maker orders one incoming order may touch: fills and self-trade cancellations both count,
+    /// since each costs the same state work.
+    pub max_fills_per_order: usize,
+}
+
+/// An order arriving at the book to take liquidity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incoming {
+    /// Who sends it.
+    pub owner: AccountId,
+    /// The side it buys or sells on.
+    pub side: Side,
+    /// Worst price it accepts; `None` is a market order (any price).
+    pub limit_price_micros: Option<u64>,
+    /// Size to trade, in lots (> 0).
+    pub lots: u64,
+}
+
+/// An order to rest on the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Who owns it.
+    pub owner: AccountId,
+    /// Its side.
+    pub side: Side,
+    /// Its limit price.
+    pub price_micros: u64,
+    /// Its size in lots (> 0).
+    pub lots: u64,
+    /// The owner's id for it; 0 = none. Reserved while the order rests.
+    pub client_order_id: u64,
+    /// Stored for the caller's reduce-only checks; the book ignores it.
+    pub reduce_only: bool,
+    /// Height of the block that rests it.
+    pub placed_height: u64,
+}
+
+/// One trade between the incoming order and a resting maker order, at the maker's price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// The maker order's id.
+    pub maker_order_id: u64,
+    /// The maker order's owner.
+    pub maker: AccountId,
+    /// Trade price: the maker's limit price.
+    pub price_micros: u64,
+    /// Traded size.
+    pub lots: u64,
+    /// True if the maker order is now fully filled and gone from the book.
+    pub maker_done: bool,
+}
+
+/// What [`match_incoming`](super::match_incoming) did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MatchOutcome {
+    /// Trades, in execution order.
+    pub fills: Vec<Fill>,
+    /// The incoming owner's own resting orders that were hit and cancelled (records as they rested).
+    pub self_trade_cancelled: Vec<pb::OrderRecord>,
+    /// Maker orders refused by the caller's veto and removed from the book (records as they rested).
+    pub vetoed: Vec<pb::OrderRecord>,
+    /// Incoming lots left untraded: `lots = Σ fills.lots + remaining_lots`.
+    pub remaining_lots: u64,
+    /// True if matching stopped because `max_fills_per_order` makers were touched while lots remained.
+    pub stopped_at_fill_limit: bool,
+}

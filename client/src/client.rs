@@ -14,6 +14,29 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{ClientError, Result};
 
+/// Checks the position and account proofs of a `GetPositionResponse` against its state root and that the
+/// records returned are the proven ones.
+fn verify_position_response(resp: &pb::GetPositionResponse, account: &AccountId) -> Result<()> {
+    use prost::Message;
+    use shardex_core::{proof::verify_pb_proof, state_key};
+    let root = resp.state_root.as_slice();
+    let checks = [
+        (&resp.position_proof, state_key::position_key(account), resp.position.as_ref().map(Message::encode_to_vec)),
+        (&resp.account_proof, state_key::account_key(account), resp.account.as_ref().map(Message::encode_to_vec)),
+    ];
+    for (proof, key, returned) in checks {
+        let proof = proof.as_ref().ok_or(shardex_core::proof::ProofError::Missing)?;
+        if proof.state_root.as_slice() != root {
+            return Err(ClientError::Protocol("proof is against another root than the response".into()));
+        }
+        let proven = verify_pb_proof(proof, key)?;
+        if proven.filter(|v| !v.is_empty()) != returned.filter(|v| !v.is_empty()) {
+            return Err(ClientError::Protocol("returned record differs from the proven one".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Default deadline of one unary call.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -126,6 +149,28 @@ impl ShardClient {
     /// Market record and on-ramp totals.
     pub async fn market(&self, prove: bool) -> Result<pb::GetMarketResponse> {
         Ok(self.rpc.clone().get_market(pb::GetMarketRequest { prove }).await?.into_inner())
+    }
+
+    /// Position, collateral, open-order totals and margin health; with `prove`, proofs of the position and
+    /// account records are checked against the returned state root here.
+    pub async fn position(&self, account: &AccountId, prove: bool) -> Result<pb::GetPositionResponse> {
+        let req = pb::GetPositionRequest { account: account.0.to_vec(), prove };
+        let resp = self.rpc.clone().get_position(req).await?.into_inner();
+        if prove {
+            verify_position_response(&resp, account)?;
+        }
+        Ok(resp)
+    }
+
+    /// The account's resting orders.
+    pub async fn open_orders(&self, account: &AccountId) -> Result<Vec<pb::OrderRecord>> {
+        let req = pb::GetOpenOrdersRequest { account: account.0.to_vec() };
+        Ok(self.rpc.clone().get_open_orders(req).await?.into_inner().orders)
+    }
+
+    /// The best `levels` price levels per side.
+    pub async fn book(&self, levels: u32) -> Result<pb::GetBookResponse> {
+        Ok(self.rpc.clone().get_book(pb::GetBookRequest { levels }).await?.into_inner())
     }
 
     /// The block at `height`.

@@ -31,6 +31,22 @@ enum Cmd {
     Withdraw(WithdrawArgs),
     /// Show an account's collateral, optionally proven against a signed header.
     Account(AccountArgs),
+    /// Place an order.
+    Order(OrderArgs),
+    /// Cancel an order by id, or every resting order with --all.
+    Cancel(CancelArgs),
+    /// Position, margin health and resting orders of an account.
+    Positions(PositionsArgs),
+    /// Order book depth.
+    Book {
+        /// Levels per side.
+        #[arg(long, default_value_t = 10)]
+        levels: u32,
+    },
+    /// Publish an oracle price (signed by the market's oracle key), timestamped now.
+    Oracle(OracleArgs),
+    /// Liquidate an account below maintenance margin: take over its position at the mark for a reward.
+    Liquidate(LiquidateArgs),
     /// Show a tx's status.
     Tx {
         /// Tx hash (hex).
@@ -112,6 +128,88 @@ struct AccountArgs {
     genesis: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SideArg {
+    Buy,
+    Sell,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TifArg {
+    /// Good till cancelled: the remainder rests.
+    Gtc,
+    /// Immediate or cancel: the remainder is cancelled.
+    Ioc,
+    /// Rest only; refused if it would trade.
+    PostOnly,
+}
+
+#[derive(Debug, Args)]
+struct OrderArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// buy or sell.
+    side: SideArg,
+    /// Size in lots.
+    #[arg(long)]
+    lots: u64,
+    /// Limit price in USD (omit for a market order).
+    #[arg(long)]
+    price: Option<String>,
+    /// Time in force of a limit order.
+    #[arg(long, value_enum, default_value = "gtc")]
+    tif: TifArg,
+    /// Only reduce the position.
+    #[arg(long)]
+    reduce_only: bool,
+    /// Client order id (non-zero makes placement idempotent).
+    #[arg(long, default_value_t = 0)]
+    client_id: u64,
+}
+
+#[derive(Debug, Args)]
+struct CancelArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// Order id.
+    order_id: Option<u64>,
+    /// Cancel every resting order.
+    #[arg(long, conflicts_with = "order_id")]
+    all: bool,
+}
+
+#[derive(Debug, Args)]
+struct PositionsArgs {
+    /// Account (hex public key), or a key file with --key.
+    account: Option<String>,
+    /// Read the account from a key file.
+    #[arg(long, short)]
+    key: Option<PathBuf>,
+    /// Verify proofs of the position and collateral records.
+    #[arg(long)]
+    prove: bool,
+}
+
+#[derive(Debug, Args)]
+struct LiquidateArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// The account to liquidate (hex public key).
+    account: String,
+    /// Most lots to take over (default: the whole position).
+    #[arg(long, default_value_t = 0)]
+    max_lots: u64,
+}
+
+#[derive(Debug, Args)]
+struct OracleArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// Price in USD.
+    #[arg(long)]
+    price: String,
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse();
@@ -153,6 +251,79 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Account(a) => account(&client, a).await,
+        Cmd::Order(a) => {
+            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let (order_type, price_micros) = match &a.price {
+                Some(p) => (pb::OrderType::Limit, parse_usd(p).map_err(|e| eyre!(e))?),
+                None => (pb::OrderType::Market, 0),
+            };
+            let tif = match (order_type, a.tif) {
+                (pb::OrderType::Market, _) | (_, TifArg::Ioc) => pb::TimeInForce::Ioc,
+                (_, TifArg::Gtc) => pb::TimeInForce::Gtc,
+                (_, TifArg::PostOnly) => pb::TimeInForce::PostOnly,
+            };
+            let side = match a.side {
+                SideArg::Buy => pb::Side::Buy,
+                SideArg::Sell => pb::Side::Sell,
+            };
+            let order = pb::PlaceOrder {
+                side: side as i32,
+                order_type: order_type as i32,
+                time_in_force: tif as i32,
+                price_micros,
+                size_lots: a.lots,
+                reduce_only: a.reduce_only,
+                client_order_id: a.client_id,
+            };
+            let hash = wallet.place_order(&client, order).await?;
+            report(&client, hash, a.signer.no_wait).await
+        }
+        Cmd::Cancel(a) => {
+            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let hash = match (a.order_id, a.all) {
+                (Some(id), false) => wallet.cancel_order(&client, id).await?,
+                (None, true) => wallet.cancel_all(&client).await?,
+                _ => bail!("give an order id or --all"),
+            };
+            report(&client, hash, a.signer.no_wait).await
+        }
+        Cmd::Positions(a) => positions(&client, a).await,
+        Cmd::Book { levels } => {
+            let book = client.book(levels).await?;
+            println!("{:>22} {:>10} {:>6}   height {}", "ASK PRICE", "LOTS", "ORDERS", book.height);
+            for l in book.asks.iter().rev() {
+                println!(
+                    "{:>22} {:>10} {:>6}",
+                    Usd::from_micros(l.price_micros as i64).to_string(),
+                    l.total_lots,
+                    l.order_count
+                );
+            }
+            println!("{:-<42}", "");
+            for l in &book.bids {
+                println!(
+                    "{:>22} {:>10} {:>6}",
+                    Usd::from_micros(l.price_micros as i64).to_string(),
+                    l.total_lots,
+                    l.order_count
+                );
+            }
+            println!("{:>22} {:>10} {:>6}", "BID PRICE", "LOTS", "ORDERS");
+            Ok(())
+        }
+        Cmd::Liquidate(a) => {
+            let target = AccountId::from_hex(&a.account)?;
+            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let hash = wallet.liquidate(&client, &target, a.max_lots).await?;
+            report(&client, hash, a.signer.no_wait).await
+        }
+        Cmd::Oracle(a) => {
+            let price = parse_usd(&a.price).map_err(|e| eyre!(e))?;
+            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+            let hash = wallet.oracle_update(&client, price, now).await?;
+            report(&client, hash, a.signer.no_wait).await
+        }
         Cmd::Tx { hash } => {
             let status = client.tx_status(parse_hash(&hash)?).await?;
             print_status(&status);
@@ -232,13 +403,46 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
     println!("final in block {} at index {}", inc.height, inc.index);
     if let Some(r) = inc.receipt {
         for e in r.events {
-            if let Some(pb::event::Kind::CollateralChanged(c)) = e.kind {
-                println!(
+            let who = &hex::encode(&e.account)[..16];
+            let usd = |m: u64| Usd::from_micros(i64::try_from(m).unwrap_or(i64::MAX));
+            match e.kind {
+                Some(pb::event::Kind::CollateralChanged(c)) => println!(
                     "  {} collateral {:+} -> {}",
                     hex::encode(&e.account),
                     Usd::from_micros(c.delta_micros),
                     Usd::from_micros(c.balance_micros)
-                );
+                ),
+                Some(pb::event::Kind::OrderPlaced(o)) => println!(
+                    "  {who}… order #{} rests: {} {} lots @ {}",
+                    o.order_id,
+                    if o.is_buy { "buy" } else { "sell" },
+                    o.lots,
+                    usd(o.price_micros)
+                ),
+                Some(pb::event::Kind::OrderFilled(f)) => println!(
+                    "  {who}… {} {} {} lots @ {} fee {} realized {} -> position {}",
+                    if f.is_maker { "maker" } else { "taker" },
+                    if f.is_buy { "bought" } else { "sold" },
+                    f.lots,
+                    usd(f.price_micros),
+                    Usd::from_micros(f.fee_micros),
+                    Usd::from_micros(f.realized_pnl_micros),
+                    f.position_lots
+                ),
+                Some(pb::event::Kind::OrderCancelled(c)) => {
+                    println!("  {who}… order #{} cancelled ({} lots)", c.order_id, c.lots)
+                }
+                Some(pb::event::Kind::Liquidated(l)) => println!(
+                    "  {who}… liquidation of {}…: {} lots @ {} penalty {} reward {} insurance {:+} bad debt {}",
+                    &hex::encode(&l.account)[..16],
+                    l.lots,
+                    usd(l.price_micros),
+                    Usd::from_micros(l.penalty_micros),
+                    Usd::from_micros(l.liquidator_reward_micros),
+                    Usd::from_micros(l.insurance_delta_micros),
+                    usd(l.bad_debt_micros)
+                ),
+                None => {}
             }
         }
     }
@@ -268,6 +472,51 @@ async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
     println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.height);
     if v.header_checked {
         println!("header      signed by the genesis sequencer set");
+    }
+    Ok(())
+}
+
+async fn positions(client: &ShardClient, a: PositionsArgs) -> eyre::Result<()> {
+    let account = match (&a.account, &a.key) {
+        (Some(hex), None) => AccountId::from_hex(hex)?,
+        (None, Some(path)) => read_key(path)?.account(),
+        _ => bail!("give an account id or --key FILE (one of them)"),
+    };
+    let p = client.position(&account, a.prove).await?;
+    let usd = |m: i64| Usd::from_micros(m).to_string();
+    let pos = p.position.unwrap_or_default();
+    println!("account      {account}  (height {})", p.height);
+    println!("collateral   {}", usd(p.account.map_or(0, |r| r.collateral_micros)));
+    println!("position     {} lots, entry notional {}", pos.size_lots, usd(pos.entry_notional_micros));
+    match p.health {
+        Some(h) => {
+            println!("mark         {}", usd(h.mark_price_micros as i64));
+            println!("equity       {}  (unrealized {})", usd(h.equity_micros), usd(h.unrealized_pnl_micros));
+            println!(
+                "margin       initial {}  maintenance {}",
+                usd(h.initial_required_micros),
+                usd(h.maintenance_required_micros)
+            );
+            println!("free         {}", usd(h.free_collateral_micros));
+            if h.liquidation_price_micros > 0 {
+                println!(
+                    "liquidation  {}{}",
+                    usd(h.liquidation_price_micros as i64),
+                    if h.liquidatable { "  LIQUIDATABLE" } else { "" }
+                );
+            }
+        }
+        None => println!("health       no oracle price yet"),
+    }
+    for o in client.open_orders(&account).await? {
+        let side = if o.is_buy { "buy " } else { "sell" };
+        println!("order #{:<6} {side} {} lots @ {}", o.order_id, o.remaining_lots, usd(o.price_micros as i64));
+    }
+    if a.prove {
+        println!(
+            "proof        position and collateral records verified against state root 0x{}",
+            hex::encode(&p.state_root)
+        );
     }
     Ok(())
 }

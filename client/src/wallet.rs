@@ -55,6 +55,33 @@ impl Wallet {
         self.submit(client, Op::Deposit(pb::Deposit { account: to.0.to_vec(), amount_micros })).await
     }
 
+    /// Places an order (see `pb::PlaceOrder` for the fields).
+    pub async fn place_order(&mut self, client: &ShardClient, order: pb::PlaceOrder) -> Result<B256> {
+        self.submit(client, Op::PlaceOrder(order)).await
+    }
+
+    /// Cancels one of the wallet's orders by order id.
+    pub async fn cancel_order(&mut self, client: &ShardClient, order_id: u64) -> Result<B256> {
+        let target = Some(pb::cancel_order::Target::OrderId(order_id));
+        self.submit(client, Op::CancelOrder(pb::CancelOrder { target })).await
+    }
+
+    /// Cancels every resting order of the wallet.
+    pub async fn cancel_all(&mut self, client: &ShardClient) -> Result<B256> {
+        self.submit(client, Op::CancelAll(pb::CancelAll {})).await
+    }
+
+    /// Liquidates `account` (below maintenance margin), taking over up to `max_lots` (0 = all) of its
+    /// position at the mark; the wallet must have the margin to carry it.
+    pub async fn liquidate(&mut self, client: &ShardClient, account: &AccountId, max_lots: u64) -> Result<B256> {
+        self.submit(client, Op::Liquidate(pb::Liquidate { account: account.0.to_vec(), max_size_lots: max_lots })).await
+    }
+
+    /// Publishes an oracle price (the wallet must hold the market's oracle key).
+    pub async fn oracle_update(&mut self, client: &ShardClient, price_micros: u64, timestamp_ms: u64) -> Result<B256> {
+        self.submit(client, Op::OracleUpdate(pb::OracleUpdate { price_micros, timestamp_ms })).await
+    }
+
     /// Withdraw from the wallet's own account.
     pub async fn withdraw(&mut self, client: &ShardClient, amount_micros: u64) -> Result<B256> {
         self.submit(client, Op::Withdraw(pb::Withdraw { amount_micros })).await

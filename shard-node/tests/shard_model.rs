@@ -109,7 +109,7 @@ fn run_seed(seed: u64) {
         let bytes = prost::Message::encode_to_vec(&tx);
         let verified = decode_and_verify(&bytes, domain, DEFAULT_MAX_TX_BYTES).expect("well-formed");
         let mempool_before = shard.mempool_len();
-        let got = shard.admit(verified).expect("no node error").err().map(|r| r.reason);
+        let got = shard.admit(verified, 1).expect("no node error").err().map(|r| r.reason);
         let got = if got == Some(Reason::DuplicateTx) { Some(Reason::NonceUsed) } else { got };
         assert_eq!(got, expected, "seed {seed} step {step}: admission verdict differs from the model");
         if got.is_some() {

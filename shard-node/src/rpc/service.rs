@@ -22,7 +22,7 @@ use super::{
     streams::{self, EventStream, HeaderStream},
 };
 use crate::{
-    runtime::NodeHandle,
+    runtime::{now_ms, NodeHandle},
     shard::{Reject, TxState},
 };
 
@@ -62,7 +62,7 @@ impl ShardRpc {
         let mut results = Vec::with_capacity(verified.len());
         for (hash, v) in verified {
             let verdict = match v {
-                Ok(tx) => shard.admit(tx).map_err(|e| internal_status(&e))?,
+                Ok(tx) => shard.admit(tx, now_ms()).map_err(|e| internal_status(&e))?,
                 Err(reject) => Err(reject),
             };
             results.push(match verdict {
@@ -96,7 +96,7 @@ impl ShardService for ShardRpc {
         let verified = self.verify(tx).map_err(|r| reject_status(&r))?;
         let (verdict, full) = {
             let mut shard = self.node.shard();
-            let verdict = shard.admit(verified).map_err(|e| internal_status(&e))?;
+            let verdict = shard.admit(verified, now_ms()).map_err(|e| internal_status(&e))?;
             (verdict, shard.block_is_full())
         };
         if full {
@@ -198,6 +198,53 @@ impl ShardService for ShardRpc {
             totals: Some(view.totals),
             totals_proof,
             header,
+            oracle: view.oracle,
+            insurance: Some(view.insurance),
+            fee_pool: Some(view.fee_pool),
+        }))
+    }
+
+    async fn get_position(
+        &self,
+        request: Request<pb::GetPositionRequest>,
+    ) -> Result<Response<pb::GetPositionResponse>, Status> {
+        let req = request.into_inner();
+        let account = parse_account(&req.account)?;
+        let view = self.node.shard().position(&account, req.prove).map_err(|e| internal_status(&e))?;
+        let (position_proof, account_proof, header) =
+            view.proofs.map_or((None, None, None), |(p, a, h)| (Some(p), Some(a), Some(h)));
+        Ok(Response::new(pb::GetPositionResponse {
+            position: view.position,
+            account: view.account,
+            open_orders: Some(view.open_orders),
+            health: view.health,
+            height: view.height,
+            state_root: view.state_root.to_vec(),
+            position_proof,
+            account_proof,
+            header,
+        }))
+    }
+
+    async fn get_open_orders(
+        &self,
+        request: Request<pb::GetOpenOrdersRequest>,
+    ) -> Result<Response<pb::GetOpenOrdersResponse>, Status> {
+        let account = parse_account(&request.into_inner().account)?;
+        let shard = self.node.shard();
+        let orders = shard.open_orders(&account).map_err(|e| internal_status(&e))?;
+        Ok(Response::new(pb::GetOpenOrdersResponse { orders, height: shard.head().height }))
+    }
+
+    async fn get_book(&self, request: Request<pb::GetBookRequest>) -> Result<Response<pb::GetBookResponse>, Status> {
+        let levels = request.into_inner().levels as usize;
+        let shard = self.node.shard();
+        let (bids, asks) = shard.book_depth(levels).map_err(|e| internal_status(&e))?;
+        Ok(Response::new(pb::GetBookResponse {
+            bids,
+            asks,
+            height: shard.head().height,
+            state_root: shard.head().state_root.to_vec(),
         }))
     }
 

@@ -11,16 +11,17 @@ use crate::{
 
 impl Shard {
     /// Admits `tx` to the mempool, or says why not. `Err(ShardError)` means the node itself failed.
-    pub fn admit(&mut self, tx: VerifiedTx) -> Result<Result<(), Reject>, ShardError> {
+    /// `now_ms` stands in for the next block's time (which will be no earlier).
+    pub fn admit(&mut self, tx: VerifiedTx, now_ms: u64) -> Result<Result<(), Reject>, ShardError> {
         let hash = tx.hash();
-        let verdict = self.try_admit(tx)?;
+        let verdict = self.try_admit(tx, now_ms)?;
         if let Err(reject) = &verdict {
             self.rejected.record(hash, reject.reason.as_str(), &reject.message);
         }
         Ok(verdict)
     }
 
-    fn try_admit(&mut self, tx: VerifiedTx) -> Result<Result<(), Reject>, ShardError> {
+    fn try_admit(&mut self, tx: VerifiedTx, now_ms: u64) -> Result<Result<(), Reject>, ShardError> {
         let hash = tx.hash();
         if self.mempool.contains(&hash) || self.chain.tx_location(&hash)?.is_some() {
             return Ok(Err(Reject::new(Reason::DuplicateTx, format!("tx {hash} is already pending or included"))));
@@ -31,7 +32,7 @@ impl Shard {
                 format!("mempool holds its limit of {} txs; retry after the next block", self.config.mempool_max_txs),
             )));
         }
-        let ctx = BlockCtx { height: self.head.height + 1, timestamp_ms: self.head.timestamp_ms };
+        let ctx = BlockCtx { height: self.head.height + 1, timestamp_ms: now_ms.max(self.head.timestamp_ms) };
         let base = HeadState(&self.engine);
         let mut scope = TxScope::new(&base, self.mempool.changes());
         match execute(&mut scope, &self.params, &tx, &ctx) {

@@ -6,13 +6,17 @@ mod error;
 mod open;
 mod produce;
 mod query;
+mod trading_query;
 
 pub use error::{Reject, ShardError};
 pub use open::ShardConfig;
 pub use produce::{Committed, Proposal};
 pub use query::{AccountView, MarketView, TxState};
+pub use trading_query::PositionView;
 
 use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};
+
+use query::KeyRead;
 
 use crate::{
     chain::{ChainStore, Head},

@@ -161,8 +161,8 @@ mod tests {
         let g = fixed_genesis();
         let root = genesis_root(&g);
         let (_, hash) = genesis_block(&g, root);
-        assert_eq!(format!("{root:x}"), "6e8cba4e3df1a943c1c048782f6705ec1afac8a4ffb11786217d539045cdfcb6");
-        assert_eq!(format!("{hash:x}"), "4e87251b2da951594313c967ca0443c016057132c52ab53d187f1dc6ca83ef72");
+        assert_eq!(format!("{root:x}"), "187cd598cae1aa6c4ad91e79f16801cc5d8a88e49668c31b1520e4f2c6dd942b");
+        assert_eq!(format!("{hash:x}"), "4451b22035890824db1e7dd0c3a95b78065f624e5b7af24dbf719e3989408aa5");
     }
 
     #[test]

@@ -145,9 +145,10 @@ impl Shard {
             return Ok(());
         }
         let remaining: Vec<PendingTx> = self.mempool.drain().into_iter().skip(consumed).collect();
+        let now_ms = self.head.timestamp_ms;
         for pending in remaining {
             let hash = pending.tx.hash();
-            if let Err(reject) = self.admit(pending.tx)? {
+            if let Err(reject) = self.admit(pending.tx, now_ms)? {
                 debug!(target: "shard::mempool", tx = %hash, %reject, "dropped on re-admission");
             }
         }

@@ -54,14 +54,25 @@ pub struct MarketView {
     pub state_root: B256,
     /// Proofs of market and totals and the signed header, when asked.
     pub proofs: Option<(pb::StateProof, pb::StateProof, pb::FinalizedHeader)>,
+    /// Latest oracle price.
+    pub oracle: Option<pb::OracleRecord>,
+    /// Insurance fund.
+    pub insurance: pb::InsuranceFundRecord,
+    /// Fee pool.
+    pub fee_pool: pb::FeePoolRecord,
 }
 
 /// One key read at a height, with its proof when asked.
-struct KeyRead {
-    value: Option<Vec<u8>>,
-    height: u64,
-    state_root: B256,
-    proof: Option<(pb::StateProof, pb::FinalizedHeader)>,
+pub(super) struct KeyRead {
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) height: u64,
+    pub(super) state_root: B256,
+    pub(super) proof: Option<(pb::StateProof, pb::FinalizedHeader)>,
+}
+
+/// Decodes an optional stored record.
+pub(super) fn decode_opt<M: Message + Default>(what: &str, value: Option<Vec<u8>>) -> Result<Option<M>, ShardError> {
+    value.map(|v| M::decode(v.as_slice())).transpose().map_err(|e| corrupt(what, e))
 }
 
 fn corrupt(what: &str, e: prost::DecodeError) -> ShardError {
@@ -70,7 +81,12 @@ fn corrupt(what: &str, e: prost::DecodeError) -> ShardError {
 
 impl Shard {
     /// Reads `key` at `height` (None = head): value, and the proof when `prove`.
-    fn read_at(&self, key: B256, height: Option<u64>, prove: bool) -> Result<Result<KeyRead, Reject>, ShardError> {
+    pub(super) fn read_at(
+        &self,
+        key: B256,
+        height: Option<u64>,
+        prove: bool,
+    ) -> Result<Result<KeyRead, Reject>, ShardError> {
         let height = height.unwrap_or(self.head.height);
         if height > self.head.height {
             return Ok(Err(Reject::new(
@@ -140,11 +156,22 @@ impl Shard {
             pb::MarketRecord::decode(m.value.unwrap_or_default().as_slice()).map_err(|e| corrupt("market", e))?;
         let totals =
             pb::LedgerTotalsRecord::decode(t.value.unwrap_or_default().as_slice()).map_err(|e| corrupt("totals", e))?;
+        let oracle = self
+            .engine
+            .get(&state_key::oracle_key())?
+            .map(|v| pb::OracleRecord::decode(v.as_slice()))
+            .transpose()
+            .map_err(|e| corrupt("oracle", e))?;
         let proofs = match (m.proof, t.proof) {
             (Some((p1, header)), Some((p2, _))) => Some((p1, p2, header)),
             _ => None,
         };
-        Ok(MarketView { market, totals, height, state_root, proofs })
+        let insurance =
+            decode_opt::<pb::InsuranceFundRecord>("insurance", self.engine.get(&state_key::insurance_key())?)?
+                .unwrap_or_default();
+        let fee_pool = decode_opt::<pb::FeePoolRecord>("fee pool", self.engine.get(&state_key::fee_pool_key())?)?
+            .unwrap_or_default();
+        Ok(MarketView { market, totals, height, state_root, proofs, oracle, insurance, fee_pool })
     }
 
     /// The committed block at `height`.

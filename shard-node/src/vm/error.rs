@@ -30,6 +30,34 @@ pub enum ExecError {
         /// Available.
         free_micros: i64,
     },
+    /// The op would leave the account below its margin requirement.
+    #[error("insufficient margin: equity {equity_micros} micro-USD, requirement {required_micros}")]
+    InsufficientMargin {
+        /// Equity after the op.
+        equity_micros: i64,
+        /// Requirement after the op.
+        required_micros: i64,
+    },
+    /// The oracle price is missing or older than the market allows.
+    #[error("{0}")]
+    StalePrice(String),
+    /// The market mode forbids the op.
+    #[error("{0}")]
+    MarketMode(String),
+    /// A post-only order would trade.
+    #[error("post-only order at {price_micros} would trade immediately")]
+    WouldCross {
+        /// The order's price.
+        price_micros: u64,
+    },
+    /// The account is not below maintenance margin.
+    #[error("account is not liquidatable: equity {equity_micros} micro-USD, maintenance {maintenance_micros}")]
+    NotLiquidatable {
+        /// Equity at the mark.
+        equity_micros: i64,
+        /// Maintenance requirement at the mark.
+        maintenance_micros: i64,
+    },
     /// Checked arithmetic overflowed.
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
@@ -64,6 +92,11 @@ impl ExecError {
             Self::OpNotEnabled(_) => Reason::OpNotEnabled,
             Self::InsufficientCollateral { .. } => Reason::InsufficientCollateral,
             Self::Overflow(_) => Reason::Overflow,
+            Self::InsufficientMargin { .. } => Reason::InsufficientMargin,
+            Self::StalePrice(_) => Reason::StalePrice,
+            Self::MarketMode(_) => Reason::MarketMode,
+            Self::WouldCross { .. } => Reason::WouldCross,
+            Self::NotLiquidatable { .. } => Reason::NotLiquidatable,
             Self::OutOfGas { .. } => Reason::GasLimit,
             Self::Corrupt { .. } | Self::Storage(_) => Reason::Unavailable,
         }

@@ -1,11 +1,12 @@
 //! Executes one verified tx: nonce, authorization, the op, gas. Money is checked integer arithmetic.
 
-use shardex_core::{nonce::NonceWindow, pb, pb::tx_body::Op, tx::VerifiedTx, AccountId};
+use shardex_core::{nonce::NonceWindow, pb, pb::tx_body::Op, tx::VerifiedTx};
 
 use super::{
     error::ExecError,
     gas::GasSchedule,
-    records::{load_account, load_market, load_totals, store_account, store_totals},
+    ops::{ledger, liquidate, oracle, trade},
+    records::{load_account, load_market, store_account},
     view::TxScope,
 };
 
@@ -20,7 +21,7 @@ pub struct VmParams {
 
 impl Default for VmParams {
     fn default() -> Self {
-        Self { gas: GasSchedule::V1, max_tx_gas: 100_000 }
+        Self { gas: GasSchedule::V1, max_tx_gas: 2_000_000 }
     }
 }
 
@@ -47,7 +48,7 @@ pub fn execute(
     scope: &mut TxScope<'_>,
     params: &VmParams,
     tx: &VerifiedTx,
-    _ctx: &BlockCtx,
+    ctx: &BlockCtx,
 ) -> Result<Outcome, ExecError> {
     let market = load_market(scope)?;
     let signer = tx.signer();
@@ -59,8 +60,13 @@ pub fn execute(
     store_account(scope, &signer, &signer_record);
 
     let events = match tx.op() {
-        Some(Op::Deposit(d)) => deposit(scope, &market, &signer, d)?,
-        Some(Op::Withdraw(w)) => withdraw(scope, &signer, w)?,
+        Some(Op::Deposit(d)) => ledger::deposit(scope, &market, &signer, d)?,
+        Some(Op::Withdraw(w)) => ledger::withdraw(scope, &market, &signer, w, ctx)?,
+        Some(Op::OracleUpdate(u)) => oracle::update(scope, &market, &signer, u, ctx)?,
+        Some(Op::PlaceOrder(o)) => trade::place(scope, &market, &signer, o, ctx)?,
+        Some(Op::CancelOrder(c)) => trade::cancel(scope, &signer, c)?,
+        Some(Op::CancelAll(_)) => trade::cancel_all(scope, &signer)?,
+        Some(Op::Liquidate(l)) => liquidate::liquidate(scope, &market, &signer, l, ctx)?,
         Some(op) => return Err(ExecError::OpNotEnabled(op_name(op))),
         None => return Err(ExecError::InvalidOp("tx body carries no op".into())),
     };
@@ -70,68 +76,6 @@ pub fn execute(
         return Err(ExecError::OutOfGas { needed: gas_used, allowed: params.max_tx_gas });
     }
     Ok(Outcome { gas_used, events })
-}
-
-fn deposit(
-    scope: &mut TxScope<'_>,
-    market: &pb::MarketRecord,
-    signer: &AccountId,
-    d: &pb::Deposit,
-) -> Result<Vec<pb::Event>, ExecError> {
-    if signer.0.as_slice() != market.deposit_authority.as_slice() {
-        return Err(ExecError::Unauthorized("deposits must be signed by the shard's deposit authority".into()));
-    }
-    let account =
-        AccountId::from_slice(&d.account).map_err(|e| ExecError::InvalidOp(format!("deposit account: {e}")))?;
-    let amount = positive_amount(d.amount_micros)?;
-
-    let mut record = load_account(scope, &account)?;
-    record.collateral_micros = record.collateral_micros.checked_add(amount).ok_or(ExecError::Overflow("collateral"))?;
-    store_account(scope, &account, &record);
-
-    let mut totals = load_totals(scope)?;
-    totals.deposited_micros =
-        totals.deposited_micros.checked_add(d.amount_micros).ok_or(ExecError::Overflow("deposited total"))?;
-    store_totals(scope, &totals);
-
-    Ok(vec![collateral_event(&account, amount, record.collateral_micros, pb::CollateralReason::Deposit)])
-}
-
-fn withdraw(scope: &mut TxScope<'_>, signer: &AccountId, w: &pb::Withdraw) -> Result<Vec<pb::Event>, ExecError> {
-    let amount = positive_amount(w.amount_micros)?;
-    let mut record = load_account(scope, signer)?;
-    // No positions exist yet, so all collateral is free; margin joins this check with the perpetuals engine.
-    let free = record.collateral_micros;
-    if amount > free {
-        return Err(ExecError::InsufficientCollateral { requested_micros: w.amount_micros, free_micros: free });
-    }
-    record.collateral_micros -= amount;
-    store_account(scope, signer, &record);
-
-    let mut totals = load_totals(scope)?;
-    totals.withdrawn_micros =
-        totals.withdrawn_micros.checked_add(w.amount_micros).ok_or(ExecError::Overflow("withdrawn total"))?;
-    store_totals(scope, &totals);
-
-    Ok(vec![collateral_event(signer, -amount, record.collateral_micros, pb::CollateralReason::Withdraw)])
-}
-
-fn positive_amount(micros: u64) -> Result<i64, ExecError> {
-    if micros == 0 {
-        return Err(ExecError::InvalidOp("amount must be positive".into()));
-    }
-    i64::try_from(micros).map_err(|_| ExecError::Overflow("amount"))
-}
-
-fn collateral_event(account: &AccountId, delta: i64, balance: i64, reason: pb::CollateralReason) -> pb::Event {
-    pb::Event {
-        account: account.0.to_vec(),
-        kind: Some(pb::event::Kind::CollateralChanged(pb::CollateralChanged {
-            delta_micros: delta,
-            balance_micros: balance,
-            reason: reason as i32,
-        })),
-    }
 }
 
 /// Stable op names for errors and logs.

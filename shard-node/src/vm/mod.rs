@@ -1,10 +1,12 @@
 //! The shard VM: a pure state transition over a key→value view. No IO, no clocks, no async:
 //! the same txs over the same state give the same writes on every replica.
 
+pub mod book;
 mod error;
 mod exec;
 mod gas;
-mod records;
+pub mod ops;
+pub mod records;
 mod view;
 
 pub use error::{ExecError, StorageError};

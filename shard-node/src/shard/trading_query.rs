@@ -1,0 +1,146 @@
+//! Trading queries at the head: position with margin health, open orders, book depth. They read through
+//! the same code the VM uses (a tx scope over committed state with no pending changes).
+
+use shardex_core::{
+    pb,
+    perp::{health, liquidation_price, Position},
+    state_key, AccountId,
+};
+
+use super::{HeadState, KeyRead, Shard, ShardError};
+use crate::vm::{
+    book::{self, Side},
+    ops::{oracle, positions, trade},
+    records::load_market,
+    Changes, ExecError, TxScope,
+};
+
+fn exec_err(e: ExecError) -> ShardError {
+    ShardError::Exec(e)
+}
+
+/// Position view: records, health and (when asked) proofs.
+pub struct PositionView {
+    /// Position record (None when never traded or flat with nothing left).
+    pub position: Option<pb::PositionRecord>,
+    /// Collateral record.
+    pub account: Option<pb::AccountRecord>,
+    /// Open-order totals.
+    pub open_orders: pb::AccountOrdersRecord,
+    /// Health at the latest oracle price (None before the first price).
+    pub health: Option<pb::AccountHealth>,
+    /// Height.
+    pub height: u64,
+    /// Proofs of the position and account records, and the header, when asked.
+    pub proofs: Option<(pb::StateProof, pb::StateProof, pb::FinalizedHeader)>,
+    /// State root.
+    pub state_root: alloy_primitives::B256,
+}
+
+impl Shard {
+    /// Position, collateral, open orders and health of `account` at the head.
+    pub fn position(&self, account: &AccountId, prove: bool) -> Result<PositionView, ShardError> {
+        let base = HeadState(&self.engine);
+        let empty = Changes::new();
+        let mut scope = TxScope::new(&base, &empty);
+        let market = load_market(&mut scope).map_err(exec_err)?;
+        let open_orders = book::account_orders(&mut scope, account).map_err(exec_err)?;
+        let head_only = |r: Result<KeyRead, super::Reject>| r.map_err(|e| ShardError::Inconsistent(e.to_string()));
+        let pos_read = head_only(self.read_at(state_key::position_key(account), None, prove)?)?;
+        let acct_read = head_only(self.read_at(state_key::account_key(account), None, prove)?)?;
+        let position = super::query::decode_opt::<pb::PositionRecord>("position", pos_read.value)?;
+        let acct = super::query::decode_opt::<pb::AccountRecord>("account", acct_read.value)?;
+
+        let health = match oracle::load(&mut scope).map_err(exec_err)? {
+            None => None,
+            Some(o) => {
+                let math = trade::market_math(&market).map_err(exec_err)?;
+                let p = position.unwrap_or_default();
+                let pos = Position { size_lots: p.size_lots, entry_notional_micros: p.entry_notional_micros };
+                let collateral = acct.as_ref().map_or(0, |a| a.collateral_micros);
+                let overflow = |_| ShardError::Exec(ExecError::Overflow("health"));
+                let h = health(
+                    &math,
+                    collateral,
+                    &pos,
+                    open_orders.open_buy_lots,
+                    open_orders.open_sell_lots,
+                    o.price_micros,
+                )
+                .map_err(overflow)?;
+                let upnl = pos.unrealized_pnl(&math, o.price_micros).map_err(overflow)?;
+                let liq = liquidation_price(&math, collateral, &pos).map_err(overflow)?;
+                Some(pb::AccountHealth {
+                    mark_price_micros: o.price_micros,
+                    equity_micros: h.equity_micros,
+                    unrealized_pnl_micros: upnl,
+                    initial_required_micros: h.initial_required_micros,
+                    maintenance_required_micros: h.maintenance_required_micros,
+                    free_collateral_micros: h.free_collateral_micros,
+                    liquidatable: h.liquidatable,
+                    liquidation_price_micros: liq.unwrap_or(0),
+                })
+            }
+        };
+        let proofs = match (pos_read.proof, acct_read.proof) {
+            (Some((pp, header)), Some((ap, _))) => Some((pp, ap, header)),
+            _ => None,
+        };
+        Ok(PositionView {
+            position,
+            account: acct,
+            open_orders,
+            health,
+            height: self.head.height,
+            proofs,
+            state_root: self.head.state_root,
+        })
+    }
+
+    /// The fee pool balance at the head.
+    pub fn fee_pool(&self) -> Result<i64, ShardError> {
+        let base = HeadState(&self.engine);
+        let empty = Changes::new();
+        let mut scope = TxScope::new(&base, &empty);
+        positions::load_fee_pool(&mut scope).map_err(exec_err)
+    }
+
+    /// The account's resting orders, oldest first as the account record lists them.
+    pub fn open_orders(&self, account: &AccountId) -> Result<Vec<pb::OrderRecord>, ShardError> {
+        let base = HeadState(&self.engine);
+        let empty = Changes::new();
+        let mut scope = TxScope::new(&base, &empty);
+        let ids = book::account_orders(&mut scope, account).map_err(exec_err)?.order_ids;
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            let order = book::order(&mut scope, id)
+                .map_err(exec_err)?
+                .ok_or_else(|| ShardError::Inconsistent(format!("account lists order {id}, which is not in state")))?;
+            orders.push(order);
+        }
+        Ok(orders)
+    }
+
+    /// The best `levels` levels per side (capped by the market's level limit).
+    pub fn book_depth(&self, levels: usize) -> Result<(Vec<pb::BookLevel>, Vec<pb::BookLevel>), ShardError> {
+        let base = HeadState(&self.engine);
+        let empty = Changes::new();
+        let mut scope = TxScope::new(&base, &empty);
+        let market = load_market(&mut scope).map_err(exec_err)?;
+        let levels = levels.min(market.max_price_levels as usize);
+        let mut side = |s: Side| -> Result<Vec<pb::BookLevel>, ShardError> {
+            Ok(book::depth(&mut scope, s, levels)
+                .map_err(exec_err)?
+                .into_iter()
+                .map(|l| pb::BookLevel {
+                    price_micros: l.price_micros,
+                    total_lots: l.total_lots,
+                    order_count: l.order_count,
+                })
+                .collect())
+        };
+        let bids = side(Side::Buy)?;
+        let asks = side(Side::Sell)?;
+        Ok((bids, asks))
+    }
+}

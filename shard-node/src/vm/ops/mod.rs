@@ -1,0 +1,7 @@
+//! One file per family of ops; `exec` dispatches to them.
+
+pub mod ledger;
+pub mod liquidate;
+pub mod oracle;
+pub mod positions;
+pub mod trade;

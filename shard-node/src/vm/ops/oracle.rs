@@ -1,0 +1,118 @@
+//! Oracle prices: signed by the market's oracle key, strictly increasing timestamps, not too far ahead of
+//! block time. The latest price is the mark; its age against block time decides staleness.
+
+use prost::Message;
+use shardex_core::{pb, state_key, AccountId};
+
+use crate::vm::{error::ExecError, exec::BlockCtx, view::TxScope};
+
+/// The latest oracle record (None before the first update).
+pub fn load(scope: &mut TxScope<'_>) -> Result<Option<pb::OracleRecord>, ExecError> {
+    scope
+        .read(&state_key::oracle_key())?
+        .map(|b| {
+            pb::OracleRecord::decode(b.as_slice())
+                .map_err(|e| ExecError::Corrupt { what: "oracle", detail: e.to_string() })
+        })
+        .transpose()
+}
+
+/// The mark price if the oracle is fresh at `ctx`'s block time, else `StalePrice`.
+pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &BlockCtx) -> Result<u64, ExecError> {
+    let Some(o) = load(scope)? else {
+        return Err(ExecError::StalePrice("no oracle price yet".into()));
+    };
+    let age = ctx.timestamp_ms.saturating_sub(o.timestamp_ms);
+    if age > market.oracle_max_age_ms {
+        return Err(ExecError::StalePrice(format!(
+            "oracle price is {age} ms old, the market allows {} ms",
+            market.oracle_max_age_ms
+        )));
+    }
+    Ok(o.price_micros)
+}
+
+/// Applies an oracle update.
+pub fn update(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    signer: &AccountId,
+    u: &pb::OracleUpdate,
+    ctx: &BlockCtx,
+) -> Result<Vec<pb::Event>, ExecError> {
+    if signer.0.as_slice() != market.oracle_key.as_slice() {
+        return Err(ExecError::Unauthorized("oracle updates must be signed by the market's oracle key".into()));
+    }
+    if u.price_micros == 0 {
+        return Err(ExecError::InvalidOp("oracle price must be positive".into()));
+    }
+    let limit = ctx.timestamp_ms.saturating_add(market.oracle_max_future_ms);
+    if u.timestamp_ms > limit {
+        return Err(ExecError::InvalidOp(format!(
+            "oracle timestamp {} is more than {} ms ahead of block time {}",
+            u.timestamp_ms, market.oracle_max_future_ms, ctx.timestamp_ms
+        )));
+    }
+    if let Some(prev) = load(scope)? {
+        if u.timestamp_ms <= prev.timestamp_ms {
+            return Err(ExecError::InvalidOp(format!(
+                "oracle timestamp {} is not after the last one ({})",
+                u.timestamp_ms, prev.timestamp_ms
+            )));
+        }
+    }
+    let record = pb::OracleRecord { price_micros: u.price_micros, timestamp_ms: u.timestamp_ms };
+    scope.write(state_key::oracle_key(), record.encode_to_vec());
+    Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alloy_primitives::B256;
+
+    use super::*;
+    use crate::vm::view::Changes;
+
+    fn market(oracle: AccountId) -> pb::MarketRecord {
+        pb::MarketRecord {
+            oracle_key: oracle.0.to_vec(),
+            oracle_max_age_ms: 1_000,
+            oracle_max_future_ms: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn updates_must_be_signed_positive_ordered_and_not_ahead_of_block_time() {
+        let oracle = AccountId([7; 32]);
+        let m = market(oracle);
+        let base: BTreeMap<B256, Vec<u8>> = BTreeMap::new();
+        let mut changes = Changes::new();
+        let ctx = BlockCtx { height: 1, timestamp_ms: 10_000 };
+        let up = |price, ts| pb::OracleUpdate { price_micros: price, timestamp_ms: ts };
+
+        let mut s = TxScope::new(&base, &changes);
+        assert!(matches!(
+            update(&mut s, &m, &AccountId([8; 32]), &up(5, 9_000), &ctx),
+            Err(ExecError::Unauthorized(_))
+        ));
+        assert!(matches!(update(&mut s, &m, &oracle, &up(0, 9_000), &ctx), Err(ExecError::InvalidOp(_))));
+        assert!(matches!(update(&mut s, &m, &oracle, &up(5, 10_101), &ctx), Err(ExecError::InvalidOp(_))));
+        assert!(matches!(fresh_mark(&mut s, &m, &ctx), Err(ExecError::StalePrice(_))));
+        update(&mut s, &m, &oracle, &up(5, 10_100), &ctx).expect("valid");
+        changes.extend(s.into_writes());
+
+        let mut s = TxScope::new(&base, &changes);
+        assert!(
+            matches!(update(&mut s, &m, &oracle, &up(6, 10_100), &ctx), Err(ExecError::InvalidOp(_))),
+            "not after last"
+        );
+        assert_eq!(fresh_mark(&mut s, &m, &ctx), Ok(5));
+        let later = BlockCtx { height: 2, timestamp_ms: 11_100 };
+        assert_eq!(fresh_mark(&mut s, &m, &later), Ok(5), "exactly max age is still fresh");
+        let stale = BlockCtx { height: 3, timestamp_ms: 11_101 };
+        assert!(matches!(fresh_mark(&mut s, &m, &stale), Err(ExecError::StalePrice(_))));
+    }
+}

@@ -1,0 +1,326 @@
+//! Trading ops: place, cancel, cancel-all. The book matches; this file validates orders against the market
+//! (mode, tick, size, time in force, reduce-only), settles every fill into both positions with fees to the
+//! fee pool, and refuses the whole op if the taker ends up taking more risk than its margin covers.
+//! The op runs in one tx scope, so a refusal at any point writes nothing.
+
+use shardex_core::{
+    pb::{self, CancelReason, MarketMode, OrderType, TimeInForce},
+    perp::{fee, health, MarketMath, Position},
+    AccountId,
+};
+
+use super::{oracle, positions};
+use crate::vm::{
+    book::{self, BookLimits, Incoming, NewOrder, Side},
+    error::ExecError,
+    exec::BlockCtx,
+    records::{load_account, store_account},
+    view::TxScope,
+};
+
+/// The market's math (lot size, margins) from its record.
+pub fn market_math(market: &pb::MarketRecord) -> Result<MarketMath, ExecError> {
+    MarketMath::new(market.lot_size, market.initial_margin_bps, market.maintenance_margin_bps)
+        .map_err(|e| ExecError::Corrupt { what: "market params", detail: e.to_string() })
+}
+
+/// The market's book limits.
+pub fn book_limits(market: &pb::MarketRecord) -> BookLimits {
+    BookLimits {
+        max_price_levels: market.max_price_levels as usize,
+        max_open_orders_per_account: market.max_open_orders as usize,
+        max_fills_per_order: market.max_fills_per_order as usize,
+    }
+}
+
+fn overflow(what: &'static str) -> impl Fn(shardex_core::money::Overflow) -> ExecError {
+    move |_| ExecError::Overflow(what)
+}
+
+/// Lots an account would hold if every resting order on its worse side filled.
+fn worst_case_lots(size: i64, orders: &pb::AccountOrdersRecord) -> u128 {
+    let size = i128::from(size);
+    let buys = (size + i128::from(orders.open_buy_lots)).unsigned_abs();
+    let sells = (size - i128::from(orders.open_sell_lots)).unsigned_abs();
+    buys.max(sells)
+}
+
+fn side_of(raw: i32) -> Result<Side, ExecError> {
+    match pb::Side::try_from(raw) {
+        Ok(pb::Side::Buy) => Ok(Side::Buy),
+        Ok(pb::Side::Sell) => Ok(Side::Sell),
+        _ => Err(ExecError::InvalidOp("order side must be buy or sell".into())),
+    }
+}
+
+/// How an order may trade, after validation.
+struct Plan {
+    side: Side,
+    lots: u64,
+    limit: Option<u64>,
+    rest_remainder: bool,
+    post_only: bool,
+}
+
+fn validate(market: &pb::MarketRecord, o: &pb::PlaceOrder, position_lots: i64) -> Result<Plan, ExecError> {
+    let side = side_of(o.side)?;
+    let order_type =
+        OrderType::try_from(o.order_type).map_err(|_| ExecError::InvalidOp("unknown order type".into()))?;
+    let tif =
+        TimeInForce::try_from(o.time_in_force).map_err(|_| ExecError::InvalidOp("unknown time in force".into()))?;
+    if o.size_lots == 0 || o.size_lots > market.max_order_lots {
+        return Err(ExecError::InvalidOp(format!("order size must be 1 to {} lots", market.max_order_lots)));
+    }
+    let (limit, rest_remainder, post_only) = match (order_type, tif) {
+        (OrderType::Limit, TimeInForce::Gtc) => (Some(o.price_micros), true, false),
+        (OrderType::Limit, TimeInForce::Ioc) => (Some(o.price_micros), false, false),
+        (OrderType::Limit, TimeInForce::PostOnly) => (Some(o.price_micros), true, true),
+        // A market order's price, if given, is the worst it accepts.
+        (OrderType::Market, TimeInForce::Unspecified | TimeInForce::Ioc) => {
+            ((o.price_micros != 0).then_some(o.price_micros), false, false)
+        }
+        _ => return Err(ExecError::InvalidOp("limit orders take gtc, ioc or post-only; market orders ioc".into())),
+    };
+    if let Some(price) = limit {
+        if price == 0 || market.tick_size_micros == 0 || price % market.tick_size_micros != 0 {
+            return Err(ExecError::InvalidOp(format!(
+                "price {price} must be a positive multiple of the tick {}",
+                market.tick_size_micros
+            )));
+        }
+    }
+    let mode = MarketMode::try_from(market.mode).unwrap_or(MarketMode::Unspecified);
+    match mode {
+        MarketMode::Normal => {}
+        MarketMode::PostOnly if post_only => {}
+        MarketMode::ReduceOnly if o.reduce_only => {}
+        _ => return Err(ExecError::MarketMode(format!("the market is in {} mode", mode.as_str_name()))),
+    }
+    let mut lots = o.size_lots;
+    if o.reduce_only {
+        let reducible = match side {
+            Side::Buy if position_lots < 0 => position_lots.unsigned_abs(),
+            Side::Sell if position_lots > 0 => position_lots.unsigned_abs(),
+            _ => return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into())),
+        };
+        lots = lots.min(reducible);
+    }
+    Ok(Plan { side, lots, limit, rest_remainder, post_only })
+}
+
+fn filled_event(account: &AccountId, fill: pb::OrderFilled) -> pb::Event {
+    pb::Event { account: account.0.to_vec(), kind: Some(pb::event::Kind::OrderFilled(fill)) }
+}
+
+fn cancelled_event(order: &pb::OrderRecord, reason: CancelReason) -> pb::Event {
+    pb::Event {
+        account: order.owner.clone(),
+        kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
+            order_id: order.order_id,
+            lots: order.remaining_lots,
+            reason: reason as i32,
+        })),
+    }
+}
+
+/// Settles one side of a fill: position, realized PnL and fee into collateral, fee into the pool.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    scope: &mut TxScope<'_>,
+    math: &MarketMath,
+    account: &AccountId,
+    signed_lots: i64,
+    price: u64,
+    fee_bps: u32,
+    fee_pool: &mut i64,
+    order_id: u64,
+) -> Result<pb::OrderFilled, ExecError> {
+    let mut record = positions::load(scope, account)?;
+    let mut pos = Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros };
+    let realized = pos.apply_fill(math, signed_lots, price).map_err(overflow("position"))?;
+    let notional = math.notional(signed_lots, price).map_err(overflow("notional"))?;
+    let paid = fee(notional.checked_abs().ok_or(ExecError::Overflow("notional"))?, fee_bps).map_err(overflow("fee"))?;
+    record.size_lots = pos.size_lots;
+    record.entry_notional_micros = pos.entry_notional_micros;
+    record.realized_pnl_micros =
+        record.realized_pnl_micros.checked_add(realized).ok_or(ExecError::Overflow("realized"))?;
+    positions::store(scope, account, &record);
+
+    let mut acct = load_account(scope, account)?;
+    acct.collateral_micros = acct
+        .collateral_micros
+        .checked_add(realized)
+        .and_then(|c| c.checked_sub(paid))
+        .ok_or(ExecError::Overflow("collateral"))?;
+    store_account(scope, account, &acct);
+    *fee_pool = fee_pool.checked_add(paid).ok_or(ExecError::Overflow("fee pool"))?;
+    Ok(pb::OrderFilled {
+        order_id,
+        is_maker: order_id != 0,
+        is_buy: signed_lots > 0,
+        price_micros: price,
+        lots: signed_lots.unsigned_abs(),
+        fee_micros: paid,
+        realized_pnl_micros: realized,
+        position_lots: pos.size_lots,
+    })
+}
+
+/// True if `account` can take a fill of `signed_lots` at `price` and pay its fee without its collateral
+/// going negative.
+fn can_pay(
+    scope: &mut TxScope<'_>,
+    math: &MarketMath,
+    account: &AccountId,
+    signed_lots: i64,
+    price: u64,
+    fee_bps: u32,
+) -> Result<bool, ExecError> {
+    let record = positions::load(scope, account)?;
+    let mut pos = Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros };
+    let realized = pos.apply_fill(math, signed_lots, price).map_err(overflow("position"))?;
+    let notional = math.notional(signed_lots, price).map_err(overflow("notional"))?;
+    let paid = fee(notional.checked_abs().ok_or(ExecError::Overflow("notional"))?, fee_bps).map_err(overflow("fee"))?;
+    let collateral = i128::from(load_account(scope, account)?.collateral_micros);
+    Ok(collateral + i128::from(realized) - i128::from(paid) >= 0)
+}
+
+/// Places an order for `signer`.
+pub fn place(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    signer: &AccountId,
+    o: &pb::PlaceOrder,
+    ctx: &BlockCtx,
+) -> Result<Vec<pb::Event>, ExecError> {
+    if o.client_order_id != 0 && book::order_id_by_client_id(scope, signer, o.client_order_id)?.is_some() {
+        // Idempotent: the same client order id already rests; placing it again does nothing.
+        return Ok(Vec::new());
+    }
+    let math = market_math(market)?;
+    let limits = book_limits(market);
+    let mark = oracle::fresh_mark(scope, market, ctx)?;
+    let before_pos = positions::load(scope, signer)?;
+    let before_orders = book::account_orders(scope, signer)?;
+    let risk_before = worst_case_lots(before_pos.size_lots, &before_orders);
+    let plan = validate(market, o, before_pos.size_lots)?;
+    if plan.lots == 0 {
+        return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
+    }
+    if plan.post_only {
+        let price = plan.limit.unwrap_or_default();
+        if book::would_cross(scope, plan.side, price)? {
+            return Err(ExecError::WouldCross { price_micros: price });
+        }
+    }
+
+    let incoming = Incoming { owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
+    let mut fee_pool = positions::load_fee_pool(scope)?;
+    let taker_sign: i64 = if plan.side == Side::Buy { 1 } else { -1 };
+    let mut fill_events = Vec::new();
+    // Each fill settles as the book reaches it, so a maker met twice sees its first fill. A maker that could
+    // not pay for its fill (collateral would go negative) has its order cancelled instead: an underwater
+    // account waits for liquidation, it does not trade.
+    let outcome = book::match_incoming_with(scope, &incoming, &limits, |scope, maker_order, lots| {
+        let maker = AccountId::from_slice(&maker_order.owner)
+            .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
+        let lots = i64::try_from(lots).map_err(|_| ExecError::Overflow("fill lots"))?;
+        let price = maker_order.price_micros;
+        if !can_pay(scope, &math, &maker, -taker_sign * lots, price, market.maker_fee_bps)? {
+            return Ok(true);
+        }
+        let m = settle(
+            scope,
+            &math,
+            &maker,
+            -taker_sign * lots,
+            price,
+            market.maker_fee_bps,
+            &mut fee_pool,
+            maker_order.order_id,
+        )?;
+        fill_events.push(filled_event(&maker, m));
+        let t = settle(scope, &math, signer, taker_sign * lots, price, market.taker_fee_bps, &mut fee_pool, 0)?;
+        fill_events.push(filled_event(signer, t));
+        Ok(false)
+    })?;
+    positions::store_fee_pool(scope, fee_pool)?;
+    let mut events: Vec<pb::Event> =
+        outcome.self_trade_cancelled.iter().map(|c| cancelled_event(c, CancelReason::SelfTrade)).collect();
+    events.extend(outcome.vetoed.iter().map(|c| cancelled_event(c, CancelReason::Insolvent)));
+    events.extend(fill_events);
+
+    if outcome.remaining_lots > 0 {
+        match plan.limit {
+            Some(price) if plan.rest_remainder && !outcome.stopped_at_fill_limit => {
+                let new = NewOrder {
+                    owner: *signer,
+                    side: plan.side,
+                    price_micros: price,
+                    lots: outcome.remaining_lots,
+                    client_order_id: o.client_order_id,
+                    reduce_only: o.reduce_only,
+                    placed_height: ctx.height,
+                };
+                let rested = book::rest(scope, &new, &limits)?;
+                events.push(pb::Event {
+                    account: signer.0.to_vec(),
+                    kind: Some(pb::event::Kind::OrderPlaced(pb::OrderPlaced {
+                        order_id: rested.order_id,
+                        client_order_id: rested.client_order_id,
+                        is_buy: rested.is_buy,
+                        price_micros: rested.price_micros,
+                        lots: rested.remaining_lots,
+                    })),
+                });
+            }
+            _ => events.push(pb::Event {
+                account: signer.0.to_vec(),
+                kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
+                    order_id: 0,
+                    lots: outcome.remaining_lots,
+                    reason: CancelReason::IocRemainder as i32,
+                })),
+            }),
+        }
+    }
+
+    // The taker may not end with more risk than its margin covers, nor with negative collateral.
+    let after_pos = positions::load(scope, signer)?;
+    let after_orders = book::account_orders(scope, signer)?;
+    let collateral = load_account(scope, signer)?.collateral_micros;
+    let pos = Position { size_lots: after_pos.size_lots, entry_notional_micros: after_pos.entry_notional_micros };
+    let h = health(&math, collateral, &pos, after_orders.open_buy_lots, after_orders.open_sell_lots, mark)
+        .map_err(overflow("health"))?;
+    let risk_grew = worst_case_lots(after_pos.size_lots, &after_orders) > risk_before;
+    if (risk_grew && !h.can_open) || collateral < 0 {
+        return Err(ExecError::InsufficientMargin {
+            equity_micros: h.equity_micros,
+            required_micros: h.initial_required_micros,
+        });
+    }
+    Ok(events)
+}
+
+/// Cancels one of the signer's orders, by order id or client order id. Allowed in every market mode.
+pub fn cancel(scope: &mut TxScope<'_>, signer: &AccountId, c: &pb::CancelOrder) -> Result<Vec<pb::Event>, ExecError> {
+    let order_id = match c.target {
+        Some(pb::cancel_order::Target::OrderId(id)) => id,
+        Some(pb::cancel_order::Target::ClientOrderId(coid)) => book::order_id_by_client_id(scope, signer, coid)?
+            .ok_or_else(|| ExecError::InvalidOp(format!("no resting order with client order id {coid}")))?,
+        None => return Err(ExecError::InvalidOp("cancel needs an order id or a client order id".into())),
+    };
+    let order =
+        book::order(scope, order_id)?.ok_or_else(|| ExecError::InvalidOp(format!("no resting order {order_id}")))?;
+    if order.owner.as_slice() != signer.0.as_slice() {
+        return Err(ExecError::Unauthorized(format!("order {order_id} belongs to another account")));
+    }
+    let cancelled = book::cancel(scope, order_id)?;
+    Ok(vec![cancelled_event(&cancelled, CancelReason::User)])
+}
+
+/// Cancels every resting order of the signer.
+pub fn cancel_all(scope: &mut TxScope<'_>, signer: &AccountId) -> Result<Vec<pb::Event>, ExecError> {
+    let cancelled = book::cancel_all(scope, signer)?;
+    Ok(cancelled.iter().map(|o| cancelled_event(o, CancelReason::User)).collect())
+}

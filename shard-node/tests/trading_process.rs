@@ -42,9 +42,9 @@ async fn market_maker_takers_and_oracle_over_grpc() {
     let genesis = keys.genesis(4, 1);
     let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &[]);
     let client = node.client().await;
-    let (mm_key, mm) = account(91);
-    let (taker_key, taker) = account(92);
-    let (poor_key, poor) = account(93);
+    let (mm_key, mm) = account(191);
+    let (taker_key, taker) = account(192);
+    let (poor_key, poor) = account(193);
 
     let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
     for (who, usd) in [(mm, 100_000), (taker, 20_000), (poor, 50)] {
@@ -151,4 +151,128 @@ async fn market_maker_takers_and_oracle_over_grpc() {
     let err = taker_w.cancel_order(&client, id).await.expect_err("not the owner");
     assert_eq!(err.reason(), Some(Reason::Unauthorized));
     let _: AccountId = poor;
+}
+
+/// Σ collateral − Σ entry + fee pool + insurance over `accounts`, against deposits − withdrawals.
+async fn assert_conserved(client: &ShardClient, accounts: &[AccountId]) {
+    let mut sum: i128 = 0;
+    for a in accounts {
+        let p = client.position(a, false).await.expect("position");
+        sum += i128::from(p.account.map_or(0, |r| r.collateral_micros));
+        sum -= i128::from(p.position.map_or(0, |r| r.entry_notional_micros));
+    }
+    let m = client.market(false).await.expect("market");
+    let totals = m.totals.expect("totals");
+    sum += i128::from(m.fee_pool.expect("fees").balance_micros);
+    sum += i128::from(m.insurance.expect("insurance").balance_micros);
+    assert_eq!(sum, i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros), "money not conserved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solvency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = TestKeys::new(100);
+    let genesis = keys.genesis(4, 2);
+    let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &[]);
+    let client = node.client().await;
+    let (mm_key, mm) = account(201);
+    let (lev_key, lev) = account(202);
+    let (degen_key, degen) = account(203);
+    let (liq_key, liq) = account(204);
+    let everyone = [mm, lev, degen, liq];
+
+    let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+    for (who, usd) in [(mm, 1_000_000), (lev, 1_000), (degen, 300), (liq, 100_000)] {
+        fin(&client, authority.deposit(&client, &who, usd * USD).await.expect("deposit")).await;
+    }
+    let mut oracle = Wallet::new(keys.oracle.clone(), &client).await.expect("wallet");
+    fin(&client, oracle.oracle_update(&client, BTC_100K, now_ms()).await.expect("oracle")).await;
+
+    // Deep asks at 100,000 for the leveraged buyers.
+    let mut mm_w = Wallet::new(mm_key, &client).await.expect("wallet");
+    fin(
+        &client,
+        mm_w.place_order(&client, order(pb::Side::Sell, BTC_100K, 500, pb::TimeInForce::Gtc, 0)).await.expect("ask"),
+    )
+    .await;
+
+    // lev buys 80 lots (8,000 USD) on 1,000 USD; degen buys 28 lots (2,800 USD) on 300 USD.
+    let mut lev_w = Wallet::new(lev_key, &client).await.expect("wallet");
+    fin(
+        &client,
+        lev_w.place_order(&client, order(pb::Side::Buy, 0, 80, pb::TimeInForce::Ioc, 0)).await.expect("lev buys"),
+    )
+    .await;
+    let mut degen_w = Wallet::new(degen_key, &client).await.expect("wallet");
+    fin(
+        &client,
+        degen_w.place_order(&client, order(pb::Side::Buy, 0, 28, pb::TimeInForce::Ioc, 0)).await.expect("degen buys"),
+    )
+    .await;
+    assert_conserved(&client, &everyone).await;
+
+    // Healthy accounts cannot be liquidated.
+    let mut liq_w = Wallet::new(liq_key, &client).await.expect("wallet");
+    let err = liq_w.liquidate(&client, &lev, 0).await.expect_err("healthy");
+    assert_eq!((err.code(), err.reason()), (Some(Code::FailedPrecondition), Some(Reason::NotLiquidatable)));
+
+    // The price crashes 9%: both are below maintenance, both still solvent.
+    let crash = BTC_100K / 100 * 91;
+    fin(&client, oracle.oracle_update(&client, crash, now_ms()).await.expect("crash")).await;
+    let h = client.position(&lev, false).await.expect("lev").health.expect("health");
+    assert!(h.liquidatable && h.equity_micros > 0, "{h:?}");
+    assert!(h.liquidation_price_micros > crash && h.liquidation_price_micros < BTC_100K, "{h:?}");
+    let d = client.position(&degen, false).await.expect("degen").health.expect("health");
+    assert!(d.liquidatable && d.equity_micros > 0, "{d:?}");
+
+    // The liquidator takes lev's position over at the mark and earns half the 1% penalty.
+    let inc = fin(&client, liq_w.liquidate(&client, &lev, 0).await.expect("liquidate lev")).await;
+    let report = inc
+        .receipt
+        .expect("receipt")
+        .events
+        .into_iter()
+        .find_map(|e| match e.kind {
+            Some(pb::event::Kind::Liquidated(l)) => Some(l),
+            _ => None,
+        })
+        .expect("liquidation event");
+    assert_eq!((report.lots, report.price_micros, report.bad_debt_micros), (80, crash, 0));
+    // 1% of 80 lots at 91,000 = 72.8 USD; half to the liquidator, half to the fund.
+    assert_eq!(
+        (report.penalty_micros, report.liquidator_reward_micros, report.insurance_delta_micros),
+        (72_800_000, 36_400_000, 36_400_000)
+    );
+    let after = client.position(&lev, false).await.expect("lev");
+    assert_eq!(after.position.map_or(0, |p| p.size_lots), 0);
+    assert!(after.account.expect("acct").collateral_micros > 0, "solvent after liquidation");
+    assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("pos").size_lots, 80);
+    assert_conserved(&client, &everyone).await;
+
+    // A further fall to 85,000 makes degen bankrupt: equity 298.6 - 420 = -121.4 USD. The fund pays the
+    // 36.4 USD it holds; the remaining 85 USD is recorded as bad debt, left as degen's negative collateral.
+    let deeper = BTC_100K / 100 * 85;
+    fin(&client, oracle.oracle_update(&client, deeper, now_ms()).await.expect("deeper")).await;
+    let d = client.position(&degen, false).await.expect("degen").health.expect("health");
+    assert!(d.liquidatable && d.equity_micros == -121_400_000, "{d:?}");
+    let inc = fin(&client, liq_w.liquidate(&client, &degen, 0).await.expect("liquidate degen")).await;
+    let report = inc
+        .receipt
+        .expect("receipt")
+        .events
+        .into_iter()
+        .find_map(|e| match e.kind {
+            Some(pb::event::Kind::Liquidated(l)) => Some(l),
+            _ => None,
+        })
+        .expect("liquidation event");
+    assert_eq!(report.penalty_micros, 0, "a bankrupt account pays no penalty");
+    assert_eq!((report.insurance_delta_micros, report.bad_debt_micros), (-36_400_000, 85_000_000), "{report:?}");
+    let m = client.market(false).await.expect("m");
+    let fund = m.insurance.expect("fund");
+    assert_eq!((fund.balance_micros, fund.bad_debt_micros), (0, 85_000_000));
+    let degen_after = client.position(&degen, true).await.expect("degen with proofs");
+    assert_eq!(degen_after.account.expect("acct").collateral_micros, -85_000_000);
+    assert_eq!(degen_after.position.map_or(0, |p| p.size_lots), 0);
+    assert_conserved(&client, &everyone).await;
 }

@@ -139,8 +139,12 @@ impl Drop for NodeProcess {
     }
 }
 
+/// A trader key; never equal to a `TestKeys` key (their seeds are uniform bytes, these are not).
 pub fn account(seed: u8) -> (Keypair, AccountId) {
-    let k = Keypair::from_seed([seed; 32]);
+    let mut bytes = [seed; 32];
+    bytes[0] = 0xac;
+    bytes[31] = 0xac ^ seed;
+    let k = Keypair::from_seed(bytes);
     let a = k.account();
     (k, a)
 }

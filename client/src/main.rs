@@ -45,6 +45,8 @@ enum Cmd {
     },
     /// Publish an oracle price (signed by the market's oracle key), timestamped now.
     Oracle(OracleArgs),
+    /// Set the market mode (signed by the market's admin key).
+    Mode(ModeArgs),
     /// Liquidate an account below maintenance margin: take over its position at the mark for a reward.
     Liquidate(LiquidateArgs),
     /// Show a tx's status.
@@ -190,6 +192,25 @@ struct PositionsArgs {
     prove: bool,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Normal,
+    PostOnly,
+    ReduceOnly,
+    SettlementOnly,
+}
+
+#[derive(Debug, Args)]
+struct ModeArgs {
+    #[command(flatten)]
+    signer: SignerArgs,
+    /// The new mode.
+    mode: ModeArg,
+    /// Why (recorded in the event, at most 256 bytes).
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
 #[derive(Debug, Args)]
 struct LiquidateArgs {
     #[command(flatten)]
@@ -310,6 +331,18 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             }
             println!("{:>22} {:>10} {:>6}", "BID PRICE", "LOTS", "ORDERS");
             Ok(())
+        }
+        Cmd::Mode(a) => {
+            let mode = match a.mode {
+                ModeArg::Normal => pb::MarketMode::Normal,
+                ModeArg::PostOnly => pb::MarketMode::PostOnly,
+                ModeArg::ReduceOnly => pb::MarketMode::ReduceOnly,
+                ModeArg::SettlementOnly => pb::MarketMode::SettlementOnly,
+            };
+            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let op = pb::tx_body::Op::SetMarketMode(pb::SetMarketMode { mode: mode as i32, reason: a.reason });
+            let hash = wallet.submit(&client, op).await?;
+            report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Liquidate(a) => {
             let target = AccountId::from_hex(&a.account)?;
@@ -432,6 +465,13 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
                 Some(pb::event::Kind::OrderCancelled(c)) => {
                     println!("  {who}… order #{} cancelled ({} lots)", c.order_id, c.lots)
                 }
+                Some(pb::event::Kind::MarketModeChanged(m)) => println!(
+                    "  market mode {} -> {} ({}{})",
+                    mode_name(m.from),
+                    mode_name(m.to),
+                    pb::ModeCause::try_from(m.cause).map_or("?", |c| c.as_str_name()),
+                    if m.reason.is_empty() { String::new() } else { format!(": {}", m.reason) }
+                ),
                 Some(pb::event::Kind::Liquidated(l)) => println!(
                     "  {who}… liquidation of {}…: {} lots @ {} penalty {} reward {} insurance {:+} bad debt {}",
                     &hex::encode(&l.account)[..16],
@@ -535,6 +575,10 @@ fn print_account(account: &AccountId, rec: Option<&pb::AccountRecord>) {
         }
         None => println!("collateral  none (no record)"),
     }
+}
+
+fn mode_name(mode: i32) -> &'static str {
+    pb::MarketMode::try_from(mode).map_or("?", |m| m.as_str_name())
 }
 
 fn print_status(s: &pb::TxStatus) {

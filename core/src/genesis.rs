@@ -80,6 +80,14 @@ pub struct TradingParams {
     pub liquidator_share_bps: u32,
     /// Lots liquidated per block, across all accounts.
     pub max_liquidation_lots_per_block: u64,
+    /// Circuit breaker: largest move from the reference price within the window, basis points.
+    pub price_band_bps: u32,
+    /// Circuit breaker window, ms.
+    pub price_band_window_ms: u64,
+    /// How long a tripped breaker keeps the market post-only, ms.
+    pub band_cooldown_ms: u64,
+    /// Insurance fund floor below which the market becomes reduce-only; 0 disables it.
+    pub insurance_floor_micros: u64,
 }
 
 impl Default for TradingParams {
@@ -96,6 +104,10 @@ impl Default for TradingParams {
             liquidation_penalty_bps: 100,
             liquidator_share_bps: 5_000,
             max_liquidation_lots_per_block: 100_000,
+            price_band_bps: 1_500,
+            price_band_window_ms: 60_000,
+            band_cooldown_ms: 30_000,
+            insurance_floor_micros: 0,
         }
     }
 }
@@ -201,6 +213,9 @@ impl Genesis {
         if t.liquidation_penalty_bps >= m.maintenance_margin_bps {
             return invalid("market.trading.liquidation_penalty_bps", "must be below the maintenance margin");
         }
+        if !(1..=10_000).contains(&t.price_band_bps) || t.price_band_window_ms == 0 {
+            return invalid("market.trading.price_band_*", "band 1 to 10000 bps, window positive");
+        }
         if t.oracle_max_age_ms == 0 {
             return invalid("market.trading.oracle_max_age_ms", "must be positive");
         }
@@ -236,6 +251,13 @@ impl Genesis {
             liquidation_penalty_bps: m.trading.liquidation_penalty_bps,
             liquidator_share_bps: m.trading.liquidator_share_bps,
             max_liquidation_lots_per_block: m.trading.max_liquidation_lots_per_block,
+            mode_cause: pb::ModeCause::Genesis as i32,
+            mode_since_ms: self.genesis_time_ms,
+            mode_until_ms: 0,
+            price_band_bps: m.trading.price_band_bps,
+            price_band_window_ms: m.trading.price_band_window_ms,
+            band_cooldown_ms: m.trading.band_cooldown_ms,
+            insurance_floor_micros: m.trading.insurance_floor_micros,
         }
     }
 }

@@ -4,77 +4,23 @@
 //! never crossed, and every accepted order that added risk left its account above initial margin.
 //! Replay a failure with SHARDEX_TEST_SEED.
 
-use std::collections::BTreeMap;
+mod support;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_core::{
-    genesis::{Authorities, Genesis},
     pb::{self, tx_body::Op},
     perp::{health, MarketMath, Position},
-    tx::{decode_and_verify, sign_tx, TxDomain, DEFAULT_MAX_TX_BYTES},
-    AccountId, ChainId, Keypair, Reason, ShardId,
+    AccountId, Keypair, Reason,
 };
-use shardex_shard_node::{
-    runtime::produce_one,
-    sequencer::SoloSequencer,
-    shard::{Reject, Shard, ShardConfig},
-};
+use shardex_shard_node::shard::Shard;
+use support::inproc::Net;
 
 const USD: i64 = 1_000_000;
 /// 100,000 USD per BTC.
 const PRICE_100K: u64 = 100_000_000_000;
 const TICK: u64 = 100_000;
 const STEPS: usize = 200;
-
-struct Net {
-    shard: Shard,
-    consensus: SoloSequencer,
-    domain: TxDomain,
-    nonces: BTreeMap<AccountId, u64>,
-    clock_ms: u64,
-    _dir: tempfile::TempDir,
-}
-
-impl Net {
-    fn new(oracle: &Keypair, deposit: &Keypair) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let node = Keypair::from_seed([1; 32]);
-        let authorities =
-            Authorities { deposit: deposit.account(), oracle: oracle.account(), admin: AccountId([3; 32]) };
-        let mut g = Genesis::example(authorities, node.account());
-        (g.chain_id, g.shard_id) = (ChainId(8), ShardId(1));
-        g.market.trading.max_fills_per_order = 8;
-        g.market.trading.max_open_orders = 16;
-        g.market.trading.oracle_max_age_ms = u64::MAX / 4;
-        let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
-        let db = sled::Config::new().path(dir.path()).open().expect("db");
-        let shard = Shard::open(db, g, node.clone(), ShardConfig::default()).expect("open");
-        Self {
-            shard,
-            consensus: SoloSequencer::new(node, domain),
-            domain,
-            nonces: BTreeMap::new(),
-            clock_ms: 1_700_000_000_000,
-            _dir: dir,
-        }
-    }
-
-    fn submit(&mut self, key: &Keypair, op: Op) -> Result<(), Reject> {
-        let nonce = self.nonces.entry(key.account()).or_default();
-        let tx = sign_tx(key, self.domain, *nonce, op);
-        *nonce += 1;
-        let bytes = prost::Message::encode_to_vec(&tx);
-        let verified = decode_and_verify(&bytes, self.domain, DEFAULT_MAX_TX_BYTES).expect("well-formed");
-        self.shard.admit(verified, self.clock_ms).expect("no node error")
-    }
-
-    fn block(&mut self) {
-        while self.shard.mempool_len() > 0 {
-            produce_one(&mut self.shard, &mut self.consensus).expect("block");
-        }
-    }
-}
 
 fn limit(side: pb::Side, price: u64, lots: u64, tif: pb::TimeInForce) -> Op {
     Op::PlaceOrder(pb::PlaceOrder {
@@ -131,7 +77,12 @@ fn run_seed(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let oracle = Keypair::from_seed([2; 32]);
     let deposit = Keypair::from_seed([4; 32]);
-    let mut net = Net::new(&oracle, &deposit);
+    let mut net = Net::new(&oracle, &deposit, |g| {
+        g.market.trading.max_fills_per_order = 8;
+        g.market.trading.max_open_orders = 16;
+        g.market.trading.oracle_max_age_ms = u64::MAX / 4;
+        g.market.trading.price_band_bps = 10_000;
+    });
     let traders: Vec<Keypair> = (20u8..25).map(|i| Keypair::from_seed([i; 32])).collect();
     let accounts: Vec<AccountId> = traders.iter().map(Keypair::account).collect();
     let math = MarketMath::new(1_000, 1_000, 500).expect("market");

@@ -161,8 +161,8 @@ mod tests {
         let g = fixed_genesis();
         let root = genesis_root(&g);
         let (_, hash) = genesis_block(&g, root);
-        assert_eq!(format!("{root:x}"), "187cd598cae1aa6c4ad91e79f16801cc5d8a88e49668c31b1520e4f2c6dd942b");
-        assert_eq!(format!("{hash:x}"), "4451b22035890824db1e7dd0c3a95b78065f624e5b7af24dbf719e3989408aa5");
+        assert_eq!(format!("{root:x}"), "3b9c1af359e23a1799b9c1f81b0663d87f4c5b8d8e198228d5708d329fa78ca0");
+        assert_eq!(format!("{hash:x}"), "fa364832e43330d973cc904666194dfa25c7727c479ef2c751fc221426a19c0e");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use shardex_core::{nonce::NonceWindow, pb, pb::tx_body::Op, tx::VerifiedTx};
 use super::{
     error::ExecError,
     gas::GasSchedule,
-    ops::{ledger, liquidate, oracle, trade},
+    ops::{ledger, liquidate, mode, oracle, trade},
     records::{load_account, load_market, store_account},
     view::TxScope,
 };
@@ -50,7 +50,7 @@ pub fn execute(
     tx: &VerifiedTx,
     ctx: &BlockCtx,
 ) -> Result<Outcome, ExecError> {
-    let market = load_market(scope)?;
+    let mut market = load_market(scope)?;
     let signer = tx.signer();
 
     let mut signer_record = load_account(scope, &signer)?;
@@ -62,11 +62,12 @@ pub fn execute(
     let events = match tx.op() {
         Some(Op::Deposit(d)) => ledger::deposit(scope, &market, &signer, d)?,
         Some(Op::Withdraw(w)) => ledger::withdraw(scope, &market, &signer, w, ctx)?,
-        Some(Op::OracleUpdate(u)) => oracle::update(scope, &market, &signer, u, ctx)?,
-        Some(Op::PlaceOrder(o)) => trade::place(scope, &market, &signer, o, ctx)?,
+        Some(Op::OracleUpdate(u)) => oracle::update(scope, &mut market, &signer, u, ctx)?,
+        Some(Op::PlaceOrder(o)) => trade::place(scope, &mut market, &signer, o, ctx)?,
         Some(Op::CancelOrder(c)) => trade::cancel(scope, &signer, c)?,
         Some(Op::CancelAll(_)) => trade::cancel_all(scope, &signer)?,
-        Some(Op::Liquidate(l)) => liquidate::liquidate(scope, &market, &signer, l, ctx)?,
+        Some(Op::Liquidate(l)) => liquidate::liquidate(scope, &mut market, &signer, l, ctx)?,
+        Some(Op::SetMarketMode(m)) => mode::set_by_admin(scope, &mut market, &signer, m, ctx)?,
         Some(op) => return Err(ExecError::OpNotEnabled(op_name(op))),
         None => return Err(ExecError::InvalidOp("tx body carries no op".into())),
     };

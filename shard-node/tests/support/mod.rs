@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},

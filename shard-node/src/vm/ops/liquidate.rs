@@ -11,7 +11,7 @@ use shardex_core::{
     state_key, AccountId,
 };
 
-use super::{oracle, positions, trade};
+use super::{mode, oracle, positions, trade};
 use crate::vm::{
     book,
     error::ExecError,
@@ -66,7 +66,7 @@ fn take(
 /// Liquidates `l.account` on behalf of `liquidator`.
 pub fn liquidate(
     scope: &mut TxScope<'_>,
-    market: &pb::MarketRecord,
+    market: &mut pb::MarketRecord,
     liquidator: &AccountId,
     l: &pb::Liquidate,
     ctx: &BlockCtx,
@@ -187,6 +187,20 @@ pub fn liquidate(
     };
     for who in [&target, liquidator] {
         events.push(pb::Event { account: who.0.to_vec(), kind: Some(pb::event::Kind::Liquidated(report.clone())) });
+    }
+    if market.insurance_floor_micros > 0
+        && fund.balance_micros < i64::try_from(market.insurance_floor_micros).unwrap_or(i64::MAX)
+    {
+        let reason =
+            format!("insurance fund {} below its floor {}", fund.balance_micros, market.insurance_floor_micros);
+        let t = mode::Transition {
+            to: pb::MarketMode::ReduceOnly,
+            cause: pb::ModeCause::InsuranceFloor,
+            reason,
+            now_ms: ctx.timestamp_ms,
+            until_ms: 0,
+        };
+        events.extend(mode::raise(scope, market, liquidator, t));
     }
     Ok(events)
 }

@@ -2,6 +2,7 @@
 
 pub mod ledger;
 pub mod liquidate;
+pub mod mode;
 pub mod oracle;
 pub mod positions;
 pub mod trade;

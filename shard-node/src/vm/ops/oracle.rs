@@ -2,7 +2,12 @@
 //! block time. The latest price is the mark; its age against block time decides staleness.
 
 use prost::Message;
-use shardex_core::{pb, state_key, AccountId};
+use shardex_core::{
+    pb::{self, MarketMode, ModeCause},
+    state_key, AccountId,
+};
+
+use super::mode;
 
 use crate::vm::{error::ExecError, exec::BlockCtx, view::TxScope};
 
@@ -32,10 +37,12 @@ pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Bloc
     Ok(o.price_micros)
 }
 
-/// Applies an oracle update.
+/// Applies an oracle update and the circuit breaker: a move of more than `price_band_bps` from the
+/// window's reference price puts the market in post-only mode for `band_cooldown_ms` (block time), and
+/// starts a new window at this price; a breaker whose cooldown ran out returns the market to normal.
 pub fn update(
     scope: &mut TxScope<'_>,
-    market: &pb::MarketRecord,
+    market: &mut pb::MarketRecord,
     signer: &AccountId,
     u: &pb::OracleUpdate,
     ctx: &BlockCtx,
@@ -53,7 +60,8 @@ pub fn update(
             u.timestamp_ms, market.oracle_max_future_ms, ctx.timestamp_ms
         )));
     }
-    if let Some(prev) = load(scope)? {
+    let prev = load(scope)?;
+    if let Some(prev) = &prev {
         if u.timestamp_ms <= prev.timestamp_ms {
             return Err(ExecError::InvalidOp(format!(
                 "oracle timestamp {} is not after the last one ({})",
@@ -61,9 +69,36 @@ pub fn update(
             )));
         }
     }
-    let record = pb::OracleRecord { price_micros: u.price_micros, timestamp_ms: u.timestamp_ms };
+    let (mut ref_price, mut ref_ms) = match &prev {
+        Some(p) if p.band_ref_price_micros != 0 => (p.band_ref_price_micros, p.band_ref_ms),
+        _ => (u.price_micros, u.timestamp_ms),
+    };
+    if u.timestamp_ms.saturating_sub(ref_ms) > market.price_band_window_ms {
+        (ref_price, ref_ms) = (u.price_micros, u.timestamp_ms);
+    }
+    let mut events: Vec<pb::Event> = mode::expire(scope, market, signer, ctx.timestamp_ms).into_iter().collect();
+    let moved_bps = u128::from(u.price_micros.abs_diff(ref_price)) * 10_000 / u128::from(ref_price.max(1));
+    if moved_bps > u128::from(market.price_band_bps) {
+        let until = ctx.timestamp_ms.saturating_add(market.band_cooldown_ms);
+        let reason = format!("price moved {moved_bps} bps from {ref_price} within the band window");
+        let t = mode::Transition {
+            to: MarketMode::PostOnly,
+            cause: ModeCause::PriceBand,
+            reason,
+            now_ms: ctx.timestamp_ms,
+            until_ms: until,
+        };
+        events.extend(mode::raise(scope, market, signer, t));
+        (ref_price, ref_ms) = (u.price_micros, u.timestamp_ms);
+    }
+    let record = pb::OracleRecord {
+        price_micros: u.price_micros,
+        timestamp_ms: u.timestamp_ms,
+        band_ref_price_micros: ref_price,
+        band_ref_ms: ref_ms,
+    };
     scope.write(state_key::oracle_key(), record.encode_to_vec());
-    Ok(Vec::new())
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -80,6 +115,8 @@ mod tests {
             oracle_key: oracle.0.to_vec(),
             oracle_max_age_ms: 1_000,
             oracle_max_future_ms: 100,
+            price_band_bps: 10_000,
+            price_band_window_ms: 1,
             ..Default::default()
         }
     }
@@ -87,7 +124,7 @@ mod tests {
     #[test]
     fn updates_must_be_signed_positive_ordered_and_not_ahead_of_block_time() {
         let oracle = AccountId([7; 32]);
-        let m = market(oracle);
+        let mut m = market(oracle);
         let base: BTreeMap<B256, Vec<u8>> = BTreeMap::new();
         let mut changes = Changes::new();
         let ctx = BlockCtx { height: 1, timestamp_ms: 10_000 };
@@ -95,18 +132,18 @@ mod tests {
 
         let mut s = TxScope::new(&base, &changes);
         assert!(matches!(
-            update(&mut s, &m, &AccountId([8; 32]), &up(5, 9_000), &ctx),
+            update(&mut s, &mut m, &AccountId([8; 32]), &up(5, 9_000), &ctx),
             Err(ExecError::Unauthorized(_))
         ));
-        assert!(matches!(update(&mut s, &m, &oracle, &up(0, 9_000), &ctx), Err(ExecError::InvalidOp(_))));
-        assert!(matches!(update(&mut s, &m, &oracle, &up(5, 10_101), &ctx), Err(ExecError::InvalidOp(_))));
+        assert!(matches!(update(&mut s, &mut m, &oracle, &up(0, 9_000), &ctx), Err(ExecError::InvalidOp(_))));
+        assert!(matches!(update(&mut s, &mut m, &oracle, &up(5, 10_101), &ctx), Err(ExecError::InvalidOp(_))));
         assert!(matches!(fresh_mark(&mut s, &m, &ctx), Err(ExecError::StalePrice(_))));
-        update(&mut s, &m, &oracle, &up(5, 10_100), &ctx).expect("valid");
+        update(&mut s, &mut m, &oracle, &up(5, 10_100), &ctx).expect("valid");
         changes.extend(s.into_writes());
 
         let mut s = TxScope::new(&base, &changes);
         assert!(
-            matches!(update(&mut s, &m, &oracle, &up(6, 10_100), &ctx), Err(ExecError::InvalidOp(_))),
+            matches!(update(&mut s, &mut m, &oracle, &up(6, 10_100), &ctx), Err(ExecError::InvalidOp(_))),
             "not after last"
         );
         assert_eq!(fresh_mark(&mut s, &m, &ctx), Ok(5));

@@ -9,7 +9,7 @@ use shardex_core::{
     AccountId,
 };
 
-use super::{oracle, positions};
+use super::{mode, oracle, positions};
 use crate::vm::{
     book::{self, BookLimits, Incoming, NewOrder, Side},
     error::ExecError,
@@ -188,7 +188,7 @@ fn can_pay(
 /// Places an order for `signer`.
 pub fn place(
     scope: &mut TxScope<'_>,
-    market: &pb::MarketRecord,
+    market: &mut pb::MarketRecord,
     signer: &AccountId,
     o: &pb::PlaceOrder,
     ctx: &BlockCtx,
@@ -197,6 +197,8 @@ pub fn place(
         // Idempotent: the same client order id already rests; placing it again does nothing.
         return Ok(Vec::new());
     }
+    let mut events: Vec<pb::Event> = mode::expire(scope, market, signer, ctx.timestamp_ms).into_iter().collect();
+    let market: &pb::MarketRecord = market;
     let math = market_math(market)?;
     let limits = book_limits(market);
     let mark = oracle::fresh_mark(scope, market, ctx)?;
@@ -245,8 +247,7 @@ pub fn place(
         Ok(false)
     })?;
     positions::store_fee_pool(scope, fee_pool)?;
-    let mut events: Vec<pb::Event> =
-        outcome.self_trade_cancelled.iter().map(|c| cancelled_event(c, CancelReason::SelfTrade)).collect();
+    events.extend(outcome.self_trade_cancelled.iter().map(|c| cancelled_event(c, CancelReason::SelfTrade)));
     events.extend(outcome.vetoed.iter().map(|c| cancelled_event(c, CancelReason::Insolvent)));
     events.extend(fill_events);
 

@@ -1,0 +1,81 @@
+//! An in-process shard on a temporary sled with a controlled clock: txs are signed, verified and admitted
+//! like the node does, and blocks are produced through the same propose → decide → apply seam.
+
+use std::collections::BTreeMap;
+
+use shardex_core::{
+    genesis::{Authorities, Genesis},
+    pb::tx_body::Op,
+    tx::{decode_and_verify, sign_tx, TxDomain, DEFAULT_MAX_TX_BYTES},
+    AccountId, ChainId, Keypair, ShardId,
+};
+use shardex_shard_node::{
+    sequencer::{Consensus, SoloSequencer},
+    shard::{Reject, Shard, ShardConfig},
+};
+
+/// One shard with its consensus, nonces per signer and a clock in ms that tests advance.
+pub struct Net {
+    pub shard: Shard,
+    consensus: SoloSequencer,
+    pub domain: TxDomain,
+    nonces: BTreeMap<AccountId, u64>,
+    pub clock_ms: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Net {
+    /// A BTC-PERP shard whose oracle and deposit keys are given and whose admin key is `[3; 32]`'s;
+    /// `tweak` adjusts the genesis.
+    pub fn new(oracle: &Keypair, deposit: &Keypair, tweak: impl FnOnce(&mut Genesis)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = Keypair::from_seed([1; 32]);
+        let admin = Keypair::from_seed([3; 32]);
+        let authorities = Authorities { deposit: deposit.account(), oracle: oracle.account(), admin: admin.account() };
+        let mut g = Genesis::example(authorities, node.account());
+        (g.chain_id, g.shard_id) = (ChainId(8), ShardId(1));
+        tweak(&mut g);
+        let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
+        let db = sled::Config::new().path(dir.path()).open().expect("db");
+        let shard = Shard::open(db, g, node.clone(), ShardConfig::default()).expect("open");
+        Self {
+            shard,
+            consensus: SoloSequencer::new(node, domain),
+            domain,
+            nonces: BTreeMap::new(),
+            clock_ms: 1_700_000_000_000,
+            _dir: dir,
+        }
+    }
+
+    /// The admin key of shards made by [`Net::new`].
+    pub fn admin() -> Keypair {
+        Keypair::from_seed([3; 32])
+    }
+
+    /// Signs `op` with `key`'s next nonce and admits it at the current clock.
+    pub fn submit(&mut self, key: &Keypair, op: Op) -> Result<(), Reject> {
+        let nonce = self.nonces.entry(key.account()).or_default();
+        let tx = sign_tx(key, self.domain, *nonce, op);
+        *nonce += 1;
+        let bytes = prost::Message::encode_to_vec(&tx);
+        let verified = decode_and_verify(&bytes, self.domain, DEFAULT_MAX_TX_BYTES).expect("well-formed");
+        self.shard.admit(verified, self.clock_ms).expect("no node error")
+    }
+
+    /// Produces blocks at the current clock until the mempool is empty.
+    pub fn block(&mut self) {
+        while self.shard.mempool_len() > 0 {
+            let proposal = self.shard.propose(self.clock_ms).expect("propose").expect("pending txs");
+            let signatures = self.consensus.decide(&proposal).expect("decide");
+            self.shard.apply(proposal, signatures).expect("apply");
+        }
+    }
+
+    /// Submits and commits one op.
+    pub fn run(&mut self, key: &Keypair, op: Op) -> Result<(), Reject> {
+        let verdict = self.submit(key, op);
+        self.block();
+        verdict
+    }
+}

@@ -12,7 +12,12 @@ use shardex_core::{
     AccountId, Keypair, Reason, Usd,
 };
 
-use crate::network::{read_key, Network};
+use crate::network::{read_key, Network, NodeEntry};
+
+/// 100,000 USD per BTC in micro-USD.
+const BTC_100K: u64 = 100_000_000_000;
+/// One USD in micro-USD, as a price step.
+const PRICE_USD: u64 = 1_000_000;
 
 const FINAL: Duration = Duration::from_secs(30);
 const USD: u64 = 1_000_000;
@@ -110,7 +115,9 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ensure!(client.status().await?.state_root == before, "a refused request changed the state root");
 
-    step(4, "Every balance, proven: MPT proof -> state root -> header signed by the shard's sequencers");
+    trading(dir, client, &deposit_key).await?;
+
+    step(9, "Every balance, proven: MPT proof -> state root -> header signed by the shard's sequencers");
     for (node, client, genesis) in &clients {
         let market = client.market(false).await?;
         let totals = market.totals.unwrap_or_default();
@@ -150,6 +157,176 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
         );
         ensure!(net_in >= i128::from(shown_sum), "{}: accounts hold more than entered the shard", node.name);
     }
+    conservation(first, client).await?;
     println!("\ndemo complete: every step succeeded and every balance verified");
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn order(side: pb::Side, price: u64, lots: u64, tif: pb::TimeInForce) -> pb::PlaceOrder {
+    pb::PlaceOrder {
+        side: side as i32,
+        order_type: if price == 0 { pb::OrderType::Market } else { pb::OrderType::Limit } as i32,
+        time_in_force: tif as i32,
+        price_micros: price,
+        size_lots: lots,
+        reduce_only: false,
+        client_order_id: 0,
+    }
+}
+
+fn usd(micros: u64) -> String {
+    Usd::from_micros(i64::try_from(micros).unwrap_or(i64::MAX)).to_string()
+}
+
+async fn show_health(client: &ShardClient, name: &str, who: &AccountId) -> eyre::Result<pb::AccountHealth> {
+    let p = client.position(who, false).await?;
+    let h = p.health.ok_or_else(|| eyre!("no oracle price"))?;
+    println!(
+        "    {name}: {} lots, equity {}, maintenance {}, liquidation price {}{}",
+        p.position.map_or(0, |x| x.size_lots),
+        Usd::from_micros(h.equity_micros),
+        Usd::from_micros(h.maintenance_required_micros),
+        if h.liquidation_price_micros == 0 { "none".to_owned() } else { usd(h.liquidation_price_micros) },
+        if h.liquidatable { "  LIQUIDATABLE" } else { "" }
+    );
+    Ok(h)
+}
+
+/// Steps 4 to 8 on the first shard: quotes, a leveraged taker, a crash, a liquidation, the breaker.
+async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyre::Result<()> {
+    let mm = trader_key(dir, "market-maker")?;
+    let carol = trader_key(dir, "carol")?;
+    let dave = trader_key(dir, "dave")?;
+    let oracle_key = read_key(&dir.join("keys").join("oracle.key"))?;
+    let mut authority = Wallet::new(deposit_key.clone(), client).await?;
+    for (who, amount) in [(&mm, 500_000u64), (&carol, 3_000), (&dave, 50_000)] {
+        let hash = authority.deposit(client, &who.account(), amount * USD).await?;
+        client.wait_final(hash, FINAL).await?;
+    }
+    let mut oracle = Wallet::new(oracle_key, client).await?;
+
+    // Sizes in lots from USD notionals, so the story holds for any lot size.
+    let lot_size = client.market(false).await?.market.map_or(1, |m| m.lot_size.max(1));
+    let lots_for = |usd_notional: u64| (usd_notional * USD * 1_000_000 / (lot_size * BTC_100K)).max(1);
+    let (quote_lots, carol_lots) = (lots_for(20_000), lots_for(25_000));
+
+    step(4, "The oracle publishes a price of 100,000 USD; a market maker quotes both sides");
+    client.wait_final(oracle.oracle_update(client, BTC_100K, now_ms()).await?, FINAL).await?;
+    let mut mm_w = Wallet::new(mm, client).await?;
+    let mut last = None;
+    for i in 1..=3u64 {
+        let bid = order(pb::Side::Buy, BTC_100K - i * 10 * PRICE_USD, quote_lots, pb::TimeInForce::PostOnly);
+        let ask = order(pb::Side::Sell, BTC_100K + i * 10 * PRICE_USD, quote_lots, pb::TimeInForce::PostOnly);
+        mm_w.place_order(client, bid).await?;
+        last = Some(mm_w.place_order(client, ask).await?);
+    }
+    if let Some(hash) = last {
+        client.wait_final(hash, FINAL).await?;
+    }
+    let book = client.book(3).await?;
+    for l in book.asks.iter().rev() {
+        println!("    ask {:>22} {:>5} lots", usd(l.price_micros), l.total_lots);
+    }
+    for l in &book.bids {
+        println!("    bid {:>22} {:>5} lots", usd(l.price_micros), l.total_lots);
+    }
+    ensure!(book.bids.len() == 3 && book.asks.len() == 3, "the quotes did not all rest");
+
+    step(5, &format!("carol buys {carol_lots} lots (about 25,000 USD) at market on 3,000 USD of collateral"));
+    let mut carol_w = Wallet::new(carol.clone(), client).await?;
+    let buy = order(pb::Side::Buy, 0, carol_lots, pb::TimeInForce::Ioc);
+    let inc = client.wait_final(carol_w.place_order(client, buy).await?, FINAL).await?;
+    for e in inc.receipt.map(|r| r.events).unwrap_or_default() {
+        if let Some(pb::event::Kind::OrderFilled(f)) = e.kind {
+            if !f.is_maker {
+                println!(
+                    "    filled {} lots @ {} (fee {})",
+                    f.lots,
+                    usd(f.price_micros),
+                    Usd::from_micros(f.fee_micros)
+                );
+            }
+        }
+    }
+    let h = show_health(client, "carol", &carol.account()).await?;
+    ensure!(!h.liquidatable, "carol is liquidatable right after opening");
+
+    step(6, "The price falls 8% to 92,000 USD: carol drops below maintenance margin");
+    let crash = BTC_100K / 100 * 92;
+    client.wait_final(oracle.oracle_update(client, crash, now_ms()).await?, FINAL).await?;
+    let h = show_health(client, "carol", &carol.account()).await?;
+    ensure!(h.liquidatable && h.equity_micros > 0, "carol should be liquidatable but solvent");
+
+    step(7, "dave liquidates carol: he takes the position over at the mark for half of the 1% penalty");
+    let mut dave_w = Wallet::new(dave.clone(), client).await?;
+    let inc = client.wait_final(dave_w.liquidate(client, &carol.account(), 0).await?, FINAL).await?;
+    let report = inc
+        .receipt
+        .map(|r| r.events)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            Some(pb::event::Kind::Liquidated(l)) => Some(l),
+            _ => None,
+        })
+        .ok_or_else(|| eyre!("no liquidation event"))?;
+    println!(
+        "    {} lots @ {}: penalty {}, dave earns {}, insurance fund {:+}",
+        report.lots,
+        usd(report.price_micros),
+        Usd::from_micros(report.penalty_micros),
+        Usd::from_micros(report.liquidator_reward_micros),
+        Usd::from_micros(report.insurance_delta_micros)
+    );
+    let after = show_health(client, "carol", &carol.account()).await?;
+    ensure!(!after.liquidatable && after.equity_micros > 0, "liquidation did not restore carol's solvency");
+    show_health(client, "dave", &dave.account()).await?;
+
+    step(8, "A fall to 84,000 USD (16% inside the band window) trips the circuit breaker: post-only");
+    client.wait_final(oracle.oracle_update(client, BTC_100K / 100 * 84, now_ms()).await?, FINAL).await?;
+    let market = client.market(false).await?.market.unwrap_or_default();
+    println!(
+        "    market mode {} ({}) until {} ms",
+        pb::MarketMode::try_from(market.mode).map_or("?", |m| m.as_str_name()),
+        pb::ModeCause::try_from(market.mode_cause).map_or("?", |c| c.as_str_name()),
+        market.mode_until_ms
+    );
+    ensure!(market.mode == pb::MarketMode::PostOnly as i32, "the breaker did not trip");
+    let taker = mm_w.sign(client, Op::PlaceOrder(order(pb::Side::Sell, 0, 1, pb::TimeInForce::Ioc)));
+    expect_reason("a market order while post-only", client.submit(taker).await, Reason::MarketMode)?;
+    Ok(())
+}
+
+/// Σ collateral − Σ entry + fee pool + insurance over the demo's accounts equals deposits − withdrawals.
+async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()> {
+    let dir = node.dir.parent().ok_or_else(|| eyre!("node dir has no parent"))?;
+    let mut sum: i128 = 0;
+    for name in ["alice", "bob", "market-maker", "carol", "dave"] {
+        let who = trader_key(dir, name)?.account();
+        let p = client.position(&who, true).await.wrap_err_with(|| format!("proving {name}'s position"))?;
+        sum += i128::from(p.account.map_or(0, |r| r.collateral_micros));
+        sum -= i128::from(p.position.map_or(0, |r| r.entry_notional_micros));
+    }
+    let m = client.market(false).await?;
+    let totals = m.totals.unwrap_or_default();
+    let (fees, fund) = (m.fee_pool.unwrap_or_default(), m.insurance.unwrap_or_default());
+    sum += i128::from(fees.balance_micros) + i128::from(fund.balance_micros);
+    let net_in = i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros);
+    println!(
+        "    {:<14} collateral - entry notional + fees {} + insurance {} = {} = deposits - withdrawals (positions proven)",
+        node.name,
+        usd(fees.balance_micros),
+        Usd::from_micros(fund.balance_micros),
+        Usd::from_micros(i64::try_from(net_in).unwrap_or(i64::MAX))
+    );
+    ensure!(
+        sum == net_in,
+        "{}: money is not conserved ({sum} != {net_in}); did accounts outside the demo trade?",
+        node.name
+    );
     Ok(())
 }

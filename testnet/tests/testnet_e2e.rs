@@ -131,7 +131,9 @@ fn up_demo_status_down() {
     let out = text(&demo);
     assert!(demo.status.success(), "demo failed:\n{out}");
     assert!(out.contains("demo complete"), "{out}");
-    assert_eq!(out.matches("refused as expected").count(), 3, "{out}");
+    assert_eq!(out.matches("refused as expected").count(), 4, "{out}");
+    assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");
+    assert!(out.contains("= deposits - withdrawals (positions proven)"), "{out}");
     assert_eq!(out.matches("proven at height").count(), 6, "{out}");
 
     cli_walkthrough(&dir, &bins);

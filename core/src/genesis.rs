@@ -88,6 +88,10 @@ pub struct TradingParams {
     pub band_cooldown_ms: u64,
     /// Insurance fund floor below which the market becomes reduce-only; 0 disables it.
     pub insurance_floor_micros: u64,
+    /// Funding interval, ms; 0 disables funding.
+    pub funding_interval_ms: u64,
+    /// Largest funding step per interval, basis points of a lot's notional.
+    pub funding_clamp_bps: u32,
 }
 
 impl Default for TradingParams {
@@ -108,6 +112,8 @@ impl Default for TradingParams {
             price_band_window_ms: 60_000,
             band_cooldown_ms: 30_000,
             insurance_floor_micros: 0,
+            funding_interval_ms: 3_600_000,
+            funding_clamp_bps: 50,
         }
     }
 }
@@ -216,6 +222,9 @@ impl Genesis {
         if !(1..=10_000).contains(&t.price_band_bps) || t.price_band_window_ms == 0 {
             return invalid("market.trading.price_band_*", "band 1 to 10000 bps, window positive");
         }
+        if t.funding_clamp_bps > 1_000 {
+            return invalid("market.trading.funding_clamp_bps", "must be at most 1000 (10% per interval)");
+        }
         if t.oracle_max_age_ms == 0 {
             return invalid("market.trading.oracle_max_age_ms", "must be positive");
         }
@@ -258,6 +267,8 @@ impl Genesis {
             price_band_window_ms: m.trading.price_band_window_ms,
             band_cooldown_ms: m.trading.band_cooldown_ms,
             insurance_floor_micros: m.trading.insurance_floor_micros,
+            funding_interval_ms: m.trading.funding_interval_ms,
+            funding_clamp_bps: m.trading.funding_clamp_bps,
         }
     }
 }

@@ -74,6 +74,11 @@ pub fn insurance_key() -> B256 {
     leaf_key(Namespace::InsuranceFund, &[])
 }
 
+/// The leaf key of the funding index.
+pub fn funding_key() -> B256 {
+    leaf_key(Namespace::FundingIndex, &[])
+}
+
 /// The leaf key of the market record.
 pub fn market_key() -> B256 {
     leaf_key(Namespace::Market, &[])

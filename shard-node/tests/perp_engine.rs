@@ -82,6 +82,8 @@ fn run_seed(seed: u64) {
         g.market.trading.max_open_orders = 16;
         g.market.trading.oracle_max_age_ms = u64::MAX / 4;
         g.market.trading.price_band_bps = 10_000;
+        g.market.trading.funding_interval_ms = 200;
+        g.market.trading.funding_clamp_bps = 50;
     });
     let traders: Vec<Keypair> = (20u8..25).map(|i| Keypair::from_seed([i; 32])).collect();
     let accounts: Vec<AccountId> = traders.iter().map(Keypair::account).collect();
@@ -180,6 +182,13 @@ fn run_seed(seed: u64) {
     total_liquidations(liquidations);
 }
 
+/// Counts funding steps seen across seeds.
+fn funding_steps(n: usize) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static TOTAL: AtomicUsize = AtomicUsize::new(0);
+    TOTAL.fetch_add(n, Ordering::SeqCst) + n
+}
+
 /// Counts liquidations across seeds, so the suite can require that some happened.
 fn total_liquidations(n: usize) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -199,7 +208,11 @@ fn check(shard: &Shard, accounts: &[AccountId], seed: u64, step: usize) {
     let (totals, fund) = (market.totals, market.insurance);
     let net_in = i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros);
     let insurance = i128::from(fund.balance_micros);
-    assert_eq!(collateral - entry + pool + insurance, net_in, "seed {seed} step {step}: money not conserved");
+    let funding = i128::from(market.funding.pool_micros);
+    assert_eq!(collateral - entry + pool + insurance + funding, net_in, "seed {seed} step {step}: money not conserved");
+    if market.funding.last_step != 0 {
+        funding_steps(1);
+    }
     assert!(fund.balance_micros >= 0, "seed {seed} step {step}: insurance fund below zero");
     let negative: u128 = snap.iter().map(|s| s.collateral.min(0).unsigned_abs() as u128).sum();
     assert!(
@@ -227,5 +240,6 @@ fn random_trading_conserves_money() {
     }
     if all {
         assert!(total_liquidations(0) > 0, "no seed reached a liquidation: the test lost its teeth");
+        assert!(funding_steps(0) > 0, "funding never moved: the test lost its teeth");
     }
 }

@@ -165,6 +165,7 @@ async fn assert_conserved(client: &ShardClient, accounts: &[AccountId]) {
     let totals = m.totals.expect("totals");
     sum += i128::from(m.fee_pool.expect("fees").balance_micros);
     sum += i128::from(m.insurance.expect("insurance").balance_micros);
+    sum += i128::from(m.funding.expect("funding").pool_micros);
     assert_eq!(sum, i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros), "money not conserved");
 }
 

@@ -315,6 +315,7 @@ async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()
     let totals = m.totals.unwrap_or_default();
     let (fees, fund) = (m.fee_pool.unwrap_or_default(), m.insurance.unwrap_or_default());
     sum += i128::from(fees.balance_micros) + i128::from(fund.balance_micros);
+    sum += i128::from(m.funding.unwrap_or_default().pool_micros);
     let net_in = i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros);
     println!(
         "    {:<14} collateral - entry notional + fees {} + insurance {} = {} = deposits - withdrawals (positions proven)",

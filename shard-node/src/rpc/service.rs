@@ -201,6 +201,7 @@ impl ShardService for ShardRpc {
             oracle: view.oracle,
             insurance: Some(view.insurance),
             fee_pool: Some(view.fee_pool),
+            funding: Some(view.funding),
         }))
     }
 

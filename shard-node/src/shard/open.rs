@@ -161,8 +161,8 @@ mod tests {
         let g = fixed_genesis();
         let root = genesis_root(&g);
         let (_, hash) = genesis_block(&g, root);
-        assert_eq!(format!("{root:x}"), "3b9c1af359e23a1799b9c1f81b0663d87f4c5b8d8e198228d5708d329fa78ca0");
-        assert_eq!(format!("{hash:x}"), "fa364832e43330d973cc904666194dfa25c7727c479ef2c751fc221426a19c0e");
+        assert_eq!(format!("{root:x}"), "3c21213bb90ea2993d2c18f7792f68b0136990ffd88e1ba94239ac4c4bb4235d");
+        assert_eq!(format!("{hash:x}"), "998c754b380af146de5a45738ba08cf4cc722db4817b7451ca111ca9008a998b");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{HeadState, Reject, Shard, ShardError};
 use crate::{
     chain::ChainStore,
     mempool::PendingTx,
-    vm::{execute, BlockCtx, Changes, TxScope},
+    vm::{begin_block, execute, BlockCtx, Changes, TxScope},
 };
 
 /// A candidate block with its staged writes, waiting for consensus.
@@ -53,6 +53,14 @@ impl Shard {
         let ctx = BlockCtx { height, timestamp_ms };
         let base = HeadState(&self.engine);
         let mut changes = Changes::new();
+        let mut scope = TxScope::new(&base, &changes);
+        match begin_block(&mut scope, &ctx) {
+            Ok(()) => {
+                let writes = scope.into_writes();
+                changes.extend(writes);
+            }
+            Err(e) => return Err(ShardError::Exec(e)),
+        }
         let (mut txs, mut receipts, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gas_used, mut consumed) = (0u64, 0usize);
 

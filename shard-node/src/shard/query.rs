@@ -60,6 +60,8 @@ pub struct MarketView {
     pub insurance: pb::InsuranceFundRecord,
     /// Fee pool.
     pub fee_pool: pb::FeePoolRecord,
+    /// Funding index and pool.
+    pub funding: pb::FundingIndexRecord,
 }
 
 /// One key read at a height, with its proof when asked.
@@ -171,7 +173,9 @@ impl Shard {
                 .unwrap_or_default();
         let fee_pool = decode_opt::<pb::FeePoolRecord>("fee pool", self.engine.get(&state_key::fee_pool_key())?)?
             .unwrap_or_default();
-        Ok(MarketView { market, totals, height, state_root, proofs, oracle, insurance, fee_pool })
+        let funding = decode_opt::<pb::FundingIndexRecord>("funding", self.engine.get(&state_key::funding_key())?)?
+            .unwrap_or_default();
+        Ok(MarketView { market, totals, height, state_root, proofs, oracle, insurance, fee_pool, funding })
     }
 
     /// The committed block at `height`.

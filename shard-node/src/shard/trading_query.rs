@@ -10,8 +10,8 @@ use shardex_core::{
 use super::{HeadState, KeyRead, Shard, ShardError};
 use crate::vm::{
     book::{self, Side},
-    ops::{oracle, positions, trade},
-    records::load_market,
+    ops::{funding, oracle, positions, trade},
+    records::{load_account, load_market},
     Changes, ExecError, TxScope,
 };
 
@@ -51,13 +51,20 @@ impl Shard {
         let position = super::query::decode_opt::<pb::PositionRecord>("position", pos_read.value)?;
         let acct = super::query::decode_opt::<pb::AccountRecord>("account", acct_read.value)?;
 
+        // Health counts funding not yet settled: settle in this throw-away scope (the records returned, and
+        // proven, are the stored ones).
+        funding::settle(&mut scope, account).map_err(exec_err)?;
+        let settled_pos = positions::load(&mut scope, account).map_err(exec_err)?;
+        let settled_collateral = load_account(&mut scope, account).map_err(exec_err)?.collateral_micros;
         let health = match oracle::load(&mut scope).map_err(exec_err)? {
             None => None,
             Some(o) => {
                 let math = trade::market_math(&market).map_err(exec_err)?;
-                let p = position.unwrap_or_default();
-                let pos = Position { size_lots: p.size_lots, entry_notional_micros: p.entry_notional_micros };
-                let collateral = acct.as_ref().map_or(0, |a| a.collateral_micros);
+                let pos = Position {
+                    size_lots: settled_pos.size_lots,
+                    entry_notional_micros: settled_pos.entry_notional_micros,
+                };
+                let collateral = settled_collateral;
                 let overflow = |_| ShardError::Exec(ExecError::Overflow("health"));
                 let h = health(
                     &math,

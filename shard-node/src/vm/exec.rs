@@ -5,6 +5,7 @@ use shardex_core::{nonce::NonceWindow, pb, pb::tx_body::Op, tx::VerifiedTx};
 use super::{
     error::ExecError,
     gas::GasSchedule,
+    ops,
     ops::{ledger, liquidate, mode, oracle, trade},
     records::{load_account, load_market, store_account},
     view::TxScope,
@@ -77,6 +78,13 @@ pub fn execute(
         return Err(ExecError::OutOfGas { needed: gas_used, allowed: params.max_tx_gas });
     }
     Ok(Outcome { gas_used, events })
+}
+
+/// Begin-block work, before the block's txs: funding at its interval. Part of consensus: every replica
+/// runs it on the same parent state with the same block time.
+pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<(), ExecError> {
+    let market = load_market(scope)?;
+    ops::funding::begin_block(scope, &market, ctx)
 }
 
 /// Stable op names for errors and logs.

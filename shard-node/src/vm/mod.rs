@@ -10,7 +10,7 @@ pub mod records;
 mod view;
 
 pub use error::{ExecError, StorageError};
-pub use exec::{execute, BlockCtx, Outcome, VmParams};
+pub use exec::{begin_block, execute, BlockCtx, Outcome, VmParams};
 pub use gas::GasSchedule;
 pub use records::{genesis_changes, load_account, load_market};
 pub use view::{Changes, StateReader, TxScope};

@@ -6,7 +6,7 @@ use shardex_core::{
     AccountId,
 };
 
-use super::{oracle, positions, trade};
+use super::{funding, oracle, positions, trade};
 use crate::vm::{
     book,
     error::ExecError,
@@ -51,6 +51,7 @@ pub fn withdraw(
     ctx: &BlockCtx,
 ) -> Result<Vec<pb::Event>, ExecError> {
     let amount = positive_amount(w.amount_micros)?;
+    funding::settle(scope, signer)?;
     let mut record = load_account(scope, signer)?;
     let position = positions::load(scope, signer)?;
     let orders = book::account_orders(scope, signer)?;

@@ -11,7 +11,7 @@ use shardex_core::{
     state_key, AccountId,
 };
 
-use super::{mode, oracle, positions, trade};
+use super::{funding, mode, oracle, positions, trade};
 use crate::vm::{
     book,
     error::ExecError,
@@ -78,6 +78,8 @@ pub fn liquidate(
     }
     let math = trade::market_math(market)?;
     let mark = oracle::fresh_mark(scope, market, ctx)?;
+    funding::settle(scope, &target)?;
+    funding::settle(scope, liquidator)?;
     let target_pos = positions::load(scope, &target)?;
     let target_collateral = load_account(scope, &target)?.collateral_micros;
     let h = health(&math, target_collateral, &position_of(&target_pos), 0, 0, mark)

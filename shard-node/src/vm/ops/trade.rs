@@ -9,7 +9,7 @@ use shardex_core::{
     AccountId,
 };
 
-use super::{mode, oracle, positions};
+use super::{funding, mode, oracle, positions};
 use crate::vm::{
     book::{self, BookLimits, Incoming, NewOrder, Side},
     error::ExecError,
@@ -135,6 +135,7 @@ fn settle(
     fee_pool: &mut i64,
     order_id: u64,
 ) -> Result<pb::OrderFilled, ExecError> {
+    funding::settle(scope, account)?;
     let mut record = positions::load(scope, account)?;
     let mut pos = Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros };
     let realized = pos.apply_fill(math, signed_lots, price).map_err(overflow("position"))?;
@@ -176,6 +177,7 @@ fn can_pay(
     price: u64,
     fee_bps: u32,
 ) -> Result<bool, ExecError> {
+    funding::settle(scope, account)?;
     let record = positions::load(scope, account)?;
     let mut pos = Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros };
     let realized = pos.apply_fill(math, signed_lots, price).map_err(overflow("position"))?;
@@ -202,6 +204,7 @@ pub fn place(
     let math = market_math(market)?;
     let limits = book_limits(market);
     let mark = oracle::fresh_mark(scope, market, ctx)?;
+    funding::settle(scope, signer)?;
     let before_pos = positions::load(scope, signer)?;
     let before_orders = book::account_orders(scope, signer)?;
     let risk_before = worst_case_lots(before_pos.size_lots, &before_orders);

@@ -1,0 +1,92 @@
+//! Funding: at the first block at least `funding_interval_ms` after the last funding, the cumulative index
+//! moves by the premium of the book's mid over the oracle index, clamped. Positions settle lazily against
+//! the index whenever they are touched (before any fill, liquidation or withdrawal), so funding costs no
+//! work per position per interval. Payers pay rounded up, receivers get rounded down; the funding pool
+//! keeps the difference and the payments not yet claimed, so money is conserved exactly.
+
+use prost::Message;
+use shardex_core::{
+    pb,
+    perp::{funding_payment, MarketMath},
+    state_key, AccountId,
+};
+
+use super::{oracle, positions};
+use crate::vm::{
+    book::{self, Side},
+    error::ExecError,
+    exec::BlockCtx,
+    records::{load_account, store_account},
+    view::TxScope,
+};
+
+/// The funding index record.
+pub fn load(scope: &mut TxScope<'_>) -> Result<pb::FundingIndexRecord, ExecError> {
+    match scope.read(&state_key::funding_key())? {
+        Some(b) => pb::FundingIndexRecord::decode(b.as_slice())
+            .map_err(|e| ExecError::Corrupt { what: "funding index", detail: e.to_string() }),
+        None => Ok(pb::FundingIndexRecord::default()),
+    }
+}
+
+fn store(scope: &mut TxScope<'_>, record: &pb::FundingIndexRecord) {
+    scope.write(state_key::funding_key(), record.encode_to_vec());
+}
+
+/// Settles `account`'s funding up to the current index: credits or debits collateral, moves the opposite
+/// amount through the pool, and marks the position settled. Returns the collateral change.
+pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<i64, ExecError> {
+    let mut record = positions::load(scope, account)?;
+    let mut index = load(scope)?;
+    if record.last_funding_index == index.cumulative_index {
+        return Ok(0);
+    }
+    let delta =
+        index.cumulative_index.checked_sub(record.last_funding_index).ok_or(ExecError::Overflow("funding delta"))?;
+    let payment = funding_payment(record.size_lots, delta).map_err(|_| ExecError::Overflow("funding payment"))?;
+    record.last_funding_index = index.cumulative_index;
+    positions::store(scope, account, &record);
+    if payment != 0 {
+        let mut acct = load_account(scope, account)?;
+        acct.collateral_micros =
+            acct.collateral_micros.checked_add(payment).ok_or(ExecError::Overflow("collateral"))?;
+        store_account(scope, account, &acct);
+        index.pool_micros = index.pool_micros.checked_sub(payment).ok_or(ExecError::Overflow("funding pool"))?;
+        store(scope, &index);
+    }
+    Ok(payment)
+}
+
+/// Begin-block work: one funding step when the interval has passed, priced from the book's mid against a
+/// fresh oracle index. Without a fresh index or a two-sided book the interval passes without funding.
+pub fn begin_block(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &BlockCtx) -> Result<(), ExecError> {
+    if market.funding_interval_ms == 0 {
+        return Ok(());
+    }
+    let mut index = load(scope)?;
+    if index.last_funding_ms == 0 {
+        index.last_funding_ms = ctx.timestamp_ms;
+        store(scope, &index);
+        return Ok(());
+    }
+    if ctx.timestamp_ms < index.last_funding_ms.saturating_add(market.funding_interval_ms) {
+        return Ok(());
+    }
+    index.last_funding_ms = ctx.timestamp_ms;
+    index.last_step = 0;
+    let bid = book::best_price(scope, Side::Buy)?;
+    let ask = book::best_price(scope, Side::Sell)?;
+    if let (Ok(index_price), Some(bid), Some(ask)) = (oracle::fresh_mark(scope, market, ctx), bid, ask) {
+        let mid = bid / 2 + ask / 2 + (bid % 2 + ask % 2) / 2;
+        let math = MarketMath::new(market.lot_size, market.initial_margin_bps, market.maintenance_margin_bps)
+            .map_err(|e| ExecError::Corrupt { what: "market params", detail: e.to_string() })?;
+        let step = math
+            .premium_index(mid, index_price, market.funding_clamp_bps)
+            .map_err(|_| ExecError::Overflow("funding step"))?;
+        index.cumulative_index =
+            index.cumulative_index.checked_add(step).ok_or(ExecError::Overflow("funding index"))?;
+        index.last_step = step;
+    }
+    store(scope, &index);
+    Ok(())
+}

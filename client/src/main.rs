@@ -472,6 +472,13 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
                     pb::ModeCause::try_from(m.cause).map_or("?", |c| c.as_str_name()),
                     if m.reason.is_empty() { String::new() } else { format!(": {}", m.reason) }
                 ),
+                Some(pb::event::Kind::Deleveraged(d)) => println!(
+                    "  {who}… auto-deleveraged {} lots @ {} against bankrupt {}…, realized {}",
+                    d.lots,
+                    usd(d.price_micros),
+                    &hex::encode(&d.bankrupt_account)[..16],
+                    Usd::from_micros(d.realized_pnl_micros)
+                ),
                 Some(pb::event::Kind::Liquidated(l)) => println!(
                     "  {who}… liquidation of {}…: {} lots @ {} penalty {} reward {} insurance {:+} bad debt {}",
                     &hex::encode(&l.account)[..16],

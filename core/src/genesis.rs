@@ -92,6 +92,8 @@ pub struct TradingParams {
     pub funding_interval_ms: u64,
     /// Largest funding step per interval, basis points of a lot's notional.
     pub funding_clamp_bps: u32,
+    /// Open positions per side; bounds the work of auto-deleveraging.
+    pub max_positions_per_side: u32,
 }
 
 impl Default for TradingParams {
@@ -114,6 +116,7 @@ impl Default for TradingParams {
             insurance_floor_micros: 0,
             funding_interval_ms: 3_600_000,
             funding_clamp_bps: 50,
+            max_positions_per_side: 4_096,
         }
     }
 }
@@ -222,6 +225,9 @@ impl Genesis {
         if !(1..=10_000).contains(&t.price_band_bps) || t.price_band_window_ms == 0 {
             return invalid("market.trading.price_band_*", "band 1 to 10000 bps, window positive");
         }
+        if !(1..=16_384).contains(&t.max_positions_per_side) {
+            return invalid("market.trading.max_positions_per_side", "must be 1 to 16384");
+        }
         if t.funding_clamp_bps > 1_000 {
             return invalid("market.trading.funding_clamp_bps", "must be at most 1000 (10% per interval)");
         }
@@ -269,6 +275,7 @@ impl Genesis {
             insurance_floor_micros: m.trading.insurance_floor_micros,
             funding_interval_ms: m.trading.funding_interval_ms,
             funding_clamp_bps: m.trading.funding_clamp_bps,
+            max_positions_per_side: m.trading.max_positions_per_side,
         }
     }
 }

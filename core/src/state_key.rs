@@ -44,6 +44,10 @@ pub enum Namespace {
     MarketCounters = 0x11,
     /// Lots liquidated in the current block (`LiquidationCapRecord`).
     LiquidationCap = 0x12,
+    /// Accounts with a position, by side and first account byte (`PositionIndexRecord`).
+    PositionIndex = 0x13,
+    /// Number of positions per side (`PositionCountRecord`).
+    PositionCount = 0x14,
 }
 
 /// The leaf key of `id` in `namespace`.

@@ -149,6 +149,19 @@ fn run_seed(seed: u64) {
                 fills += usize::from(after.size != before.size);
                 if let Some(target) = liquidation_target {
                     liquidations += 1;
+                    // Auto-deleveraging happens only once the insurance fund is used up.
+                    let head = net.shard.head().height;
+                    let block = net.shard.block(head).expect("block").expect("head block");
+                    let adl = block
+                        .receipts
+                        .iter()
+                        .flat_map(|r| &r.events)
+                        .any(|e| matches!(e.kind, Some(pb::event::Kind::Deleveraged(_))));
+                    if adl {
+                        deleveragings(1);
+                        let fund = net.shard.market(false).expect("market").insurance;
+                        assert_eq!(fund.balance_micros, 0, "seed {seed} step {step}: ADL while the fund had money");
+                    }
                     let t = Snapshot::of(&net.shard, &target);
                     assert_eq!(t.size, 0, "seed {seed} step {step}: a full liquidation left a position");
                     assert_eq!((t.open_buy, t.open_sell), (0, 0), "seed {seed} step {step}: liquidated orders left");
@@ -180,6 +193,13 @@ fn run_seed(seed: u64) {
     }
     assert!(fills > 10 && refusals > 3, "seed {seed}: too little happened (fills {fills}, refusals {refusals})");
     total_liquidations(liquidations);
+}
+
+/// Counts auto-deleveraging events across seeds.
+fn deleveragings(n: usize) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static TOTAL: AtomicUsize = AtomicUsize::new(0);
+    TOTAL.fetch_add(n, Ordering::SeqCst) + n
 }
 
 /// Counts funding steps seen across seeds.
@@ -232,7 +252,7 @@ fn check(shard: &Shard, accounts: &[AccountId], seed: u64, step: usize) {
 fn random_trading_conserves_money() {
     let seeds: Vec<u64> = match std::env::var("SHARDEX_TEST_SEED") {
         Ok(s) => vec![s.parse().expect("SHARDEX_TEST_SEED is a u64")],
-        Err(_) => (0..4).collect(),
+        Err(_) => (0..8).collect(),
     };
     let all = seeds.len() > 1;
     for seed in seeds {
@@ -241,5 +261,6 @@ fn random_trading_conserves_money() {
     if all {
         assert!(total_liquidations(0) > 0, "no seed reached a liquidation: the test lost its teeth");
         assert!(funding_steps(0) > 0, "funding never moved: the test lost its teeth");
+        eprintln!("liquidations {}, auto-deleveragings {}", total_liquidations(0), deleveragings(0));
     }
 }

@@ -250,30 +250,43 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("pos").size_lots, 80);
     assert_conserved(&client, &everyone).await;
 
-    // A further fall to 85,000 makes degen bankrupt: equity 298.6 - 420 = -121.4 USD. The fund pays the
-    // 36.4 USD it holds; the remaining 85 USD is recorded as bad debt, left as degen's negative collateral.
+    // A further fall to 85,000 makes degen bankrupt: equity 298.6 - 420 = -121.4 USD, beyond the 36.4 USD
+    // the fund holds. Auto-deleveraging closes degen's 28 lots against the most profitable opposite position
+    // (the market maker's short) at the bankruptcy price, where degen's loss is exactly its collateral plus
+    // the fund: 88,035.714286 USD. The fund is emptied, degen ends at zero, and no bad debt is left.
     let deeper = BTC_100K / 100 * 85;
     fin(&client, oracle.oracle_update(&client, deeper, now_ms()).await.expect("deeper")).await;
     let d = client.position(&degen, false).await.expect("degen").health.expect("health");
     assert!(d.liquidatable && d.equity_micros == -121_400_000, "{d:?}");
+    let mm_before = client.position(&mm, false).await.expect("mm").position.expect("mm position").size_lots;
+    let liq_before = client.position(&liq, false).await.expect("liq").position.expect("liq position").size_lots;
     let inc = fin(&client, liq_w.liquidate(&client, &degen, 0).await.expect("liquidate degen")).await;
-    let report = inc
-        .receipt
-        .expect("receipt")
-        .events
-        .into_iter()
-        .find_map(|e| match e.kind {
-            Some(pb::event::Kind::Liquidated(l)) => Some(l),
+    let events = inc.receipt.expect("receipt").events;
+    let report = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(pb::event::Kind::Liquidated(l)) => Some(l.clone()),
             _ => None,
         })
         .expect("liquidation event");
-    assert_eq!(report.penalty_micros, 0, "a bankrupt account pays no penalty");
-    assert_eq!((report.insurance_delta_micros, report.bad_debt_micros), (-36_400_000, 85_000_000), "{report:?}");
+    let adl: Vec<pb::Deleveraged> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::event::Kind::Deleveraged(x)) if e.account == mm.0.to_vec() => Some(x.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adl.len(), 1, "{events:?}");
+    assert_eq!((adl[0].lots, adl[0].price_micros), (-28, 88_035_714_286), "lots signed like the short it reduced");
+    assert_eq!((report.lots, report.penalty_micros, report.bad_debt_micros), (0, 0, 0), "{report:?}");
+    assert_eq!(report.insurance_delta_micros, -36_400_000);
     let m = client.market(false).await.expect("m");
     let fund = m.insurance.expect("fund");
-    assert_eq!((fund.balance_micros, fund.bad_debt_micros), (0, 85_000_000));
+    assert_eq!((fund.balance_micros, fund.bad_debt_micros), (0, 0));
     let degen_after = client.position(&degen, true).await.expect("degen with proofs");
-    assert_eq!(degen_after.account.expect("acct").collateral_micros, -85_000_000);
+    assert_eq!(degen_after.account.expect("acct").collateral_micros, 0);
     assert_eq!(degen_after.position.map_or(0, |p| p.size_lots), 0);
+    assert_eq!(client.position(&mm, false).await.expect("mm").position.expect("p").size_lots, mm_before + 28);
+    assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("p").size_lots, liq_before);
     assert_conserved(&client, &everyone).await;
 }

@@ -161,8 +161,8 @@ mod tests {
         let g = fixed_genesis();
         let root = genesis_root(&g);
         let (_, hash) = genesis_block(&g, root);
-        assert_eq!(format!("{root:x}"), "3c21213bb90ea2993d2c18f7792f68b0136990ffd88e1ba94239ac4c4bb4235d");
-        assert_eq!(format!("{hash:x}"), "998c754b380af146de5a45738ba08cf4cc722db4817b7451ca111ca9008a998b");
+        assert_eq!(format!("{root:x}"), "1da6a3eeb15c371e0e98292ce613da600069eb1009ccf2072d0ce868807de45e");
+        assert_eq!(format!("{hash:x}"), "1d8dd97c93d107d0679686801a270ec4e1ff968f8c18bfc7d4ae943d7d5d3ea6");
     }
 
     #[test]

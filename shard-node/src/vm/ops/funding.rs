@@ -45,7 +45,8 @@ pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<i64, ExecE
         index.cumulative_index.checked_sub(record.last_funding_index).ok_or(ExecError::Overflow("funding delta"))?;
     let payment = funding_payment(record.size_lots, delta).map_err(|_| ExecError::Overflow("funding payment"))?;
     record.last_funding_index = index.cumulative_index;
-    positions::store(scope, account, &record);
+    // The size does not change, so the side index and its limit are untouched.
+    positions::store(scope, account, &record, u32::MAX)?;
     if payment != 0 {
         let mut acct = load_account(scope, account)?;
         acct.collateral_micros =

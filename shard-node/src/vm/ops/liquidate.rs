@@ -2,12 +2,15 @@
 //! position (or part of it) at the mark; the liquidated account pays a penalty on the notional, split
 //! between the liquidator and the insurance fund. A bankrupt account's shortfall is covered by the
 //! insurance fund; what the fund cannot cover stays as the account's negative collateral and is recorded
-//! as bad debt. Liquidation lots are capped per block.
+//! as bad debt, unless auto-deleveraging applies: when a full close at the mark would leave a shortfall
+//! beyond the whole insurance fund, the bankrupt position is closed against the most profitable opposite
+//! positions at the bankruptcy price, so they, not the protocol, absorb the loss. Liquidation lots are
+//! capped per block.
 
 use prost::Message;
 use shardex_core::{
     pb,
-    perp::{fee, health, Position},
+    perp::{fee, health, MarketMath, Position},
     state_key, AccountId,
 };
 
@@ -42,13 +45,15 @@ fn position_of(record: &pb::PositionRecord) -> Position {
 }
 
 /// Moves `signed_lots` of position into `account` at `price`, crediting realized PnL to its collateral.
+/// Returns the realized PnL.
 fn take(
     scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
     math: &shardex_core::perp::MarketMath,
     account: &AccountId,
     signed_lots: i64,
     price: u64,
-) -> Result<(), ExecError> {
+) -> Result<i64, ExecError> {
     let mut record = positions::load(scope, account)?;
     let mut pos = position_of(&record);
     let realized = pos.apply_fill(math, signed_lots, price).map_err(|_| ExecError::Overflow("position"))?;
@@ -56,11 +61,79 @@ fn take(
     record.entry_notional_micros = pos.entry_notional_micros;
     record.realized_pnl_micros =
         record.realized_pnl_micros.checked_add(realized).ok_or(ExecError::Overflow("realized"))?;
-    positions::store(scope, account, &record);
+    positions::store(scope, account, &record, market.max_positions_per_side)?;
     let mut acct = load_account(scope, account)?;
     acct.collateral_micros = acct.collateral_micros.checked_add(realized).ok_or(ExecError::Overflow("collateral"))?;
     store_account(scope, account, &acct);
-    Ok(())
+    Ok(realized)
+}
+
+/// The price at which closing all of `pos` leaves `collateral + covered` at zero: the bankruptcy price,
+/// rounded so that closing there never loses more than `collateral + covered` (up for a long, down for a
+/// short; at least 1).
+fn bankruptcy_price(math: &MarketMath, pos: &Position, collateral: i64, covered: i64) -> Result<u64, ExecError> {
+    let scaled_lots = i128::from(pos.size_lots.unsigned_abs()) * i128::from(math.lot_size());
+    if scaled_lots == 0 {
+        return Err(ExecError::InvalidOp("no position to close".into()));
+    }
+    let budget = i128::from(collateral) + i128::from(covered);
+    let entry = i128::from(pos.entry_notional_micros.unsigned_abs());
+    let price = if pos.size_lots > 0 {
+        // notional(size, p) >= entry - budget
+        let need = (entry - budget) * 1_000_000;
+        (need + scaled_lots - 1).div_euclid(scaled_lots)
+    } else {
+        // notional(|size|, p) <= entry + budget
+        ((entry + budget) * 1_000_000).div_euclid(scaled_lots)
+    };
+    u64::try_from(price.max(1)).map_err(|_| ExecError::Overflow("bankruptcy price"))
+}
+
+/// Auto-deleveraging: closes up to `lots` of the bankrupt `target` against the most profitable opposite
+/// positions (by unrealized PnL at `mark`, then account bytes) at `price`. Returns the lots closed.
+#[allow(clippy::too_many_arguments)]
+fn deleverage(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    math: &MarketMath,
+    target: &AccountId,
+    signed_lots: i64,
+    price: u64,
+    mark: u64,
+    events: &mut Vec<pb::Event>,
+) -> Result<u64, ExecError> {
+    let mut ranked = Vec::new();
+    for account in positions::accounts_on_side_of(scope, -signed_lots)? {
+        funding::settle(scope, &account)?;
+        let p = positions::load(scope, &account)?;
+        let upnl = position_of(&p).unrealized_pnl(math, mark).map_err(|_| ExecError::Overflow("unrealized pnl"))?;
+        if upnl > 0 {
+            ranked.push((std::cmp::Reverse(upnl), account, p.size_lots));
+        }
+    }
+    ranked.sort();
+    let sign = signed_lots.signum();
+    let mut remaining = signed_lots.unsigned_abs();
+    for (_, account, size) in ranked {
+        if remaining == 0 {
+            break;
+        }
+        let q = remaining.min(size.unsigned_abs());
+        let q_signed = sign * i64::try_from(q).map_err(|_| ExecError::Overflow("lots"))?;
+        take(scope, market, math, target, -q_signed, price)?;
+        let realized = take(scope, market, math, &account, q_signed, price)?;
+        events.push(pb::Event {
+            account: account.0.to_vec(),
+            kind: Some(pb::event::Kind::Deleveraged(pb::Deleveraged {
+                bankrupt_account: target.0.to_vec(),
+                lots: -q_signed,
+                price_micros: price,
+                realized_pnl_micros: realized,
+            })),
+        });
+        remaining -= q;
+    }
+    Ok(signed_lots.unsigned_abs() - remaining)
 }
 
 /// Liquidates `l.account` on behalf of `liquidator`.
@@ -121,18 +194,38 @@ pub fn liquidate(
     let sign = target_pos.size_lots.signum();
     let signed = sign * i64::try_from(lots).map_err(|_| ExecError::Overflow("lots"))?;
     let liquidator_risk_before = positions::load(scope, liquidator)?.size_lots.unsigned_abs();
-    take(scope, &math, &target, -signed, mark)?;
-    take(scope, &math, liquidator, signed, mark)?;
+    let mut fund = load_insurance(scope)?;
+
+    // A full close at the mark that leaves a shortfall beyond the insurance fund deleverages the most
+    // profitable opposite positions at the bankruptcy price instead; whatever they cannot absorb is taken
+    // over at the mark as usual.
+    let mut at_mark = signed;
+    let full_close = lots == target_pos.size_lots.unsigned_abs();
+    if full_close {
+        let mut probe = position_of(&target_pos);
+        let realized = probe.apply_fill(&math, -signed, mark).map_err(|_| ExecError::Overflow("position"))?;
+        let after = i128::from(target_collateral) + i128::from(realized);
+        let available = i128::from(fund.balance_micros.max(0));
+        if after < 0 && -after > available {
+            let covered = i64::try_from(available).map_err(|_| ExecError::Overflow("fund"))?;
+            let price = bankruptcy_price(&math, &position_of(&target_pos), target_collateral, covered)?;
+            let closed = deleverage(scope, market, &math, &target, signed, price, mark, &mut events)?;
+            at_mark = signed - sign * i64::try_from(closed).map_err(|_| ExecError::Overflow("lots"))?;
+        }
+    }
+    if at_mark != 0 {
+        take(scope, market, &math, &target, -at_mark, mark)?;
+        take(scope, market, &math, liquidator, at_mark, mark)?;
+    }
 
     // Penalty: what the account can pay of it, split between liquidator and fund.
-    let notional = math.notional(signed, mark).map_err(|_| ExecError::Overflow("notional"))?;
+    let notional = math.notional(at_mark, mark).map_err(|_| ExecError::Overflow("notional"))?;
     let penalty = fee(notional, market.liquidation_penalty_bps).map_err(|_| ExecError::Overflow("penalty"))?;
     let mut target_acct = load_account(scope, &target)?;
     let paid = penalty.min(target_acct.collateral_micros.max(0));
     target_acct.collateral_micros -= paid;
     let reward = i64::try_from(i128::from(paid) * i128::from(market.liquidator_share_bps) / 10_000)
         .map_err(|_| ExecError::Overflow("reward"))?;
-    let mut fund = load_insurance(scope)?;
     let mut insurance_delta = paid - reward;
 
     // A bankrupt, fully closed account: the fund covers what it can; the rest is recorded bad debt.
@@ -180,7 +273,7 @@ pub fn liquidate(
     let report = pb::Liquidated {
         account: target.0.to_vec(),
         liquidator: liquidator.0.to_vec(),
-        lots: signed,
+        lots: at_mark,
         price_micros: mark,
         penalty_micros: paid,
         liquidator_reward_micros: reward,

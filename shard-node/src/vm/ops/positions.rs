@@ -1,31 +1,118 @@
-//! Position and fee-pool records.
+//! Position and fee-pool records, and the index of accounts holding a position on each side (which
+//! auto-deleveraging scans). The index changes only when a position opens, closes or flips.
 
 use prost::Message;
 use shardex_core::{pb, state_key, AccountId};
 
 use crate::vm::{error::ExecError, view::TxScope};
 
-/// The account's position (default when flat and never traded).
-pub fn load(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::PositionRecord, ExecError> {
-    match scope.read(&state_key::position_key(account))? {
-        Some(b) => pb::PositionRecord::decode(b.as_slice())
-            .map_err(|e| ExecError::Corrupt { what: "position", detail: e.to_string() }),
-        None => Ok(pb::PositionRecord::default()),
+/// Long or short, as the index's side byte.
+fn side_byte(size_lots: i64) -> Option<u8> {
+    match size_lots.signum() {
+        1 => Some(1),
+        -1 => Some(2),
+        _ => None,
     }
 }
 
-/// Writes the account's position.
-pub fn store(scope: &mut TxScope<'_>, account: &AccountId, record: &pb::PositionRecord) {
+fn index_key(side: u8, bucket: u8) -> alloy_primitives::B256 {
+    state_key::leaf_key(state_key::Namespace::PositionIndex, &[side, bucket])
+}
+
+fn count_key(side: u8) -> alloy_primitives::B256 {
+    state_key::leaf_key(state_key::Namespace::PositionCount, &[side])
+}
+
+fn decode<M: Message + Default>(what: &'static str, raw: Option<Vec<u8>>) -> Result<M, ExecError> {
+    raw.map(|b| M::decode(b.as_slice()).map_err(|e| ExecError::Corrupt { what, detail: e.to_string() }))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The account's position (default when flat and never traded).
+pub fn load(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::PositionRecord, ExecError> {
+    let raw = scope.read(&state_key::position_key(account))?;
+    decode("position", raw)
+}
+
+/// Writes the account's position, keeping the side index in step. Opening a position on a side that
+/// already holds `max_per_side` positions is refused.
+pub fn store(
+    scope: &mut TxScope<'_>,
+    account: &AccountId,
+    record: &pb::PositionRecord,
+    max_per_side: u32,
+) -> Result<(), ExecError> {
+    let before = load(scope, account)?;
+    let (from, to) = (side_byte(before.size_lots), side_byte(record.size_lots));
+    if from != to {
+        if let Some(side) = from {
+            unindex(scope, side, account)?;
+        }
+        if let Some(side) = to {
+            index(scope, side, account, max_per_side)?;
+        }
+    }
     scope.write(state_key::position_key(account), record.encode_to_vec());
+    Ok(())
+}
+
+fn index(scope: &mut TxScope<'_>, side: u8, account: &AccountId, max_per_side: u32) -> Result<(), ExecError> {
+    let mut count: pb::PositionCountRecord = decode("position count", scope.read(&count_key(side))?)?;
+    if count.count >= max_per_side {
+        return Err(ExecError::InvalidOp(format!(
+            "the market holds its limit of {max_per_side} positions on this side; close one first"
+        )));
+    }
+    let key = index_key(side, account.0[0]);
+    let mut bucket: pb::PositionIndexRecord = decode("position index", scope.read(&key)?)?;
+    match bucket.accounts.binary_search_by(|a| a.as_slice().cmp(account.0.as_slice())) {
+        Ok(_) => return Err(ExecError::Corrupt { what: "position index", detail: format!("{account} listed twice") }),
+        Err(at) => bucket.accounts.insert(at, account.0.to_vec()),
+    }
+    count.count += 1;
+    scope.write(key, bucket.encode_to_vec());
+    scope.write(count_key(side), count.encode_to_vec());
+    Ok(())
+}
+
+fn unindex(scope: &mut TxScope<'_>, side: u8, account: &AccountId) -> Result<(), ExecError> {
+    let key = index_key(side, account.0[0]);
+    let mut bucket: pb::PositionIndexRecord = decode("position index", scope.read(&key)?)?;
+    let at = bucket
+        .accounts
+        .binary_search_by(|a| a.as_slice().cmp(account.0.as_slice()))
+        .map_err(|_| ExecError::Corrupt { what: "position index", detail: format!("{account} not listed") })?;
+    bucket.accounts.remove(at);
+    let mut count: pb::PositionCountRecord = decode("position count", scope.read(&count_key(side))?)?;
+    count.count = count
+        .count
+        .checked_sub(1)
+        .ok_or_else(|| ExecError::Corrupt { what: "position count", detail: "below zero".into() })?;
+    scope.write(key, bucket.encode_to_vec());
+    scope.write(count_key(side), count.encode_to_vec());
+    Ok(())
+}
+
+/// Every account holding a position of the sign of `size_lots` (long if positive, short if negative).
+pub fn accounts_on_side_of(scope: &mut TxScope<'_>, size_lots: i64) -> Result<Vec<AccountId>, ExecError> {
+    let Some(side) = side_byte(size_lots) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for bucket in 0..=u8::MAX {
+        let record: pb::PositionIndexRecord = decode("position index", scope.read(&index_key(side, bucket))?)?;
+        for raw in record.accounts {
+            out.push(
+                AccountId::from_slice(&raw)
+                    .map_err(|e| ExecError::Corrupt { what: "position index", detail: e.to_string() })?,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The fee pool balance.
 pub fn load_fee_pool(scope: &mut TxScope<'_>) -> Result<i64, ExecError> {
-    let record = match scope.read(&state_key::fee_pool_key())? {
-        Some(b) => pb::FeePoolRecord::decode(b.as_slice())
-            .map_err(|e| ExecError::Corrupt { what: "fee pool", detail: e.to_string() })?,
-        None => pb::FeePoolRecord::default(),
-    };
+    let record: pb::FeePoolRecord = decode("fee pool", scope.read(&state_key::fee_pool_key())?)?;
     i64::try_from(record.balance_micros).map_err(|_| ExecError::Overflow("fee pool"))
 }
 

@@ -128,6 +128,7 @@ fn cancelled_event(order: &pb::OrderRecord, reason: CancelReason) -> pb::Event {
 fn settle(
     scope: &mut TxScope<'_>,
     math: &MarketMath,
+    max_positions: u32,
     account: &AccountId,
     signed_lots: i64,
     price: u64,
@@ -145,7 +146,7 @@ fn settle(
     record.entry_notional_micros = pos.entry_notional_micros;
     record.realized_pnl_micros =
         record.realized_pnl_micros.checked_add(realized).ok_or(ExecError::Overflow("realized"))?;
-    positions::store(scope, account, &record);
+    positions::store(scope, account, &record, max_positions)?;
 
     let mut acct = load_account(scope, account)?;
     acct.collateral_micros = acct
@@ -237,6 +238,7 @@ pub fn place(
         let m = settle(
             scope,
             &math,
+            market.max_positions_per_side,
             &maker,
             -taker_sign * lots,
             price,
@@ -245,7 +247,17 @@ pub fn place(
             maker_order.order_id,
         )?;
         fill_events.push(filled_event(&maker, m));
-        let t = settle(scope, &math, signer, taker_sign * lots, price, market.taker_fee_bps, &mut fee_pool, 0)?;
+        let t = settle(
+            scope,
+            &math,
+            market.max_positions_per_side,
+            signer,
+            taker_sign * lots,
+            price,
+            market.taker_fee_bps,
+            &mut fee_pool,
+            0,
+        )?;
         fill_events.push(filled_event(signer, t));
         Ok(false)
     })?;

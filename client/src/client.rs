@@ -162,6 +162,20 @@ impl ShardClient {
         Ok(resp)
     }
 
+    /// Any state record by namespace and id at `height` (0 = head), its MPT proof verified here against the
+    /// state root the node names. Returns the proof (with that root and height) and the proven value.
+    pub async fn prove(
+        &self,
+        namespace: shardex_core::state_key::Namespace,
+        id: &[u8],
+        height: u64,
+    ) -> Result<(pb::StateProof, Option<Vec<u8>>)> {
+        let req = pb::GetProofRequest { namespace: namespace as u32, id: id.to_vec(), height };
+        let proof = self.rpc.clone().get_proof(req).await?.into_inner();
+        let value = shardex_core::proof::verify_pb_proof(&proof, shardex_core::state_key::leaf_key(namespace, id))?;
+        Ok((proof, value))
+    }
+
     /// The account's resting orders.
     pub async fn open_orders(&self, account: &AccountId) -> Result<Vec<pb::OrderRecord>> {
         let req = pb::GetOpenOrdersRequest { account: account.0.to_vec() };

@@ -50,6 +50,37 @@ pub enum Namespace {
     PositionCount = 0x14,
 }
 
+impl Namespace {
+    /// Every namespace, in byte order.
+    pub const ALL: [Namespace; 20] = [
+        Self::Market,
+        Self::Oracle,
+        Self::Account,
+        Self::Position,
+        Self::Order,
+        Self::InsuranceFund,
+        Self::FeePool,
+        Self::FundingIndex,
+        Self::Outbox,
+        Self::InboxReceipt,
+        Self::ImportedCommitment,
+        Self::LedgerTotals,
+        Self::BookLevel,
+        Self::BookSide,
+        Self::AccountOrders,
+        Self::ClientOrder,
+        Self::MarketCounters,
+        Self::LiquidationCap,
+        Self::PositionIndex,
+        Self::PositionCount,
+    ];
+
+    /// The namespace of a byte, if it is one.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| *n as u8 == byte)
+    }
+}
+
 /// The leaf key of `id` in `namespace`.
 pub fn leaf_key(namespace: Namespace, id: &[u8]) -> B256 {
     let mut pre = Vec::with_capacity(1 + id.len());
@@ -101,6 +132,16 @@ pub fn ledger_totals_key() -> B256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_bytes_are_distinct_and_round_trip() {
+        for (i, n) in Namespace::ALL.iter().enumerate() {
+            assert_eq!(*n as u8, i as u8 + 1, "namespaces are dense from 0x01");
+            assert_eq!(Namespace::from_byte(*n as u8), Some(*n));
+        }
+        assert_eq!(Namespace::from_byte(0), None);
+        assert_eq!(Namespace::from_byte(0x15), None);
+    }
 
     #[test]
     fn golden_keys() {

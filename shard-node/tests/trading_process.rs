@@ -289,4 +289,17 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     assert_eq!(client.position(&mm, false).await.expect("mm").position.expect("p").size_lots, mm_before + 28);
     assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("p").size_lots, liq_before);
     assert_conserved(&client, &everyone).await;
+
+    // Every record is provable: the emptied insurance fund, the funding index and an order-free book side.
+    use prost::Message;
+    use shardex_core::state_key::Namespace;
+    let (proof, value) = client.prove(Namespace::InsuranceFund, &[], 0).await.expect("fund proof");
+    let proven = pb::InsuranceFundRecord::decode(value.unwrap_or_default().as_slice()).expect("decodes");
+    assert_eq!(proven, fund);
+    assert_eq!(proof.state_root, m.state_root);
+    let (_, funding) = client.prove(Namespace::FundingIndex, &[], 0).await.expect("funding proof");
+    assert!(funding.is_some());
+    let err =
+        client.raw().get_proof(pb::GetProofRequest { namespace: 99, id: vec![], height: 0 }).await.expect_err("bad ns");
+    assert_eq!(err.code(), Code::InvalidArgument);
 }

@@ -249,6 +249,21 @@ impl ShardService for ShardRpc {
         }))
     }
 
+    async fn get_proof(&self, request: Request<pb::GetProofRequest>) -> Result<Response<pb::StateProof>, Status> {
+        let req = request.into_inner();
+        let namespace =
+            u8::try_from(req.namespace).ok().and_then(shardex_core::state_key::Namespace::from_byte).ok_or_else(
+                || reject_status(&Reject::new(Reason::Malformed, format!("unknown namespace {}", req.namespace))),
+            )?;
+        if req.id.len() > 64 {
+            return Err(reject_status(&Reject::new(Reason::Malformed, "a record id is at most 64 bytes")));
+        }
+        let key = shardex_core::state_key::leaf_key(namespace, &req.id);
+        let height = (req.height != 0).then_some(req.height);
+        let proof = self.node.shard().prove_key(key, height).map_err(|e| internal_status(&e))?;
+        proof.map(Response::new).map_err(|r| reject_status(&r))
+    }
+
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {
         let height = request.into_inner().height;
         let block = self.node.shard().block(height).map_err(|e| internal_status(&e))?;

@@ -178,6 +178,11 @@ impl Shard {
         Ok(MarketView { market, totals, height, state_root, proofs, oracle, insurance, fee_pool, funding })
     }
 
+    /// A proof of any key at `height` (None = head).
+    pub fn prove_key(&self, key: B256, height: Option<u64>) -> Result<Result<pb::StateProof, Reject>, ShardError> {
+        Ok(self.read_at(key, height, true)?.map(|r| r.proof.map(|(p, _)| p).unwrap_or_default()))
+    }
+
     /// The committed block at `height`.
     pub fn block(&self, height: u64) -> Result<Option<pb::Block>, ShardError> {
         Ok(self.chain.block(height)?)

@@ -5,7 +5,13 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use eyre::{bail, eyre, WrapErr};
 use shardex_client::{
-    core::{genesis::Genesis, hash::b256_from_slice, money::parse_usd, pb, AccountId, Keypair, Usd, B256},
+    core::{
+        genesis::Genesis,
+        hash::b256_from_slice,
+        money::parse_usd,
+        order::{limit_order, market_order},
+        pb, AccountId, Keypair, Usd, B256,
+    },
     ShardClient, Wallet,
 };
 
@@ -274,28 +280,22 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Cmd::Account(a) => account(&client, a).await,
         Cmd::Order(a) => {
             let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
-            let (order_type, price_micros) = match &a.price {
-                Some(p) => (pb::OrderType::Limit, parse_usd(p).map_err(|e| eyre!(e))?),
-                None => (pb::OrderType::Market, 0),
-            };
-            let tif = match (order_type, a.tif) {
-                (pb::OrderType::Market, _) | (_, TifArg::Ioc) => pb::TimeInForce::Ioc,
-                (_, TifArg::Gtc) => pb::TimeInForce::Gtc,
-                (_, TifArg::PostOnly) => pb::TimeInForce::PostOnly,
-            };
             let side = match a.side {
                 SideArg::Buy => pb::Side::Buy,
                 SideArg::Sell => pb::Side::Sell,
             };
-            let order = pb::PlaceOrder {
-                side: side as i32,
-                order_type: order_type as i32,
-                time_in_force: tif as i32,
-                price_micros,
-                size_lots: a.lots,
-                reduce_only: a.reduce_only,
-                client_order_id: a.client_id,
+            let base = match &a.price {
+                Some(p) => {
+                    let tif = match a.tif {
+                        TifArg::Gtc => pb::TimeInForce::Gtc,
+                        TifArg::Ioc => pb::TimeInForce::Ioc,
+                        TifArg::PostOnly => pb::TimeInForce::PostOnly,
+                    };
+                    limit_order(side, parse_usd(p).map_err(|e| eyre!(e))?, a.lots, tif)
+                }
+                None => market_order(side, a.lots),
             };
+            let order = pb::PlaceOrder { reduce_only: a.reduce_only, client_order_id: a.client_id, ..base };
             let hash = wallet.place_order(&client, order).await?;
             report(&client, hash, a.signer.no_wait).await
         }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod keys;
 pub mod money;
 pub mod nonce;
+pub mod order;
 pub mod perp;
 pub mod proof;
 pub mod reason;

@@ -4,7 +4,8 @@
 mod support;
 
 use shardex_core::{
-    pb::{self, tx_body::Op, OrderType, Side, TimeInForce},
+    order::limit_order,
+    pb::{self, tx_body::Op, Side, TimeInForce},
     Keypair,
 };
 use support::inproc::Net;
@@ -13,14 +14,7 @@ const USD: u64 = 1_000_000;
 const PRICE: u64 = 100_000_000_000;
 
 fn limit(side: Side, price: u64, lots: u64) -> Op {
-    Op::PlaceOrder(pb::PlaceOrder {
-        side: side as i32,
-        order_type: OrderType::Limit as i32,
-        time_in_force: TimeInForce::Gtc as i32,
-        price_micros: price,
-        size_lots: lots,
-        ..Default::default()
-    })
+    Op::PlaceOrder(limit_order(side, price, lots, TimeInForce::Gtc))
 }
 
 fn collateral(net: &Net, k: &Keypair) -> i64 {

@@ -4,7 +4,8 @@
 mod support;
 
 use shardex_core::{
-    pb::{self, tx_body::Op, MarketMode, ModeCause, OrderType, Side, TimeInForce},
+    order::{limit_order, market_order},
+    pb::{self, tx_body::Op, MarketMode, ModeCause, Side, TimeInForce},
     Keypair, Reason,
 };
 use support::inproc::Net;
@@ -14,15 +15,8 @@ const PRICE: u64 = 100_000_000_000;
 const TICK: u64 = 100_000;
 
 fn order(side: Side, price: u64, lots: u64, tif: TimeInForce, reduce_only: bool) -> Op {
-    Op::PlaceOrder(pb::PlaceOrder {
-        side: side as i32,
-        order_type: if price == 0 { OrderType::Market } else { OrderType::Limit } as i32,
-        time_in_force: tif as i32,
-        price_micros: price,
-        size_lots: lots,
-        reduce_only,
-        client_order_id: 0,
-    })
+    let base = if price == 0 { market_order(side, lots) } else { limit_order(side, price, lots, tif) };
+    Op::PlaceOrder(pb::PlaceOrder { reduce_only, ..base })
 }
 
 fn set_mode(mode: MarketMode) -> Op {

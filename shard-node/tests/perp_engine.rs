@@ -9,6 +9,7 @@ mod support;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_core::{
+    order::{limit_order, market_order},
     pb::{self, tx_body::Op},
     perp::{health, MarketMath, Position},
     AccountId, Keypair, Reason,
@@ -23,25 +24,11 @@ const TICK: u64 = 100_000;
 const STEPS: usize = 200;
 
 fn limit(side: pb::Side, price: u64, lots: u64, tif: pb::TimeInForce) -> Op {
-    Op::PlaceOrder(pb::PlaceOrder {
-        side: side as i32,
-        order_type: pb::OrderType::Limit as i32,
-        time_in_force: tif as i32,
-        price_micros: price,
-        size_lots: lots,
-        reduce_only: false,
-        client_order_id: 0,
-    })
+    Op::PlaceOrder(limit_order(side, price, lots, tif))
 }
 
 fn market(side: pb::Side, lots: u64) -> Op {
-    Op::PlaceOrder(pb::PlaceOrder {
-        side: side as i32,
-        order_type: pb::OrderType::Market as i32,
-        time_in_force: pb::TimeInForce::Ioc as i32,
-        size_lots: lots,
-        ..Default::default()
-    })
+    Op::PlaceOrder(market_order(side, lots))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,10 @@ mod support;
 use std::time::Duration;
 
 use shardex_client::{ShardClient, Wallet};
-use shardex_core::{pb, AccountId, Reason, B256};
+use shardex_core::{
+    order::{limit_order, market_order},
+    pb, AccountId, Reason, B256,
+};
 use support::{account, NodeProcess, TestKeys};
 use tonic::Code;
 
@@ -16,15 +19,8 @@ const TICK: u64 = 100_000;
 const FINAL: Duration = Duration::from_secs(15);
 
 fn order(side: pb::Side, price: u64, lots: u64, tif: pb::TimeInForce, client_order_id: u64) -> pb::PlaceOrder {
-    pb::PlaceOrder {
-        side: side as i32,
-        order_type: if price == 0 { pb::OrderType::Market } else { pb::OrderType::Limit } as i32,
-        time_in_force: tif as i32,
-        price_micros: price,
-        size_lots: lots,
-        reduce_only: false,
-        client_order_id,
-    }
+    let base = if price == 0 { market_order(side, lots) } else { limit_order(side, price, lots, tif) };
+    pb::PlaceOrder { client_order_id, ..base }
 }
 
 async fn fin(client: &ShardClient, hash: B256) -> pb::tx_status::Included {

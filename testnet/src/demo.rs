@@ -7,6 +7,7 @@ use eyre::{bail, ensure, eyre, WrapErr};
 use shardex_client::{ShardClient, Wallet};
 use shardex_core::{
     genesis::Genesis,
+    order::{limit_order, market_order},
     pb::{self, tx_body::Op},
     tx::sign_tx,
     AccountId, Keypair, Reason, Usd,
@@ -167,14 +168,10 @@ fn now_ms() -> u64 {
 }
 
 fn order(side: pb::Side, price: u64, lots: u64, tif: pb::TimeInForce) -> pb::PlaceOrder {
-    pb::PlaceOrder {
-        side: side as i32,
-        order_type: if price == 0 { pb::OrderType::Market } else { pb::OrderType::Limit } as i32,
-        time_in_force: tif as i32,
-        price_micros: price,
-        size_lots: lots,
-        reduce_only: false,
-        client_order_id: 0,
+    if price == 0 {
+        market_order(side, lots)
+    } else {
+        limit_order(side, price, lots, tif)
     }
 }
 

@@ -1,0 +1,30 @@
+//! Constructors for order placement, so clients, tools and tests build orders one way.
+
+use crate::pb;
+
+/// A limit order of `size_lots` at `price_micros` with time in force `tif`; no client id, not reduce-only.
+/// Adjust other fields with struct update syntax: `PlaceOrder { reduce_only: true, ..limit_order(..) }`.
+pub fn limit_order(side: pb::Side, price_micros: u64, size_lots: u64, tif: pb::TimeInForce) -> pb::PlaceOrder {
+    pb::PlaceOrder {
+        side: side as i32,
+        order_type: pb::OrderType::Limit as i32,
+        time_in_force: tif as i32,
+        price_micros,
+        size_lots,
+        reduce_only: false,
+        client_order_id: 0,
+    }
+}
+
+/// A market order (immediate or cancel, any price) of `size_lots`.
+pub fn market_order(side: pb::Side, size_lots: u64) -> pb::PlaceOrder {
+    pb::PlaceOrder {
+        side: side as i32,
+        order_type: pb::OrderType::Market as i32,
+        time_in_force: pb::TimeInForce::Ioc as i32,
+        price_micros: 0,
+        size_lots,
+        reduce_only: false,
+        client_order_id: 0,
+    }
+}

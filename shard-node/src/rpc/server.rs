@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use shardex_proto::{shard::v1::shard_service_server::ShardServiceServer, FILE_DESCRIPTOR_SET};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
 use tracing::info;
 
 use super::service::ShardRpc;
@@ -55,5 +55,15 @@ pub async fn serve(
             router
         }
     };
-    router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await
+    // tonic's `tcp_nodelay` does not reach connections from a caller-provided listener: set it here, or
+    // every small response waits out Nagle's algorithm against the client's delayed ACK (~40 ms).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::warn!(target: "shard::rpc", error = %e, "could not set TCP_NODELAY");
+            }
+        }
+        conn
+    });
+    router.serve_with_incoming_shutdown(incoming, shutdown).await
 }

@@ -1,6 +1,7 @@
 //! `testnet`: runs a local shardex network of real processes on 127.0.0.1, and a demo workload on it.
 
 mod demo;
+mod load;
 mod network;
 mod process;
 
@@ -50,6 +51,8 @@ enum Cmd {
         #[arg(long)]
         down_after: bool,
     },
+    /// Signed orders at a fixed rate against the running network: orders/s and submit-to-final latency.
+    Load(load::LoadArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -114,6 +117,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             }
             result
         }
+        Cmd::Load(args) => load::run(&dir, &args).await,
     }
 }
 

@@ -57,9 +57,13 @@ pub fn now_ms() -> u64 {
 /// the node must stop rather than continue on state it could not write.
 pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensus>, interval: Duration) -> ShardError {
     info!(target: "shard::block", interval_ms = interval.as_millis() as u64, "block producer started");
+    // A fixed cadence: the time spent producing a block counts toward the next interval, and a late tick is
+    // skipped rather than bunched.
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = ticks.tick() => {}
             _ = node.wake.notified() => {}
         }
         let result = {

@@ -56,6 +56,8 @@ fn longs_pay_shorts_when_the_mid_is_above_the_index() {
     net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
     let funding = net.shard.market(false).expect("m").funding;
     assert_eq!(funding.last_step, 200_000 * 1_000_000);
+    let last = funding.history.last().expect("history");
+    assert_eq!((last.step, last.mid_micros, last.index_micros), (funding.last_step, PRICE + 200 * USD, PRICE));
 
     // Settled when touched: the long pays 10 × 0.2 = 2 USD, the short receives it.
     for k in [&maker, &taker] {

@@ -152,3 +152,27 @@ fn insurance_fund_below_floor_forces_reduce_only() {
     let m = market(&net);
     assert_eq!((m.mode, m.mode_cause), (MarketMode::ReduceOnly as i32, ModeCause::InsuranceFloor as i32));
 }
+
+#[test]
+fn a_stale_oracle_makes_the_market_reduce_only_until_a_fresh_price() {
+    let (mut net, oracle, maker, taker) = setup(|g| {
+        g.market.trading.oracle_max_age_ms = 5_000;
+    });
+    // Blocks keep coming (a deposit) but no price for longer than the maximum age.
+    net.clock_ms += 6_000;
+    let deposit = Keypair::from_seed([4; 32]);
+    net.run(&deposit, Op::Deposit(pb::Deposit { account: maker.account().0.to_vec(), amount_micros: USD })).expect("d");
+    let m = market(&net);
+    assert_eq!((m.mode, m.mode_cause), (MarketMode::ReduceOnly as i32, ModeCause::OracleStale as i32));
+    assert_eq!(
+        refused(net.run(&maker, order(Side::Sell, PRICE + TICK, 1, TimeInForce::Gtc, false))),
+        Reason::MarketMode
+    );
+
+    // A fresh price returns the market to normal.
+    let t = net.clock_ms;
+    net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("fresh");
+    let m = market(&net);
+    assert_eq!((m.mode, m.mode_cause), (MarketMode::Normal as i32, ModeCause::Expired as i32));
+    net.run(&taker, order(Side::Buy, 0, 1, TimeInForce::Ioc, false)).expect("trading again");
+}

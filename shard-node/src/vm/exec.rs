@@ -80,10 +80,11 @@ pub fn execute(
     Ok(Outcome { gas_used, events })
 }
 
-/// Begin-block work, before the block's txs: funding at its interval. Part of consensus: every replica
+/// Begin-block work, before the block's txs: the stale-oracle rule, then funding at its interval. Part of consensus: every replica
 /// runs it on the same parent state with the same block time.
 pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<(), ExecError> {
-    let market = load_market(scope)?;
+    let mut market = load_market(scope)?;
+    ops::oracle::stale_rule(scope, &mut market, ctx)?;
     ops::funding::begin_block(scope, &market, ctx)
 }
 

@@ -20,6 +20,9 @@ use crate::vm::{
     view::TxScope,
 };
 
+/// Funding intervals kept in the record's history.
+pub const FUNDING_HISTORY_LEN: usize = 64;
+
 /// The funding index record.
 pub fn load(scope: &mut TxScope<'_>) -> Result<pb::FundingIndexRecord, ExecError> {
     match scope.read(&state_key::funding_key())? {
@@ -75,6 +78,7 @@ pub fn begin_block(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Blo
     }
     index.last_funding_ms = ctx.timestamp_ms;
     index.last_step = 0;
+    let mut point = pb::FundingPoint { time_ms: ctx.timestamp_ms, ..Default::default() };
     let bid = book::best_price(scope, Side::Buy)?;
     let ask = book::best_price(scope, Side::Sell)?;
     if let (Ok(index_price), Some(bid), Some(ask)) = (oracle::fresh_mark(scope, market, ctx), bid, ask) {
@@ -87,7 +91,11 @@ pub fn begin_block(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Blo
         index.cumulative_index =
             index.cumulative_index.checked_add(step).ok_or(ExecError::Overflow("funding index"))?;
         index.last_step = step;
+        point = pb::FundingPoint { time_ms: ctx.timestamp_ms, step, mid_micros: mid, index_micros: index_price };
     }
+    index.history.push(point);
+    let excess = index.history.len().saturating_sub(FUNDING_HISTORY_LEN);
+    index.history.drain(..excess);
     store(scope, &index);
     Ok(())
 }

@@ -37,6 +37,25 @@ pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Bloc
     Ok(o.price_micros)
 }
 
+/// Begin-block rule: an oracle price older than `oracle_max_age_ms` at block time puts the market in
+/// reduce-only mode until the next fresh price (a market that never had a price is left alone: its orders
+/// are refused as stale anyway).
+pub fn stale_rule(scope: &mut TxScope<'_>, market: &mut pb::MarketRecord, ctx: &BlockCtx) -> Result<(), ExecError> {
+    let Some(o) = load(scope)? else { return Ok(()) };
+    if ctx.timestamp_ms.saturating_sub(o.timestamp_ms) > market.oracle_max_age_ms {
+        let t = mode::Transition {
+            to: MarketMode::ReduceOnly,
+            cause: ModeCause::OracleStale,
+            reason: format!("no oracle price since {} ms", o.timestamp_ms),
+            now_ms: ctx.timestamp_ms,
+            until_ms: 0,
+        };
+        // Begin-block work has no tx signer to report to; the market record carries the transition.
+        let _ = mode::raise(scope, market, &AccountId([0; 32]), t);
+    }
+    Ok(())
+}
+
 /// Applies an oracle update and the circuit breaker: a move of more than `price_band_bps` from the
 /// window's reference price puts the market in post-only mode for `band_cooldown_ms` (block time), and
 /// starts a new window at this price; a breaker whose cooldown ran out returns the market to normal.
@@ -77,6 +96,16 @@ pub fn update(
         (ref_price, ref_ms) = (u.price_micros, u.timestamp_ms);
     }
     let mut events: Vec<pb::Event> = mode::expire(scope, market, signer, ctx.timestamp_ms).into_iter().collect();
+    if market.mode_cause == ModeCause::OracleStale as i32 {
+        let t = mode::Transition {
+            to: MarketMode::Normal,
+            cause: ModeCause::Expired,
+            reason: "a fresh oracle price arrived".to_owned(),
+            now_ms: ctx.timestamp_ms,
+            until_ms: 0,
+        };
+        events.push(mode::transition(scope, market, signer, t));
+    }
     let moved_bps = u128::from(u.price_micros.abs_diff(ref_price)) * 10_000 / u128::from(ref_price.max(1));
     if moved_bps > u128::from(market.price_band_bps) {
         let until = ctx.timestamp_ms.saturating_add(market.band_cooldown_ms);

@@ -204,12 +204,13 @@ pub fn place(
     let market: &pb::MarketRecord = market;
     let math = market_math(market)?;
     let limits = book_limits(market);
-    let mark = oracle::fresh_mark(scope, market, ctx)?;
     funding::settle(scope, signer)?;
     let before_pos = positions::load(scope, signer)?;
     let before_orders = book::account_orders(scope, signer)?;
     let risk_before = worst_case_lots(before_pos.size_lots, &before_orders);
+    // The order's own validity and the market mode first, so a refusal names the most specific cause.
     let plan = validate(market, o, before_pos.size_lots)?;
+    let mark = oracle::fresh_mark(scope, market, ctx)?;
     if plan.lots == 0 {
         return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
     }

@@ -195,9 +195,15 @@ async fn show_health(client: &ShardClient, name: &str, who: &AccountId) -> eyre:
 
 /// Steps 4 to 8 on the first shard: quotes, a leveraged taker, a crash, a liquidation, the breaker.
 async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyre::Result<()> {
-    let mm = trader_key(dir, "market-maker")?;
-    let carol = trader_key(dir, "carol")?;
-    let dave = trader_key(dir, "dave")?;
+    // Fresh traders each run, so a rerun tells the same story; their keys stay for the conservation check.
+    let run = std::fs::read_dir(dir.join("keys"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("carol-"))
+        .count()
+        + 1;
+    let mm = trader_key(dir, &format!("market-maker-{run}"))?;
+    let carol = trader_key(dir, &format!("carol-{run}"))?;
+    let dave = trader_key(dir, &format!("dave-{run}"))?;
     let oracle_key = read_key(&dir.join("keys").join("oracle.key"))?;
     let mut authority = Wallet::new(deposit_key.clone(), client).await?;
     for (who, amount) in [(&mm, 500_000u64), (&carol, 3_000), (&dave, 50_000)] {
@@ -213,6 +219,20 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
 
     step(4, "The oracle publishes a price of 100,000 USD; a market maker quotes both sides");
     client.wait_final(oracle.oracle_update(client, BTC_100K, now_ms()).await?, FINAL).await?;
+    // A previous run may have left the market post-only (its crash tripped the breaker) or the jump back to
+    // 100,000 may trip it now: the admin returns the market to normal before the story starts.
+    let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
+    if mode != pb::MarketMode::Normal as i32 {
+        let admin_key = read_key(&dir.join("keys").join("admin.key"))?;
+        let mut admin = Wallet::new(admin_key, client).await?;
+        let op =
+            Op::SetMarketMode(pb::SetMarketMode { mode: pb::MarketMode::Normal as i32, reason: "demo restart".into() });
+        client.wait_final(admin.submit(client, op).await?, FINAL).await?;
+        println!(
+            "    the admin returned the market to normal mode (it was {})",
+            pb::MarketMode::try_from(mode).map_or("?", |m| m.as_str_name())
+        );
+    }
     let mut mm_w = Wallet::new(mm, client).await?;
     let mut last = None;
     for i in 1..=3u64 {
@@ -298,11 +318,20 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
     Ok(())
 }
 
-/// Σ collateral − Σ entry + fee pool + insurance over the demo's accounts equals deposits − withdrawals.
+/// Σ collateral − Σ entry + fee pool + insurance + funding pool over every trader the demo ever created
+/// (their keys are in `keys/`) equals deposits − withdrawals.
 async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()> {
     let dir = node.dir.parent().ok_or_else(|| eyre!("node dir has no parent"))?;
     let mut sum: i128 = 0;
-    for name in ["alice", "bob", "market-maker", "carol", "dave"] {
+    let authorities = ["deposit.key", "oracle.key", "admin.key"];
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("keys"))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".key") && !authorities.contains(&n.as_str()))
+        .map(|n| n.trim_end_matches(".key").to_owned())
+        .collect();
+    names.sort();
+    for name in &names {
         let who = trader_key(dir, name)?.account();
         let p = client.position(&who, true).await.wrap_err_with(|| format!("proving {name}'s position"))?;
         sum += i128::from(p.account.map_or(0, |r| r.collateral_micros));

@@ -375,6 +375,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             println!("gas_used     {}", d.header.gas_used);
             println!("signatures   {}", fh.signatures.len());
             println!("txs          {}", block.txs.len());
+            println!("block events {}", block.block_events.len());
             for r in &block.receipts {
                 println!("  #{:<4} 0x{} gas {}", r.index, hex::encode(&r.tx_hash), r.gas_used);
             }
@@ -489,6 +490,8 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
                     Usd::from_micros(l.insurance_delta_micros),
                     usd(l.bad_debt_micros)
                 ),
+                // Block-level only; never in a tx receipt.
+                Some(pb::event::Kind::FundingApplied(_)) => {}
                 None => {}
             }
         }

@@ -80,6 +80,7 @@ pub fn decode_header(fh: &pb::FinalizedHeader) -> Result<DecodedHeader, HeaderEr
         ("tx_root", &header.tx_root),
         ("receipts_root", &header.receipts_root),
         ("state_root", &header.state_root),
+        ("events_root", &header.events_root),
     ] {
         if field.len() != 32 {
             return Err(HeaderError::Malformed(format!("{name} is {} bytes, expected 32", field.len())));
@@ -140,6 +141,7 @@ mod tests {
             tx_root: vec![2; 32],
             receipts_root: vec![3; 32],
             state_root: vec![4; 32],
+            events_root: vec![5; 32],
             ..Default::default()
         }
     }

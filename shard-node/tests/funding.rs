@@ -56,6 +56,9 @@ fn longs_pay_shorts_when_the_mid_is_above_the_index() {
     net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
     let funding = net.shard.market(false).expect("m").funding;
     assert_eq!(funding.last_step, 200_000 * 1_000_000);
+    let head = net.shard.head().height;
+    let block = net.shard.block(head).expect("read").expect("block");
+    assert!(block.block_events.iter().any(|e| matches!(&e.kind, Some(pb::event::Kind::FundingApplied(f)) if f.cumulative_index == funding.cumulative_index)));
     let last = funding.history.last().expect("history");
     assert_eq!((last.step, last.mid_micros, last.index_micros), (funding.last_step, PRICE + 200 * USD, PRICE));
 

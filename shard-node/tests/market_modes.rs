@@ -164,6 +164,17 @@ fn a_stale_oracle_makes_the_market_reduce_only_until_a_fresh_price() {
     net.run(&deposit, Op::Deposit(pb::Deposit { account: maker.account().0.to_vec(), amount_micros: USD })).expect("d");
     let m = market(&net);
     assert_eq!((m.mode, m.mode_cause), (MarketMode::ReduceOnly as i32, ModeCause::OracleStale as i32));
+    // The change is a block-level event, committed by the header's events root.
+    let head = net.shard.head().height;
+    let block = net.shard.block(head).expect("read").expect("block");
+    assert!(
+        block.block_events.iter().any(|e| matches!(&e.kind, Some(pb::event::Kind::MarketModeChanged(c)) if c.cause == ModeCause::OracleStale as i32)),
+        "{:?}",
+        block.block_events
+    );
+    let header = shardex_core::block::decode_header(block.header.as_ref().expect("header")).expect("decodes");
+    let encoded: Vec<Vec<u8>> = block.block_events.iter().map(prost::Message::encode_to_vec).collect();
+    assert_eq!(header.header.events_root, shardex_core::hash::ordered_root(&encoded).to_vec());
     assert_eq!(
         refused(net.run(&maker, order(Side::Sell, PRICE + TICK, 1, TimeInForce::Gtc, false))),
         Reason::MarketMode

@@ -66,6 +66,7 @@ pub fn genesis_block(genesis: &Genesis, state_root: B256) -> (pb::Block, B256) {
         timestamp_ms: genesis.genesis_time_ms,
         tx_root: ordered_root(&empty).to_vec(),
         receipts_root: ordered_root(&empty).to_vec(),
+        events_root: ordered_root(&empty).to_vec(),
         state_root: state_root.to_vec(),
         ..Default::default()
     };
@@ -162,7 +163,7 @@ mod tests {
         let root = genesis_root(&g);
         let (_, hash) = genesis_block(&g, root);
         assert_eq!(format!("{root:x}"), "1da6a3eeb15c371e0e98292ce613da600069eb1009ccf2072d0ce868807de45e");
-        assert_eq!(format!("{hash:x}"), "1d8dd97c93d107d0679686801a270ec4e1ff968f8c18bfc7d4ae943d7d5d3ea6");
+        assert_eq!(format!("{hash:x}"), "97d5331d75a2211db48c3bcce9708d7f38d461aeb48ec150bf6dc3015ec8e95d");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct Proposal {
     pub hash: B256,
     txs: Vec<VerifiedTx>,
     receipts: Vec<pb::Receipt>,
+    block_events: Vec<pb::Event>,
     batch: sled::Batch,
     consumed: usize,
     dropped: Vec<(B256, Reject)>,
@@ -54,13 +55,9 @@ impl Shard {
         let base = HeadState(&self.engine);
         let mut changes = Changes::new();
         let mut scope = TxScope::new(&base, &changes);
-        match begin_block(&mut scope, &ctx) {
-            Ok(()) => {
-                let writes = scope.into_writes();
-                changes.extend(writes);
-            }
-            Err(e) => return Err(ShardError::Exec(e)),
-        }
+        let block_events = begin_block(&mut scope, &ctx).map_err(ShardError::Exec)?;
+        let writes = scope.into_writes();
+        changes.extend(writes);
         let (mut txs, mut receipts, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gas_used, mut consumed) = (0u64, 0usize);
 
@@ -113,21 +110,24 @@ impl Shard {
             proposer: self.key.account().0.to_vec(),
             gas_used,
             tx_count: txs.len() as u32,
+            events_root: ordered_root(&block_events.iter().map(Message::encode_to_vec).collect::<Vec<_>>()).to_vec(),
         };
         let (header_bytes, hash) = encode_header(&header);
-        Ok(Some(Proposal { header, header_bytes, hash, txs, receipts, batch, consumed, dropped }))
+        Ok(Some(Proposal { header, header_bytes, hash, txs, receipts, block_events, batch, consumed, dropped }))
     }
 
     /// Commits a decided proposal: one atomic batch (state, block, receipts, tx index, head, pruning),
     /// flushed before returning. A storage error here is fatal for the node.
     pub fn apply(&mut self, proposal: Proposal, signatures: Vec<pb::HeaderSignature>) -> Result<Committed, ShardError> {
-        let Proposal { header, header_bytes, hash, txs, receipts, mut batch, consumed, dropped } = proposal;
+        let Proposal { header, header_bytes, hash, txs, receipts, block_events, mut batch, consumed, dropped } =
+            proposal;
         let height = header.height;
         let tx_hashes: Vec<B256> = txs.iter().map(VerifiedTx::hash).collect();
         let block = pb::Block {
             header: Some(pb::FinalizedHeader { header: header_bytes, signatures }),
             txs: txs.iter().map(|t| t.envelope().clone()).collect(),
             receipts,
+            block_events,
         };
         self.chain.stage_block(&block, height, &tx_hashes, &mut batch);
         let pruned = self.engine.stage_prune(height, &mut batch)?;

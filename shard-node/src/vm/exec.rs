@@ -82,10 +82,13 @@ pub fn execute(
 
 /// Begin-block work, before the block's txs: the stale-oracle rule, then funding at its interval. Part of consensus: every replica
 /// runs it on the same parent state with the same block time.
-pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<(), ExecError> {
+///
+/// Returns the block-level events (market-wide: their `account` is empty).
+pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<Vec<pb::Event>, ExecError> {
     let mut market = load_market(scope)?;
-    ops::oracle::stale_rule(scope, &mut market, ctx)?;
-    ops::funding::begin_block(scope, &market, ctx)
+    let mut events: Vec<pb::Event> = ops::oracle::stale_rule(scope, &mut market, ctx)?.into_iter().collect();
+    events.extend(ops::funding::begin_block(scope, &market, ctx)?);
+    Ok(events)
 }
 
 /// Stable op names for errors and logs.

@@ -61,20 +61,24 @@ pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<i64, ExecE
     Ok(payment)
 }
 
-/// Begin-block work: one funding step when the interval has passed, priced from the book's mid against a
+/// Begin-block work: one funding step (and its event) when the interval has passed, priced from the book's mid against a
 /// fresh oracle index. Without a fresh index or a two-sided book the interval passes without funding.
-pub fn begin_block(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &BlockCtx) -> Result<(), ExecError> {
+pub fn begin_block(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    ctx: &BlockCtx,
+) -> Result<Option<pb::Event>, ExecError> {
     if market.funding_interval_ms == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let mut index = load(scope)?;
     if index.last_funding_ms == 0 {
         index.last_funding_ms = ctx.timestamp_ms;
         store(scope, &index);
-        return Ok(());
+        return Ok(None);
     }
     if ctx.timestamp_ms < index.last_funding_ms.saturating_add(market.funding_interval_ms) {
-        return Ok(());
+        return Ok(None);
     }
     index.last_funding_ms = ctx.timestamp_ms;
     index.last_step = 0;
@@ -97,5 +101,6 @@ pub fn begin_block(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Blo
     let excess = index.history.len().saturating_sub(FUNDING_HISTORY_LEN);
     index.history.drain(..excess);
     store(scope, &index);
-    Ok(())
+    let applied = pb::FundingApplied { point: Some(point), cumulative_index: index.cumulative_index };
+    Ok(Some(pb::Event { account: Vec::new(), kind: Some(pb::event::Kind::FundingApplied(applied)) }))
 }

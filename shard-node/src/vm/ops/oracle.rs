@@ -40,8 +40,12 @@ pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Bloc
 /// Begin-block rule: an oracle price older than `oracle_max_age_ms` at block time puts the market in
 /// reduce-only mode until the next fresh price (a market that never had a price is left alone: its orders
 /// are refused as stale anyway).
-pub fn stale_rule(scope: &mut TxScope<'_>, market: &mut pb::MarketRecord, ctx: &BlockCtx) -> Result<(), ExecError> {
-    let Some(o) = load(scope)? else { return Ok(()) };
+pub fn stale_rule(
+    scope: &mut TxScope<'_>,
+    market: &mut pb::MarketRecord,
+    ctx: &BlockCtx,
+) -> Result<Option<pb::Event>, ExecError> {
+    let Some(o) = load(scope)? else { return Ok(None) };
     if ctx.timestamp_ms.saturating_sub(o.timestamp_ms) > market.oracle_max_age_ms {
         let t = mode::Transition {
             to: MarketMode::ReduceOnly,
@@ -50,10 +54,10 @@ pub fn stale_rule(scope: &mut TxScope<'_>, market: &mut pb::MarketRecord, ctx: &
             now_ms: ctx.timestamp_ms,
             until_ms: 0,
         };
-        // Begin-block work has no tx signer to report to; the market record carries the transition.
-        let _ = mode::raise(scope, market, &AccountId([0; 32]), t);
+        // A market-wide event: no account.
+        return Ok(mode::raise(scope, market, &AccountId([0; 32]), t).map(|e| pb::Event { account: Vec::new(), ..e }));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Applies an oracle update and the circuit breaker: a move of more than `price_band_bps` from the

@@ -30,6 +30,7 @@ pub struct Proposal {
     batch: sled::Batch,
     consumed: usize,
     dropped: Vec<(B256, Reject)>,
+    begin_block_wrote: bool,
 }
 
 /// A block that is flushed and final.
@@ -57,6 +58,7 @@ impl Shard {
         let mut scope = TxScope::new(&base, &changes);
         let block_events = begin_block(&mut scope, &ctx).map_err(ShardError::Exec)?;
         let writes = scope.into_writes();
+        let begin_block_wrote = !writes.is_empty();
         changes.extend(writes);
         let (mut txs, mut receipts, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gas_used, mut consumed) = (0u64, 0usize);
@@ -113,14 +115,35 @@ impl Shard {
             events_root: ordered_root(&block_events.iter().map(Message::encode_to_vec).collect::<Vec<_>>()).to_vec(),
         };
         let (header_bytes, hash) = encode_header(&header);
-        Ok(Some(Proposal { header, header_bytes, hash, txs, receipts, block_events, batch, consumed, dropped }))
+        Ok(Some(Proposal {
+            header,
+            header_bytes,
+            hash,
+            txs,
+            receipts,
+            block_events,
+            batch,
+            consumed,
+            dropped,
+            begin_block_wrote,
+        }))
     }
 
     /// Commits a decided proposal: one atomic batch (state, block, receipts, tx index, head, pruning),
     /// flushed before returning. A storage error here is fatal for the node.
     pub fn apply(&mut self, proposal: Proposal, signatures: Vec<pb::HeaderSignature>) -> Result<Committed, ShardError> {
-        let Proposal { header, header_bytes, hash, txs, receipts, block_events, mut batch, consumed, dropped } =
-            proposal;
+        let Proposal {
+            header,
+            header_bytes,
+            hash,
+            txs,
+            receipts,
+            block_events,
+            mut batch,
+            consumed,
+            dropped,
+            begin_block_wrote,
+        } = proposal;
         let height = header.height;
         let tx_hashes: Vec<B256> = txs.iter().map(VerifiedTx::hash).collect();
         let block = pb::Block {
@@ -136,15 +159,23 @@ impl Shard {
         self.head = ChainStore::head_of(&block)?;
         debug!(target: "shard::block", height, txs = txs.len(), hash = %hash, ?pruned, "committed");
 
-        self.retire(consumed, dropped)?;
+        self.retire(consumed, dropped, begin_block_wrote)?;
         Ok(Committed { block: Arc::new(block), height, hash })
     }
 
     /// Removes the consumed prefix from the mempool. When block execution matched admission (no drops),
     /// the remaining txs' speculative state is still exact; otherwise it is rebuilt by re-admission.
-    fn retire(&mut self, consumed: usize, dropped: Vec<(B256, Reject)>) -> Result<(), ShardError> {
-        let rebuild =
-            !dropped.is_empty() || self.mempool.changes().len() > self.config.mempool_max_txs.saturating_mul(4);
+    fn retire(
+        &mut self,
+        consumed: usize,
+        dropped: Vec<(B256, Reject)>,
+        begin_block_wrote: bool,
+    ) -> Result<(), ShardError> {
+        // Begin-block writes (funding, rule-driven modes) are not in the speculative state the remaining txs
+        // were admitted on, so it no longer matches the head: rebuild it then too.
+        let rebuild = !dropped.is_empty()
+            || begin_block_wrote
+            || self.mempool.changes().len() > self.config.mempool_max_txs.saturating_mul(4);
         for (hash, reject) in &dropped {
             self.rejected.record(*hash, reject.reason.as_str(), &reject.message);
         }

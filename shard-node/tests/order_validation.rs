@@ -1,0 +1,110 @@
+//! Every malformed trading op is refused with a clear reason and leaves the state root unchanged.
+
+mod support;
+
+use shardex_core::{
+    order::{limit_order, market_order},
+    pb::{self, tx_body::Op, Side, TimeInForce},
+    Keypair, Reason,
+};
+use support::inproc::Net;
+
+const USD: u64 = 1_000_000;
+const PRICE: u64 = 100_000_000_000;
+const TICK: u64 = 100_000;
+
+#[test]
+fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
+    let oracle = Keypair::from_seed([2; 32]);
+    let deposit = Keypair::from_seed([4; 32]);
+    let mut net = Net::new(&oracle, &deposit, |g| g.market.trading.max_order_lots = 1_000);
+    let (trader, other) = (Keypair::from_seed([60; 32]), Keypair::from_seed([61; 32]));
+    for k in [&trader, &other] {
+        net.run(&deposit, Op::Deposit(pb::Deposit { account: k.account().0.to_vec(), amount_micros: 10_000 * USD }))
+            .expect("deposit");
+    }
+    let t = net.clock_ms;
+    net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
+    net.run(&other, Op::PlaceOrder(limit_order(Side::Sell, PRICE + TICK, 5, TimeInForce::Gtc))).expect("resting ask");
+
+    let gtc = |price| limit_order(Side::Buy, price, 1, TimeInForce::Gtc);
+    let cases: Vec<(&str, Op, Reason)> = vec![
+        ("side unspecified", Op::PlaceOrder(pb::PlaceOrder { side: 0, ..gtc(PRICE) }), Reason::InvalidOp),
+        ("unknown side value", Op::PlaceOrder(pb::PlaceOrder { side: 9, ..gtc(PRICE) }), Reason::InvalidOp),
+        ("order type unspecified", Op::PlaceOrder(pb::PlaceOrder { order_type: 0, ..gtc(PRICE) }), Reason::InvalidOp),
+        (
+            "time in force unspecified",
+            Op::PlaceOrder(pb::PlaceOrder { time_in_force: 0, ..gtc(PRICE) }),
+            Reason::InvalidOp,
+        ),
+        (
+            "post-only market order",
+            Op::PlaceOrder(pb::PlaceOrder {
+                time_in_force: TimeInForce::PostOnly as i32,
+                ..market_order(Side::Buy, 1)
+            }),
+            Reason::InvalidOp,
+        ),
+        ("zero size", Op::PlaceOrder(pb::PlaceOrder { size_lots: 0, ..gtc(PRICE) }), Reason::InvalidOp),
+        ("above max size", Op::PlaceOrder(pb::PlaceOrder { size_lots: 1_001, ..gtc(PRICE) }), Reason::InvalidOp),
+        ("zero price", Op::PlaceOrder(gtc(0)), Reason::InvalidOp),
+        ("off the tick", Op::PlaceOrder(gtc(PRICE + 1)), Reason::InvalidOp),
+        (
+            "reduce-only without a position",
+            Op::PlaceOrder(pb::PlaceOrder { reduce_only: true, ..gtc(PRICE) }),
+            Reason::InvalidOp,
+        ),
+        (
+            "post-only that would trade",
+            Op::PlaceOrder(limit_order(Side::Buy, PRICE + TICK, 1, TimeInForce::PostOnly)),
+            Reason::WouldCross,
+        ),
+        (
+            "cancel of an unknown order",
+            Op::CancelOrder(pb::CancelOrder { target: Some(pb::cancel_order::Target::OrderId(999)) }),
+            Reason::InvalidOp,
+        ),
+        ("cancel without a target", Op::CancelOrder(pb::CancelOrder { target: None }), Reason::InvalidOp),
+        (
+            "cancel of an unknown client id",
+            Op::CancelOrder(pb::CancelOrder { target: Some(pb::cancel_order::Target::ClientOrderId(7)) }),
+            Reason::InvalidOp,
+        ),
+        (
+            "cancel of someone else's order",
+            Op::CancelOrder(pb::CancelOrder { target: Some(pb::cancel_order::Target::OrderId(1)) }),
+            Reason::Unauthorized,
+        ),
+        (
+            "liquidate a malformed account",
+            Op::Liquidate(pb::Liquidate { account: vec![1, 2], max_size_lots: 0 }),
+            Reason::InvalidOp,
+        ),
+        (
+            "liquidate oneself",
+            Op::Liquidate(pb::Liquidate { account: trader.account().0.to_vec(), max_size_lots: 0 }),
+            Reason::InvalidOp,
+        ),
+        (
+            "liquidate a healthy account",
+            Op::Liquidate(pb::Liquidate { account: other.account().0.to_vec(), max_size_lots: 0 }),
+            Reason::NotLiquidatable,
+        ),
+        (
+            "oracle update from a trader",
+            Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t + 1 }),
+            Reason::Unauthorized,
+        ),
+        (
+            "mode change from a trader",
+            Op::SetMarketMode(pb::SetMarketMode { mode: 2, reason: String::new() }),
+            Reason::Unauthorized,
+        ),
+    ];
+    for (what, op, reason) in cases {
+        let root = net.shard.head().state_root;
+        let got = net.run(&trader, op).expect_err(what).reason;
+        assert_eq!(got, reason, "{what}");
+        assert_eq!(net.shard.head().state_root, root, "{what} changed state");
+    }
+}

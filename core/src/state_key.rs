@@ -81,12 +81,42 @@ impl Namespace {
     }
 }
 
+/// Largest id whose key is memoized; longer ids are hashed every time.
+const MEMO_MAX_ID: usize = 64;
+/// Keys memoized per thread before the memo starts over (bounds its memory to a few MiB).
+const MEMO_CAPACITY: usize = 1 << 16;
+
+std::thread_local! {
+    /// `namespace || id` → leaf key. The VM derives the same few keys many times per tx (account, position,
+    /// book records); keccak256 dominated its profile. A pure function's memo cannot change a result.
+    static MEMO: std::cell::RefCell<std::collections::HashMap<Box<[u8]>, B256>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// The leaf key of `id` in `namespace`.
 pub fn leaf_key(namespace: Namespace, id: &[u8]) -> B256 {
-    let mut pre = Vec::with_capacity(1 + id.len());
-    pre.push(namespace as u8);
-    pre.extend_from_slice(id);
-    keccak256(pre)
+    if id.len() > MEMO_MAX_ID {
+        let mut pre = Vec::with_capacity(1 + id.len());
+        pre.push(namespace as u8);
+        pre.extend_from_slice(id);
+        return keccak256(pre);
+    }
+    let mut buf = [0u8; 1 + MEMO_MAX_ID];
+    buf[0] = namespace as u8;
+    buf[1..=id.len()].copy_from_slice(id);
+    let pre = &buf[..=id.len()];
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if let Some(key) = memo.get(pre) {
+            return *key;
+        }
+        if memo.len() >= MEMO_CAPACITY {
+            memo.clear();
+        }
+        let key = keccak256(pre);
+        memo.insert(pre.into(), key);
+        key
+    })
 }
 
 /// The leaf key of an account's collateral record.
@@ -141,6 +171,16 @@ mod tests {
         }
         assert_eq!(Namespace::from_byte(0), None);
         assert_eq!(Namespace::from_byte(0x15), None);
+    }
+
+    #[test]
+    fn memoized_keys_equal_fresh_hashes() {
+        for id in [&[][..], &[1u8; 32][..], &[7u8; 64][..], &[9u8; 65][..]] {
+            let fresh = keccak256([[Namespace::Order as u8].as_slice(), id].concat());
+            assert_eq!(leaf_key(Namespace::Order, id), fresh);
+            assert_eq!(leaf_key(Namespace::Order, id), fresh, "second (memoized) lookup");
+        }
+        assert_ne!(leaf_key(Namespace::Order, &[1]), leaf_key(Namespace::Position, &[1]));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::{
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shardex_core::{
     genesis::{Authorities, Genesis},
+    order::limit_order,
     pb::{self, tx_body::Op},
     tx::{decode_and_verify, sign_tx, TxDomain, VerifiedTx, DEFAULT_MAX_TX_BYTES},
     AccountId, Keypair,
@@ -48,15 +49,7 @@ fn key(seed: u8) -> Keypair {
 }
 
 fn limit(side: pb::Side, price_micros: u64, size_lots: u64, tif: pb::TimeInForce) -> Op {
-    Op::PlaceOrder(pb::PlaceOrder {
-        side: side as i32,
-        order_type: pb::OrderType::Limit as i32,
-        time_in_force: tif as i32,
-        price_micros,
-        size_lots,
-        reduce_only: false,
-        client_order_id: 0,
-    })
+    Op::PlaceOrder(limit_order(side, price_micros, size_lots, tif))
 }
 
 /// Alternating sides keep every account's position near flat, so margin never ends a run.

@@ -28,6 +28,7 @@ use shardex_client::{ShardClient, Wallet};
 use shardex_core::{
     genesis::Genesis,
     hash::{b256_from_slice, tx_hash},
+    order::limit_order,
     pb::{self, tx_body::Op},
     tx::{sign_tx, TxDomain},
     AccountId, Keypair, B256,
@@ -180,18 +181,6 @@ impl Market {
     }
 }
 
-fn limit(side: pb::Side, price_micros: u64, size_lots: u64, tif: pb::TimeInForce) -> pb::PlaceOrder {
-    pb::PlaceOrder {
-        side: side as i32,
-        order_type: pb::OrderType::Limit as i32,
-        time_in_force: tif as i32,
-        price_micros,
-        size_lots,
-        reduce_only: false,
-        client_order_id: 0,
-    }
-}
-
 /// The `k`-th order of a taker: pairs of a buy and a sell of the same size (1–3 lots) so positions stay
 /// near flat, priced through every quote level so they cross; one pair in four is GTC, the rest IOC. A GTC
 /// order rests only if the market maker's side is empty.
@@ -203,7 +192,7 @@ fn taker_order(m: &Market, k: u64) -> pb::PlaceOrder {
         pb::Side::Buy => pb::Side::Sell,
         _ => pb::Side::Buy,
     };
-    limit(side, m.quote_price(through, QUOTE_LEVELS), lots, tif)
+    limit_order(side, m.quote_price(through, QUOTE_LEVELS), lots, tif)
 }
 
 /// The orders that bring every quote level back to [`QUOTE_LOTS`], given the book.
@@ -214,7 +203,7 @@ fn missing_quotes(m: &Market, book: &pb::GetBookResponse) -> Vec<pb::PlaceOrder>
             let price = m.quote_price(side, level);
             let have = levels.iter().find(|l| l.price_micros == price).map_or(0, |l| l.total_lots);
             if have < QUOTE_LOTS / 2 {
-                orders.push(limit(side, price, QUOTE_LOTS - have, pb::TimeInForce::Gtc));
+                orders.push(limit_order(side, price, QUOTE_LOTS - have, pb::TimeInForce::Gtc));
             }
         }
     }

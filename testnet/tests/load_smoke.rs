@@ -1,46 +1,9 @@
 //! `testnet load` end to end on a 1-shard testnet of real processes on free ports: it must exit 0 and
 //! report a non-zero accepted rate and latency percentiles. The network is always stopped.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod support;
 
-/// Directory of the binaries under test; builds `shard-node` when this test runs alone.
-fn bin_dir() -> PathBuf {
-    let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
-    let dir = testnet.parent().expect("bin dir").to_path_buf();
-    if !dir.join("shard-node").exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "shardex-shard-node", "--bins"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building shard-node failed");
-    }
-    dir
-}
-
-fn testnet(dir: &Path, bins: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_testnet"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env("SHARDEX_BIN_DIR", bins)
-        .output()
-        .expect("run testnet")
-}
-
-struct Down<'a>(&'a Path, &'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = testnet(self.0, self.1, &["down"]);
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use support::{bin_dir, testnet, text, Down};
 
 /// The number after `label` on `line`, e.g. `number_after("accepted 198.2 orders/s", "accepted ")`.
 fn number_after(line: &str, label: &str) -> f64 {

@@ -1,25 +1,14 @@
 //! End to end: `testnet up`, `status`, `demo`, `down` as real processes on free ports; the network is
 //! always stopped, even when an assertion fails.
 
+mod support;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
 };
 
-/// Directory of the binaries under test. A workspace test run builds `shard-node` and `shardex` beside
-/// `testnet` (their packages' own tests need them); run alone, this test builds them itself.
-fn bin_dir() -> PathBuf {
-    let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
-    let dir = testnet.parent().expect("bin dir").to_path_buf();
-    if !(dir.join("shard-node").exists() && dir.join("shardex").exists()) {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building shard-node and shardex failed");
-    }
-    dir
-}
+use support::{bin_dir, testnet, text, Down};
 
 /// Runs the `shardex` CLI against `endpoint`.
 fn shardex(bins: &Path, endpoint: &str, args: &[&str]) -> Output {
@@ -85,28 +74,6 @@ fn cli_walkthrough(dir: &Path, bins: &Path) {
     assert!(text(&tx).contains(&format!("included in block {block}")), "{}", text(&tx));
     let blk = shardex(bins, &endpoint, &["block", &block]);
     assert!(blk.status.success() && text(&blk).contains(&hash), "{}", text(&blk));
-}
-
-fn testnet(dir: &Path, bins: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_testnet"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env("SHARDEX_BIN_DIR", bins)
-        .output()
-        .expect("run testnet")
-}
-
-struct Down<'a>(&'a Path, &'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = testnet(self.0, self.1, &["down"]);
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]

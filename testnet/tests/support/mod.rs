@@ -1,0 +1,48 @@
+//! Running the `testnet` binary against the workspace's own binaries, with the network always stopped.
+
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+/// Directory of the binaries under test. A workspace test run builds `shard-node` and `shardex` beside
+/// `testnet` (their packages' own tests need them); run alone, this builds them.
+pub fn bin_dir() -> PathBuf {
+    let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
+    let dir = testnet.parent().expect("bin dir").to_path_buf();
+    if !(dir.join("shard-node").exists() && dir.join("shardex").exists()) {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building shard-node and shardex failed");
+    }
+    dir
+}
+
+/// Runs `testnet --dir DIR ARGS…` with the binaries of `bins`.
+pub fn testnet(dir: &Path, bins: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testnet"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env("SHARDEX_BIN_DIR", bins)
+        .output()
+        .expect("run testnet")
+}
+
+/// Stops the network in `.0` (with the binaries of `.1`) when dropped, even on a failed assertion.
+pub struct Down<'a>(pub &'a Path, pub &'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = testnet(self.0, self.1, &["down"]);
+    }
+}
+
+/// stdout then stderr.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}

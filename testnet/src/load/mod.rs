@@ -1,0 +1,366 @@
+//! `testnet load`: signed orders at a fixed rate against a running testnet, measured end to end.
+//!
+//! Per shard: the deposit key funds a market maker and K takers; the oracle key publishes a price (again
+//! every second, so it never goes stale); the market maker keeps deep two-sided quotes and tops them up as
+//! they are consumed; the takers send IOC and GTC limit orders that cross the quotes, paced to the target
+//! rate (split evenly over shards) and submitted with `SubmitBatch`. Orders are signed ahead of sending on
+//! one thread per shard, which reports its own rate, so a reader can tell client signing from node limits.
+//!
+//! Final means in a flushed block: a follower per shard reads `StreamHeaders` and, for each header, the
+//! block's receipts (`GetBlock`); a tx is final when the header of the block holding it arrives, and its
+//! latency is that arrival minus the moment its batch was sent. Everything is bounded: tps × duration
+//! orders, a drain of at most [`DRAIN`] afterwards, 127.0.0.1 endpoints only.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use eyre::{bail, ensure, eyre, WrapErr};
+use prost::Message;
+use shardex_client::{ShardClient, Wallet};
+use shardex_core::{
+    genesis::Genesis,
+    hash::{b256_from_slice, tx_hash},
+    order::limit_order,
+    pb::{self, tx_body::Op},
+    tx::{sign_tx, TxDomain},
+    AccountId, Keypair, B256,
+};
+use tokio::sync::mpsc;
+
+use crate::network::{read_key, Network, NodeEntry};
+
+mod report;
+mod setup;
+mod tasks;
+
+use report::*;
+use setup::*;
+use tasks::*;
+
+/// Largest `--tps`.
+const MAX_TPS: u64 = 100_000;
+/// Largest `--duration`, seconds.
+const MAX_DURATION_S: u64 = 300;
+/// Largest `--accounts` per shard.
+const MAX_ACCOUNTS: usize = 1024;
+/// Largest `--batch` (the node's default `rpc.max_batch_txs`).
+const MAX_BATCH: usize = 1024;
+/// Largest `--lanes`.
+const MAX_LANES: usize = 64;
+/// Pacing granularity of a lane.
+const PACE_TICK: Duration = Duration::from_millis(5);
+/// Signed orders buffered per lane, in seconds of its rate (at least two batches).
+const PRESIGN_S: f64 = 1.0;
+/// How long to wait for the signers to fill their buffers before the clock starts.
+const PRESIGN_WAIT: Duration = Duration::from_secs(5);
+/// After the last batch, how long to wait for accepted orders to become final.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Setup steps (deposits, first price, first quotes) must be final within this.
+const SETUP_FINAL: Duration = Duration::from_secs(30);
+/// Market-maker quote levels per side, one tick apart from the price outwards.
+const QUOTE_LEVELS: u64 = 5;
+/// Lots per quote level; a level below half of it is topped up.
+const QUOTE_LOTS: u64 = 20_000;
+/// How often the market maker checks its quotes.
+const MM_REFRESH: Duration = Duration::from_millis(200);
+/// How often the oracle price is republished (markets go stale after 10 s by default).
+const ORACLE_EVERY: Duration = Duration::from_secs(1);
+const USD: u64 = 1_000_000;
+const TAKER_USD: u64 = 1_000_000;
+const MAKER_USD: u64 = 100_000_000;
+/// Txs per setup `SubmitBatch`.
+const SETUP_BATCH: usize = 256;
+/// Orders signed on an idle core before the run, as the reference signing rate.
+const CALIBRATION_ORDERS: u64 = 2_000;
+/// Clock ticks per second of `/proc/<pid>/stat` times (Linux's USER_HZ).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+/// Headers queued between the reader and the block fetcher of one shard.
+const HEADER_QUEUE: usize = 4096;
+
+/// `testnet load` flags.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Target signed orders per second over all shards (split evenly).
+    #[arg(long, default_value_t = 1_000)]
+    pub tps: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Taker accounts per shard.
+    #[arg(long, default_value_t = 16)]
+    pub accounts: usize,
+    /// Orders per `SubmitBatch`, at most.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Concurrent `SubmitBatch` calls per shard (at most one per taker). Each lane owns a fixed subset of
+    /// the takers and waits for its previous batch, so every account's nonces reach the node in order.
+    #[arg(long, default_value_t = 4)]
+    pub lanes: usize,
+}
+
+impl LoadArgs {
+    fn check(&self) -> eyre::Result<()> {
+        ensure!((1..=MAX_TPS).contains(&self.tps), "--tps must be 1 to {MAX_TPS}");
+        ensure!((1..=MAX_DURATION_S).contains(&self.duration), "--duration must be 1 to {MAX_DURATION_S} s");
+        ensure!((1..=MAX_ACCOUNTS).contains(&self.accounts), "--accounts must be 1 to {MAX_ACCOUNTS}");
+        ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1 to {MAX_BATCH}");
+        ensure!((1..=MAX_LANES).contains(&self.lanes), "--lanes must be 1 to {MAX_LANES}");
+        Ok(())
+    }
+}
+
+/// What one shard's load did, shared by its tasks.
+#[derive(Default)]
+struct Stats {
+    sent: u64,
+    accepted: u64,
+    refused: BTreeMap<String, u64>,
+    /// Orders in batches whose call failed as a whole.
+    rpc_failed: u64,
+    last_rpc_error: Option<String>,
+    /// Accepted taker orders not yet seen in a block, with the time their batch was sent.
+    pending: HashMap<B256, Instant>,
+    finals: u64,
+    /// Final taker orders that traded at least one lot.
+    filled: u64,
+    latencies_us: Vec<u32>,
+    /// Per block: header arrival minus the block's timestamp (set when its production began), ms.
+    header_delay_ms: Vec<u32>,
+    blocks: u64,
+    block_errors: u64,
+    /// Time lanes had orders due but none signed yet.
+    starved: Duration,
+    quotes: u64,
+    quotes_refused: u64,
+    oracle_failed: u64,
+}
+
+fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
+    stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counters of one signing thread.
+#[derive(Default)]
+struct SignerStats {
+    signed: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+/// A signed order and its hash (computed on the signing thread).
+struct Signed {
+    tx: pb::SignedTx,
+    hash: B256,
+}
+
+/// The market as the load sees it.
+#[derive(Debug, Clone, Copy)]
+struct Market {
+    price_micros: u64,
+    tick_micros: u64,
+}
+
+impl Market {
+    /// A plausible price for `symbol`, on the tick, with room for the quote levels below it.
+    fn for_symbol(symbol: &str, tick_micros: u64) -> Self {
+        let usd: u64 = match symbol {
+            s if s.starts_with("BTC") => 100_000,
+            s if s.starts_with("ETH") => 3_000,
+            s if s.starts_with("SOL") => 150,
+            _ => 100,
+        };
+        let floor = (QUOTE_LEVELS + 1) * tick_micros;
+        let price = (usd * USD).max(floor * 10);
+        Self { price_micros: price - price % tick_micros, tick_micros }
+    }
+
+    fn quote_price(&self, side: pb::Side, level: u64) -> u64 {
+        match side {
+            pb::Side::Sell => self.price_micros + level * self.tick_micros,
+            _ => self.price_micros - level * self.tick_micros,
+        }
+    }
+}
+
+/// One shard under load: what the report needs.
+struct ShardLoad {
+    name: String,
+    pid: Option<u32>,
+    client: ShardClient,
+    market: Market,
+    rate_per_s: f64,
+    orders: u64,
+    stats: Arc<Mutex<Stats>>,
+    signer: Arc<SignerStats>,
+}
+
+/// The keys that act on a shard during the run.
+struct Actors {
+    takers: Vec<Keypair>,
+    maker_key: Keypair,
+    maker: Wallet,
+    oracle: Wallet,
+}
+
+/// Aborts a task when dropped, so a helper task ends with the task that owns it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A header as it arrived: height, arrival time, and arrival minus the block timestamp in ms.
+type Arrival = (u64, Instant, u32);
+
+/// Runs the load against the testnet in `dir` and prints the report. Fails if a shard accepted nothing or
+/// nothing became final.
+pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
+    args.check()?;
+    let net = Network::load(dir)?;
+    ensure!(!net.nodes.is_empty(), "the network has no shards");
+    let n = net.nodes.len();
+    println!(
+        "load: {} orders/s for {} s over {n} shard(s) ({:.0}/s each), {} takers per shard, batches of up to {}, \
+         {} lanes per shard",
+        args.tps,
+        args.duration,
+        args.tps as f64 / n as f64,
+        args.accounts,
+        args.batch,
+        args.lanes.min(args.accounts)
+    );
+    let mut shards = Vec::new();
+    let mut actors = Vec::new();
+    for node in &net.nodes {
+        let (load, a) = setup(node, dir, args, n).await.wrap_err_with(|| format!("setting up {}", node.name))?;
+        println!(
+            "  {}: funded a market maker and {} takers; price {}; {} quote levels of {} lots per side",
+            load.name,
+            a.takers.len(),
+            shardex_core::Usd::from_micros(load.market.price_micros as i64),
+            QUOTE_LEVELS,
+            QUOTE_LOTS
+        );
+        shards.push(load);
+        actors.push(a);
+    }
+
+    let reference_sign_rate = calibrate_signing(&shards[0]);
+    // Sign ahead on one thread per shard, and let the buffers fill before the clock starts.
+    let mut lanes_rx = Vec::new();
+    let mut signers = Vec::new();
+    let mut want = 0;
+    for (load, a) in shards.iter().zip(actors.iter_mut()) {
+        let (rx, thread, prefill) = start_signer(load, std::mem::take(&mut a.takers), args)?;
+        lanes_rx.push(rx);
+        signers.push(thread);
+        want += prefill;
+    }
+    let deadline = Instant::now() + PRESIGN_WAIT;
+    while signed(&shards) < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let mut heights = Vec::new();
+    for load in &shards {
+        heights.push(load.client.status().await.wrap_err_with(|| format!("status of {}", load.name))?.height + 1);
+    }
+    let cpu_before = cpu_snapshot(&shards);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.duration);
+    let mut lanes = Vec::new();
+    let mut background = Vec::new();
+    let mut makers = Vec::new();
+    for (((load, a), rx), height) in shards.iter().zip(actors).zip(lanes_rx).zip(heights) {
+        makers.push(a.maker_key);
+        let lane_rate = load.rate_per_s / rx.len() as f64;
+        for r in rx {
+            lanes.push(tokio::spawn(lane(
+                load.client.clone(),
+                r,
+                lane_rate,
+                (start, end),
+                args.batch,
+                load.stats.clone(),
+            )));
+        }
+        background.push(tokio::spawn(follow(load.client.clone(), height, load.stats.clone())));
+        background.push(tokio::spawn(market_maker(load.client.clone(), a.maker, load.market, load.stats.clone())));
+        background.push(tokio::spawn(oracle_feed(load.client.clone(), a.oracle, load.market, load.stats.clone())));
+    }
+
+    let mut progress = Progress { last: Instant::now(), last_accepted: 0 };
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1).min(end.saturating_duration_since(Instant::now()))).await;
+        progress.print(&shards, start, "");
+    }
+    for l in lanes {
+        let _ = l.await;
+    }
+    let sent_s = start.elapsed().as_secs_f64();
+    let cpu = cpu_snapshot(&shards).iter().zip(&cpu_before).map(|(after, before)| (after - before) / sent_s).collect();
+    let drain_end = Instant::now() + DRAIN;
+    while shards.iter().any(|s| !lock(&s.stats).pending.is_empty()) && Instant::now() < drain_end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if progress.last.elapsed() >= Duration::from_secs(1) {
+            progress.print(&shards, start, " (draining)");
+        }
+    }
+    for task in background {
+        task.abort();
+    }
+    for thread in signers {
+        let _ = thread.join();
+    }
+    for (load, key) in shards.iter().zip(makers) {
+        withdraw_quotes(&load.client, key).await;
+    }
+    report(&shards, args, sent_s, start.elapsed(), &Client { cpu, reference_sign_rate })
+}
+
+/// What the client side measured.
+struct Client {
+    /// Cores used while sending: one per shard's node, then this process.
+    cpu: Vec<f64>,
+    /// Orders/s one idle core signed before the run.
+    reference_sign_rate: f64,
+}
+
+/// The once-a-second progress line, summed over shards.
+struct Progress {
+    last: Instant,
+    last_accepted: u64,
+}
+
+impl Progress {
+    fn print(&mut self, shards: &[ShardLoad], start: Instant, note: &str) {
+        let (mut sent, mut accepted, mut finals, mut failed) = (0, 0, 0, 0);
+        let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+        for load in shards {
+            let s = lock(&load.stats);
+            (sent, accepted, finals, failed) =
+                (sent + s.sent, accepted + s.accepted, finals + s.finals, failed + s.rpc_failed);
+            for (reason, n) in &s.refused {
+                *refused.entry(reason.clone()).or_default() += n;
+            }
+        }
+        let rate = (accepted - self.last_accepted) as f64 / self.last.elapsed().as_secs_f64().max(1e-3);
+        (self.last, self.last_accepted) = (Instant::now(), accepted);
+        println!(
+            "[{:>5.1}s] sent {sent} accepted {accepted} refused {}{} final {finals} | {rate:.0} accepted/s | signed {}{note}",
+            start.elapsed().as_secs_f64(),
+            refused.values().sum::<u64>() + failed,
+            reasons(&refused, failed),
+            signed(shards)
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Measuring and reporting: CPU, signing, refusals, latency percentiles.
+
+use super::*;
+
+/// CPU seconds (user + system) used so far by each shard's node process, then by this process (signing,
+/// gRPC client, followers); 0 where unknown. Linux `/proc` only.
+pub(super) fn cpu_snapshot(shards: &[ShardLoad]) -> Vec<f64> {
+    let cpu_s = |pid: &str| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the parenthesized command: state is 3rd overall, utime 14th, stime 15th.
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        (ticks(11) + ticks(12)) as f64 / CLOCK_TICKS_PER_S
+    };
+    let mut out: Vec<f64> = shards.iter().map(|s| s.pid.map_or(0.0, |p| cpu_s(&p.to_string()))).collect();
+    out.push(cpu_s("self"));
+    out
+}
+
+pub(super) fn signed(shards: &[ShardLoad]) -> u64 {
+    shards.iter().map(|s| s.signer.signed.load(Ordering::Relaxed)).sum()
+}
+
+/// ` (REASON n, …)` or nothing.
+pub(super) fn reasons(refused: &BTreeMap<String, u64>, rpc_failed: u64) -> String {
+    let mut parts: Vec<String> = refused.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    if rpc_failed > 0 {
+        parts.push(format!("rpc-failed {rpc_failed}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+/// Nearest-rank percentile of sorted values (NaN when there are none).
+pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+pub(super) fn report(
+    shards: &[ShardLoad],
+    args: &LoadArgs,
+    sent_s: f64,
+    total: Duration,
+    client: &Client,
+) -> eyre::Result<()> {
+    println!(
+        "\nresults ({sent_s:.1} s of sending, {:.1} s with the drain; final = header of the flushed block holding \
+         the order arrived on StreamHeaders, matched by tx hash in GetBlock receipts)",
+        total.as_secs_f64()
+    );
+    let mut failures = Vec::new();
+    let (mut accepted_all, mut signed_all, mut busy_ns) = (0u64, 0u64, 0u64);
+    for (i, load) in shards.iter().enumerate() {
+        let mut s = lock(&load.stats);
+        s.latencies_us.sort_unstable();
+        s.header_delay_ms.sort_unstable();
+        let lat = |p: f64| percentile(&s.latencies_us, p) / 1_000.0;
+        let refused = s.refused.values().sum::<u64>() + s.rpc_failed;
+        println!(
+            "{}: accepted {:.1} orders/s (target {:.1}/s; sent {} of {}), refused {refused}{}, final {} ({:.1}% of \
+             accepted; {:.1}% traded), latency p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms max {:.1} ms",
+            load.name,
+            s.accepted as f64 / sent_s,
+            load.rate_per_s,
+            s.sent,
+            load.orders,
+            reasons(&s.refused, s.rpc_failed),
+            s.finals,
+            100.0 * s.finals as f64 / s.accepted.max(1) as f64,
+            100.0 * s.filled as f64 / s.finals.max(1) as f64,
+            lat(50.0),
+            lat(90.0),
+            lat(99.0),
+            lat(100.0),
+        );
+        println!(
+            "    node CPU {:.2} cores; blocks followed {} (unreadable {}), header arrived p50 {} ms p90 {} ms after \
+             the block timestamp; not final after the drain {}; quote top-ups {} ({} refused); failed oracle \
+             updates {}; lanes waited {} ms for signed orders",
+            client.cpu.get(i).copied().unwrap_or(0.0),
+            s.blocks,
+            s.block_errors,
+            percentile(&s.header_delay_ms, 50.0),
+            percentile(&s.header_delay_ms, 90.0),
+            s.pending.len(),
+            s.quotes,
+            s.quotes_refused,
+            s.oracle_failed,
+            s.starved.as_millis()
+        );
+        if let Some(e) = &s.last_rpc_error {
+            println!("    last failed SubmitBatch: {e}");
+        }
+        if s.accepted == 0 {
+            failures.push(format!("{} accepted no orders", load.name));
+        } else if s.finals == 0 {
+            failures.push(format!("no accepted order of {} became final", load.name));
+        }
+        accepted_all += s.accepted;
+        signed_all += load.signer.signed.load(Ordering::Relaxed);
+        busy_ns += load.signer.busy_ns.load(Ordering::Relaxed);
+    }
+    let busy_s = busy_ns as f64 / 1e9;
+    println!(
+        "total: accepted {:.1} orders/s of {} targeted ({} shard(s))",
+        accepted_all as f64 / sent_s,
+        args.tps,
+        shards.len()
+    );
+    println!(
+        "client signing: {signed_all} orders on {} thread(s), {:.0} orders/s per thread while signing under load \
+         ({:.0}/s on an idle core before the run), busy {:.0}% of the sending time; load process CPU {:.2} cores",
+        shards.len(),
+        signed_all as f64 / busy_s.max(1e-9),
+        client.reference_sign_rate,
+        100.0 * busy_s / (sent_s * shards.len() as f64),
+        client.cpu.last().copied().unwrap_or(0.0)
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(eyre!(failures.join("; ")))
+    }
+}

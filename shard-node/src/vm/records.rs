@@ -1,5 +1,6 @@
 //! Typed access to the records the VM reads and writes.
 
+use alloy_primitives::B256;
 use prost::Message;
 use shardex_core::{genesis::Genesis, pb, state_key, AccountId};
 
@@ -12,12 +13,22 @@ fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> Result<M, E
     M::decode(bytes).map_err(|e| ExecError::Corrupt { what, detail: e.to_string() })
 }
 
+/// The record at `key`, or its default when absent (an all-default record is stored as no key).
+/// Bytes that do not decode are corrupt state, named by `what`.
+pub fn load_record<M: Message + Default>(
+    scope: &mut TxScope<'_>,
+    key: &B256,
+    what: &'static str,
+) -> Result<M, ExecError> {
+    match scope.read(key)? {
+        Some(bytes) => decode(what, &bytes),
+        None => Ok(M::default()),
+    }
+}
+
 /// The account record of `account` (default when it has none yet).
 pub fn load_account(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::AccountRecord, ExecError> {
-    match scope.read(&state_key::account_key(account))? {
-        Some(bytes) => decode("account", &bytes),
-        None => Ok(pb::AccountRecord::default()),
-    }
+    load_record(scope, &state_key::account_key(account), "account")
 }
 
 /// Writes the account record of `account`.
@@ -35,10 +46,7 @@ pub fn load_market(scope: &mut TxScope<'_>) -> Result<pb::MarketRecord, ExecErro
 
 /// The on-ramp totals.
 pub fn load_totals(scope: &mut TxScope<'_>) -> Result<pb::LedgerTotalsRecord, ExecError> {
-    match scope.read(&state_key::ledger_totals_key())? {
-        Some(bytes) => decode("ledger totals", &bytes),
-        None => Ok(pb::LedgerTotalsRecord::default()),
-    }
+    load_record(scope, &state_key::ledger_totals_key(), "ledger totals")
 }
 
 /// Writes the on-ramp totals.

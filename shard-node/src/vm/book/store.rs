@@ -14,10 +14,7 @@ pub(super) fn corrupt(what: &'static str, detail: impl Into<String>) -> ExecErro
 }
 
 fn load<M: Message + Default>(scope: &mut TxScope<'_>, key: &B256, what: &'static str) -> Result<M, ExecError> {
-    match scope.read(key)? {
-        Some(bytes) => M::decode(bytes.as_slice()).map_err(|e| corrupt(what, e.to_string())),
-        None => Ok(M::default()),
-    }
+    crate::vm::records::load_record(scope, key, what)
 }
 
 fn store<M: Message>(scope: &mut TxScope<'_>, key: B256, record: &M) {

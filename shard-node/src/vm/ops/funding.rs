@@ -16,7 +16,7 @@ use crate::vm::{
     book::{self, Side},
     error::ExecError,
     exec::BlockCtx,
-    records::{load_account, store_account},
+    records::{load_account, load_record, store_account},
     view::TxScope,
 };
 
@@ -25,11 +25,7 @@ pub const FUNDING_HISTORY_LEN: usize = 64;
 
 /// The funding index record.
 pub fn load(scope: &mut TxScope<'_>) -> Result<pb::FundingIndexRecord, ExecError> {
-    match scope.read(&state_key::funding_key())? {
-        Some(b) => pb::FundingIndexRecord::decode(b.as_slice())
-            .map_err(|e| ExecError::Corrupt { what: "funding index", detail: e.to_string() }),
-        None => Ok(pb::FundingIndexRecord::default()),
-    }
+    load_record(scope, &state_key::funding_key(), "funding index")
 }
 
 fn store(scope: &mut TxScope<'_>, record: &pb::FundingIndexRecord) {

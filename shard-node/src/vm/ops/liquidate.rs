@@ -19,21 +19,13 @@ use crate::vm::{
     book,
     error::ExecError,
     exec::BlockCtx,
-    records::{load_account, store_account},
+    records::{load_account, load_record, store_account},
     view::TxScope,
 };
 
-fn decode<M: Message + Default>(what: &'static str, bytes: Option<Vec<u8>>) -> Result<M, ExecError> {
-    bytes
-        .map(|b| M::decode(b.as_slice()).map_err(|e| ExecError::Corrupt { what, detail: e.to_string() }))
-        .transpose()
-        .map(Option::unwrap_or_default)
-}
-
 /// The insurance fund record.
 pub fn load_insurance(scope: &mut TxScope<'_>) -> Result<pb::InsuranceFundRecord, ExecError> {
-    let raw = scope.read(&state_key::insurance_key())?;
-    decode("insurance fund", raw)
+    load_record(scope, &state_key::insurance_key(), "insurance fund")
 }
 
 fn cap_key() -> alloy_primitives::B256 {
@@ -165,7 +157,7 @@ pub fn liquidate(
     }
 
     // Per-block cap across all liquidations.
-    let mut cap: pb::LiquidationCapRecord = decode("liquidation cap", scope.read(&cap_key())?)?;
+    let mut cap: pb::LiquidationCapRecord = load_record(scope, &cap_key(), "liquidation cap")?;
     if cap.height != ctx.height {
         cap = pb::LiquidationCapRecord { height: ctx.height, lots: 0 };
     }

@@ -4,7 +4,7 @@
 use prost::Message;
 use shardex_core::{pb, state_key, AccountId};
 
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::vm::{error::ExecError, records::load_record, view::TxScope};
 
 /// Long or short, as the index's side byte.
 fn side_byte(size_lots: i64) -> Option<u8> {
@@ -23,16 +23,9 @@ fn count_key(side: u8) -> alloy_primitives::B256 {
     state_key::leaf_key(state_key::Namespace::PositionCount, &[side])
 }
 
-fn decode<M: Message + Default>(what: &'static str, raw: Option<Vec<u8>>) -> Result<M, ExecError> {
-    raw.map(|b| M::decode(b.as_slice()).map_err(|e| ExecError::Corrupt { what, detail: e.to_string() }))
-        .transpose()
-        .map(Option::unwrap_or_default)
-}
-
 /// The account's position (default when flat and never traded).
 pub fn load(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::PositionRecord, ExecError> {
-    let raw = scope.read(&state_key::position_key(account))?;
-    decode("position", raw)
+    load_record(scope, &state_key::position_key(account), "position")
 }
 
 /// Writes the account's position, keeping the side index in step. Opening a position on a side that
@@ -58,14 +51,14 @@ pub fn store(
 }
 
 fn index(scope: &mut TxScope<'_>, side: u8, account: &AccountId, max_per_side: u32) -> Result<(), ExecError> {
-    let mut count: pb::PositionCountRecord = decode("position count", scope.read(&count_key(side))?)?;
+    let mut count: pb::PositionCountRecord = load_record(scope, &count_key(side), "position count")?;
     if count.count >= max_per_side {
         return Err(ExecError::InvalidOp(format!(
             "the market holds its limit of {max_per_side} positions on this side; close one first"
         )));
     }
     let key = index_key(side, account.0[0]);
-    let mut bucket: pb::PositionIndexRecord = decode("position index", scope.read(&key)?)?;
+    let mut bucket: pb::PositionIndexRecord = load_record(scope, &key, "position index")?;
     match bucket.accounts.binary_search_by(|a| a.as_slice().cmp(account.0.as_slice())) {
         Ok(_) => return Err(ExecError::Corrupt { what: "position index", detail: format!("{account} listed twice") }),
         Err(at) => bucket.accounts.insert(at, account.0.to_vec()),
@@ -78,13 +71,13 @@ fn index(scope: &mut TxScope<'_>, side: u8, account: &AccountId, max_per_side: u
 
 fn unindex(scope: &mut TxScope<'_>, side: u8, account: &AccountId) -> Result<(), ExecError> {
     let key = index_key(side, account.0[0]);
-    let mut bucket: pb::PositionIndexRecord = decode("position index", scope.read(&key)?)?;
+    let mut bucket: pb::PositionIndexRecord = load_record(scope, &key, "position index")?;
     let at = bucket
         .accounts
         .binary_search_by(|a| a.as_slice().cmp(account.0.as_slice()))
         .map_err(|_| ExecError::Corrupt { what: "position index", detail: format!("{account} not listed") })?;
     bucket.accounts.remove(at);
-    let mut count: pb::PositionCountRecord = decode("position count", scope.read(&count_key(side))?)?;
+    let mut count: pb::PositionCountRecord = load_record(scope, &count_key(side), "position count")?;
     count.count = count
         .count
         .checked_sub(1)
@@ -99,7 +92,7 @@ pub fn accounts_on_side_of(scope: &mut TxScope<'_>, size_lots: i64) -> Result<Ve
     let Some(side) = side_byte(size_lots) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for bucket in 0..=u8::MAX {
-        let record: pb::PositionIndexRecord = decode("position index", scope.read(&index_key(side, bucket))?)?;
+        let record: pb::PositionIndexRecord = load_record(scope, &index_key(side, bucket), "position index")?;
         for raw in record.accounts {
             out.push(
                 AccountId::from_slice(&raw)
@@ -112,7 +105,7 @@ pub fn accounts_on_side_of(scope: &mut TxScope<'_>, size_lots: i64) -> Result<Ve
 
 /// The fee pool balance.
 pub fn load_fee_pool(scope: &mut TxScope<'_>) -> Result<i64, ExecError> {
-    let record: pb::FeePoolRecord = decode("fee pool", scope.read(&state_key::fee_pool_key())?)?;
+    let record: pb::FeePoolRecord = load_record(scope, &state_key::fee_pool_key(), "fee pool")?;
     i64::try_from(record.balance_micros).map_err(|_| ExecError::Overflow("fee pool"))
 }
 

@@ -8,4 +8,5 @@ pub mod runtime;
 pub mod sequencer;
 pub mod shard;
 pub mod state;
+pub mod storage;
 pub mod vm;

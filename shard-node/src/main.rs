@@ -47,10 +47,7 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
 
-    let db = sled::Config::new()
-        .path(cfg.node.data_dir.join("db"))
-        .open()
-        .wrap_err_with(|| format!("opening database in {}", cfg.node.data_dir.display()))?;
+    let db = shardex_shard_node::storage::open_db(&cfg.node.data_dir.join("db"))?;
     let domain = shardex_core::tx::TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
     let shard = Shard::open(db, genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
     let head = shard.head().clone();

@@ -136,13 +136,13 @@ impl Market {
         self.admit(tx);
     }
 
-    /// Produces blocks until the mempool is empty, timing propose (re-execution + state root) and apply
+    /// Produces blocks until the mempool is empty, timing propose (state root of the sealed block) and apply
     /// (one sled batch + flush) separately.
     fn produce(&mut self) {
         while self.shard.mempool_len() > 0 {
             self.clock_ms += BLOCK_MS;
             let t = Instant::now();
-            let proposal = self.shard.propose(self.clock_ms).expect("propose").expect("a pending tx");
+            let proposal = self.shard.propose().expect("propose").expect("a pending tx");
             let txs = proposal.header.tx_count;
             let signatures = self.consensus.decide(&proposal).expect("decide");
             let t_apply = Instant::now();

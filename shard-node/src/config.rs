@@ -72,6 +72,8 @@ pub struct BlockSection {
     pub gas_limit: u64,
     /// Txs per block.
     pub max_txs: usize,
+    /// How long after its timestamp a block still takes txs, ms; past it the next tx opens a new block.
+    pub max_open_ms: u64,
 }
 
 /// `[state]`.
@@ -107,7 +109,12 @@ impl Default for NodeConfig {
                 max_subscribers: rpc.max_subscribers,
             },
             mempool: MempoolSection { max_txs: shard.mempool_max_txs, max_tx_bytes: shard.max_tx_bytes },
-            block: BlockSection { interval_ms: 100, gas_limit: shard.block_gas_limit, max_txs: shard.max_block_txs },
+            block: BlockSection {
+                interval_ms: 100,
+                gas_limit: shard.block_gas_limit,
+                max_txs: shard.max_block_txs,
+                max_open_ms: shard.max_open_block_ms,
+            },
             state: StateSection { retention_blocks: shard.retention_blocks },
             log: LogSection { filter: "info".into() },
         }
@@ -178,6 +185,9 @@ pub struct ConfigFlags {
     /// Gas per block.
     #[arg(long = "block.gas-limit", value_name = "GAS")]
     pub block_gas_limit: Option<u64>,
+    /// How long an open block keeps taking txs after its timestamp, in ms.
+    #[arg(long = "block.max-open-ms", value_name = "MS")]
+    pub block_max_open_ms: Option<u64>,
     /// Provable heights kept below the head.
     #[arg(long = "state.retention-blocks", value_name = "N")]
     pub state_retention_blocks: Option<u64>,
@@ -243,6 +253,7 @@ impl NodeConfig {
         set!(f.mempool_max_txs => cfg.mempool.max_txs);
         set!(f.mempool_max_tx_bytes => cfg.mempool.max_tx_bytes);
         set!(f.block_interval_ms => cfg.block.interval_ms);
+        set!(f.block_max_open_ms => cfg.block.max_open_ms);
         set!(f.block_gas_limit => cfg.block.gas_limit);
         set!(f.state_retention_blocks => cfg.state.retention_blocks);
         set!(f.log_filter => cfg.log.filter);
@@ -251,10 +262,11 @@ impl NodeConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, bool, &'static str); 7] = [
+        let checks: [(&'static str, bool, &'static str); 8] = [
             ("block.interval_ms", (1..=60_000).contains(&self.block.interval_ms), "must be 1..=60000"),
             ("block.gas_limit", self.block.gas_limit > 0, "must be positive"),
             ("block.max_txs", self.block.max_txs > 0, "must be positive"),
+            ("block.max_open_ms", (1..=60_000).contains(&self.block.max_open_ms), "must be 1..=60000"),
             ("mempool.max_txs", self.mempool.max_txs > 0, "must be positive"),
             (
                 "mempool.max_tx_bytes",
@@ -278,6 +290,7 @@ impl NodeConfig {
             mempool_max_txs: self.mempool.max_txs,
             max_tx_bytes: self.mempool.max_tx_bytes,
             retention_blocks: self.state.retention_blocks,
+            max_open_block_ms: self.block.max_open_ms,
             ..ShardConfig::default()
         }
     }

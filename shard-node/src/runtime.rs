@@ -86,7 +86,7 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
 
 /// One round of propose → decide → apply.
 pub fn produce_one(shard: &mut Shard, consensus: &mut dyn Consensus) -> Result<Option<Committed>, ShardError> {
-    let Some(proposal) = shard.propose(now_ms())? else { return Ok(None) };
+    let Some(proposal) = shard.propose()? else { return Ok(None) };
     let signatures = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
     shard.apply(proposal, signatures).map(Some)
 }

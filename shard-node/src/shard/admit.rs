@@ -1,17 +1,18 @@
-//! Admission: a verified tx executes against head + pending state; only if it succeeds does it enter
-//! the mempool. A refused tx changes nothing.
+//! Admission: a verified tx executes, once, in the open block it will be committed in (on top of the head
+//! and every block pending before it). Only if it succeeds does it enter that block; a refused tx changes
+//! nothing.
 
 use shardex_core::{tx::VerifiedTx, Reason};
 
 use super::{HeadState, Reject, Shard, ShardError};
 use crate::{
-    mempool::PendingTx,
-    vm::{execute, BlockCtx, TxScope},
+    mempool::Slot,
+    vm::{begin_block, execute, ExecError, Outcome, TxScope},
 };
 
 impl Shard {
     /// Admits `tx` to the mempool, or says why not. `Err(ShardError)` means the node itself failed.
-    /// `now_ms` stands in for the next block's time (which will be no earlier).
+    /// `now_ms` is the time a block opened for this tx gets (no earlier than any pending block's).
     pub fn admit(&mut self, tx: VerifiedTx, now_ms: u64) -> Result<Result<(), Reject>, ShardError> {
         let hash = tx.hash();
         let verdict = self.try_admit(tx, now_ms)?;
@@ -32,21 +33,49 @@ impl Shard {
                 format!("mempool holds its limit of {} txs; retry after the next block", self.config.mempool_max_txs),
             )));
         }
-        let ctx = BlockCtx { height: self.head.height + 1, timestamp_ms: now_ms.max(self.head.timestamp_ms) };
         let base = HeadState(&self.engine);
-        let mut scope = TxScope::new(&base, self.mempool.changes());
-        match execute(&mut scope, &self.params, &tx, &ctx) {
-            Ok(outcome) if outcome.gas_used > self.config.block_gas_limit => Ok(Err(Reject::new(
-                Reason::GasLimit,
-                format!("tx needs {} gas, more than a whole block ({})", outcome.gas_used, self.config.block_gas_limit),
-            ))),
-            Ok(outcome) => {
-                let writes = scope.into_writes();
-                self.mempool.push(PendingTx { tx, gas: outcome.gas_used }, writes);
-                Ok(Ok(()))
+        if let Slot::Tail(ctx) = self.mempool.slot(now_ms) {
+            let mut scope = TxScope::new(&base, self.mempool.changes());
+            match execute(&mut scope, &self.params, &tx, &ctx) {
+                Ok(outcome) if self.mempool.tail_fits(outcome.gas_used) => {
+                    let writes = scope.into_writes();
+                    self.mempool.push_tail(tx, outcome, writes);
+                    return Ok(Ok(()));
+                }
+                // Out of gas room in the tail: the tx opens the next block instead.
+                Ok(_) => {}
+                Err(e) => return refused(e),
             }
-            Err(e) if e.is_fatal() => Err(ShardError::Exec(e)),
-            Err(e) => Ok(Err(Reject::from(&e))),
         }
+
+        // A new block: its begin-block work runs first, at its own time, and the tx on top of it. Nothing is
+        // kept unless the tx succeeds, so a block never opens without a tx.
+        let ctx = self.mempool.next_ctx(now_ms);
+        let mut begin = TxScope::new(&base, self.mempool.changes());
+        let block_events = begin_block(&mut begin, &ctx).map_err(ShardError::Exec)?;
+        let begin_writes = begin.into_writes();
+        let mut scope = TxScope::layered(&base, self.mempool.changes(), &begin_writes);
+        let outcome = match execute(&mut scope, &self.params, &tx, &ctx) {
+            Ok(outcome) => outcome,
+            Err(e) => return refused(e),
+        };
+        if outcome.gas_used > self.config.block_gas_limit {
+            return Ok(Err(too_big(&outcome, self.config.block_gas_limit)));
+        }
+        let writes = scope.into_writes();
+        self.mempool.open(ctx, block_events, begin_writes, tx, outcome, writes);
+        Ok(Ok(()))
     }
+}
+
+fn refused(e: ExecError) -> Result<Result<(), Reject>, ShardError> {
+    if e.is_fatal() {
+        Err(ShardError::Exec(e))
+    } else {
+        Ok(Err(Reject::from(&e)))
+    }
+}
+
+fn too_big(outcome: &Outcome, limit: u64) -> Reject {
+    Reject::new(Reason::GasLimit, format!("tx needs {} gas, more than a whole block ({limit})", outcome.gas_used))
 }

@@ -6,12 +6,14 @@ mod error;
 mod open;
 mod produce;
 mod query;
+mod replay;
 mod trading_query;
 
 pub use error::{Reject, ShardError};
 pub use open::ShardConfig;
 pub use produce::{Committed, Proposal};
 pub use query::{AccountView, MarketView, TxState};
+pub use replay::Replayed;
 pub use trading_query::PositionView;
 
 use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};
@@ -67,9 +69,9 @@ impl Shard {
         self.mempool.len()
     }
 
-    /// True when pending gas fills a block: the producer should not wait for the interval.
+    /// True when a pending block is full: the producer should not wait for the interval.
     pub fn block_is_full(&self) -> bool {
-        self.mempool.gas() >= self.config.block_gas_limit || self.mempool.len() >= self.config.max_block_txs
+        self.mempool.has_full_block()
     }
 
     /// The limits this shard runs with.

@@ -8,7 +8,7 @@ use tracing::info;
 use super::{Shard, ShardError};
 use crate::{
     chain::ChainStore,
-    mempool::{Mempool, RejectLog},
+    mempool::{Mempool, PendingLimits, RejectLog},
     state::StateEngine,
     vm::{genesis_changes, VmParams},
 };
@@ -28,6 +28,8 @@ pub struct ShardConfig {
     pub retention_blocks: u64,
     /// Recent rejections remembered for tx-status queries.
     pub reject_log_capacity: usize,
+    /// How long an open block keeps taking txs after its timestamp, ms.
+    pub max_open_block_ms: u64,
 }
 
 impl Default for ShardConfig {
@@ -39,6 +41,19 @@ impl Default for ShardConfig {
             max_tx_bytes: shardex_core::tx::DEFAULT_MAX_TX_BYTES,
             retention_blocks: 256,
             reject_log_capacity: 10_000,
+            max_open_block_ms: 1_000,
+        }
+    }
+}
+
+impl ShardConfig {
+    /// The bounds of the pending queue.
+    pub fn pending_limits(&self) -> PendingLimits {
+        PendingLimits {
+            max_txs: self.mempool_max_txs,
+            max_block_txs: self.max_block_txs,
+            block_gas_limit: self.block_gas_limit,
+            max_open_ms: self.max_open_block_ms,
         }
     }
 }
@@ -132,7 +147,7 @@ impl Shard {
             tree,
             engine,
             chain,
-            mempool: Mempool::new(config.mempool_max_txs),
+            mempool: Mempool::new(config.pending_limits(), head.height, head.timestamp_ms),
             rejected: RejectLog::new(config.reject_log_capacity),
             genesis,
             domain,

@@ -1,19 +1,20 @@
-//! Block production behind the consensus seam: `propose` executes the mempool's head into a candidate
-//! block and stages its state; consensus decides it (signatures); `apply` writes block, state and head
-//! in one atomic sled batch and flushes before anything reports it final.
+//! Block production behind the consensus seam: `propose` seals the oldest open block (its txs already
+//! executed at admission, in this block's context) and stages its state root; consensus decides it
+//! (signatures); `apply` writes block, state and head in one atomic sled batch and flushes before anything
+//! reports it final.
 
 use std::sync::Arc;
 
 use alloy_primitives::B256;
 use prost::Message;
 use shardex_core::{block::encode_header, hash::ordered_root, pb, tx::VerifiedTx};
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::{HeadState, Reject, Shard, ShardError};
+use super::{Shard, ShardError};
 use crate::{
     chain::ChainStore,
-    mempool::PendingTx,
-    vm::{begin_block, execute, BlockCtx, Changes, TxScope},
+    mempool::OpenBlock,
+    vm::{BlockCtx, Changes},
 };
 
 /// A candidate block with its staged writes, waiting for consensus.
@@ -24,13 +25,35 @@ pub struct Proposal {
     pub header_bytes: Vec<u8>,
     /// Block hash.
     pub hash: B256,
-    txs: Vec<VerifiedTx>,
-    receipts: Vec<pb::Receipt>,
-    block_events: Vec<pb::Event>,
+    block: OpenBlock,
     batch: sled::Batch,
-    consumed: usize,
-    dropped: Vec<(B256, Reject)>,
-    begin_block_wrote: bool,
+}
+
+impl Proposal {
+    /// The block's height and time.
+    pub fn ctx(&self) -> BlockCtx {
+        self.block.ctx
+    }
+
+    /// The block's txs, in execution order.
+    pub fn txs(&self) -> &[VerifiedTx] {
+        &self.block.txs
+    }
+
+    /// One receipt per tx.
+    pub fn receipts(&self) -> &[pb::Receipt] {
+        &self.block.receipts
+    }
+
+    /// The begin-block events.
+    pub fn block_events(&self) -> &[pb::Event] {
+        &self.block.block_events
+    }
+
+    /// Every state write of the block (`None` deletes).
+    pub fn writes(&self) -> &Changes {
+        &self.block.writes
+    }
 }
 
 /// A block that is flushed and final.
@@ -45,60 +68,22 @@ pub struct Committed {
 }
 
 impl Shard {
-    /// Builds the next block from the mempool's oldest txs, or None when nothing is pending.
-    pub fn propose(&mut self, now_ms: u64) -> Result<Option<Proposal>, ShardError> {
-        if self.mempool.is_empty() {
-            return Ok(None);
-        }
-        let height = self.head.height + 1;
-        let timestamp_ms = now_ms.max(self.head.timestamp_ms);
-        let ctx = BlockCtx { height, timestamp_ms };
-        let base = HeadState(&self.engine);
-        let mut changes = Changes::new();
-        let mut scope = TxScope::new(&base, &changes);
-        let block_events = begin_block(&mut scope, &ctx).map_err(ShardError::Exec)?;
-        let writes = scope.into_writes();
-        let begin_block_wrote = !writes.is_empty();
-        changes.extend(writes);
-        let (mut txs, mut receipts, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut gas_used, mut consumed) = (0u64, 0usize);
-
-        for PendingTx { tx, gas } in self.mempool.iter() {
-            if txs.len() >= self.config.max_block_txs || gas_used.saturating_add(*gas) > self.config.block_gas_limit {
-                break;
-            }
-            consumed += 1;
-            let mut scope = TxScope::new(&base, &changes);
-            match execute(&mut scope, &self.params, tx, &ctx) {
-                Ok(outcome) => {
-                    let writes = scope.into_writes();
-                    changes.extend(writes);
-                    gas_used += outcome.gas_used;
-                    receipts.push(pb::Receipt {
-                        tx_hash: tx.hash().to_vec(),
-                        index: txs.len() as u32,
-                        gas_used: outcome.gas_used,
-                        events: outcome.events,
-                    });
-                    txs.push(tx.clone());
-                }
-                Err(e) if e.is_fatal() => return Err(ShardError::Exec(e)),
-                Err(e) => {
-                    warn!(target: "shard::block", tx = %tx.hash(), error = %e, "admitted tx failed in block execution; dropped");
-                    dropped.push((tx.hash(), Reject::from(&e)));
-                }
-            }
-        }
-
-        if consumed == 0 {
-            // Admission refuses any tx larger than a block, so this means limits changed under us.
-            warn!(target: "shard::block", pending = self.mempool.len(), "oldest pending tx does not fit an empty block");
-            return Ok(None);
+    /// Seals the oldest open block into a candidate, or None when nothing is pending. Its txs are not
+    /// executed again: admission ran them in this block's context, in this order.
+    pub fn propose(&mut self) -> Result<Option<Proposal>, ShardError> {
+        let Some(block) = self.mempool.seal_front() else { return Ok(None) };
+        let BlockCtx { height, timestamp_ms } = block.ctx;
+        if height != self.head.height + 1 || timestamp_ms < self.head.timestamp_ms {
+            return Err(ShardError::Inconsistent(format!(
+                "open block at height {height}, time {timestamp_ms} does not follow head {} at {}",
+                self.head.height, self.head.timestamp_ms
+            )));
         }
         let mut batch = sled::Batch::default();
-        let state_root = self.engine.stage(height, &changes, &mut batch)?;
-        let encoded_txs: Vec<Vec<u8>> = txs.iter().map(|t| t.envelope().encode_to_vec()).collect();
-        let encoded_receipts: Vec<Vec<u8>> = receipts.iter().map(Message::encode_to_vec).collect();
+        let state_root = self.engine.stage(height, &block.writes, &mut batch)?;
+        let encoded_txs: Vec<Vec<u8>> = block.txs.iter().map(|t| t.envelope().encode_to_vec()).collect();
+        let encoded_receipts: Vec<Vec<u8>> = block.receipts.iter().map(Message::encode_to_vec).collect();
+        let encoded_events: Vec<Vec<u8>> = block.block_events.iter().map(Message::encode_to_vec).collect();
         let header = pb::BlockHeader {
             chain_id: self.domain.chain.0,
             shard_id: self.domain.shard.0,
@@ -110,87 +95,33 @@ impl Shard {
             state_root: state_root.to_vec(),
             last_imported_epoch: 0,
             proposer: self.key.account().0.to_vec(),
-            gas_used,
-            tx_count: txs.len() as u32,
-            events_root: ordered_root(&block_events.iter().map(Message::encode_to_vec).collect::<Vec<_>>()).to_vec(),
+            gas_used: block.gas,
+            tx_count: block.txs.len() as u32,
+            events_root: ordered_root(&encoded_events).to_vec(),
         };
         let (header_bytes, hash) = encode_header(&header);
-        Ok(Some(Proposal {
-            header,
-            header_bytes,
-            hash,
-            txs,
-            receipts,
-            block_events,
-            batch,
-            consumed,
-            dropped,
-            begin_block_wrote,
-        }))
+        Ok(Some(Proposal { header, header_bytes, hash, block, batch }))
     }
 
     /// Commits a decided proposal: one atomic batch (state, block, receipts, tx index, head, pruning),
     /// flushed before returning. A storage error here is fatal for the node.
     pub fn apply(&mut self, proposal: Proposal, signatures: Vec<pb::HeaderSignature>) -> Result<Committed, ShardError> {
-        let Proposal {
-            header,
-            header_bytes,
-            hash,
-            txs,
-            receipts,
-            block_events,
-            mut batch,
-            consumed,
-            dropped,
-            begin_block_wrote,
-        } = proposal;
+        let Proposal { header, header_bytes, hash, block: sealed, mut batch } = proposal;
         let height = header.height;
-        let tx_hashes: Vec<B256> = txs.iter().map(VerifiedTx::hash).collect();
+        let tx_hashes: Vec<B256> = sealed.txs.iter().map(VerifiedTx::hash).collect();
         let block = pb::Block {
             header: Some(pb::FinalizedHeader { header: header_bytes, signatures }),
-            txs: txs.iter().map(|t| t.envelope().clone()).collect(),
-            receipts,
-            block_events,
+            txs: sealed.txs.iter().map(|t| t.envelope().clone()).collect(),
+            receipts: sealed.receipts,
+            block_events: sealed.block_events,
         };
         self.chain.stage_block(&block, height, &tx_hashes, &mut batch);
         let pruned = self.engine.stage_prune(height, &mut batch)?;
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
         self.head = ChainStore::head_of(&block)?;
-        debug!(target: "shard::block", height, txs = txs.len(), hash = %hash, ?pruned, "committed");
-
-        self.retire(consumed, dropped, begin_block_wrote)?;
+        debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "committed");
+        self.mempool.retire(&tx_hashes, self.config.mempool_max_txs.saturating_mul(4));
         Ok(Committed { block: Arc::new(block), height, hash })
-    }
-
-    /// Removes the consumed prefix from the mempool. When block execution matched admission (no drops),
-    /// the remaining txs' speculative state is still exact; otherwise it is rebuilt by re-admission.
-    fn retire(
-        &mut self,
-        consumed: usize,
-        dropped: Vec<(B256, Reject)>,
-        begin_block_wrote: bool,
-    ) -> Result<(), ShardError> {
-        // Begin-block writes (funding, rule-driven modes) are not in the speculative state the remaining txs
-        // were admitted on, so it no longer matches the head: rebuild it then too.
-        let rebuild = !dropped.is_empty()
-            || begin_block_wrote
-            || self.mempool.changes().len() > self.config.mempool_max_txs.saturating_mul(4);
-        for (hash, reject) in &dropped {
-            self.rejected.record(*hash, reject.reason.as_str(), &reject.message);
-        }
-        if !rebuild {
-            self.mempool.pop_front(consumed);
-            return Ok(());
-        }
-        let remaining: Vec<PendingTx> = self.mempool.drain().into_iter().skip(consumed).collect();
-        let now_ms = self.head.timestamp_ms;
-        for pending in remaining {
-            let hash = pending.tx.hash();
-            if let Err(reject) = self.admit(pending.tx, now_ms)? {
-                debug!(target: "shard::mempool", tx = %hash, %reject, "dropped on re-admission");
-            }
-        }
-        Ok(())
     }
 }

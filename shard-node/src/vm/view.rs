@@ -25,25 +25,37 @@ impl StateReader for BTreeMap<B256, Vec<u8>> {
 /// The view one tx executes in, counting reads and writes for gas.
 pub struct TxScope<'a> {
     base: &'a dyn StateReader,
-    parent: &'a Changes,
+    /// Change layers over `base`, oldest first.
+    parents: [&'a Changes; 2],
     writes: Changes,
     reads: u64,
 }
 
+/// An empty layer, for scopes with a single parent.
+static NO_CHANGES: Changes = Changes::new();
+
 impl<'a> TxScope<'a> {
     /// A scope over `base` with `parent` changes applied on top.
     pub fn new(base: &'a dyn StateReader, parent: &'a Changes) -> Self {
-        Self { base, parent, writes: Changes::new(), reads: 0 }
+        Self::layered(base, parent, &NO_CHANGES)
     }
 
-    /// Reads through this tx's writes, then the parent's, then committed state.
+    /// A scope over `base` with `lower`, then `upper`, applied on top (a block's begin-block writes over the
+    /// pending state, say).
+    pub fn layered(base: &'a dyn StateReader, lower: &'a Changes, upper: &'a Changes) -> Self {
+        Self { base, parents: [lower, upper], writes: Changes::new(), reads: 0 }
+    }
+
+    /// Reads through this tx's writes, then the parent layers from the newest, then committed state.
     pub fn read(&mut self, key: &B256) -> Result<Option<Vec<u8>>, StorageError> {
         self.reads += 1;
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        if let Some(v) = self.parent.get(key) {
-            return Ok(v.clone());
+        for layer in self.parents.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return Ok(v.clone());
+            }
         }
         self.base.read(key)
     }
@@ -88,5 +100,17 @@ mod tests {
         s.write(k(2), vec![]);
         assert_eq!(s.read(&k(2)), Ok(None));
         assert_eq!((s.reads(), s.writes()), (5, 2));
+    }
+
+    #[test]
+    fn upper_layer_shadows_lower() {
+        let k = |b: u8| B256::from([b; 32]);
+        let base: BTreeMap<B256, Vec<u8>> = [(k(1), vec![1])].into();
+        let lower: Changes = [(k(1), Some(vec![11])), (k(2), Some(vec![2]))].into();
+        let upper: Changes = [(k(2), None), (k(3), Some(vec![3]))].into();
+        let mut s = TxScope::layered(&base, &lower, &upper);
+        assert_eq!(s.read(&k(1)), Ok(Some(vec![11])));
+        assert_eq!(s.read(&k(2)), Ok(None));
+        assert_eq!(s.read(&k(3)), Ok(Some(vec![3])));
     }
 }

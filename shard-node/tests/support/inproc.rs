@@ -63,10 +63,20 @@ impl Net {
         self.shard.admit(verified, self.clock_ms).expect("no node error")
     }
 
-    /// Produces blocks at the current clock until the mempool is empty.
+    /// Seals and commits every pending block. Each is first replayed from its parent state, as a replica
+    /// would, and must match what admission executed: same writes, receipts and begin-block events.
     pub fn block(&mut self) {
         while self.shard.mempool_len() > 0 {
-            let proposal = self.shard.propose(self.clock_ms).expect("propose").expect("pending txs");
+            let proposal = self.shard.propose().expect("propose").expect("pending txs");
+            let replayed = self.shard.replay(proposal.ctx(), proposal.txs()).expect("replay");
+            assert_eq!(
+                &replayed.writes,
+                proposal.writes(),
+                "replayed writes differ at height {}",
+                proposal.ctx().height
+            );
+            assert_eq!(replayed.receipts, proposal.receipts(), "replayed receipts differ");
+            assert_eq!(replayed.block_events, proposal.block_events(), "replayed block events differ");
             let signatures = self.consensus.decide(&proposal).expect("decide");
             self.shard.apply(proposal, signatures).expect("apply");
         }

@@ -1,0 +1,8 @@
+//! The mempool: admitted txs, already executed into the open blocks they will be committed in, and a bounded
+//! log of refused ones.
+
+mod pending;
+mod rejects;
+
+pub use pending::{Mempool, OpenBlock, PendingLimits, Slot};
+pub use rejects::RejectLog;

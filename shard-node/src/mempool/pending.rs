@@ -1,0 +1,314 @@
+//! Pending txs as a queue of open blocks.
+//!
+//! A tx is admitted by executing it, once, in the block it will be committed in: the block's height and
+//! timestamp are fixed when the block opens (with its begin-block work), and every tx admitted into it runs
+//! on top of the blocks before it. Sealing the front block therefore needs no re-execution: its writes,
+//! receipts and events are exactly what any replica re-executing it in order computes.
+
+use std::collections::{HashSet, VecDeque};
+
+use alloy_primitives::B256;
+use shardex_core::{pb, tx::VerifiedTx};
+
+use crate::vm::{BlockCtx, Changes, Outcome};
+
+/// Sizes that bound the pending queue and each block in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingLimits {
+    /// Pending txs in all open blocks together.
+    pub max_txs: usize,
+    /// Txs in one block.
+    pub max_block_txs: usize,
+    /// Gas in one block.
+    pub block_gas_limit: u64,
+    /// How long after its timestamp a block still takes txs. Past it a tx opens a new block, so a tx never
+    /// executes at a block time far behind the clock (a stalled producer, say).
+    pub max_open_ms: u64,
+}
+
+/// A block being filled: its context and begin-block work are fixed, txs are appended in admission order.
+#[derive(Debug, Clone)]
+pub struct OpenBlock {
+    /// Height and timestamp, fixed when the block opened.
+    pub ctx: BlockCtx,
+    /// Market-wide events of the block's begin-block work.
+    pub block_events: Vec<pb::Event>,
+    /// Txs in execution order.
+    pub txs: Vec<VerifiedTx>,
+    /// One receipt per tx, in order.
+    pub receipts: Vec<pb::Receipt>,
+    /// Everything the block writes: begin-block, then each tx.
+    pub writes: Changes,
+    /// Gas of its txs.
+    pub gas: u64,
+}
+
+impl OpenBlock {
+    fn push(&mut self, tx: VerifiedTx, outcome: Outcome, writes: Changes) {
+        self.receipts.push(pb::Receipt {
+            tx_hash: tx.hash().to_vec(),
+            index: self.txs.len() as u32,
+            gas_used: outcome.gas_used,
+            events: outcome.events,
+        });
+        self.gas = self.gas.saturating_add(outcome.gas_used);
+        self.writes.extend(writes);
+        self.txs.push(tx);
+    }
+}
+
+/// Bounded queue of open blocks, deduplicated by tx hash, with the combined writes of every pending block
+/// (what admission reads on top of the head).
+#[derive(Debug)]
+pub struct Mempool {
+    blocks: VecDeque<OpenBlock>,
+    hashes: HashSet<B256>,
+    /// Writes of open blocks and of sealed blocks not yet retired, in order. Once a block is committed its
+    /// writes here equal the head's values; they are compacted away when this grows.
+    changes: Changes,
+    txs: usize,
+    limits: PendingLimits,
+    /// Height and earliest timestamp of the next block to open.
+    next_height: u64,
+    last_timestamp_ms: u64,
+}
+
+/// Where an admitted tx goes.
+pub enum Slot {
+    /// Into the last open block, which has room for one more tx.
+    Tail(BlockCtx),
+    /// Into a new block with this context.
+    New(BlockCtx),
+}
+
+impl Mempool {
+    /// An empty queue whose first block follows a head at `head_height` / `head_timestamp_ms`.
+    pub fn new(limits: PendingLimits, head_height: u64, head_timestamp_ms: u64) -> Self {
+        Self {
+            blocks: VecDeque::new(),
+            hashes: HashSet::new(),
+            changes: Changes::new(),
+            txs: 0,
+            limits,
+            next_height: head_height + 1,
+            last_timestamp_ms: head_timestamp_ms,
+        }
+    }
+
+    /// Pending txs (open and sealed, not yet committed).
+    pub fn len(&self) -> usize {
+        self.txs
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.txs == 0
+    }
+
+    /// True when no more txs fit.
+    pub fn is_full(&self) -> bool {
+        self.txs >= self.limits.max_txs
+    }
+
+    /// True when `hash` is pending.
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.hashes.contains(hash)
+    }
+
+    /// The limits this queue runs with.
+    pub fn limits(&self) -> PendingLimits {
+        self.limits
+    }
+
+    /// True when the front block cannot take another tx: it should be sealed without waiting.
+    pub fn has_full_block(&self) -> bool {
+        self.blocks.len() > 1 || self.blocks.front().is_some_and(|b| self.is_block_full(b))
+    }
+
+    /// Open blocks waiting to be sealed.
+    pub fn open_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The combined writes of all pending blocks.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    fn is_block_full(&self, block: &OpenBlock) -> bool {
+        block.txs.len() >= self.limits.max_block_txs || block.gas >= self.limits.block_gas_limit
+    }
+
+    /// Where the next tx would go at `now_ms`: the tail block while it has room for a tx and is younger than
+    /// `max_open_ms`, else a new block.
+    pub fn slot(&self, now_ms: u64) -> Slot {
+        match self.blocks.back() {
+            Some(tail)
+                if !self.is_block_full(tail)
+                    && now_ms.saturating_sub(tail.ctx.timestamp_ms) < self.limits.max_open_ms =>
+            {
+                Slot::Tail(tail.ctx)
+            }
+            _ => Slot::New(self.next_ctx(now_ms)),
+        }
+    }
+
+    /// The context a block opened at `now_ms` gets: the next height, and a time no earlier than the head's or
+    /// any pending block's.
+    pub fn next_ctx(&self, now_ms: u64) -> BlockCtx {
+        BlockCtx { height: self.next_height, timestamp_ms: now_ms.max(self.last_timestamp_ms) }
+    }
+
+    /// True when the tail block can take a tx that used `gas`.
+    pub fn tail_fits(&self, gas: u64) -> bool {
+        self.blocks.back().is_some_and(|tail| tail.gas.saturating_add(gas) <= self.limits.block_gas_limit)
+    }
+
+    /// Appends an executed tx to the tail block. The caller checked capacity, duplicates and [`Self::tail_fits`].
+    pub fn push_tail(&mut self, tx: VerifiedTx, outcome: Outcome, writes: Changes) {
+        debug_assert!(!self.is_full() && !self.contains(&tx.hash()) && self.tail_fits(outcome.gas_used));
+        self.hashes.insert(tx.hash());
+        self.txs += 1;
+        self.changes.extend(writes.iter().map(|(k, v)| (*k, v.clone())));
+        let Some(tail) = self.blocks.back_mut() else {
+            unreachable!("push_tail without an open block: callers go through Slot::Tail");
+        };
+        tail.push(tx, outcome, writes);
+    }
+
+    /// Opens a block at `ctx` whose begin-block work wrote `begin_writes` (emitting `block_events`), with
+    /// its first tx.
+    pub fn open(
+        &mut self,
+        ctx: BlockCtx,
+        block_events: Vec<pb::Event>,
+        begin_writes: Changes,
+        tx: VerifiedTx,
+        outcome: Outcome,
+        writes: Changes,
+    ) {
+        debug_assert_eq!(ctx.height, self.next_height);
+        debug_assert!(ctx.timestamp_ms >= self.last_timestamp_ms);
+        self.next_height += 1;
+        self.last_timestamp_ms = ctx.timestamp_ms;
+        self.changes.extend(begin_writes.iter().map(|(k, v)| (*k, v.clone())));
+        let mut block =
+            OpenBlock { ctx, block_events, txs: Vec::new(), receipts: Vec::new(), writes: begin_writes, gas: 0 };
+        self.hashes.insert(tx.hash());
+        self.txs += 1;
+        self.changes.extend(writes.iter().map(|(k, v)| (*k, v.clone())));
+        block.push(tx, outcome, writes);
+        self.blocks.push_back(block);
+    }
+
+    /// Takes the oldest open block for proposal. Its txs stay pending (and its writes readable) until
+    /// [`Self::retire`].
+    pub fn seal_front(&mut self) -> Option<OpenBlock> {
+        self.blocks.pop_front()
+    }
+
+    /// Forgets the txs of a committed block. `compact_above` bounds the combined writes: past it they are
+    /// rebuilt from the blocks still open (the committed ones now read from the head).
+    pub fn retire(&mut self, tx_hashes: &[B256], compact_above: usize) {
+        for hash in tx_hashes {
+            if self.hashes.remove(hash) {
+                self.txs -= 1;
+            }
+        }
+        if self.blocks.is_empty() {
+            self.changes.clear();
+        } else if self.changes.len() > compact_above {
+            let mut changes = Changes::new();
+            for block in &self.blocks {
+                changes.extend(block.writes.iter().map(|(k, v)| (*k, v.clone())));
+            }
+            self.changes = changes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shardex_core::{
+        pb::tx_body::Op,
+        tx::{sign_tx, verify_envelope, TxDomain, DEFAULT_MAX_TX_BYTES},
+        ChainId, Keypair, ShardId,
+    };
+
+    use super::*;
+
+    const LIMITS: PendingLimits =
+        PendingLimits { max_txs: 10, max_block_txs: 3, block_gas_limit: 100, max_open_ms: 50 };
+
+    fn tx(nonce: u64) -> VerifiedTx {
+        let domain = TxDomain { chain: ChainId(1), shard: ShardId(1) };
+        let key = Keypair::from_seed([7; 32]);
+        let op = Op::Deposit(pb::Deposit { account: key.account().0.to_vec(), amount_micros: 1 });
+        verify_envelope(sign_tx(&key, domain, nonce, op), domain, DEFAULT_MAX_TX_BYTES).expect("valid")
+    }
+
+    fn outcome(gas: u64) -> Outcome {
+        Outcome { gas_used: gas, events: vec![] }
+    }
+
+    fn write(k: u8, v: u8) -> Changes {
+        [(B256::from([k; 32]), Some(vec![v]))].into()
+    }
+
+    /// Admits `tx` where `slot` says, as the shard does.
+    fn admit(pool: &mut Mempool, tx: VerifiedTx, now_ms: u64, gas: u64, writes: Changes) -> BlockCtx {
+        match pool.slot(now_ms) {
+            Slot::Tail(ctx) if pool.tail_fits(gas) => {
+                pool.push_tail(tx, outcome(gas), writes);
+                ctx
+            }
+            _ => {
+                let ctx = pool.next_ctx(now_ms);
+                pool.open(ctx, vec![], Changes::new(), tx, outcome(gas), writes);
+                ctx
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_close_on_tx_count_gas_and_age() {
+        let mut pool = Mempool::new(LIMITS, 5, 1_000);
+        // A clock behind the head's time still gives a block no earlier than the head.
+        assert_eq!(admit(&mut pool, tx(0), 900, 10, write(1, 1)), BlockCtx { height: 6, timestamp_ms: 1_000 });
+        assert_eq!(admit(&mut pool, tx(1), 1_010, 10, write(2, 1)).height, 6);
+        assert_eq!(admit(&mut pool, tx(2), 1_020, 10, write(3, 1)).height, 6);
+        assert!(pool.has_full_block(), "three txs fill a block");
+        assert_eq!(admit(&mut pool, tx(3), 1_030, 10, write(1, 2)), BlockCtx { height: 7, timestamp_ms: 1_030 });
+        // Gas: 10 + 95 > 100 opens a new block.
+        assert_eq!(admit(&mut pool, tx(4), 1_031, 95, write(4, 1)).height, 8);
+        // Age: the tail opened at 1031 stops taking txs at 1031 + 50.
+        assert_eq!(admit(&mut pool, tx(5), 1_080, 1, write(5, 1)).height, 8);
+        assert_eq!(admit(&mut pool, tx(6), 1_081, 1, write(5, 2)), BlockCtx { height: 9, timestamp_ms: 1_081 });
+        assert_eq!((pool.len(), pool.open_blocks()), (7, 4));
+        assert_eq!(pool.changes().get(&B256::from([1; 32])), Some(&Some(vec![2])), "later blocks shadow earlier");
+    }
+
+    #[test]
+    fn sealing_and_retiring_keeps_later_blocks_and_bounds_the_combined_writes() {
+        let mut pool = Mempool::new(LIMITS, 0, 0);
+        for i in 0..6u8 {
+            admit(&mut pool, tx(i.into()), 10, 1, write(i, i));
+        }
+        let first = pool.seal_front().expect("a block");
+        assert_eq!((first.ctx.height, first.txs.len(), first.writes.len()), (1, 3, 3));
+        assert_eq!(first.receipts.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1, 2]);
+        // Sealed txs stay pending (duplicates are still refused) until the block is committed.
+        assert!(pool.contains(&first.txs[0].hash()));
+        let hashes: Vec<B256> = first.txs.iter().map(VerifiedTx::hash).collect();
+        pool.retire(&hashes, 4);
+        assert!(!pool.contains(&hashes[0]));
+        assert_eq!(pool.len(), 3);
+        // 6 combined writes > 4: rebuilt from the block still open.
+        assert_eq!(pool.changes().len(), 3);
+        let second = pool.seal_front().expect("a block");
+        pool.retire(&second.txs.iter().map(VerifiedTx::hash).collect::<Vec<_>>(), 100);
+        assert!(pool.is_empty() && pool.changes().is_empty());
+        // The next block follows the last one opened.
+        assert_eq!(pool.next_ctx(0), BlockCtx { height: 3, timestamp_ms: 10 });
+    }
+}

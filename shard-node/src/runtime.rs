@@ -66,10 +66,21 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
             _ = ticks.tick() => {}
             _ = node.wake.notified() => {}
         }
-        let result = {
-            let mut shard = node.shard();
-            produce_one(&mut shard, consensus.as_mut())
+        // Production blocks (hashing, fsync): it runs on a blocking thread, not on the runtime's workers.
+        let round_node = Arc::clone(&node);
+        let round = tokio::task::spawn_blocking(move || {
+            let result = produce_locked_briefly(&round_node, consensus.as_mut());
+            (consensus, result)
+        })
+        .await;
+        let (returned, result) = match round {
+            Ok(round) => round,
+            Err(join) => {
+                error!(target: "shard::block", error = %join, "block production panicked; stopping");
+                return ShardError::Inconsistent(format!("block production panicked: {join}"));
+            }
         };
+        consensus = returned;
         match result {
             Ok(Some(committed)) => {
                 // No subscribers is fine.
@@ -82,6 +93,16 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
             }
         }
     }
+}
+
+/// One round of seal → stage → decide → apply on the running node. The shard lock is held to seal and to
+/// apply, not while the state root is staged or consensus decides, so admission into later blocks goes on.
+/// Only this task commits blocks, so the head cannot move between seal and apply.
+fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> Result<Option<Committed>, ShardError> {
+    let Some(sealed) = node.shard().seal()? else { return Ok(None) };
+    let proposal = sealed.stage()?;
+    let signatures = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
+    node.shard().apply(proposal, signatures).map(Some)
 }
 
 /// One round of propose → decide → apply.

@@ -11,7 +11,7 @@ mod trading_query;
 
 pub use error::{Reject, ShardError};
 pub use open::ShardConfig;
-pub use produce::{Committed, Proposal};
+pub use produce::{Committed, Proposal, Sealed};
 pub use query::{AccountView, MarketView, TxState};
 pub use replay::Replayed;
 pub use trading_query::PositionView;

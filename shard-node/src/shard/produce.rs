@@ -7,13 +7,20 @@ use std::sync::Arc;
 
 use alloy_primitives::B256;
 use prost::Message;
-use shardex_core::{block::encode_header, hash::ordered_root, pb, tx::VerifiedTx};
+use shardex_core::{
+    block::encode_header,
+    hash::ordered_root,
+    pb,
+    tx::{TxDomain, VerifiedTx},
+    AccountId,
+};
 use tracing::debug;
 
 use super::{Shard, ShardError};
 use crate::{
-    chain::ChainStore,
+    chain::{ChainStore, Head},
     mempool::OpenBlock,
+    state::StateEngine,
     vm::{BlockCtx, Changes},
 };
 
@@ -67,10 +74,20 @@ pub struct Committed {
     pub hash: B256,
 }
 
+/// A sealed block: its txs, writes and receipts are final; what remains is staging its state root, which reads
+/// only committed state and so runs without the shard lock while admission goes on into later blocks.
+pub struct Sealed {
+    block: OpenBlock,
+    parent: Head,
+    engine: StateEngine,
+    domain: TxDomain,
+    proposer: AccountId,
+}
+
 impl Shard {
-    /// Seals the oldest open block into a candidate, or None when nothing is pending. Its txs are not
-    /// executed again: admission ran them in this block's context, in this order.
-    pub fn propose(&mut self) -> Result<Option<Proposal>, ShardError> {
+    /// Seals the oldest open block, or None when nothing is pending. Its txs are not executed again:
+    /// admission ran them in this block's context, in this order.
+    pub fn seal(&mut self) -> Result<Option<Sealed>, ShardError> {
         let Some(block) = self.mempool.seal_front() else { return Ok(None) };
         let BlockCtx { height, timestamp_ms } = block.ctx;
         if height != self.head.height + 1 || timestamp_ms < self.head.timestamp_ms {
@@ -79,28 +96,18 @@ impl Shard {
                 self.head.height, self.head.timestamp_ms
             )));
         }
-        let mut batch = sled::Batch::default();
-        let state_root = self.engine.stage(height, &block.writes, &mut batch)?;
-        let encoded_txs: Vec<Vec<u8>> = block.txs.iter().map(|t| t.envelope().encode_to_vec()).collect();
-        let encoded_receipts: Vec<Vec<u8>> = block.receipts.iter().map(Message::encode_to_vec).collect();
-        let encoded_events: Vec<Vec<u8>> = block.block_events.iter().map(Message::encode_to_vec).collect();
-        let header = pb::BlockHeader {
-            chain_id: self.domain.chain.0,
-            shard_id: self.domain.shard.0,
-            height,
-            parent_hash: self.head.hash.to_vec(),
-            timestamp_ms,
-            tx_root: ordered_root(&encoded_txs).to_vec(),
-            receipts_root: ordered_root(&encoded_receipts).to_vec(),
-            state_root: state_root.to_vec(),
-            last_imported_epoch: 0,
-            proposer: self.key.account().0.to_vec(),
-            gas_used: block.gas,
-            tx_count: block.txs.len() as u32,
-            events_root: ordered_root(&encoded_events).to_vec(),
-        };
-        let (header_bytes, hash) = encode_header(&header);
-        Ok(Some(Proposal { header, header_bytes, hash, block, batch }))
+        Ok(Some(Sealed {
+            block,
+            parent: self.head.clone(),
+            engine: self.engine.clone(),
+            domain: self.domain,
+            proposer: self.key.account(),
+        }))
+    }
+
+    /// [`Self::seal`] then [`Sealed::stage`], for callers that hold the shard alone.
+    pub fn propose(&mut self) -> Result<Option<Proposal>, ShardError> {
+        self.seal()?.map(Sealed::stage).transpose()
     }
 
     /// Commits a decided proposal: one atomic batch (state, block, receipts, tx index, head, pruning),
@@ -108,6 +115,12 @@ impl Shard {
     pub fn apply(&mut self, proposal: Proposal, signatures: Vec<pb::HeaderSignature>) -> Result<Committed, ShardError> {
         let Proposal { header, header_bytes, hash, block: sealed, mut batch } = proposal;
         let height = header.height;
+        if height != self.head.height + 1 || header.parent_hash != self.head.hash.as_slice() {
+            return Err(ShardError::Inconsistent(format!(
+                "proposal at height {height} does not extend head {} ({})",
+                self.head.height, self.head.hash
+            )));
+        }
         let tx_hashes: Vec<B256> = sealed.txs.iter().map(VerifiedTx::hash).collect();
         let block = pb::Block {
             header: Some(pb::FinalizedHeader { header: header_bytes, signatures }),
@@ -123,5 +136,36 @@ impl Shard {
         debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "committed");
         self.mempool.retire(&tx_hashes, self.config.mempool_max_txs.saturating_mul(4));
         Ok(Committed { block: Arc::new(block), height, hash })
+    }
+}
+
+impl Sealed {
+    /// Stages the block's state root and builds its header. Reads committed state only: the shard must not
+    /// commit another block meanwhile (block production is sequential).
+    pub fn stage(self) -> Result<Proposal, ShardError> {
+        let Sealed { block, parent, engine, domain, proposer } = self;
+        let BlockCtx { height, timestamp_ms } = block.ctx;
+        let mut batch = sled::Batch::default();
+        let state_root = engine.stage(height, &block.writes, &mut batch)?;
+        let encoded_txs: Vec<Vec<u8>> = block.txs.iter().map(|t| t.envelope().encode_to_vec()).collect();
+        let encoded_receipts: Vec<Vec<u8>> = block.receipts.iter().map(Message::encode_to_vec).collect();
+        let encoded_events: Vec<Vec<u8>> = block.block_events.iter().map(Message::encode_to_vec).collect();
+        let header = pb::BlockHeader {
+            chain_id: domain.chain.0,
+            shard_id: domain.shard.0,
+            height,
+            parent_hash: parent.hash.to_vec(),
+            timestamp_ms,
+            tx_root: ordered_root(&encoded_txs).to_vec(),
+            receipts_root: ordered_root(&encoded_receipts).to_vec(),
+            state_root: state_root.to_vec(),
+            last_imported_epoch: 0,
+            proposer: proposer.0.to_vec(),
+            gas_used: block.gas,
+            tx_count: block.txs.len() as u32,
+            events_root: ordered_root(&encoded_events).to_vec(),
+        };
+        let (header_bytes, hash) = encode_header(&header);
+        Ok(Proposal { header, header_bytes, hash, block, batch })
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use shardex_core::{
     hash::b256_from_slice,
+    history::{verify_history_page, HistoryItem},
     pb,
     proof::{verify_account_response, VerifiedAccount},
     tx::TxDomain,
@@ -187,8 +188,51 @@ impl ShardClient {
         Ok(self.rpc.clone().get_book(pb::GetBookRequest { levels }).await?.into_inner())
     }
 
+    /// One page of history from `from` (height, index within it): the receipts with events of `account`, or
+    /// (None) the market's begin-block events (funding, rule-driven mode changes). Every entry is proven here
+    /// against a header signed by a quorum of `sequencers`.
+    pub async fn history(
+        &self,
+        account: Option<&AccountId>,
+        from: HistoryPos,
+        limit: u32,
+        sequencers: &[AccountId],
+    ) -> Result<HistoryPage> {
+        let req = pb::GetHistoryRequest {
+            account: account.map(|a| a.0.to_vec()).unwrap_or_default(),
+            from_height: from.height,
+            from_index: from.index,
+            limit,
+            prove: true,
+        };
+        let page = self.rpc.clone().get_history(req).await?.into_inner();
+        let items = verify_history_page(&page, account, self.domain.chain, self.domain.shard, sequencers)?;
+        let next = page.more.then_some(HistoryPos { height: page.next_height, index: page.next_index });
+        Ok(HistoryPage { items, next, head_height: page.head_height })
+    }
+
     /// The block at `height`.
     pub async fn block(&self, height: u64) -> Result<pb::Block> {
         Ok(self.rpc.clone().get_block(pb::GetBlockRequest { height }).await?.into_inner())
     }
+}
+
+/// A position in the history: a block height and an index within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HistoryPos {
+    /// Block height.
+    pub height: u64,
+    /// Receipt (account history) or begin-block event (market history) index.
+    pub index: u32,
+}
+
+/// A proven page of history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// The entries, oldest first.
+    pub items: Vec<HistoryItem>,
+    /// Where the next page starts; None when the history up to `head_height` is exhausted.
+    pub next: Option<HistoryPos>,
+    /// The head the page was read at.
+    pub head_height: u64,
 }

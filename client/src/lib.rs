@@ -5,7 +5,7 @@ mod client;
 mod error;
 mod wallet;
 
-pub use client::{ShardClient, DEFAULT_CALL_TIMEOUT};
+pub use client::{HistoryPage, HistoryPos, ShardClient, DEFAULT_CALL_TIMEOUT};
 pub use error::{ClientError, Result};
 pub use shardex_core as core;
 pub use wallet::Wallet;

@@ -2,6 +2,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
+mod events;
+mod history;
+
 use clap::{Args, Parser, Subcommand};
 use eyre::{bail, eyre, WrapErr};
 use shardex_client::{
@@ -55,6 +58,9 @@ enum Cmd {
     Mode(ModeArgs),
     /// Liquidate an account below maintenance margin: take over its position at the mark for a reward.
     Liquidate(LiquidateArgs),
+    /// An account's proven history (fills, liquidations, collateral, orders), or the market's (funding,
+    /// mode changes) with --market.
+    History(history::HistoryArgs),
     /// Show a tx's status.
     Tx {
         /// Tx hash (hex).
@@ -357,6 +363,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             let hash = wallet.oracle_update(&client, price, now).await?;
             report(&client, hash, a.signer.no_wait).await
         }
+        Cmd::History(a) => history::run(&client, a).await,
         Cmd::Tx { hash } => {
             let status = client.tx_status(parse_hash(&hash)?).await?;
             print_status(&status);
@@ -436,63 +443,9 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
     let inc = client.wait_final(hash, Duration::from_secs(30)).await?;
     println!("final in block {} at index {}", inc.height, inc.index);
     if let Some(r) = inc.receipt {
-        for e in r.events {
-            let who = &hex::encode(&e.account)[..16];
-            let usd = |m: u64| Usd::from_micros(i64::try_from(m).unwrap_or(i64::MAX));
-            match e.kind {
-                Some(pb::event::Kind::CollateralChanged(c)) => println!(
-                    "  {} collateral {:+} -> {}",
-                    hex::encode(&e.account),
-                    Usd::from_micros(c.delta_micros),
-                    Usd::from_micros(c.balance_micros)
-                ),
-                Some(pb::event::Kind::OrderPlaced(o)) => println!(
-                    "  {who}… order #{} rests: {} {} lots @ {}",
-                    o.order_id,
-                    if o.is_buy { "buy" } else { "sell" },
-                    o.lots,
-                    usd(o.price_micros)
-                ),
-                Some(pb::event::Kind::OrderFilled(f)) => println!(
-                    "  {who}… {} {} {} lots @ {} fee {} realized {} -> position {}",
-                    if f.is_maker { "maker" } else { "taker" },
-                    if f.is_buy { "bought" } else { "sold" },
-                    f.lots,
-                    usd(f.price_micros),
-                    Usd::from_micros(f.fee_micros),
-                    Usd::from_micros(f.realized_pnl_micros),
-                    f.position_lots
-                ),
-                Some(pb::event::Kind::OrderCancelled(c)) => {
-                    println!("  {who}… order #{} cancelled ({} lots)", c.order_id, c.lots)
-                }
-                Some(pb::event::Kind::MarketModeChanged(m)) => println!(
-                    "  market mode {} -> {} ({}{})",
-                    mode_name(m.from),
-                    mode_name(m.to),
-                    pb::ModeCause::try_from(m.cause).map_or("?", |c| c.as_str_name()),
-                    if m.reason.is_empty() { String::new() } else { format!(": {}", m.reason) }
-                ),
-                Some(pb::event::Kind::Deleveraged(d)) => println!(
-                    "  {who}… auto-deleveraged {} lots @ {} against bankrupt {}…, realized {}",
-                    d.lots,
-                    usd(d.price_micros),
-                    &hex::encode(&d.bankrupt_account)[..16],
-                    Usd::from_micros(d.realized_pnl_micros)
-                ),
-                Some(pb::event::Kind::Liquidated(l)) => println!(
-                    "  {who}… liquidation of {}…: {} lots @ {} penalty {} reward {} insurance {:+} bad debt {}",
-                    &hex::encode(&l.account)[..16],
-                    l.lots,
-                    usd(l.price_micros),
-                    Usd::from_micros(l.penalty_micros),
-                    Usd::from_micros(l.liquidator_reward_micros),
-                    Usd::from_micros(l.insurance_delta_micros),
-                    usd(l.bad_debt_micros)
-                ),
-                // Block-level only; never in a tx receipt.
-                Some(pb::event::Kind::FundingApplied(_)) => {}
-                None => {}
+        for e in &r.events {
+            if let Some(line) = events::describe(e) {
+                println!("  {line}");
             }
         }
     }
@@ -585,10 +538,6 @@ fn print_account(account: &AccountId, rec: Option<&pb::AccountRecord>) {
         }
         None => println!("collateral  none (no record)"),
     }
-}
-
-fn mode_name(mode: i32) -> &'static str {
-    pb::MarketMode::try_from(mode).map_or("?", |m| m.as_str_name())
 }
 
 fn print_status(s: &pb::TxStatus) {

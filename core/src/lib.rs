@@ -8,6 +8,7 @@
 pub mod block;
 pub mod genesis;
 pub mod hash;
+pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod money;

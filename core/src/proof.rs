@@ -46,6 +46,51 @@ pub fn verify_state_proof(root: B256, key: B256, value: Option<&[u8]>, nodes: &[
         .map_err(|e| ProofError::Invalid(e.to_string()))
 }
 
+/// Verifies that `item` is entry `index` of the ordered root `root` (a block's txs, receipts or events).
+pub fn verify_ordered_item(root: B256, index: usize, item: &[u8], nodes: &[Bytes]) -> Result<(), ProofError> {
+    let key = crate::hash::ordered_key(index);
+    // A trie whose root node is under 32 bytes (a few short items) is hashed for the root, but
+    // `verify_proof` matches the first node by its inline form: walk that self-contained node directly.
+    if let Some(first) = nodes.first() {
+        if first.len() < 32 && alloy_primitives::keccak256(first) == root {
+            return if holds_inline(first, &key, item, 0) {
+                Ok(())
+            } else {
+                Err(ProofError::Invalid(format!("the root node does not hold item {index}")))
+            };
+        }
+    }
+    verify_proof(root, key, Some(item.to_vec()), nodes).map_err(|e| ProofError::Invalid(e.to_string()))
+}
+
+/// True when the inline trie node `rlp` (children embedded, as in any node under 32 bytes) holds `value` at
+/// `key`. Bounded by the key length: a deeper walk is refused.
+fn holds_inline(rlp: &[u8], key: &Nibbles, value: &[u8], depth: usize) -> bool {
+    use alloy_trie::nodes::TrieNode;
+    if depth > key.len() || rlp.len() >= 32 {
+        return false;
+    }
+    match <TrieNode as alloy_rlp::Decodable>::decode(&mut &rlp[..]) {
+        Ok(TrieNode::Leaf(leaf)) => leaf.key == *key && leaf.value == value,
+        Ok(TrieNode::Extension(ext)) => {
+            key.starts_with(&ext.key)
+                && holds_inline(ext.child.as_slice(), &key.slice(ext.key.len()..), value, depth + 1)
+        }
+        Ok(TrieNode::Branch(branch)) => {
+            let Some(nibble) = key.first() else { return false };
+            if !branch.state_mask.is_bit_set(nibble) {
+                return false;
+            }
+            let position = (0..nibble).filter(|n| branch.state_mask.is_bit_set(*n)).count();
+            branch
+                .stack
+                .get(position)
+                .is_some_and(|child| holds_inline(child.as_slice(), &key.slice(1..), value, depth + 1))
+        }
+        _ => false,
+    }
+}
+
 /// Checks a `StateProof` for `key` and returns the proven value (None = absent).
 pub fn verify_pb_proof(proof: &pb::StateProof, key: B256) -> Result<Option<Vec<u8>>, ProofError> {
     if proof.key.as_slice() != key.as_slice() {
@@ -146,5 +191,30 @@ mod tests {
         let (root, nodes) = trie_with_proof(&leaves, absent);
         assert_eq!(verify_state_proof(root, absent, None, &nodes), Ok(()));
         assert!(verify_state_proof(root, absent, Some(&[1]), &nodes).is_err());
+    }
+
+    proptest::proptest! {
+        /// Every item of an ordered root proves against it (including the rlp index quirks at 0, 0x7f and
+        /// 0x80), and a changed item or another index does not.
+        #[test]
+        fn ordered_items_prove(len in 1usize..300, pick in 0usize..300, byte in 0u8..255) {
+            let items: Vec<Vec<u8>> = (0..len).map(|i| vec![byte; 1 + i % 40]).collect();
+            let root = crate::hash::ordered_root(&items);
+            let index = pick % len;
+            let nodes = crate::hash::ordered_proof(&items, index);
+            proptest::prop_assert_eq!(verify_ordered_item(root, index, &items[index], &nodes), Ok(()));
+            let mut other = items[index].clone();
+            other.push(1);
+            proptest::prop_assert!(verify_ordered_item(root, index, &other, &nodes).is_err());
+            if len > 1 {
+                let wrong = (index + 1) % len;
+                proptest::prop_assert!(verify_ordered_item(root, wrong, &items[index], &nodes).is_err());
+                // Several proofs from one pass equal the single ones.
+                let many = crate::hash::ordered_proofs(&items, &[index, wrong, len + 5]);
+                proptest::prop_assert_eq!(&many[0], &nodes);
+                proptest::prop_assert_eq!(verify_ordered_item(root, wrong, &items[wrong], &many[1]), Ok(()));
+                proptest::prop_assert!(many[2].is_empty());
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ pub enum ChainError {
     },
 }
 
-type Result<T> = std::result::Result<T, ChainError>;
+pub(super) type Result<T> = std::result::Result<T, ChainError>;
 
 /// The last committed block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct TxLocation {
 /// The block log over the node's sled tree.
 #[derive(Clone)]
 pub struct ChainStore {
-    tree: sled::Tree,
+    pub(super) tree: sled::Tree,
 }
 
 fn block_key(height: u64) -> [u8; 9] {
@@ -74,7 +74,7 @@ fn tx_key(hash: &B256) -> [u8; 33] {
     k
 }
 
-fn corrupt(what: impl Into<String>, detail: impl ToString) -> ChainError {
+pub(super) fn corrupt(what: impl Into<String>, detail: impl ToString) -> ChainError {
     ChainError::Corrupt { what: what.into(), detail: detail.to_string() }
 }
 
@@ -142,6 +142,7 @@ impl ChainStore {
             loc.extend_from_slice(&(index as u32).to_be_bytes());
             batch.insert(tx_key(hash).to_vec(), loc);
         }
+        self.stage_history(block, height, batch);
         batch.insert(HEAD_KEY.to_vec(), height.to_be_bytes().to_vec());
     }
 

@@ -22,8 +22,9 @@ use super::{
     streams::{self, EventStream, HeaderStream},
 };
 use crate::{
+    chain::HistoryPos,
     runtime::{now_ms, NodeHandle},
-    shard::{Reject, TxState},
+    shard::{HistoryQuery, Reject, TxState, MAX_HISTORY_ENTRIES},
 };
 
 /// The Shard gRPC service over a running node.
@@ -262,6 +263,33 @@ impl ShardService for ShardRpc {
         let height = (req.height != 0).then_some(req.height);
         let proof = self.node.shard().prove_key(key, height).map_err(|e| internal_status(&e))?;
         proof.map(Response::new).map_err(|r| reject_status(&r))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        let req = request.into_inner();
+        let account = if req.account.is_empty() { None } else { Some(parse_account(&req.account)?) };
+        if req.limit as usize > MAX_HISTORY_ENTRIES {
+            return Err(reject_status(&Reject::new(
+                Reason::Malformed,
+                format!("limit {} is above the page limit of {MAX_HISTORY_ENTRIES}", req.limit),
+            )));
+        }
+        let query = HistoryQuery {
+            account,
+            from: HistoryPos { height: req.from_height, index: req.from_index },
+            limit: req.limit as usize,
+            prove: req.prove,
+        };
+        // Decoding blocks and hashing receipts is blocking work on committed data: off the lock and the workers.
+        let reader = self.node.shard().history_reader();
+        let page = tokio::task::spawn_blocking(move || reader.page(&query))
+            .await
+            .map_err(|e| Status::internal(format!("history page: {e}")))?
+            .map_err(|e| internal_status(&e))?;
+        Ok(Response::new(page))
     }
 
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {

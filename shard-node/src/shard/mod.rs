@@ -3,6 +3,7 @@
 
 mod admit;
 mod error;
+mod history;
 mod open;
 mod produce;
 mod query;
@@ -10,6 +11,7 @@ mod replay;
 mod trading_query;
 
 pub use error::{Reject, ShardError};
+pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::ShardConfig;
 pub use produce::{Committed, Proposal, Sealed};
 pub use query::{AccountView, MarketView, TxState};

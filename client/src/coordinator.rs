@@ -93,9 +93,11 @@ impl ShardClient {
     ) -> Result<GloballyVerifiedAccount> {
         let d = self.domain();
         let inclusion = coordinator.inclusion(epoch, d.shard.0).await?;
-        let height = inclusion.entry.as_ref().map(|e| e.height).ok_or_else(|| {
-            ClientError::Protocol("inclusion carries no shard entry".into())
-        })?;
+        let height = inclusion
+            .entry
+            .as_ref()
+            .map(|e| e.height)
+            .ok_or_else(|| ClientError::Protocol("inclusion carries no shard entry".into()))?;
         let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: true, height };
         let resp = self.raw().get_account(req).await?.into_inner();
         Ok(verify_account_global(&inclusion, coordinator_key, d.chain, d.shard, sequencers, account, &resp)?)

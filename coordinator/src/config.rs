@@ -111,7 +111,10 @@ impl Default for CoordConfig {
         let follow = FollowLimits::default();
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self {
-            node: NodeSection { data_dir: PathBuf::from("coordinator-data"), key_file: PathBuf::from("coordinator.key") },
+            node: NodeSection {
+                data_dir: PathBuf::from("coordinator-data"),
+                key_file: PathBuf::from("coordinator.key"),
+            },
             epoch: EpochSection { interval_ms: 250, retention_epochs: 100_000 },
             rpc: RpcSection {
                 addr: "127.0.0.1:7200".into(),

@@ -49,14 +49,8 @@ async fn run(cfg: CoordConfig) -> eyre::Result<()> {
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
     let store = Store::open(&cfg.node.data_dir.join("db")).wrap_err("opening coordinator storage")?;
     let shard_ids: Vec<_> = views.iter().map(|v| v.spec.shard).collect();
-    let coord = Coordinator::open(
-        store,
-        key.clone(),
-        chain,
-        views,
-        cfg.follow.max_recent_rejections,
-        cfg.epoch_settings(),
-    )?;
+    let coord =
+        Coordinator::open(store, key.clone(), chain, views, cfg.follow.max_recent_rejections, cfg.epoch_settings())?;
     info!(
         target: "coordinator::node",
         chain = chain.0,

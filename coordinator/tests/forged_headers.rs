@@ -51,8 +51,13 @@ async fn forged_headers_are_rejected_logged_and_never_committed() {
     .await;
 
     let coord_key = Keypair::from_seed([33; 32]);
-    let coordinator =
-        CoordinatorProcess::start(&bins, &dir.path().join("coord"), coord_key.clone(), &[(endpoint, genesis_path)], &[]);
+    let coordinator = CoordinatorProcess::start(
+        &bins,
+        &dir.path().join("coord"),
+        coord_key.clone(),
+        &[(endpoint, genesis_path)],
+        &[],
+    );
     let client = coordinator.client().await;
 
     let status = wait_for(Duration::from_secs(20), "the coordinator to accept height 2", || async {
@@ -62,8 +67,7 @@ async fn forged_headers_are_rejected_logged_and_never_committed() {
     })
     .await;
     assert_eq!(status.rejected_headers, 4, "{status:?}");
-    let reasons: Vec<(u64, &str)> =
-        status.recent_rejections.iter().map(|r| (r.height, r.reason.as_str())).collect();
+    let reasons: Vec<(u64, &str)> = status.recent_rejections.iter().map(|r| (r.height, r.reason.as_str())).collect();
     assert_eq!(
         reasons,
         vec![(2, "UNKNOWN_SIGNER"), (2, "BAD_SIGNATURE"), (2, "WRONG_PARENT"), (1, "REPLAYED_HEIGHT")],

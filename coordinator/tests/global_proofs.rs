@@ -48,7 +48,12 @@ async fn accounts_verify_to_a_signed_epoch_and_the_chain_survives_kill9() {
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            ShardProcess::start(&bins, &dir.path().join(format!("shard-{}", i + 1)), &k.genesis(CHAIN.0, i as u32 + 1), &k.node)
+            ShardProcess::start(
+                &bins,
+                &dir.path().join(format!("shard-{}", i + 1)),
+                &k.genesis(CHAIN.0, i as u32 + 1),
+                &k.node,
+            )
         })
         .collect();
     let coord_key = Keypair::from_seed([77; 32]);

@@ -228,8 +228,14 @@ fn classify_signatures(
     for sig in &fh.signatures {
         match AccountId::from_slice(&sig.signer) {
             Ok(signer) if spec.sequencers.contains(&signer) => {
-                let ok =
-                    signing::verify(&signer, &sig.signature, Domain::BlockVote, spec.chain, spec.shard, hash.as_slice());
+                let ok = signing::verify(
+                    &signer,
+                    &sig.signature,
+                    Domain::BlockVote,
+                    spec.chain,
+                    spec.shard,
+                    hash.as_slice(),
+                );
                 if ok.is_err() {
                     return Rejection::BadSignature { height, signer };
                 }

@@ -70,12 +70,10 @@ impl CoordinatorService for CoordinatorRpc {
         let entry = entries.iter().find(|e| e.shard_id == shard.0).cloned().ok_or_else(|| {
             reject(Reason::NotFound, format!("shard {shard} has no accepted signed header in epoch {number}"))
         })?;
-        let header = self
-            .coord
-            .store
-            .header(shard, entry.height)
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| reject(Reason::NotFound, format!("header {} of shard {shard} was pruned", entry.height)))?;
+        let header =
+            self.coord.store.header(shard, entry.height).map_err(|e| internal(&e))?.ok_or_else(|| {
+                reject(Reason::NotFound, format!("header {} of shard {shard} was pruned", entry.height))
+            })?;
         let trie = build_global_trie(&entries, Some(shard));
         Ok(Response::new(coordpb::ShardInclusion {
             epoch: Some(epoch),

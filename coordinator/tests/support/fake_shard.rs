@@ -76,10 +76,7 @@ impl ShardService for Fake {
     async fn get_tx_status(&self, _: Request<pb::GetTxStatusRequest>) -> Result<Response<pb::TxStatus>, Status> {
         no()
     }
-    async fn get_account(
-        &self,
-        _: Request<pb::GetAccountRequest>,
-    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+    async fn get_account(&self, _: Request<pb::GetAccountRequest>) -> Result<Response<pb::GetAccountResponse>, Status> {
         no()
     }
     async fn get_market(&self, _: Request<pb::GetMarketRequest>) -> Result<Response<pb::GetMarketResponse>, Status> {

@@ -303,8 +303,10 @@ mod tests {
             ..Default::default()
         };
         let (bytes, hash) = encode_header(&other);
-        f.inclusion.header =
-            Some(pb::FinalizedHeader { header: bytes, signatures: vec![sign_header(&f.sequencer, CHAIN, SHARD, &hash)] });
+        f.inclusion.header = Some(pb::FinalizedHeader {
+            header: bytes,
+            signatures: vec![sign_header(&f.sequencer, CHAIN, SHARD, &hash)],
+        });
         assert!(matches!(check(&f), Err(GlobalError::HeaderMismatch(_))));
         // Account record changed after proving.
         let mut f = fixture();

@@ -1,6 +1,6 @@
 //! SDK errors: node rejections keep their machine-readable reason.
 
-use shardex_core::{proof::ProofError, Reason};
+use shardex_core::{global::GlobalError, proof::ProofError, Reason};
 
 /// What went wrong talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub enum ClientError {
     /// A proof the node returned did not verify.
     #[error("proof rejected: {0}")]
     Proof(#[from] ProofError),
+    /// A global commitment or a proof against it did not verify.
+    #[error("global proof rejected: {0}")]
+    Global(#[from] GlobalError),
     /// The node's answer was not what the protocol promises.
     #[error("unexpected answer from node: {0}")]
     Protocol(String),

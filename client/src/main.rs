@@ -15,7 +15,7 @@ use shardex_client::{
         order::{limit_order, market_order},
         pb, AccountId, Keypair, Usd, B256,
     },
-    ShardClient, Wallet,
+    CoordinatorClient, ShardClient, Wallet,
 };
 
 /// Command-line client of a shardex shard node.
@@ -140,6 +140,19 @@ struct AccountArgs {
     /// Genesis file: also verify the header is signed by its sequencer set.
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Verify up to a coordinator-signed epoch: coordinator signature → global root → shard header →
+    /// state root → record (needs --prove, --genesis and --coordinator-key).
+    #[arg(long, requires_all = ["prove", "genesis", "coordinator_key"])]
+    global: bool,
+    /// gRPC endpoint of the coordinator (with --global).
+    #[arg(long, env = "SHARDEX_COORDINATOR", default_value = "http://127.0.0.1:7200")]
+    coordinator: String,
+    /// The coordinator public key you trust (hex), with --global.
+    #[arg(long, value_name = "HEX")]
+    coordinator_key: Option<String>,
+    /// Epoch to verify against (default: the latest), with --global.
+    #[arg(long, default_value_t = 0)]
+    epoch: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -470,12 +483,43 @@ async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
         }
         None => None,
     };
+    if a.global {
+        return account_global(client, &account, &a, sequencers.as_deref().unwrap_or_default()).await;
+    }
     let v = client.account_proven(&account, a.height, sequencers.as_deref()).await?;
     print_account(&account, v.record.as_ref());
     println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.height);
     if v.header_checked {
         println!("header      signed by the genesis sequencer set");
     }
+    Ok(())
+}
+
+async fn account_global(
+    client: &ShardClient,
+    account: &AccountId,
+    a: &AccountArgs,
+    sequencers: &[AccountId],
+) -> eyre::Result<()> {
+    let key_hex = a.coordinator_key.as_deref().ok_or_else(|| eyre!("--global needs --coordinator-key"))?;
+    let coordinator_key = AccountId::from_hex(key_hex).wrap_err("--coordinator-key")?;
+    let coordinator = CoordinatorClient::connect(&a.coordinator).await?;
+    let v = client.account_global(&coordinator, &coordinator_key, a.epoch, account, sequencers).await?;
+    print_account(account, v.record.as_ref());
+    println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.entry.height);
+    println!("header      0x{} signed by the genesis sequencer set", hex::encode(v.block_hash));
+    println!(
+        "global      shard {} entry proven under global root 0x{} of epoch {}",
+        v.entry.shard_id,
+        hex::encode(v.epoch.global_root),
+        v.epoch.record.number
+    );
+    println!(
+        "epoch       {} (hash 0x{}, time {} ms) signed by coordinator {coordinator_key}",
+        v.epoch.record.number,
+        hex::encode(v.epoch.hash),
+        v.epoch.record.time_ms
+    );
     Ok(())
 }
 

@@ -1,3 +1,17 @@
-//! shardex coordinator: will collect finalized shard headers and sign one global commitment per epoch
-//! (DESIGN.md §6). The crate holds no code yet; the header finality check it will use lives in
-//! `shardex_core::block::verify_finalized`.
+//! shardex coordinator (DESIGN.md §6): follows every shard's finalized headers, accepts only those
+//! finalized by the shard's genesis sequencer set that extend the last accepted one, and signs one global
+//! commitment per epoch over every shard's latest entry; serves epochs, inclusion proofs and a stream.
+//!
+//! Pure cores: [`follower::accept`] (header acceptance) and [`epoch`] (build + sign). Adapters: [`store`]
+//! (sled), [`follower::task`] (gRPC followers), [`runtime`] (epoch ticker), [`rpc`] (tonic server).
+
+pub mod config;
+pub mod epoch;
+pub mod error;
+pub mod follower;
+pub mod registry;
+pub mod rpc;
+pub mod runtime;
+pub mod store;
+
+pub use error::{CoordinatorError, Result};

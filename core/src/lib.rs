@@ -2,11 +2,12 @@
 //!
 //! Ids and money ([`ids`], [`money`]), keys and domain-separated signatures ([`keys`], [`signing`]),
 //! windowed nonces ([`nonce`]), hashing ([`hash`]), state keys ([`state_key`]), transaction decoding
-//! and verification ([`tx`]), block headers ([`block`]), genesis ([`genesis`]) and MPT proof
-//! verification a client can run without a node ([`proof`]).
+//! and verification ([`tx`]), block headers ([`block`]), genesis ([`genesis`]), MPT proof
+//! verification a client can run without a node ([`proof`]) and the global commitment ([`global`]).
 
 pub mod block;
 pub mod genesis;
+pub mod global;
 pub mod hash;
 pub mod history;
 pub mod ids;
@@ -26,4 +27,5 @@ pub use ids::{AccountId, ChainId, ShardId};
 pub use keys::Keypair;
 pub use money::Usd;
 pub use reason::Reason;
+pub use shardex_proto::coordinator::v1 as coordpb;
 pub use shardex_proto::shard::v1 as pb;

@@ -9,5 +9,13 @@ pub mod shard {
     }
 }
 
+/// `shardex.coordinator.v1`: epochs, shard entries and the Coordinator service.
+pub mod coordinator {
+    /// Version 1 of the coordinator package.
+    pub mod v1 {
+        tonic::include_proto!("shardex.coordinator.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -1,0 +1,105 @@
+//! A connection to the coordinator: epochs, inclusion proofs, the epoch stream and status.
+
+use std::time::Duration;
+
+use futures::Stream;
+use shardex_core::{
+    coordpb,
+    global::{verify_account_global, GloballyVerifiedAccount},
+    pb, AccountId,
+};
+use shardex_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    client::{ShardClient, DEFAULT_CALL_TIMEOUT},
+    error::{ClientError, Result},
+};
+
+/// A client of the coordinator; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CoordinatorClient {
+    rpc: CoordinatorServiceClient<Channel>,
+    endpoint: String,
+}
+
+impl CoordinatorClient {
+    /// Connects to `endpoint` (e.g. `http://127.0.0.1:7200`).
+    pub async fn connect(endpoint: &str) -> Result<Self> {
+        let err =
+            |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| err(&e))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(DEFAULT_CALL_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| err(&e))?;
+        let rpc = CoordinatorServiceClient::new(channel).max_decoding_message_size(16 << 20);
+        Ok(Self { rpc, endpoint: endpoint.to_owned() })
+    }
+
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The raw generated gRPC client.
+    pub fn raw(&self) -> CoordinatorServiceClient<Channel> {
+        self.rpc.clone()
+    }
+
+    /// The latest signed epoch (not verified: see `shardex_core::global::verify_epoch`).
+    pub async fn latest_epoch(&self) -> Result<coordpb::SignedEpoch> {
+        Ok(self.rpc.clone().get_latest_epoch(coordpb::GetLatestEpochRequest {}).await?.into_inner())
+    }
+
+    /// Signed epoch `number`.
+    pub async fn epoch(&self, number: u64) -> Result<coordpb::SignedEpoch> {
+        Ok(self.rpc.clone().get_epoch(coordpb::GetEpochRequest { number }).await?.into_inner())
+    }
+
+    /// `shard`'s entry in epoch `epoch` (0 = latest) with its proof and the committed header.
+    pub async fn inclusion(&self, epoch: u64, shard: u32) -> Result<coordpb::ShardInclusion> {
+        let req = coordpb::GetShardInclusionRequest { epoch, shard_id: shard };
+        Ok(self.rpc.clone().get_shard_inclusion(req).await?.into_inner())
+    }
+
+    /// Epochs from `from_number` (0 = the latest) on, live.
+    pub async fn stream_epochs(
+        &self,
+        from_number: u64,
+    ) -> Result<impl Stream<Item = std::result::Result<coordpb::SignedEpoch, tonic::Status>>> {
+        Ok(self.rpc.clone().stream_epochs(coordpb::StreamEpochsRequest { from_number }).await?.into_inner())
+    }
+
+    /// Coordinator status: key, latest epoch, per-shard lag and rejections.
+    pub async fn status(&self) -> Result<coordpb::CoordinatorStatus> {
+        Ok(self.rpc.clone().get_status(coordpb::GetStatusRequest {}).await?.into_inner())
+    }
+}
+
+impl ShardClient {
+    /// Verifies `account`'s record up to a coordinator-signed epoch: the shard's entry in epoch `epoch`
+    /// (0 = latest) is proven under the epoch signed by `coordinator_key`, the committed header is finalized
+    /// by `sequencers`, and the record is proven under that header's state root at that height.
+    pub async fn account_global(
+        &self,
+        coordinator: &CoordinatorClient,
+        coordinator_key: &AccountId,
+        epoch: u64,
+        account: &AccountId,
+        sequencers: &[AccountId],
+    ) -> Result<GloballyVerifiedAccount> {
+        let d = self.domain();
+        let inclusion = coordinator.inclusion(epoch, d.shard.0).await?;
+        let height = inclusion
+            .entry
+            .as_ref()
+            .map(|e| e.height)
+            .ok_or_else(|| ClientError::Protocol("inclusion carries no shard entry".into()))?;
+        let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: true, height };
+        let resp = self.raw().get_account(req).await?.into_inner();
+        Ok(verify_account_global(&inclusion, coordinator_key, d.chain, d.shard, sequencers, account, &resp)?)
+    }
+}

@@ -1,0 +1,395 @@
+//! Coordinator configuration: a TOML file with sections `[node] [epoch] [rpc] [follow] [log]` and one
+//! `[[shards]]` table per followed shard; every scalar overridable by a `--section.key` flag, and the
+//! shard list by repeated `--shard ENDPOINT=GENESIS_FILE`.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use shardex_core::{genesis::Genesis, ChainId};
+
+use crate::{
+    error::CoordinatorError,
+    follower::{FollowLimits, ShardSpec},
+    registry::ShardView,
+    rpc::RpcLimits,
+    runtime::EpochSettings,
+};
+
+/// The whole configuration after merging file and flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordConfig {
+    /// Paths.
+    pub node: NodeSection,
+    /// Epoch production.
+    pub epoch: EpochSection,
+    /// gRPC.
+    pub rpc: RpcSection,
+    /// Following shards.
+    pub follow: FollowSection,
+    /// Logging.
+    pub log: LogSection,
+    /// The shards to follow.
+    pub shards: Vec<ShardSection>,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Data directory (sled database, `rpc.addr`).
+    pub data_dir: PathBuf,
+    /// File holding the coordinator's ed25519 secret key (hex).
+    pub key_file: PathBuf,
+}
+
+/// `[epoch]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EpochSection {
+    /// Time between epochs, ms.
+    pub interval_ms: u64,
+    /// Epochs kept in storage; older ones (and headers only they refer to) are pruned.
+    pub retention_epochs: u64,
+}
+
+/// `[rpc]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcSection {
+    /// Listen address; port 0 picks a free port (written to `<data_dir>/rpc.addr`).
+    pub addr: String,
+    /// Largest gRPC message, bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent epoch-stream subscribers.
+    pub max_subscribers: usize,
+}
+
+/// `[follow]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowSection {
+    /// Connect timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// First reconnect delay, ms (doubles per failed attempt).
+    pub min_backoff_ms: u64,
+    /// Largest reconnect delay, ms.
+    pub max_backoff_ms: u64,
+    /// Most headers fetched one by one to fill a gap in a stream.
+    pub max_catchup_blocks: u64,
+    /// How often each shard's own head is polled, ms.
+    pub status_interval_ms: u64,
+    /// Rejections remembered per shard for status.
+    pub max_recent_rejections: usize,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `tracing` filter, e.g. `info,coordinator::follow=debug`.
+    pub filter: String,
+}
+
+/// `[[shards]]`: one followed shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSection {
+    /// gRPC endpoint of the shard node, e.g. `http://127.0.0.1:7100`.
+    pub endpoint: String,
+    /// The shard's genesis file: chain id, shard id and sequencer set come from it.
+    pub genesis: PathBuf,
+}
+
+impl Default for CoordConfig {
+    fn default() -> Self {
+        let rpc = RpcLimits::default();
+        let follow = FollowLimits::default();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            node: NodeSection {
+                data_dir: PathBuf::from("coordinator-data"),
+                key_file: PathBuf::from("coordinator.key"),
+            },
+            epoch: EpochSection { interval_ms: 250, retention_epochs: 100_000 },
+            rpc: RpcSection {
+                addr: "127.0.0.1:7200".into(),
+                max_message_bytes: rpc.max_message_bytes,
+                max_subscribers: rpc.max_subscribers,
+            },
+            follow: FollowSection {
+                connect_timeout_ms: ms(follow.connect_timeout),
+                min_backoff_ms: ms(follow.min_backoff),
+                max_backoff_ms: ms(follow.max_backoff),
+                max_catchup_blocks: follow.max_catchup_blocks,
+                status_interval_ms: ms(follow.status_interval),
+                max_recent_rejections: 32,
+            },
+            log: LogSection { filter: "info".into() },
+            shards: Vec::new(),
+        }
+    }
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        CoordConfig::default().node
+    }
+}
+impl Default for EpochSection {
+    fn default() -> Self {
+        CoordConfig::default().epoch
+    }
+}
+impl Default for RpcSection {
+    fn default() -> Self {
+        CoordConfig::default().rpc
+    }
+}
+impl Default for FollowSection {
+    fn default() -> Self {
+        CoordConfig::default().follow
+    }
+}
+impl Default for LogSection {
+    fn default() -> Self {
+        CoordConfig::default().log
+    }
+}
+
+/// Flags; each overrides the same key of the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigFlags {
+    /// Data directory.
+    #[arg(long = "node.data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Coordinator secret key file.
+    #[arg(long = "node.key-file", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Time between epochs in ms.
+    #[arg(long = "epoch.interval-ms", value_name = "MS")]
+    pub epoch_interval_ms: Option<u64>,
+    /// Epochs kept in storage.
+    #[arg(long = "epoch.retention-epochs", value_name = "N")]
+    pub epoch_retention_epochs: Option<u64>,
+    /// gRPC listen address (port 0 = any free port).
+    #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
+    pub rpc_addr: Option<String>,
+    /// Largest gRPC message in bytes.
+    #[arg(long = "rpc.max-message-bytes", value_name = "BYTES")]
+    pub rpc_max_message_bytes: Option<usize>,
+    /// Largest reconnect delay in ms.
+    #[arg(long = "follow.max-backoff-ms", value_name = "MS")]
+    pub follow_max_backoff_ms: Option<u64>,
+    /// How often each shard's head is polled, in ms.
+    #[arg(long = "follow.status-interval-ms", value_name = "MS")]
+    pub follow_status_interval_ms: Option<u64>,
+    /// A shard to follow, as ENDPOINT=GENESIS_FILE; repeat per shard (replaces the file's [[shards]]).
+    #[arg(long = "shard", value_name = "ENDPOINT=GENESIS")]
+    pub shards: Vec<String>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long = "log.filter", value_name = "FILTER")]
+    pub log_filter: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config value {key}: {problem}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl CoordConfig {
+    /// Loads `file` (if given), applies `flags`, validates.
+    pub fn load(file: Option<&Path>, flags: &ConfigFlags) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?
+            }
+            None => Self::default(),
+        };
+        let f = flags.clone();
+        macro_rules! set {
+            ($flag:expr => $field:expr) => {
+                if let Some(v) = $flag {
+                    $field = v;
+                }
+            };
+        }
+        set!(f.data_dir => cfg.node.data_dir);
+        set!(f.key_file => cfg.node.key_file);
+        set!(f.epoch_interval_ms => cfg.epoch.interval_ms);
+        set!(f.epoch_retention_epochs => cfg.epoch.retention_epochs);
+        set!(f.rpc_addr => cfg.rpc.addr);
+        set!(f.rpc_max_message_bytes => cfg.rpc.max_message_bytes);
+        set!(f.follow_max_backoff_ms => cfg.follow.max_backoff_ms);
+        set!(f.follow_status_interval_ms => cfg.follow.status_interval_ms);
+        set!(f.log_filter => cfg.log.filter);
+        if !f.shards.is_empty() {
+            cfg.shards = f
+                .shards
+                .iter()
+                .map(|s| match s.split_once('=') {
+                    Some((endpoint, genesis)) if !endpoint.is_empty() && !genesis.is_empty() => {
+                        Ok(ShardSection { endpoint: endpoint.to_owned(), genesis: PathBuf::from(genesis) })
+                    }
+                    _ => Err(ConfigError::Invalid { key: "shard", problem: format!("{s:?} is not ENDPOINT=GENESIS") }),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let f = &self.follow;
+        let checks: [(&'static str, bool, &'static str); 7] = [
+            ("epoch.interval_ms", (10..=60_000).contains(&self.epoch.interval_ms), "must be 10..=60000"),
+            ("epoch.retention_epochs", self.epoch.retention_epochs >= 2, "must be at least 2"),
+            ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
+            ("follow.min_backoff_ms", (1..=f.max_backoff_ms).contains(&f.min_backoff_ms), "must be 1..=max_backoff_ms"),
+            ("follow.max_catchup_blocks", f.max_catchup_blocks > 0, "must be positive"),
+            ("follow.status_interval_ms", f.status_interval_ms > 0, "must be positive"),
+            ("shards", !self.shards.is_empty() && self.shards.len() <= 4096, "list 1 to 4096 shards"),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, problem)) => Err(ConfigError::Invalid { key, problem: problem.to_owned() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Epoch settings.
+    pub fn epoch_settings(&self) -> EpochSettings {
+        EpochSettings {
+            interval: Duration::from_millis(self.epoch.interval_ms),
+            retention_epochs: self.epoch.retention_epochs,
+        }
+    }
+
+    /// RPC limits.
+    pub fn rpc_limits(&self) -> RpcLimits {
+        RpcLimits { max_message_bytes: self.rpc.max_message_bytes, max_subscribers: self.rpc.max_subscribers }
+    }
+
+    /// Follow limits.
+    pub fn follow_limits(&self) -> FollowLimits {
+        let f = &self.follow;
+        FollowLimits {
+            connect_timeout: Duration::from_millis(f.connect_timeout_ms),
+            min_backoff: Duration::from_millis(f.min_backoff_ms),
+            max_backoff: Duration::from_millis(f.max_backoff_ms),
+            max_catchup_blocks: f.max_catchup_blocks,
+            status_interval: Duration::from_millis(f.status_interval_ms),
+            max_message_bytes: self.rpc.max_message_bytes,
+        }
+    }
+
+    /// Reads every shard's genesis: the common chain and one view per shard (distinct shard ids).
+    pub fn shard_views(&self) -> Result<(ChainId, Vec<ShardView>), CoordinatorError> {
+        let mut views: Vec<ShardView> = Vec::with_capacity(self.shards.len());
+        for s in &self.shards {
+            let bad = |message: String| CoordinatorError::Genesis { path: s.genesis.clone(), message };
+            let text = std::fs::read_to_string(&s.genesis).map_err(|e| bad(e.to_string()))?;
+            let g = Genesis::from_toml(&text).map_err(|e| bad(e.to_string()))?;
+            if let Some(first) = views.first() {
+                if first.spec.chain != g.chain_id {
+                    return Err(CoordinatorError::Shards {
+                        shard: g.shard_id,
+                        message: format!("chain {} differs from chain {} of the others", g.chain_id, first.spec.chain),
+                    });
+                }
+            }
+            if views.iter().any(|v| v.spec.shard == g.shard_id) {
+                return Err(CoordinatorError::Shards { shard: g.shard_id, message: "listed twice".into() });
+            }
+            views.push(ShardView {
+                spec: ShardSpec {
+                    chain: g.chain_id,
+                    shard: g.shard_id,
+                    sequencers: g.sequencers.clone(),
+                    genesis_time_ms: g.genesis_time_ms,
+                },
+                endpoint: s.endpoint.clone(),
+                head: None,
+                connected: false,
+                reported_height: 0,
+                rejected: 0,
+                recent: Default::default(),
+            });
+        }
+        let chain = views.first().map(|v| v.spec.chain).ok_or_else(|| CoordinatorError::Shards {
+            shard: shardex_core::ShardId(0),
+            message: "no shards configured".into(),
+        })?;
+        Ok((chain, views))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &path,
+            "[epoch]\ninterval_ms = 100\n[[shards]]\nendpoint = \"http://127.0.0.1:1\"\ngenesis = \"g1.toml\"\n",
+        )
+        .expect("write");
+        let cfg = CoordConfig::load(Some(&path), &ConfigFlags::default()).expect("valid");
+        assert_eq!(cfg.epoch.interval_ms, 100);
+        assert_eq!(cfg.shards.len(), 1);
+        let flags = ConfigFlags {
+            epoch_interval_ms: Some(250),
+            shards: vec!["http://a:1=ga.toml".into(), "http://b:2=gb.toml".into()],
+            ..Default::default()
+        };
+        let cfg = CoordConfig::load(Some(&path), &flags).expect("valid");
+        assert_eq!(cfg.epoch.interval_ms, 250);
+        assert_eq!(cfg.shards[1], ShardSection { endpoint: "http://b:2".into(), genesis: "gb.toml".into() });
+        let bad = ConfigFlags { shards: vec!["nogenesis".into()], ..Default::default() };
+        assert!(matches!(CoordConfig::load(None, &bad), Err(ConfigError::Invalid { key: "shard", .. })));
+        assert!(matches!(
+            CoordConfig::load(None, &ConfigFlags::default()),
+            Err(ConfigError::Invalid { key: "shards", .. })
+        ));
+        std::fs::write(&path, "[epoch]\nbogus = 1\n").expect("write");
+        assert!(matches!(CoordConfig::load(Some(&path), &ConfigFlags::default()), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let text = toml::to_string(&CoordConfig::default()).expect("serializes");
+        assert_eq!(toml::from_str::<CoordConfig>(&text).expect("parses"), CoordConfig::default());
+    }
+}

@@ -1,0 +1,35 @@
+//! Coordinator errors.
+
+use std::path::PathBuf;
+
+use shardex_core::ShardId;
+
+/// What stops the coordinator or fails a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// sled failed; fatal for the ticker (nothing is reported that is not durable).
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored bytes do not decode or contradict each other.
+    #[error("storage is inconsistent: {0}")]
+    Corrupt(String),
+    /// A shard's genesis file cannot be used.
+    #[error("genesis {path}: {message}")]
+    Genesis {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configured shards do not form one network.
+    #[error("shard {shard}: {message}")]
+    Shards {
+        /// The shard concerned.
+        shard: ShardId,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Coordinator result.
+pub type Result<T> = std::result::Result<T, CoordinatorError>;

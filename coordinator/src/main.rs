@@ -1,0 +1,127 @@
+//! `coordinator`: follows every configured shard and signs one global commitment per epoch.
+
+use std::{path::PathBuf, sync::Arc};
+
+use clap::Parser;
+use eyre::{eyre, WrapErr};
+use futures::future::select_all;
+use shardex_coordinator::{
+    config::{ConfigFlags, CoordConfig},
+    follower::follow,
+    rpc,
+    runtime::{run_epochs, Coordinator},
+    store::Store,
+};
+use shardex_core::Keypair;
+use tracing::info;
+
+/// Follows every shard's finalized headers and signs one global commitment per epoch; serves epochs,
+/// inclusion proofs and a stream over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "coordinator", version, about, long_about = None, args_override_self = true)]
+struct Cli {
+    /// TOML config file; flags override its values.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: ConfigFlags,
+}
+
+fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    let cfg = CoordConfig::load(cli.config.as_deref(), &cli.flags)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log.filter).wrap_err("log.filter")?)
+        .with_target(true)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
+}
+
+async fn run(cfg: CoordConfig) -> eyre::Result<()> {
+    let key_text = std::fs::read_to_string(&cfg.node.key_file)
+        .wrap_err_with(|| format!("reading coordinator key {}", cfg.node.key_file.display()))?;
+    let key = Keypair::from_secret_hex(&key_text)
+        .wrap_err_with(|| format!("coordinator key {}", cfg.node.key_file.display()))?;
+    let (chain, views) = cfg.shard_views()?;
+    std::fs::create_dir_all(&cfg.node.data_dir)
+        .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
+    let store = Store::open(&cfg.node.data_dir.join("db")).wrap_err("opening coordinator storage")?;
+    let shard_ids: Vec<_> = views.iter().map(|v| v.spec.shard).collect();
+    let coord =
+        Coordinator::open(store, key.clone(), chain, views, cfg.follow.max_recent_rejections, cfg.epoch_settings())?;
+    info!(
+        target: "coordinator::node",
+        chain = chain.0,
+        shards = shard_ids.len(),
+        latest_epoch = coord.latest_number(),
+        key = %key.account(),
+        "coordinator opened"
+    );
+
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
+    let local = listener.local_addr()?;
+    write_addr_file(&cfg.node.data_dir, &local.to_string())?;
+    println!(
+        "coordinator ready: chain {chain} shards {} epoch {} key {} rpc {local}",
+        shard_ids.len(),
+        coord.latest_number(),
+        key.account()
+    );
+
+    let followers = select_all(
+        shard_ids.iter().map(|s| Box::pin(tokio::spawn(follow(Arc::clone(&coord), *s, cfg.follow_limits())))),
+    );
+    let epochs = tokio::spawn(run_epochs(Arc::clone(&coord)));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rpc::serve(Arc::clone(&coord), cfg.rpc_limits(), listener, async {
+        let _ = stop_rx.await;
+    }));
+
+    tokio::select! {
+        e = epochs => Err(match e {
+            Ok(fatal) => eyre!(fatal).wrap_err("epoch producer stopped"),
+            Err(join) => eyre!("epoch producer panicked: {join}"),
+        }),
+        (f, _, _) = followers => Err(match f {
+            Ok(fatal) => eyre!("a follower stopped on a storage failure: {fatal}"),
+            Err(join) => eyre!("a follower panicked: {join}"),
+        }),
+        r = server => r.map_err(|e| eyre!("rpc task: {e}")).and_then(|r| r.wrap_err("rpc server")),
+        _ = shutdown_signal() => {
+            info!(target: "coordinator::node", "shutting down");
+            let _ = stop_tx.send(());
+            Ok(())
+        }
+    }
+}
+
+/// Writes the bound address atomically so harnesses never read half a line.
+fn write_addr_file(dir: &std::path::Path, addr: &str) -> eyre::Result<()> {
+    let tmp = dir.join("rpc.addr.tmp");
+    std::fs::write(&tmp, addr).wrap_err("writing rpc.addr")?;
+    std::fs::rename(&tmp, dir.join("rpc.addr")).wrap_err("renaming rpc.addr")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

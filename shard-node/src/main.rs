@@ -14,6 +14,11 @@ use shardex_shard_node::{
 };
 use tracing::info;
 
+/// The node allocates and frees many small buffers per order (state values, receipts, protobuf); mimalloc
+/// costs a fraction of glibc malloc's time here (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs the sequencer of one shardex market: mempool, VM, state engine and gRPC.
 #[derive(Debug, Parser)]
 #[command(name = "shard-node", version, about, long_about = None, args_override_self = true)]

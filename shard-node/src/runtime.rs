@@ -2,12 +2,13 @@
 //! committed blocks that streams follow.
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    ops::{Deref, DerefMut},
+    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use tokio::sync::{broadcast, Notify};
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::{
     sequencer::Consensus,
@@ -18,17 +19,50 @@ use crate::{
 pub const COMMIT_CHANNEL_CAPACITY: usize = 1024;
 
 /// Shared handle to a running shard.
+///
+/// Two locks: the shard mutex (admission, sealing, finishing a block, queries) and the commit gate. The
+/// producer writes a block's batch to storage holding the gate exclusively but not the mutex, and moves the
+/// head (under the mutex) before releasing the gate. Queries of committed state take the gate shared, then
+/// the mutex ([`NodeHandle::shard_at_head`]), so they never read a new state under the old head; admission
+/// takes only the mutex (it reads the sealed block's writes from the pending overlay either way).
 pub struct NodeHandle {
     shard: Mutex<Shard>,
+    commit_gate: RwLock<()>,
     commits: broadcast::Sender<Committed>,
     wake: Notify,
+}
+
+/// The shard, locked for reading committed state consistently with its head.
+pub struct HeadGuard<'a> {
+    shard: MutexGuard<'a, Shard>,
+    _gate: RwLockReadGuard<'a, ()>,
+}
+
+impl Deref for HeadGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.shard
+    }
+}
+
+impl DerefMut for HeadGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.shard
+    }
 }
 
 impl NodeHandle {
     /// Wraps an opened shard.
     pub fn new(shard: Shard) -> Arc<Self> {
         let (commits, _) = broadcast::channel(COMMIT_CHANNEL_CAPACITY);
-        Arc::new(Self { shard: Mutex::new(shard), commits, wake: Notify::new() })
+        Arc::new(Self { shard: Mutex::new(shard), commit_gate: RwLock::new(()), commits, wake: Notify::new() })
+    }
+
+    /// Locks the shard for a query of committed state: no block is being written meanwhile (see the type
+    /// docs). Gate first, then mutex, in the producer's order.
+    pub fn shard_at_head(&self) -> HeadGuard<'_> {
+        let gate = self.commit_gate.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        HeadGuard { shard: self.shard(), _gate: gate }
     }
 
     /// Locks the shard. A poisoned lock means a panic mid-update: state in memory cannot be trusted, and
@@ -95,14 +129,38 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
     }
 }
 
-/// One round of seal → stage → decide → apply on the running node. The shard lock is held to seal and to
-/// apply, not while the state root is staged or consensus decides, so admission into later blocks goes on.
-/// Only this task commits blocks, so the head cannot move between seal and apply.
+/// One round of seal → stage → decide → write → finish on the running node. The shard lock is held only to
+/// seal and to finish; staging, consensus and the storage write run beside admission into later blocks.
+/// Only this task commits blocks, so the head cannot move between seal and finish.
 fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> Result<Option<Committed>, ShardError> {
+    let start = Instant::now();
     let Some(sealed) = node.shard().seal()? else { return Ok(None) };
+    let sealed_at = Instant::now();
     let proposal = sealed.stage()?;
+    let staged_at = Instant::now();
     let signatures = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
-    node.shard().apply(proposal, signatures).map(Some)
+    let decided_at = Instant::now();
+    let gate = node.commit_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let gated_at = Instant::now();
+    let written = proposal.write(signatures)?;
+    let written_at = Instant::now();
+    let committed = node.shard().finish(written)?;
+    drop(gate);
+    let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
+    let done = Instant::now();
+    debug!(
+        target: "shard::block",
+        height = committed.height,
+        txs = committed.block.txs.len(),
+        seal_ms = ms(start, sealed_at),
+        stage_ms = ms(sealed_at, staged_at),
+        decide_ms = ms(staged_at, decided_at),
+        gate_wait_ms = ms(decided_at, gated_at),
+        write_ms = ms(gated_at, written_at),
+        finish_ms = ms(written_at, done),
+        "block produced"
+    );
+    Ok(Some(committed))
 }
 
 /// One round of propose → decide → apply.

@@ -100,10 +100,7 @@ impl ShardService for Fake {
     async fn get_proof(&self, _: Request<pb::GetProofRequest>) -> Result<Response<pb::StateProof>, Status> {
         no()
     }
-    async fn get_history(
-        &self,
-        _: Request<pb::GetHistoryRequest>,
-    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+    async fn get_history(&self, _: Request<pb::GetHistoryRequest>) -> Result<Response<pb::GetHistoryResponse>, Status> {
         no()
     }
     async fn get_block(&self, _: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {

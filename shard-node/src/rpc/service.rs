@@ -149,7 +149,7 @@ impl ShardService for ShardRpc {
         let hash = b256_from_slice(&raw).ok_or_else(|| {
             reject_status(&Reject::new(Reason::Malformed, format!("tx hash must be 32 bytes, got {}", raw.len())))
         })?;
-        let state = self.node.shard().tx_state(&hash).map_err(|e| internal_status(&e))?;
+        let state = self.node.shard_at_head().tx_state(&hash).map_err(|e| internal_status(&e))?;
         use pb::tx_status::{Included, Pending, Rejected, Status as S, Unknown};
         let status = match state {
             TxState::Unknown => S::Unknown(Unknown {}),
@@ -169,7 +169,7 @@ impl ShardService for ShardRpc {
         let height = (req.height != 0).then_some(req.height);
         let view = self
             .node
-            .shard()
+            .shard_at_head()
             .account(&account, height, req.prove)
             .map_err(|e| internal_status(&e))?
             .map_err(|r| reject_status(&r))?;
@@ -188,7 +188,7 @@ impl ShardService for ShardRpc {
         request: Request<pb::GetMarketRequest>,
     ) -> Result<Response<pb::GetMarketResponse>, Status> {
         let prove = request.into_inner().prove;
-        let view = self.node.shard().market(prove).map_err(|e| internal_status(&e))?;
+        let view = self.node.shard_at_head().market(prove).map_err(|e| internal_status(&e))?;
         let (proof, totals_proof, header) =
             view.proofs.map_or((None, None, None), |(a, b, h)| (Some(a), Some(b), Some(h)));
         Ok(Response::new(pb::GetMarketResponse {
@@ -212,7 +212,7 @@ impl ShardService for ShardRpc {
     ) -> Result<Response<pb::GetPositionResponse>, Status> {
         let req = request.into_inner();
         let account = parse_account(&req.account)?;
-        let view = self.node.shard().position(&account, req.prove).map_err(|e| internal_status(&e))?;
+        let view = self.node.shard_at_head().position(&account, req.prove).map_err(|e| internal_status(&e))?;
         let (position_proof, account_proof, header) =
             view.proofs.map_or((None, None, None), |(p, a, h)| (Some(p), Some(a), Some(h)));
         Ok(Response::new(pb::GetPositionResponse {
@@ -233,14 +233,14 @@ impl ShardService for ShardRpc {
         request: Request<pb::GetOpenOrdersRequest>,
     ) -> Result<Response<pb::GetOpenOrdersResponse>, Status> {
         let account = parse_account(&request.into_inner().account)?;
-        let shard = self.node.shard();
+        let shard = self.node.shard_at_head();
         let orders = shard.open_orders(&account).map_err(|e| internal_status(&e))?;
         Ok(Response::new(pb::GetOpenOrdersResponse { orders, height: shard.head().height }))
     }
 
     async fn get_book(&self, request: Request<pb::GetBookRequest>) -> Result<Response<pb::GetBookResponse>, Status> {
         let levels = request.into_inner().levels as usize;
-        let shard = self.node.shard();
+        let shard = self.node.shard_at_head();
         let (bids, asks) = shard.book_depth(levels).map_err(|e| internal_status(&e))?;
         Ok(Response::new(pb::GetBookResponse {
             bids,
@@ -261,7 +261,7 @@ impl ShardService for ShardRpc {
         }
         let key = shardex_core::state_key::leaf_key(namespace, &req.id);
         let height = (req.height != 0).then_some(req.height);
-        let proof = self.node.shard().prove_key(key, height).map_err(|e| internal_status(&e))?;
+        let proof = self.node.shard_at_head().prove_key(key, height).map_err(|e| internal_status(&e))?;
         proof.map(Response::new).map_err(|r| reject_status(&r))
     }
 
@@ -310,7 +310,7 @@ impl ShardService for ShardRpc {
     }
 
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
-        let shard = self.node.shard();
+        let shard = self.node.shard_at_head();
         let head = shard.head();
         Ok(Response::new(pb::NodeStatus {
             chain_id: shard.domain().chain.0,

@@ -13,7 +13,7 @@ mod trading_query;
 pub use error::{Reject, ShardError};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::ShardConfig;
-pub use produce::{Committed, Proposal, Sealed};
+pub use produce::{Committed, Proposal, Sealed, Written};
 pub use query::{AccountView, MarketView, TxState};
 pub use replay::Replayed;
 pub use trading_query::PositionView;

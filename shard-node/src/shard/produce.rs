@@ -1,7 +1,13 @@
-//! Block production behind the consensus seam: `propose` seals the oldest open block (its txs already
-//! executed at admission, in this block's context) and stages its state root; consensus decides it
-//! (signatures); `apply` writes block, state and head in one atomic sled batch and flushes before anything
-//! reports it final.
+//! Block production behind the consensus seam, in phases so that the shard lock is held only to seal and to
+//! finish: `seal` takes the oldest open block (its txs already executed at admission, in this block's
+//! context); `Sealed::stage` computes its state root; consensus decides it (signatures);
+//! `Proposal::write` puts block, state, indexes and pruning in one atomic sled batch and flushes it; only
+//! then does `Shard::finish` move the head, so nothing reports the block before it is durable.
+//!
+//! Staging and writing run without the shard lock: they read committed state only, and the sealed block's
+//! writes stay in the pending overlay until `finish`, so admission into later blocks reads the same values
+//! before and after the batch lands. Queries that read committed state take the node's commit gate (see
+//! `runtime`), which `write` + `finish` hold exclusively, so they never see the new state under the old head.
 
 use std::sync::Arc;
 
@@ -34,6 +40,25 @@ pub struct Proposal {
     pub hash: B256,
     block: OpenBlock,
     batch: sled::Batch,
+    parent: Head,
+    store: CommitStore,
+}
+
+/// The storage handles a block is written with, cloned from the shard at seal time.
+#[derive(Clone)]
+struct CommitStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    engine: StateEngine,
+    chain: ChainStore,
+}
+
+/// A block written and flushed, waiting for [`Shard::finish`] to move the head.
+pub struct Written {
+    committed: Committed,
+    head: Head,
+    parent: Head,
+    tx_hashes: Vec<B256>,
 }
 
 impl Proposal {
@@ -79,7 +104,7 @@ pub struct Committed {
 pub struct Sealed {
     block: OpenBlock,
     parent: Head,
-    engine: StateEngine,
+    store: CommitStore,
     domain: TxDomain,
     proposer: AccountId,
 }
@@ -96,13 +121,13 @@ impl Shard {
                 self.head.height, self.head.timestamp_ms
             )));
         }
-        Ok(Some(Sealed {
-            block,
-            parent: self.head.clone(),
+        let store = CommitStore {
+            db: self.db.clone(),
+            tree: self.tree.clone(),
             engine: self.engine.clone(),
-            domain: self.domain,
-            proposer: self.key.account(),
-        }))
+            chain: self.chain.clone(),
+        };
+        Ok(Some(Sealed { block, parent: self.head.clone(), store, domain: self.domain, proposer: self.key.account() }))
     }
 
     /// [`Self::seal`] then [`Sealed::stage`], for callers that hold the shard alone.
@@ -110,15 +135,39 @@ impl Shard {
         self.seal()?.map(Sealed::stage).transpose()
     }
 
-    /// Commits a decided proposal: one atomic batch (state, block, receipts, tx index, head, pruning),
-    /// flushed before returning. A storage error here is fatal for the node.
+    /// Commits a decided proposal: [`Proposal::write`] then [`Self::finish`], for callers that hold the shard
+    /// alone. A storage error is fatal for the node.
     pub fn apply(&mut self, proposal: Proposal, signatures: Vec<pb::HeaderSignature>) -> Result<Committed, ShardError> {
-        let Proposal { header, header_bytes, hash, block: sealed, mut batch } = proposal;
+        let written = proposal.write(signatures)?;
+        self.finish(written)
+    }
+
+    /// Moves the head to a written block and retires its txs from the mempool.
+    pub fn finish(&mut self, written: Written) -> Result<Committed, ShardError> {
+        let Written { committed, head, parent, tx_hashes } = written;
+        if parent != self.head {
+            // Only the producer commits, so this is a bug, and the store is already ahead of memory.
+            return Err(ShardError::Inconsistent(format!(
+                "block {} was written on head {} but the head is now {}",
+                committed.height, parent.height, self.head.height
+            )));
+        }
+        self.head = head;
+        self.mempool.retire(&tx_hashes, self.config.mempool_max_txs.saturating_mul(4));
+        Ok(committed)
+    }
+}
+
+impl Proposal {
+    /// Writes the decided block: one atomic batch (state, block, receipts, tx index, history indexes, head
+    /// pointer, pruning), flushed before returning. Needs no shard lock (see the module docs).
+    pub fn write(self, signatures: Vec<pb::HeaderSignature>) -> Result<Written, ShardError> {
+        let Proposal { header, header_bytes, hash, block: sealed, mut batch, parent, store } = self;
         let height = header.height;
-        if height != self.head.height + 1 || header.parent_hash != self.head.hash.as_slice() {
+        if height != parent.height + 1 || header.parent_hash != parent.hash.as_slice() {
             return Err(ShardError::Inconsistent(format!(
                 "proposal at height {height} does not extend head {} ({})",
-                self.head.height, self.head.hash
+                parent.height, parent.hash
             )));
         }
         let tx_hashes: Vec<B256> = sealed.txs.iter().map(VerifiedTx::hash).collect();
@@ -128,14 +177,13 @@ impl Shard {
             receipts: sealed.receipts,
             block_events: sealed.block_events,
         };
-        self.chain.stage_block(&block, height, &tx_hashes, &mut batch);
-        let pruned = self.engine.stage_prune(height, &mut batch)?;
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        self.head = ChainStore::head_of(&block)?;
-        debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "committed");
-        self.mempool.retire(&tx_hashes, self.config.mempool_max_txs.saturating_mul(4));
-        Ok(Committed { block: Arc::new(block), height, hash })
+        store.chain.stage_block(&block, height, &tx_hashes, &mut batch);
+        let pruned = store.engine.stage_prune(height, &mut batch)?;
+        store.tree.apply_batch(batch)?;
+        store.db.flush()?;
+        let head = ChainStore::head_of(&block)?;
+        debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "written");
+        Ok(Written { committed: Committed { block: Arc::new(block), height, hash }, head, parent, tx_hashes })
     }
 }
 
@@ -143,10 +191,10 @@ impl Sealed {
     /// Stages the block's state root and builds its header. Reads committed state only: the shard must not
     /// commit another block meanwhile (block production is sequential).
     pub fn stage(self) -> Result<Proposal, ShardError> {
-        let Sealed { block, parent, engine, domain, proposer } = self;
+        let Sealed { block, parent, store, domain, proposer } = self;
         let BlockCtx { height, timestamp_ms } = block.ctx;
         let mut batch = sled::Batch::default();
-        let state_root = engine.stage(height, &block.writes, &mut batch)?;
+        let state_root = store.engine.stage(height, &block.writes, &mut batch)?;
         let encoded_txs: Vec<Vec<u8>> = block.txs.iter().map(|t| t.envelope().encode_to_vec()).collect();
         let encoded_receipts: Vec<Vec<u8>> = block.receipts.iter().map(Message::encode_to_vec).collect();
         let encoded_events: Vec<Vec<u8>> = block.block_events.iter().map(Message::encode_to_vec).collect();
@@ -166,6 +214,6 @@ impl Sealed {
             events_root: ordered_root(&encoded_events).to_vec(),
         };
         let (header_bytes, hash) = encode_header(&header);
-        Ok(Proposal { header, header_bytes, hash, block, batch })
+        Ok(Proposal { header, header_bytes, hash, block, batch, parent, store })
     }
 }

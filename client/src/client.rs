@@ -44,6 +44,22 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `wait_final` polls tx status.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Largest response decoded, bytes (history pages and blocks are the big ones).
+pub(crate) const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// A channel to `endpoint` with the SDK's connect and call timeouts.
+pub(crate) async fn connect_channel(endpoint: &str) -> Result<Channel> {
+    let err =
+        |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
+    Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| err(&e))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(DEFAULT_CALL_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| err(&e))
+}
+
 /// A client of one shard node; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ShardClient {
@@ -55,16 +71,8 @@ pub struct ShardClient {
 impl ShardClient {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:7100`) and learns its chain and shard.
     pub async fn connect(endpoint: &str) -> Result<Self> {
-        let err =
-            |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| err(&e))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(DEFAULT_CALL_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|e| err(&e))?;
-        let mut rpc = ShardServiceClient::new(channel).max_decoding_message_size(16 << 20);
+        let channel = connect_channel(endpoint).await?;
+        let mut rpc = ShardServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
         let status = rpc.get_status(pb::GetStatusRequest {}).await?.into_inner();
         let domain = TxDomain { chain: ChainId(status.chain_id), shard: ShardId(status.shard_id) };
         Ok(Self { rpc, domain, endpoint: endpoint.to_owned() })

@@ -1,7 +1,5 @@
 //! A connection to the coordinator: epochs, inclusion proofs, the epoch stream and status.
 
-use std::time::Duration;
-
 use futures::Stream;
 use shardex_core::{
     coordpb,
@@ -9,10 +7,10 @@ use shardex_core::{
     pb, AccountId,
 };
 use shardex_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::{
-    client::{ShardClient, DEFAULT_CALL_TIMEOUT},
+    client::{connect_channel, ShardClient, MAX_RESPONSE_BYTES},
     error::{ClientError, Result},
 };
 
@@ -26,16 +24,8 @@ pub struct CoordinatorClient {
 impl CoordinatorClient {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:7200`).
     pub async fn connect(endpoint: &str) -> Result<Self> {
-        let err =
-            |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: endpoint.to_owned(), message: e.to_string() };
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| err(&e))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(DEFAULT_CALL_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|e| err(&e))?;
-        let rpc = CoordinatorServiceClient::new(channel).max_decoding_message_size(16 << 20);
+        let channel = connect_channel(endpoint).await?;
+        let rpc = CoordinatorServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
         Ok(Self { rpc, endpoint: endpoint.to_owned() })
     }
 

@@ -44,7 +44,7 @@ async fn run(secs: u64, epoch_ms: u64) {
     let bins = support::bin_dir();
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = [ShardKeys::new(10), ShardKeys::new(20)];
-    let shards: Vec<ShardProcess> = keys
+    let shards: Vec<_> = keys
         .iter()
         .enumerate()
         .map(|(i, k)| {

@@ -10,6 +10,8 @@ use std::{
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use shardex_core::{genesis::Genesis, ChainId};
+pub use shardex_service::config::ConfigError;
+use shardex_service::config::{check, read_toml, set};
 
 use crate::{
     error::CoordinatorError,
@@ -196,63 +198,20 @@ pub struct ConfigFlags {
     pub log_filter: Option<String>,
 }
 
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config {path}: {source}")]
-    Read {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file does not parse.
-    #[error("config {path}: {message}")]
-    Parse {
-        /// File.
-        path: PathBuf,
-        /// Parser message.
-        message: String,
-    },
-    /// A value is out of range.
-    #[error("config value {key}: {problem}")]
-    Invalid {
-        /// `section.key`.
-        key: &'static str,
-        /// What is wrong.
-        problem: String,
-    },
-}
-
 impl CoordConfig {
     /// Loads `file` (if given), applies `flags`, validates.
     pub fn load(file: Option<&Path>, flags: &ConfigFlags) -> Result<Self, ConfigError> {
-        let mut cfg = match file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?
-            }
-            None => Self::default(),
-        };
+        let mut cfg: Self = read_toml(file)?;
         let f = flags.clone();
-        macro_rules! set {
-            ($flag:expr => $field:expr) => {
-                if let Some(v) = $flag {
-                    $field = v;
-                }
-            };
-        }
-        set!(f.data_dir => cfg.node.data_dir);
-        set!(f.key_file => cfg.node.key_file);
-        set!(f.epoch_interval_ms => cfg.epoch.interval_ms);
-        set!(f.epoch_retention_epochs => cfg.epoch.retention_epochs);
-        set!(f.rpc_addr => cfg.rpc.addr);
-        set!(f.rpc_max_message_bytes => cfg.rpc.max_message_bytes);
-        set!(f.follow_max_backoff_ms => cfg.follow.max_backoff_ms);
-        set!(f.follow_status_interval_ms => cfg.follow.status_interval_ms);
-        set!(f.log_filter => cfg.log.filter);
+        set(f.data_dir, &mut cfg.node.data_dir);
+        set(f.key_file, &mut cfg.node.key_file);
+        set(f.epoch_interval_ms, &mut cfg.epoch.interval_ms);
+        set(f.epoch_retention_epochs, &mut cfg.epoch.retention_epochs);
+        set(f.rpc_addr, &mut cfg.rpc.addr);
+        set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
+        set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
+        set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
+        set(f.log_filter, &mut cfg.log.filter);
         if !f.shards.is_empty() {
             cfg.shards = f
                 .shards
@@ -271,7 +230,7 @@ impl CoordConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.follow;
-        let checks: [(&'static str, bool, &'static str); 7] = [
+        check([
             ("epoch.interval_ms", (10..=60_000).contains(&self.epoch.interval_ms), "must be 10..=60000"),
             ("epoch.retention_epochs", self.epoch.retention_epochs >= 2, "must be at least 2"),
             ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
@@ -279,11 +238,7 @@ impl CoordConfig {
             ("follow.max_catchup_blocks", f.max_catchup_blocks > 0, "must be positive"),
             ("follow.status_interval_ms", f.status_interval_ms > 0, "must be positive"),
             ("shards", !self.shards.is_empty() && self.shards.len() <= 4096, "list 1 to 4096 shards"),
-        ];
-        match checks.into_iter().find(|(_, ok, _)| !ok) {
-            Some((key, _, problem)) => Err(ConfigError::Invalid { key, problem: problem.to_owned() }),
-            None => Ok(()),
-        }
+        ])
     }
 
     /// Epoch settings.

@@ -10,6 +10,9 @@ pub enum CoordinatorError {
     /// sled failed; fatal for the ticker (nothing is reported that is not durable).
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
+    /// The database could not be opened (held by another process, unreadable).
+    #[error(transparent)]
+    Open(#[from] shardex_service::storage::OpenDbError),
     /// Stored bytes do not decode or contradict each other.
     #[error("storage is inconsistent: {0}")]
     Corrupt(String),

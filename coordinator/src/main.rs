@@ -63,7 +63,7 @@ async fn run(cfg: CoordConfig) -> eyre::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
-    write_addr_file(&cfg.node.data_dir, &local.to_string())?;
+    shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
     println!(
         "coordinator ready: chain {chain} shards {} epoch {} key {} rpc {local}",
         shard_ids.len(),
@@ -90,38 +90,10 @@ async fn run(cfg: CoordConfig) -> eyre::Result<()> {
             Err(join) => eyre!("a follower panicked: {join}"),
         }),
         r = server => r.map_err(|e| eyre!("rpc task: {e}")).and_then(|r| r.wrap_err("rpc server")),
-        _ = shutdown_signal() => {
+        _ = shardex_service::process::shutdown_signal() => {
             info!(target: "coordinator::node", "shutting down");
             let _ = stop_tx.send(());
             Ok(())
         }
-    }
-}
-
-/// Writes the bound address atomically so harnesses never read half a line.
-fn write_addr_file(dir: &std::path::Path, addr: &str) -> eyre::Result<()> {
-    let tmp = dir.join("rpc.addr.tmp");
-    std::fs::write(&tmp, addr).wrap_err("writing rpc.addr")?;
-    std::fs::rename(&tmp, dir.join("rpc.addr")).wrap_err("renaming rpc.addr")?;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

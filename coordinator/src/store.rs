@@ -60,7 +60,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = shardex_service::storage::open_db(path)?;
         Self::from_db(db)
     }
 

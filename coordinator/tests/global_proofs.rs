@@ -44,7 +44,7 @@ async fn accounts_verify_to_a_signed_epoch_and_the_chain_survives_kill9() {
     let bins = support::bin_dir();
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = [ShardKeys::new(10), ShardKeys::new(20)];
-    let shards: Vec<ShardProcess> = keys
+    let shards: Vec<_> = keys
         .iter()
         .enumerate()
         .map(|(i, k)| {

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
+pub use shardex_service::config::ConfigError;
+use shardex_service::config::{check, read_toml, set};
 
 use crate::{rpc::RpcLimits, shard::ShardConfig};
 
@@ -196,73 +198,30 @@ pub struct ConfigFlags {
     pub log_filter: Option<String>,
 }
 
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config {path}: {source}")]
-    Read {
-        /// File.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file does not parse.
-    #[error("config {path}: {message}")]
-    Parse {
-        /// File.
-        path: PathBuf,
-        /// Parser message.
-        message: String,
-    },
-    /// A value is out of range.
-    #[error("config value {key}: {problem}")]
-    Invalid {
-        /// `section.key`.
-        key: &'static str,
-        /// What is wrong.
-        problem: &'static str,
-    },
-}
-
 impl NodeConfig {
     /// Loads `file` (if given), applies `flags`, validates.
     pub fn load(file: Option<&Path>, flags: &ConfigFlags) -> Result<Self, ConfigError> {
-        let mut cfg = match file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?
-            }
-            None => Self::default(),
-        };
+        let mut cfg: Self = read_toml(file)?;
         let f = flags.clone();
-        macro_rules! set {
-            ($flag:expr => $field:expr) => {
-                if let Some(v) = $flag {
-                    $field = v;
-                }
-            };
-        }
-        set!(f.data_dir => cfg.node.data_dir);
-        set!(f.genesis => cfg.node.genesis);
-        set!(f.key_file => cfg.node.key_file);
-        set!(f.rpc_addr => cfg.rpc.addr);
-        set!(f.rpc_max_message_bytes => cfg.rpc.max_message_bytes);
-        set!(f.rpc_max_batch_txs => cfg.rpc.max_batch_txs);
-        set!(f.mempool_max_txs => cfg.mempool.max_txs);
-        set!(f.mempool_max_tx_bytes => cfg.mempool.max_tx_bytes);
-        set!(f.block_interval_ms => cfg.block.interval_ms);
-        set!(f.block_max_open_ms => cfg.block.max_open_ms);
-        set!(f.block_gas_limit => cfg.block.gas_limit);
-        set!(f.state_retention_blocks => cfg.state.retention_blocks);
-        set!(f.log_filter => cfg.log.filter);
+        set(f.data_dir, &mut cfg.node.data_dir);
+        set(f.genesis, &mut cfg.node.genesis);
+        set(f.key_file, &mut cfg.node.key_file);
+        set(f.rpc_addr, &mut cfg.rpc.addr);
+        set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
+        set(f.rpc_max_batch_txs, &mut cfg.rpc.max_batch_txs);
+        set(f.mempool_max_txs, &mut cfg.mempool.max_txs);
+        set(f.mempool_max_tx_bytes, &mut cfg.mempool.max_tx_bytes);
+        set(f.block_interval_ms, &mut cfg.block.interval_ms);
+        set(f.block_max_open_ms, &mut cfg.block.max_open_ms);
+        set(f.block_gas_limit, &mut cfg.block.gas_limit);
+        set(f.state_retention_blocks, &mut cfg.state.retention_blocks);
+        set(f.log_filter, &mut cfg.log.filter);
         cfg.validate()?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&'static str, bool, &'static str); 8] = [
+        check([
             ("block.interval_ms", (1..=60_000).contains(&self.block.interval_ms), "must be 1..=60000"),
             ("block.gas_limit", self.block.gas_limit > 0, "must be positive"),
             ("block.max_txs", self.block.max_txs > 0, "must be positive"),
@@ -275,11 +234,7 @@ impl NodeConfig {
             ),
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
-        ];
-        match checks.into_iter().find(|(_, ok, _)| !ok) {
-            Some((key, _, problem)) => Err(ConfigError::Invalid { key, problem }),
-            None => Ok(()),
-        }
+        ])
     }
 
     /// The shard limits.

@@ -8,5 +8,4 @@ pub mod runtime;
 pub mod sequencer;
 pub mod shard;
 pub mod state;
-pub mod storage;
 pub mod vm;

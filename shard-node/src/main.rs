@@ -52,7 +52,7 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
 
-    let db = shardex_shard_node::storage::open_db(&cfg.node.data_dir.join("db"))?;
+    let db = shardex_service::storage::open_db(&cfg.node.data_dir.join("db"))?;
     let domain = shardex_core::tx::TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
     let shard = Shard::open(db, genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
     let head = shard.head().clone();
@@ -62,7 +62,7 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
-    write_addr_file(&cfg.node.data_dir, &local.to_string())?;
+    shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
     println!("shard-node ready: chain {} shard {} height {} rpc {local}", domain.chain, domain.shard, head.height);
 
     let producer = tokio::spawn(run_producer(
@@ -81,39 +81,11 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
             Err(join) => eyre!("block producer panicked: {join}"),
         }),
         r = server => r.map_err(|e| eyre!("rpc task: {e}")).and_then(|r| r.wrap_err("rpc server")),
-        _ = shutdown_signal() => {
+        _ = shardex_service::process::shutdown_signal() => {
             info!(target: "shard::node", "shutting down");
             let _ = stop_tx.send(());
             Ok(())
         }
     };
     outcome
-}
-
-/// Writes the bound address atomically so harnesses never read half a line.
-fn write_addr_file(dir: &std::path::Path, addr: &str) -> eyre::Result<()> {
-    let tmp = dir.join("rpc.addr.tmp");
-    std::fs::write(&tmp, addr).wrap_err("writing rpc.addr")?;
-    std::fs::rename(&tmp, dir.join("rpc.addr")).wrap_err("renaming rpc.addr")?;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -62,7 +62,7 @@ fn run_seed(seed: u64) {
     let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
     let config = ShardConfig { max_block_txs: 7, ..ShardConfig::default() };
     let open = || {
-        let db = shardex_shard_node::storage::open_db(dir.path()).expect("open sled");
+        let db = shardex_service::storage::open_db(dir.path()).expect("open sled");
         Shard::open(db, g.clone(), node.clone(), config.clone()).expect("open shard")
     };
     let mut shard = open();

@@ -310,7 +310,7 @@ fn reopen_resumes_from_the_flushed_head() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pool = key_pool();
     let (root, history) = {
-        let db = shardex_shard_node::storage::open_db(dir.path()).expect("open db");
+        let db = shardex_service::storage::open_db(dir.path()).expect("open db");
         let mut h = Harness::with_db(db, 4, true);
         for round in 0..12u8 {
             let changes: Changes = pool
@@ -326,7 +326,7 @@ fn reopen_resumes_from_the_flushed_head() {
         h.db.flush().expect("flush");
         (h.history.last().expect("head").0, h.history)
     };
-    let db = shardex_shard_node::storage::open_db(dir.path()).expect("reopen db");
+    let db = shardex_service::storage::open_db(dir.path()).expect("reopen db");
     let mut h = Harness::with_db(db, 4, true);
     h.history = history;
     assert_eq!(h.engine.latest_version().expect("latest"), Some(11));

@@ -1,11 +1,11 @@
-//! Binding and serving: the Shard service with message-size limits, reflection and health.
+//! Serving the Shard service with its message-size limits (health, reflection and `TCP_NODELAY` come from
+//! `shardex_service::grpc`).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use shardex_proto::{shard::v1::shard_service_server::ShardServiceServer, FILE_DESCRIPTOR_SET};
+use shardex_proto::shard::v1::shard_service_server::ShardServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
-use tracing::info;
+use tonic::service::Routes;
 
 use super::service::ShardRpc;
 use crate::runtime::NodeHandle;
@@ -36,34 +36,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
     let shard = ShardServiceServer::new(ShardRpc::new(node, limits))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<ShardServiceServer<ShardRpc>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1();
-    info!(target: "shard::rpc", ?addr, "gRPC serving (shardex.shard.v1.ShardService, health, reflection)");
-    let mut builder = tonic::transport::Server::builder();
-    let router = builder.add_service(shard).add_service(health_service);
-    let router = match reflection {
-        Ok(r) => router.add_service(r),
-        Err(e) => {
-            tracing::warn!(target: "shard::rpc", error = %e, "reflection disabled: descriptor set did not load");
-            router
-        }
-    };
-    // tonic's `tcp_nodelay` does not reach connections from a caller-provided listener: set it here, or
-    // every small response waits out Nagle's algorithm against the client's delayed ACK (~40 ms).
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(stream) = &conn {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::warn!(target: "shard::rpc", error = %e, "could not set TCP_NODELAY");
-            }
-        }
-        conn
-    });
-    router.serve_with_incoming_shutdown(incoming, shutdown).await
+    let name = <ShardServiceServer<ShardRpc> as tonic::server::NamedService>::NAME;
+    shardex_service::grpc::serve(Routes::new(shard), name, listener, shutdown).await
 }

@@ -188,7 +188,7 @@ mod tests {
         let node = Keypair::from_seed([9; 32]);
         let mut g_with_node = g.clone();
         g_with_node.sequencers = vec![node.account()];
-        let db = crate::storage::open_db(dir.path()).expect("db");
+        let db = shardex_service::storage::open_db(dir.path()).expect("db");
         let shard = Shard::open(db.clone(), g_with_node.clone(), node.clone(), ShardConfig::default()).expect("open");
         assert_eq!(shard.head().state_root, genesis_root(&g_with_node));
         drop(shard);

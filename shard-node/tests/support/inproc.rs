@@ -36,7 +36,7 @@ impl Net {
         (g.chain_id, g.shard_id) = (ChainId(8), ShardId(1));
         tweak(&mut g);
         let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
-        let db = shardex_shard_node::storage::open_db(dir.path()).expect("db");
+        let db = shardex_service::storage::open_db(dir.path()).expect("db");
         let shard = Shard::open(db, g, node.clone(), ShardConfig::default()).expect("open");
         Self {
             shard,

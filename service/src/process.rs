@@ -1,0 +1,46 @@
+//! The lifecycle of a server process: announcing the bound address, stopping on a signal.
+
+use std::path::Path;
+
+/// Writes `addr` to `<dir>/rpc.addr` atomically (write, then rename), so a harness polling for the file
+/// never reads half a line.
+pub fn write_addr_file(dir: &Path, addr: &str) -> std::io::Result<()> {
+    let tmp = dir.join("rpc.addr.tmp");
+    std::fs::write(&tmp, addr)?;
+    std::fs::rename(&tmp, dir.join("rpc.addr"))
+}
+
+/// Resolves on ctrl-c or, on unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_addr_file(dir.path(), "127.0.0.1:1").expect("write");
+        write_addr_file(dir.path(), "127.0.0.1:2").expect("rewrite");
+        assert_eq!(std::fs::read_to_string(dir.path().join("rpc.addr")).expect("read"), "127.0.0.1:2");
+        assert!(!dir.path().join("rpc.addr.tmp").exists());
+    }
+}

@@ -1,0 +1,226 @@
+//! Multi-process test harness shared by the crates' integration tests: a server binary (shard node,
+//! coordinator) runs as a child process that binds `127.0.0.1:0` and announces its address in
+//! `<data dir>/rpc.addr`; it can be SIGKILLed and restarted on the same directory, and it is always killed
+//! when the handle drops, whatever the test did. [`ShardNodeProcess`] runs a shard node with test settings.
+
+#![allow(clippy::unwrap_used)]
+
+use shardex_client::{
+    core::{genesis::Genesis, Keypair},
+    ShardClient,
+};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// How long a server may take to announce its address.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to connect to an announced server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+
+/// One server process.
+pub struct ServerProcess {
+    name: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+    addr_file: PathBuf,
+    log_file: PathBuf,
+    child: Option<Child>,
+    /// `http://host:port` of the running server (renewed on restart).
+    pub endpoint: String,
+}
+
+impl ServerProcess {
+    /// Starts `program args…`, which must write its bound address to `<data_dir>/rpc.addr`; stderr is
+    /// appended to `log_file`. Panics (with the log) if it exits or stays silent.
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        data_dir: &Path,
+        log_file: &Path,
+    ) -> Self {
+        let mut server = Self {
+            name: name.to_owned(),
+            program: program.to_path_buf(),
+            args: args.into_iter().map(Into::into).collect(),
+            addr_file: data_dir.join("rpc.addr"),
+            log_file: log_file.to_path_buf(),
+            child: None,
+            endpoint: String::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.log_file.display()));
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} ({}): {e}", self.name, self.program.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&self.addr_file) {
+                self.endpoint = format!("http://{}", addr.trim());
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited early with {status}; log:\n{}", self.name, self.log());
+            }
+            assert!(Instant::now() < deadline, "{} did not report its address; log:\n{}", self.name, self.log());
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Connects with `connect`, retrying while the server comes up; panics with the log after
+    /// [`CONNECT_TIMEOUT`].
+    pub async fn connect<T, E, F, Fut>(&self, connect: F) -> T
+    where
+        E: std::fmt::Display,
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            match connect(self.endpoint.clone()).await {
+                Ok(client) => return client,
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                Err(e) => panic!("cannot connect to {} at {}: {e}; log:\n{}", self.name, self.endpoint, self.log()),
+            }
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap_or_else(|e| panic!("SIGKILL {}: {e}", self.name));
+            child.wait().unwrap_or_else(|e| panic!("reap {}: {e}", self.name));
+        }
+    }
+
+    /// Starts the server again, same program, arguments and directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running {}", self.name);
+        self.spawn();
+    }
+
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `f` every 20 ms until it returns Some, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A `shard-node` process in its own directory (genesis, key, data, log) with test settings: a free port,
+/// 20 ms blocks.
+pub struct ShardNodeProcess {
+    /// The node's directory.
+    pub dir: PathBuf,
+    server: ServerProcess,
+}
+
+impl ShardNodeProcess {
+    /// Writes genesis and key into `dir` and starts `program` (a `shard-node` binary) with `extra_args`
+    /// after the test settings (later flags win).
+    pub fn start(program: &Path, dir: &Path, genesis: &Genesis, key: &Keypair, extra_args: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).expect("create node dir");
+        std::fs::write(dir.join("genesis.toml"), genesis.to_toml()).expect("write genesis");
+        std::fs::write(dir.join("node.key"), key.secret_hex()).expect("write key");
+        let mut args: Vec<OsString> = vec![
+            "--node.data-dir".into(),
+            dir.join("data").into(),
+            "--node.genesis".into(),
+            dir.join("genesis.toml").into(),
+            "--node.key-file".into(),
+            dir.join("node.key").into(),
+        ];
+        args.extend(
+            ["--rpc.addr", "127.0.0.1:0", "--block.interval-ms", "20", "--log.filter", "info"].map(OsString::from),
+        );
+        args.extend(extra_args.iter().map(OsString::from));
+        let server = ServerProcess::start("shard-node", program, args, &dir.join("data"), &dir.join("node.log"));
+        Self { dir: dir.to_path_buf(), server }
+    }
+
+    /// The genesis file the node runs with.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.join("genesis.toml")
+    }
+
+    /// Connects a client, retrying while the node comes up.
+    pub async fn client(&self) -> ShardClient {
+        self.server.connect(|endpoint| async move { ShardClient::connect(&endpoint).await }).await
+    }
+}
+
+impl std::ops::Deref for ShardNodeProcess {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for ShardNodeProcess {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_exits_early_is_reported_with_its_log() {
+        let dir = std::env::temp_dir().join(format!("shardex-test-support-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = std::panic::catch_unwind(|| {
+            ServerProcess::start("sh", Path::new("/bin/sh"), ["-c", "echo broken >&2; exit 3"], &dir, &dir.join("log"))
+        });
+        let message = result.err().and_then(|e| e.downcast_ref::<String>().cloned()).unwrap_or_default();
+        assert!(message.contains("sh exited early") && message.contains("broken"), "{message}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

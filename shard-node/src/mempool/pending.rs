@@ -5,7 +5,10 @@
 //! on top of the blocks before it. Sealing the front block therefore needs no re-execution: its writes,
 //! receipts and events are exactly what any replica re-executing it in order computes.
 
-use std::collections::{HashSet, VecDeque};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+};
 
 use alloy_primitives::B256;
 use shardex_core::{pb, tx::VerifiedTx};
@@ -37,8 +40,9 @@ pub struct OpenBlock {
     pub txs: Vec<VerifiedTx>,
     /// One receipt per tx, in order.
     pub receipts: Vec<pb::Receipt>,
-    /// Everything the block writes: begin-block, then each tx.
-    pub writes: Changes,
+    /// Everything the block writes: begin-block, then each tx. Shared with the mempool's read layers while the
+    /// block is sealed and being committed.
+    pub writes: Arc<Changes>,
     /// Gas of its txs.
     pub gas: u64,
 }
@@ -52,20 +56,20 @@ impl OpenBlock {
             events: outcome.events,
         });
         self.gas = self.gas.saturating_add(outcome.gas_used);
-        self.writes.extend(writes);
+        // Only the mempool holds an open block's writes: this never copies.
+        Arc::make_mut(&mut self.writes).extend(writes);
         self.txs.push(tx);
     }
 }
 
-/// Bounded queue of open blocks, deduplicated by tx hash, with the combined writes of every pending block
-/// (what admission reads on top of the head).
+/// Bounded queue of open blocks, deduplicated by tx hash. Admission reads the head through the writes of
+/// every pending block, oldest first: blocks sealed but not yet committed, then the open ones.
 #[derive(Debug)]
 pub struct Mempool {
     blocks: VecDeque<OpenBlock>,
+    /// Writes of sealed blocks until [`Mempool::retire`] (their values reach the head only then).
+    sealed: VecDeque<Arc<Changes>>,
     hashes: HashSet<B256>,
-    /// Writes of open blocks and of sealed blocks not yet retired, in order. Once a block is committed its
-    /// writes here equal the head's values; they are compacted away when this grows.
-    changes: Changes,
     txs: usize,
     limits: PendingLimits,
     /// Height and earliest timestamp of the next block to open.
@@ -86,8 +90,8 @@ impl Mempool {
     pub fn new(limits: PendingLimits, head_height: u64, head_timestamp_ms: u64) -> Self {
         Self {
             blocks: VecDeque::new(),
+            sealed: VecDeque::new(),
             hashes: HashSet::new(),
-            changes: Changes::new(),
             txs: 0,
             limits,
             next_height: head_height + 1,
@@ -130,9 +134,9 @@ impl Mempool {
         self.blocks.len()
     }
 
-    /// The combined writes of all pending blocks.
-    pub fn changes(&self) -> &Changes {
-        &self.changes
+    /// The writes of every pending block, oldest first: the layers admission reads over the head.
+    pub fn layers(&self) -> Vec<&Changes> {
+        self.sealed.iter().map(|w| w.as_ref()).chain(self.blocks.iter().map(|b| b.writes.as_ref())).collect()
     }
 
     fn is_block_full(&self, block: &OpenBlock) -> bool {
@@ -169,7 +173,6 @@ impl Mempool {
         debug_assert!(!self.is_full() && !self.contains(&tx.hash()) && self.tail_fits(outcome.gas_used));
         self.hashes.insert(tx.hash());
         self.txs += 1;
-        self.changes.extend(writes.iter().map(|(k, v)| (*k, v.clone())));
         let Some(tail) = self.blocks.back_mut() else {
             unreachable!("push_tail without an open block: callers go through Slot::Tail");
         };
@@ -191,12 +194,11 @@ impl Mempool {
         debug_assert!(ctx.timestamp_ms >= self.last_timestamp_ms);
         self.next_height += 1;
         self.last_timestamp_ms = ctx.timestamp_ms;
-        self.changes.extend(begin_writes.iter().map(|(k, v)| (*k, v.clone())));
+        let writes_so_far = Arc::new(begin_writes);
         let mut block =
-            OpenBlock { ctx, block_events, txs: Vec::new(), receipts: Vec::new(), writes: begin_writes, gas: 0 };
+            OpenBlock { ctx, block_events, txs: Vec::new(), receipts: Vec::new(), writes: writes_so_far, gas: 0 };
         self.hashes.insert(tx.hash());
         self.txs += 1;
-        self.changes.extend(writes.iter().map(|(k, v)| (*k, v.clone())));
         block.push(tx, outcome, writes);
         self.blocks.push_back(block);
     }
@@ -204,25 +206,18 @@ impl Mempool {
     /// Takes the oldest open block for proposal. Its txs stay pending (and its writes readable) until
     /// [`Self::retire`].
     pub fn seal_front(&mut self) -> Option<OpenBlock> {
-        self.blocks.pop_front()
+        let block = self.blocks.pop_front()?;
+        self.sealed.push_back(Arc::clone(&block.writes));
+        Some(block)
     }
 
-    /// Forgets the txs of a committed block. `compact_above` bounds the combined writes: past it they are
-    /// rebuilt from the blocks still open (the committed ones now read from the head).
-    pub fn retire(&mut self, tx_hashes: &[B256], compact_above: usize) {
+    /// Forgets the oldest sealed block once it is committed (its writes now read from the head), with its txs.
+    pub fn retire(&mut self, tx_hashes: &[B256]) {
+        self.sealed.pop_front();
         for hash in tx_hashes {
             if self.hashes.remove(hash) {
                 self.txs -= 1;
             }
-        }
-        if self.blocks.is_empty() {
-            self.changes.clear();
-        } else if self.changes.len() > compact_above {
-            let mut changes = Changes::new();
-            for block in &self.blocks {
-                changes.extend(block.writes.iter().map(|(k, v)| (*k, v.clone())));
-            }
-            self.changes = changes;
         }
     }
 }
@@ -285,11 +280,13 @@ mod tests {
         assert_eq!(admit(&mut pool, tx(5), 1_080, 1, write(5, 1)).height, 8);
         assert_eq!(admit(&mut pool, tx(6), 1_081, 1, write(5, 2)), BlockCtx { height: 9, timestamp_ms: 1_081 });
         assert_eq!((pool.len(), pool.open_blocks()), (7, 4));
-        assert_eq!(pool.changes().get(&B256::from([1; 32])), Some(&Some(vec![2])), "later blocks shadow earlier");
+        let layers = pool.layers();
+        let newest = layers.iter().rev().find_map(|l| l.get(&B256::from([1; 32])));
+        assert_eq!(newest, Some(&Some(vec![2])), "later blocks shadow earlier");
     }
 
     #[test]
-    fn sealing_and_retiring_keeps_later_blocks_and_bounds_the_combined_writes() {
+    fn sealed_writes_stay_readable_until_retired() {
         let mut pool = Mempool::new(LIMITS, 0, 0);
         for i in 0..6u8 {
             admit(&mut pool, tx(i.into()), 10, 1, write(i, i));
@@ -299,15 +296,16 @@ mod tests {
         assert_eq!(first.receipts.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1, 2]);
         // Sealed txs stay pending (duplicates are still refused) until the block is committed.
         assert!(pool.contains(&first.txs[0].hash()));
+        // Sealed and open blocks are both read, oldest first.
+        assert_eq!(pool.layers().iter().map(|l| l.len()).collect::<Vec<_>>(), [3, 3]);
         let hashes: Vec<B256> = first.txs.iter().map(VerifiedTx::hash).collect();
-        pool.retire(&hashes, 4);
+        pool.retire(&hashes);
         assert!(!pool.contains(&hashes[0]));
         assert_eq!(pool.len(), 3);
-        // 6 combined writes > 4: rebuilt from the block still open.
-        assert_eq!(pool.changes().len(), 3);
+        assert_eq!(pool.layers().len(), 1, "the committed block reads from the head now");
         let second = pool.seal_front().expect("a block");
-        pool.retire(&second.txs.iter().map(VerifiedTx::hash).collect::<Vec<_>>(), 100);
-        assert!(pool.is_empty() && pool.changes().is_empty());
+        pool.retire(&second.txs.iter().map(VerifiedTx::hash).collect::<Vec<_>>());
+        assert!(pool.is_empty() && pool.layers().is_empty());
         // The next block follows the last one opened.
         assert_eq!(pool.next_ctx(0), BlockCtx { height: 3, timestamp_ms: 10 });
     }

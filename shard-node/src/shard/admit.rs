@@ -35,7 +35,7 @@ impl Shard {
         }
         let base = HeadState(&self.engine);
         if let Slot::Tail(ctx) = self.mempool.slot(now_ms) {
-            let mut scope = TxScope::new(&base, self.mempool.changes());
+            let mut scope = TxScope::over(&base, self.mempool.layers());
             match execute(&mut scope, &self.params, &tx, &ctx) {
                 Ok(outcome) if self.mempool.tail_fits(outcome.gas_used) => {
                     let writes = scope.into_writes();
@@ -51,10 +51,12 @@ impl Shard {
         // A new block: its begin-block work runs first, at its own time, and the tx on top of it. Nothing is
         // kept unless the tx succeeds, so a block never opens without a tx.
         let ctx = self.mempool.next_ctx(now_ms);
-        let mut begin = TxScope::new(&base, self.mempool.changes());
+        let mut begin = TxScope::over(&base, self.mempool.layers());
         let block_events = begin_block(&mut begin, &ctx).map_err(ShardError::Exec)?;
         let begin_writes = begin.into_writes();
-        let mut scope = TxScope::layered(&base, self.mempool.changes(), &begin_writes);
+        let mut layers = self.mempool.layers();
+        layers.push(&begin_writes);
+        let mut scope = TxScope::over(&base, layers);
         let outcome = match execute(&mut scope, &self.params, &tx, &ctx) {
             Ok(outcome) => outcome,
             Err(e) => return refused(e),

@@ -153,7 +153,7 @@ impl Shard {
             )));
         }
         self.head = head;
-        self.mempool.retire(&tx_hashes, self.config.mempool_max_txs.saturating_mul(4));
+        self.mempool.retire(&tx_hashes);
         Ok(committed)
     }
 }

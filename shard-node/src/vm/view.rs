@@ -26,24 +26,21 @@ impl StateReader for BTreeMap<B256, Vec<u8>> {
 pub struct TxScope<'a> {
     base: &'a dyn StateReader,
     /// Change layers over `base`, oldest first.
-    parents: [&'a Changes; 2],
+    parents: Vec<&'a Changes>,
     writes: Changes,
     reads: u64,
 }
 
-/// An empty layer, for scopes with a single parent.
-static NO_CHANGES: Changes = Changes::new();
-
 impl<'a> TxScope<'a> {
     /// A scope over `base` with `parent` changes applied on top.
     pub fn new(base: &'a dyn StateReader, parent: &'a Changes) -> Self {
-        Self::layered(base, parent, &NO_CHANGES)
+        Self::over(base, vec![parent])
     }
 
-    /// A scope over `base` with `lower`, then `upper`, applied on top (a block's begin-block writes over the
-    /// pending state, say).
-    pub fn layered(base: &'a dyn StateReader, lower: &'a Changes, upper: &'a Changes) -> Self {
-        Self { base, parents: [lower, upper], writes: Changes::new(), reads: 0 }
+    /// A scope over `base` with `layers` applied on top in order (pending blocks, then a block's
+    /// begin-block writes, say): a later layer shadows an earlier one.
+    pub fn over(base: &'a dyn StateReader, layers: Vec<&'a Changes>) -> Self {
+        Self { base, parents: layers, writes: Changes::new(), reads: 0 }
     }
 
     /// Reads through this tx's writes, then the parent layers from the newest, then committed state.
@@ -108,7 +105,7 @@ mod tests {
         let base: BTreeMap<B256, Vec<u8>> = [(k(1), vec![1])].into();
         let lower: Changes = [(k(1), Some(vec![11])), (k(2), Some(vec![2]))].into();
         let upper: Changes = [(k(2), None), (k(3), Some(vec![3]))].into();
-        let mut s = TxScope::layered(&base, &lower, &upper);
+        let mut s = TxScope::over(&base, vec![&lower, &upper]);
         assert_eq!(s.read(&k(1)), Ok(Some(vec![11])));
         assert_eq!(s.read(&k(2)), Ok(None));
         assert_eq!(s.read(&k(3)), Ok(Some(vec![3])));

@@ -12,7 +12,7 @@ use crate::vm::{
     book::{self, Side},
     ops::{funding, oracle, positions, trade},
     records::{load_account, load_market},
-    Changes, ExecError, TxScope,
+    ExecError, TxScope,
 };
 
 fn exec_err(e: ExecError) -> ShardError {
@@ -41,8 +41,7 @@ impl Shard {
     /// Position, collateral, open orders and health of `account` at the head.
     pub fn position(&self, account: &AccountId, prove: bool) -> Result<PositionView, ShardError> {
         let base = HeadState(&self.engine);
-        let empty = Changes::new();
-        let mut scope = TxScope::new(&base, &empty);
+        let mut scope = TxScope::over(&base, Vec::new());
         let market = load_market(&mut scope).map_err(exec_err)?;
         let open_orders = book::account_orders(&mut scope, account).map_err(exec_err)?;
         let head_only = |r: Result<KeyRead, super::Reject>| r.map_err(|e| ShardError::Inconsistent(e.to_string()));
@@ -107,16 +106,14 @@ impl Shard {
     /// The fee pool balance at the head.
     pub fn fee_pool(&self) -> Result<i64, ShardError> {
         let base = HeadState(&self.engine);
-        let empty = Changes::new();
-        let mut scope = TxScope::new(&base, &empty);
+        let mut scope = TxScope::over(&base, Vec::new());
         positions::load_fee_pool(&mut scope).map_err(exec_err)
     }
 
     /// The account's resting orders, oldest first as the account record lists them.
     pub fn open_orders(&self, account: &AccountId) -> Result<Vec<pb::OrderRecord>, ShardError> {
         let base = HeadState(&self.engine);
-        let empty = Changes::new();
-        let mut scope = TxScope::new(&base, &empty);
+        let mut scope = TxScope::over(&base, Vec::new());
         let ids = book::account_orders(&mut scope, account).map_err(exec_err)?.order_ids;
         let mut orders = Vec::with_capacity(ids.len());
         for id in ids {
@@ -131,8 +128,7 @@ impl Shard {
     /// The best `levels` levels per side (capped by the market's level limit).
     pub fn book_depth(&self, levels: usize) -> Result<(Vec<pb::BookLevel>, Vec<pb::BookLevel>), ShardError> {
         let base = HeadState(&self.engine);
-        let empty = Changes::new();
-        let mut scope = TxScope::new(&base, &empty);
+        let mut scope = TxScope::over(&base, Vec::new());
         let market = load_market(&mut scope).map_err(exec_err)?;
         let levels = levels.min(market.max_price_levels as usize);
         let mut side = |s: Side| -> Result<Vec<pb::BookLevel>, ShardError> {

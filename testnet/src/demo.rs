@@ -1,11 +1,14 @@
 //! `testnet demo`: a narrated workload on a running network, every shown balance proven against a
-//! sequencer-signed header. Any failed step or check makes the command exit non-zero.
+//! sequencer-signed header and then up to a coordinator-signed epoch. Any failed step or check makes the
+//! command exit non-zero.
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use eyre::{bail, ensure, eyre, WrapErr};
-use shardex_client::{ShardClient, Wallet};
+use prost::Message;
+use shardex_client::{CoordinatorClient, ShardClient, Wallet};
 use shardex_core::{
+    coordpb,
     genesis::Genesis,
     order::{limit_order, market_order},
     pb::{self, tx_body::Op},
@@ -13,7 +16,7 @@ use shardex_core::{
     AccountId, Keypair, Reason, Usd,
 };
 
-use crate::network::{read_key, Network, NodeEntry};
+use crate::network::{coordinator_key_file, read_key, Network, NodeEntry};
 
 /// 100,000 USD per BTC in micro-USD.
 const BTC_100K: u64 = 100_000_000_000;
@@ -159,6 +162,8 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
         ensure!(net_in >= i128::from(shown_sum), "{}: accounts hold more than entered the shard", node.name);
     }
     conservation(first, client).await?;
+    let shown = [("alice", alice.account()), ("bob", bob.account())];
+    global_proofs(dir, &net, &clients, &expected, &shown).await?;
     println!("\ndemo complete: every step succeeded and every balance verified");
     Ok(())
 }
@@ -323,7 +328,7 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
 async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()> {
     let dir = node.dir.parent().ok_or_else(|| eyre!("node dir has no parent"))?;
     let mut sum: i128 = 0;
-    let authorities = ["deposit.key", "oracle.key", "admin.key"];
+    let authorities = ["deposit.key", "oracle.key", "admin.key", "coordinator.key"];
     let mut names: Vec<String> = std::fs::read_dir(dir.join("keys"))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -356,4 +361,80 @@ async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()
         node.name
     );
     Ok(())
+}
+
+/// Step 10: the balances of step 9 again, each verified up to one coordinator-signed epoch that commits
+/// every shard at or above its current height (so after everything the demo did).
+async fn global_proofs(
+    dir: &Path,
+    net: &Network,
+    clients: &[(NodeEntry, ShardClient, Genesis)],
+    expected: &BTreeMap<(u32, AccountId), i64>,
+    shown: &[(&str, AccountId)],
+) -> eyre::Result<()> {
+    step(10, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
+    let entry = net
+        .coordinator
+        .as_ref()
+        .ok_or_else(|| eyre!("the network has no coordinator; `testnet down` then `testnet up` adds it"))?;
+    // The key a client trusts: derived from the coordinator's own key file, and it must be the manifest's.
+    let key = read_key(&coordinator_key_file(dir))?.account();
+    ensure!(key == entry.public_key, "keys/coordinator.key is not the key of the coordinator in network.toml");
+    let coord = CoordinatorClient::connect(&entry.endpoint).await.wrap_err("connecting to the coordinator")?;
+    let mut heights = Vec::with_capacity(clients.len());
+    for (node, client, _) in clients {
+        heights.push((node.shard_id.0, client.status().await?.height));
+    }
+    let epoch = epoch_committing(&coord, &heights).await?;
+    println!("    epoch {epoch} commits all {} shards; coordinator key {}", clients.len(), key);
+    for (node, client, genesis) in clients {
+        for (name, who) in shown {
+            let v = client
+                .account_global(&coord, &key, epoch, who, &genesis.sequencers)
+                .await
+                .wrap_err_with(|| format!("verifying {name} on {} to epoch {epoch}", node.name))?;
+            ensure!(
+                v.epoch.record.number == epoch,
+                "verified against epoch {} instead of {epoch}",
+                v.epoch.record.number
+            );
+            let balance = v.record.as_ref().map_or(0, |r| r.collateral_micros);
+            let want = expected.get(&(node.shard_id.0, *who)).copied().unwrap_or(0);
+            ensure!(
+                balance == want,
+                "{name} on {} in epoch {epoch}: {}, expected {}",
+                node.name,
+                Usd::from_micros(balance),
+                Usd::from_micros(want)
+            );
+            println!(
+                "    {:<14} {:<5} {:>22}  in epoch {} (global root 0x{}…) at shard height {}",
+                node.name,
+                name,
+                Usd::from_micros(balance).to_string(),
+                v.epoch.record.number,
+                &hex::encode(v.epoch.global_root)[..12],
+                v.entry.height
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The number of the first epoch whose entry for every (shard, height) is at that height or above.
+async fn epoch_committing(coord: &CoordinatorClient, heights: &[(u32, u64)]) -> eyre::Result<u64> {
+    let deadline = tokio::time::Instant::now() + FINAL;
+    'poll: loop {
+        ensure!(tokio::time::Instant::now() < deadline, "no epoch committed every shard within {FINAL:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let latest = coord.latest_epoch().await?;
+        let number = coordpb::EpochRecord::decode(latest.record.as_slice()).wrap_err("epoch record")?.number;
+        for (shard, height) in heights {
+            let entry = coord.inclusion(number, *shard).await.ok().and_then(|i| i.entry);
+            if entry.is_none_or(|e| e.height < *height) {
+                continue 'poll;
+            }
+        }
+        return Ok(number);
+    }
 }

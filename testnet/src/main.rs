@@ -1,11 +1,14 @@
 //! `testnet`: runs a local shardex network of real processes on 127.0.0.1, and a demo workload on it.
 
+mod coordinator;
 mod demo;
 mod load;
 mod network;
 mod process;
+mod status;
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -29,15 +32,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Generate keys and genesis (first time), start every node, wait until healthy, print endpoints.
+    /// Generate keys and genesis (first time), start every node and the coordinator, wait until healthy and
+    /// an epoch commits every shard, print endpoints.
     Up(UpArgs),
-    /// Stop every node (SIGTERM, then SIGKILL after 5 s).
+    /// Stop the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
     Down,
-    /// Heights, state roots and mempools of every node.
+    /// Heights, state roots and mempools of every node; the coordinator's latest epoch and per-shard lag.
     Status,
     /// Print a node's log.
     Logs {
-        /// Node name as `status` shows it (e.g. btc-perp-0).
+        /// Node name as `status` shows it (e.g. btc-perp-0, coordinator).
         node: String,
         /// Only the last N lines.
         #[arg(long, default_value_t = 50)]
@@ -60,13 +64,16 @@ struct UpArgs {
     /// Markets, one shard each.
     #[arg(long, value_delimiter = ',', default_value = "BTC-PERP,ETH-PERP,SOL-PERP")]
     shards: Vec<String>,
-    /// First gRPC port; shard i listens on base+i. 0 picks free ports.
+    /// First gRPC port; shard i listens on base+i, the coordinator on base+100. 0 picks free ports.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Block interval of every node, ms.
     #[arg(long, default_value_t = 100)]
     block_interval_ms: u64,
-    /// Directory of the shard-node binary (default: beside this executable).
+    /// Time between the coordinator's epochs, ms.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    epoch_ms: u64,
+    /// Directory of the shard-node and coordinator binaries (default: beside this executable).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 }
@@ -91,12 +98,10 @@ async fn run(cli: Cli) -> eyre::Result<()> {
     match cli.cmd {
         Cmd::Up(args) => up(&dir, &args).await,
         Cmd::Down => down(&dir),
-        Cmd::Status => status(&dir).await,
+        Cmd::Status => status::print(&dir).await,
         Cmd::Logs { node, tail } => {
-            let net = Network::load(&dir)?;
-            let entry = net.node(&node)?;
-            let text = std::fs::read_to_string(entry.log_file())
-                .wrap_err_with(|| format!("reading {}", entry.log_file().display()))?;
+            let log = Network::load(&dir)?.log_file(&node)?;
+            let text = std::fs::read_to_string(&log).wrap_err_with(|| format!("reading {}", log.display()))?;
             let lines: Vec<&str> = text.lines().collect();
             for line in &lines[lines.len().saturating_sub(tail)..] {
                 println!("{line}");
@@ -122,8 +127,11 @@ async fn run(cli: Cli) -> eyre::Result<()> {
 }
 
 fn running(dir: &Path) -> bool {
-    Network::load(dir).map(|n| n.nodes.iter().all(|x| x.pid.is_some_and(process::alive))).unwrap_or(false)
+    Network::load(dir).map(|n| n.all_running(process::alive)).unwrap_or(false)
 }
+
+/// The coordinator listens on `--base-port` + this (7200 by default), above the ports of up to 64 shards.
+const COORDINATOR_PORT_OFFSET: u16 = 100;
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -134,9 +142,10 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
         bail!("--shards takes 1 to 64 markets");
     }
     let shard_node = process::bin_path(args.bin_dir.as_deref(), "shard-node")?;
+    let coordinator = process::bin_path(args.bin_dir.as_deref(), "coordinator")?;
     let mut net = match Network::load(dir) {
         Ok(net) => {
-            if net.nodes.iter().any(|n| n.pid.is_some_and(process::alive)) {
+            if net.any_running(process::alive) {
                 bail!("a testnet is already running in {}; `testnet down` first", dir.display());
             }
             println!("restarting the testnet in {}", dir.display());
@@ -147,6 +156,9 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             network::generate(dir, &args.shards, now_ms())?
         }
     };
+    if net.coordinator.is_none() {
+        net.coordinator = Some(network::generate_coordinator(dir)?);
+    }
     for i in 0..net.nodes.len() {
         let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(i as u16) };
         let started = process::start_node(&shard_node, &net.nodes[i], port, args.block_interval_ms);
@@ -163,61 +175,89 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             }
         }
     }
+    let mut heights = BTreeMap::new();
     for node in &net.nodes {
-        wait_healthy(&node.endpoint)
+        let height = wait_healthy(&node.endpoint)
             .await
             .wrap_err_with(|| format!("{} is not healthy; see {}", node.name, node.log_file().display()))?;
+        heights.insert(node.shard_id.0, height);
     }
+    let ready = start_coordinator(dir, &mut net, &coordinator, args, &heights).await?;
+
     println!("\n{:<16} {:>5}  {:<26} {:>7}", "NODE", "SHARD", "ENDPOINT", "PID");
     for n in &net.nodes {
         println!("{:<16} {:>5}  {:<26} {:>7}", n.name, n.shard_id.0, n.endpoint, n.pid.unwrap_or(0));
     }
-    println!("\nkeys and genesis in {}; stop with `testnet down`", dir.display());
+    if let Some(c) = &net.coordinator {
+        println!("{:<16} {:>5}  {:<26} {:>7}", network::COORDINATOR, "all", c.endpoint, c.pid.unwrap_or(0));
+        println!("\ncoordinator key {}", c.public_key);
+        println!(
+            "epoch {} commits {} of {} shards (a shard enters with its first block)",
+            ready.epoch.record.number,
+            ready.committed,
+            net.nodes.len()
+        );
+    }
+    println!("keys and genesis in {}; stop with `testnet down`", dir.display());
     Ok(())
 }
 
-async fn wait_healthy(endpoint: &str) -> eyre::Result<()> {
+/// Writes the coordinator's config for the running shards, starts it, and waits for an epoch that commits
+/// every shard.
+async fn start_coordinator(
+    dir: &Path,
+    net: &mut Network,
+    bin: &Path,
+    args: &UpArgs,
+    heights: &BTreeMap<u32, u64>,
+) -> eyre::Result<coordinator::Ready> {
+    let mut entry = net.coordinator.clone().ok_or_else(|| eyre::eyre!("the network has no coordinator"))?;
+    let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(COORDINATOR_PORT_OFFSET) };
+    coordinator::write_config(dir, net, &entry, port, args.epoch_ms)?;
+    match process::start_coordinator(bin, &entry) {
+        Ok((pid, endpoint)) => {
+            (entry.pid, entry.endpoint) = (Some(pid), endpoint);
+            net.coordinator = Some(entry.clone());
+            net.save(dir)?;
+        }
+        Err(e) => {
+            let _ = down(dir);
+            return Err(e);
+        }
+    }
+    coordinator::wait_ready(net, &entry, heights).await.wrap_err_with(|| format!("see {}", entry.log_file().display()))
+}
+
+/// Waits until the node at `endpoint` answers `GetStatus`; returns its height.
+async fn wait_healthy(endpoint: &str) -> eyre::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        match ShardClient::connect(endpoint).await {
-            Ok(c) if c.status().await.is_ok() => return Ok(()),
-            Ok(_) | Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Ok(_) => bail!("{endpoint} does not answer status"),
-            Err(e) => return Err(e.into()),
+        let status = match ShardClient::connect(endpoint).await {
+            Ok(c) => c.status().await.map_err(eyre::Report::from),
+            Err(e) => Err(e.into()),
+        };
+        match status {
+            Ok(s) => return Ok(s.height),
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => return Err(e.wrap_err(format!("{endpoint} does not answer status"))),
         }
     }
 }
 
 fn down(dir: &Path) -> eyre::Result<()> {
     let mut net = Network::load(dir)?;
-    for node in &mut net.nodes {
-        if let Some(pid) = node.pid.take() {
+    // The coordinator first, so it does not log the shards going away.
+    let coordinator = net.coordinator.as_mut().map(|c| (network::COORDINATOR.to_owned(), &mut c.pid));
+    let nodes = net.nodes.iter_mut().map(|n| (n.name.clone(), &mut n.pid));
+    for (name, pid_slot) in coordinator.into_iter().chain(nodes) {
+        if let Some(pid) = pid_slot.take() {
             if process::stop(pid, Duration::from_secs(5)) {
-                println!("stopped {} (pid {pid})", node.name);
+                println!("stopped {name} (pid {pid})");
             } else {
-                eprintln!("warning: {} (pid {pid}) did not stop", node.name);
-                node.pid = Some(pid);
+                eprintln!("warning: {name} (pid {pid}) did not stop");
+                *pid_slot = Some(pid);
             }
         }
     }
     net.save(dir)
-}
-
-async fn status(dir: &Path) -> eyre::Result<()> {
-    let net = Network::load(dir)?;
-    println!("{:<16} {:>5} {:<12} {:>8} {:<20} {:>8}", "NODE", "SHARD", "MARKET", "HEIGHT", "STATE ROOT", "MEMPOOL");
-    for n in &net.nodes {
-        let line = match (n.pid.is_some_and(process::alive), ShardClient::connect(&n.endpoint).await) {
-            (false, _) => "stopped".to_owned(),
-            (true, Err(e)) => format!("unreachable: {e}"),
-            (true, Ok(c)) => match c.status().await {
-                Ok(s) => format!("{:>8} 0x{:<18} {:>8}", s.height, &hex::encode(&s.state_root)[..16], s.mempool_txs),
-                Err(e) => format!("error: {e}"),
-            },
-        };
-        println!("{:<16} {:>5} {:<12} {line}", n.name, n.shard_id.0, n.symbol);
-    }
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! A testnet on disk: one directory per node with its genesis, key, data and log, and `network.toml`
-//! listing every node, its endpoint and pid.
+//! A testnet on disk: one directory per node with its genesis, key, data and log, a `coordinator/`
+//! directory with its config, data and log, and `network.toml` listing every process, its endpoint and pid.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,40 @@ pub struct Network {
     pub chain_id: ChainId,
     /// One entry per shard node.
     pub nodes: Vec<NodeEntry>,
+    /// The coordinator following every shard (absent in manifests written before it was part of `up`).
+    #[serde(default)]
+    pub coordinator: Option<CoordinatorEntry>,
+}
+
+/// The coordinator of the testnet: signs one global commitment per epoch over every shard's latest header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoordinatorEntry {
+    /// Its directory (config, data, log); its secret key is `keys/coordinator.key`.
+    pub dir: PathBuf,
+    /// The public key clients trust for epoch signatures.
+    pub public_key: AccountId,
+    /// gRPC endpoint (`http://127.0.0.1:PORT`), known once it started.
+    pub endpoint: String,
+    /// Process id while running.
+    pub pid: Option<u32>,
+}
+
+/// Name of the coordinator in `status` and `logs`.
+pub const COORDINATOR: &str = "coordinator";
+
+impl CoordinatorEntry {
+    /// The coordinator's log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("coordinator.log")
+    }
+    /// Its TOML config, rewritten by every `up` (shard endpoints change with `--base-port 0`).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("coordinator.toml")
+    }
+    /// Its data directory (sled database, `rpc.addr`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
 }
 
 /// One shard node of the testnet.
@@ -78,7 +112,22 @@ fn write_key(path: &Path, key: &Keypair) -> eyre::Result<()> {
     std::fs::write(path, key.secret_hex()).wrap_err_with(|| format!("writing {}", path.display()))
 }
 
-/// Creates keys and genesis files for `symbols` under `dir` (shared authority keys in `dir/keys`).
+/// The coordinator's secret key file.
+pub fn coordinator_key_file(dir: &Path) -> PathBuf {
+    dir.join("keys").join("coordinator.key")
+}
+
+/// Creates the coordinator's key (`keys/coordinator.key`) and directory.
+pub fn generate_coordinator(dir: &Path) -> eyre::Result<CoordinatorEntry> {
+    let key = Keypair::generate();
+    write_key(&coordinator_key_file(dir), &key)?;
+    let coord_dir = dir.join(COORDINATOR);
+    std::fs::create_dir_all(&coord_dir).wrap_err_with(|| format!("creating {}", coord_dir.display()))?;
+    Ok(CoordinatorEntry { dir: coord_dir, public_key: key.account(), endpoint: String::new(), pid: None })
+}
+
+/// Creates keys and genesis files for `symbols` under `dir` (shared authority keys, the coordinator's
+/// included, in `dir/keys`).
 pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::Result<Network> {
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).wrap_err_with(|| format!("creating {}", keys_dir.display()))?;
@@ -116,7 +165,8 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
             pid: None,
         });
     }
-    Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes })
+    let coordinator = generate_coordinator(dir)?;
+    Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator) })
 }
 
 impl Network {
@@ -142,11 +192,32 @@ impl Network {
         Ok(())
     }
 
-    /// The node called `name`.
-    pub fn node(&self, name: &str) -> eyre::Result<&NodeEntry> {
-        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-            eyre!("no node {name:?}; nodes are {}", names.join(", "))
-        })
+    /// The log file of the process called `name` (a node's name, or `coordinator`).
+    pub fn log_file(&self, name: &str) -> eyre::Result<PathBuf> {
+        if let Some(c) = self.coordinator.as_ref().filter(|_| name == COORDINATOR) {
+            return Ok(c.log_file());
+        }
+        match self.nodes.iter().find(|n| n.name == name) {
+            Some(n) => Ok(n.log_file()),
+            None => {
+                let mut names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                if self.coordinator.is_some() {
+                    names.push(COORDINATOR);
+                }
+                Err(eyre!("no node {name:?}; nodes are {}", names.join(", ")))
+            }
+        }
+    }
+
+    /// True while every process of the network runs.
+    pub fn all_running(&self, alive: impl Fn(u32) -> bool) -> bool {
+        self.nodes.iter().all(|n| n.pid.is_some_and(&alive))
+            && self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
+    }
+
+    /// True while any process of the network runs.
+    pub fn any_running(&self, alive: impl Fn(u32) -> bool) -> bool {
+        self.nodes.iter().any(|n| n.pid.is_some_and(&alive))
+            || self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
     }
 }

@@ -1,4 +1,4 @@
-//! Starting and stopping node processes. Nodes run in their own process group, so they outlive the
+//! Starting and stopping node and coordinator processes. Nodes run in their own process group, so they outlive the
 //! `testnet up` command and ignore a Ctrl-C aimed at the shell.
 
 use std::{
@@ -9,9 +9,9 @@ use std::{
 
 use eyre::{bail, eyre, WrapErr};
 
-use crate::network::NodeEntry;
+use crate::network::{CoordinatorEntry, NodeEntry, COORDINATOR};
 
-/// Where the `shard-node` binary is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
+/// Where a workspace binary (`shard-node`, `coordinator`) is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
 pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
     let dir = match bin_dir {
         Some(d) => d.to_path_buf(),
@@ -36,17 +36,9 @@ pub fn start_node(
     port: u16,
     block_interval_ms: u64,
 ) -> eyre::Result<(u32, String)> {
-    let data = node.dir.join("data");
-    let addr_file = data.join("rpc.addr");
-    let _ = std::fs::remove_file(&addr_file);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(node.log_file())
-        .wrap_err_with(|| format!("opening {}", node.log_file().display()))?;
     let mut cmd = Command::new(shard_node);
     cmd.arg("--node.data-dir")
-        .arg(&data)
+        .arg(node.dir.join("data"))
         .arg("--node.genesis")
         .arg(node.genesis_file())
         .arg("--node.key-file")
@@ -54,24 +46,43 @@ pub fn start_node(
         .arg("--rpc.addr")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--block.interval-ms")
-        .arg(block_interval_ms.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
+        .arg(block_interval_ms.to_string());
+    spawn(cmd, &node.name, &node.dir.join("data").join("rpc.addr"), &node.log_file())
+}
+
+/// Starts the coordinator with its config file and waits for it to report its gRPC address.
+/// Returns (pid, endpoint).
+pub fn start_coordinator(coordinator: &Path, entry: &CoordinatorEntry) -> eyre::Result<(u32, String)> {
+    let mut cmd = Command::new(coordinator);
+    cmd.arg("-c").arg(entry.config_file());
+    spawn(cmd, COORDINATOR, &entry.data_dir().join("rpc.addr"), &entry.log_file())
+}
+
+/// Spawns `cmd` in its own process group with stderr appended to `log`, and waits until it writes its
+/// bound address to `addr_file`. Returns (pid, `http://ADDR`).
+fn spawn(mut cmd: Command, name: &str, addr_file: &Path, log: &Path) -> eyre::Result<(u32, String)> {
+    let _ = std::fs::remove_file(addr_file);
+    let log_out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .wrap_err_with(|| format!("opening {}", log.display()))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_out);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().wrap_err_with(|| format!("starting {}", shard_node.display()))?;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd.spawn().wrap_err_with(|| format!("starting {program}"))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+        if let Ok(addr) = std::fs::read_to_string(addr_file) {
             return Ok((child.id(), format!("http://{}", addr.trim())));
         }
         if let Some(status) = child.try_wait()? {
-            bail!("{} exited with {status} at start; see {}", node.name, node.log_file().display());
+            bail!("{name} exited with {status} at start; see {}", log.display());
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("{} did not start within 30 s; see {}", node.name, node.log_file().display());
+            bail!("{name} did not start within 30 s; see {}", log.display());
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -1,12 +1,15 @@
-//! End to end: `testnet up`, `status`, `demo`, `down` as real processes on free ports; the network is
-//! always stopped, even when an assertion fails.
+//! End to end: `testnet up`, `status`, `demo`, `down` as real processes (three shard nodes and the
+//! coordinator) on free ports; the network is always stopped, even when an assertion fails.
 
 mod support;
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
+    time::{Duration, Instant},
 };
+
+use shardex_core::Keypair;
 
 use support::{bin_dir, testnet, text, Down};
 
@@ -86,6 +89,39 @@ fn cli_walkthrough(dir: &Path, bins: &Path) {
     assert!(text(&tx).contains(&format!("included in block {block}")), "{}", text(&tx));
     let blk = shardex(bins, &endpoint, &["block", &block]);
     assert!(blk.status.success() && text(&blk).contains(&hash), "{}", text(&blk));
+
+    global_walkthrough(dir, bins, &endpoint, &carol, &genesis);
+}
+
+/// `shardex account --prove --global` against the testnet's coordinator: verifies with the coordinator's
+/// key from `network.toml` (once an epoch commits carol's withdrawal), fails with any other key.
+fn global_walkthrough(dir: &Path, bins: &Path, endpoint: &str, carol: &str, genesis: &Path) {
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("network.toml")).expect("manifest")).expect("toml");
+    let coord = &manifest["coordinator"];
+    let (url, key) = (coord["endpoint"].as_str().expect("endpoint"), coord["public_key"].as_str().expect("key"));
+    let global = |key: &str| {
+        let genesis = genesis.to_str().expect("utf8");
+        let args = ["account", carol, "--prove", "--global", "--coordinator", url, "--coordinator-key", key];
+        shardex(bins, endpoint, &[&args[..], &["--genesis", genesis]].concat())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = global(key);
+        let out = text(&ok);
+        assert!(ok.status.success(), "{out}");
+        assert!(out.contains("proof       verified") && out.contains(&format!("signed by coordinator {key}")), "{out}");
+        if out.contains("collateral  1500.000000 USD") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no epoch committed carol's withdrawal:\n{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deposit = std::fs::read_to_string(dir.join("keys").join("deposit.key")).expect("deposit key");
+    let wrong = Keypair::from_secret_hex(&deposit).expect("key").account().to_hex();
+    let refused = global(&wrong);
+    assert!(!refused.status.success(), "verified under a key that is not the coordinator's");
+    assert!(text(&refused).contains("not by the trusted coordinator key"), "{}", text(&refused));
 }
 
 #[test]
@@ -100,8 +136,13 @@ fn up_demo_status_down() {
         &bins,
         &["up", "--base-port", "0", "--block-interval-ms", "20", "--shards", "BTC-PERP,ETH-PERP,SOL-PERP"],
     );
-    assert!(up.status.success(), "up failed:\n{}", text(&up));
-    assert!(text(&up).contains("sol-perp-0"), "{}", text(&up));
+    let out = text(&up);
+    assert!(up.status.success(), "up failed:\n{out}");
+    assert!(out.contains("sol-perp-0"), "{out}");
+    let coord_row = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(coord_row.contains("http://127.0.0.1:"), "{out}");
+    // Fresh shards have no block yet: the first epoch commits none of them, and up says so.
+    assert!(out.contains("coordinator key ") && out.contains("commits 0 of 3 shards"), "{out}");
 
     let again = testnet(&dir, &bins, &["up", "--base-port", "0"]);
     assert!(!again.status.success(), "a second `up` must refuse while running");
@@ -114,6 +155,8 @@ fn up_demo_status_down() {
     assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");
     assert!(out.contains("= deposits - withdrawals (positions proven)"), "{out}");
     assert_eq!(out.matches("proven at height").count(), 6, "{out}");
+    assert!(out.contains("commits all 3 shards"), "{out}");
+    assert_eq!(out.matches("(global root 0x").count(), 6, "{out}");
 
     cli_walkthrough(&dir, &bins);
 
@@ -122,10 +165,19 @@ fn up_demo_status_down() {
     assert!(status.status.success(), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("-perp-0")).count(), 3, "{out}");
     assert!(!out.contains("stopped") && !out.contains("unreachable"), "{out}");
+    // Each shard row carries the coordinator's view of it; the coordinator line its latest epoch.
+    assert_eq!(out.lines().filter(|l| l.contains("-perp-0") && l.contains(" | ")).count(), 3, "{out}");
+    let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(coord.contains("epoch ") && coord.contains("ms ago") && coord.contains("global root 0x"), "{out}");
+
+    let logs = testnet(&dir, &bins, &["logs", "coordinator", "--tail", "5"]);
+    assert!(logs.status.success() && !text(&logs).trim().is_empty(), "{}", text(&logs));
 
     let down = testnet(&dir, &bins, &["down"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert_eq!(text(&down).matches("stopped ").count(), 3, "{}", text(&down));
+    assert_eq!(text(&down).matches("stopped ").count(), 4, "{}", text(&down));
+    assert!(text(&down).contains("stopped coordinator"), "{}", text(&down));
     let after = text(&testnet(&dir, &bins, &["status"]));
-    assert_eq!(after.matches("stopped").count(), 3, "{after}");
+    assert_eq!(after.matches("stopped").count(), 4, "{after}");
+    assert!(after.lines().any(|l| l.starts_with("coordinator ") && l.contains("stopped")), "{after}");
 }

@@ -7,18 +7,24 @@ use std::{
     process::{Command, Output},
 };
 
-/// Directory of the binaries under test. A workspace test run builds `shard-node` and `shardex` beside
-/// `testnet` (their packages' own tests need them); run alone, this builds them.
+/// Directory of the binaries under test. `shard-node`, `coordinator` and `shardex` are built beside
+/// `testnet` with the same profile by a nested `cargo build` (a no-op when they are fresh; it keeps a
+/// `cargo test -p shardex-testnet` from running missing or stale binaries of the other packages).
 pub fn bin_dir() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_bins).clone()
+}
+
+fn build_bins() -> PathBuf {
     let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
     let dir = testnet.parent().expect("bin dir").to_path_buf();
-    if !(dir.join("shard-node").exists() && dir.join("shardex").exists()) {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building shard-node and shardex failed");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-p", "shardex-shard-node", "-p", "shardex-coordinator", "-p", "shardex-client", "--bins"]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
     }
+    let status = cmd.status().expect("cargo build");
+    assert!(status.success(), "building shard-node, coordinator and shardex failed");
     dir
 }
 

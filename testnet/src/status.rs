@@ -1,0 +1,64 @@
+//! `testnet status`: every shard's height, state root and mempool next to what the coordinator accepted
+//! of it (height, lag in blocks and ms, rejected headers), then the coordinator's latest epoch.
+
+use std::path::Path;
+
+use shardex_client::ShardClient;
+
+use crate::{
+    coordinator::{self, CoordStatus},
+    network::{Network, COORDINATOR},
+    now_ms, process,
+};
+
+/// Prints the status of the network in `dir`.
+pub async fn print(dir: &Path) -> eyre::Result<()> {
+    let net = Network::load(dir)?;
+    let coord: Result<CoordStatus, String> = match &net.coordinator {
+        None => Err("not part of this network (run `testnet down` and `testnet up` to add it)".into()),
+        Some(c) if !c.pid.is_some_and(process::alive) => Err("stopped".into()),
+        Some(c) => coordinator::status(c, net.chain_id).await.map_err(|e| format!("unreachable: {e:#}")),
+    };
+
+    println!(
+        "{:<16} {:>5} {:<12} {:>8} {:<20} {:>8} | {:>9} {:>5} {:>7} {:>8}",
+        "NODE", "SHARD", "MARKET", "HEIGHT", "STATE ROOT", "MEMPOOL", "COMMITTED", "LAG", "LAG MS", "REJECTED"
+    );
+    for n in &net.nodes {
+        let line = match (n.pid.is_some_and(process::alive), ShardClient::connect(&n.endpoint).await) {
+            (false, _) => "stopped".to_owned(),
+            (true, Err(e)) => format!("unreachable: {e}"),
+            (true, Ok(c)) => match c.status().await {
+                Ok(s) => format!("{:>8} 0x{:<18} {:>8}", s.height, &hex::encode(&s.state_root)[..16], s.mempool_txs),
+                Err(e) => format!("error: {e}"),
+            },
+        };
+        let seen = match coord.as_ref().ok().and_then(|c| c.shards.get(&n.shard_id.0)) {
+            Some(s) => format!(
+                " | {:>9} {:>5} {:>7} {:>8}{}",
+                s.accepted_height,
+                s.lag_blocks,
+                s.lag_ms,
+                s.rejected_headers,
+                if s.connected { "" } else { "  (not connected)" }
+            ),
+            None => String::new(),
+        };
+        println!("{:<16} {:>5} {:<12} {line}{seen}", n.name, n.shard_id.0, n.symbol);
+    }
+
+    let summary = match (&coord, &net.coordinator) {
+        (Err(why), _) => why.clone(),
+        (Ok(CoordStatus { latest: None, .. }), _) => "running, no epoch yet".to_owned(),
+        (Ok(CoordStatus { latest: Some(e), .. }), entry) => format!(
+            "epoch {} signed {} ms ago, global root 0x{}…, key {}…, {}",
+            e.record.number,
+            now_ms().saturating_sub(e.record.time_ms),
+            &hex::encode(e.global_root)[..16],
+            entry.as_ref().map_or(String::new(), |c| c.public_key.to_hex()[..16].to_owned()),
+            entry.as_ref().map_or("", |c| c.endpoint.as_str()),
+        ),
+    };
+    println!("{COORDINATOR:<16} {summary}");
+    Ok(())
+}

@@ -103,7 +103,7 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
         // Production blocks (hashing, fsync): it runs on a blocking thread, not on the runtime's workers.
         let round_node = Arc::clone(&node);
         let round = tokio::task::spawn_blocking(move || {
-            let result = produce_locked_briefly(&round_node, consensus.as_mut());
+            let result = produce_due_blocks(&round_node, consensus.as_mut());
             (consensus, result)
         })
         .await;
@@ -115,18 +115,28 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
             }
         };
         consensus = returned;
-        match result {
-            Ok(Some(committed)) => {
-                // No subscribers is fine.
-                let _ = node.commits.send(committed);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                error!(target: "shard::block", error = %e, "block production failed; stopping");
-                return e;
-            }
+        if let Err(e) = result {
+            error!(target: "shard::block", error = %e, "block production failed; stopping");
+            return e;
         }
     }
+}
+
+/// Most blocks one producer round commits before it yields back to the timer.
+pub const MAX_BLOCKS_PER_ROUND: usize = 64;
+
+/// Commits the oldest pending block, then keeps going while another one is already full or overdue (a
+/// backlog drains at once, not one block per tick), broadcasting each commit.
+fn produce_due_blocks(node: &NodeHandle, consensus: &mut dyn Consensus) -> Result<(), ShardError> {
+    for _ in 0..MAX_BLOCKS_PER_ROUND {
+        let Some(committed) = produce_locked_briefly(node, consensus)? else { return Ok(()) };
+        // No subscribers is fine.
+        let _ = node.commits.send(committed);
+        if !node.shard().block_is_full() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// One round of seal → stage → decide → write → finish on the running node. The shard lock is held only to

@@ -58,8 +58,8 @@ async fn batch_and_stream_submission() {
 async fn block_is_produced_early_when_pending_gas_fills_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = TestKeys::new(60);
-    // Blocks every 60 s unless pending gas fills one (a deposit costs 2,600 gas).
-    let args = ["--block.interval-ms", "60000", "--block.gas-limit", "3000"];
+    // Blocks every 60 s (and open that long) unless pending gas fills one (a deposit costs 2,600 gas).
+    let args = ["--block.interval-ms", "60000", "--block.max-open-ms", "60000", "--block.gas-limit", "3000"];
     let node = NodeProcess::start(dir.path(), &keys.genesis(1, 1), &keys.node, &args);
     let client = node.client().await;
     let (_, alice) = account(61);
@@ -79,7 +79,8 @@ async fn block_is_produced_early_when_pending_gas_fills_it() {
 async fn mempool_is_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = TestKeys::new(70);
-    let args = ["--block.interval-ms", "60000", "--mempool.max-txs", "3"];
+    // Blocks every 60 s and open that long: on a slow machine an overdue block would be sealed early.
+    let args = ["--block.interval-ms", "60000", "--block.max-open-ms", "60000", "--mempool.max-txs", "3"];
     let node = NodeProcess::start(dir.path(), &keys.genesis(1, 1), &keys.node, &args);
     let client = node.client().await;
     let (_, alice) = account(71);

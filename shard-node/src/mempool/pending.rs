@@ -124,7 +124,8 @@ impl Mempool {
         self.limits
     }
 
-    /// True when the front block cannot take another tx: it should be sealed without waiting.
+    /// True when the front block cannot take another tx (full, or a later block opened because it was full
+    /// or older than `max_open_ms`): it should be sealed without waiting for the next tick.
     pub fn has_full_block(&self) -> bool {
         self.blocks.len() > 1 || self.blocks.front().is_some_and(|b| self.is_block_full(b))
     }

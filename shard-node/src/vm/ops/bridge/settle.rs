@@ -19,15 +19,23 @@ use crate::vm::{
     view::TxScope,
 };
 
-/// The escrow of (dst, seq) when it is still locked; otherwise why not.
-fn locked(scope: &mut TxScope<'_>, dst: ShardId, seq: u64) -> Result<pb::BridgeEscrowRecord, ExecError> {
+/// The escrow of (dst, seq) when it is still locked; otherwise why not: closed by the op now asked for
+/// (`closing`) is a duplicate, closed the other way or never sent is the wrong state.
+fn locked(
+    scope: &mut TxScope<'_>,
+    dst: ShardId,
+    seq: u64,
+    closing: pb::MessageState,
+) -> Result<pb::BridgeEscrowRecord, ExecError> {
     let escrow = load_escrow(scope, dst, seq)?;
     let what = format!("message {seq} to shard {dst}");
-    Err(match pb::MessageState::try_from(escrow.state) {
-        Ok(pb::MessageState::Locked) => return Ok(escrow),
-        Ok(pb::MessageState::Acked) => BridgeError::MessageState(format!("{what} was already acknowledged")),
-        Ok(pb::MessageState::Refunded) => BridgeError::MessageState(format!("{what} was already refunded")),
-        _ => BridgeError::MessageState(format!("{what} was never sent from this shard")),
+    let state = pb::MessageState::try_from(escrow.state).unwrap_or_default();
+    let done = |s: pb::MessageState| if s == pb::MessageState::Acked { "acknowledged" } else { "refunded" };
+    Err(match state {
+        pb::MessageState::Locked => return Ok(escrow),
+        pb::MessageState::Unspecified => BridgeError::MessageState(format!("{what} was never sent from this shard")),
+        s if s == closing => BridgeError::Duplicate(format!("{what} was already {}", done(s))),
+        s => BridgeError::MessageState(format!("{what} was already {}, it cannot be {}", done(s), done(closing))),
     }
     .into())
 }
@@ -98,7 +106,7 @@ pub fn ack(
             .into());
     }
     let dst = peer(here, ack.src_shard, "acknowledging")?;
-    let escrow = locked(scope, dst, ack.seq)?;
+    let escrow = locked(scope, dst, ack.seq, pb::MessageState::Acked)?;
     let expected = pb::OutboxMessage {
         src_shard: dst.0,
         dst_shard: here.shard.0,
@@ -134,7 +142,7 @@ pub fn refund(
 ) -> Result<Vec<pb::Event>, ExecError> {
     coordinator_of(market)?;
     let dst = peer(here, r.dst_shard, "destination")?;
-    let escrow = locked(scope, dst, r.seq)?;
+    let escrow = locked(scope, dst, r.seq, pb::MessageState::Refunded)?;
     let global_root = epoch_root(scope, r.epoch)?;
     let proven = verify_entry(global_root, dst, &r.dst_entry, &r.header_proof)?;
 

@@ -140,8 +140,13 @@ pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: u
     if size > outer {
         return Err(TxError::TooLarge { size, limit: outer });
     }
-    let body = pb::TxBody::decode(envelope.body.as_slice()).map_err(|e| TxError::Malformed(format!("body: {e}")))?;
-    if size > max_tx_bytes && !carries_proofs(&body) {
+    let oversize = size > max_tx_bytes;
+    let body = pb::TxBody::decode(envelope.body.as_slice()).map_err(|e| match oversize {
+        // Only a proof-carrying op may be this large, and this is none.
+        true => TxError::TooLarge { size, limit: max_tx_bytes },
+        false => TxError::Malformed(format!("body: {e}")),
+    })?;
+    if oversize && !carries_proofs(&body) {
         return Err(TxError::TooLarge { size, limit: max_tx_bytes });
     }
     if body.chain_id != domain.chain.0 {

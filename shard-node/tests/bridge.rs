@@ -202,9 +202,23 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     refused(&mut w.b, &relayer, Op::DeliverMessage(good.clone()), Reason::Duplicate, "replayed delivery");
     let incoming = w.b.shard.message(A, 1, true, true).expect("incoming");
     assert!(incoming.receipt.is_some() && incoming.ack.as_ref().is_some_and(|a| a.is_ack));
-    let (proofs, _) = incoming.proofs.expect("proven");
-    let receipt = shardex_core::proof::verify_pb_proof(&proofs[0], bridge::inbox_key(A, 1)).expect("receipt proof");
-    assert_eq!(receipt, incoming.receipt.map(|r| r.encode_to_vec()));
+    let (proofs, header) = incoming.proofs.clone().expect("proven");
+    let mut resp = pb::GetMessageResponse {
+        height: incoming.height,
+        state_root: incoming.state_root.to_vec(),
+        receipt: incoming.receipt,
+        ack: incoming.ack.clone(),
+        proofs,
+        header: Some(header),
+        ..Default::default()
+    };
+    let sequencers = [Keypair::from_seed([1; 32]).account()];
+    let verify = |r: &pb::GetMessageResponse| {
+        bridge::verify_message_response(r, ChainId(8), B, A, 1, true, Some(&sequencers))
+    };
+    verify(&resp).expect("GetMessage answer verifies");
+    resp.ack.as_mut().expect("ack").amount_micros += 1;
+    assert!(verify(&resp).is_err(), "a changed record fails its proof");
 
     // 3. The bridged collateral carries margin on B.
     w.b.run(&alice, order()).expect("order backed by bridged collateral");

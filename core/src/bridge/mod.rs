@@ -5,13 +5,16 @@
 //!   imported epochs.
 //! - [`verify`]: a shard entry under an imported global root, then a record (present or absent) under the
 //!   entry's state root, with bounded proof sizes.
+//! - [`query`]: a client's check of a `GetMessage` answer.
 
 pub mod error;
 pub mod keys;
+pub mod query;
 pub mod verify;
 
 pub use error::BridgeError;
 pub use keys::*;
+pub use query::verify_message_response;
 pub use verify::{check_proof_size, verify_entry, verify_record, ProvenEntry};
 
 /// How many imported epochs a shard keeps (by import order): deliveries, acks and refunds may be proven

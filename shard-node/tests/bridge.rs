@@ -293,3 +293,30 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     w.conserved("end");
     let _ = (&w.oracle, &w.deposit);
 }
+
+#[test]
+fn imported_epochs_are_kept_for_a_window_of_imports() {
+    let mut w = world();
+    let relayer = w.relayer.clone();
+    let total = bridge::IMPORTED_EPOCH_WINDOW as u64 + 2;
+    let mut epochs = Vec::new();
+    for _ in 0..total {
+        let e = w.epoch();
+        w.relay(B, e.import_op());
+        epochs.push(e);
+    }
+    let read = |n: u64| {
+        let key = bridge::imported_epoch_key(n);
+        !w.b.shard.prove_key(key, None).expect("read").expect("head").value.is_empty()
+    };
+    assert!(!read(1) && !read(2), "the two oldest imports left the window");
+    assert!((3..=total).all(read), "the last {} imports are kept", bridge::IMPORTED_EPOCH_WINDOW);
+    // A message proven against an epoch that left the window is refused; against one inside it, delivered.
+    w.a.run(&w.alice.clone(), transfer_op(B, &w.alice.account(), USD, total + 5)).expect("transfer");
+    let e = w.epoch();
+    w.relay(B, e.import_op());
+    let mut stale = deliver_parts(&deliver_op(&w.a, &e, B, 1).expect("message"));
+    stale.epoch = 2;
+    refused(&mut w.b, &relayer, Op::DeliverMessage(stale), Reason::UnknownEpoch, "epoch out of the window");
+    w.relay(B, deliver_op(&w.a, &e, B, 1).expect("message"));
+}

@@ -232,10 +232,8 @@ mod tests {
         let mut big = sign_tx(&k, D, 1, padded);
         big.signature.resize(DEFAULT_MAX_TX_BYTES + 1, 0);
         assert_eq!(check(&big.encode_to_vec()), Err(Reason::TxTooLarge));
-        let proofs = pb::tx_body::Op::AckMessage(pb::AckMessage {
-            ack_proof: vec![vec![7; 1000]; 6],
-            ..Default::default()
-        });
+        let proofs =
+            pb::tx_body::Op::AckMessage(pb::AckMessage { ack_proof: vec![vec![7; 1000]; 6], ..Default::default() });
         let big_proof = sign_tx(&k, D, 1, proofs);
         assert!(big_proof.encoded_len() > DEFAULT_MAX_TX_BYTES);
         assert_eq!(check(&big_proof.encode_to_vec()), Ok(()));

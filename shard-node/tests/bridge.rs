@@ -15,8 +15,7 @@ use shardex_core::{
 };
 use support::{
     bridge::{
-        ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch,
-        TestCoordinator,
+        ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch, TestCoordinator,
     },
     inproc::Net,
 };
@@ -161,8 +160,10 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     )
     .0
     .signature;
-    let forged_import =
-        Op::ImportGlobalCommitment(pb::ImportGlobalCommitment { epoch_record: forged.record, signature: forged.signature });
+    let forged_import = Op::ImportGlobalCommitment(pb::ImportGlobalCommitment {
+        epoch_record: forged.record,
+        signature: forged.signature,
+    });
     refused(&mut w.b, &relayer, forged_import, Reason::BadSignature, "epoch signed by another key");
     let undelivered = deliver_op(&w.a, &e1, B, 1).expect("message in epoch 1");
     refused(&mut w.b, &relayer, undelivered, Reason::UnknownEpoch, "delivery against an epoch not imported");
@@ -213,9 +214,8 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
         ..Default::default()
     };
     let sequencers = [Keypair::from_seed([1; 32]).account()];
-    let verify = |r: &pb::GetMessageResponse| {
-        bridge::verify_message_response(r, ChainId(8), B, A, 1, true, Some(&sequencers))
-    };
+    let verify =
+        |r: &pb::GetMessageResponse| bridge::verify_message_response(r, ChainId(8), B, A, 1, true, Some(&sequencers));
     verify(&resp).expect("GetMessage answer verifies");
     resp.ack.as_mut().expect("ack").amount_micros += 1;
     assert!(verify(&resp).is_err(), "a changed record fails its proof");
@@ -231,7 +231,10 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     w.relay(A, ack1.clone());
     assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 0));
     assert_eq!(totals(&w.a).bridged_out_micros, 1_000 * USD);
-    assert_eq!(w.a.shard.message(B, 1, false, false).expect("m").escrow.expect("e").state, pb::MessageState::Acked as i32);
+    assert_eq!(
+        w.a.shard.message(B, 1, false, false).expect("m").escrow.expect("e").state,
+        pb::MessageState::Acked as i32
+    );
     refused(&mut w.a, &relayer, ack1.clone(), Reason::Duplicate, "ack twice");
     let refund1 = refund_op(&w.b, &e2, A, 1).expect("refund op");
     refused(&mut w.a, &relayer, refund1, Reason::MessageState, "refund of a delivered and acked message");

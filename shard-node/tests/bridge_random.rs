@@ -14,7 +14,9 @@ use shardex_core::{
     AccountId, ChainId, Keypair, Reason, ShardId,
 };
 use support::{
-    bridge::{ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch, TestCoordinator},
+    bridge::{
+        ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch, TestCoordinator,
+    },
     inproc::Net,
 };
 
@@ -101,7 +103,12 @@ impl Sim {
             Ok(()) => true,
             Err(r) => {
                 assert!(allowed.contains(&r.reason), "seed {}: {what} refused unexpectedly: {r}", self.seed);
-                assert_eq!(self.nets[i].shard.head().state_root, root, "seed {}: refused {what} changed state", self.seed);
+                assert_eq!(
+                    self.nets[i].shard.head().state_root,
+                    root,
+                    "seed {}: refused {what} changed state",
+                    self.seed
+                );
                 false
             }
         };

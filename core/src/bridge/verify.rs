@@ -54,7 +54,10 @@ pub fn verify_entry(
     let entry = coordpb::ShardEntry::decode(entry_bytes)
         .map_err(|e| BridgeError::InvalidProof(format!("shard entry does not decode: {e}")))?;
     if entry.shard_id != shard.0 {
-        return Err(BridgeError::InvalidProof(format!("shard entry is for shard {}, expected {shard}", entry.shard_id)));
+        return Err(BridgeError::InvalidProof(format!(
+            "shard entry is for shard {}, expected {shard}",
+            entry.shard_id
+        )));
     }
     verify_entry_under_root(global_root, &entry, &as_bytes(proof))
         .map_err(|e| BridgeError::InvalidProof(format!("shard {shard} entry: {e}")))?;
@@ -144,7 +147,10 @@ mod tests {
         let f = fixture();
         let reason = |r: Result<ProvenEntry, BridgeError>| r.expect_err("refused").reason();
         // Entry claimed for another shard.
-        assert_eq!(reason(verify_entry(f.global_root, ShardId(2), &f.entry_bytes, &f.header_proof)), Reason::InvalidProof);
+        assert_eq!(
+            reason(verify_entry(f.global_root, ShardId(2), &f.entry_bytes, &f.header_proof)),
+            Reason::InvalidProof
+        );
         // Entry with another state root (a forged source state).
         let mut forged = coordpb::ShardEntry::decode(f.entry_bytes.as_slice()).expect("entry");
         forged.state_root = vec![1; 32];

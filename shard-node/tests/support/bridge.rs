@@ -115,7 +115,13 @@ pub fn ack_op(dst_net: &Net, epoch: &Epoch, src: ShardId, seq: u64) -> Option<Op
         return None;
     }
     let ack = pb::OutboxMessage::decode(proof.value.as_slice()).expect("ack record");
-    Some(Op::AckMessage(pb::AckMessage { ack: Some(ack), dst_entry, ack_proof: proof.nodes, header_proof, epoch: epoch.number }))
+    Some(Op::AckMessage(pb::AckMessage {
+        ack: Some(ack),
+        dst_entry,
+        ack_proof: proof.nodes,
+        header_proof,
+        epoch: epoch.number,
+    }))
 }
 
 /// The refund of message `seq` from `src` to `dst_net`'s shard, proven under `epoch` (the shard's imported

@@ -31,8 +31,9 @@ pub fn deliver(
         return Err(BridgeError::Invalid("an acknowledgement is settled with ack-message, not delivered".into()).into());
     }
     if m.dst_shard != here.shard.0 {
-        return Err(BridgeError::WrongShard(format!("message is for shard {}, this is {}", m.dst_shard, here.shard))
-            .into());
+        return Err(
+            BridgeError::WrongShard(format!("message is for shard {}, this is {}", m.dst_shard, here.shard)).into()
+        );
     }
     let src = peer(here, m.src_shard, "source")?;
     let account =

@@ -42,8 +42,11 @@ fn coordinator_of(market: &pb::MarketRecord) -> Result<AccountId, ExecError> {
 /// A peer shard named by an op: neither shard 0 (no shard) nor this one.
 fn peer(here: &Here, raw: u32, role: &str) -> Result<ShardId, ExecError> {
     if raw == 0 || raw == here.shard.0 {
-        return Err(BridgeError::WrongShard(format!("the {role} shard must be another shard than {}, got {raw}", here.shard))
-            .into());
+        return Err(BridgeError::WrongShard(format!(
+            "the {role} shard must be another shard than {}, got {raw}",
+            here.shard
+        ))
+        .into());
     }
     Ok(ShardId(raw))
 }

@@ -41,7 +41,8 @@ fn locked(
 }
 
 fn sender_of(escrow: &pb::BridgeEscrowRecord) -> Result<AccountId, ExecError> {
-    AccountId::from_slice(&escrow.sender).map_err(|e| ExecError::Corrupt { what: "bridge escrow", detail: e.to_string() })
+    AccountId::from_slice(&escrow.sender)
+        .map_err(|e| ExecError::Corrupt { what: "bridge escrow", detail: e.to_string() })
 }
 
 /// The outbox message the escrow stands for (what events report).
@@ -102,8 +103,9 @@ pub fn ack(
         return Err(BridgeError::Invalid("the record is a message, not an acknowledgement".into()).into());
     }
     if ack.dst_shard != here.shard.0 {
-        return Err(BridgeError::WrongShard(format!("ack is for shard {}, this is {}", ack.dst_shard, here.shard))
-            .into());
+        return Err(
+            BridgeError::WrongShard(format!("ack is for shard {}, this is {}", ack.dst_shard, here.shard)).into()
+        );
     }
     let dst = peer(here, ack.src_shard, "acknowledging")?;
     let escrow = locked(scope, dst, ack.seq, pb::MessageState::Acked)?;
@@ -147,13 +149,23 @@ pub fn refund(
     let proven = verify_entry(global_root, dst, &r.dst_entry, &r.header_proof)?;
 
     if r.dst_imported.is_empty() {
-        return Err(BridgeError::NotExpired(format!("shard {dst} has imported no epoch: message {} cannot have expired there", r.seq)).into());
+        return Err(BridgeError::NotExpired(format!(
+            "shard {dst} has imported no epoch: message {} cannot have expired there",
+            r.seq
+        ))
+        .into());
     }
     if r.dst_imported.len() > MAX_PROVEN_VALUE_BYTES {
         return Err(BridgeError::ProofTooLarge(format!("imported commitment of {} bytes", r.dst_imported.len())).into());
     }
     let imported_key = bridge::imported_latest_key();
-    verify_record("imported-commitment proof", proven.state_root, imported_key, Some(&r.dst_imported), &r.imported_proof)?;
+    verify_record(
+        "imported-commitment proof",
+        proven.state_root,
+        imported_key,
+        Some(&r.dst_imported),
+        &r.imported_proof,
+    )?;
     let imported = pb::ImportedCommitmentRecord::decode(r.dst_imported.as_slice())
         .map_err(|e| BridgeError::InvalidProof(format!("imported commitment does not decode: {e}")))?;
     if imported.epoch <= escrow.expiry_epoch {

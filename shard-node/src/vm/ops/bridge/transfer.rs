@@ -27,8 +27,8 @@ pub fn transfer_out(
 ) -> Result<Vec<pb::Event>, ExecError> {
     coordinator_of(market)?;
     let dst = peer(here, t.dst_shard, "destination")?;
-    let recipient = AccountId::from_slice(&t.recipient)
-        .map_err(|e| BridgeError::Invalid(format!("transfer recipient: {e}")))?;
+    let recipient =
+        AccountId::from_slice(&t.recipient).map_err(|e| BridgeError::Invalid(format!("transfer recipient: {e}")))?;
     let amount = positive_amount(t.amount_micros)?;
     let latest = load_latest(scope)?;
     if t.expiry_epoch <= latest.epoch {

@@ -1,7 +1,7 @@
 //! The perpetuals engine in process: seeded random trading among a market maker and takers, with oracle
 //! moves, deposits and withdrawals. After every block: money is conserved exactly
-//! (Σ collateral − Σ entry notional + fee pool + insurance + funding pool + escrowed = deposited − withdrawn
-//! + bridged in − bridged out), positions net to zero, the book is
+//! (Σ collateral − Σ entry notional + fee pool + insurance + funding pool + escrowed = deposited −
+//! withdrawn + bridged in − bridged out), positions net to zero, the book is
 //! never crossed, and every accepted order that added risk left its account above initial margin.
 //! Replay a failure with SHARDEX_TEST_SEED.
 

@@ -219,6 +219,33 @@ impl ShardClient {
         Ok(HistoryPage { items, next, head_height: page.head_height })
     }
 
+    /// Message `seq` exchanged with `peer`, as this shard sees it: as its source (`incoming` false: escrow
+    /// state and outbox message) or its destination (true: inbox receipt and ack). With `prove`, the records
+    /// are checked here against the proofs and, given `sequencers`, the state root against a finalized header.
+    pub async fn message(
+        &self,
+        peer: ShardId,
+        seq: u64,
+        incoming: bool,
+        prove: bool,
+        sequencers: Option<&[AccountId]>,
+    ) -> Result<pb::GetMessageResponse> {
+        let req = pb::GetMessageRequest { peer_shard: peer.0, seq, incoming, prove };
+        let resp = self.rpc.clone().get_message(req).await?.into_inner();
+        if prove {
+            shardex_core::bridge::verify_message_response(
+                &resp,
+                self.domain.chain,
+                self.domain.shard,
+                peer,
+                seq,
+                incoming,
+                sequencers,
+            )?;
+        }
+        Ok(resp)
+    }
+
     /// The block at `height`.
     pub async fn block(&self, height: u64) -> Result<pb::Block> {
         Ok(self.rpc.clone().get_block(pb::GetBlockRequest { height }).await?.into_inner())

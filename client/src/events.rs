@@ -68,6 +68,18 @@ pub fn describe(e: &pb::Event) -> Option<String> {
             Usd::from_micros(l.insurance_delta_micros),
             usd(l.bad_debt_micros)
         ),
+        pb::event::Kind::BridgeMessageChanged(b) => format!(
+            "{who} bridge message {} from shard {} to shard {}: {} {}",
+            b.seq,
+            b.src_shard,
+            b.dst_shard,
+            usd(b.amount_micros),
+            if b.delivered && b.state == pb::MessageState::Unspecified as i32 {
+                "delivered".to_owned()
+            } else {
+                pb::MessageState::try_from(b.state).map_or("?", |s| s.as_str_name()).to_owned()
+            }
+        ),
         pb::event::Kind::FundingApplied(f) => {
             let point = f.point.unwrap_or_default();
             format!(

@@ -26,6 +26,10 @@ pub struct Genesis {
     pub authorities: Authorities,
     /// Keys whose signatures finalize blocks.
     pub sequencers: Vec<AccountId>,
+    /// The coordinator key whose epoch signatures this shard accepts (hex). Without it every bridge op is
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<AccountId>,
 }
 
 /// Market parameters.
@@ -168,6 +172,7 @@ impl Genesis {
             },
             authorities,
             sequencers: vec![sequencer],
+            coordinator: None,
         }
     }
 
@@ -237,6 +242,14 @@ impl Genesis {
         if self.sequencers.is_empty() {
             return invalid("sequencers", "at least one sequencer key is needed");
         }
+        if let Some(coordinator) = &self.coordinator {
+            if ed25519_dalek::VerifyingKey::from_bytes(&coordinator.0).is_err() {
+                return invalid("coordinator", "must be a valid ed25519 public key");
+            }
+            if self.sequencers.contains(coordinator) {
+                return invalid("coordinator", "must differ from every sequencer key");
+            }
+        }
         Ok(())
     }
 
@@ -276,6 +289,7 @@ impl Genesis {
             funding_interval_ms: m.trading.funding_interval_ms,
             funding_clamp_bps: m.trading.funding_clamp_bps,
             max_positions_per_side: m.trading.max_positions_per_side,
+            coordinator_key: self.coordinator.map(|c| c.0.to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -295,5 +309,22 @@ mod tests {
         bad.market.maintenance_margin_bps = 2_000;
         assert!(Genesis::from_toml(&bad.to_toml()).is_err());
         assert!(matches!(Genesis::from_toml("chain_id = 1\nbogus = 2"), Err(GenesisError::Parse(_))));
+    }
+
+    #[test]
+    fn coordinator_key_round_trips_and_is_validated() {
+        let mut g = Genesis::example(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            AccountId([4; 32]),
+        );
+        assert!(!g.to_toml().contains("coordinator"), "absent key stays absent");
+        let key = crate::Keypair::from_seed([5; 32]).account();
+        g.coordinator = Some(key);
+        let toml = g.to_toml();
+        assert!(toml.contains(&format!("coordinator = \"{key}\"")), "{toml}");
+        assert_eq!(Genesis::from_toml(&toml), Ok(g.clone()));
+        assert_eq!(g.market_record().coordinator_key, key.0.to_vec());
+        g.coordinator = Some(g.sequencers[0]);
+        assert!(matches!(g.validate(), Err(GenesisError::Invalid { field: "coordinator", .. })));
     }
 }

@@ -3,9 +3,11 @@
 //! Ids and money ([`ids`], [`money`]), keys and domain-separated signatures ([`keys`], [`signing`]),
 //! windowed nonces ([`nonce`]), hashing ([`hash`]), state keys ([`state_key`]), transaction decoding
 //! and verification ([`tx`]), block headers ([`block`]), genesis ([`genesis`]), MPT proof
-//! verification a client can run without a node ([`proof`]) and the global commitment ([`global`]).
+//! verification a client can run without a node ([`proof`]), the global commitment ([`global`]) and the
+//! cross-shard bridge's keys and proof checks ([`bridge`]).
 
 pub mod block;
+pub mod bridge;
 pub mod genesis;
 pub mod global;
 pub mod hash;

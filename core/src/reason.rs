@@ -49,11 +49,25 @@ pub enum Reason {
     WouldCross,
     /// The account is above its maintenance margin.
     NotLiquidatable,
+    /// A cross-shard proof (shard entry under a global root, record under a state root) does not verify.
+    InvalidProof,
+    /// A proof has more nodes, or larger nodes, than the protocol allows.
+    ProofTooLarge,
+    /// The epoch named is not an imported epoch inside this shard's window.
+    UnknownEpoch,
+    /// Already done: the epoch is imported, the message delivered, acknowledged or refunded.
+    Duplicate,
+    /// The message is not in a state that allows this (unknown, or closed the other way).
+    MessageState,
+    /// The message's expiry epoch has passed (transfer-out or delivery).
+    Expired,
+    /// A refund before the destination imported an epoch past the message's expiry.
+    NotExpired,
 }
 
 impl Reason {
     /// Every reason, for exhaustive round-trip tests.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 29] = [
         Self::Malformed,
         Self::TxTooLarge,
         Self::WrongChain,
@@ -76,6 +90,13 @@ impl Reason {
         Self::MarketMode,
         Self::WouldCross,
         Self::NotLiquidatable,
+        Self::InvalidProof,
+        Self::ProofTooLarge,
+        Self::UnknownEpoch,
+        Self::Duplicate,
+        Self::MessageState,
+        Self::Expired,
+        Self::NotExpired,
     ];
 
     /// The stable wire name, e.g. `NONCE_USED`.
@@ -103,6 +124,13 @@ impl Reason {
             Self::MarketMode => "MARKET_MODE",
             Self::WouldCross => "WOULD_CROSS",
             Self::NotLiquidatable => "NOT_LIQUIDATABLE",
+            Self::InvalidProof => "INVALID_PROOF",
+            Self::ProofTooLarge => "PROOF_TOO_LARGE",
+            Self::UnknownEpoch => "UNKNOWN_EPOCH",
+            Self::Duplicate => "DUPLICATE",
+            Self::MessageState => "MESSAGE_STATE",
+            Self::Expired => "EXPIRED",
+            Self::NotExpired => "NOT_EXPIRED",
         }
     }
 }

@@ -28,7 +28,7 @@ pub enum Namespace {
     Outbox = 0x09,
     /// Inbox receipt by (src shard, seq) (`InboxReceipt`).
     InboxReceipt = 0x0a,
-    /// Latest imported global commitment (`ImportedCommitmentRecord`).
+    /// Imported global commitments: the latest (id empty) and each retained epoch (`ImportedCommitmentRecord`).
     ImportedCommitment = 0x0b,
     /// On-ramp totals: deposited and withdrawn (`LedgerTotalsRecord`).
     LedgerTotals = 0x0c,
@@ -48,11 +48,15 @@ pub enum Namespace {
     PositionIndex = 0x13,
     /// Number of positions per side (`PositionCountRecord`).
     PositionCount = 0x14,
+    /// Escrow and lifecycle of an outgoing message by (dst shard, seq) (`BridgeEscrowRecord`).
+    BridgeEscrow = 0x15,
+    /// Last seq sent per destination shard (`BridgeSeqRecord`).
+    BridgeSeq = 0x16,
 }
 
 impl Namespace {
     /// Every namespace, in byte order.
-    pub const ALL: [Namespace; 20] = [
+    pub const ALL: [Namespace; 22] = [
         Self::Market,
         Self::Oracle,
         Self::Account,
@@ -73,6 +77,8 @@ impl Namespace {
         Self::LiquidationCap,
         Self::PositionIndex,
         Self::PositionCount,
+        Self::BridgeEscrow,
+        Self::BridgeSeq,
     ];
 
     /// The namespace of a byte, if it is one.
@@ -170,7 +176,7 @@ mod tests {
             assert_eq!(Namespace::from_byte(*n as u8), Some(*n));
         }
         assert_eq!(Namespace::from_byte(0), None);
-        assert_eq!(Namespace::from_byte(0x15), None);
+        assert_eq!(Namespace::from_byte(0x17), None);
     }
 
     #[test]

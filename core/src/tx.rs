@@ -17,6 +17,17 @@ use crate::{
 /// Default largest accepted encoded `SignedTx`, in bytes.
 pub const DEFAULT_MAX_TX_BYTES: usize = 4096;
 
+/// Largest accepted encoded `SignedTx` that carries bridge proofs (deliver, ack, refund), in bytes: up to
+/// three MPT proofs of a large state (about ten 532-byte branch nodes each) plus a global-trie proof.
+/// Every other op keeps the node's `max_tx_bytes`.
+pub const MAX_PROOF_TX_BYTES: usize = 64 * 1024;
+
+/// True for the ops that carry MPT proofs and may use [`MAX_PROOF_TX_BYTES`].
+fn carries_proofs(body: &pb::TxBody) -> bool {
+    use pb::tx_body::Op;
+    matches!(body.op, Some(Op::DeliverMessage(_) | Op::AckMessage(_) | Op::TimeoutRefund(_)))
+}
+
 /// Why a tx was refused before execution. Every variant maps to one [`Reason`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
@@ -113,20 +124,31 @@ impl VerifiedTx {
 
 /// Decodes an encoded `SignedTx` with a size limit and verifies it.
 pub fn decode_and_verify(bytes: &[u8], domain: TxDomain, max_tx_bytes: usize) -> Result<VerifiedTx, TxError> {
-    if bytes.len() > max_tx_bytes {
-        return Err(TxError::TooLarge { size: bytes.len(), limit: max_tx_bytes });
+    let outer = max_tx_bytes.max(MAX_PROOF_TX_BYTES);
+    if bytes.len() > outer {
+        return Err(TxError::TooLarge { size: bytes.len(), limit: outer });
     }
     let envelope = pb::SignedTx::decode(bytes).map_err(|e| TxError::Malformed(format!("envelope: {e}")))?;
     verify_envelope(envelope, domain, max_tx_bytes)
 }
 
-/// Verifies an already-decoded envelope (as tonic hands it over), with the same checks and limits.
+/// Verifies an already-decoded envelope (as tonic hands it over), with the same checks and limits: at most
+/// `max_tx_bytes`, or [`MAX_PROOF_TX_BYTES`] for an op carrying bridge proofs.
 pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: usize) -> Result<VerifiedTx, TxError> {
     let size = envelope.encoded_len();
-    if size > max_tx_bytes {
+    let outer = max_tx_bytes.max(MAX_PROOF_TX_BYTES);
+    if size > outer {
+        return Err(TxError::TooLarge { size, limit: outer });
+    }
+    let oversize = size > max_tx_bytes;
+    let body = pb::TxBody::decode(envelope.body.as_slice()).map_err(|e| match oversize {
+        // Only a proof-carrying op may be this large, and this is none.
+        true => TxError::TooLarge { size, limit: max_tx_bytes },
+        false => TxError::Malformed(format!("body: {e}")),
+    })?;
+    if oversize && !carries_proofs(&body) {
         return Err(TxError::TooLarge { size, limit: max_tx_bytes });
     }
-    let body = pb::TxBody::decode(envelope.body.as_slice()).map_err(|e| TxError::Malformed(format!("body: {e}")))?;
     if body.chain_id != domain.chain.0 {
         return Err(TxError::WrongChain { expected: domain.chain, got: ChainId(body.chain_id) });
     }
@@ -204,7 +226,17 @@ mod tests {
             |bytes: &[u8]| decode_and_verify(bytes, D, DEFAULT_MAX_TX_BYTES).map(|_| ()).map_err(|e| e.reason());
 
         assert_eq!(check(&[0xff, 0xff, 0xff]), Err(Reason::Malformed));
-        assert_eq!(check(&vec![0u8; DEFAULT_MAX_TX_BYTES + 1]), Err(Reason::TxTooLarge));
+        assert_eq!(check(&vec![0u8; MAX_PROOF_TX_BYTES + 1]), Err(Reason::TxTooLarge));
+        // Above the node's limit: refused unless the op carries bridge proofs.
+        let padded = pb::tx_body::Op::CancelAll(pb::CancelAll {});
+        let mut big = sign_tx(&k, D, 1, padded);
+        big.signature.resize(DEFAULT_MAX_TX_BYTES + 1, 0);
+        assert_eq!(check(&big.encode_to_vec()), Err(Reason::TxTooLarge));
+        let proofs =
+            pb::tx_body::Op::AckMessage(pb::AckMessage { ack_proof: vec![vec![7; 1000]; 6], ..Default::default() });
+        let big_proof = sign_tx(&k, D, 1, proofs);
+        assert!(big_proof.encoded_len() > DEFAULT_MAX_TX_BYTES);
+        assert_eq!(check(&big_proof.encode_to_vec()), Ok(()));
 
         let other_shard = TxDomain { shard: ShardId(4), ..D };
         assert_eq!(check(&sign_tx(&k, other_shard, 1, withdraw(1)).encode_to_vec()), Err(Reason::WrongShard));

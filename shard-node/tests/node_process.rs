@@ -67,6 +67,15 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let totals = market.totals.expect("totals");
     assert_eq!((totals.deposited_micros, totals.withdrawn_micros), (1_750 * USD, 300 * USD + 1));
 
+    // A message this shard never sent or received: both records proven absent under a finalized header.
+    let sequencers = [keys.node.account()];
+    for incoming in [false, true] {
+        let m = client.message(ShardId(9), 1, incoming, true, Some(&sequencers)).await.expect("proven message");
+        assert!(m.escrow.is_none() && m.message.is_none() && m.receipt.is_none() && m.ack.is_none());
+        assert_eq!(m.proofs.len(), 2);
+    }
+    assert!(client.message(ShardId(9), 0, false, false, None).await.is_err(), "seq 0 is malformed");
+
     // Bad inputs: each its own reason, none changes state.
     let before = snapshot(&client, &[alice, bob]).await;
     let domain = client.domain();

@@ -100,6 +100,9 @@ impl ShardService for Fake {
     async fn get_proof(&self, _: Request<pb::GetProofRequest>) -> Result<Response<pb::StateProof>, Status> {
         no()
     }
+    async fn get_message(&self, _: Request<pb::GetMessageRequest>) -> Result<Response<pb::GetMessageResponse>, Status> {
+        no()
+    }
     async fn get_history(&self, _: Request<pb::GetHistoryRequest>) -> Result<Response<pb::GetHistoryResponse>, Status> {
         no()
     }

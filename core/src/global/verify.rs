@@ -66,11 +66,21 @@ pub fn verify_shard_inclusion(
     entry: &coordpb::ShardEntry,
     proof: &[Bytes],
 ) -> Result<(), GlobalError> {
+    verify_entry_under_root(epoch.global_root, entry, proof)
+}
+
+/// Checks that `entry` is what `entry.shard_id`'s key holds under `global_root`: the root of an epoch verified
+/// earlier (a shard VM keeps the roots of the epochs it imported).
+pub fn verify_entry_under_root(
+    global_root: B256,
+    entry: &coordpb::ShardEntry,
+    proof: &[Bytes],
+) -> Result<(), GlobalError> {
     if entry.height == 0 || entry.block_hash.len() != 32 || entry.state_root.len() != 32 {
         return Err(GlobalError::Malformed("entry needs a height and 32-byte hash and root".into()));
     }
     let key = shard_key(ShardId(entry.shard_id));
-    verify_state_proof(epoch.global_root, key, Some(&entry.encode_to_vec()), proof)
+    verify_state_proof(global_root, key, Some(&entry.encode_to_vec()), proof)
         .map_err(|e| GlobalError::Inclusion(e.to_string()))
 }
 

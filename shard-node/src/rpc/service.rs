@@ -292,6 +292,32 @@ impl ShardService for ShardRpc {
         Ok(Response::new(page))
     }
 
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::GetMessageResponse>, Status> {
+        let req = request.into_inner();
+        if req.peer_shard == 0 || req.seq == 0 {
+            return Err(reject_status(&Reject::new(Reason::Malformed, "peer_shard and seq start at 1")));
+        }
+        let view = self
+            .node
+            .shard_at_head()
+            .message(shardex_core::ShardId(req.peer_shard), req.seq, req.incoming, req.prove)
+            .map_err(|e| internal_status(&e))?;
+        let (proofs, header) = view.proofs.map_or((Vec::new(), None), |(p, h)| (p, Some(h)));
+        Ok(Response::new(pb::GetMessageResponse {
+            height: view.height,
+            state_root: view.state_root.to_vec(),
+            escrow: view.escrow,
+            message: view.message,
+            receipt: view.receipt,
+            ack: view.ack,
+            proofs,
+            header,
+        }))
+    }
+
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {
         let height = request.into_inner().height;
         let block = self.node.shard().block(height).map_err(|e| internal_status(&e))?;

@@ -17,9 +17,11 @@ pub fn code_of(reason: Reason) -> Code {
         | Reason::WrongShard
         | Reason::BadSignature
         | Reason::InvalidOp
-        | Reason::BatchTooLarge => Code::InvalidArgument,
+        | Reason::BatchTooLarge
+        | Reason::InvalidProof
+        | Reason::ProofTooLarge => Code::InvalidArgument,
         Reason::Unauthorized => Code::PermissionDenied,
-        Reason::NonceUsed | Reason::DuplicateTx => Code::AlreadyExists,
+        Reason::NonceUsed | Reason::DuplicateTx | Reason::Duplicate => Code::AlreadyExists,
         Reason::InsufficientCollateral
         | Reason::GasLimit
         | Reason::OpNotEnabled
@@ -27,7 +29,11 @@ pub fn code_of(reason: Reason) -> Code {
         | Reason::StalePrice
         | Reason::MarketMode
         | Reason::WouldCross
-        | Reason::NotLiquidatable => Code::FailedPrecondition,
+        | Reason::NotLiquidatable
+        | Reason::UnknownEpoch
+        | Reason::MessageState
+        | Reason::Expired
+        | Reason::NotExpired => Code::FailedPrecondition,
         Reason::Overflow => Code::OutOfRange,
         Reason::MempoolFull => Code::ResourceExhausted,
         Reason::NotFound => Code::NotFound,

@@ -2,6 +2,7 @@
 //! applies decided blocks and answers queries. IO here is sled only; time and networking come from outside.
 
 mod admit;
+mod bridge_query;
 mod error;
 mod history;
 mod open;
@@ -10,6 +11,7 @@ mod query;
 mod replay;
 mod trading_query;
 
+pub use bridge_query::MessageView;
 pub use error::{Reject, ShardError};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::ShardConfig;

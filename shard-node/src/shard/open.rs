@@ -181,6 +181,17 @@ mod tests {
         assert_eq!(format!("{hash:x}"), "97d5331d75a2211db48c3bcce9708d7f38d461aeb48ec150bf6dc3015ec8e95d");
     }
 
+    /// Golden vector with a coordinator key: it is part of the market record, so it moves the genesis root
+    /// (and only a genesis that names one).
+    #[test]
+    fn golden_genesis_root_with_coordinator() {
+        let mut g = fixed_genesis();
+        g.coordinator = Some(Keypair::from_seed([0xc0; 32]).account());
+        let root = genesis_root(&g);
+        assert_ne!(root, genesis_root(&fixed_genesis()));
+        assert_eq!(format!("{root:x}"), "b6f6378dae49c99a6aed0633b9c501d1362ecff3053b28765ee12968a02a9375");
+    }
+
     #[test]
     fn engine_genesis_matches_reference_and_reopen_checks_genesis() {
         let dir = tempfile::tempdir().expect("tempdir");

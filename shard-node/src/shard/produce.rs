@@ -187,6 +187,21 @@ impl Proposal {
     }
 }
 
+/// The latest global epoch imported as of a block's post-state: from the block's own writes, else from
+/// committed state.
+fn last_imported_epoch(writes: &Changes, engine: &StateEngine) -> Result<u64, ShardError> {
+    let key = shardex_core::bridge::imported_latest_key();
+    let value = match writes.get(&key) {
+        Some(v) => v.clone(),
+        None => engine.get(&key)?,
+    };
+    let record = value
+        .map(|v| pb::ImportedCommitmentRecord::decode(v.as_slice()))
+        .transpose()
+        .map_err(|e| ShardError::Inconsistent(format!("stored imported commitment does not decode: {e}")))?;
+    Ok(record.map_or(0, |r| r.epoch))
+}
+
 impl Sealed {
     /// Stages the block's state root and builds its header. Reads committed state only: the shard must not
     /// commit another block meanwhile (block production is sequential).
@@ -207,7 +222,7 @@ impl Sealed {
             tx_root: ordered_root(&encoded_txs).to_vec(),
             receipts_root: ordered_root(&encoded_receipts).to_vec(),
             state_root: state_root.to_vec(),
-            last_imported_epoch: 0,
+            last_imported_epoch: last_imported_epoch(&block.writes, &store.engine)?,
             proposer: proposer.0.to_vec(),
             gas_used: block.gas,
             tx_count: block.txs.len() as u32,

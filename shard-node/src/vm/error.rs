@@ -1,6 +1,6 @@
 //! Why a tx failed to execute. A failed tx writes nothing.
 
-use shardex_core::{nonce::NonceError, Reason};
+use shardex_core::{bridge::BridgeError, nonce::NonceError, Reason};
 
 /// The state could not be read; the node must stop rather than guess.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,9 +19,6 @@ pub enum ExecError {
     /// An argument is out of range or malformed.
     #[error("{0}")]
     InvalidOp(String),
-    /// Declared op that this shard does not execute yet.
-    #[error("op {0} is not enabled on this shard")]
-    OpNotEnabled(&'static str),
     /// Not enough free collateral.
     #[error("insufficient free collateral: requested {requested_micros} micro-USD, free {free_micros}")]
     InsufficientCollateral {
@@ -58,6 +55,9 @@ pub enum ExecError {
         /// Maintenance requirement at the mark.
         maintenance_micros: i64,
     },
+    /// A bridge op was refused (bad proof, duplicate, wrong lifecycle state, expiry...).
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
     /// Checked arithmetic overflowed.
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
@@ -89,7 +89,6 @@ impl ExecError {
             Self::Nonce(_) => Reason::NonceUsed,
             Self::Unauthorized(_) => Reason::Unauthorized,
             Self::InvalidOp(_) => Reason::InvalidOp,
-            Self::OpNotEnabled(_) => Reason::OpNotEnabled,
             Self::InsufficientCollateral { .. } => Reason::InsufficientCollateral,
             Self::Overflow(_) => Reason::Overflow,
             Self::InsufficientMargin { .. } => Reason::InsufficientMargin,
@@ -97,6 +96,7 @@ impl ExecError {
             Self::MarketMode(_) => Reason::MarketMode,
             Self::WouldCross { .. } => Reason::WouldCross,
             Self::NotLiquidatable { .. } => Reason::NotLiquidatable,
+            Self::Bridge(e) => e.reason(),
             Self::OutOfGas { .. } => Reason::GasLimit,
             Self::Corrupt { .. } | Self::Storage(_) => Reason::Unavailable,
         }

@@ -1,12 +1,12 @@
 //! Executes one verified tx: nonce, authorization, the op, gas. Money is checked integer arithmetic.
 
-use shardex_core::{nonce::NonceWindow, pb, pb::tx_body::Op, tx::VerifiedTx};
+use shardex_core::{nonce::NonceWindow, pb, pb::tx_body::Op, tx::VerifiedTx, ChainId, ShardId};
 
 use super::{
     error::ExecError,
     gas::GasSchedule,
     ops,
-    ops::{ledger, liquidate, mode, oracle, trade},
+    ops::{bridge, ledger, liquidate, mode, oracle, trade},
     records::{load_account, load_market, store_account},
     view::TxScope,
 };
@@ -69,15 +69,24 @@ pub fn execute(
         Some(Op::CancelAll(_)) => trade::cancel_all(scope, &signer)?,
         Some(Op::Liquidate(l)) => liquidate::liquidate(scope, &mut market, &signer, l, ctx)?,
         Some(Op::SetMarketMode(m)) => mode::set_by_admin(scope, &mut market, &signer, m, ctx)?,
-        Some(op) => return Err(ExecError::OpNotEnabled(op_name(op))),
+        Some(Op::ImportGlobalCommitment(i)) => bridge::import(scope, &market, &here(tx), i)?,
+        Some(Op::TransferOut(t)) => bridge::transfer_out(scope, &market, &here(tx), &signer, t, ctx)?,
+        Some(Op::DeliverMessage(d)) => bridge::deliver(scope, &market, &here(tx), d, ctx)?,
+        Some(Op::AckMessage(a)) => bridge::ack(scope, &market, &here(tx), a, ctx)?,
+        Some(Op::TimeoutRefund(r)) => bridge::refund(scope, &market, &here(tx), r, ctx)?,
         None => return Err(ExecError::InvalidOp("tx body carries no op".into())),
     };
 
-    let gas_used = params.gas.cost(scope.reads(), scope.writes());
+    let gas_used = params.gas.cost_of(&scope.work());
     if gas_used > params.max_tx_gas {
         return Err(ExecError::OutOfGas { needed: gas_used, allowed: params.max_tx_gas });
     }
     Ok(Outcome { gas_used, events })
+}
+
+/// This shard, as the tx names it (admission checked the body's chain and shard are the node's).
+fn here(tx: &VerifiedTx) -> bridge::Here {
+    bridge::Here { chain: ChainId(tx.body().chain_id), shard: ShardId(tx.body().shard_id) }
 }
 
 /// Begin-block work, before the block's txs: the stale-oracle rule, then funding at its interval. Part of consensus: every replica
@@ -89,23 +98,4 @@ pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<Vec<pb::Ev
     let mut events: Vec<pb::Event> = ops::oracle::stale_rule(scope, &mut market, ctx)?.into_iter().collect();
     events.extend(ops::funding::begin_block(scope, &market, ctx)?);
     Ok(events)
-}
-
-/// Stable op names for errors and logs.
-pub fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::Deposit(_) => "deposit",
-        Op::Withdraw(_) => "withdraw",
-        Op::PlaceOrder(_) => "place-order",
-        Op::CancelOrder(_) => "cancel-order",
-        Op::CancelAll(_) => "cancel-all",
-        Op::OracleUpdate(_) => "oracle-update",
-        Op::Liquidate(_) => "liquidate",
-        Op::TransferOut(_) => "transfer-out",
-        Op::DeliverMessage(_) => "deliver-message",
-        Op::AckMessage(_) => "ack-message",
-        Op::TimeoutRefund(_) => "timeout-refund",
-        Op::ImportGlobalCommitment(_) => "import-global-commitment",
-        Op::SetMarketMode(_) => "set-market-mode",
-    }
 }

@@ -11,6 +11,6 @@ mod view;
 
 pub use error::{ExecError, StorageError};
 pub use exec::{begin_block, execute, BlockCtx, Outcome, VmParams};
-pub use gas::GasSchedule;
+pub use gas::{GasSchedule, Work};
 pub use records::{genesis_changes, load_account, load_market};
 pub use view::{Changes, StateReader, TxScope};

@@ -29,6 +29,8 @@ pub struct TxScope<'a> {
     parents: Vec<&'a Changes>,
     writes: Changes,
     reads: u64,
+    proof_nodes: u64,
+    signatures: u64,
 }
 
 impl<'a> TxScope<'a> {
@@ -40,7 +42,7 @@ impl<'a> TxScope<'a> {
     /// A scope over `base` with `layers` applied on top in order (pending blocks, then a block's
     /// begin-block writes, say): a later layer shadows an earlier one.
     pub fn over(base: &'a dyn StateReader, layers: Vec<&'a Changes>) -> Self {
-        Self { base, parents: layers, writes: Changes::new(), reads: 0 }
+        Self { base, parents: layers, writes: Changes::new(), reads: 0, proof_nodes: 0, signatures: 0 }
     }
 
     /// Reads through this tx's writes, then the parent layers from the newest, then committed state.
@@ -66,6 +68,26 @@ impl<'a> TxScope<'a> {
     /// State reads so far.
     pub fn reads(&self) -> u64 {
         self.reads
+    }
+
+    /// Counts `n` MPT proof nodes verified, for gas.
+    pub fn charge_proof_nodes(&mut self, n: u64) {
+        self.proof_nodes = self.proof_nodes.saturating_add(n);
+    }
+
+    /// Counts one signature verified by the op, for gas.
+    pub fn charge_signature(&mut self) {
+        self.signatures = self.signatures.saturating_add(1);
+    }
+
+    /// Everything gas charges for, so far.
+    pub fn work(&self) -> super::gas::Work {
+        super::gas::Work {
+            reads: self.reads,
+            writes: self.writes(),
+            proof_nodes: self.proof_nodes,
+            signatures: self.signatures,
+        }
     }
 
     /// Distinct keys written so far.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod inproc;
 
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! The collateral ledger: deposits from the on-ramp and withdrawals.
+//! The collateral ledger: deposits from the on-ramp, withdrawals, and the free collateral both withdraw and
+//! transfer-out may take.
 
 use shardex_core::{
     pb,
@@ -41,8 +42,33 @@ pub fn deposit(
     Ok(vec![collateral_event(&account, amount, record.collateral_micros, pb::CollateralReason::Deposit)])
 }
 
-/// Debits the signer's free collateral: all of it when flat with no resting orders, otherwise what the
-/// margin at a fresh mark leaves free (`min(collateral, equity - initial requirement)`).
+/// What `account` may take out of this market (withdraw, transfer-out) at block time: all of its collateral
+/// when flat with no resting orders, otherwise what the margin at a fresh mark leaves free
+/// (`min(collateral, equity - initial requirement)`). Settles pending funding first; returns the free amount
+/// and the settled account record.
+pub fn free_collateral(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    account: &AccountId,
+    ctx: &BlockCtx,
+) -> Result<(i64, pb::AccountRecord), ExecError> {
+    funding::settle(scope, account)?;
+    let record = load_account(scope, account)?;
+    let position = positions::load(scope, account)?;
+    let orders = book::account_orders(scope, account)?;
+    if position.size_lots == 0 && orders.open_buy_lots == 0 && orders.open_sell_lots == 0 {
+        return Ok((record.collateral_micros, record));
+    }
+    let mark = oracle::fresh_mark(scope, market, ctx)?;
+    let math = trade::market_math(market)?;
+    let pos = Position { size_lots: position.size_lots, entry_notional_micros: position.entry_notional_micros };
+    let free = health(&math, record.collateral_micros, &pos, orders.open_buy_lots, orders.open_sell_lots, mark)
+        .map_err(|_| ExecError::Overflow("health"))?
+        .free_collateral_micros;
+    Ok((free, record))
+}
+
+/// Debits the signer's free collateral ([`free_collateral`]).
 pub fn withdraw(
     scope: &mut TxScope<'_>,
     market: &pb::MarketRecord,
@@ -51,20 +77,7 @@ pub fn withdraw(
     ctx: &BlockCtx,
 ) -> Result<Vec<pb::Event>, ExecError> {
     let amount = positive_amount(w.amount_micros)?;
-    funding::settle(scope, signer)?;
-    let mut record = load_account(scope, signer)?;
-    let position = positions::load(scope, signer)?;
-    let orders = book::account_orders(scope, signer)?;
-    let free = if position.size_lots == 0 && orders.open_buy_lots == 0 && orders.open_sell_lots == 0 {
-        record.collateral_micros
-    } else {
-        let mark = oracle::fresh_mark(scope, market, ctx)?;
-        let math = trade::market_math(market)?;
-        let pos = Position { size_lots: position.size_lots, entry_notional_micros: position.entry_notional_micros };
-        health(&math, record.collateral_micros, &pos, orders.open_buy_lots, orders.open_sell_lots, mark)
-            .map_err(|_| ExecError::Overflow("health"))?
-            .free_collateral_micros
-    };
+    let (free, mut record) = free_collateral(scope, market, signer, ctx)?;
     if amount > free {
         return Err(ExecError::InsufficientCollateral { requested_micros: w.amount_micros, free_micros: free });
     }
@@ -79,14 +92,16 @@ pub fn withdraw(
     Ok(vec![collateral_event(signer, -amount, record.collateral_micros, pb::CollateralReason::Withdraw)])
 }
 
-fn positive_amount(micros: u64) -> Result<i64, ExecError> {
+/// A positive amount as i64.
+pub fn positive_amount(micros: u64) -> Result<i64, ExecError> {
     if micros == 0 {
         return Err(ExecError::InvalidOp("amount must be positive".into()));
     }
     i64::try_from(micros).map_err(|_| ExecError::Overflow("amount"))
 }
 
-fn collateral_event(account: &AccountId, delta: i64, balance: i64, reason: pb::CollateralReason) -> pb::Event {
+/// A collateral change of `account` by `delta` to `balance`.
+pub fn collateral_event(account: &AccountId, delta: i64, balance: i64, reason: pb::CollateralReason) -> pb::Event {
     pb::Event {
         account: account.0.to_vec(),
         kind: Some(pb::event::Kind::CollateralChanged(pb::CollateralChanged {

@@ -1,5 +1,6 @@
 //! One file per family of ops; `exec` dispatches to them.
 
+pub mod bridge;
 pub mod funding;
 pub mod ledger;
 pub mod liquidate;

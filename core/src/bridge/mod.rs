@@ -1,0 +1,35 @@
+//! The cross-shard collateral bridge (DESIGN.md §7): record keys, protocol limits, refusal reasons and the
+//! pure proof checks a shard VM runs on deliveries, acks and refunds. No state, no IO.
+//!
+//! - [`keys`]: ids and leaf keys of outbox messages, acks, inbox receipts, escrows, seq counters and
+//!   imported epochs.
+//! - [`verify`]: a shard entry under an imported global root, then a record (present or absent) under the
+//!   entry's state root, with bounded proof sizes.
+//! - [`query`]: a client's check of a `GetMessage` answer.
+
+pub mod error;
+pub mod keys;
+pub mod query;
+pub mod verify;
+
+pub use error::BridgeError;
+pub use keys::*;
+pub use query::verify_message_response;
+pub use verify::{check_proof_size, verify_entry, verify_record, ProvenEntry};
+
+/// How many imported epochs a shard keeps (by import order): deliveries, acks and refunds may be proven
+/// against any of them, so a relayer racing a newer import still succeeds.
+pub const IMPORTED_EPOCH_WINDOW: usize = 64;
+
+/// Most nodes in one MPT proof. A key is 64 nibbles, so no path in a keccak-keyed trie has more than 64
+/// branches and a leaf; real proofs are 5 to 10 nodes.
+pub const MAX_PROOF_NODES: usize = 65;
+
+/// Largest node in a proof, bytes. A full branch node is 532 bytes; leaves carry small records.
+pub const MAX_PROOF_NODE_BYTES: usize = 1024;
+
+/// Largest encoded `ShardEntry` (or imported-commitment record) accepted as a proven value, bytes.
+pub const MAX_PROVEN_VALUE_BYTES: usize = 1024;
+
+/// The last byte of an acknowledgement's outbox id, distinguishing it from an ordinary message's.
+pub const ACK_SUFFIX: u8 = 0x01;

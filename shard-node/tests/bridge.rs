@@ -1,0 +1,325 @@
+//! The cross-shard bridge in process: two shards with the same coordinator key in genesis, a pure in-test
+//! coordinator building real signed epochs over their finalized headers, and relayer steps with real
+//! proofs. Transfers both ways, delivery, margin use of bridged collateral, acks, an expired message
+//! refunded, and every forgery or replay refused with its reason and no state change. Money is conserved
+//! on each shard after every step and across both at the end.
+
+mod support;
+
+use prost::Message;
+use shardex_core::{
+    bridge,
+    order::limit_order,
+    pb::{self, tx_body::Op},
+    AccountId, ChainId, Keypair, Reason, ShardId,
+};
+use support::{
+    bridge::{
+        ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch, TestCoordinator,
+    },
+    inproc::Net,
+};
+
+const USD: u64 = 1_000_000;
+const PRICE: u64 = 100_000_000_000;
+const A: ShardId = ShardId(1);
+const B: ShardId = ShardId(2);
+
+struct World {
+    a: Net,
+    b: Net,
+    coordinator: TestCoordinator,
+    oracle: Keypair,
+    deposit: Keypair,
+    relayer: Keypair,
+    alice: Keypair,
+    accounts: Vec<AccountId>,
+}
+
+fn net(shard: ShardId, oracle: &Keypair, deposit: &Keypair, coordinator: Option<AccountId>) -> Net {
+    Net::new(oracle, deposit, |g| {
+        g.shard_id = shard;
+        g.coordinator = coordinator;
+        g.market.trading.oracle_max_age_ms = u64::MAX / 4;
+    })
+}
+
+fn world() -> World {
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let key = coordinator_key();
+    let mut a = net(A, &oracle, &deposit, Some(key.account()));
+    let mut b = net(B, &oracle, &deposit, Some(key.account()));
+    let alice = Keypair::from_seed([0x11; 32]);
+    let relayer = Keypair::from_seed([0x77; 32]);
+    for n in [&mut a, &mut b] {
+        n.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: n.clock_ms }))
+            .expect("oracle");
+    }
+    let dep = Op::Deposit(pb::Deposit { account: alice.account().0.to_vec(), amount_micros: 10_000 * USD });
+    a.run(&deposit, dep).expect("deposit");
+    let accounts = vec![alice.account(), relayer.account()];
+    World { a, b, coordinator: TestCoordinator::new(key, ChainId(8)), oracle, deposit, relayer, alice, accounts }
+}
+
+impl World {
+    fn epoch(&mut self) -> Epoch {
+        self.coordinator.epoch(&[&self.a, &self.b])
+    }
+
+    fn on(&mut self, shard: ShardId) -> &mut Net {
+        if shard == A {
+            &mut self.a
+        } else {
+            &mut self.b
+        }
+    }
+
+    /// Runs `op` signed by the relayer on `shard`; must succeed.
+    fn relay(&mut self, shard: ShardId, op: Op) {
+        let relayer = self.relayer.clone();
+        self.on(shard).run(&relayer, op).expect("relayed op succeeds");
+        self.conserved("after a relayed op");
+    }
+
+    fn conserved(&self, context: &str) {
+        check_conservation(&self.a, &self.accounts, context);
+        check_conservation(&self.b, &self.accounts, context);
+    }
+
+    fn collateral(&self, shard: ShardId, who: &AccountId) -> (i64, u64) {
+        let n = if shard == A { &self.a } else { &self.b };
+        let r = n.shard.account(who, None, false).expect("account").expect("head").record.unwrap_or_default();
+        (r.collateral_micros, r.escrow_micros)
+    }
+}
+
+/// `op` signed by `key` on `net` is refused with `reason` and the state root does not move.
+fn refused(net: &mut Net, key: &Keypair, op: Op, reason: Reason, what: &str) {
+    let root = net.shard.head().state_root;
+    let height = net.shard.head().height;
+    let verdict = net.run(key, op);
+    let err = verdict.expect_err(what);
+    assert_eq!(err.reason, reason, "{what}: {err}");
+    assert_eq!((net.shard.head().height, net.shard.head().state_root), (height, root), "{what} changed state");
+}
+
+fn deliver_parts(op: &Op) -> pb::DeliverMessage {
+    match op {
+        Op::DeliverMessage(d) => d.clone(),
+        _ => panic!("not a delivery"),
+    }
+}
+
+#[test]
+fn without_a_coordinator_key_every_bridge_op_is_refused() {
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let mut n = net(A, &oracle, &deposit, None);
+    let alice = Keypair::from_seed([0x11; 32]);
+    n.run(&deposit, Op::Deposit(pb::Deposit { account: alice.account().0.to_vec(), amount_micros: USD }))
+        .expect("deposit");
+    let mut c = TestCoordinator::new(coordinator_key(), ChainId(8));
+    let epoch = c.epoch(&[&n]);
+    refused(&mut n, &alice, transfer_op(B, &alice.account(), USD, 5), Reason::OpNotEnabled, "transfer");
+    refused(&mut n, &alice, epoch.import_op(), Reason::OpNotEnabled, "import");
+    let refund = Op::TimeoutRefund(pb::TimeoutRefund { dst_shard: 2, seq: 1, ..Default::default() });
+    refused(&mut n, &alice, refund, Reason::OpNotEnabled, "refund");
+}
+
+#[test]
+fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
+    let mut w = world();
+    let alice = w.alice.clone();
+    let me = alice.account();
+    let relayer = w.relayer.clone();
+    w.conserved("start");
+
+    // Transfer-out refusals.
+    refused(&mut w.a, &alice, transfer_op(A, &me, USD, 5), Reason::WrongShard, "transfer to itself");
+    refused(&mut w.a, &alice, transfer_op(B, &me, 0, 5), Reason::InvalidOp, "zero amount");
+    refused(&mut w.a, &alice, transfer_op(B, &me, 1, 0), Reason::Expired, "already expired");
+    refused(&mut w.a, &alice, transfer_op(B, &me, 10_001 * USD, 5), Reason::InsufficientCollateral, "above free");
+
+    // Bridged collateral cannot be used before it arrives.
+    let order = || Op::PlaceOrder(limit_order(pb::Side::Buy, PRICE - 10 * 100_000, 50, pb::TimeInForce::Gtc));
+    refused(&mut w.b, &alice, order(), Reason::InsufficientMargin, "order before delivery");
+
+    // 1. A → B: 1,000 USD locked; margin on A drops at once.
+    w.a.run(&alice, transfer_op(B, &me, 1_000 * USD, 10)).expect("transfer");
+    assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 1_000 * USD));
+    let view = w.a.shard.message(B, 1, false, false).expect("message");
+    assert_eq!(view.escrow.expect("escrow").state, pb::MessageState::Locked as i32);
+    w.conserved("after transfer-out");
+
+    // Import: a forged signature, then the real epoch, then a replay of it.
+    let e1 = w.epoch();
+    let forger = Keypair::from_seed([0xee; 32]);
+    let mut forged = e1.signed.clone();
+    forged.signature = shardex_core::global::sign_epoch(
+        &forger,
+        &shardex_core::coordpb::EpochRecord::decode(e1.signed.record.as_slice()).expect("record"),
+    )
+    .0
+    .signature;
+    let forged_import = Op::ImportGlobalCommitment(pb::ImportGlobalCommitment {
+        epoch_record: forged.record,
+        signature: forged.signature,
+    });
+    refused(&mut w.b, &relayer, forged_import, Reason::BadSignature, "epoch signed by another key");
+    let undelivered = deliver_op(&w.a, &e1, B, 1).expect("message in epoch 1");
+    refused(&mut w.b, &relayer, undelivered, Reason::UnknownEpoch, "delivery against an epoch not imported");
+    w.relay(B, e1.import_op());
+    refused(&mut w.b, &relayer, e1.import_op(), Reason::Duplicate, "re-import");
+    let head = w.b.shard.block(w.b.shard.head().height).expect("block").expect("head").header.expect("header");
+    assert_eq!(shardex_core::block::decode_header(&head).expect("decodes").header.last_imported_epoch, 1);
+
+    // Delivery forgeries on B.
+    let good = deliver_parts(&deliver_op(&w.a, &e1, B, 1).expect("deliverable"));
+    let forge = |f: &dyn Fn(&mut pb::DeliverMessage)| {
+        let mut d = good.clone();
+        f(&mut d);
+        Op::DeliverMessage(d)
+    };
+    let tampered = forge(&|d| d.message.as_mut().expect("message").amount_micros *= 10);
+    refused(&mut w.b, &relayer, tampered, Reason::InvalidProof, "tampered amount");
+    let other_key_proof = support::bridge::prove(&w.a, bridge::escrow_key(B, 1), e1.entry(A).expect("entry").2).nodes;
+    let wrong_key = forge(&|d| d.message_proof = other_key_proof.clone());
+    refused(&mut w.b, &relayer, wrong_key, Reason::InvalidProof, "proof of another key");
+    let (b_entry, b_proof, _) = e1.entry(B).expect("B entry");
+    let wrong_entry = forge(&|d| (d.src_entry, d.header_proof) = (b_entry.clone(), b_proof.clone()));
+    refused(&mut w.b, &relayer, wrong_entry, Reason::InvalidProof, "another shard's entry");
+    let wrong_dst = forge(&|d| d.message.as_mut().expect("message").dst_shard = 3);
+    refused(&mut w.b, &relayer, wrong_dst, Reason::WrongShard, "wrong destination");
+    let huge = forge(&|d| d.message_proof = vec![vec![0; 100]; bridge::MAX_PROOF_NODES + 1]);
+    refused(&mut w.b, &relayer, huge, Reason::ProofTooLarge, "oversized proof");
+    let as_ack = forge(&|d| d.message.as_mut().expect("message").is_ack = true);
+    refused(&mut w.b, &relayer, as_ack, Reason::InvalidOp, "an ack delivered as a message");
+
+    // 2. Deliver, then replay.
+    w.relay(B, Op::DeliverMessage(good.clone()));
+    assert_eq!(w.collateral(B, &me), (1_000 * USD as i64, 0));
+    let gas = w.b.shard.block(w.b.shard.head().height).expect("block").expect("head").receipts[0].gas_used;
+    let nodes = (good.header_proof.len() + good.message_proof.len()) as u64;
+    assert!(gas >= 1_000 + 300 * nodes, "proof nodes are charged: gas {gas} for {nodes} nodes");
+    refused(&mut w.b, &relayer, Op::DeliverMessage(good.clone()), Reason::Duplicate, "replayed delivery");
+    let incoming = w.b.shard.message(A, 1, true, true).expect("incoming");
+    assert!(incoming.receipt.is_some() && incoming.ack.as_ref().is_some_and(|a| a.is_ack));
+    let (proofs, header) = incoming.proofs.clone().expect("proven");
+    let mut resp = pb::GetMessageResponse {
+        height: incoming.height,
+        state_root: incoming.state_root.to_vec(),
+        receipt: incoming.receipt,
+        ack: incoming.ack.clone(),
+        proofs,
+        header: Some(header),
+        ..Default::default()
+    };
+    let sequencers = [Keypair::from_seed([1; 32]).account()];
+    let verify =
+        |r: &pb::GetMessageResponse| bridge::verify_message_response(r, ChainId(8), B, A, 1, true, Some(&sequencers));
+    verify(&resp).expect("GetMessage answer verifies");
+    resp.ack.as_mut().expect("ack").amount_micros += 1;
+    assert!(verify(&resp).is_err(), "a changed record fails its proof");
+
+    // 3. The bridged collateral carries margin on B.
+    w.b.run(&alice, order()).expect("order backed by bridged collateral");
+    w.conserved("after the order on B");
+
+    // 4. Ack on A, then replays of it and a refund of the acked message.
+    let e2 = w.epoch();
+    w.relay(A, e2.import_op());
+    let ack1 = ack_op(&w.b, &e2, A, 1).expect("ack in epoch 2");
+    w.relay(A, ack1.clone());
+    assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 0));
+    assert_eq!(totals(&w.a).bridged_out_micros, 1_000 * USD);
+    assert_eq!(
+        w.a.shard.message(B, 1, false, false).expect("m").escrow.expect("e").state,
+        pb::MessageState::Acked as i32
+    );
+    refused(&mut w.a, &relayer, ack1.clone(), Reason::Duplicate, "ack twice");
+    let refund1 = refund_op(&w.b, &e2, A, 1).expect("refund op");
+    refused(&mut w.a, &relayer, refund1, Reason::MessageState, "refund of a delivered and acked message");
+
+    // 5. B → A: the resting order's initial margin (500 USD) is not free.
+    refused(&mut w.b, &alice, transfer_op(A, &me, 600 * USD, 6), Reason::InsufficientCollateral, "under margin");
+    w.b.run(&alice, transfer_op(A, &me, 400 * USD, 6)).expect("transfer back");
+    let e3 = w.epoch();
+    w.relay(A, e3.import_op());
+    w.relay(A, deliver_op(&w.b, &e3, A, 1).expect("B's message"));
+    assert_eq!(w.collateral(A, &me), (9_400 * USD as i64, 0));
+    let e4 = w.epoch();
+    w.relay(B, e4.import_op());
+    w.relay(B, ack_op(&w.a, &e4, B, 1).expect("A's ack"));
+    assert_eq!(w.collateral(B, &me), (600 * USD as i64, 0));
+
+    // 6. A message that expires undelivered (A imported 3, B 4: expiry 4 is deliverable until B imports 5).
+    w.a.run(&alice, transfer_op(B, &me, 300 * USD, 4)).expect("expiring transfer");
+    let e5 = w.epoch();
+    w.relay(A, e5.import_op());
+    let early = refund_op(&w.b, &e5, A, 2).expect("refund op");
+    refused(&mut w.a, &relayer, early, Reason::NotExpired, "refund before the destination passed expiry");
+    w.relay(B, e5.import_op());
+    let late = deliver_op(&w.a, &e5, B, 2).expect("message in epoch 5");
+    refused(&mut w.b, &relayer, late, Reason::Expired, "delivery after expiry");
+    let e6 = w.epoch();
+    w.relay(A, e6.import_op());
+    let refund2 = refund_op(&w.b, &e6, A, 2).expect("refund op");
+    w.relay(A, refund2.clone());
+    assert_eq!(w.collateral(A, &me), (9_400 * USD as i64, 0));
+    refused(&mut w.a, &relayer, refund2, Reason::Duplicate, "refund twice");
+    let mut forged_ack = match ack1 {
+        Op::AckMessage(a) => a,
+        _ => unreachable!(),
+    };
+    forged_ack.ack.as_mut().expect("ack").seq = 2;
+    refused(&mut w.a, &relayer, Op::AckMessage(forged_ack), Reason::MessageState, "ack after refund");
+
+    // 7. Delivered, not yet acked, then past expiry on B: the receipt blocks the refund; the ack still works.
+    w.a.run(&alice, transfer_op(B, &me, 100 * USD, 7)).expect("transfer");
+    let e7 = w.epoch();
+    w.relay(B, e7.import_op());
+    w.relay(B, deliver_op(&w.a, &e7, B, 3).expect("message 3"));
+    let e8 = w.epoch();
+    w.relay(B, e8.import_op());
+    w.relay(A, e8.import_op());
+    let e9 = w.epoch();
+    w.relay(A, e9.import_op());
+    let refund3 = refund_op(&w.b, &e9, A, 3).expect("refund op");
+    refused(&mut w.a, &relayer, refund3, Reason::InvalidProof, "refund with the receipt present");
+    // Proven against an older imported epoch still inside the window.
+    w.relay(A, ack_op(&w.b, &e8, A, 3).expect("ack of 3"));
+
+    let (ta, tb) = (totals(&w.a), totals(&w.b));
+    assert_eq!((ta.escrowed_micros, tb.escrowed_micros), (0, 0));
+    assert_eq!(ta.bridged_out_micros + tb.bridged_out_micros, ta.bridged_in_micros + tb.bridged_in_micros);
+    assert_eq!(ta.bridged_out_micros, 1_100 * USD);
+    assert_eq!(tb.bridged_in_micros, 1_100 * USD);
+    w.conserved("end");
+    let _ = (&w.oracle, &w.deposit);
+}
+
+#[test]
+fn imported_epochs_are_kept_for_a_window_of_imports() {
+    let mut w = world();
+    let relayer = w.relayer.clone();
+    let total = bridge::IMPORTED_EPOCH_WINDOW as u64 + 2;
+    let mut epochs = Vec::new();
+    for _ in 0..total {
+        let e = w.epoch();
+        w.relay(B, e.import_op());
+        epochs.push(e);
+    }
+    let read = |n: u64| {
+        let key = bridge::imported_epoch_key(n);
+        !w.b.shard.prove_key(key, None).expect("read").expect("head").value.is_empty()
+    };
+    assert!(!read(1) && !read(2), "the two oldest imports left the window");
+    assert!((3..=total).all(read), "the last {} imports are kept", bridge::IMPORTED_EPOCH_WINDOW);
+    // A message proven against an epoch that left the window is refused; against one inside it, delivered.
+    w.a.run(&w.alice.clone(), transfer_op(B, &w.alice.account(), USD, total + 5)).expect("transfer");
+    let e = w.epoch();
+    w.relay(B, e.import_op());
+    let mut stale = deliver_parts(&deliver_op(&w.a, &e, B, 1).expect("message"));
+    stale.epoch = 2;
+    refused(&mut w.b, &relayer, Op::DeliverMessage(stale), Reason::UnknownEpoch, "epoch out of the window");
+    w.relay(B, deliver_op(&w.a, &e, B, 1).expect("message"));
+}

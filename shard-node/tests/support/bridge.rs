@@ -1,0 +1,180 @@
+//! Two-shard bridge helpers: a pure in-test coordinator that builds real epochs (global trie over the shards'
+//! latest finalized headers, signed with `core::global`), and relayer steps that build import, deliver, ack
+//! and refund ops with real proofs read from the shards.
+
+use prost::Message;
+use shardex_core::{
+    block::decode_header,
+    bridge, coordpb,
+    global::{build_global_trie, entry_from_header, sign_epoch},
+    pb::{self, tx_body::Op},
+    ChainId, Keypair, ShardId, B256,
+};
+
+use super::inproc::Net;
+
+/// The coordinator key of bridge tests.
+pub fn coordinator_key() -> Keypair {
+    Keypair::from_seed([0xc0; 32])
+}
+
+/// A coordinator: numbers, links and signs epochs.
+pub struct TestCoordinator {
+    pub key: Keypair,
+    chain: ChainId,
+    number: u64,
+    parent: B256,
+    time_ms: u64,
+}
+
+/// One signed epoch and the entries it commits to.
+#[derive(Clone)]
+pub struct Epoch {
+    pub number: u64,
+    pub signed: coordpb::SignedEpoch,
+    pub entries: Vec<coordpb::ShardEntry>,
+}
+
+impl TestCoordinator {
+    pub fn new(key: Keypair, chain: ChainId) -> Self {
+        Self { key, chain, number: 0, parent: B256::ZERO, time_ms: 1_700_000_000_000 }
+    }
+
+    /// The next epoch over the shards' latest headers (a shard enters with its first signed header).
+    pub fn epoch(&mut self, shards: &[&Net]) -> Epoch {
+        let mut entries = Vec::new();
+        for net in shards {
+            let head = net.shard.head().height;
+            if head == 0 {
+                continue;
+            }
+            let fh = net.shard.block(head).expect("block").and_then(|b| b.header).expect("head header");
+            entries.push(entry_from_header(&decode_header(&fh).expect("header decodes")));
+        }
+        self.number += 1;
+        self.time_ms += 250;
+        let record = coordpb::EpochRecord {
+            chain_id: self.chain.0,
+            number: self.number,
+            parent_hash: self.parent.to_vec(),
+            global_root: build_global_trie(&entries, None).root.to_vec(),
+            time_ms: self.time_ms,
+            new_headers: entries.len() as u32,
+        };
+        let (signed, hash) = sign_epoch(&self.key, &record);
+        self.parent = hash;
+        Epoch { number: self.number, signed, entries }
+    }
+}
+
+impl Epoch {
+    /// The op importing this epoch.
+    pub fn import_op(&self) -> Op {
+        Op::ImportGlobalCommitment(pb::ImportGlobalCommitment {
+            epoch_record: self.signed.record.clone(),
+            signature: self.signed.signature.clone(),
+        })
+    }
+
+    /// `shard`'s entry (encoded), its proof under the global root and the height it commits.
+    pub fn entry(&self, shard: ShardId) -> Option<(Vec<u8>, Vec<Vec<u8>>, u64)> {
+        let entry = self.entries.iter().find(|e| e.shard_id == shard.0)?;
+        let trie = build_global_trie(&self.entries, Some(shard));
+        Some((entry.encode_to_vec(), trie.proof.iter().map(|n| n.to_vec()).collect(), entry.height))
+    }
+}
+
+/// A proof of `key` on `net` at `height`.
+pub fn prove(net: &Net, key: B256, height: u64) -> pb::StateProof {
+    net.shard.prove_key(key, Some(height)).expect("no node error").expect("height retained")
+}
+
+/// Delivery of message `seq` from `src` to `dst`, proven under `epoch`; None when the epoch does not hold
+/// the message yet.
+pub fn deliver_op(src: &Net, epoch: &Epoch, dst: ShardId, seq: u64) -> Option<Op> {
+    let (src_entry, header_proof, height) = epoch.entry(src.domain.shard)?;
+    let proof = prove(src, bridge::outbox_key(dst, seq), height);
+    if proof.value.is_empty() {
+        return None;
+    }
+    let message = pb::OutboxMessage::decode(proof.value.as_slice()).expect("outbox record");
+    Some(Op::DeliverMessage(pb::DeliverMessage {
+        message: Some(message),
+        src_entry,
+        message_proof: proof.nodes,
+        header_proof,
+        epoch: epoch.number,
+    }))
+}
+
+/// The ack of message `seq` from `src`, written on `dst_net`, proven under `epoch`; None when not there yet.
+pub fn ack_op(dst_net: &Net, epoch: &Epoch, src: ShardId, seq: u64) -> Option<Op> {
+    let (dst_entry, header_proof, height) = epoch.entry(dst_net.domain.shard)?;
+    let proof = prove(dst_net, bridge::ack_key(src, seq), height);
+    if proof.value.is_empty() {
+        return None;
+    }
+    let ack = pb::OutboxMessage::decode(proof.value.as_slice()).expect("ack record");
+    Some(Op::AckMessage(pb::AckMessage {
+        ack: Some(ack),
+        dst_entry,
+        ack_proof: proof.nodes,
+        header_proof,
+        epoch: epoch.number,
+    }))
+}
+
+/// The refund of message `seq` from `src` to `dst_net`'s shard, proven under `epoch` (the shard's imported
+/// commitment and the absence of its receipt); the proofs are whatever the state holds, so a delivered
+/// message yields a refund that must fail.
+pub fn refund_op(dst_net: &Net, epoch: &Epoch, src: ShardId, seq: u64) -> Option<Op> {
+    let (dst_entry, header_proof, height) = epoch.entry(dst_net.domain.shard)?;
+    let imported = prove(dst_net, bridge::imported_latest_key(), height);
+    let receipt = prove(dst_net, bridge::inbox_key(src, seq), height);
+    Some(Op::TimeoutRefund(pb::TimeoutRefund {
+        dst_shard: dst_net.domain.shard.0,
+        seq,
+        dst_entry,
+        non_receipt_proof: receipt.nodes,
+        header_proof,
+        epoch: epoch.number,
+        dst_imported: imported.value,
+        imported_proof: imported.nodes,
+    }))
+}
+
+/// A transfer-out op.
+pub fn transfer_op(dst: ShardId, recipient: &shardex_core::AccountId, amount_micros: u64, expiry_epoch: u64) -> Op {
+    Op::TransferOut(pb::TransferOut { dst_shard: dst.0, recipient: recipient.0.to_vec(), amount_micros, expiry_epoch })
+}
+
+/// The totals record of a shard.
+pub fn totals(net: &Net) -> pb::LedgerTotalsRecord {
+    net.shard.market(false).expect("market").totals
+}
+
+/// Checks per-shard conservation over `accounts` (every account holding money on the shard):
+/// Σ collateral − Σ entry + fee pool + insurance + funding pool + escrowed = deposited − withdrawn + in − out,
+/// and that the escrowed total equals the accounts' escrow balances.
+pub fn check_conservation(net: &Net, accounts: &[shardex_core::AccountId], context: &str) {
+    let market = net.shard.market(false).expect("market");
+    let t = &market.totals;
+    let (mut collateral, mut entry, mut escrow) = (0i128, 0i128, 0i128);
+    for a in accounts {
+        let v = net.shard.position(a, false).expect("position");
+        let acct = v.account.unwrap_or_default();
+        collateral += i128::from(acct.collateral_micros);
+        escrow += i128::from(acct.escrow_micros);
+        entry += i128::from(v.position.unwrap_or_default().entry_notional_micros);
+    }
+    let pool = i128::from(net.shard.fee_pool().expect("fee pool"));
+    let lhs = collateral - entry
+        + pool
+        + i128::from(market.insurance.balance_micros)
+        + i128::from(market.funding.pool_micros)
+        + i128::from(t.escrowed_micros);
+    let rhs = i128::from(t.deposited_micros) - i128::from(t.withdrawn_micros) + i128::from(t.bridged_in_micros)
+        - i128::from(t.bridged_out_micros);
+    assert_eq!(lhs, rhs, "{context}: shard {} does not conserve money ({t:?})", net.domain.shard);
+    assert_eq!(escrow, i128::from(t.escrowed_micros), "{context}: account escrows differ from the escrowed total");
+}

@@ -37,8 +37,13 @@ enum Cmd {
     Up(UpArgs),
     /// Stop the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
     Down,
-    /// Heights, state roots and mempools of every node; the coordinator's latest epoch and per-shard lag.
-    Status,
+    /// Heights, state roots, mempools and market modes of every node; the coordinator's latest epoch and
+    /// per-shard lag.
+    Status {
+        /// Refresh every SECS seconds (default 1) until interrupted.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        watch: Option<u64>,
+    },
     /// Print a node's log.
     Logs {
         /// Node name as `status` shows it (e.g. btc-perp-0, coordinator).
@@ -98,7 +103,8 @@ async fn run(cli: Cli) -> eyre::Result<()> {
     match cli.cmd {
         Cmd::Up(args) => up(&dir, &args).await,
         Cmd::Down => down(&dir),
-        Cmd::Status => status::print(&dir).await,
+        Cmd::Status { watch: None } => status::print(&dir).await,
+        Cmd::Status { watch: Some(secs) } => status::watch(&dir, std::time::Duration::from_secs(secs.max(1))).await,
         Cmd::Logs { node, tail } => {
             let log = Network::load(&dir)?.log_file(&node)?;
             let text = std::fs::read_to_string(&log).wrap_err_with(|| format!("reading {}", log.display()))?;

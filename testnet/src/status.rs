@@ -1,5 +1,6 @@
-//! `testnet status`: every shard's height, state root and mempool next to what the coordinator accepted
-//! of it (height, lag in blocks and ms, rejected headers), then the coordinator's latest epoch.
+//! `testnet status`: every shard's height, state root, mempool and market mode next to what the coordinator
+//! accepted of it (height, lag in blocks and ms, rejected headers), then the coordinator's latest epoch;
+//! `--watch` refreshes it.
 
 use std::path::Path;
 
@@ -11,6 +12,20 @@ use crate::{
     now_ms, process,
 };
 
+/// Reprints the status every `every` until ctrl-c.
+pub async fn watch(dir: &Path, every: std::time::Duration) -> eyre::Result<()> {
+    loop {
+        // Clear the screen and home the cursor, so the table updates in place.
+        print!("\x1b[2J\x1b[H");
+        print(dir).await?;
+        println!("\nrefreshing every {} s; ctrl-c to stop", every.as_secs());
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
 /// Prints the status of the network in `dir`.
 pub async fn print(dir: &Path) -> eyre::Result<()> {
     let net = Network::load(dir)?;
@@ -21,16 +36,22 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
     };
 
     println!(
-        "{:<16} {:>5} {:<12} {:>8} {:<20} {:>8} | {:>9} {:>5} {:>7} {:>8}",
-        "NODE", "SHARD", "MARKET", "HEIGHT", "STATE ROOT", "MEMPOOL", "COMMITTED", "LAG", "LAG MS", "REJECTED"
+        "{:<16} {:>5} {:<12} {:>8} {:<20} {:>8} {:<15} | {:>9} {:>5} {:>7} {:>8}",
+        "NODE", "SHARD", "MARKET", "HEIGHT", "STATE ROOT", "MEMPOOL", "MODE", "COMMITTED", "LAG", "LAG MS", "REJECTED"
     );
     for n in &net.nodes {
         let line = match (n.pid.is_some_and(process::alive), ShardClient::connect(&n.endpoint).await) {
             (false, _) => "stopped".to_owned(),
             (true, Err(e)) => format!("unreachable: {e}"),
-            (true, Ok(c)) => match c.status().await {
-                Ok(s) => format!("{:>8} 0x{:<18} {:>8}", s.height, &hex::encode(&s.state_root)[..16], s.mempool_txs),
-                Err(e) => format!("error: {e}"),
+            (true, Ok(c)) => match (c.status().await, c.market(false).await) {
+                (Ok(s), Ok(m)) => format!(
+                    "{:>8} 0x{:<18} {:>8} {:<15}",
+                    s.height,
+                    &hex::encode(&s.state_root)[..16],
+                    s.mempool_txs,
+                    mode_name(m.market.map_or(0, |m| m.mode))
+                ),
+                (Err(e), _) | (_, Err(e)) => format!("error: {e}"),
             },
         };
         let seen = match coord.as_ref().ok().and_then(|c| c.shards.get(&n.shard_id.0)) {
@@ -61,4 +82,16 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
     };
     println!("{COORDINATOR:<16} {summary}");
     Ok(())
+}
+
+/// The market mode's short name.
+fn mode_name(mode: i32) -> &'static str {
+    use shardex_client::core::pb::MarketMode;
+    match MarketMode::try_from(mode) {
+        Ok(MarketMode::Normal | MarketMode::Unspecified) => "normal",
+        Ok(MarketMode::PostOnly) => "post-only",
+        Ok(MarketMode::ReduceOnly) => "reduce-only",
+        Ok(MarketMode::SettlementOnly) => "settlement-only",
+        Err(_) => "unknown",
+    }
 }

@@ -165,6 +165,8 @@ fn up_demo_status_down() {
     assert!(status.status.success(), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("-perp-0")).count(), 3, "{out}");
     assert!(!out.contains("stopped") && !out.contains("unreachable"), "{out}");
+    let modes = ["normal", "post-only", "reduce-only", "settlement-only"];
+    assert!(out.lines().filter(|l| l.contains("-perp-0")).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
     // Each shard row carries the coordinator's view of it; the coordinator line its latest epoch.
     assert_eq!(out.lines().filter(|l| l.contains("-perp-0") && l.contains(" | ")).count(), 3, "{out}");
     let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));

@@ -57,7 +57,8 @@ impl Coordinator {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
-        let c = CoordinatorClient::connect(&self.endpoint).await.map_err(remote(format!("connect {}", self.endpoint)))?;
+        let c =
+            CoordinatorClient::connect(&self.endpoint).await.map_err(remote(format!("connect {}", self.endpoint)))?;
         self.client = Some(c.clone());
         Ok(c)
     }
@@ -146,7 +147,12 @@ pub fn import_op(signed: &coordpb::SignedEpoch) -> Op {
 }
 
 /// The proven value of record (`ns`, `id`) on `client` at `height`, with its proof nodes.
-async fn proven(client: &ShardClient, ns: Namespace, id: &[u8], height: u64) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>)> {
+async fn proven(
+    client: &ShardClient,
+    ns: Namespace,
+    id: &[u8],
+    height: u64,
+) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>)> {
     let (proof, value) = client
         .prove(ns, id, height)
         .await
@@ -214,7 +220,13 @@ pub enum RefundProof {
 }
 
 /// The refund op of `id` (expiring at `expiry`), proven under `inc` (the destination's entry).
-pub async fn refund_op(dst: &ShardClient, id: MessageId, expiry: u64, epoch: u64, inc: &Inclusion) -> Result<RefundProof> {
+pub async fn refund_op(
+    dst: &ShardClient,
+    id: MessageId,
+    expiry: u64,
+    epoch: u64,
+    inc: &Inclusion,
+) -> Result<RefundProof> {
     let h = inc.entry.height;
     let (receipt_nodes, receipt) = proven(dst, Namespace::InboxReceipt, &message_id(id.src, id.seq), h).await?;
     if receipt.is_some() {

@@ -151,7 +151,14 @@ macro_rules! section_defaults {
         }
     )*};
 }
-section_defaults!(NodeSection.node, CoordinatorSection.coordinator, RelaySection.relay, FollowSection.follow, RpcSection.rpc, LogSection.log);
+section_defaults!(
+    NodeSection.node,
+    CoordinatorSection.coordinator,
+    RelaySection.relay,
+    FollowSection.follow,
+    RpcSection.rpc,
+    LogSection.log
+);
 
 /// Flags; each overrides the same key of the config file.
 #[derive(Debug, Clone, Default, Args)]
@@ -282,7 +289,8 @@ mod tests {
         .expect("write");
         let cfg = RelayerConfig::load(Some(&path), &ConfigFlags::default()).expect("valid");
         assert_eq!((cfg.relay.poll_interval_ms, cfg.shards.len()), (20, 2));
-        let flags = ConfigFlags { poll_interval_ms: Some(5), shards: vec!["http://c:1=c.toml".into()], ..Default::default() };
+        let flags =
+            ConfigFlags { poll_interval_ms: Some(5), shards: vec!["http://c:1=c.toml".into()], ..Default::default() };
         assert!(matches!(RelayerConfig::load(Some(&path), &flags), Err(ConfigError::Invalid { key: "shards", .. })));
         let flags = ConfigFlags { coordinator_key: Some("zz".into()), ..Default::default() };
         assert!(matches!(

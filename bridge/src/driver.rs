@@ -112,12 +112,22 @@ enum Outcome {
 
 impl Driver {
     /// A driver over `shared`.
-    pub fn new(shared: Arc<Shared>, coord: Coordinator, key: Keypair, settings: DriverSettings, store: CursorStore) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        coord: Coordinator,
+        key: Keypair,
+        settings: DriverSettings,
+        store: CursorStore,
+    ) -> Self {
         Self { shared, coord, key, submitters: HashMap::new(), settings, store }
     }
 
     /// Runs until the followers are gone or the store fails (fatal).
-    pub async fn run(mut self, mut rx: mpsc::Receiver<FollowEvent>, mut epochs: watch::Receiver<LatestEpoch>) -> Result<()> {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<FollowEvent>,
+        mut epochs: watch::Receiver<LatestEpoch>,
+    ) -> Result<()> {
         let mut last_flush = tokio::time::Instant::now();
         let mut saved: Vec<(ShardId, u64)> = Vec::new();
         loop {
@@ -151,10 +161,10 @@ impl Driver {
     }
 
     fn emit(&self, msg: &Message, attempts: u32, last_error: &str) {
-        let _ = self.shared.events.send(bpb::LifecycleEvent {
-            message: Some(lifecycle_pb(msg, attempts, last_error)),
-            time_ms: now_ms(),
-        });
+        let _ = self
+            .shared
+            .events
+            .send(bpb::LifecycleEvent { message: Some(lifecycle_pb(msg, attempts, last_error)), time_ms: now_ms() });
     }
 
     fn advance(&self, id: MessageId, stage: Stage, time_ms: u64) {
@@ -217,7 +227,11 @@ impl Driver {
     }
 
     async fn client(&self, shard: ShardId) -> Result<shardex_client::ShardClient> {
-        let link = self.shared.links.get(&shard).ok_or_else(|| RelayerError::Shards { shard, message: "not configured".into() })?;
+        let link = self
+            .shared
+            .links
+            .get(&shard)
+            .ok_or_else(|| RelayerError::Shards { shard, message: "not configured".into() })?;
         link.client().await
     }
 
@@ -265,7 +279,11 @@ impl Driver {
         Ok(v)
     }
 
-    async fn step(&mut self, id: MessageId, latest: Option<&(u64, shardex_core::coordpb::SignedEpoch)>) -> Result<Outcome> {
+    async fn step(
+        &mut self,
+        id: MessageId,
+        latest: Option<&(u64, shardex_core::coordpb::SignedEpoch)>,
+    ) -> Result<Outcome> {
         let Some((msg, _, _)) = self.shared.tracker().get(&id) else { return Ok(Outcome::Stop) };
         let details_read = self.shared.tracker().open_mut(&id).is_some_and(|o| o.details_read);
         if !details_read {
@@ -334,7 +352,13 @@ impl Driver {
 
     /// Submits a deliver, ack or refund. Accepted: hold until its block shows the outcome. Refused as
     /// already done: count it and reread the chain.
-    async fn submit_final(&mut self, id: MessageId, shard: ShardId, what: &str, op: pb::tx_body::Op) -> Result<Outcome> {
+    async fn submit_final(
+        &mut self,
+        id: MessageId,
+        shard: ShardId,
+        what: &str,
+        op: pb::tx_body::Op,
+    ) -> Result<Outcome> {
         match self.submitter(shard).await?.submit(what, op).await {
             Ok(_) => {
                 let mut t = self.shared.tracker();
@@ -363,12 +387,18 @@ impl Driver {
     /// destination, the escrow's outcome from the source.
     async fn read_message(&mut self, id: MessageId) -> Result<()> {
         let src = self.client(id.src).await?;
-        let out = src.message(id.dst, id.seq, false, false, None).await.map_err(remote(format!("GetMessage {id} on source")))?;
+        let out = src
+            .message(id.dst, id.seq, false, false, None)
+            .await
+            .map_err(remote(format!("GetMessage {id} on source")))?;
         let Some(message) = out.message else {
             return Err(RelayerError::Protocol(format!("source has no outbox message {id}")));
         };
         let dst = self.client(id.dst).await?;
-        let inc = dst.message(id.src, id.seq, true, false, None).await.map_err(remote(format!("GetMessage {id} on destination")))?;
+        let inc = dst
+            .message(id.src, id.seq, true, false, None)
+            .await
+            .map_err(remote(format!("GetMessage {id} on destination")))?;
         if let Some(o) = self.shared.tracker().open_mut(&id) {
             o.msg.expiry_epoch = Some(message.expiry_epoch);
             o.msg.recipient = message.account.clone();

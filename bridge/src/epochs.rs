@@ -66,7 +66,12 @@ async fn follow_once(
     Err(RelayerError::Protocol("epoch stream closed".into()))
 }
 
-fn publish(signed: coordpb::SignedEpoch, key: &AccountId, chain: ChainId, tx: &watch::Sender<LatestEpoch>) -> Result<()> {
+fn publish(
+    signed: coordpb::SignedEpoch,
+    key: &AccountId,
+    chain: ChainId,
+    tx: &watch::Sender<LatestEpoch>,
+) -> Result<()> {
     let verified = verify_epoch(&signed, key, chain)
         .map_err(|e| RelayerError::Protocol(format!("epoch from the coordinator does not verify: {e}")))?;
     let number = verified.record.number;

@@ -56,7 +56,8 @@ impl ShardLink {
         let c = self
             .client
             .get_or_try_init(|| async {
-                let c = ShardClient::connect(&self.endpoint).await.map_err(remote(format!("connect {}", self.endpoint)))?;
+                let c =
+                    ShardClient::connect(&self.endpoint).await.map_err(remote(format!("connect {}", self.endpoint)))?;
                 let d = c.domain();
                 if d.chain != self.chain || d.shard != self.shard {
                     return Err(RelayerError::Shards {
@@ -118,7 +119,8 @@ pub enum FollowEvent {
 
 /// The bridge events of one block of `shard`, then its `Scanned` mark.
 pub fn block_events(shard: ShardId, block: &pb::Block) -> Result<Vec<FollowEvent>> {
-    let fh = block.header.as_ref().ok_or_else(|| RelayerError::Protocol(format!("shard {shard}: block without header")))?;
+    let fh =
+        block.header.as_ref().ok_or_else(|| RelayerError::Protocol(format!("shard {shard}: block without header")))?;
     let h = decode_header(fh).map_err(|e| RelayerError::Protocol(format!("shard {shard}: header: {e}")))?.header;
     let (height, time_ms) = (h.height, h.timestamp_ms);
     let mut out = Vec::new();
@@ -130,12 +132,9 @@ pub fn block_events(shard: ShardId, block: &pb::Block) -> Result<Vec<FollowEvent
             pb::MessageState::Locked if id.src == shard => {
                 out.push(FollowEvent::Locked { id, amount_micros: c.amount_micros, height, time_ms })
             }
-            pb::MessageState::Acked | pb::MessageState::Refunded if id.src == shard => out.push(FollowEvent::Closed {
-                id,
-                acked: state == pb::MessageState::Acked,
-                height,
-                time_ms,
-            }),
+            pb::MessageState::Acked | pb::MessageState::Refunded if id.src == shard => {
+                out.push(FollowEvent::Closed { id, acked: state == pb::MessageState::Acked, height, time_ms })
+            }
             _ if c.delivered && id.dst == shard => out.push(FollowEvent::Delivered { id, height, time_ms }),
             _ => {}
         }

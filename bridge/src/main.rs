@@ -64,7 +64,8 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
         }
     }
     let chain = links.values().next().map(|l| l.chain).ok_or_else(|| eyre!("no shards"))?;
-    std::fs::create_dir_all(&cfg.node.data_dir).wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.node.data_dir)
+        .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
     let store = CursorStore::open(&cfg.node.data_dir.join("db")).wrap_err("opening relayer store")?;
 
     let (events, _) = tokio::sync::broadcast::channel(cfg.rpc.stream_buffer);
@@ -100,7 +101,8 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
         cursor_flush: Duration::from_millis(cfg.relay.cursor_flush_ms),
     };
     let coord = Coordinator::new(cfg.coordinator.endpoint.clone(), coordinator_key, chain);
-    let driver = tokio::spawn(Driver::new(Arc::clone(&shared), coord, key.clone(), settings, store).run(ev_rx, epoch_rx));
+    let driver =
+        tokio::spawn(Driver::new(Arc::clone(&shared), coord, key.clone(), settings, store).run(ev_rx, epoch_rx));
 
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;

@@ -48,7 +48,11 @@ pub fn lifecycle_pb(m: &Message, attempts: u32, last_error: &str) -> bpb::Messag
 }
 
 /// The lifecycle the two shards' answers show (for messages the relayer does not track).
-pub fn lifecycle_from_chain(id: MessageId, source: &pb::GetMessageResponse, dest: &pb::GetMessageResponse) -> bpb::MessageLifecycle {
+pub fn lifecycle_from_chain(
+    id: MessageId,
+    source: &pb::GetMessageResponse,
+    dest: &pb::GetMessageResponse,
+) -> bpb::MessageLifecycle {
     let msg = source.message.clone().unwrap_or_default();
     let escrow = source.escrow.clone().unwrap_or_default();
     let delivered = dest.receipt.as_ref().map_or(0, |r| r.delivered_height);
@@ -86,8 +90,15 @@ impl BridgeRpc {
         Self { shared }
     }
 
-    async fn read(&self, shard: ShardId, peer: ShardId, seq: u64, incoming: bool) -> Result<pb::GetMessageResponse, Status> {
-        let link = self.shared.links.get(&shard).ok_or_else(|| Status::not_found(format!("shard {shard} is not relayed")))?;
+    async fn read(
+        &self,
+        shard: ShardId,
+        peer: ShardId,
+        seq: u64,
+        incoming: bool,
+    ) -> Result<pb::GetMessageResponse, Status> {
+        let link =
+            self.shared.links.get(&shard).ok_or_else(|| Status::not_found(format!("shard {shard} is not relayed")))?;
         let client = link.client().await.map_err(|e| Status::unavailable(e.to_string()))?;
         client
             .message(peer, seq, incoming, true, Some(&link.sequencers))
@@ -100,7 +111,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<bpb::LifecycleEvent, Status>
 
 #[tonic::async_trait]
 impl BridgeService for BridgeRpc {
-    async fn get_message(&self, req: Request<bpb::GetMessageRequest>) -> Result<Response<bpb::GetMessageResponse>, Status> {
+    async fn get_message(
+        &self,
+        req: Request<bpb::GetMessageRequest>,
+    ) -> Result<Response<bpb::GetMessageResponse>, Status> {
         let r = req.into_inner();
         if r.seq == 0 || r.src_shard == r.dst_shard {
             return Err(Status::invalid_argument("seq starts at 1 and source and destination differ"));

@@ -24,7 +24,13 @@ pub struct TrackerLimits {
 
 impl Default for TrackerLimits {
     fn default() -> Self {
-        Self { max_open: 100_000, max_recent_closed: 10_000, latency_window: 1_024, min_backoff_ms: 50, max_backoff_ms: 5_000 }
+        Self {
+            max_open: 100_000,
+            max_recent_closed: 10_000,
+            latency_window: 1_024,
+            min_backoff_ms: 50,
+            max_backoff_ms: 5_000,
+        }
     }
 }
 

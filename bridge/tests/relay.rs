@@ -138,8 +138,16 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     let life = m.lifecycle.unwrap();
     assert_eq!(life.stage, shardex_proto::bridge::v1::Stage::Acked as i32);
     let sequencers = |s: u8| vec![Keypair::from_seed([s; 32]).account()];
-    verify_message_response(&m.source.unwrap(), shardex_core::ChainId(CHAIN), ShardId(1), ShardId(2), 1, false, Some(&sequencers(1)))
-        .unwrap();
+    verify_message_response(
+        &m.source.unwrap(),
+        shardex_core::ChainId(CHAIN),
+        ShardId(1),
+        ShardId(2),
+        1,
+        false,
+        Some(&sequencers(1)),
+    )
+    .unwrap();
     verify_message_response(
         &m.destination.unwrap(),
         shardex_core::ChainId(CHAIN),
@@ -160,6 +168,13 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     assert!(s1.submitted + s2.submitted > 0);
     eprintln!(
         "relayer 2: delivered {} acked {} refunded {} submitted {} duplicates {} p50 {} ms p99 {} ms errors {:?}",
-        s2.delivered, s2.acked, s2.refunded, s2.submitted, s2.duplicates, s2.latency_p50_ms, s2.latency_p99_ms, s2.errors
+        s2.delivered,
+        s2.acked,
+        s2.refunded,
+        s2.submitted,
+        s2.duplicates,
+        s2.latency_p50_ms,
+        s2.latency_p99_ms,
+        s2.errors
     );
 }

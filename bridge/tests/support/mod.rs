@@ -72,12 +72,13 @@ pub fn genesis(shard: u32, node: &Keypair) -> Genesis {
 pub fn start_shard(dir: &Path, shard: u32) -> ShardNodeProcess {
     let key = Keypair::from_seed([shard as u8; 32]);
     let addr = format!("127.0.0.1:{}", free_port());
-    ShardNodeProcess::start(&bin_dir().join("shard-node"), dir, &genesis(shard, &key), &key, &[
-        "--log.filter",
-        "warn",
-        "--rpc.addr",
-        &addr,
-    ])
+    ShardNodeProcess::start(
+        &bin_dir().join("shard-node"),
+        dir,
+        &genesis(shard, &key),
+        &key,
+        &["--log.filter", "warn", "--rpc.addr", &addr],
+    )
 }
 
 /// A coordinator following `shards`, 100 ms epochs.
@@ -87,14 +88,29 @@ pub fn start_coordinator(dir: &Path, shards: &[&ShardNodeProcess]) -> ServerProc
     let mut args: Vec<OsString> = vec!["--node.data-dir".into(), dir.join("data").into()];
     args.extend(["--node.key-file".into(), dir.join("coordinator.key").into()]);
     args.extend(
-        ["--rpc.addr", "127.0.0.1:0", "--epoch.interval-ms", "100", "--follow.max-backoff-ms", "200", "--log.filter", "warn"]
-            .map(OsString::from),
+        [
+            "--rpc.addr",
+            "127.0.0.1:0",
+            "--epoch.interval-ms",
+            "100",
+            "--follow.max-backoff-ms",
+            "200",
+            "--log.filter",
+            "warn",
+        ]
+        .map(OsString::from),
     );
     for s in shards {
         args.push("--shard".into());
         args.push(format!("{}={}", s.endpoint, s.genesis_path().display()).into());
     }
-    ServerProcess::start("coordinator", &bin_dir().join("coordinator"), args, &dir.join("data"), &dir.join("coordinator.log"))
+    ServerProcess::start(
+        "coordinator",
+        &bin_dir().join("coordinator"),
+        args,
+        &dir.join("data"),
+        &dir.join("coordinator.log"),
+    )
 }
 
 /// A relayer with its own key over `shards`.
@@ -126,7 +142,13 @@ pub fn start_relayer(dir: &Path, seed: u8, coordinator: &str, shards: &[&ShardNo
         args.push("--shard".into());
         args.push(format!("{}={}", s.endpoint, s.genesis_path().display()).into());
     }
-    ServerProcess::start("relayer", &PathBuf::from(env!("CARGO_BIN_EXE_relayer")), args, &dir.join("data"), &dir.join("relayer.log"))
+    ServerProcess::start(
+        "relayer",
+        &PathBuf::from(env!("CARGO_BIN_EXE_relayer")),
+        args,
+        &dir.join("data"),
+        &dir.join("relayer.log"),
+    )
 }
 
 pub async fn coordinator_client(p: &ServerProcess) -> CoordinatorClient {

@@ -114,14 +114,39 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     let delivered = wait_closed(&a, &b, 4, pb::MessageState::Refunded, "refund of A→B #4").await;
     assert_eq!(delivered, 0, "a refunded message was never delivered");
 
+    // The CLI: a transfer by `shardex transfer`, followed with `shardex message` on the nodes and via a relayer.
+    let key_file = root.join("alice.key");
+    std::fs::write(&key_file, alice.secret_hex()).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+    let out = shardex(&[
+        "--node",
+        &node_a.endpoint,
+        "transfer",
+        "--key",
+        key_arg,
+        "--to-shard",
+        "2",
+        "--amount",
+        "1",
+        "--coordinator",
+        &coordinator.endpoint,
+    ]);
+    assert!(out.contains("message 1/2/5 locked: 1.000000 USD"), "{out}");
+    wait_closed(&a, &b, 5, pb::MessageState::Acked, "ack of the CLI transfer").await;
+    let out = shardex(&["--node", &node_a.endpoint, "message", "1", "2", "5", "--peer-node", &node_b.endpoint]);
+    assert!(out.contains("escrow Acked") && out.contains("delivered at"), "{out}");
+    let r2_endpoint = r2.endpoint.clone();
+    let out = shardex(&["message", "1", "2", "4", "--bridge", &r2_endpoint]);
+    assert!(out.contains("STAGE_REFUNDED") && out.contains("not delivered"), "{out}");
+
     // Every message ended exactly one way.
-    for (src, dst, seq) in [(&a, &b, 1), (&a, &b, 2), (&a, &b, 3), (&b, &a, 1)] {
+    for (src, dst, seq) in [(&a, &b, 1), (&a, &b, 2), (&a, &b, 3), (&a, &b, 5), (&b, &a, 1)] {
         let (state, delivered) = message_state(src, dst, seq).await.unwrap();
         assert_eq!(state, pb::MessageState::Acked);
         assert!(delivered > 0, "acked message {seq} has a receipt");
     }
-    assert_eq!(collateral(&a, &me).await, (10_000 - 1_000 + 400 - 100 - 50) as i64 * USD as i64);
-    assert_eq!(collateral(&b, &me).await, (1_000 - 400 + 100 + 50) as i64 * USD as i64);
+    assert_eq!(collateral(&a, &me).await, (10_000 - 1_000 + 400 - 100 - 50 - 1) as i64 * USD as i64);
+    assert_eq!(collateral(&b, &me).await, (1_000 - 400 + 100 + 50 + 1) as i64 * USD as i64);
 
     // Conservation per shard, and across shards every bridged-out amount was bridged in.
     let relayers = [Keypair::from_seed([0x71; 32]).account(), Keypair::from_seed([0x72; 32]).account()];
@@ -130,7 +155,7 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     let tb = check_conservation(&b, &accounts).await;
     assert_eq!((ta.escrowed_micros, tb.escrowed_micros), (0, 0));
     assert_eq!(ta.bridged_out_micros + tb.bridged_out_micros, ta.bridged_in_micros + tb.bridged_in_micros);
-    assert_eq!(ta.bridged_out_micros, 1_150 * USD);
+    assert_eq!(ta.bridged_out_micros, 1_151 * USD);
 
     // The Bridge service: the lifecycle with both shards' proofs, and the relayer's counters.
     let bridge = bridge_client(&r2).await;

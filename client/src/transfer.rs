@@ -65,7 +65,7 @@ pub async fn run(client: &ShardClient, a: TransferArgs) -> eyre::Result<()> {
     let hash = wallet.submit(client, op).await?;
     let inc = client.wait_final(hash, std::time::Duration::from_secs(30)).await?;
     let locked = inc.receipt.iter().flat_map(|r| r.events.iter()).find_map(|e| match &e.kind {
-        Some(pb::event::Kind::BridgeMessageChanged(c)) => Some(c.clone()),
+        Some(pb::event::Kind::BridgeMessageChanged(c)) => Some(*c),
         _ => None,
     });
     let c = locked.ok_or_else(|| eyre!("the transfer's receipt names no message"))?;

@@ -20,7 +20,7 @@ use shardex_test_support::{ServerProcess, ShardNodeProcess};
 
 pub use shardex_test_support::wait_for;
 
-/// Directory of the workspace binaries: `relayer` is this package's; `shard-node` and `coordinator` are
+/// Directory of the workspace binaries: `relayer` is this package's; `shard-node`, `coordinator` and `shardex` are
 /// built beside it with the same profile by a nested `cargo build` (a no-op when fresh).
 pub fn bin_dir() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -29,7 +29,16 @@ pub fn bin_dir() -> PathBuf {
             let relayer = PathBuf::from(env!("CARGO_BIN_EXE_relayer"));
             let dir = relayer.parent().expect("bin dir").to_path_buf();
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "-p", "shardex-shard-node", "-p", "shardex-coordinator", "--bins"]);
+            cmd.args([
+                "build",
+                "-p",
+                "shardex-shard-node",
+                "-p",
+                "shardex-coordinator",
+                "-p",
+                "shardex-client",
+                "--bins",
+            ]);
             if dir.file_name().is_some_and(|n| n == "release") {
                 cmd.arg("--release");
             }
@@ -182,7 +191,7 @@ pub async fn collateral(client: &ShardClient, account: &AccountId) -> i64 {
 /// Σ collateral − Σ entry + fee pool + insurance + funding pool + escrowed = deposited − withdrawn + in − out.
 pub async fn check_conservation(client: &ShardClient, accounts: &[AccountId]) -> pb::LedgerTotalsRecord {
     let m = client.market(false).await.unwrap();
-    let t = m.totals.clone().unwrap_or_default();
+    let t = m.totals.unwrap_or_default();
     let (mut collateral, mut entry, mut escrow) = (0i128, 0i128, 0i128);
     for a in accounts {
         let p = client.position(a, false).await.unwrap();
@@ -201,4 +210,12 @@ pub async fn check_conservation(client: &ShardClient, accounts: &[AccountId]) ->
     assert_eq!(lhs, rhs, "shard {} does not conserve money ({t:?})", client.domain().shard);
     assert_eq!(escrow, i128::from(t.escrowed_micros), "account escrows differ from the escrowed total");
     t
+}
+
+/// Runs the `shardex` CLI; panics unless it succeeds; returns stdout.
+pub fn shardex(args: &[&str]) -> String {
+    let out = Command::new(bin_dir().join("shardex")).args(args).output().expect("run shardex");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "shardex {args:?} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
 }

@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/shardex/shard/v1/block.proto",
         "proto/shardex/shard/v1/shard.proto",
         "proto/shardex/coordinator/v1/coordinator.proto",
+        "proto/shardex/bridge/v1/bridge.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

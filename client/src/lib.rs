@@ -2,11 +2,13 @@
 //! their status, and query records with proofs verified locally — up to a coordinator-signed epoch
 //! with [`CoordinatorClient`] and `ShardClient::account_global`.
 
+mod bridge;
 mod client;
 mod coordinator;
 mod error;
 mod wallet;
 
+pub use bridge::BridgeClient;
 pub use client::{HistoryPage, HistoryPos, ShardClient, DEFAULT_CALL_TIMEOUT};
 pub use coordinator::CoordinatorClient;
 pub use error::{ClientError, Result};

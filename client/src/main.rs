@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 mod events;
 mod history;
+mod message;
+mod transfer;
 
 use clap::{Args, Parser, Subcommand};
 use eyre::{bail, eyre, WrapErr};
@@ -61,6 +63,10 @@ enum Cmd {
     /// An account's proven history (fills, liquidations, collateral, orders), or the market's (funding,
     /// mode changes) with --market.
     History(history::HistoryArgs),
+    /// Move collateral to another shard: lock it here (the `--node` shard); relayers deliver it.
+    Transfer(transfer::TransferArgs),
+    /// A cross-shard message on both shards, proven (or via a relayer with --bridge).
+    Message(message::MessageArgs),
     /// Show a tx's status.
     Tx {
         /// Tx hash (hex).
@@ -280,9 +286,12 @@ async fn run(cli: Cli) -> eyre::Result<()> {
     if let Cmd::Keys(k) = &cli.cmd {
         return keys(k);
     }
+    if let Cmd::Message(a) = cli.cmd {
+        return message::run(&cli.node, a).await;
+    }
     let client = ShardClient::connect(&cli.node).await?;
     match cli.cmd {
-        Cmd::Keys(_) => unreachable_keys(),
+        Cmd::Keys(_) | Cmd::Message(_) => unreachable_keys(),
         Cmd::Deposit(a) => {
             let to = AccountId::from_hex(&a.to)?;
             let amount = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
@@ -297,6 +306,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Account(a) => account(&client, a).await,
+        Cmd::Transfer(a) => transfer::run(&client, a).await,
         Cmd::Order(a) => {
             let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
             let side = match a.side {

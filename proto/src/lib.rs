@@ -17,5 +17,13 @@ pub mod coordinator {
     }
 }
 
+/// `shardex.bridge.v1`: the relayer's message lifecycle, stream and status.
+pub mod bridge {
+    /// Version 1 of the bridge package.
+    pub mod v1 {
+        tonic::include_proto!("shardex.bridge.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

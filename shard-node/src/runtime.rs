@@ -96,14 +96,16 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = node.wake.notified() => {}
-        }
+        // A tick seals the oldest pending block whatever its size; a wake only a block that is full or overdue
+        // (a wake can be stale: its block may have been sealed by a tick meanwhile).
+        let tick = tokio::select! {
+            _ = ticks.tick() => true,
+            _ = node.wake.notified() => false,
+        };
         // Production blocks (hashing, fsync): it runs on a blocking thread, not on the runtime's workers.
         let round_node = Arc::clone(&node);
         let round = tokio::task::spawn_blocking(move || {
-            let result = produce_due_blocks(&round_node, consensus.as_mut());
+            let result = produce_due_blocks(&round_node, consensus.as_mut(), tick);
             (consensus, result)
         })
         .await;
@@ -125,9 +127,13 @@ pub async fn run_producer(node: Arc<NodeHandle>, mut consensus: Box<dyn Consensu
 /// Most blocks one producer round commits before it yields back to the timer.
 pub const MAX_BLOCKS_PER_ROUND: usize = 64;
 
-/// Commits the oldest pending block, then keeps going while another one is already full or overdue (a
-/// backlog drains at once, not one block per tick), broadcasting each commit.
-fn produce_due_blocks(node: &NodeHandle, consensus: &mut dyn Consensus) -> Result<(), ShardError> {
+/// Commits the oldest pending block (on a tick; on a wake only if it is full or overdue), then keeps going
+/// while the next one is already full or overdue (a backlog drains at once, not one block per tick),
+/// broadcasting each commit.
+fn produce_due_blocks(node: &NodeHandle, consensus: &mut dyn Consensus, tick: bool) -> Result<(), ShardError> {
+    if !tick && !node.shard().block_is_full() {
+        return Ok(());
+    }
     for _ in 0..MAX_BLOCKS_PER_ROUND {
         let Some(committed) = produce_locked_briefly(node, consensus)? else { return Ok(()) };
         // No subscribers is fine.

@@ -16,6 +16,7 @@ use shardex_core::{
     pb::{self, tx_body::Op},
     AccountId, Keypair, Reason, ShardId,
 };
+use shardex_proto::bridge::v1 as bpb;
 use support::*;
 
 const PRICE: u64 = 100_000_000_000;
@@ -69,6 +70,17 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     let refused = on_b.submit(&b, order()).await.expect_err("no collateral on B yet");
     assert_eq!(refused.reason(), Some(Reason::InsufficientMargin), "{refused}");
 
+    // Relayer 2's lifecycle stream, collected in the background from here on.
+    let mut lifecycle = bridge_client(&r2).await.stream_lifecycle().await.unwrap();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    let collector = tokio::spawn(async move {
+        while let Some(Ok(event)) = tokio_stream::StreamExt::next(&mut lifecycle).await {
+            if seen_tx.send(event).is_err() {
+                return;
+            }
+        }
+    });
+
     // 1. A → B, credited on B by the relayers, then used as margin there.
     let far = 1_000_000;
     run(&mut on_a, &a, transfer(2, &me, 1_000 * USD, far)).await;
@@ -76,6 +88,25 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     run(&mut oracle, &b, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: now_ms() })).await;
     run(&mut on_b, &b, order()).await;
     wait_closed(&a, &b, 1, pb::MessageState::Acked, "ack of A→B #1").await;
+
+    // The stream reported A→B #1 through every stage, in order, up to acked.
+    let mut stages = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !stages.contains(&(bpb::Stage::Acked as i32)) {
+        let event = tokio::time::timeout_at(deadline, seen_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the lifecycle stream did not report the ack of A→B #1: {stages:?}"))
+            .expect("stream open");
+        let m = event.message.unwrap_or_default();
+        if (m.src_shard, m.dst_shard, m.seq) == (1, 2, 1) {
+            stages.push(m.stage);
+        }
+    }
+    let mut sorted = stages.clone();
+    sorted.sort_unstable();
+    assert_eq!(stages, sorted, "stages arrive in lifecycle order: {stages:?}");
+    assert!(stages.contains(&(bpb::Stage::Delivered as i32)), "{stages:?}");
+    collector.abort();
 
     // 2. B → A.
     run(&mut on_b, &b, Op::CancelAll(pb::CancelAll {})).await;

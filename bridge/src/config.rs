@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 pub use shardex_service::config::ConfigError;
-use shardex_service::config::{check, read_toml, set};
+pub use shardex_service::config::ShardSection;
+use shardex_service::config::{check, read_toml, set, set_shards};
 
 use crate::tracker::TrackerLimits;
 
@@ -105,16 +106,6 @@ pub struct RpcSection {
 pub struct LogSection {
     /// `tracing` filter.
     pub filter: String,
-}
-
-/// `[[shards]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShardSection {
-    /// gRPC endpoint of the shard node.
-    pub endpoint: String,
-    /// The shard's genesis file (chain, shard id, sequencer set).
-    pub genesis: PathBuf,
 }
 
 impl Default for RelayerConfig {
@@ -221,18 +212,7 @@ impl RelayerConfig {
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.log_filter, &mut cfg.log.filter);
-        if !f.shards.is_empty() {
-            cfg.shards = f
-                .shards
-                .iter()
-                .map(|s| match s.split_once('=') {
-                    Some((endpoint, genesis)) if !endpoint.is_empty() && !genesis.is_empty() => {
-                        Ok(ShardSection { endpoint: endpoint.to_owned(), genesis: PathBuf::from(genesis) })
-                    }
-                    _ => Err(ConfigError::Invalid { key: "shard", problem: format!("{s:?} is not ENDPOINT=GENESIS") }),
-                })
-                .collect::<Result<_, _>>()?;
-        }
+        set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -11,7 +11,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use shardex_core::{genesis::Genesis, ChainId};
 pub use shardex_service::config::ConfigError;
-use shardex_service::config::{check, read_toml, set};
+pub use shardex_service::config::ShardSection;
+use shardex_service::config::{check, read_toml, set, set_shards};
 
 use crate::{
     error::CoordinatorError,
@@ -95,16 +96,6 @@ pub struct FollowSection {
 pub struct LogSection {
     /// `tracing` filter, e.g. `info,coordinator::follow=debug`.
     pub filter: String,
-}
-
-/// `[[shards]]`: one followed shard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShardSection {
-    /// gRPC endpoint of the shard node, e.g. `http://127.0.0.1:7100`.
-    pub endpoint: String,
-    /// The shard's genesis file: chain id, shard id and sequencer set come from it.
-    pub genesis: PathBuf,
 }
 
 impl Default for CoordConfig {
@@ -212,18 +203,7 @@ impl CoordConfig {
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
         set(f.log_filter, &mut cfg.log.filter);
-        if !f.shards.is_empty() {
-            cfg.shards = f
-                .shards
-                .iter()
-                .map(|s| match s.split_once('=') {
-                    Some((endpoint, genesis)) if !endpoint.is_empty() && !genesis.is_empty() => {
-                        Ok(ShardSection { endpoint: endpoint.to_owned(), genesis: PathBuf::from(genesis) })
-                    }
-                    _ => Err(ConfigError::Invalid { key: "shard", problem: format!("{s:?} is not ENDPOINT=GENESIS") }),
-                })
-                .collect::<Result<_, _>>()?;
-        }
+        set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;
         Ok(cfg)
     }

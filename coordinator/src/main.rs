@@ -30,12 +30,7 @@ struct Cli {
 fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     let cfg = CoordConfig::load(cli.config.as_deref(), &cli.flags)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log.filter).wrap_err("log.filter")?)
-        .with_target(true)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
 }
 

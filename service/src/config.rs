@@ -33,6 +33,33 @@ pub enum ConfigError {
     },
 }
 
+/// `[[shards]]`: one shard a service follows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSection {
+    /// gRPC endpoint of the shard node, e.g. `http://127.0.0.1:7100`.
+    pub endpoint: String,
+    /// The shard's genesis file: chain id, shard id and sequencer set come from it.
+    pub genesis: PathBuf,
+}
+
+/// Replaces `shards` with the repeatable `--shard ENDPOINT=GENESIS` flags, when any were given.
+pub fn set_shards(flags: &[String], shards: &mut Vec<ShardSection>) -> Result<(), ConfigError> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    *shards = flags
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((endpoint, genesis)) if !endpoint.is_empty() && !genesis.is_empty() => {
+                Ok(ShardSection { endpoint: endpoint.to_owned(), genesis: PathBuf::from(genesis) })
+            }
+            _ => Err(ConfigError::Invalid { key: "shard", problem: format!("{s:?} is not ENDPOINT=GENESIS") }),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
 /// The config in `file`, or the defaults when no file is given.
 pub fn read_toml<T: DeserializeOwned + Default>(file: Option<&Path>) -> Result<T, ConfigError> {
     let Some(path) = file else { return Ok(T::default()) };

@@ -1,4 +1,4 @@
-//! The lifecycle of a server process: announcing the bound address, stopping on a signal.
+//! The lifecycle of a server process: logging, announcing the bound address, stopping on a signal.
 
 use std::path::Path;
 
@@ -8,6 +8,17 @@ pub fn write_addr_file(dir: &Path, addr: &str) -> std::io::Result<()> {
     let tmp = dir.join("rpc.addr.tmp");
     std::fs::write(&tmp, addr)?;
     std::fs::rename(&tmp, dir.join("rpc.addr"))
+}
+
+/// Logs to stderr through `tracing` with the EnvFilter `filter` (ANSI colours only on a terminal).
+pub fn init_stderr_logging(filter: &str) -> Result<(), tracing_subscriber::filter::ParseError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
+        .with_target(true)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
 }
 
 /// Resolves on ctrl-c or, on unix, SIGTERM.

@@ -119,11 +119,6 @@ impl Mempool {
         self.hashes.contains(hash)
     }
 
-    /// The limits this queue runs with.
-    pub fn limits(&self) -> PendingLimits {
-        self.limits
-    }
-
     /// True when the front block cannot take another tx (full, or a later block opened because it was full
     /// or older than `max_open_ms`): it should be sealed without waiting for the next tick.
     pub fn has_full_block(&self) -> bool {

@@ -148,3 +148,28 @@ fn pages_are_complete_proven_and_tamper_evident() {
     foreign.entries = vec![maker_page.entries[lone_maker_receipt].clone()];
     assert!(matches!(verify(&foreign), Err(ProofError::RecordMismatch(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_history_refuses_bad_requests_over_grpc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = support::TestKeys::new(90);
+    let node = support::NodeProcess::start(dir.path(), &keys.genesis(1, 1), &keys.node, &[]);
+    let client = node.client().await;
+    let before = client.status().await.expect("status").state_root;
+    let refused = |status: tonic::Status| {
+        let reason = status.metadata().get("shardex-reason").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (status.code(), reason)
+    };
+    let mut raw = client.raw();
+    let too_many = pb::GetHistoryRequest { limit: MAX_HISTORY_ENTRIES as u32 + 1, ..Default::default() };
+    let err = raw.get_history(too_many).await.expect_err("a page above the limit is refused");
+    assert_eq!(refused(err), (tonic::Code::InvalidArgument, Some("MALFORMED".to_owned())));
+    let short_account = pb::GetHistoryRequest { account: vec![7; 31], ..Default::default() };
+    let err = raw.get_history(short_account).await.expect_err("a 31-byte account is refused");
+    assert_eq!(refused(err), (tonic::Code::InvalidArgument, Some("MALFORMED".to_owned())));
+    // At the limit, an empty history is a page with nothing more to read.
+    let at_limit = pb::GetHistoryRequest { limit: MAX_HISTORY_ENTRIES as u32, prove: true, ..Default::default() };
+    let page = raw.get_history(at_limit).await.expect("page").into_inner();
+    assert!(page.entries.is_empty() && !page.more);
+    assert_eq!(client.status().await.expect("status").state_root, before);
+}

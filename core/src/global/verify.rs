@@ -84,37 +84,32 @@ pub fn verify_entry_under_root(
         .map_err(|e| GlobalError::Inclusion(e.to_string()))
 }
 
-/// Everything one [`verify_account_global`] call established.
+/// A shard's head as a coordinator-signed epoch commits it: everything [`verify_inclusion`] established.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GloballyVerifiedAccount {
+pub struct VerifiedInclusion {
     /// The epoch, checked against the trusted coordinator key.
     pub epoch: VerifiedEpoch,
     /// The shard's entry, proven under the epoch's global root.
     pub entry: coordpb::ShardEntry,
     /// The committed header's hash.
     pub block_hash: B256,
-    /// The committed header's state root.
+    /// The committed header's state root: any record of the shard at `entry.height` proves under it.
     pub state_root: B256,
-    /// The account record proven under that state root (None: no record at that height).
-    pub record: Option<pb::AccountRecord>,
 }
 
-/// Verifies an account record all the way up to a coordinator-signed epoch, in one call:
+/// Verifies that a coordinator-signed epoch commits a finalized header of `shard`:
 ///
 /// 1. `inclusion.epoch` is signed by `coordinator` (domain separated) for `chain`;
 /// 2. `inclusion.entry` is `shard`'s entry under the epoch's global root (`inclusion.proof`);
 /// 3. `inclusion.header` hashes to the entry's block hash, has its height and state root, and is finalized
-///    by a quorum of `sequencers` (the shard's genesis set);
-/// 4. `account_resp` proves `account`'s record under that state root, at that height.
-pub fn verify_account_global(
+///    by a quorum of `sequencers` (the shard's genesis set).
+pub fn verify_inclusion(
     inclusion: &coordpb::ShardInclusion,
     coordinator: &AccountId,
     chain: ChainId,
     shard: ShardId,
     sequencers: &[AccountId],
-    account: &AccountId,
-    account_resp: &pb::GetAccountResponse,
-) -> Result<GloballyVerifiedAccount, GlobalError> {
+) -> Result<VerifiedInclusion, GlobalError> {
     let signed = inclusion.epoch.as_ref().ok_or_else(|| GlobalError::Malformed("no epoch".into()))?;
     let epoch = verify_epoch(signed, coordinator, chain)?;
     let entry = inclusion.entry.as_ref().ok_or_else(|| GlobalError::Malformed("no shard entry".into()))?;
@@ -139,7 +134,38 @@ pub fn verify_account_global(
             state_root
         )));
     }
+    Ok(VerifiedInclusion { epoch, entry: entry.clone(), block_hash, state_root })
+}
 
+/// Everything one [`verify_account_global`] call established.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GloballyVerifiedAccount {
+    /// The epoch, checked against the trusted coordinator key.
+    pub epoch: VerifiedEpoch,
+    /// The shard's entry, proven under the epoch's global root.
+    pub entry: coordpb::ShardEntry,
+    /// The committed header's hash.
+    pub block_hash: B256,
+    /// The committed header's state root.
+    pub state_root: B256,
+    /// The account record proven under that state root (None: no record at that height).
+    pub record: Option<pb::AccountRecord>,
+}
+
+/// Verifies an account record all the way up to a coordinator-signed epoch, in one call: the steps of
+/// [`verify_inclusion`], then `account_resp` proves `account`'s record under the committed state root, at
+/// the committed height.
+pub fn verify_account_global(
+    inclusion: &coordpb::ShardInclusion,
+    coordinator: &AccountId,
+    chain: ChainId,
+    shard: ShardId,
+    sequencers: &[AccountId],
+    account: &AccountId,
+    account_resp: &pb::GetAccountResponse,
+) -> Result<GloballyVerifiedAccount, GlobalError> {
+    let VerifiedInclusion { epoch, entry, block_hash, state_root } =
+        verify_inclusion(inclusion, coordinator, chain, shard, sequencers)?;
     let proven = verify_account_response(account_resp, account, chain, shard, None)?;
     if proven.state_root != state_root || proven.height != entry.height {
         return Err(GlobalError::Account(ProofError::RootMismatch(format!(
@@ -147,7 +173,7 @@ pub fn verify_account_global(
             proven.height, proven.state_root, entry.height, state_root
         ))));
     }
-    Ok(GloballyVerifiedAccount { epoch, entry: entry.clone(), block_hash, state_root, record: proven.record })
+    Ok(GloballyVerifiedAccount { epoch, entry, block_hash, state_root, record: proven.record })
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 use std::{path::Path, time::Duration};
 
 use eyre::{bail, eyre, WrapErr};
+use prost::Message;
 use shardex_bridge::config::{ConfigFlags, RelayerConfig, ShardSection};
-use shardex_client::BridgeClient;
-use shardex_core::genesis::Genesis;
+use shardex_client::{BridgeClient, CoordinatorClient};
+use shardex_core::{coordpb, genesis::Genesis};
 use shardex_proto::bridge::v1 as bpb;
 
 use crate::{
@@ -116,6 +117,14 @@ pub async fn wait_ready(entry: &RelayerEntry, shards: usize) -> eyre::Result<bpb
 pub async fn status(entry: &RelayerEntry) -> eyre::Result<bpb::RelayerStatus> {
     let client = BridgeClient::connect(&entry.endpoint).await?;
     Ok(client.status().await?)
+}
+
+/// The coordinator's latest epoch number: transfer expiries count from it.
+pub async fn latest_epoch(net: &Network) -> eyre::Result<u64> {
+    let entry = net.coordinator.as_ref().ok_or_else(|| eyre!("the network has no coordinator"))?;
+    let coord = CoordinatorClient::connect(&entry.endpoint).await.wrap_err("connecting to the coordinator")?;
+    let latest = coord.latest_epoch().await.wrap_err("the coordinator's latest epoch")?;
+    Ok(coordpb::EpochRecord::decode(latest.record.as_slice()).wrap_err("epoch record")?.number)
 }
 
 /// Open messages at `stage` in the relayer's backlog.

@@ -161,12 +161,24 @@ fn up_demo_status_down() {
     let out = text(&demo);
     assert!(demo.status.success(), "demo failed:\n{out}");
     assert!(out.contains("demo complete"), "{out}");
-    assert_eq!(out.matches("refused as expected").count(), 4, "{out}");
+    assert_eq!(out.matches("refused as expected").count(), 5, "{out}");
     assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");
-    assert!(out.contains("= deposits - withdrawals (positions proven)"), "{out}");
-    assert_eq!(out.matches("proven at height").count(), 6, "{out}");
+    assert_eq!(
+        out.matches("= deposits - withdrawals + bridged in - bridged out (positions proven)").count(),
+        3,
+        "{out}"
+    );
+    // Step 6: refused for margin on the second shard, the transfer followed through the relayer, accepted.
+    assert!(out.contains("[6] erin moves 1000 USD of collateral from btc-perp-0 to eth-perp-0"), "{out}");
+    assert!(out.contains("INSUFFICIENT_MARGIN") && out.contains("message 1/2/"), "{out}");
+    for stage in ["DELIVERED credited on eth-perp-0", "ACKED     escrow released on btc-perp-0"] {
+        assert!(out.lines().any(|l| l.trim_start().starts_with('+') && l.contains(stage)), "{stage}:\n{out}");
+    }
+    assert!(out.contains("proven: escrow ACKED on btc-perp-0") && out.contains("accepted: order #"), "{out}");
+    assert!(out.find("[6] erin").zip(out.find("[7] The price falls")).is_some_and(|(a, b)| a < b), "{out}");
+    assert_eq!(out.matches("proven at height").count(), 9, "{out}");
     assert!(out.contains("commits all 3 shards"), "{out}");
-    assert_eq!(out.matches("(global root 0x").count(), 6, "{out}");
+    assert_eq!(out.matches("(global root 0x").count(), 9, "{out}");
 
     cli_walkthrough(&dir, &bins);
 
@@ -182,9 +194,10 @@ fn up_demo_status_down() {
     let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord.contains("epoch ") && coord.contains("ms ago") && coord.contains("global root 0x"), "{out}");
 
-    // The relayer's line: what it carried, its backlog and lock-to-credit latency.
+    // The relayer's line: what it carried (the demo's message), its backlog and lock-to-credit latency.
     let relayer = out.lines().find(|l| l.starts_with("relayer ")).unwrap_or_else(|| panic!("{out}"));
     assert!(relayer.contains("lock-to-credit p50 ") && relayer.contains("3/3 shards followed"), "{out}");
+    assert!(!relayer.contains("delivered 0 acked 0"), "{out}");
 
     for name in ["coordinator", "relayer"] {
         let logs = testnet(&dir, &bins, &["logs", name, "--tail", "5"]);

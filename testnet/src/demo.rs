@@ -1,6 +1,11 @@
 //! `testnet demo`: a narrated workload on a running network, every shown balance proven against a
 //! sequencer-signed header and then up to a coordinator-signed epoch. Any failed step or check makes the
 //! command exit non-zero.
+//!
+//! Steps: funding, bad requests, quotes, a leveraged taker, collateral moved to another shard and used as
+//! margin there ([`bridge`]), a crash, a liquidation, the circuit breaker, then the proofs.
+
+mod bridge;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -119,14 +124,25 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ensure!(client.status().await?.state_root == before, "a refused request changed the state root");
 
-    trading(dir, client, &deposit_key).await?;
+    // Fresh traders each run, so a rerun tells the same story; their keys stay for the conservation check.
+    let run = std::fs::read_dir(dir.join("keys"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("carol-"))
+        .count()
+        + 1;
+    let mut trading = open_trading(dir, client, &deposit_key, run).await?;
+    let mut shown = vec![("alice".to_owned(), alice.account()), ("bob".to_owned(), bob.account())];
+    let bridged = bridge::cross_shard_margin(dir, &net, &clients, &deposit_key, &mut expected, run).await?;
+    shown.extend(bridged);
+    crash(client, &mut trading).await?;
 
-    step(9, "Every balance, proven: MPT proof -> state root -> header signed by the shard's sequencers");
+    step(10, "Every balance, proven: MPT proof -> state root -> header signed by the shard's sequencers");
     for (node, client, genesis) in &clients {
         let market = client.market(false).await?;
         let totals = market.totals.unwrap_or_default();
         let mut shown_sum = 0i64;
-        for (name, who) in [("alice", alice.account()), ("bob", bob.account())] {
+        for (name, who) in &shown {
+            let who = *who;
             let v = client
                 .account_proven(&who, 0, Some(&genesis.sequencers))
                 .await
@@ -150,22 +166,34 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
                 &hex::encode(v.state_root)[..12]
             );
         }
-        let net_in = i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros);
+        let net_in = net_inflow(&totals);
         println!(
-            "    {:<14} deposits {} - withdrawals {} = {} (accounts above hold {})",
+            "    {:<14} deposits {} - withdrawals {} + bridged in {} - bridged out {} - escrowed {} = {} (accounts \
+             above hold {})",
             node.name,
-            Usd::from_micros(totals.deposited_micros as i64),
-            Usd::from_micros(totals.withdrawn_micros as i64),
-            Usd::from_micros(net_in as i64),
+            usd(totals.deposited_micros),
+            usd(totals.withdrawn_micros),
+            usd(totals.bridged_in_micros),
+            usd(totals.bridged_out_micros),
+            usd(totals.escrowed_micros),
+            Usd::from_micros(i64::try_from(net_in).unwrap_or(i64::MAX)),
             Usd::from_micros(shown_sum)
         );
         ensure!(net_in >= i128::from(shown_sum), "{}: accounts hold more than entered the shard", node.name);
     }
-    conservation(first, client).await?;
-    let shown = [("alice", alice.account()), ("bob", bob.account())];
+    for (node, client, _) in &clients {
+        conservation(dir, node, client).await?;
+    }
     global_proofs(dir, &net, &clients, &expected, &shown).await?;
     println!("\ndemo complete: every step succeeded and every balance verified");
     Ok(())
+}
+
+/// What entered a shard and is free of escrow: deposits − withdrawals + bridged in − bridged out − escrowed.
+fn net_inflow(t: &pb::LedgerTotalsRecord) -> i128 {
+    i128::from(t.deposited_micros) - i128::from(t.withdrawn_micros) + i128::from(t.bridged_in_micros)
+        - i128::from(t.bridged_out_micros)
+        - i128::from(t.escrowed_micros)
 }
 
 fn now_ms() -> u64 {
@@ -198,14 +226,33 @@ async fn show_health(client: &ShardClient, name: &str, who: &AccountId) -> eyre:
     Ok(h)
 }
 
-/// Steps 4 to 8 on the first shard: quotes, a leveraged taker, a crash, a liquidation, the breaker.
-async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyre::Result<()> {
-    // Fresh traders each run, so a rerun tells the same story; their keys stay for the conservation check.
-    let run = std::fs::read_dir(dir.join("keys"))?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("carol-"))
-        .count()
-        + 1;
+/// Returns the market to normal mode (by the admin key) if it is in another.
+async fn ensure_normal_mode(dir: &Path, client: &ShardClient) -> eyre::Result<()> {
+    let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
+    if mode != pb::MarketMode::Normal as i32 {
+        let admin_key = read_key(&dir.join("keys").join("admin.key"))?;
+        let mut admin = Wallet::new(admin_key, client).await?;
+        let op =
+            Op::SetMarketMode(pb::SetMarketMode { mode: pb::MarketMode::Normal as i32, reason: "demo restart".into() });
+        client.wait_final(admin.submit(client, op).await?, FINAL).await?;
+        println!(
+            "    the admin returned the market to normal mode (it was {})",
+            pb::MarketMode::try_from(mode).map_or("?", |m| m.as_str_name())
+        );
+    }
+    Ok(())
+}
+
+/// The traders of the first shard between steps 5 and 7 (the cross-shard step runs in between).
+struct Trading {
+    mm: Wallet,
+    oracle: Wallet,
+    carol: Keypair,
+    dave: Keypair,
+}
+
+/// Steps 4 and 5 on the first shard: quotes and a leveraged taker.
+async fn open_trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair, run: usize) -> eyre::Result<Trading> {
     let mm = trader_key(dir, &format!("market-maker-{run}"))?;
     let carol = trader_key(dir, &format!("carol-{run}"))?;
     let dave = trader_key(dir, &format!("dave-{run}"))?;
@@ -226,18 +273,7 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
     client.wait_final(oracle.oracle_update(client, BTC_100K, now_ms()).await?, FINAL).await?;
     // A previous run may have left the market post-only (its crash tripped the breaker) or the jump back to
     // 100,000 may trip it now: the admin returns the market to normal before the story starts.
-    let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
-    if mode != pb::MarketMode::Normal as i32 {
-        let admin_key = read_key(&dir.join("keys").join("admin.key"))?;
-        let mut admin = Wallet::new(admin_key, client).await?;
-        let op =
-            Op::SetMarketMode(pb::SetMarketMode { mode: pb::MarketMode::Normal as i32, reason: "demo restart".into() });
-        client.wait_final(admin.submit(client, op).await?, FINAL).await?;
-        println!(
-            "    the admin returned the market to normal mode (it was {})",
-            pb::MarketMode::try_from(mode).map_or("?", |m| m.as_str_name())
-        );
-    }
+    ensure_normal_mode(dir, client).await?;
     let mut mm_w = Wallet::new(mm, client).await?;
     let mut last = None;
     for i in 1..=3u64 {
@@ -276,14 +312,19 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
     }
     let h = show_health(client, "carol", &carol.account()).await?;
     ensure!(!h.liquidatable, "carol is liquidatable right after opening");
+    Ok(Trading { mm: mm_w, oracle, carol, dave })
+}
 
-    step(6, "The price falls 8% to 92,000 USD: carol drops below maintenance margin");
+/// Steps 7 to 9 on the first shard: a crash, a liquidation, the breaker.
+async fn crash(client: &ShardClient, t: &mut Trading) -> eyre::Result<()> {
+    let Trading { mm: mm_w, oracle, carol, dave } = t;
+    step(7, "The price falls 8% to 92,000 USD: carol drops below maintenance margin");
     let crash = BTC_100K / 100 * 92;
     client.wait_final(oracle.oracle_update(client, crash, now_ms()).await?, FINAL).await?;
     let h = show_health(client, "carol", &carol.account()).await?;
     ensure!(h.liquidatable && h.equity_micros > 0, "carol should be liquidatable but solvent");
 
-    step(7, "dave liquidates carol: he takes the position over at the mark for half of the 1% penalty");
+    step(8, "dave liquidates carol: he takes the position over at the mark for half of the 1% penalty");
     let mut dave_w = Wallet::new(dave.clone(), client).await?;
     let inc = client.wait_final(dave_w.liquidate(client, &carol.account(), 0).await?, FINAL).await?;
     let report = inc
@@ -308,7 +349,7 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
     ensure!(!after.liquidatable && after.equity_micros > 0, "liquidation did not restore carol's solvency");
     show_health(client, "dave", &dave.account()).await?;
 
-    step(8, "A fall to 84,000 USD (16% inside the band window) trips the circuit breaker: post-only");
+    step(9, "A fall to 84,000 USD (16% inside the band window) trips the circuit breaker: post-only");
     client.wait_final(oracle.oracle_update(client, BTC_100K / 100 * 84, now_ms()).await?, FINAL).await?;
     let market = client.market(false).await?.market.unwrap_or_default();
     println!(
@@ -323,12 +364,11 @@ async fn trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair) -> eyr
     Ok(())
 }
 
-/// Σ collateral − Σ entry + fee pool + insurance + funding pool over every trader the demo ever created
-/// (their keys are in `keys/`) equals deposits − withdrawals.
-async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()> {
-    let dir = node.dir.parent().ok_or_else(|| eyre!("node dir has no parent"))?;
+/// Σ collateral − Σ entry + fee pool + insurance + funding pool + escrowed over every trader the demo ever
+/// created (their keys are in `keys/`) equals deposits − withdrawals + bridged in − bridged out.
+async fn conservation(dir: &Path, node: &NodeEntry, client: &ShardClient) -> eyre::Result<()> {
     let mut sum: i128 = 0;
-    let authorities = ["deposit.key", "oracle.key", "admin.key", "coordinator.key"];
+    let authorities = ["deposit.key", "oracle.key", "admin.key", "coordinator.key", "relayer.key"];
     let mut names: Vec<String> = std::fs::read_dir(dir.join("keys"))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -347,12 +387,17 @@ async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()
     let (fees, fund) = (m.fee_pool.unwrap_or_default(), m.insurance.unwrap_or_default());
     sum += i128::from(fees.balance_micros) + i128::from(fund.balance_micros);
     sum += i128::from(m.funding.unwrap_or_default().pool_micros);
-    let net_in = i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros);
+    sum += i128::from(totals.escrowed_micros);
+    let net_in = i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros)
+        + i128::from(totals.bridged_in_micros)
+        - i128::from(totals.bridged_out_micros);
     println!(
-        "    {:<14} collateral - entry notional + fees {} + insurance {} = {} = deposits - withdrawals (positions proven)",
+        "    {:<14} collateral - entry notional + fees {} + insurance {} + escrowed {} = {} = deposits - withdrawals \
+         + bridged in - bridged out (positions proven)",
         node.name,
         usd(fees.balance_micros),
         Usd::from_micros(fund.balance_micros),
+        usd(totals.escrowed_micros),
         Usd::from_micros(i64::try_from(net_in).unwrap_or(i64::MAX))
     );
     ensure!(
@@ -363,16 +408,16 @@ async fn conservation(node: &NodeEntry, client: &ShardClient) -> eyre::Result<()
     Ok(())
 }
 
-/// Step 10: the balances of step 9 again, each verified up to one coordinator-signed epoch that commits
+/// Step 11: the balances of step 10 again, each verified up to one coordinator-signed epoch that commits
 /// every shard at or above its current height (so after everything the demo did).
 async fn global_proofs(
     dir: &Path,
     net: &Network,
     clients: &[(NodeEntry, ShardClient, Genesis)],
     expected: &BTreeMap<(u32, AccountId), i64>,
-    shown: &[(&str, AccountId)],
+    shown: &[(String, AccountId)],
 ) -> eyre::Result<()> {
-    step(10, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
+    step(11, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
     let entry = net
         .coordinator
         .as_ref()

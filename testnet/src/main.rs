@@ -5,6 +5,7 @@ mod demo;
 mod load;
 mod network;
 mod process;
+mod relayer;
 mod status;
 
 use std::{
@@ -32,13 +33,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Generate keys and genesis (first time), start every node and the coordinator, wait until healthy and
-    /// an epoch commits every shard, print endpoints.
+    /// Generate keys and genesis (first time), start every node, the coordinator and the bridge relayer, wait
+    /// until healthy and an epoch commits every shard, print endpoints.
     Up(UpArgs),
-    /// Stop the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
+    /// Stop the relayer, the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
     Down,
     /// Heights, state roots, mempools and market modes of every node; the coordinator's latest epoch and
-    /// per-shard lag.
+    /// per-shard lag; the relayer's backlog, counts and lock-to-credit latency.
     Status {
         /// Refresh every SECS seconds (default 1) until interrupted.
         #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
@@ -46,7 +47,7 @@ enum Cmd {
     },
     /// Print a node's log.
     Logs {
-        /// Node name as `status` shows it (e.g. btc-perp-0, coordinator).
+        /// Node name as `status` shows it (e.g. btc-perp-0, coordinator, relayer).
         node: String,
         /// Only the last N lines.
         #[arg(long, default_value_t = 50)]
@@ -60,7 +61,8 @@ enum Cmd {
         #[arg(long)]
         down_after: bool,
     },
-    /// Signed orders at a fixed rate against the running network: orders/s and submit-to-final latency.
+    /// Signed orders (and, with --bridge-ratio, cross-shard transfers) at a fixed rate against the running
+    /// network: orders/s, submit-to-final and lock-to-credit latency.
     Load(load::LoadArgs),
 }
 
@@ -69,7 +71,8 @@ struct UpArgs {
     /// Markets, one shard each.
     #[arg(long, value_delimiter = ',', default_value = "BTC-PERP,ETH-PERP,SOL-PERP")]
     shards: Vec<String>,
-    /// First gRPC port; shard i listens on base+i, the coordinator on base+100. 0 picks free ports.
+    /// First gRPC port; shard i listens on base+i, the coordinator on base+100, the relayer on base+101.
+    /// 0 picks free ports.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Block interval of every node, ms.
@@ -78,7 +81,7 @@ struct UpArgs {
     /// Time between the coordinator's epochs, ms.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     epoch_ms: u64,
-    /// Directory of the shard-node and coordinator binaries (default: beside this executable).
+    /// Directory of the shard-node, coordinator and relayer binaries (default: beside this executable).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 }
@@ -165,6 +168,12 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     if net.coordinator.is_none() {
         net.coordinator = Some(network::generate_coordinator(dir)?);
     }
+    // The bridge runs when every genesis trusts the coordinator; an older network runs without it.
+    let bridge_off = relayer::bridge_off_reason(&net)?;
+    let relayer_bin = match &bridge_off {
+        None => Some(process::bin_path(args.bin_dir.as_deref(), "relayer")?),
+        Some(_) => None,
+    };
     for i in 0..net.nodes.len() {
         let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(i as u16) };
         let started = process::start_node(&shard_node, &net.nodes[i], port, args.block_interval_ms);
@@ -189,6 +198,14 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
         heights.insert(node.shard_id.0, height);
     }
     let ready = start_coordinator(dir, &mut net, &coordinator, args, &heights).await?;
+    let relayer_status = match &relayer_bin {
+        Some(bin) => Some(start_relayer(dir, &mut net, bin, args).await?),
+        None => {
+            net.relayer = None;
+            net.save(dir)?;
+            None
+        }
+    };
 
     println!("\n{:<16} {:>5}  {:<26} {:>7}", "NODE", "SHARD", "ENDPOINT", "PID");
     for n in &net.nodes {
@@ -196,6 +213,11 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     }
     if let Some(c) = &net.coordinator {
         println!("{:<16} {:>5}  {:<26} {:>7}", network::COORDINATOR, "all", c.endpoint, c.pid.unwrap_or(0));
+    }
+    if let Some(r) = &net.relayer {
+        println!("{:<16} {:>5}  {:<26} {:>7}", network::RELAYER, "all", r.endpoint, r.pid.unwrap_or(0));
+    }
+    if let Some(c) = &net.coordinator {
         println!("\ncoordinator key {}", c.public_key);
         println!(
             "epoch {} commits {} of {} shards (a shard enters with its first block)",
@@ -203,6 +225,16 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             ready.committed,
             net.nodes.len()
         );
+    }
+    match (&net.relayer, &relayer_status, &bridge_off) {
+        (Some(r), Some(s), _) => println!(
+            "relayer account {} carries collateral between all {} shards (following {} of them)",
+            r.account,
+            net.nodes.len(),
+            s.shards.iter().filter(|c| c.connected).count()
+        ),
+        (_, _, Some(why)) => println!("bridge off: {why}; no relayer started"),
+        _ => {}
     }
     println!("keys and genesis in {}; stop with `testnet down`", dir.display());
     Ok(())
@@ -234,6 +266,24 @@ async fn start_coordinator(
     coordinator::wait_ready(net, &entry, heights).await.wrap_err_with(|| format!("see {}", entry.log_file().display()))
 }
 
+/// Starts the bridge relayer after the coordinator (`--base-port` + 101) and waits until it follows every
+/// shard; stops the network if it cannot be started.
+async fn start_relayer(
+    dir: &Path,
+    net: &mut Network,
+    bin: &Path,
+    args: &UpArgs,
+) -> eyre::Result<shardex_proto::bridge::v1::RelayerStatus> {
+    let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(relayer::RELAYER_PORT_OFFSET) };
+    match relayer::start(dir, net, bin, port).await {
+        Ok(status) => Ok(status),
+        Err(e) => {
+            let _ = down(dir);
+            Err(e)
+        }
+    }
+}
+
 /// Waits until the node at `endpoint` answers `GetStatus`; returns its height.
 async fn wait_healthy(endpoint: &str) -> eyre::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -252,10 +302,11 @@ async fn wait_healthy(endpoint: &str) -> eyre::Result<u64> {
 
 fn down(dir: &Path) -> eyre::Result<()> {
     let mut net = Network::load(dir)?;
-    // The coordinator first, so it does not log the shards going away.
+    // The relayer, then the coordinator, so neither logs the shards going away.
+    let relayer = net.relayer.as_mut().map(|r| (network::RELAYER.to_owned(), &mut r.pid));
     let coordinator = net.coordinator.as_mut().map(|c| (network::COORDINATOR.to_owned(), &mut c.pid));
     let nodes = net.nodes.iter_mut().map(|n| (n.name.clone(), &mut n.pid));
-    for (name, pid_slot) in coordinator.into_iter().chain(nodes) {
+    for (name, pid_slot) in relayer.into_iter().chain(coordinator).chain(nodes) {
         if let Some(pid) = pid_slot.take() {
             if process::stop(pid, Duration::from_secs(5)) {
                 println!("stopped {name} (pid {pid})");

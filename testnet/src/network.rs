@@ -1,5 +1,6 @@
-//! A testnet on disk: one directory per node with its genesis, key, data and log, a `coordinator/`
-//! directory with its config, data and log, and `network.toml` listing every process, its endpoint and pid.
+//! A testnet on disk: one directory per node with its genesis, key, data and log, `coordinator/` and
+//! `relayer/` directories with their config, data and log, and `network.toml` listing every process, its
+//! endpoint and pid.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,10 @@ pub struct Network {
     /// The coordinator following every shard (absent in manifests written before it was part of `up`).
     #[serde(default)]
     pub coordinator: Option<CoordinatorEntry>,
+    /// The bridge relayer between the shards (absent while the bridge is off: one shard, or a genesis
+    /// written before it named the coordinator's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relayer: Option<RelayerEntry>,
 }
 
 /// The coordinator of the testnet: signs one global commitment per epoch over every shard's latest header.
@@ -51,6 +56,37 @@ impl CoordinatorEntry {
         self.dir.join("coordinator.toml")
     }
     /// Its data directory (sled database, `rpc.addr`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+}
+
+/// The bridge relayer of the testnet: carries cross-shard collateral messages between every shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayerEntry {
+    /// Its directory (config, data, log); its secret key is `keys/relayer.key`.
+    pub dir: PathBuf,
+    /// The account that signs its imports, deliveries, acks and refunds.
+    pub account: AccountId,
+    /// gRPC endpoint of its Bridge service (`http://127.0.0.1:PORT`), known once it started.
+    pub endpoint: String,
+    /// Process id while running.
+    pub pid: Option<u32>,
+}
+
+/// Name of the relayer in `status` and `logs`.
+pub const RELAYER: &str = "relayer";
+
+impl RelayerEntry {
+    /// The relayer's log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("relayer.log")
+    }
+    /// Its TOML config, rewritten by every `up`.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("relayer.toml")
+    }
+    /// Its data directory (scan cursors, `rpc.addr`).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -126,8 +162,23 @@ pub fn generate_coordinator(dir: &Path) -> eyre::Result<CoordinatorEntry> {
     Ok(CoordinatorEntry { dir: coord_dir, public_key: key.account(), endpoint: String::new(), pid: None })
 }
 
+/// The relayer's secret key file.
+pub fn relayer_key_file(dir: &Path) -> PathBuf {
+    dir.join("keys").join("relayer.key")
+}
+
+/// Creates the relayer's key (`keys/relayer.key`) and directory.
+pub fn generate_relayer(dir: &Path) -> eyre::Result<RelayerEntry> {
+    let key = Keypair::generate();
+    write_key(&relayer_key_file(dir), &key)?;
+    let relayer_dir = dir.join(RELAYER);
+    std::fs::create_dir_all(&relayer_dir).wrap_err_with(|| format!("creating {}", relayer_dir.display()))?;
+    Ok(RelayerEntry { dir: relayer_dir, account: key.account(), endpoint: String::new(), pid: None })
+}
+
 /// Creates keys and genesis files for `symbols` under `dir` (shared authority keys, the coordinator's
-/// included, in `dir/keys`).
+/// included, in `dir/keys`). Every genesis names the coordinator's key, so the shards accept its epochs and
+/// the bridge runs.
 pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::Result<Network> {
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).wrap_err_with(|| format!("creating {}", keys_dir.display()))?;
@@ -138,6 +189,7 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
     };
     let authorities =
         Authorities { deposit: authority("deposit")?, oracle: authority("oracle")?, admin: authority("admin")? };
+    let coordinator = generate_coordinator(dir)?;
     let mut nodes = Vec::new();
     for (i, symbol) in symbols.iter().enumerate() {
         let shard_id = ShardId(u32::try_from(i + 1).map_err(|_| eyre!("too many shards"))?);
@@ -153,8 +205,7 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
             market: market(symbol),
             authorities: authorities.clone(),
             sequencers: vec![node_key.account()],
-            // The bridge is not wired into the testnet yet (no coordinator or relayer is started).
-            coordinator: None,
+            coordinator: Some(coordinator.public_key),
         };
         genesis.validate()?;
         std::fs::write(node_dir.join("genesis.toml"), genesis.to_toml())?;
@@ -167,8 +218,7 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
             pid: None,
         });
     }
-    let coordinator = generate_coordinator(dir)?;
-    Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator) })
+    Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator), relayer: None })
 }
 
 impl Network {
@@ -194,10 +244,13 @@ impl Network {
         Ok(())
     }
 
-    /// The log file of the process called `name` (a node's name, or `coordinator`).
+    /// The log file of the process called `name` (a node's name, `coordinator` or `relayer`).
     pub fn log_file(&self, name: &str) -> eyre::Result<PathBuf> {
         if let Some(c) = self.coordinator.as_ref().filter(|_| name == COORDINATOR) {
             return Ok(c.log_file());
+        }
+        if let Some(r) = self.relayer.as_ref().filter(|_| name == RELAYER) {
+            return Ok(r.log_file());
         }
         match self.nodes.iter().find(|n| n.name == name) {
             Some(n) => Ok(n.log_file()),
@@ -206,20 +259,25 @@ impl Network {
                 if self.coordinator.is_some() {
                     names.push(COORDINATOR);
                 }
+                if self.relayer.is_some() {
+                    names.push(RELAYER);
+                }
                 Err(eyre!("no node {name:?}; nodes are {}", names.join(", ")))
             }
         }
     }
 
-    /// True while every process of the network runs.
+    /// True while every process of the network runs (the relayer too, when the network has one).
     pub fn all_running(&self, alive: impl Fn(u32) -> bool) -> bool {
         self.nodes.iter().all(|n| n.pid.is_some_and(&alive))
             && self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
+            && self.relayer.as_ref().is_none_or(|r| r.pid.is_some_and(&alive))
     }
 
     /// True while any process of the network runs.
     pub fn any_running(&self, alive: impl Fn(u32) -> bool) -> bool {
         self.nodes.iter().any(|n| n.pid.is_some_and(&alive))
             || self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
+            || self.relayer.as_ref().is_some_and(|r| r.pid.is_some_and(&alive))
     }
 }

@@ -1,4 +1,4 @@
-//! Starting and stopping node and coordinator processes. Nodes run in their own process group, so they outlive the
+//! Starting and stopping node, coordinator and relayer processes. Nodes run in their own process group, so they outlive the
 //! `testnet up` command and ignore a Ctrl-C aimed at the shell.
 
 use std::{
@@ -9,9 +9,9 @@ use std::{
 
 use eyre::{bail, eyre, WrapErr};
 
-use crate::network::{CoordinatorEntry, NodeEntry, COORDINATOR};
+use crate::network::{CoordinatorEntry, NodeEntry, RelayerEntry, COORDINATOR, RELAYER};
 
-/// Where a workspace binary (`shard-node`, `coordinator`) is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
+/// Where a workspace binary (`shard-node`, `coordinator`, `relayer`) is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
 pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
     let dir = match bin_dir {
         Some(d) => d.to_path_buf(),
@@ -56,6 +56,13 @@ pub fn start_coordinator(coordinator: &Path, entry: &CoordinatorEntry) -> eyre::
     let mut cmd = Command::new(coordinator);
     cmd.arg("-c").arg(entry.config_file());
     spawn(cmd, COORDINATOR, &entry.data_dir().join("rpc.addr"), &entry.log_file())
+}
+
+/// Starts the relayer with its config file and waits for it to report its gRPC address. Returns (pid, endpoint).
+pub fn start_relayer(relayer: &Path, entry: &RelayerEntry) -> eyre::Result<(u32, String)> {
+    let mut cmd = Command::new(relayer);
+    cmd.arg("-c").arg(entry.config_file());
+    spawn(cmd, RELAYER, &entry.data_dir().join("rpc.addr"), &entry.log_file())
 }
 
 /// Spawns `cmd` in its own process group with stderr appended to `log`, and waits until it writes its

@@ -1,6 +1,6 @@
 //! `testnet status`: every shard's height, state root, mempool and market mode next to what the coordinator
-//! accepted of it (height, lag in blocks and ms, rejected headers), then the coordinator's latest epoch;
-//! `--watch` refreshes it.
+//! accepted of it (height, lag in blocks and ms, rejected headers), then the coordinator's latest epoch and
+//! the relayer's backlog, counts and lock-to-credit latency; `--watch` refreshes it.
 
 use std::path::Path;
 
@@ -8,8 +8,8 @@ use shardex_client::ShardClient;
 
 use crate::{
     coordinator::{self, CoordStatus},
-    network::{Network, COORDINATOR},
-    now_ms, process,
+    network::{Network, COORDINATOR, RELAYER},
+    now_ms, process, relayer,
 };
 
 /// Reprints the status every `every` until ctrl-c.
@@ -81,7 +81,24 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
         ),
     };
     println!("{COORDINATOR:<16} {summary}");
+    println!("{RELAYER:<16} {}", relayer_line(&net).await);
     Ok(())
+}
+
+/// The relayer's row: what its `GetStatus` reports, or why there is none.
+async fn relayer_line(net: &Network) -> String {
+    match &net.relayer {
+        None => match relayer::bridge_off_reason(net) {
+            Ok(Some(why)) => format!("not part of this network (bridge off: {why})"),
+            Ok(None) => "not part of this network (run `testnet down` and `testnet up` to add it)".into(),
+            Err(e) => format!("not part of this network ({e:#})"),
+        },
+        Some(r) if !r.pid.is_some_and(process::alive) => "stopped".into(),
+        Some(r) => match relayer::status(r).await {
+            Ok(s) => relayer::summary(&s, &r.endpoint),
+            Err(e) => format!("unreachable: {e:#}"),
+        },
+    }
 }
 
 /// The market mode's short name.

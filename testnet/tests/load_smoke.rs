@@ -1,5 +1,7 @@
-//! `testnet load` end to end on a 1-shard testnet of real processes on free ports: it must exit 0 and
-//! report a non-zero accepted rate and latency percentiles. The network is always stopped.
+//! `testnet load` end to end on testnets of real processes on free ports: on one shard it must exit 0 and
+//! report a non-zero accepted rate and latency percentiles (and refuse `--bridge-ratio`); on two shards with
+//! `--bridge-ratio` it must also see transfers credited and report lock-to-credit latency. The networks are
+//! always stopped.
 
 mod support;
 
@@ -21,6 +23,10 @@ fn load_reports_rate_and_latency() {
 
     let up = testnet(&dir, &bins, &["up", "--base-port", "0", "--shards", "BTC-PERP"]);
     assert!(up.status.success(), "up failed:\n{}", text(&up));
+    assert!(text(&up).contains("bridge off: the network has one shard"), "{}", text(&up));
+    let bridged = testnet(&dir, &bins, &["load", "--duration", "1", "--bridge-ratio", "0.5"]);
+    assert!(!bridged.status.success(), "{}", text(&bridged));
+    assert!(text(&bridged).contains("--bridge-ratio needs at least two shards"), "{}", text(&bridged));
 
     let load = testnet(&dir, &bins, &["load", "--tps", "200", "--duration", "3"]);
     let out = text(&load);
@@ -33,6 +39,43 @@ fn load_reports_rate_and_latency() {
     let (p50, p90, p99) = (number_after(shard, "p50 "), number_after(shard, "p90 "), number_after(shard, "p99 "));
     assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "latency percentiles out of order:\n{out}");
     assert!(out.contains("client signing:"), "{out}");
+
+    let down = testnet(&dir, &bins, &["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+}
+
+/// The percentiles after `label` on `line`, e.g. `lock-to-credit p50 12.0 ms p90 … p99 …`.
+fn percentiles(line: &str, label: &str) -> (f64, f64, f64) {
+    let rest = line.split(label).nth(1).unwrap_or_else(|| panic!("no {label:?} in {line:?}"));
+    (number_after(rest, "p50 "), number_after(rest, "p90 "), number_after(rest, "p99 "))
+}
+
+#[test]
+fn load_with_bridge_transfers_reports_lock_to_credit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    let bins = bin_dir();
+    let _down = Down(&dir, &bins);
+
+    let args = ["up", "--base-port", "0", "--block-interval-ms", "20", "--shards", "BTC-PERP,ETH-PERP"];
+    let up = testnet(&dir, &bins, &args);
+    assert!(up.status.success(), "up failed:\n{}", text(&up));
+
+    let args = ["load", "--tps", "100", "--duration", "3", "--accounts", "4", "--bridge-ratio", "0.2"];
+    let load = testnet(&dir, &bins, &args);
+    let out = text(&load);
+    assert!(load.status.success(), "load failed:\n{out}");
+    assert!(out.contains("20% of them transfers"), "{out}");
+    let transfers = out.lines().find(|l| l.starts_with("transfers: accepted")).unwrap_or_else(|| panic!("{out}"));
+    assert!(number_after(transfers, "credited ") > 0.0, "no transfer credited:\n{out}");
+    let latency = out.lines().find(|l| l.contains("lock-to-credit p50")).unwrap_or_else(|| panic!("{out}"));
+    let (p50, p90, p99) = percentiles(latency, "lock-to-credit ");
+    assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "lock-to-credit percentiles out of order:\n{out}");
+    let relayer = out.lines().find(|l| l.starts_with("relayer: delivered ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(number_after(relayer, "relayer: delivered ") > 0.0, "{out}");
+    // Orders still ran beside the transfers.
+    let shard = out.lines().find(|l| l.starts_with("btc-perp-0: accepted")).unwrap_or_else(|| panic!("{out}"));
+    assert!(number_after(shard, "accepted ") > 0.0, "{out}");
 
     let down = testnet(&dir, &bins, &["down"]);
     assert!(down.status.success(), "{}", text(&down));

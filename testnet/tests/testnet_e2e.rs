@@ -1,5 +1,5 @@
-//! End to end: `testnet up`, `status`, `demo`, `down` as real processes (three shard nodes and the
-//! coordinator) on free ports; the network is always stopped, even when an assertion fails.
+//! End to end: `testnet up`, `status`, `demo`, `down` as real processes (three shard nodes, the coordinator
+//! and the bridge relayer) on free ports; the network is always stopped, even when an assertion fails.
 
 mod support;
 
@@ -143,6 +143,16 @@ fn up_demo_status_down() {
     assert!(coord_row.contains("http://127.0.0.1:"), "{out}");
     // Fresh shards have no block yet: the first epoch commits none of them, and up says so.
     assert!(out.contains("coordinator key ") && out.contains("commits 0 of 3 shards"), "{out}");
+    let relayer_row = out.lines().find(|l| l.starts_with("relayer ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(relayer_row.contains("http://127.0.0.1:"), "{out}");
+    assert!(out.contains("relayer account ") && out.contains("between all 3 shards (following 3 of them)"), "{out}");
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("network.toml")).expect("manifest")).expect("toml");
+    let relayer = &manifest["relayer"];
+    assert!(relayer["endpoint"].as_str().is_some_and(|e| relayer_row.contains(e)), "{manifest}");
+    assert!(relayer["account"].as_str().is_some_and(|a| a.len() == 64), "{manifest}");
+    let config = std::fs::read_to_string(dir.join("relayer").join("relayer.toml")).expect("relayer config");
+    assert_eq!(config.matches("[[shards]]").count(), 3, "{config}");
 
     let again = testnet(&dir, &bins, &["up", "--base-port", "0"]);
     assert!(!again.status.success(), "a second `up` must refuse while running");
@@ -151,12 +161,24 @@ fn up_demo_status_down() {
     let out = text(&demo);
     assert!(demo.status.success(), "demo failed:\n{out}");
     assert!(out.contains("demo complete"), "{out}");
-    assert_eq!(out.matches("refused as expected").count(), 4, "{out}");
+    assert_eq!(out.matches("refused as expected").count(), 5, "{out}");
     assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");
-    assert!(out.contains("= deposits - withdrawals (positions proven)"), "{out}");
-    assert_eq!(out.matches("proven at height").count(), 6, "{out}");
+    assert_eq!(
+        out.matches("= deposits - withdrawals + bridged in - bridged out (positions proven)").count(),
+        3,
+        "{out}"
+    );
+    // Step 6: refused for margin on the second shard, the transfer followed through the relayer, accepted.
+    assert!(out.contains("[6] erin moves 1000 USD of collateral from btc-perp-0 to eth-perp-0"), "{out}");
+    assert!(out.contains("INSUFFICIENT_MARGIN") && out.contains("message 1/2/"), "{out}");
+    for stage in ["DELIVERED credited on eth-perp-0", "ACKED     escrow released on btc-perp-0"] {
+        assert!(out.lines().any(|l| l.trim_start().starts_with('+') && l.contains(stage)), "{stage}:\n{out}");
+    }
+    assert!(out.contains("proven: escrow ACKED on btc-perp-0") && out.contains("accepted: order #"), "{out}");
+    assert!(out.find("[6] erin").zip(out.find("[7] The price falls")).is_some_and(|(a, b)| a < b), "{out}");
+    assert_eq!(out.matches("proven at height").count(), 9, "{out}");
     assert!(out.contains("commits all 3 shards"), "{out}");
-    assert_eq!(out.matches("(global root 0x").count(), 6, "{out}");
+    assert_eq!(out.matches("(global root 0x").count(), 9, "{out}");
 
     cli_walkthrough(&dir, &bins);
 
@@ -172,14 +194,27 @@ fn up_demo_status_down() {
     let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord.contains("epoch ") && coord.contains("ms ago") && coord.contains("global root 0x"), "{out}");
 
-    let logs = testnet(&dir, &bins, &["logs", "coordinator", "--tail", "5"]);
-    assert!(logs.status.success() && !text(&logs).trim().is_empty(), "{}", text(&logs));
+    // The relayer's line: what it carried (the demo's message), its backlog and lock-to-credit latency.
+    let relayer = out.lines().find(|l| l.starts_with("relayer ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(relayer.contains("lock-to-credit p50 ") && relayer.contains("3/3 shards followed"), "{out}");
+    assert!(!relayer.contains("delivered 0 acked 0"), "{out}");
+
+    for name in ["coordinator", "relayer"] {
+        let logs = testnet(&dir, &bins, &["logs", name, "--tail", "5"]);
+        assert!(logs.status.success() && !text(&logs).trim().is_empty(), "{name}: {}", text(&logs));
+    }
 
     let down = testnet(&dir, &bins, &["down"]);
-    assert!(down.status.success(), "{}", text(&down));
-    assert_eq!(text(&down).matches("stopped ").count(), 4, "{}", text(&down));
-    assert!(text(&down).contains("stopped coordinator"), "{}", text(&down));
+    let out = text(&down);
+    assert!(down.status.success(), "{out}");
+    assert_eq!(out.matches("stopped ").count(), 5, "{out}");
+    let order: Vec<usize> = ["stopped relayer", "stopped coordinator", "stopped btc-perp-0"]
+        .iter()
+        .map(|s| out.find(s).unwrap_or_else(|| panic!("{s}: {out}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "relayer, then coordinator, then nodes:\n{out}");
     let after = text(&testnet(&dir, &bins, &["status"]));
-    assert_eq!(after.matches("stopped").count(), 4, "{after}");
+    assert_eq!(after.matches("stopped").count(), 5, "{after}");
     assert!(after.lines().any(|l| l.starts_with("coordinator ") && l.contains("stopped")), "{after}");
+    assert!(after.lines().any(|l| l.starts_with("relayer ") && l.contains("stopped")), "{after}");
 }

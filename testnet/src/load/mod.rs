@@ -10,6 +10,10 @@
 //! block's receipts (`GetBlock`); a tx is final when the header of the block holding it arrives, and its
 //! latency is that arrival minus the moment its batch was sent. Everything is bounded: tps × duration
 //! orders, a drain of at most [`DRAIN`] afterwards, 127.0.0.1 endpoints only.
+//!
+//! With `--bridge-ratio R`, that fraction of the txs are cross-shard transfers between bridge accounts funded
+//! on every shard ([`bridge`]); the followers also time each transfer from its lock on the source to its
+//! credit on the destination, and the report adds the relayer's own figures.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -37,10 +41,12 @@ use tokio::sync::mpsc;
 
 use crate::network::{read_key, Network, NodeEntry};
 
+mod bridge;
 mod report;
 mod setup;
 mod tasks;
 
+use bridge::{send_transfers, BridgeLoad};
 use report::*;
 use setup::*;
 use tasks::*;
@@ -88,7 +94,8 @@ const HEADER_QUEUE: usize = 4096;
 /// `testnet load` flags.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Target signed orders per second over all shards (split evenly).
+    /// Target signed txs per second over all shards (split evenly): orders, and transfers with
+    /// --bridge-ratio.
     #[arg(long, default_value_t = 1_000)]
     pub tps: u64,
     /// Seconds of load.
@@ -104,6 +111,10 @@ pub struct LoadArgs {
     /// the takers and waits for its previous batch, so every account's nonces reach the node in order.
     #[arg(long, default_value_t = 4)]
     pub lanes: usize,
+    /// Fraction of the txs that are cross-shard transfers (0.0 to 1.0) between load accounts funded on every
+    /// shard; the rest are orders. Needs two shards and the relayer.
+    #[arg(long, default_value_t = 0.0)]
+    pub bridge_ratio: f64,
 }
 
 impl LoadArgs {
@@ -113,6 +124,7 @@ impl LoadArgs {
         ensure!((1..=MAX_ACCOUNTS).contains(&self.accounts), "--accounts must be 1 to {MAX_ACCOUNTS}");
         ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1 to {MAX_BATCH}");
         ensure!((1..=MAX_LANES).contains(&self.lanes), "--lanes must be 1 to {MAX_LANES}");
+        ensure!((0.0..=1.0).contains(&self.bridge_ratio), "--bridge-ratio must be 0.0 to 1.0");
         Ok(())
     }
 }
@@ -143,7 +155,7 @@ struct Stats {
     oracle_failed: u64,
 }
 
-fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
+fn lock<T>(stats: &Mutex<T>) -> MutexGuard<'_, T> {
     stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -195,8 +207,11 @@ struct ShardLoad {
     pid: Option<u32>,
     client: ShardClient,
     market: Market,
+    /// Orders per second sent to this shard.
     rate_per_s: f64,
     orders: u64,
+    /// Transfers per second sent from this shard.
+    transfer_rate_per_s: f64,
     stats: Arc<Mutex<Stats>>,
     signer: Arc<SignerStats>,
 }
@@ -228,8 +243,12 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
     let net = Network::load(dir)?;
     ensure!(!net.nodes.is_empty(), "the network has no shards");
     let n = net.nodes.len();
+    let bridge = match args.bridge_ratio > 0.0 {
+        true => Some(Arc::new(BridgeLoad::prepare(&net, args.accounts).await?)),
+        false => None,
+    };
     println!(
-        "load: {} orders/s for {} s over {n} shard(s) ({:.0}/s each), {} takers per shard, batches of up to {}, \
+        "load: {} txs/s for {} s over {n} shard(s) ({:.0}/s each), {} takers per shard, batches of up to {}, \
          {} lanes per shard",
         args.tps,
         args.duration,
@@ -238,10 +257,19 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
         args.batch,
         args.lanes.min(args.accounts)
     );
+    if let Some(b) = &bridge {
+        println!(
+            "  {:.0}% of them transfers of 1 USD between {} accounts funded on every shard (expiry epoch {})",
+            100.0 * args.bridge_ratio,
+            b.accounts.len(),
+            b.expiry_epoch
+        );
+    }
     let mut shards = Vec::new();
     let mut actors = Vec::new();
     for node in &net.nodes {
-        let (load, a) = setup(node, dir, args, n).await.wrap_err_with(|| format!("setting up {}", node.name))?;
+        let (load, a) =
+            setup(node, dir, args, n, bridge.as_deref()).await.wrap_err_with(|| format!("setting up {}", node.name))?;
         println!(
             "  {}: funded a market maker and {} takers; price {}; {} quote levels of {} lots per side",
             load.name,
@@ -293,12 +321,26 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
                 load.stats.clone(),
             )));
         }
-        background.push(tokio::spawn(follow(load.client.clone(), height, load.stats.clone())));
+        background.push(tokio::spawn(follow(load.client.clone(), height, load.stats.clone(), bridge.clone())));
+        if let Some(b) = &bridge {
+            let me = load.client.domain().shard.0;
+            let peers = net.nodes.iter().map(|n| n.shard_id.0).filter(|s| *s != me).collect();
+            let window = (start, end);
+            let client = load.client.clone();
+            lanes.push(tokio::spawn(send_transfers(
+                client,
+                b.clone(),
+                peers,
+                load.transfer_rate_per_s,
+                window,
+                args.batch,
+            )));
+        }
         background.push(tokio::spawn(market_maker(load.client.clone(), a.maker, load.market, load.stats.clone())));
         background.push(tokio::spawn(oracle_feed(load.client.clone(), a.oracle, load.market, load.stats.clone())));
     }
 
-    let mut progress = Progress { last: Instant::now(), last_accepted: 0 };
+    let mut progress = Progress { last: Instant::now(), last_accepted: 0, bridge: bridge.clone() };
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_secs(1).min(end.saturating_duration_since(Instant::now()))).await;
         progress.print(&shards, start, "");
@@ -309,7 +351,10 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
     let sent_s = start.elapsed().as_secs_f64();
     let cpu = cpu_snapshot(&shards).iter().zip(&cpu_before).map(|(after, before)| (after - before) / sent_s).collect();
     let drain_end = Instant::now() + DRAIN;
-    while shards.iter().any(|s| !lock(&s.stats).pending.is_empty()) && Instant::now() < drain_end {
+    let in_flight = |shards: &[ShardLoad]| {
+        shards.iter().any(|s| !lock(&s.stats).pending.is_empty()) || bridge.as_ref().is_some_and(|b| b.in_flight() > 0)
+    };
+    while in_flight(&shards) && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if progress.last.elapsed() >= Duration::from_secs(1) {
             progress.print(&shards, start, " (draining)");
@@ -324,7 +369,8 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
     for (load, key) in shards.iter().zip(makers) {
         withdraw_quotes(&load.client, key).await;
     }
-    report(&shards, args, sent_s, start.elapsed(), &Client { cpu, reference_sign_rate })
+    let client = Client { cpu, reference_sign_rate };
+    report(&shards, sent_s, start.elapsed(), &client, bridge.as_deref()).await
 }
 
 /// What the client side measured.
@@ -339,6 +385,7 @@ struct Client {
 struct Progress {
     last: Instant,
     last_accepted: u64,
+    bridge: Option<Arc<BridgeLoad>>,
 }
 
 impl Progress {
@@ -356,11 +403,13 @@ impl Progress {
         let rate = (accepted - self.last_accepted) as f64 / self.last.elapsed().as_secs_f64().max(1e-3);
         (self.last, self.last_accepted) = (Instant::now(), accepted);
         println!(
-            "[{:>5.1}s] sent {sent} accepted {accepted} refused {}{} final {finals} | {rate:.0} accepted/s | signed {}{note}",
+            "[{:>5.1}s] sent {sent} accepted {accepted} refused {}{} final {finals} | {rate:.0} accepted/s | signed \
+             {}{}{note}",
             start.elapsed().as_secs_f64(),
             refused.values().sum::<u64>() + failed,
             reasons(&refused, failed),
-            signed(shards)
+            signed(shards),
+            self.bridge.as_ref().map_or(String::new(), |b| b.progress())
         );
     }
 }

@@ -43,12 +43,12 @@ pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-pub(super) fn report(
+pub(super) async fn report(
     shards: &[ShardLoad],
-    args: &LoadArgs,
     sent_s: f64,
     total: Duration,
     client: &Client,
+    bridge: Option<&BridgeLoad>,
 ) -> eyre::Result<()> {
     println!(
         "\nresults ({sent_s:.1} s of sending, {:.1} s with the drain; final = header of the flushed block holding \
@@ -98,7 +98,9 @@ pub(super) fn report(
         if let Some(e) = &s.last_rpc_error {
             println!("    last failed SubmitBatch: {e}");
         }
-        if s.accepted == 0 {
+        if load.orders == 0 {
+            // Transfers only (--bridge-ratio 1): no orders to judge.
+        } else if s.accepted == 0 {
             failures.push(format!("{} accepted no orders", load.name));
         } else if s.finals == 0 {
             failures.push(format!("no accepted order of {} became final", load.name));
@@ -109,9 +111,9 @@ pub(super) fn report(
     }
     let busy_s = busy_ns as f64 / 1e9;
     println!(
-        "total: accepted {:.1} orders/s of {} targeted ({} shard(s))",
+        "total: accepted {:.1} orders/s of {:.0} targeted ({} shard(s))",
         accepted_all as f64 / sent_s,
-        args.tps,
+        shards.iter().map(|s| s.rate_per_s).sum::<f64>(),
         shards.len()
     );
     println!(
@@ -123,6 +125,9 @@ pub(super) fn report(
         100.0 * busy_s / (sent_s * shards.len() as f64),
         client.cpu.last().copied().unwrap_or(0.0)
     );
+    if let Some(b) = bridge {
+        failures.extend(b.report(sent_s).await);
+    }
     if failures.is_empty() {
         Ok(())
     } else {

@@ -64,6 +64,7 @@ pub(super) async fn setup(
     dir: &Path,
     args: &LoadArgs,
     shards: usize,
+    bridge: Option<&BridgeLoad>,
 ) -> eyre::Result<(ShardLoad, Actors)> {
     loopback_only(node)?;
     let client = ShardClient::connect(&node.endpoint).await.wrap_err_with(|| format!("connecting to {}", node.name))?;
@@ -80,6 +81,9 @@ pub(super) async fn setup(
     let fund = |to: AccountId, usd: u64| Op::Deposit(pb::Deposit { account: to.0.to_vec(), amount_micros: usd * USD });
     let mut txs = vec![deposit.sign(&client, fund(maker.account(), MAKER_USD))];
     txs.extend(takers.iter().map(|t| deposit.sign(&client, fund(t.account(), TAKER_USD))));
+    if let Some(b) = bridge {
+        txs.extend(b.deposits().map(|op| deposit.sign(&client, op)));
+    }
     let price = Op::OracleUpdate(pb::OracleUpdate { price_micros: market.price_micros, timestamp_ms: crate::now_ms() });
     txs.push(oracle.sign(&client, price));
     submit_final(&client, txs, "deposits and the first price").await?;
@@ -87,7 +91,9 @@ pub(super) async fn setup(
     let txs = quotes.into_iter().map(|o| maker.sign(&client, Op::PlaceOrder(o))).collect();
     submit_final(&client, txs, "market-maker quotes").await?;
 
-    let rate_per_s = args.tps as f64 / shards as f64;
+    let tx_rate_per_s = args.tps as f64 / shards as f64;
+    let transfer_rate_per_s = if bridge.is_some() { tx_rate_per_s * args.bridge_ratio } else { 0.0 };
+    let rate_per_s = tx_rate_per_s - transfer_rate_per_s;
     let load = ShardLoad {
         name: node.name.clone(),
         pid: node.pid,
@@ -95,6 +101,7 @@ pub(super) async fn setup(
         market,
         rate_per_s,
         orders: (rate_per_s * args.duration as f64).round() as u64,
+        transfer_rate_per_s,
         stats: Arc::default(),
         signer: Arc::default(),
     };

@@ -98,12 +98,22 @@ pub(super) async fn read_headers(client: ShardClient, mut next_height: u64, out:
 }
 
 /// Follows flushed blocks and marks the accepted orders they hold final: headers are stamped on arrival by
-/// [`read_headers`], then each block's receipts are fetched (`GetBlock`) and matched by tx hash.
-pub(super) async fn follow(client: ShardClient, from_height: u64, stats: Arc<Mutex<Stats>>) {
+/// [`read_headers`], then each block's receipts are fetched (`GetBlock`) and matched by tx hash. With a
+/// bridge load, the block's transfer locks, credits and acks go to it too.
+pub(super) async fn follow(
+    client: ShardClient,
+    from_height: u64,
+    stats: Arc<Mutex<Stats>>,
+    bridge: Option<Arc<BridgeLoad>>,
+) {
+    let shard = client.domain().shard.0;
     let (tx, mut headers) = mpsc::channel(HEADER_QUEUE);
     let _reader = AbortOnDrop(tokio::spawn(read_headers(client.clone(), from_height, tx)));
     while let Some((height, arrived, delay_ms)) = headers.recv().await {
         let block = client.block(height).await;
+        if let (Some(b), Ok(block)) = (&bridge, &block) {
+            b.observe_block(shard, block, arrived);
+        }
         let mut s = lock(&stats);
         s.header_delay_ms.push(delay_ms);
         let Ok(block) = block else {

@@ -7,9 +7,15 @@
 //!     = deposited − withdrawn + bridged in − bridged out                                  (net inflow)
 //! ```
 //!
-//! [`check_conservation`] is that identity.
+//! [`check_conservation`] is that identity; [`verify_ledger_response`] establishes its inputs from a proven
+//! `GetMarket` answer (five records under one state root, optionally tied to a finalized header).
 
-use crate::pb;
+use crate::{
+    ids::{AccountId, ChainId, ShardId},
+    pb,
+    proof::{verify_header_carries, verify_returned_record, ProofError},
+    state_key, B256,
+};
 
 /// The three pools money rests in besides accounts and escrow, in micro-USD.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +84,85 @@ pub fn check_conservation(totals: &pb::LedgerTotalsRecord, pools: &LedgerPools) 
     } else {
         Err(ConservationError { held_micros: held, net_inflow_micros: inflow, difference_micros: held - inflow })
     }
+}
+
+/// What a proven `GetMarket` answer established: the records conservation needs, all under one state root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedLedger {
+    /// The market record.
+    pub market: pb::MarketRecord,
+    /// The ledger totals (default when the shard has never moved money).
+    pub totals: pb::LedgerTotalsRecord,
+    /// Fee pool, insurance fund and funding pool.
+    pub pools: LedgerPools,
+    /// Height proven at.
+    pub height: u64,
+    /// State root every record was proven against.
+    pub state_root: B256,
+    /// True when the root was checked to be carried by a header finalized by the sequencer set.
+    pub header_checked: bool,
+}
+
+impl VerifiedLedger {
+    /// The conservation identity on the proven records ([`check_conservation`]).
+    pub fn check_conservation(&self) -> Result<(), ConservationError> {
+        check_conservation(&self.totals, &self.pools)
+    }
+}
+
+/// Verifies a `GetMarketResponse` asked with `prove`: the market, totals, insurance fund, fee pool and funding
+/// index records are each the one proven under the response's state root and height; with `sequencers`, that
+/// root is carried by a header of (`chain`, `shard`) finalized by a quorum of the set.
+pub fn verify_ledger_response(
+    resp: &pb::GetMarketResponse,
+    chain: ChainId,
+    shard: ShardId,
+    sequencers: Option<&[AccountId]>,
+) -> Result<VerifiedLedger, ProofError> {
+    let (root, height) = (resp.state_root.as_slice(), resp.height);
+    let state_root = crate::hash::b256_from_slice(root)
+        .ok_or_else(|| ProofError::RootMismatch("the response's state root is not 32 bytes".into()))?;
+    let market =
+        verify_returned_record(resp.proof.as_ref(), state_key::market_key(), resp.market.as_ref(), root, height)?;
+    let totals = verify_returned_record(
+        resp.totals_proof.as_ref(),
+        state_key::ledger_totals_key(),
+        resp.totals.as_ref(),
+        root,
+        height,
+    )?;
+    let insurance = verify_returned_record(
+        resp.insurance_proof.as_ref(),
+        state_key::insurance_key(),
+        resp.insurance.as_ref(),
+        root,
+        height,
+    )?;
+    let fee_pool = verify_returned_record(
+        resp.fee_pool_proof.as_ref(),
+        state_key::fee_pool_key(),
+        resp.fee_pool.as_ref(),
+        root,
+        height,
+    )?;
+    let funding = verify_returned_record(
+        resp.funding_proof.as_ref(),
+        state_key::funding_key(),
+        resp.funding.as_ref(),
+        root,
+        height,
+    )?;
+    if let Some(set) = sequencers {
+        verify_header_carries(resp.header.as_ref(), chain, shard, set, root, height)?;
+    }
+    Ok(VerifiedLedger {
+        market,
+        totals,
+        pools: LedgerPools::from_records(&fee_pool, &insurance, &funding),
+        height,
+        state_root,
+        header_checked: sequencers.is_some(),
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::time::Duration;
 use shardex_core::{
     hash::b256_from_slice,
     history::{verify_history_page, HistoryItem},
+    ledger::{verify_ledger_response, VerifiedLedger},
     pb,
-    proof::{verify_account_response, VerifiedAccount},
+    proof::{verify_account_response, verify_returned_record, VerifiedAccount},
     tx::TxDomain,
     AccountId, ChainId, ShardId, B256,
 };
@@ -18,23 +19,12 @@ use crate::error::{ClientError, Result};
 /// Checks the position and account proofs of a `GetPositionResponse` against its state root and that the
 /// records returned are the proven ones.
 fn verify_position_response(resp: &pb::GetPositionResponse, account: &AccountId) -> Result<()> {
-    use prost::Message;
-    use shardex_core::{proof::verify_pb_proof, state_key};
-    let root = resp.state_root.as_slice();
-    let checks = [
-        (&resp.position_proof, state_key::position_key(account), resp.position.as_ref().map(Message::encode_to_vec)),
-        (&resp.account_proof, state_key::account_key(account), resp.account.as_ref().map(Message::encode_to_vec)),
-    ];
-    for (proof, key, returned) in checks {
-        let proof = proof.as_ref().ok_or(shardex_core::proof::ProofError::Missing)?;
-        if proof.state_root.as_slice() != root {
-            return Err(ClientError::Protocol("proof is against another root than the response".into()));
-        }
-        let proven = verify_pb_proof(proof, key)?;
-        if proven.filter(|v| !v.is_empty()) != returned.filter(|v| !v.is_empty()) {
-            return Err(ClientError::Protocol("returned record differs from the proven one".into()));
-        }
-    }
+    use shardex_core::state_key;
+    let (root, height) = (resp.state_root.as_slice(), resp.height);
+    let key = state_key::position_key(account);
+    verify_returned_record(resp.position_proof.as_ref(), key, resp.position.as_ref(), root, height)?;
+    let key = state_key::account_key(account);
+    verify_returned_record(resp.account_proof.as_ref(), key, resp.account.as_ref(), root, height)?;
     Ok(())
 }
 
@@ -155,9 +145,22 @@ impl ShardClient {
         Ok(verify_account_response(&resp, account, self.domain.chain, self.domain.shard, sequencers)?)
     }
 
-    /// Market record and on-ramp totals.
+    /// Market record, ledger totals and pools at the head, as the node returns them (unverified: use
+    /// [`ShardClient::ledger`] for the proven records).
     pub async fn market(&self, prove: bool) -> Result<pb::GetMarketResponse> {
-        Ok(self.rpc.clone().get_market(pb::GetMarketRequest { prove }).await?.into_inner())
+        Ok(self.rpc.clone().get_market(pb::GetMarketRequest { prove, height: 0 }).await?.into_inner())
+    }
+
+    /// The ledger totals and the pools at `height` (0 = head), with the market record, each checked here
+    /// against its MPT proof under one state root; with `sequencers` (the genesis set), that root is checked
+    /// to be carried by a header they finalized. `VerifiedLedger::check_conservation` then checks the shard's
+    /// conservation identity on them.
+    pub async fn ledger(&self, height: u64, sequencers: Option<&[AccountId]>) -> Result<VerifiedLedger> {
+        let resp = self.rpc.clone().get_market(pb::GetMarketRequest { prove: true, height }).await?.into_inner();
+        if height != 0 && resp.height != height {
+            return Err(ClientError::Protocol(format!("asked for height {height}, the node answered {}", resp.height)));
+        }
+        Ok(verify_ledger_response(&resp, self.domain.chain, self.domain.shard, sequencers)?)
     }
 
     /// Position, collateral, open-order totals and margin health; with `prove`, proofs of the position and

@@ -4,6 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 mod events;
 mod history;
+mod ledger;
 mod message;
 mod transfer;
 
@@ -63,6 +64,8 @@ enum Cmd {
     /// An account's proven history (fills, liquidations, collateral, orders), or the market's (funding,
     /// mode changes) with --market.
     History(history::HistoryArgs),
+    /// The shard's ledger totals and pools, proven, and its conservation identity checked on them.
+    Ledger(ledger::LedgerArgs),
     /// Move collateral to another shard: lock it here (the `--node` shard); relayers deliver it.
     Transfer(transfer::TransferArgs),
     /// A cross-shard message on both shards, proven (or via a relayer with --bridge).
@@ -387,6 +390,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::History(a) => history::run(&client, a).await,
+        Cmd::Ledger(a) => ledger::run(&client, a).await,
         Cmd::Tx { hash } => {
             let status = client.tx_status(parse_hash(&hash)?).await?;
             print_status(&status);

@@ -3,8 +3,8 @@
 //! Ids and money ([`ids`], [`money`]), keys and domain-separated signatures ([`keys`], [`signing`]),
 //! windowed nonces ([`nonce`]), hashing ([`hash`]), state keys ([`state_key`]), transaction decoding
 //! and verification ([`tx`]), block headers ([`block`]), genesis ([`genesis`]), MPT proof
-//! verification a client can run without a node ([`proof`]), the global commitment ([`global`]) and the
-//! cross-shard bridge's keys and proof checks ([`bridge`]).
+//! verification a client can run without a node ([`proof`]), the global commitment ([`global`]), the
+//! cross-shard bridge's keys and proof checks ([`bridge`]) and per-shard conservation ([`ledger`]).
 
 pub mod block;
 pub mod bridge;
@@ -14,6 +14,7 @@ pub mod hash;
 pub mod history;
 pub mod ids;
 pub mod keys;
+pub mod ledger;
 pub mod money;
 pub mod nonce;
 pub mod order;

@@ -104,6 +104,59 @@ pub fn verify_pb_proof(proof: &pb::StateProof, key: B256) -> Result<Option<Vec<u
     Ok(value.map(<[u8]>::to_vec))
 }
 
+/// Checks that `proof` proves under the response's `state_root` at its `height` exactly the record the
+/// response returned at `key`, and returns the proven record. Absent and all-default are the same record
+/// (absent = default: such a record is stored as no key), so `None`, a default record and an absent key all
+/// match. Every proven response of the Shard service goes through this.
+pub fn verify_returned_record<M: Message + Default + PartialEq>(
+    proof: Option<&pb::StateProof>,
+    key: B256,
+    returned: Option<&M>,
+    state_root: &[u8],
+    height: u64,
+) -> Result<M, ProofError> {
+    let proof = proof.ok_or(ProofError::Missing)?;
+    if proof.state_root != state_root || proof.height != height {
+        return Err(ProofError::RootMismatch(format!(
+            "proof of key {key} is at height {} against another root than the response's (height {height})",
+            proof.height
+        )));
+    }
+    let proven = verify_pb_proof(proof, key)?
+        .map(|v| M::decode(v.as_slice()))
+        .transpose()
+        .map_err(|e| ProofError::RecordMismatch(format!("proven value at key {key} does not decode: {e}")))?
+        .unwrap_or_default();
+    if !returned.map_or(proven == M::default(), |r| *r == proven) {
+        return Err(ProofError::RecordMismatch(format!(
+            "the record returned for key {key} differs from the proven one"
+        )));
+    }
+    Ok(proven)
+}
+
+/// Checks that `header` is finalized by a quorum of `sequencers` for (`chain`, `shard`) and carries
+/// `state_root` at `height`: what ties a proven response to the shard's chain.
+pub fn verify_header_carries(
+    header: Option<&pb::FinalizedHeader>,
+    chain: ChainId,
+    shard: ShardId,
+    sequencers: &[AccountId],
+    state_root: &[u8],
+    height: u64,
+) -> Result<(), ProofError> {
+    let decoded = verify_finalized(header.ok_or(ProofError::Missing)?, chain, shard, sequencers)?;
+    if decoded.state_root().as_slice() != state_root || decoded.header.height != height {
+        return Err(ProofError::RootMismatch(format!(
+            "header {} has root {}, the proofs are against 0x{} at height {height}",
+            decoded.header.height,
+            decoded.state_root(),
+            hex::encode(state_root)
+        )));
+    }
+    Ok(())
+}
+
 /// What an account proof established.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedAccount {
@@ -141,23 +194,10 @@ pub fn verify_account_response(
     }
     let state_root =
         b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("not 32 bytes".into()))?;
-    let header_checked = match sequencers {
-        None => false,
-        Some(set) => {
-            let fh = resp.header.as_ref().ok_or(ProofError::Missing)?;
-            let decoded = verify_finalized(fh, chain, shard, set)?;
-            if decoded.state_root() != state_root || decoded.header.height != proof.height {
-                return Err(ProofError::RootMismatch(format!(
-                    "header {} has root {}, proof is against {}",
-                    decoded.header.height,
-                    decoded.state_root(),
-                    state_root
-                )));
-            }
-            true
-        }
-    };
-    Ok(VerifiedAccount { record, height: proof.height, state_root, header_checked })
+    if let Some(set) = sequencers {
+        verify_header_carries(resp.header.as_ref(), chain, shard, set, &proof.state_root, proof.height)?;
+    }
+    Ok(VerifiedAccount { record, height: proof.height, state_root, header_checked: sequencers.is_some() })
 }
 
 #[cfg(test)]

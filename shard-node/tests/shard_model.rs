@@ -1,7 +1,10 @@
 //! The shard against a reference ledger (a `BTreeMap` model): seeded random deposits, withdrawals,
 //! replays and overdrafts, blocks at random points, then a reopen. After every block the node's balances
-//! equal the model's, conservation holds (Σ collateral = deposited − withdrawn), every rejection is the
-//! one the model predicts, and a rejected tx changes nothing. Replay a failure with SHARDEX_TEST_SEED.
+//! equal the model's, conservation holds (Σ collateral = deposited − withdrawn, and the ledger totals' Σ
+//! collateral equals it), every rejection is the one the model predicts, and a rejected tx changes nothing.
+//! Replay a failure with SHARDEX_TEST_SEED.
+
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -169,6 +172,9 @@ fn check(shard: &Shard, model: &Model, users: &[Keypair], seed: u64, step: usize
         "seed {seed} step {step}: totals"
     );
     assert_eq!(sum as i128, model.deposited as i128 - model.withdrawn as i128, "seed {seed} step {step}: conservation");
+    assert_eq!(totals.collateral_micros, sum, "seed {seed} step {step}: collateral total");
+    let accounts: Vec<AccountId> = users.iter().map(Keypair::account).collect();
+    support::ledger::check_ledger(shard, &accounts, &format!("seed {seed} step {step}"));
 }
 
 #[test]

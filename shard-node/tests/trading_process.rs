@@ -149,20 +149,60 @@ async fn market_maker_takers_and_oracle_over_grpc() {
     let _: AccountId = poor;
 }
 
-/// Σ collateral − Σ entry + fee pool + insurance over `accounts`, against deposits − withdrawals.
-async fn assert_conserved(client: &ShardClient, accounts: &[AccountId]) {
-    let mut sum: i128 = 0;
+/// The proven ledger (totals and pools, each under one state root that `sequencers` finalized) conserves
+/// money, and its Σ collateral and Σ entry notional equal the sums over `accounts` (every account holding
+/// money), read with proofs at the same height.
+async fn assert_conserved(client: &ShardClient, accounts: &[AccountId], sequencers: &[AccountId]) {
+    let ledger = client.ledger(0, Some(sequencers)).await.expect("proven ledger");
+    assert!(ledger.header_checked);
+    ledger.check_conservation().expect("money conserved");
+    let (mut collateral, mut entry) = (0i128, 0i128);
     for a in accounts {
-        let p = client.position(a, false).await.expect("position");
-        sum += i128::from(p.account.map_or(0, |r| r.collateral_micros));
-        sum -= i128::from(p.position.map_or(0, |r| r.entry_notional_micros));
+        let p = client.position(a, true).await.expect("proven position");
+        assert_eq!(p.height, ledger.height, "no block between the reads");
+        collateral += i128::from(p.account.map_or(0, |r| r.collateral_micros));
+        entry += i128::from(p.position.map_or(0, |r| r.entry_notional_micros));
     }
-    let m = client.market(false).await.expect("market");
-    let totals = m.totals.expect("totals");
-    sum += i128::from(m.fee_pool.expect("fees").balance_micros);
-    sum += i128::from(m.insurance.expect("insurance").balance_micros);
-    sum += i128::from(m.funding.expect("funding").pool_micros);
-    assert_eq!(sum, i128::from(totals.deposited_micros) - i128::from(totals.withdrawn_micros), "money not conserved");
+    assert_eq!(i128::from(ledger.totals.collateral_micros), collateral, "collateral total against the accounts");
+    assert_eq!(i128::from(ledger.totals.entry_notional_micros), entry, "entry notional total against the positions");
+}
+
+/// A proven `GetMarket` answer verifies as fetched, at the head and at an earlier height, and is refused once
+/// any pool, total or proof is altered, or against another sequencer set.
+async fn assert_ledger_tampering_refused(client: &ShardClient, sequencers: &[AccountId]) {
+    use shardex_core::{ledger::verify_ledger_response, proof::ProofError};
+    let (chain, shard) = (client.domain().chain, client.domain().shard);
+    let fetch = |height| async move {
+        client.raw().get_market(pb::GetMarketRequest { prove: true, height }).await.expect("market").into_inner()
+    };
+    let resp = fetch(0).await;
+    let verified = verify_ledger_response(&resp, chain, shard, Some(sequencers)).expect("as fetched");
+    verified.check_conservation().expect("conserved");
+    let earlier = client.ledger(resp.height - 1, Some(sequencers)).await.expect("an earlier height");
+    assert_eq!(earlier.height, resp.height - 1);
+    earlier.check_conservation().expect("conserved at the earlier height too");
+
+    type Tamper = fn(&mut pb::GetMarketResponse);
+    let tampers: [(&str, Tamper); 6] = [
+        ("fee pool", |r| r.fee_pool.as_mut().expect("fee pool").balance_micros += 1),
+        ("insurance fund", |r| r.insurance.as_mut().expect("insurance").balance_micros -= 1),
+        ("funding pool", |r| r.funding.as_mut().expect("funding").pool_micros += 1),
+        ("collateral total", |r| r.totals.as_mut().expect("totals").collateral_micros += 1),
+        ("a proof of another record", |r| r.fee_pool_proof = r.insurance_proof.clone()),
+        ("a missing proof", |r| r.funding_proof = None),
+    ];
+    for (what, tamper) in tampers {
+        let mut bad = resp.clone();
+        tamper(&mut bad);
+        let err = verify_ledger_response(&bad, chain, shard, Some(sequencers)).expect_err(what);
+        assert!(
+            matches!(err, ProofError::RecordMismatch(_) | ProofError::WrongKey { .. } | ProofError::Missing),
+            "{what}: {err}"
+        );
+    }
+    let strangers = [AccountId([0x5a; 32])];
+    let err = verify_ledger_response(&resp, chain, shard, Some(&strangers)).expect_err("another sequencer set");
+    assert!(matches!(err, ProofError::Header(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +217,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     let (degen_key, degen) = account(203);
     let (liq_key, liq) = account(204);
     let everyone = [mm, lev, degen, liq];
+    let sequencers = [keys.node.account()];
 
     let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
     for (who, usd) in [(mm, 1_000_000), (lev, 1_000), (degen, 300), (liq, 100_000)] {
@@ -206,7 +247,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
         degen_w.place_order(&client, order(pb::Side::Buy, 0, 28, pb::TimeInForce::Ioc, 0)).await.expect("degen buys"),
     )
     .await;
-    assert_conserved(&client, &everyone).await;
+    assert_conserved(&client, &everyone, &sequencers).await;
 
     // Healthy accounts cannot be liquidated.
     let mut liq_w = Wallet::new(liq_key, &client).await.expect("wallet");
@@ -244,7 +285,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     assert_eq!(after.position.map_or(0, |p| p.size_lots), 0);
     assert!(after.account.expect("acct").collateral_micros > 0, "solvent after liquidation");
     assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("pos").size_lots, 80);
-    assert_conserved(&client, &everyone).await;
+    assert_conserved(&client, &everyone, &sequencers).await;
 
     // A further fall to 85,000 makes degen bankrupt: equity 298.6 - 420 = -121.4 USD, beyond the 36.4 USD
     // the fund holds. Auto-deleveraging closes degen's 28 lots against the most profitable opposite position
@@ -284,7 +325,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     assert_eq!(degen_after.position.map_or(0, |p| p.size_lots), 0);
     assert_eq!(client.position(&mm, false).await.expect("mm").position.expect("p").size_lots, mm_before + 28);
     assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("p").size_lots, liq_before);
-    assert_conserved(&client, &everyone).await;
+    assert_conserved(&client, &everyone, &sequencers).await;
 
     // Every record is provable: the emptied insurance fund, the funding index and an order-free book side.
     use prost::Message;
@@ -298,4 +339,5 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     let err =
         client.raw().get_proof(pb::GetProofRequest { namespace: 99, id: vec![], height: 0 }).await.expect_err("bad ns");
     assert_eq!(err.code(), Code::InvalidArgument);
+    assert_ledger_tampering_refused(&client, &sequencers).await;
 }

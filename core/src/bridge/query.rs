@@ -5,10 +5,9 @@ use prost::Message;
 
 use super::keys;
 use crate::{
-    block::verify_finalized,
     ids::{AccountId, ChainId, ShardId},
     pb,
-    proof::{verify_pb_proof, ProofError},
+    proof::{verify_header_carries, verify_pb_proof, ProofError},
 };
 
 /// Verifies the proofs of `resp`, the answer of shard `shard` about message `seq` exchanged with `peer`
@@ -47,11 +46,7 @@ pub fn verify_message_response(
         }
     }
     if let Some(set) = sequencers {
-        let fh = resp.header.as_ref().ok_or(ProofError::Missing)?;
-        let decoded = verify_finalized(fh, chain, shard, set)?;
-        if decoded.state_root().as_slice() != resp.state_root.as_slice() || decoded.header.height != resp.height {
-            return Err(ProofError::RootMismatch("the header does not carry the proven state root".into()));
-        }
+        verify_header_carries(resp.header.as_ref(), chain, shard, set, &resp.state_root, resp.height)?;
     }
     Ok(())
 }

@@ -187,23 +187,34 @@ impl ShardService for ShardRpc {
         &self,
         request: Request<pb::GetMarketRequest>,
     ) -> Result<Response<pb::GetMarketResponse>, Status> {
-        let prove = request.into_inner().prove;
-        let view = self.node.shard_at_head().market(prove).map_err(|e| internal_status(&e))?;
-        let (proof, totals_proof, header) =
-            view.proofs.map_or((None, None, None), |(a, b, h)| (Some(a), Some(b), Some(h)));
-        Ok(Response::new(pb::GetMarketResponse {
+        let req = request.into_inner();
+        let height = (req.height != 0).then_some(req.height);
+        let view = self
+            .node
+            .shard_at_head()
+            .market_at(height, req.prove)
+            .map_err(|e| internal_status(&e))?
+            .map_err(|r| reject_status(&r))?;
+        let mut resp = pb::GetMarketResponse {
             market: Some(view.market),
             height: view.height,
             state_root: view.state_root.to_vec(),
-            proof,
             totals: Some(view.totals),
-            totals_proof,
-            header,
             oracle: view.oracle,
             insurance: Some(view.insurance),
             fee_pool: Some(view.fee_pool),
             funding: Some(view.funding),
-        }))
+            ..Default::default()
+        };
+        if let Some(p) = view.proofs {
+            resp.proof = Some(p.market);
+            resp.totals_proof = Some(p.totals);
+            resp.insurance_proof = Some(p.insurance);
+            resp.fee_pool_proof = Some(p.fee_pool);
+            resp.funding_proof = Some(p.funding);
+            resp.header = Some(p.header);
+        }
+        Ok(Response::new(resp))
     }
 
     async fn get_position(

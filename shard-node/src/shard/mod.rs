@@ -16,7 +16,7 @@ pub use error::{Reject, ShardError};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::ShardConfig;
 pub use produce::{Committed, Proposal, Sealed, Written};
-pub use query::{AccountView, MarketView, TxState};
+pub use query::{AccountView, MarketProofs, MarketView, TxState};
 pub use replay::Replayed;
 pub use trading_query::PositionView;
 

@@ -41,19 +41,19 @@ pub struct AccountView {
     pub proof: Option<(pb::StateProof, pb::FinalizedHeader)>,
 }
 
-/// The market record and on-ramp totals at the head.
+/// The market record, the ledger totals and the pools at one height.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketView {
     /// Market record.
     pub market: pb::MarketRecord,
-    /// On-ramp totals.
+    /// Ledger totals: on-ramp and bridge flows, Σ collateral, Σ entry notional.
     pub totals: pb::LedgerTotalsRecord,
     /// Height.
     pub height: u64,
     /// State root.
     pub state_root: B256,
-    /// Proofs of market and totals and the signed header, when asked.
-    pub proofs: Option<(pb::StateProof, pb::StateProof, pb::FinalizedHeader)>,
+    /// Proofs of every record below but the oracle's, and the signed header, when asked.
+    pub proofs: Option<MarketProofs>,
     /// Latest oracle price.
     pub oracle: Option<pb::OracleRecord>,
     /// Insurance fund.
@@ -62,6 +62,23 @@ pub struct MarketView {
     pub fee_pool: pb::FeePoolRecord,
     /// Funding index and pool.
     pub funding: pb::FundingIndexRecord,
+}
+
+/// The proofs of a [`MarketView`], all against its state root, and the header carrying that root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketProofs {
+    /// Market record.
+    pub market: pb::StateProof,
+    /// Ledger totals.
+    pub totals: pb::StateProof,
+    /// Insurance fund.
+    pub insurance: pb::StateProof,
+    /// Fee pool.
+    pub fee_pool: pb::StateProof,
+    /// Funding index.
+    pub funding: pb::StateProof,
+    /// The finalized header of that height.
+    pub header: pb::FinalizedHeader,
 }
 
 /// One key read at a height, with its proof when asked.
@@ -148,34 +165,55 @@ impl Shard {
         Ok(Ok(AccountView { record, height, state_root, proof }))
     }
 
-    /// The market record and totals at the head.
+    /// The market record, totals and pools at the head.
     pub fn market(&self, prove: bool) -> Result<MarketView, ShardError> {
-        let unwrap = |r: Result<_, Reject>| r.map_err(|e| ShardError::Inconsistent(format!("head read refused: {e}")));
-        let m = unwrap(self.read_at(state_key::market_key(), None, prove)?)?;
-        let t = unwrap(self.read_at(state_key::ledger_totals_key(), None, prove)?)?;
-        let (height, state_root) = (m.height, m.state_root);
-        let market =
-            pb::MarketRecord::decode(m.value.unwrap_or_default().as_slice()).map_err(|e| corrupt("market", e))?;
-        let totals =
-            pb::LedgerTotalsRecord::decode(t.value.unwrap_or_default().as_slice()).map_err(|e| corrupt("totals", e))?;
+        self.market_at(None, prove)?.map_err(|e| ShardError::Inconsistent(format!("head read refused: {e}")))
+    }
+
+    /// The market record, totals and pools at `height` (None = head), every one read at that height (so
+    /// proven against one state root when `prove`).
+    pub fn market_at(&self, height: Option<u64>, prove: bool) -> Result<Result<MarketView, Reject>, ShardError> {
+        let read = |key: B256| self.read_at(key, height, prove);
+        let m = match read(state_key::market_key())? {
+            Ok(r) => r,
+            Err(reject) => return Ok(Err(reject)),
+        };
+        // The height is retained (the first read succeeded) and the shard cannot move under `&self`.
+        let next = |key: B256| {
+            read(key)?.map_err(|e| ShardError::Inconsistent(format!("read at height {} refused: {e}", m.height)))
+        };
+        let (t, i, f, fu) = (
+            next(state_key::ledger_totals_key())?,
+            next(state_key::insurance_key())?,
+            next(state_key::fee_pool_key())?,
+            next(state_key::funding_key())?,
+        );
         let oracle = self
-            .engine
-            .get(&state_key::oracle_key())?
-            .map(|v| pb::OracleRecord::decode(v.as_slice()))
-            .transpose()
-            .map_err(|e| corrupt("oracle", e))?;
-        let proofs = match (m.proof, t.proof) {
-            (Some((p1, header)), Some((p2, _))) => Some((p1, p2, header)),
+            .read_at(state_key::oracle_key(), Some(m.height), false)?
+            .map_err(|e| ShardError::Inconsistent(format!("oracle read at height {} refused: {e}", m.height)))?;
+        let (height, state_root) = (m.height, m.state_root);
+        let proofs = match (m.proof, t.proof, i.proof, f.proof, fu.proof) {
+            (
+                Some((market, header)),
+                Some((totals, _)),
+                Some((insurance, _)),
+                Some((fee_pool, _)),
+                Some((funding, _)),
+            ) => Some(MarketProofs { market, totals, insurance, fee_pool, funding, header }),
             _ => None,
         };
-        let insurance =
-            decode_opt::<pb::InsuranceFundRecord>("insurance", self.engine.get(&state_key::insurance_key())?)?
-                .unwrap_or_default();
-        let fee_pool = decode_opt::<pb::FeePoolRecord>("fee pool", self.engine.get(&state_key::fee_pool_key())?)?
-            .unwrap_or_default();
-        let funding = decode_opt::<pb::FundingIndexRecord>("funding", self.engine.get(&state_key::funding_key())?)?
-            .unwrap_or_default();
-        Ok(MarketView { market, totals, height, state_root, proofs, oracle, insurance, fee_pool, funding })
+        Ok(Ok(MarketView {
+            market: decode_opt("market", m.value)?
+                .ok_or_else(|| ShardError::Inconsistent(format!("no market record at height {height}")))?,
+            totals: decode_opt("totals", t.value)?.unwrap_or_default(),
+            height,
+            state_root,
+            proofs,
+            oracle: decode_opt("oracle", oracle.value)?,
+            insurance: decode_opt("insurance", i.value)?.unwrap_or_default(),
+            fee_pool: decode_opt("fee pool", f.value)?.unwrap_or_default(),
+            funding: decode_opt("funding", fu.value)?.unwrap_or_default(),
+        }))
     }
 
     /// A proof of any key at `height` (None = head).

@@ -8,6 +8,7 @@ use super::{
     ops,
     ops::{bridge, ledger, liquidate, mode, oracle, trade},
     records::{load_account, load_market, store_account},
+    totals,
     view::TxScope,
 };
 
@@ -44,7 +45,8 @@ pub struct Outcome {
     pub events: Vec<pb::Event>,
 }
 
-/// Executes `tx` in `scope`. On error the caller drops the scope, so nothing is written.
+/// Executes `tx` in `scope`. On error the caller drops the scope, so nothing is written. Last, the change of
+/// Σ collateral and Σ entry notional made by the op is folded into the ledger totals (`totals::settle`).
 pub fn execute(
     scope: &mut TxScope<'_>,
     params: &VmParams,
@@ -58,7 +60,7 @@ pub fn execute(
     let mut window = NonceWindow::from_stored(std::mem::take(&mut signer_record.nonces));
     window.use_nonce(tx.body().nonce, market.nonce_window as usize)?;
     signer_record.nonces = window.as_slice().to_vec();
-    store_account(scope, &signer, &signer_record);
+    store_account(scope, &signer, &signer_record)?;
 
     let events = match tx.op() {
         Some(Op::Deposit(d)) => ledger::deposit(scope, &market, &signer, d)?,
@@ -81,6 +83,7 @@ pub fn execute(
     if gas_used > params.max_tx_gas {
         return Err(ExecError::OutOfGas { needed: gas_used, allowed: params.max_tx_gas });
     }
+    totals::settle(scope)?;
     Ok(Outcome { gas_used, events })
 }
 
@@ -92,10 +95,12 @@ fn here(tx: &VerifiedTx) -> bridge::Here {
 /// Begin-block work, before the block's txs: the stale-oracle rule, then funding at its interval. Part of consensus: every replica
 /// runs it on the same parent state with the same block time.
 ///
-/// Returns the block-level events (market-wide: their `account` is empty).
+/// Returns the block-level events (market-wide: their `account` is empty). Like a tx, it settles the ledger
+/// sums last (no begin-block work stores an account or a position today, so this writes nothing yet).
 pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<Vec<pb::Event>, ExecError> {
     let mut market = load_market(scope)?;
     let mut events: Vec<pb::Event> = ops::oracle::stale_rule(scope, &mut market, ctx)?.into_iter().collect();
     events.extend(ops::funding::begin_block(scope, &market, ctx)?);
+    totals::settle(scope)?;
     Ok(events)
 }

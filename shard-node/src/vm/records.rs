@@ -31,9 +31,29 @@ pub fn load_account(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::
     load_record(scope, &state_key::account_key(account), "account")
 }
 
-/// Writes the account record of `account`.
-pub fn store_account(scope: &mut TxScope<'_>, account: &AccountId, record: &pb::AccountRecord) {
-    scope.write(state_key::account_key(account), record.encode_to_vec());
+/// Writes the account record of `account`, adding its change of collateral to the scope's ledger sums
+/// (settled into the totals record at the end of the tx).
+pub fn store_account(
+    scope: &mut TxScope<'_>,
+    account: &AccountId,
+    record: &pb::AccountRecord,
+) -> Result<(), ExecError> {
+    let key = state_key::account_key(account);
+    let before = scope.peek_with(&key, |v| v.map(stored_collateral).unwrap_or(Ok(0)))??;
+    scope.totals_delta_mut().collateral_changed(before, record.collateral_micros)?;
+    scope.write(key, record.encode_to_vec());
+    Ok(())
+}
+
+/// The collateral field of a stored account record, decoded without its nonce window.
+fn stored_collateral(bytes: &[u8]) -> Result<i64, ExecError> {
+    /// `AccountRecord` with only field 1: the rest is skipped rather than decoded into a vector.
+    #[derive(Clone, PartialEq, Message)]
+    struct Collateral {
+        #[prost(sint64, tag = "1")]
+        collateral_micros: i64,
+    }
+    Ok(decode::<Collateral>("account", bytes)?.collateral_micros)
 }
 
 /// The market record; genesis always writes one.

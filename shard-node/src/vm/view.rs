@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use alloy_primitives::B256;
 
-use super::error::StorageError;
+use super::{error::StorageError, totals::TotalsDelta};
 
 /// Pending writes: `None` deletes the key.
 pub type Changes = BTreeMap<B256, Option<Vec<u8>>>;
@@ -31,6 +31,8 @@ pub struct TxScope<'a> {
     reads: u64,
     proof_nodes: u64,
     signatures: u64,
+    /// How the accounts and positions stored so far moved the ledger sums, until `totals::settle`.
+    totals: TotalsDelta,
 }
 
 impl<'a> TxScope<'a> {
@@ -42,7 +44,15 @@ impl<'a> TxScope<'a> {
     /// A scope over `base` with `layers` applied on top in order (pending blocks, then a block's
     /// begin-block writes, say): a later layer shadows an earlier one.
     pub fn over(base: &'a dyn StateReader, layers: Vec<&'a Changes>) -> Self {
-        Self { base, parents: layers, writes: Changes::new(), reads: 0, proof_nodes: 0, signatures: 0 }
+        Self {
+            base,
+            parents: layers,
+            writes: Changes::new(),
+            reads: 0,
+            proof_nodes: 0,
+            signatures: 0,
+            totals: TotalsDelta::default(),
+        }
     }
 
     /// Reads through this tx's writes, then the parent layers from the newest, then committed state.
@@ -57,6 +67,20 @@ impl<'a> TxScope<'a> {
             }
         }
         self.base.read(key)
+    }
+
+    /// Looks at the value `key` holds now without counting a read: for the bookkeeping of a record about to
+    /// be overwritten (its write is charged), not for anything an op decides on.
+    pub(crate) fn peek_with<R>(&self, key: &B256, f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R, StorageError> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(f(v.as_deref()));
+        }
+        for layer in self.parents.iter().rev() {
+            if let Some(v) = layer.get(key) {
+                return Ok(f(v.as_deref()));
+            }
+        }
+        Ok(f(self.base.read(key)?.as_deref()))
     }
 
     /// Buffers a write. An empty value (a record with every field at its default, which protobuf encodes
@@ -95,8 +119,25 @@ impl<'a> TxScope<'a> {
         self.writes.len() as u64
     }
 
-    /// The buffered writes, to merge into the parent on success.
+    /// The change of the ledger sums not yet folded into the totals record.
+    pub fn totals_delta(&self) -> TotalsDelta {
+        self.totals
+    }
+
+    /// Where the record helpers add the change of each account and position they store.
+    pub(crate) fn totals_delta_mut(&mut self) -> &mut TotalsDelta {
+        &mut self.totals
+    }
+
+    /// Takes the pending change of the ledger sums, leaving zero (`totals::settle`).
+    pub(crate) fn take_totals_delta(&mut self) -> TotalsDelta {
+        std::mem::take(&mut self.totals)
+    }
+
+    /// The buffered writes, to merge into the parent on success. The ledger sums must have been settled
+    /// (`execute` and `begin_block` do it): merging unsettled writes would let the totals drift.
     pub fn into_writes(self) -> Changes {
+        debug_assert!(self.totals.is_zero(), "merging writes whose ledger sums were not settled: {:?}", self.totals);
         self.writes
     }
 }

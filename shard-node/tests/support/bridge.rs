@@ -153,28 +153,11 @@ pub fn totals(net: &Net) -> pb::LedgerTotalsRecord {
     net.shard.market(false).expect("market").totals
 }
 
-/// Checks per-shard conservation over `accounts` (every account holding money on the shard):
-/// Σ collateral − Σ entry + fee pool + insurance + funding pool + escrowed = deposited − withdrawn + in − out,
-/// and that the escrowed total equals the accounts' escrow balances.
+/// Checks per-shard conservation over `accounts` (every account holding money on the shard) and every
+/// account the shard has seen: Σ collateral − Σ entry + fee pool + insurance + funding pool + escrowed =
+/// deposited − withdrawn + in − out, the totals' sums equal to the scanned ones, and the escrowed total equal
+/// to the accounts' escrow balances (`support::ledger`).
 pub fn check_conservation(net: &Net, accounts: &[shardex_core::AccountId], context: &str) {
-    let market = net.shard.market(false).expect("market");
-    let t = &market.totals;
-    let (mut collateral, mut entry, mut escrow) = (0i128, 0i128, 0i128);
-    for a in accounts {
-        let v = net.shard.position(a, false).expect("position");
-        let acct = v.account.unwrap_or_default();
-        collateral += i128::from(acct.collateral_micros);
-        escrow += i128::from(acct.escrow_micros);
-        entry += i128::from(v.position.unwrap_or_default().entry_notional_micros);
-    }
-    let pool = i128::from(net.shard.fee_pool().expect("fee pool"));
-    let lhs = collateral - entry
-        + pool
-        + i128::from(market.insurance.balance_micros)
-        + i128::from(market.funding.pool_micros)
-        + i128::from(t.escrowed_micros);
-    let rhs = i128::from(t.deposited_micros) - i128::from(t.withdrawn_micros) + i128::from(t.bridged_in_micros)
-        - i128::from(t.bridged_out_micros);
-    assert_eq!(lhs, rhs, "{context}: shard {} does not conserve money ({t:?})", net.domain.shard);
-    assert_eq!(escrow, i128::from(t.escrowed_micros), "{context}: account escrows differ from the escrowed total");
+    let all: std::collections::BTreeSet<_> = accounts.iter().chain(&net.seen.0).copied().collect();
+    super::ledger::check_ledger(&net.shard, &all, context);
 }

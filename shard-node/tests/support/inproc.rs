@@ -1,5 +1,7 @@
 //! An in-process shard on a temporary sled with a controlled clock: txs are signed, verified and admitted
-//! like the node does, and blocks are produced through the same propose → decide → apply seam.
+//! like the node does, and blocks are produced through the same propose → decide → apply seam. Every block
+//! is replayed and compared, and after every block the ledger totals are checked against a scan of every
+//! account the shard has seen and against the conservation identity (`support::ledger`).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,8 @@ use shardex_shard_node::{
     shard::{Reject, Shard, ShardConfig},
 };
 
+use super::ledger::{check_ledger, Seen};
+
 /// One shard with its consensus, nonces per signer and a clock in ms that tests advance.
 pub struct Net {
     pub shard: Shard,
@@ -21,6 +25,8 @@ pub struct Net {
     pub domain: TxDomain,
     nonces: BTreeMap<AccountId, u64>,
     pub clock_ms: u64,
+    /// Every account a tx or event of this shard named: the scan the ledger totals are checked against.
+    pub seen: Seen,
     _dir: tempfile::TempDir,
 }
 
@@ -44,6 +50,7 @@ impl Net {
             domain,
             nonces: BTreeMap::new(),
             clock_ms: 1_700_000_000_000,
+            seen: Seen::default(),
             _dir: dir,
         }
     }
@@ -55,6 +62,7 @@ impl Net {
 
     /// Signs `op` with `key`'s next nonce and admits it at the current clock.
     pub fn submit(&mut self, key: &Keypair, op: Op) -> Result<(), Reject> {
+        self.seen.op(key.account(), &op);
         let nonce = self.nonces.entry(key.account()).or_default();
         let tx = sign_tx(key, self.domain, *nonce, op);
         *nonce += 1;
@@ -64,7 +72,8 @@ impl Net {
     }
 
     /// Seals and commits every pending block. Each is first replayed from its parent state, as a replica
-    /// would, and must match what admission executed: same writes, receipts and begin-block events.
+    /// would, and must match what admission executed: same writes, receipts and begin-block events. After
+    /// each, the ledger totals must equal the scanned sums and conserve money (`support::ledger`).
     pub fn block(&mut self) {
         while self.shard.mempool_len() > 0 {
             let proposal = self.shard.propose().expect("propose").expect("pending txs");
@@ -77,8 +86,11 @@ impl Net {
             );
             assert_eq!(replayed.receipts, proposal.receipts(), "replayed receipts differ");
             assert_eq!(replayed.block_events, proposal.block_events(), "replayed block events differ");
+            self.seen.events(proposal.receipts(), proposal.block_events());
+            let height = proposal.ctx().height;
             let signatures = self.consensus.decide(&proposal).expect("decide");
             self.shard.apply(proposal, signatures).expect("apply");
+            check_ledger(&self.shard, &self.seen.0, &format!("after block {height}"));
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod inproc;
+pub mod ledger;
 
 use std::path::Path;
 

@@ -50,7 +50,7 @@ pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<i64, ExecE
         let mut acct = load_account(scope, account)?;
         acct.collateral_micros =
             acct.collateral_micros.checked_add(payment).ok_or(ExecError::Overflow("collateral"))?;
-        store_account(scope, account, &acct);
+        store_account(scope, account, &acct)?;
         index.pool_micros = index.pool_micros.checked_sub(payment).ok_or(ExecError::Overflow("funding pool"))?;
         store(scope, &index);
     }

@@ -32,7 +32,7 @@ pub fn deposit(
 
     let mut record = load_account(scope, &account)?;
     record.collateral_micros = record.collateral_micros.checked_add(amount).ok_or(ExecError::Overflow("collateral"))?;
-    store_account(scope, &account, &record);
+    store_account(scope, &account, &record)?;
 
     let mut totals = load_totals(scope)?;
     totals.deposited_micros =
@@ -82,7 +82,7 @@ pub fn withdraw(
         return Err(ExecError::InsufficientCollateral { requested_micros: w.amount_micros, free_micros: free });
     }
     record.collateral_micros -= amount;
-    store_account(scope, signer, &record);
+    store_account(scope, signer, &record)?;
 
     let mut totals = load_totals(scope)?;
     totals.withdrawn_micros =

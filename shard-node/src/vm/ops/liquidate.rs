@@ -56,7 +56,7 @@ fn take(
     positions::store(scope, account, &record, market.max_positions_per_side)?;
     let mut acct = load_account(scope, account)?;
     acct.collateral_micros = acct.collateral_micros.checked_add(realized).ok_or(ExecError::Overflow("collateral"))?;
-    store_account(scope, account, &acct);
+    store_account(scope, account, &acct)?;
     Ok(realized)
 }
 
@@ -234,14 +234,14 @@ pub fn liquidate(
         insurance_delta -= cover_i;
         bad_debt = shortfall - cover;
     }
-    store_account(scope, &target, &target_acct);
+    store_account(scope, &target, &target_acct)?;
     fund.balance_micros = fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?;
     fund.bad_debt_micros = fund.bad_debt_micros.checked_add(bad_debt).ok_or(ExecError::Overflow("bad debt"))?;
     scope.write(state_key::insurance_key(), fund.encode_to_vec());
 
     let mut liq_acct = load_account(scope, liquidator)?;
     liq_acct.collateral_micros = liq_acct.collateral_micros.checked_add(reward).ok_or(ExecError::Overflow("reward"))?;
-    store_account(scope, liquidator, &liq_acct);
+    store_account(scope, liquidator, &liq_acct)?;
 
     // The liquidator must carry what it took over.
     let liq_pos = positions::load(scope, liquidator)?;

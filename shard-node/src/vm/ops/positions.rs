@@ -28,8 +28,9 @@ pub fn load(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::Position
     load_record(scope, &state_key::position_key(account), "position")
 }
 
-/// Writes the account's position, keeping the side index in step. Opening a position on a side that
-/// already holds `max_per_side` positions is refused.
+/// Writes the account's position, keeping the side index in step and adding its change of entry notional
+/// to the scope's ledger sums (settled into the totals record at the end of the tx). Opening a position on a
+/// side that already holds `max_per_side` positions is refused.
 pub fn store(
     scope: &mut TxScope<'_>,
     account: &AccountId,
@@ -37,6 +38,7 @@ pub fn store(
     max_per_side: u32,
 ) -> Result<(), ExecError> {
     let before = load(scope, account)?;
+    scope.totals_delta_mut().entry_notional_changed(before.entry_notional_micros, record.entry_notional_micros)?;
     let (from, to) = (side_byte(before.size_lots), side_byte(record.size_lots));
     if from != to {
         if let Some(side) = from {

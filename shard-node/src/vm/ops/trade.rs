@@ -154,7 +154,7 @@ fn settle(
         .checked_add(realized)
         .and_then(|c| c.checked_sub(paid))
         .ok_or(ExecError::Overflow("collateral"))?;
-    store_account(scope, account, &acct);
+    store_account(scope, account, &acct)?;
     *fee_pool = fee_pool.checked_add(paid).ok_or(ExecError::Overflow("fee pool"))?;
     Ok(pb::OrderFilled {
         order_id,

@@ -63,7 +63,7 @@ pub fn deliver(
 
     let mut record = load_account(scope, &account)?;
     record.collateral_micros = record.collateral_micros.checked_add(amount).ok_or_else(overflow("collateral"))?;
-    store_account(scope, &account, &record);
+    store_account(scope, &account, &record)?;
     let mut totals = load_totals(scope)?;
     totals.bridged_in_micros =
         totals.bridged_in_micros.checked_add(m.amount_micros).ok_or_else(overflow("bridged in"))?;

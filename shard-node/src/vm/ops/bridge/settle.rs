@@ -82,7 +82,7 @@ fn close(
         account.collateral_micros = account.collateral_micros.checked_add(amount).ok_or_else(overflow("collateral"))?;
     }
     store_totals(scope, &totals);
-    store_account(scope, &sender, &account);
+    store_account(scope, &sender, &account)?;
     escrow.state = state as i32;
     escrow.closed_height = ctx.height;
     store_escrow(scope, dst, seq, &escrow);

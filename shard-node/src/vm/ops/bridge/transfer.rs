@@ -44,7 +44,7 @@ pub fn transfer_out(
     }
     record.collateral_micros -= amount;
     record.escrow_micros = record.escrow_micros.checked_add(t.amount_micros).ok_or_else(overflow("escrow"))?;
-    store_account(scope, signer, &record);
+    store_account(scope, signer, &record)?;
 
     let seq_key = bridge::seq_key(dst);
     let mut seq: pb::BridgeSeqRecord = load_record(scope, &seq_key, "bridge seq")?;

@@ -1,5 +1,7 @@
 //! `testnet`: runs a local shardex network of real processes on 127.0.0.1, and a demo workload on it.
 
+mod chaos;
+mod check;
 mod coordinator;
 mod demo;
 mod load;
@@ -64,6 +66,12 @@ enum Cmd {
     /// Signed orders (and, with --bridge-ratio, cross-shard transfers) at a fixed rate against the running
     /// network: orders/s, submit-to-final and lock-to-credit latency.
     Load(load::LoadArgs),
+    /// Black-box invariants over gRPC, each from proofs: finalized heads, replicas, one epoch committing
+    /// every shard, conservation per shard, and the bridge settled.
+    Check(check::CheckArgs),
+    /// `load` while shard nodes, the coordinator and the relayer are SIGKILLed and restarted or SIGSTOPped and
+    /// resumed (a seeded plan, the seed printed), then `check`.
+    Chaos(chaos::ChaosArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,6 +140,8 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             result
         }
         Cmd::Load(args) => load::run(&dir, &args).await,
+        Cmd::Check(args) => check::run(&dir, &args).await,
+        Cmd::Chaos(args) => chaos::run(&dir, &args).await,
     }
 }
 
@@ -181,6 +191,7 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             Ok((pid, endpoint)) => {
                 net.nodes[i].pid = Some(pid);
                 net.nodes[i].endpoint = endpoint;
+                net.nodes[i].block_interval_ms = args.block_interval_ms;
                 net.save(dir)?;
             }
             Err(e) => {
@@ -252,7 +263,7 @@ async fn start_coordinator(
     let mut entry = net.coordinator.clone().ok_or_else(|| eyre::eyre!("the network has no coordinator"))?;
     let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(COORDINATOR_PORT_OFFSET) };
     coordinator::write_config(dir, net, &entry, port, args.epoch_ms)?;
-    match process::start_coordinator(bin, &entry) {
+    match process::start_coordinator(bin, &entry, None) {
         Ok((pid, endpoint)) => {
             (entry.pid, entry.endpoint) = (Some(pid), endpoint);
             net.coordinator = Some(entry.clone());

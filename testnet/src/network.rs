@@ -107,6 +107,13 @@ pub struct NodeEntry {
     pub endpoint: String,
     /// Process id while running.
     pub pid: Option<u32>,
+    /// Its block interval, as `up` started it (restarts keep it).
+    #[serde(default = "default_block_interval_ms")]
+    pub block_interval_ms: u64,
+}
+
+fn default_block_interval_ms() -> u64 {
+    100
 }
 
 impl NodeEntry {
@@ -216,6 +223,7 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
             dir: node_dir,
             endpoint: String::new(),
             pid: None,
+            block_interval_ms: default_block_interval_ms(),
         });
     }
     Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator), relayer: None })

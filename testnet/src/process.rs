@@ -50,18 +50,29 @@ pub fn start_node(
     spawn(cmd, &node.name, &node.dir.join("data").join("rpc.addr"), &node.log_file())
 }
 
-/// Starts the coordinator with its config file and waits for it to report its gRPC address.
-/// Returns (pid, endpoint).
-pub fn start_coordinator(coordinator: &Path, entry: &CoordinatorEntry) -> eyre::Result<(u32, String)> {
+/// Starts the coordinator with its config file (listening on `port` instead of the config's address when
+/// given) and waits for it to report its gRPC address. Returns (pid, endpoint).
+pub fn start_coordinator(
+    coordinator: &Path,
+    entry: &CoordinatorEntry,
+    port: Option<u16>,
+) -> eyre::Result<(u32, String)> {
     let mut cmd = Command::new(coordinator);
     cmd.arg("-c").arg(entry.config_file());
+    if let Some(port) = port {
+        cmd.arg("--rpc.addr").arg(format!("127.0.0.1:{port}"));
+    }
     spawn(cmd, COORDINATOR, &entry.data_dir().join("rpc.addr"), &entry.log_file())
 }
 
-/// Starts the relayer with its config file and waits for it to report its gRPC address. Returns (pid, endpoint).
-pub fn start_relayer(relayer: &Path, entry: &RelayerEntry) -> eyre::Result<(u32, String)> {
+/// Starts the relayer with its config file (listening on `port` instead of the config's address when given)
+/// and waits for it to report its gRPC address. Returns (pid, endpoint).
+pub fn start_relayer(relayer: &Path, entry: &RelayerEntry, port: Option<u16>) -> eyre::Result<(u32, String)> {
     let mut cmd = Command::new(relayer);
     cmd.arg("-c").arg(entry.config_file());
+    if let Some(port) = port {
+        cmd.arg("--rpc.addr").arg(format!("127.0.0.1:{port}"));
+    }
     spawn(cmd, RELAYER, &entry.data_dir().join("rpc.addr"), &entry.log_file())
 }
 
@@ -102,7 +113,8 @@ pub fn alive(pid: u32) -> bool {
     !stat.is_empty() && stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')).unwrap_or(false)
 }
 
-fn signal(pid: u32, sig: &str) {
+/// Sends `sig` (a name such as `KILL`, `STOP`, `CONT`) to `pid`; a process already gone is not an error.
+pub fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).stderr(Stdio::null()).status();
 }
 
@@ -122,4 +134,13 @@ pub fn stop(pid: u32, grace: Duration) -> bool {
     signal(pid, "KILL");
     std::thread::sleep(Duration::from_millis(50));
     !alive(pid)
+}
+
+/// The port of an `http://127.0.0.1:PORT` endpoint.
+pub fn endpoint_port(endpoint: &str) -> eyre::Result<u16> {
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| eyre!("endpoint {endpoint:?} names no port"))
 }

@@ -88,7 +88,7 @@ pub async fn start(dir: &Path, net: &mut Network, bin: &Path, port: u16) -> eyre
         None => network::generate_relayer(dir)?,
     };
     write_config(dir, net, &entry, port)?;
-    let (pid, endpoint) = process::start_relayer(bin, &entry)?;
+    let (pid, endpoint) = process::start_relayer(bin, &entry, None)?;
     (entry.pid, entry.endpoint) = (Some(pid), endpoint);
     net.relayer = Some(entry.clone());
     net.save(dir)?;

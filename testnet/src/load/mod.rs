@@ -239,6 +239,12 @@ type Arrival = (u64, Instant, u32);
 /// Runs the load against the testnet in `dir` and prints the report. Fails if a shard accepted nothing or
 /// nothing became final.
 pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
+    run_observed(dir, args, None).await
+}
+
+/// [`run`], notifying `started` when the setup (funding, first price and quotes) is final and the clock of
+/// the measured run starts.
+pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::sync::Notify>) -> eyre::Result<()> {
     args.check()?;
     let net = Network::load(dir)?;
     ensure!(!net.nodes.is_empty(), "the network has no shards");
@@ -304,6 +310,9 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
     }
     let cpu_before = cpu_snapshot(&shards);
     let start = Instant::now();
+    if let Some(started) = started {
+        started.notify_one();
+    }
     let end = start + Duration::from_secs(args.duration);
     let mut lanes = Vec::new();
     let mut background = Vec::new();
@@ -349,7 +358,12 @@ pub async fn run(dir: &Path, args: &LoadArgs) -> eyre::Result<()> {
         let _ = l.await;
     }
     let sent_s = start.elapsed().as_secs_f64();
-    let cpu = cpu_snapshot(&shards).iter().zip(&cpu_before).map(|(after, before)| (after - before) / sent_s).collect();
+    // A node restarted during the run (`testnet chaos`) has a new pid: its figure is unknown, not negative.
+    let cpu = cpu_snapshot(&shards)
+        .iter()
+        .zip(&cpu_before)
+        .map(|(after, before)| (after - before).max(0.0) / sent_s)
+        .collect();
     let drain_end = Instant::now() + DRAIN;
     let in_flight = |shards: &[ShardLoad]| {
         shards.iter().any(|s| !lock(&s.stats).pending.is_empty()) || bridge.as_ref().is_some_and(|b| b.in_flight() > 0)

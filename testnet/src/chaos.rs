@@ -1,0 +1,379 @@
+//! `testnet chaos`: `testnet load` while processes of the network are killed and restarted (SIGKILL) or
+//! frozen and thawed (SIGSTOP / SIGCONT), then `testnet check` on what is left.
+//!
+//! The fault plan is drawn from a seed before anything starts (printed, and replayable with `--seed`): one
+//! fault at a time, spaced around `--fault-every-ms`, against a shard node, the coordinator or the relayer.
+//! Faults start once the load's setup is final, and stop before the load does. A killed process restarts on
+//! its own port with its own data, so every other process finds it again; the manifest is rewritten with its
+//! new pid after every restart, so `testnet down` stops it. Whatever happens, every frozen process is thawed
+//! and every process is running again before `check` (and before an error is returned).
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use eyre::{bail, ensure, eyre, WrapErr};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{
+    check::{self, CheckArgs},
+    load::{self, LoadArgs},
+    network::{Network, COORDINATOR, RELAYER},
+    process, wait_healthy,
+};
+
+/// Largest `--fault-every-ms`.
+const MAX_FAULT_EVERY_MS: u64 = 60_000;
+/// Smallest gap between two faults.
+const MIN_GAP: Duration = Duration::from_millis(200);
+/// How long a killed process stays down, at most.
+const MAX_DOWN: Duration = Duration::from_millis(1_500);
+/// How long a frozen process stays frozen, at most.
+const MAX_FROZEN: Duration = Duration::from_millis(2_000);
+/// How long to wait for the load's setup before giving up on faults.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `testnet chaos` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// Seed of the fault plan (default: drawn from the clock, and printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Mean time between faults, ms.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(200..=MAX_FAULT_EVERY_MS))]
+    pub fault_every_ms: u64,
+    /// The load under the faults (`--duration` is also how long faults are injected).
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Directory of the binaries to restart (default: beside this executable).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// A process of the network that faults can hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A shard node, by its index in the manifest.
+    Node(usize),
+    /// The coordinator.
+    Coordinator,
+    /// The bridge relayer.
+    Relayer,
+}
+
+/// What happens to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// SIGKILL, then a restart after the process stayed down this long.
+    Kill { down: Duration },
+    /// SIGSTOP, then SIGCONT after this long.
+    Freeze { frozen: Duration },
+}
+
+/// One fault of the plan: `after` the previous one ended (or the load started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// Wait before the fault.
+    pub after: Duration,
+    /// Who is hit.
+    pub target: Target,
+    /// How.
+    pub kind: FaultKind,
+}
+
+/// The fault plan of `seed` over `duration`: faults one after the other, gaps uniform in
+/// [`MIN_GAP`, 2 × `every` − `MIN_GAP`], targets uniform over `targets`, kill and freeze equally likely.
+/// The same inputs always give the same plan.
+pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target]) -> Vec<Fault> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut faults = Vec::new();
+    if targets.is_empty() {
+        return faults;
+    }
+    let mut t = Duration::ZERO;
+    let max_gap = (every * 2).saturating_sub(MIN_GAP).max(MIN_GAP);
+    loop {
+        let after = Duration::from_millis(rng.gen_range(MIN_GAP.as_millis() as u64..=max_gap.as_millis() as u64));
+        let target = targets[rng.gen_range(0..targets.len())];
+        let kind = if rng.gen_bool(0.5) {
+            FaultKind::Kill { down: Duration::from_millis(rng.gen_range(100..=MAX_DOWN.as_millis() as u64)) }
+        } else {
+            FaultKind::Freeze { frozen: Duration::from_millis(rng.gen_range(100..=MAX_FROZEN.as_millis() as u64)) }
+        };
+        let length = match kind {
+            FaultKind::Kill { down } => down,
+            FaultKind::Freeze { frozen } => frozen,
+        };
+        if t + after + length >= duration {
+            return faults;
+        }
+        t += after + length;
+        faults.push(Fault { after, target, kind });
+    }
+}
+
+/// Runs the load with the seeded faults, restores every process, then checks the invariants.
+pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
+    let net = Network::load(dir)?;
+    ensure!(net.all_running(process::alive), "not every process of the testnet runs; `testnet up` first");
+    let bins = Bins::find(args.bin_dir.as_deref())?;
+    let seed = args.seed.unwrap_or_else(|| crate::now_ms() ^ u64::from(std::process::id()));
+    let targets = targets(&net);
+    let faults =
+        plan(seed, Duration::from_secs(args.load.duration), Duration::from_millis(args.fault_every_ms), &targets);
+    println!(
+        "chaos: seed {seed} (replay with --seed {seed}); {} fault(s) over {} s against {} process(es)",
+        faults.len(),
+        args.load.duration,
+        targets.len()
+    );
+
+    let started = tokio::sync::Notify::new();
+    let mut injector = Injector { dir, bins, frozen: None, log: Vec::new(), origin: None };
+    let load = load::run_observed(dir, &args.load, Some(&started));
+    tokio::pin!(load);
+    let faults_done = async {
+        tokio::select! {
+            _ = started.notified() => {}
+            _ = tokio::time::sleep(SETUP_TIMEOUT) => return Err(eyre!("the load did not start within {SETUP_TIMEOUT:?}")),
+        }
+        injector.origin = Some(Instant::now());
+        for fault in &faults {
+            injector.inject(fault).await?;
+        }
+        Ok(())
+    };
+    let (fault_result, load_result) = tokio::select! {
+        (f, l) = async { tokio::join!(faults_done, &mut load) } => (f, l),
+        _ = tokio::signal::ctrl_c() => (Err(eyre!("interrupted")), Ok(())),
+    };
+    // Whatever happened above: nothing stays frozen or dead.
+    let restored = injector.restore_all().await;
+    println!("\nchaos: {} fault(s) injected", injector.log.len());
+    for line in &injector.log {
+        println!("  {line}");
+    }
+    fault_result.wrap_err("injecting faults")?;
+    restored.wrap_err("restoring the network after the faults")?;
+    load_result.wrap_err("the load under faults")?;
+    println!("\nchecking the network after the faults");
+    check::run(dir, &args.check).await
+}
+
+/// The processes faults may hit: every shard node, the coordinator and the relayer.
+fn targets(net: &Network) -> Vec<Target> {
+    let mut t: Vec<Target> = (0..net.nodes.len()).map(Target::Node).collect();
+    if net.coordinator.is_some() {
+        t.push(Target::Coordinator);
+    }
+    if net.relayer.is_some() {
+        t.push(Target::Relayer);
+    }
+    t
+}
+
+/// The binaries a restart runs.
+struct Bins {
+    shard_node: PathBuf,
+    coordinator: PathBuf,
+    relayer: PathBuf,
+}
+
+impl Bins {
+    fn find(dir: Option<&Path>) -> eyre::Result<Self> {
+        Ok(Self {
+            shard_node: process::bin_path(dir, "shard-node")?,
+            coordinator: process::bin_path(dir, "coordinator")?,
+            relayer: process::bin_path(dir, "relayer")?,
+        })
+    }
+}
+
+/// Carries out faults and keeps the manifest current.
+struct Injector<'a> {
+    dir: &'a Path,
+    bins: Bins,
+    /// A process frozen right now (pid), thawed by [`Injector::restore_all`] if the fault is cut short.
+    frozen: Option<u32>,
+    log: Vec<String>,
+    origin: Option<Instant>,
+}
+
+impl Injector<'_> {
+    async fn inject(&mut self, fault: &Fault) -> eyre::Result<()> {
+        tokio::time::sleep(fault.after).await;
+        let net = Network::load(self.dir)?;
+        let (name, pid) = match fault.target {
+            Target::Node(i) => {
+                let n = net.nodes.get(i).ok_or_else(|| eyre!("no node {i}"))?;
+                (n.name.clone(), n.pid)
+            }
+            Target::Coordinator => (COORDINATOR.to_owned(), net.coordinator.as_ref().and_then(|c| c.pid)),
+            Target::Relayer => (RELAYER.to_owned(), net.relayer.as_ref().and_then(|r| r.pid)),
+        };
+        let pid = pid.filter(|p| process::alive(*p)).ok_or_else(|| eyre!("{name} is not running"))?;
+        let at = self.origin.map_or(0.0, |o| o.elapsed().as_secs_f64());
+        match fault.kind {
+            FaultKind::Kill { down } => {
+                process::signal(pid, "KILL");
+                wait_gone(pid).await.wrap_err_with(|| format!("{name} (pid {pid}) survived SIGKILL"))?;
+                tokio::time::sleep(down).await;
+                let new_pid = self.restart(fault.target).await?;
+                let line = format!(
+                    "[{at:>5.1}s] SIGKILL {name} (pid {pid}); restarted after {} ms as pid {new_pid}",
+                    down.as_millis()
+                );
+                println!("chaos {line}");
+                self.log.push(line);
+            }
+            FaultKind::Freeze { frozen } => {
+                process::signal(pid, "STOP");
+                self.frozen = Some(pid);
+                tokio::time::sleep(frozen).await;
+                process::signal(pid, "CONT");
+                self.frozen = None;
+                let line =
+                    format!("[{at:>5.1}s] SIGSTOP {name} (pid {pid}) for {} ms, then SIGCONT", frozen.as_millis());
+                println!("chaos {line}");
+                self.log.push(line);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `target` again on its port with its data, records its pid, and waits until it answers.
+    async fn restart(&self, target: Target) -> eyre::Result<u32> {
+        let mut net = Network::load(self.dir)?;
+        let pid = match target {
+            Target::Node(i) => {
+                let node = net.nodes.get(i).cloned().ok_or_else(|| eyre!("no node {i}"))?;
+                let port = process::endpoint_port(&node.endpoint)?;
+                let bin = self.bins.shard_node.clone();
+                let entry = node.clone();
+                let (pid, endpoint) = tokio::task::spawn_blocking(move || {
+                    process::start_node(&bin, &entry, port, entry.block_interval_ms)
+                })
+                .await??;
+                ensure!(endpoint == node.endpoint, "{} came back on {endpoint}, not {}", node.name, node.endpoint);
+                net.nodes[i].pid = Some(pid);
+                net.save(self.dir)?;
+                wait_healthy(&endpoint).await?;
+                pid
+            }
+            Target::Coordinator => {
+                let entry = net.coordinator.clone().ok_or_else(|| eyre!("the network has no coordinator"))?;
+                let port = process::endpoint_port(&entry.endpoint)?;
+                let bin = self.bins.coordinator.clone();
+                let e = entry.clone();
+                let (pid, endpoint) =
+                    tokio::task::spawn_blocking(move || process::start_coordinator(&bin, &e, Some(port))).await??;
+                ensure!(endpoint == entry.endpoint, "the coordinator came back on {endpoint}, not {}", entry.endpoint);
+                if let Some(c) = net.coordinator.as_mut() {
+                    c.pid = Some(pid);
+                }
+                net.save(self.dir)?;
+                pid
+            }
+            Target::Relayer => {
+                let entry = net.relayer.clone().ok_or_else(|| eyre!("the network has no relayer"))?;
+                let port = process::endpoint_port(&entry.endpoint)?;
+                let bin = self.bins.relayer.clone();
+                let e = entry.clone();
+                let (pid, endpoint) =
+                    tokio::task::spawn_blocking(move || process::start_relayer(&bin, &e, Some(port))).await??;
+                ensure!(endpoint == entry.endpoint, "the relayer came back on {endpoint}, not {}", entry.endpoint);
+                if let Some(r) = net.relayer.as_mut() {
+                    r.pid = Some(pid);
+                }
+                net.save(self.dir)?;
+                pid
+            }
+        };
+        Ok(pid)
+    }
+
+    /// Thaws a frozen process and restarts every process that is not running.
+    async fn restore_all(&mut self) -> eyre::Result<()> {
+        if let Some(pid) = self.frozen.take() {
+            process::signal(pid, "CONT");
+        }
+        let net = Network::load(self.dir)?;
+        let mut dead = Vec::new();
+        for (i, n) in net.nodes.iter().enumerate() {
+            if !n.pid.is_some_and(process::alive) {
+                dead.push(Target::Node(i));
+            }
+        }
+        if net.coordinator.as_ref().is_some_and(|c| !c.pid.is_some_and(process::alive)) {
+            dead.push(Target::Coordinator);
+        }
+        if net.relayer.as_ref().is_some_and(|r| !r.pid.is_some_and(process::alive)) {
+            dead.push(Target::Relayer);
+        }
+        for target in dead {
+            let pid = self.restart(target).await?;
+            self.log.push(format!("after the run: restarted {target:?} as pid {pid}"));
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `pid` is gone (a SIGKILLed process is, within milliseconds).
+async fn wait_gone(pid: u32) -> eyre::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process::alive(pid) {
+        if Instant::now() > deadline {
+            bail!("still running after 5 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGETS: [Target; 5] =
+        [Target::Node(0), Target::Node(1), Target::Node(2), Target::Coordinator, Target::Relayer];
+
+    #[test]
+    fn a_seed_always_gives_the_same_plan() {
+        let a = plan(7, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS);
+        let b = plan(7, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS);
+        assert_eq!(a, b);
+        assert_ne!(a, plan(8, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS));
+    }
+
+    #[test]
+    fn a_plan_fits_its_duration_and_hits_every_target_both_ways() {
+        let duration = Duration::from_secs(120);
+        let faults = plan(42, duration, Duration::from_millis(800), &TARGETS);
+        assert!(faults.len() > 20, "{}", faults.len());
+        let mut total = Duration::ZERO;
+        for f in &faults {
+            assert!(f.after >= MIN_GAP);
+            total += f.after
+                + match f.kind {
+                    FaultKind::Kill { down } => down,
+                    FaultKind::Freeze { frozen } => frozen,
+                };
+        }
+        assert!(total < duration);
+        for t in TARGETS {
+            assert!(faults.iter().any(|f| f.target == t && matches!(f.kind, FaultKind::Kill { .. })), "{t:?}");
+            assert!(faults.iter().any(|f| f.target == t && matches!(f.kind, FaultKind::Freeze { .. })), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn no_targets_or_no_time_means_no_faults() {
+        assert!(plan(1, Duration::from_secs(60), Duration::from_secs(1), &[]).is_empty());
+        assert!(plan(1, Duration::from_millis(100), Duration::from_secs(1), &TARGETS).is_empty());
+    }
+}

@@ -1,0 +1,421 @@
+//! `testnet check`: black-box invariants of a running network, read over gRPC and verified from proofs, so
+//! it works on any shardex network whose genesis files and coordinator key it is given (here: the testnet's
+//! manifest).
+//!
+//! 1. **Heads.** Every node answers, and its head header is finalized by its shard's genesis sequencers.
+//! 2. **Replicas.** Nodes of one shard agree on the state root at the lowest of their heads.
+//! 3. **Epoch.** One coordinator-signed epoch commits every shard at or above the head read in (1); every
+//!    figure below is proven under the state root that epoch commits.
+//! 4. **Conservation per shard.** Σ collateral − Σ entry notional + fee pool + insurance fund + funding pool
+//!    + escrow = deposited − withdrawn + bridged in − bridged out, from the ledger totals the VM keeps.
+//! 5. **Bridge.** No collateral left in escrow (every message acked or refunded), and Σ bridged out =
+//!    Σ bridged in over all shards (no message both delivered and refunded, none acked undelivered).
+//!
+//! Messages in flight are normal on a live network: (3)–(5) are re-read from later epochs until the escrow
+//! is empty or `--timeout` passes.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use eyre::{bail, ensure, eyre, WrapErr};
+use prost::Message;
+use shardex_client::{CoordinatorClient, ShardClient};
+use shardex_core::{
+    block::verify_finalized,
+    genesis::Genesis,
+    global::VerifiedInclusion,
+    ledger::{check_conservation, held_micros, LedgerPools},
+    pb,
+    state_key::Namespace,
+    AccountId, Reason, Usd,
+};
+
+use crate::network::{Network, NodeEntry};
+
+/// `testnet check` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Seconds to wait for messages in flight to settle and for an epoch committing every shard.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub timeout: u64,
+}
+
+/// One node under check.
+struct Node {
+    entry: NodeEntry,
+    client: ShardClient,
+    genesis: Genesis,
+}
+
+/// A shard's money as one epoch commits it, every record proven under the committed state root.
+#[derive(Debug, Clone, Default)]
+struct Ledger {
+    height: u64,
+    totals: pb::LedgerTotalsRecord,
+    insurance: pb::InsuranceFundRecord,
+    fee_pool: pb::FeePoolRecord,
+    funding: pb::FundingIndexRecord,
+}
+
+/// The outcome of each invariant, printed as it is decided.
+#[derive(Default)]
+struct Outcome {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Outcome {
+    fn record(&mut self, name: &str, result: Result<String, String>) {
+        match result {
+            Ok(detail) => {
+                self.passed += 1;
+                println!("  ok    {name:<13} {detail}");
+            }
+            Err(why) => {
+                println!("  FAIL  {name:<13} {why}");
+                self.failed.push(format!("{name}: {why}"));
+            }
+        }
+    }
+}
+
+/// Checks the network in `dir`; fails listing every invariant that does not hold.
+pub async fn run(dir: &Path, args: &CheckArgs) -> eyre::Result<()> {
+    let net = Network::load(dir)?;
+    ensure!(!net.nodes.is_empty(), "the network has no shards");
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let mut nodes = Vec::with_capacity(net.nodes.len());
+    for entry in &net.nodes {
+        let client =
+            ShardClient::connect(&entry.endpoint).await.wrap_err_with(|| format!("connecting to {}", entry.name))?;
+        let path = entry.genesis_file();
+        let text = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
+        let genesis = Genesis::from_toml(&text).wrap_err_with(|| format!("genesis {}", path.display()))?;
+        nodes.push(Node { entry: entry.clone(), client, genesis });
+    }
+    println!("checking {} node(s) of chain {}", nodes.len(), net.chain_id);
+    let mut outcome = Outcome::default();
+
+    let mut heads: BTreeMap<u32, u64> = BTreeMap::new();
+    for node in &nodes {
+        let result = finalized_head(node).await;
+        if let Ok((height, _)) = &result {
+            let h = heads.entry(node.entry.shard_id.0).or_insert(*height);
+            *h = (*h).min(*height);
+        }
+        outcome.record("head", result.map(|(_, detail)| detail).map_err(|e| format!("{}: {e:#}", node.entry.name)));
+    }
+    replicas(&nodes, &heads, &mut outcome).await;
+
+    let Some(coord) = net.coordinator.as_ref().filter(|c| !c.endpoint.is_empty()) else {
+        outcome.record("epoch", Err("the network has no coordinator".into()));
+        return finish(outcome);
+    };
+    let coordinator = CoordinatorClient::connect(&coord.endpoint).await.wrap_err("connecting to the coordinator")?;
+    let shards: Vec<&Node> = one_per_shard(&nodes);
+    let mut waited_note = false;
+    let snapshot = loop {
+        let snapshot = committed_ledgers(&coordinator, &coord.public_key, &shards, &heads, deadline).await;
+        let escrowed: u64 = match &snapshot {
+            Ok((_, ledgers)) => ledgers.iter().map(|l| l.totals.escrowed_micros).sum(),
+            Err(_) => 0,
+        };
+        if escrowed == 0 || Instant::now() >= deadline {
+            break snapshot;
+        }
+        if !waited_note {
+            println!("  ..    bridge        {} in escrow; waiting for messages in flight to settle", usd(escrowed));
+            waited_note = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (epoch, ledgers) = match snapshot {
+        Ok(s) => s,
+        Err(e) => {
+            outcome.record("epoch", Err(format!("{e:#}")));
+            return finish(outcome);
+        }
+    };
+    let committed = ledgers.iter().filter(|l| l.height > 0).count();
+    outcome.record(
+        "epoch",
+        Ok(format!(
+            "epoch {epoch} signed by {}… commits {} of {} shard(s) at or above their heads{}; every figure below \
+             is proven under it",
+            &coord.public_key.to_hex()[..16],
+            committed,
+            shards.len(),
+            if committed < shards.len() { " (the others have no block yet)" } else { "" }
+        )),
+    );
+    for (node, ledger) in shards.iter().zip(&ledgers) {
+        outcome.record(
+            "conservation",
+            conservation(ledger)
+                .map_err(|e| format!("{}: {e}", node.entry.name))
+                .map(|detail| format!("{:<14} height {:>6}: {detail}", node.entry.name, ledger.height)),
+        );
+    }
+    let names: Vec<&str> = shards.iter().map(|n| n.entry.name.as_str()).collect();
+    outcome.record("bridge", bridge(&names, &ledgers));
+    finish(outcome)
+}
+
+fn finish(outcome: Outcome) -> eyre::Result<()> {
+    if outcome.failed.is_empty() {
+        println!("check passed: {} invariant(s) hold", outcome.passed);
+        Ok(())
+    } else {
+        bail!(
+            "{} of {} invariant(s) failed: {}",
+            outcome.failed.len(),
+            outcome.passed + outcome.failed.len(),
+            outcome.failed.join("; ")
+        )
+    }
+}
+
+/// The node's head header, verified as finalized by its genesis sequencers: (height, detail).
+async fn finalized_head(node: &Node) -> eyre::Result<(u64, String)> {
+    let status = node.client.status().await?;
+    if status.height == 0 {
+        return Ok((0, format!("{:<14} at genesis (no block yet)", node.entry.name)));
+    }
+    let fh = node.client.raw().get_header(pb::GetBlockRequest { height: status.height }).await?.into_inner();
+    let d = node.client.domain();
+    let header = verify_finalized(&fh, d.chain, d.shard, &node.genesis.sequencers)?;
+    ensure!(
+        header.header.height == status.height,
+        "asked for the header at {}, got {}",
+        status.height,
+        header.header.height
+    );
+    Ok((
+        status.height,
+        format!(
+            "{:<14} height {:>6} root 0x{}… finalized by its genesis sequencer set ({})",
+            node.entry.name,
+            status.height,
+            &hex::encode(header.state_root())[..12],
+            node.genesis.sequencers.len()
+        ),
+    ))
+}
+
+/// Nodes of one shard must hold the same state root at the lowest of their heads.
+async fn replicas(nodes: &[Node], heads: &BTreeMap<u32, u64>, outcome: &mut Outcome) {
+    let mut by_shard: BTreeMap<u32, Vec<&Node>> = BTreeMap::new();
+    for n in nodes {
+        by_shard.entry(n.entry.shard_id.0).or_default().push(n);
+    }
+    let replicated: Vec<_> = by_shard.iter().filter(|(_, v)| v.len() > 1).collect();
+    if replicated.is_empty() {
+        println!("  --    replicas      one node per shard: no replicas to compare");
+        return;
+    }
+    for (shard, group) in replicated {
+        let height = heads.get(shard).copied().unwrap_or(0);
+        let mut roots = Vec::new();
+        for n in group {
+            let root = n.client.raw().get_header(pb::GetBlockRequest { height }).await;
+            let root = root
+                .map_err(|e| format!("{e}"))
+                .and_then(|fh| shardex_core::block::decode_header(&fh.into_inner()).map_err(|e| e.to_string()))
+                .map(|h| h.state_root());
+            roots.push((n.entry.name.as_str(), root));
+        }
+        let first = roots.first().and_then(|(_, r)| r.as_ref().ok()).copied();
+        let result = if roots.iter().all(|(_, r)| r.as_ref().ok().copied() == first && first.is_some()) {
+            Ok(format!("shard {shard}: {} nodes hold root {:?} at height {height}", roots.len(), first))
+        } else {
+            Err(format!("shard {shard} at height {height}: {roots:?}"))
+        };
+        outcome.record("replicas", result);
+    }
+}
+
+/// One node per shard (the first listed), in manifest order.
+fn one_per_shard(nodes: &[Node]) -> Vec<&Node> {
+    let mut seen = std::collections::BTreeSet::new();
+    nodes.iter().filter(|n| seen.insert(n.entry.shard_id.0)).collect()
+}
+
+/// Waits for an epoch committing every shard at or above `heads`, verifies each shard's committed head under
+/// it, and proves each shard's ledger records at that head. Returns the epoch number and the ledgers (in
+/// `shards` order).
+async fn committed_ledgers(
+    coordinator: &CoordinatorClient,
+    key: &AccountId,
+    shards: &[&Node],
+    heads: &BTreeMap<u32, u64>,
+    deadline: Instant,
+) -> eyre::Result<(u64, Vec<Ledger>)> {
+    'poll: loop {
+        ensure!(Instant::now() < deadline, "no epoch committed every shard at its head before the timeout");
+        // A coordinator restarting (after `chaos`) answers again within moments: retry until the deadline.
+        let latest = match coordinator.latest_epoch().await {
+            Ok(latest) => latest,
+            Err(e) if Instant::now() + Duration::from_millis(200) < deadline => {
+                tracing::debug!("latest epoch: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue 'poll;
+            }
+            Err(e) => return Err(eyre!(e).wrap_err("the coordinator's latest epoch")),
+        };
+        let number = shardex_core::coordpb::EpochRecord::decode(latest.record.as_slice())
+            .wrap_err("the latest epoch record")?
+            .number;
+        let mut ledgers = Vec::with_capacity(shards.len());
+        for node in shards {
+            let want = heads.get(&node.entry.shard_id.0).copied().unwrap_or(0);
+            let head = match node.client.committed_head(coordinator, key, number, &node.genesis.sequencers).await {
+                Ok(head) if head.entry.height >= want => head,
+                // Not committed yet (a shard enters with its first block), or behind the head read earlier.
+                Ok(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'poll;
+                }
+                Err(e) if want == 0 && e.reason() == Some(Reason::NotFound) => {
+                    ledgers.push(Ledger::default());
+                    continue;
+                }
+                Err(e) if e.reason() == Some(Reason::NotFound) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'poll;
+                }
+                Err(e) => return Err(eyre!(e).wrap_err(format!("{} in epoch {number}", node.entry.name))),
+            };
+            ledgers.push(
+                prove_ledger(&node.client, &head).await.wrap_err_with(|| {
+                    format!("proving {}'s ledger at height {}", node.entry.name, head.entry.height)
+                })?,
+            );
+        }
+        return Ok((number, ledgers));
+    }
+}
+
+async fn prove_ledger(client: &ShardClient, head: &VerifiedInclusion) -> eyre::Result<Ledger> {
+    async fn record<M: Message + Default>(
+        client: &ShardClient,
+        head: &VerifiedInclusion,
+        namespace: Namespace,
+    ) -> eyre::Result<M> {
+        match client.prove_committed(head, namespace, &[]).await? {
+            Some(bytes) => M::decode(bytes.as_slice()).wrap_err_with(|| format!("decoding {namespace:?}")),
+            None => Ok(M::default()),
+        }
+    }
+    Ok(Ledger {
+        height: head.entry.height,
+        totals: record(client, head, Namespace::LedgerTotals).await?,
+        insurance: record(client, head, Namespace::InsuranceFund).await?,
+        fee_pool: record(client, head, Namespace::FeePool).await?,
+        funding: record(client, head, Namespace::FundingIndex).await?,
+    })
+}
+
+/// Invariant 4 on one shard's proven ledger.
+fn conservation(l: &Ledger) -> Result<String, String> {
+    let pools = LedgerPools::from_records(&l.fee_pool, &l.insurance, &l.funding);
+    check_conservation(&l.totals, &pools).map_err(|e| e.to_string())?;
+    let t = &l.totals;
+    Ok(format!(
+        "held {} = deposited {} - withdrawn {} + bridged in {} - bridged out {}",
+        usd128(held_micros(t, &pools)),
+        usd(t.deposited_micros),
+        usd(t.withdrawn_micros),
+        usd(t.bridged_in_micros),
+        usd(t.bridged_out_micros)
+    ))
+}
+
+/// Invariant 5 over every shard's proven ledger.
+fn bridge(names: &[&str], ledgers: &[Ledger]) -> Result<String, String> {
+    let held: Vec<String> = names
+        .iter()
+        .zip(ledgers)
+        .filter(|(_, l)| l.totals.escrowed_micros > 0)
+        .map(|(name, l)| format!("{name} holds {} in escrow", usd(l.totals.escrowed_micros)))
+        .collect();
+    let bridged_in: u128 = ledgers.iter().map(|l| u128::from(l.totals.bridged_in_micros)).sum();
+    let bridged_out: u128 = ledgers.iter().map(|l| u128::from(l.totals.bridged_out_micros)).sum();
+    if !held.is_empty() {
+        return Err(format!("messages unsettled at the timeout: {}", held.join(", ")));
+    }
+    if bridged_in != bridged_out {
+        return Err(format!(
+            "bridged in {} != bridged out {} with nothing in escrow",
+            usd128(bridged_in),
+            usd128(bridged_out)
+        ));
+    }
+    Ok(format!("nothing in escrow; bridged out = bridged in = {} over {} shard(s)", usd128(bridged_in), names.len()))
+}
+
+fn usd(micros: u64) -> String {
+    Usd::from_micros(i64::try_from(micros).unwrap_or(i64::MAX)).to_string()
+}
+
+fn usd128(micros: impl TryInto<i64>) -> String {
+    Usd::from_micros(micros.try_into().unwrap_or(i64::MAX)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard where 1,000 USD was deposited, 100 withdrawn, 50 bridged in and 30 bridged out, and what is
+    /// left sits in accounts, positions and pools.
+    fn balanced() -> Ledger {
+        let totals = pb::LedgerTotalsRecord {
+            deposited_micros: 1_000_000_000,
+            withdrawn_micros: 100_000_000,
+            bridged_in_micros: 50_000_000,
+            bridged_out_micros: 30_000_000,
+            escrowed_micros: 0,
+            // 920 held: collateral 935 − entry 20 + fees 3 + insurance 1 + funding 1.
+            collateral_micros: 935_000_000,
+            entry_notional_micros: 20_000_000,
+        };
+        Ledger {
+            height: 9,
+            totals,
+            insurance: pb::InsuranceFundRecord { balance_micros: 1_000_000, bad_debt_micros: 0 },
+            fee_pool: pb::FeePoolRecord { balance_micros: 3_000_000 },
+            funding: pb::FundingIndexRecord { pool_micros: 1_000_000, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn conservation_holds_on_a_balanced_shard_and_fails_on_one_micro_dollar() {
+        let ok = conservation(&balanced()).expect("balanced");
+        assert!(ok.contains("held 920.000000 USD"), "{ok}");
+        let mut created = balanced();
+        created.totals.collateral_micros += 1;
+        let why = conservation(&created).expect_err("one micro-USD created");
+        assert!(why.contains("= 1 micro-USD"), "{why}");
+        let mut lost = balanced();
+        lost.fee_pool.balance_micros -= 1;
+        assert!(conservation(&lost).is_err());
+    }
+
+    #[test]
+    fn the_bridge_fails_with_escrow_left_or_unequal_flows() {
+        let (a, b) = (balanced(), balanced());
+        let mut b_in = b.clone();
+        b_in.totals.bridged_in_micros = 30_000_000;
+        b_in.totals.bridged_out_micros = 50_000_000;
+        assert!(bridge(&["a", "b"], &[a.clone(), b_in.clone()]).is_ok());
+        // One message both delivered on b and refunded on a: b counts it in, a never counts it out.
+        assert!(bridge(&["a", "b"], &[a.clone(), b]).is_err());
+        let mut escrow = a.clone();
+        escrow.totals.escrowed_micros = 5;
+        let why = bridge(&["a", "b"], &[escrow, b_in]).expect_err("escrow left");
+        assert!(why.contains("a holds 0.000005 USD in escrow"), "{why}");
+    }
+}

@@ -87,6 +87,20 @@ pub(super) async fn setup(
     let price = Op::OracleUpdate(pb::OracleUpdate { price_micros: market.price_micros, timestamp_ms: crate::now_ms() });
     txs.push(oracle.sign(&client, price));
     submit_final(&client, txs, "deposits and the first price").await?;
+    // A market left outside normal mode (a tripped breaker after `testnet demo`, or the jump to this price
+    // just now) refuses the takers' orders: the admin returns it to normal first.
+    let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
+    if mode != pb::MarketMode::Normal as i32 {
+        let mut admin = Wallet::new(read_key(&keys.join("admin.key"))?, &client).await?;
+        let normal = pb::SetMarketMode { mode: pb::MarketMode::Normal as i32, reason: "testnet load".into() };
+        submit_final(&client, vec![admin.sign(&client, Op::SetMarketMode(normal))], "returning the market to normal")
+            .await?;
+        println!(
+            "  {}: the admin returned the market to normal mode (it was {})",
+            node.name,
+            pb::MarketMode::try_from(mode).map_or("unknown", |m| m.as_str_name())
+        );
+    }
     let quotes = missing_quotes(&market, &pb::GetBookResponse::default());
     let txs = quotes.into_iter().map(|o| maker.sign(&client, Op::PlaceOrder(o))).collect();
     submit_final(&client, txs, "market-maker quotes").await?;

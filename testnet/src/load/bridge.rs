@@ -30,6 +30,8 @@ pub(super) struct BridgeStats {
     last_rpc_error: Option<String>,
     /// Accepted transfer-outs not yet seen in a block, with the time their batch was sent.
     pending: HashMap<B256, Instant>,
+    /// Accepted transfer-outs no node knew during the drain (lost with a killed node's mempool).
+    lost: u64,
     /// Locked messages not yet seen credited, with the arrival of the lock's header.
     locked_at: HashMap<MessageKey, Instant>,
     /// Credits seen before their lock (the shards' followers run independently), with their arrival.
@@ -163,7 +165,7 @@ impl BridgeLoad {
         let ms = |v: &[u32], p: f64| percentile(v, p) / 1_000.0;
         println!(
             "transfers: accepted {:.1}/s (sent {}, accepted {}, refused {}{}), locked {}, credited {}, acked {}, \
-             refunded {}; not credited after the drain {} (not locked {})",
+             refunded {}; not credited after the drain {} (not locked {}); lost with a killed node {}",
             s.accepted as f64 / sent_s,
             s.sent,
             s.accepted,
@@ -174,7 +176,8 @@ impl BridgeLoad {
             s.acked,
             s.refunded,
             s.locked_at.len() + s.pending.len(),
-            s.pending.len()
+            s.pending.len(),
+            s.lost
         );
         println!(
             "    submit-to-lock p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms; lock-to-credit p50 {:.1} ms p90 {:.1} ms \
@@ -307,5 +310,18 @@ pub(super) async fn send_transfers(
                 s.last_rpc_error = Some(e.to_string());
             }
         }
+    }
+}
+
+/// The accepted transfers not yet seen locked, with the time their batch was sent.
+pub(super) fn pending(b: &BridgeLoad) -> HashMap<B256, Instant> {
+    lock(&b.stats).pending.clone()
+}
+
+/// Counts an accepted transfer no node knows as lost.
+pub(super) fn mark_lost(b: &BridgeLoad, hash: &B256) {
+    let mut s = lock(&b.stats);
+    if s.pending.remove(hash).is_some() {
+        s.lost += 1;
     }
 }

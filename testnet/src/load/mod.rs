@@ -140,6 +140,8 @@ struct Stats {
     last_rpc_error: Option<String>,
     /// Accepted taker orders not yet seen in a block, with the time their batch was sent.
     pending: HashMap<B256, Instant>,
+    /// Accepted orders their node no longer knew during the drain (lost with a killed node's mempool).
+    lost: u64,
     finals: u64,
     /// Final taker orders that traded at least one lot.
     filled: u64,
@@ -368,8 +370,13 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     let in_flight = |shards: &[ShardLoad]| {
         shards.iter().any(|s| !lock(&s.stats).pending.is_empty()) || bridge.as_ref().is_some_and(|b| b.in_flight() > 0)
     };
+    let mut probed = Instant::now();
     while in_flight(&shards) && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        if probed.elapsed() >= LOST_PROBE_EVERY {
+            probe_lost(&shards, bridge.as_deref()).await;
+            probed = Instant::now();
+        }
         if progress.last.elapsed() >= Duration::from_secs(1) {
             progress.print(&shards, start, " (draining)");
         }
@@ -385,6 +392,49 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     }
     let client = Client { cpu, reference_sign_rate };
     report(&shards, sent_s, start.elapsed(), &client, bridge.as_deref()).await
+}
+
+/// Accepted txs still pending this long into the drain are asked about.
+const LOST_AGE: Duration = Duration::from_secs(1);
+/// How often the drain asks, and how many txs per shard at most each time.
+const LOST_PROBE_EVERY: Duration = Duration::from_millis(500);
+const LOST_PROBE_TXS: usize = 128;
+
+/// Accepted txs a node no longer knows were lost with its mempool when it was killed (`testnet chaos`):
+/// they can never become final. Asks the node about the oldest pending orders of each shard, and every node
+/// about the oldest pending transfers, and counts the unknown ones lost instead of waiting for them.
+async fn probe_lost(shards: &[ShardLoad], bridge: Option<&BridgeLoad>) {
+    let unknown = |st: &pb::TxStatus| matches!(st.status, Some(pb::tx_status::Status::Unknown(_)) | None);
+    for load in shards {
+        let hashes = oldest(&lock(&load.stats).pending);
+        for hash in hashes {
+            if load.client.tx_status(hash).await.is_ok_and(|st| unknown(&st)) {
+                let mut s = lock(&load.stats);
+                if s.pending.remove(&hash).is_some() {
+                    s.lost += 1;
+                }
+            }
+        }
+    }
+    let Some(bridge) = bridge else { return };
+    let hashes = oldest(&bridge::pending(bridge));
+    for hash in hashes {
+        let mut known = false;
+        for load in shards {
+            known |= load.client.tx_status(hash).await.map_or(true, |st| !unknown(&st));
+        }
+        if !known {
+            bridge::mark_lost(bridge, &hash);
+        }
+    }
+}
+
+/// Up to [`LOST_PROBE_TXS`] hashes sent at least [`LOST_AGE`] ago, oldest first.
+fn oldest(pending: &HashMap<B256, Instant>) -> Vec<B256> {
+    let mut old: Vec<(Instant, B256)> =
+        pending.iter().filter(|(_, at)| at.elapsed() >= LOST_AGE).map(|(h, at)| (*at, *h)).collect();
+    old.sort_unstable();
+    old.into_iter().take(LOST_PROBE_TXS).map(|(_, h)| h).collect()
 }
 
 /// What the client side measured.

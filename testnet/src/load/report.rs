@@ -82,7 +82,8 @@ pub(super) async fn report(
         );
         println!(
             "    node CPU {:.2} cores; blocks followed {} (unreadable {}), header arrived p50 {} ms p90 {} ms after \
-             the block timestamp; not final after the drain {}; quote top-ups {} ({} refused); failed oracle \
+             the block timestamp; not final after the drain {}; lost with a killed node {}; quote top-ups {} ({} \
+             refused); failed oracle \
              updates {}; lanes waited {} ms for signed orders",
             client.cpu.get(i).copied().unwrap_or(0.0),
             s.blocks,
@@ -90,6 +91,7 @@ pub(super) async fn report(
             percentile(&s.header_delay_ms, 50.0),
             percentile(&s.header_delay_ms, 90.0),
             s.pending.len(),
+            s.lost,
             s.quotes,
             s.quotes_refused,
             s.oracle_failed,

@@ -106,6 +106,7 @@ impl Tracker {
     /// A closed message leaves the open set.
     pub fn advance(&mut self, id: MessageId, stage: Stage, time_ms: u64) -> Option<Message> {
         let open = self.open.get_mut(&id)?;
+        let before = open.msg.stage;
         match open.msg.advance(stage) {
             Transition::Stale => return None,
             Transition::Conflict => {
@@ -129,7 +130,13 @@ impl Tracker {
                     return Some(o.msg.clone());
                 }
             }
-            Stage::Acked { .. } => self.counters.acked += 1,
+            Stage::Acked { .. } => {
+                self.counters.acked += 1;
+                // An ack proves the delivery, which a relayer far behind may never have seen on its own.
+                if matches!(before, Stage::Locked | Stage::Committed { .. }) {
+                    self.counters.delivered += 1;
+                }
+            }
             Stage::Refunded { .. } => self.counters.refunded += 1,
             _ => {}
         }
@@ -252,6 +259,9 @@ mod tests {
         assert_eq!((t.counters.delivered, t.counters.acked, t.counters.refunded), (1, 1, 0));
         assert_eq!(t.latency_quantile_ms(0.5), (300, 1));
         assert_eq!(t.get(&id(1)).map(|m| m.0.stage), Some(Stage::Acked { height: 20 }));
+        // Seen acked before delivered (the relayer was behind on the destination): delivered all the same.
+        assert!(t.advance(id(2), Stage::Acked { height: 22 }, 1_700).is_some());
+        assert_eq!((t.counters.delivered, t.counters.acked), (2, 2));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use shardex_core::{
     genesis::{Authorities, Genesis},
     order::limit_order,
@@ -340,17 +340,22 @@ fn run(m: &mut Market, scenario: &mut dyn Scenario, iters: u64) -> Duration {
     timed
 }
 
+type Setup = fn(&mut Market) -> Box<dyn Scenario>;
+
+/// Every scenario with its (untimed) setup.
+fn scenarios() -> [(&'static str, Setup); 3] {
+    [
+        ("ioc_fill_1_level", |m| Box::new(IocFill::new(m))),
+        ("rest_no_cross", |m| Box::new(RestNoCross::new(m))),
+        ("sweep_5_levels", |m| Box::new(Sweep::new(m))),
+    ]
+}
+
 fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("matching");
     group.throughput(Throughput::Elements(1)).sample_size(20).measurement_time(Duration::from_secs(8));
 
-    type Setup = fn(&mut Market) -> Box<dyn Scenario>;
-    let scenarios: [(&str, Setup); 3] = [
-        ("ioc_fill_1_level", |m| Box::new(IocFill::new(m))),
-        ("rest_no_cross", |m| Box::new(RestNoCross::new(m))),
-        ("sweep_5_levels", |m| Box::new(Sweep::new(m))),
-    ];
-    for (name, setup) in scenarios {
+    for (name, setup) in scenarios() {
         let mut m = Market::open();
         let mut scenario = setup(&mut m);
         group.bench_function(name, |b| b.iter_custom(|iters| run(&mut m, scenario.as_mut(), iters)));
@@ -360,4 +365,26 @@ fn matching(c: &mut Criterion) {
 }
 
 criterion_group!(benches, matching);
-criterion_main!(benches);
+/// `SHARDEX_BENCH_FIXED=N matching [scenario]`: admits exactly N timed orders per scenario (those whose name
+/// contains `scenario`) without criterion and prints the time per order, so that a run does a fixed amount
+/// of work and two builds can be compared by instruction count (e.g. under callgrind), which the machine's
+/// load does not disturb. Otherwise the criterion benchmarks above.
+fn main() {
+    let Ok(n) = std::env::var("SHARDEX_BENCH_FIXED") else {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+        return;
+    };
+    let n: u64 = n.parse().expect("SHARDEX_BENCH_FIXED is a number of orders");
+    let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_default();
+    for (name, setup) in scenarios() {
+        if !name.contains(&which) {
+            continue;
+        }
+        let mut m = Market::open();
+        let mut scenario = setup(&mut m);
+        let timed = run(&mut m, scenario.as_mut(), n);
+        eprintln!("{name}: {n} orders, {:.3} µs/order", timed.as_secs_f64() * 1e6 / n as f64);
+        m.report(name);
+    }
+}

@@ -84,6 +84,11 @@ fn cli_walkthrough(dir: &Path, bins: &Path) {
     // The demo's trading moved the market: its funding and mode changes are in the market history.
     let market = shardex(bins, &endpoint, &["history", "--market", "--genesis", genesis.to_str().expect("utf8")]);
     assert!(market.status.success(), "{}", text(&market));
+    // After the demo's trading, the shard's proven totals and pools balance.
+    let ledger = shardex(bins, &endpoint, &["ledger", "--genesis", genesis.to_str().expect("utf8")]);
+    let out = text(&ledger);
+    assert!(ledger.status.success(), "{out}");
+    assert!(out.contains("signed by the genesis sequencer set") && out.contains("conservation    holds"), "{out}");
 
     let tx = shardex(bins, &endpoint, &["tx", &hash]);
     assert!(text(&tx).contains(&format!("included in block {block}")), "{}", text(&tx));

@@ -55,32 +55,28 @@ impl<'a> TxScope<'a> {
         }
     }
 
+    /// The value `key` holds in this tx's writes or, failing that, the newest parent layer holding it
+    /// (`Some(None)`: deleted there); None when only committed state can tell.
+    fn pending(&self, key: &B256) -> Option<&Option<Vec<u8>>> {
+        self.writes.get(key).or_else(|| self.parents.iter().rev().find_map(|layer| layer.get(key)))
+    }
+
     /// Reads through this tx's writes, then the parent layers from the newest, then committed state.
     pub fn read(&mut self, key: &B256) -> Result<Option<Vec<u8>>, StorageError> {
         self.reads += 1;
-        if let Some(v) = self.writes.get(key) {
-            return Ok(v.clone());
+        match self.pending(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.read(key),
         }
-        for layer in self.parents.iter().rev() {
-            if let Some(v) = layer.get(key) {
-                return Ok(v.clone());
-            }
-        }
-        self.base.read(key)
     }
 
     /// Looks at the value `key` holds now without counting a read: for the bookkeeping of a record about to
     /// be overwritten (its write is charged), not for anything an op decides on.
     pub(crate) fn peek_with<R>(&self, key: &B256, f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R, StorageError> {
-        if let Some(v) = self.writes.get(key) {
-            return Ok(f(v.as_deref()));
+        match self.pending(key) {
+            Some(v) => Ok(f(v.as_deref())),
+            None => Ok(f(self.base.read(key)?.as_deref())),
         }
-        for layer in self.parents.iter().rev() {
-            if let Some(v) = layer.get(key) {
-                return Ok(f(v.as_deref()));
-            }
-        }
-        Ok(f(self.base.read(key)?.as_deref()))
     }
 
     /// Buffers a write. An empty value (a record with every field at its default, which protobuf encodes

@@ -4,10 +4,7 @@ use futures::Stream;
 use shardex_core::{
     coordpb,
     global::{verify_account_global, verify_inclusion, GloballyVerifiedAccount, VerifiedInclusion},
-    pb,
-    proof::ProofError,
-    state_key::Namespace,
-    AccountId,
+    pb, AccountId,
 };
 use shardex_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
 use tonic::transport::Channel;
@@ -97,8 +94,8 @@ impl ShardClient {
     }
 
     /// Verifies that epoch `epoch` (0 = latest) of the coordinator holding `coordinator_key` commits a header
-    /// of this shard finalized by `sequencers` (the shard's genesis set). Records at the committed height
-    /// then prove under the returned state root with [`ShardClient::prove_committed`].
+    /// of this shard finalized by `sequencers` (the shard's genesis set). Records read at the committed
+    /// height (e.g. [`ShardClient::ledger`]) must then prove under the returned state root.
     pub async fn committed_head(
         &self,
         coordinator: &CoordinatorClient,
@@ -109,27 +106,5 @@ impl ShardClient {
         let d = self.domain();
         let inclusion = coordinator.inclusion(epoch, d.shard.0).await?;
         Ok(verify_inclusion(&inclusion, coordinator_key, d.chain, d.shard, sequencers)?)
-    }
-
-    /// The record at (`namespace`, `id`) as the committed head of `head` holds it (None: no record), its
-    /// proof verified under that head's state root at that height.
-    pub async fn prove_committed(
-        &self,
-        head: &VerifiedInclusion,
-        namespace: Namespace,
-        id: &[u8],
-    ) -> Result<Option<Vec<u8>>> {
-        let (proof, value) = self.prove(namespace, id, head.entry.height).await?;
-        if proof.height != head.entry.height || proof.state_root.as_slice() != head.state_root.as_slice() {
-            return Err(ProofError::RootMismatch(format!(
-                "{namespace:?} proven at height {} root 0x{}, the epoch commits height {} root {}",
-                proof.height,
-                hex::encode(&proof.state_root),
-                head.entry.height,
-                head.state_root
-            ))
-            .into());
-        }
-        Ok(value)
     }
 }

@@ -29,9 +29,7 @@ use shardex_core::{
     genesis::Genesis,
     global::VerifiedInclusion,
     ledger::{check_conservation, held_micros, LedgerPools},
-    pb,
-    state_key::Namespace,
-    AccountId, Reason, Usd,
+    pb, AccountId, Reason, Usd,
 };
 
 use crate::network::{Network, NodeEntry};
@@ -56,9 +54,7 @@ struct Node {
 struct Ledger {
     height: u64,
     totals: pb::LedgerTotalsRecord,
-    insurance: pb::InsuranceFundRecord,
-    fee_pool: pb::FeePoolRecord,
-    funding: pb::FundingIndexRecord,
+    pools: LedgerPools,
 }
 
 /// The outcome of each invariant, printed as it is decided.
@@ -299,29 +295,24 @@ async fn committed_ledgers(
     }
 }
 
+/// The shard's ledger totals and pools at the committed head, proven under the state root the epoch
+/// commits (the header is already verified with the inclusion).
 async fn prove_ledger(client: &ShardClient, head: &VerifiedInclusion) -> eyre::Result<Ledger> {
-    async fn record<M: Message + Default>(
-        client: &ShardClient,
-        head: &VerifiedInclusion,
-        namespace: Namespace,
-    ) -> eyre::Result<M> {
-        match client.prove_committed(head, namespace, &[]).await? {
-            Some(bytes) => M::decode(bytes.as_slice()).wrap_err_with(|| format!("decoding {namespace:?}")),
-            None => Ok(M::default()),
-        }
-    }
-    Ok(Ledger {
-        height: head.entry.height,
-        totals: record(client, head, Namespace::LedgerTotals).await?,
-        insurance: record(client, head, Namespace::InsuranceFund).await?,
-        fee_pool: record(client, head, Namespace::FeePool).await?,
-        funding: record(client, head, Namespace::FundingIndex).await?,
-    })
+    let l = client.ledger(head.entry.height, None).await?;
+    ensure!(
+        l.height == head.entry.height && l.state_root == head.state_root,
+        "ledger proven at height {} root {}, the epoch commits height {} root {}",
+        l.height,
+        l.state_root,
+        head.entry.height,
+        head.state_root
+    );
+    Ok(Ledger { height: l.height, totals: l.totals, pools: l.pools })
 }
 
 /// Invariant 4 on one shard's proven ledger.
 fn conservation(l: &Ledger) -> Result<String, String> {
-    let pools = LedgerPools::from_records(&l.fee_pool, &l.insurance, &l.funding);
+    let pools = l.pools;
     check_conservation(&l.totals, &pools).map_err(|e| e.to_string())?;
     let t = &l.totals;
     Ok(format!(
@@ -382,13 +373,12 @@ mod tests {
             collateral_micros: 935_000_000,
             entry_notional_micros: 20_000_000,
         };
-        Ledger {
-            height: 9,
-            totals,
-            insurance: pb::InsuranceFundRecord { balance_micros: 1_000_000, bad_debt_micros: 0 },
-            fee_pool: pb::FeePoolRecord { balance_micros: 3_000_000 },
-            funding: pb::FundingIndexRecord { pool_micros: 1_000_000, ..Default::default() },
-        }
+        let pools = LedgerPools {
+            fee_pool_micros: 3_000_000,
+            insurance_fund_micros: 1_000_000,
+            funding_pool_micros: 1_000_000,
+        };
+        Ledger { height: 9, totals, pools }
     }
 
     #[test]
@@ -400,7 +390,7 @@ mod tests {
         let why = conservation(&created).expect_err("one micro-USD created");
         assert!(why.contains("= 1 micro-USD"), "{why}");
         let mut lost = balanced();
-        lost.fee_pool.balance_micros -= 1;
+        lost.pools.fee_pool_micros -= 1;
         assert!(conservation(&lost).is_err());
     }
 

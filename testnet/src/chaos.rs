@@ -249,51 +249,42 @@ impl Injector<'_> {
     /// Starts `target` again on its port with its data, records its pid, and waits until it answers.
     async fn restart(&self, target: Target) -> eyre::Result<u32> {
         let mut net = Network::load(self.dir)?;
-        let pid = match target {
+        type Start = Box<dyn FnOnce() -> eyre::Result<(u32, String)> + Send>;
+        let (name, endpoint, start): (String, String, Start) = match target {
             Target::Node(i) => {
                 let node = net.nodes.get(i).cloned().ok_or_else(|| eyre!("no node {i}"))?;
-                let port = process::endpoint_port(&node.endpoint)?;
-                let bin = self.bins.shard_node.clone();
-                let entry = node.clone();
-                let (pid, endpoint) = tokio::task::spawn_blocking(move || {
-                    process::start_node(&bin, &entry, port, entry.block_interval_ms)
-                })
-                .await??;
-                ensure!(endpoint == node.endpoint, "{} came back on {endpoint}, not {}", node.name, node.endpoint);
-                net.nodes[i].pid = Some(pid);
-                net.save(self.dir)?;
-                wait_healthy(&endpoint).await?;
-                pid
+                let (port, bin) = (process::endpoint_port(&node.endpoint)?, self.bins.shard_node.clone());
+                let (name, endpoint) = (node.name.clone(), node.endpoint.clone());
+                (name, endpoint, Box::new(move || process::start_node(&bin, &node, port, node.block_interval_ms)))
             }
             Target::Coordinator => {
                 let entry = net.coordinator.clone().ok_or_else(|| eyre!("the network has no coordinator"))?;
-                let port = process::endpoint_port(&entry.endpoint)?;
-                let bin = self.bins.coordinator.clone();
-                let e = entry.clone();
-                let (pid, endpoint) =
-                    tokio::task::spawn_blocking(move || process::start_coordinator(&bin, &e, Some(port))).await??;
-                ensure!(endpoint == entry.endpoint, "the coordinator came back on {endpoint}, not {}", entry.endpoint);
-                if let Some(c) = net.coordinator.as_mut() {
-                    c.pid = Some(pid);
-                }
-                net.save(self.dir)?;
-                pid
+                let (port, bin) = (process::endpoint_port(&entry.endpoint)?, self.bins.coordinator.clone());
+                let endpoint = entry.endpoint.clone();
+                (COORDINATOR.into(), endpoint, Box::new(move || process::start_coordinator(&bin, &entry, Some(port))))
             }
             Target::Relayer => {
                 let entry = net.relayer.clone().ok_or_else(|| eyre!("the network has no relayer"))?;
-                let port = process::endpoint_port(&entry.endpoint)?;
-                let bin = self.bins.relayer.clone();
-                let e = entry.clone();
-                let (pid, endpoint) =
-                    tokio::task::spawn_blocking(move || process::start_relayer(&bin, &e, Some(port))).await??;
-                ensure!(endpoint == entry.endpoint, "the relayer came back on {endpoint}, not {}", entry.endpoint);
-                if let Some(r) = net.relayer.as_mut() {
-                    r.pid = Some(pid);
-                }
-                net.save(self.dir)?;
-                pid
+                let (port, bin) = (process::endpoint_port(&entry.endpoint)?, self.bins.relayer.clone());
+                let endpoint = entry.endpoint.clone();
+                (RELAYER.into(), endpoint, Box::new(move || process::start_relayer(&bin, &entry, Some(port))))
             }
         };
+        // Starting waits (blocking) for the process to write its address.
+        let (pid, got) = tokio::task::spawn_blocking(start).await??;
+        ensure!(got == endpoint, "{name} came back on {got}, not {endpoint}");
+        let slot = match target {
+            Target::Node(i) => net.nodes.get_mut(i).map(|n| &mut n.pid),
+            Target::Coordinator => net.coordinator.as_mut().map(|c| &mut c.pid),
+            Target::Relayer => net.relayer.as_mut().map(|r| &mut r.pid),
+        };
+        if let Some(slot) = slot {
+            *slot = Some(pid);
+        }
+        net.save(self.dir)?;
+        if matches!(target, Target::Node(_)) {
+            wait_healthy(&endpoint).await?;
+        }
         Ok(pid)
     }
 

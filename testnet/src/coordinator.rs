@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use eyre::{bail, WrapErr};
 use shardex_client::CoordinatorClient;
-use shardex_coordinator::config::{ConfigFlags, CoordConfig, ShardSection};
+use shardex_coordinator::config::{ConfigFlags, CoordConfig};
 use shardex_core::{
     coordpb,
     global::{verify_epoch, VerifiedEpoch},
@@ -26,11 +26,7 @@ pub fn write_config(dir: &Path, net: &Network, entry: &CoordinatorEntry, port: u
     cfg.node.key_file = abs(&coordinator_key_file(dir))?;
     cfg.epoch.interval_ms = epoch_ms;
     cfg.rpc.addr = format!("127.0.0.1:{port}");
-    cfg.shards = net
-        .nodes
-        .iter()
-        .map(|n| Ok(ShardSection { endpoint: n.endpoint.clone(), genesis: abs(&n.genesis_file())? }))
-        .collect::<eyre::Result<_>>()?;
+    cfg.shards = net.shard_sections()?;
     let path = entry.config_file();
     std::fs::write(&path, toml::to_string_pretty(&cfg)?).wrap_err_with(|| format!("writing {}", path.display()))?;
     CoordConfig::load(Some(&path), &ConfigFlags::default()).wrap_err("checking the coordinator config")?;

@@ -275,6 +275,20 @@ impl Network {
         }
     }
 
+    /// Every shard as the coordinator's and the relayer's configs list it: its endpoint now and its genesis
+    /// file (absolute, so the configs work from any directory).
+    pub fn shard_sections(&self) -> eyre::Result<Vec<shardex_coordinator::config::ShardSection>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let genesis = n.genesis_file();
+                let genesis =
+                    std::path::absolute(&genesis).wrap_err_with(|| format!("resolving {}", genesis.display()))?;
+                Ok(shardex_coordinator::config::ShardSection { endpoint: n.endpoint.clone(), genesis })
+            })
+            .collect()
+    }
+
     /// True while every process of the network runs (the relayer too, when the network has one).
     pub fn all_running(&self, alive: impl Fn(u32) -> bool) -> bool {
         self.nodes.iter().all(|n| n.pid.is_some_and(&alive))

@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 use eyre::{bail, eyre, WrapErr};
 use prost::Message;
-use shardex_bridge::config::{ConfigFlags, RelayerConfig, ShardSection};
+use shardex_bridge::config::{ConfigFlags, RelayerConfig};
 use shardex_client::{BridgeClient, CoordinatorClient};
 use shardex_core::{coordpb, genesis::Genesis};
 use shardex_proto::bridge::v1 as bpb;
@@ -68,11 +68,7 @@ pub fn write_config(dir: &Path, net: &Network, entry: &RelayerEntry, port: u16) 
     cfg.coordinator.endpoint = coordinator.endpoint.clone();
     cfg.coordinator.key = coordinator.public_key.to_hex();
     cfg.rpc.addr = format!("127.0.0.1:{port}");
-    cfg.shards = net
-        .nodes
-        .iter()
-        .map(|n| Ok(ShardSection { endpoint: n.endpoint.clone(), genesis: abs(&n.genesis_file())? }))
-        .collect::<eyre::Result<_>>()?;
+    cfg.shards = net.shard_sections()?;
     let path = entry.config_file();
     std::fs::write(&path, toml::to_string_pretty(&cfg)?).wrap_err_with(|| format!("writing {}", path.display()))?;
     RelayerConfig::load(Some(&path), &ConfigFlags::default()).wrap_err("checking the relayer config")?;

@@ -23,15 +23,8 @@ type MessageKey = (u32, u32, u64);
 /// What the transfers did, shared by the senders and the followers of every shard.
 #[derive(Default)]
 pub(super) struct BridgeStats {
-    sent: u64,
-    accepted: u64,
-    refused: BTreeMap<String, u64>,
-    rpc_failed: u64,
-    last_rpc_error: Option<String>,
-    /// Accepted transfer-outs not yet seen in a block, with the time their batch was sent.
-    pending: HashMap<B256, Instant>,
-    /// Accepted transfer-outs no node knew during the drain (lost with a killed node's mempool).
-    lost: u64,
+    /// The transfer-outs.
+    sub: Submissions,
     /// Locked messages not yet seen credited, with the arrival of the lock's header.
     locked_at: HashMap<MessageKey, Instant>,
     /// Credits seen before their lock (the shards' followers run independently), with their arrival.
@@ -102,7 +95,7 @@ impl BridgeLoad {
     pub fn observe_block(&self, shard: u32, block: &pb::Block, arrived: Instant) {
         let mut s = lock(&self.stats);
         for receipt in &block.receipts {
-            let ours = b256_from_slice(&receipt.tx_hash).and_then(|h| s.pending.remove(&h));
+            let ours = b256_from_slice(&receipt.tx_hash).and_then(|h| s.sub.pending.remove(&h));
             for e in &receipt.events {
                 let Some(pb::event::Kind::BridgeMessageChanged(c)) = &e.kind else { continue };
                 let key = (c.src_shard, c.dst_shard, c.seq);
@@ -142,13 +135,13 @@ impl BridgeLoad {
     /// Transfers accepted but not yet seen locked, or locked but not yet seen credited.
     pub fn in_flight(&self) -> usize {
         let s = lock(&self.stats);
-        s.pending.len() + s.locked_at.len()
+        s.sub.pending.len() + s.locked_at.len()
     }
 
     /// `, transfers locked L credited C` for the progress line.
     pub fn progress(&self) -> String {
         let s = lock(&self.stats);
-        format!(" | transfers sent {} locked {} credited {}", s.sent, s.locked, s.credited)
+        format!(" | transfers sent {} locked {} credited {}", s.sub.sent, s.locked, s.credited)
     }
 
     /// The transfers' part of the report, then the relayer's own figures; a failure when none was credited.
@@ -166,18 +159,18 @@ impl BridgeLoad {
         println!(
             "transfers: accepted {:.1}/s (sent {}, accepted {}, refused {}{}), locked {}, credited {}, acked {}, \
              refunded {}; not credited after the drain {} (not locked {}); lost with a killed node {}",
-            s.accepted as f64 / sent_s,
-            s.sent,
-            s.accepted,
-            s.refused.values().sum::<u64>() + s.rpc_failed,
-            reasons(&s.refused, s.rpc_failed),
+            s.sub.accepted as f64 / sent_s,
+            s.sub.sent,
+            s.sub.accepted,
+            s.sub.refused.values().sum::<u64>() + s.sub.rpc_failed,
+            reasons(&s.sub.refused, s.sub.rpc_failed),
             s.locked,
             s.credited,
             s.acked,
             s.refunded,
-            s.locked_at.len() + s.pending.len(),
-            s.pending.len(),
-            s.lost
+            s.locked_at.len() + s.sub.pending.len(),
+            s.sub.pending.len(),
+            s.sub.lost
         );
         println!(
             "    submit-to-lock p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms; lock-to-credit p50 {:.1} ms p90 {:.1} ms \
@@ -191,10 +184,10 @@ impl BridgeLoad {
             ms(&s.lock_to_credit_us, 99.0),
             ms(&s.lock_to_credit_us, 100.0),
         );
-        if let Some(e) = &s.last_rpc_error {
+        if let Some(e) = &s.sub.last_rpc_error {
             println!("    last failed SubmitBatch of transfers: {e}");
         }
-        if s.accepted == 0 {
+        if s.sub.accepted == 0 {
             Some("no transfer was accepted".to_owned())
         } else if s.credited == 0 {
             Some("no transfer was credited; see `testnet logs relayer`".to_owned())
@@ -281,47 +274,18 @@ pub(super) async fn send_transfers(
             hashes.push(tx_hash(&tx.body));
             txs.push(tx);
         }
-        {
-            let sent_at = Instant::now();
-            let mut s = lock(&bridge.stats);
-            s.sent += hashes.len() as u64;
-            s.pending.extend(hashes.iter().map(|h| (*h, sent_at)));
-        }
+        lock(&bridge.stats).sub.sending(&hashes);
         let result = client.submit_batch(txs).await;
-        let mut s = lock(&bridge.stats);
-        match result {
-            Ok(results) => {
-                for r in results {
-                    if r.accepted {
-                        s.accepted += 1;
-                        continue;
-                    }
-                    if let Some(h) = b256_from_slice(&r.tx_hash) {
-                        s.pending.remove(&h);
-                    }
-                    *s.refused.entry(r.reason).or_default() += 1;
-                }
-            }
-            Err(e) => {
-                for h in &hashes {
-                    s.pending.remove(h);
-                }
-                s.rpc_failed += hashes.len() as u64;
-                s.last_rpc_error = Some(e.to_string());
-            }
-        }
+        lock(&bridge.stats).sub.answered(&hashes, result);
     }
 }
 
 /// The accepted transfers not yet seen locked, with the time their batch was sent.
 pub(super) fn pending(b: &BridgeLoad) -> HashMap<B256, Instant> {
-    lock(&b.stats).pending.clone()
+    lock(&b.stats).sub.pending.clone()
 }
 
 /// Counts an accepted transfer no node knows as lost.
 pub(super) fn mark_lost(b: &BridgeLoad, hash: &B256) {
-    let mut s = lock(&b.stats);
-    if s.pending.remove(hash).is_some() {
-        s.lost += 1;
-    }
+    lock(&b.stats).sub.lose(hash);
 }

@@ -132,16 +132,8 @@ impl LoadArgs {
 /// What one shard's load did, shared by its tasks.
 #[derive(Default)]
 struct Stats {
-    sent: u64,
-    accepted: u64,
-    refused: BTreeMap<String, u64>,
-    /// Orders in batches whose call failed as a whole.
-    rpc_failed: u64,
-    last_rpc_error: Option<String>,
-    /// Accepted taker orders not yet seen in a block, with the time their batch was sent.
-    pending: HashMap<B256, Instant>,
-    /// Accepted orders their node no longer knew during the drain (lost with a killed node's mempool).
-    lost: u64,
+    /// The taker orders.
+    sub: Submissions,
     finals: u64,
     /// Final taker orders that traded at least one lot.
     filled: u64,
@@ -159,6 +151,62 @@ struct Stats {
 
 fn lock<T>(stats: &Mutex<T>) -> MutexGuard<'_, T> {
     stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a sender's txs became; orders and transfers are counted the same way.
+#[derive(Default)]
+struct Submissions {
+    sent: u64,
+    accepted: u64,
+    refused: BTreeMap<String, u64>,
+    /// Txs in batches whose call failed as a whole.
+    rpc_failed: u64,
+    last_rpc_error: Option<String>,
+    /// Accepted txs not yet seen in a block, with the time their batch was sent.
+    pending: HashMap<B256, Instant>,
+    /// Accepted txs no node knew during the drain (lost with a killed node's mempool).
+    lost: u64,
+}
+
+impl Submissions {
+    /// The batch of `hashes` is being sent now: pending until seen in a block or refused.
+    fn sending(&mut self, hashes: &[B256]) {
+        let sent_at = Instant::now();
+        self.sent += hashes.len() as u64;
+        self.pending.extend(hashes.iter().map(|h| (*h, sent_at)));
+    }
+
+    /// What `SubmitBatch` answered for the batch of `hashes`.
+    fn answered(&mut self, hashes: &[B256], result: shardex_client::Result<Vec<pb::SubmitResult>>) {
+        match result {
+            Ok(results) => {
+                for r in results {
+                    if r.accepted {
+                        self.accepted += 1;
+                        continue;
+                    }
+                    if let Some(h) = b256_from_slice(&r.tx_hash) {
+                        self.pending.remove(&h);
+                    }
+                    *self.refused.entry(r.reason).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                for h in hashes {
+                    self.pending.remove(h);
+                }
+                self.rpc_failed += hashes.len() as u64;
+                self.last_rpc_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Counts `hash` lost if it is still pending.
+    fn lose(&mut self, hash: &B256) {
+        if self.pending.remove(hash).is_some() {
+            self.lost += 1;
+        }
+    }
 }
 
 /// Counters of one signing thread.
@@ -368,7 +416,8 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
         .collect();
     let drain_end = Instant::now() + DRAIN;
     let in_flight = |shards: &[ShardLoad]| {
-        shards.iter().any(|s| !lock(&s.stats).pending.is_empty()) || bridge.as_ref().is_some_and(|b| b.in_flight() > 0)
+        shards.iter().any(|s| !lock(&s.stats).sub.pending.is_empty())
+            || bridge.as_ref().is_some_and(|b| b.in_flight() > 0)
     };
     let mut probed = Instant::now();
     while in_flight(&shards) && Instant::now() < drain_end {
@@ -406,13 +455,10 @@ const LOST_PROBE_TXS: usize = 128;
 async fn probe_lost(shards: &[ShardLoad], bridge: Option<&BridgeLoad>) {
     let unknown = |st: &pb::TxStatus| matches!(st.status, Some(pb::tx_status::Status::Unknown(_)) | None);
     for load in shards {
-        let hashes = oldest(&lock(&load.stats).pending);
+        let hashes = oldest(&lock(&load.stats).sub.pending);
         for hash in hashes {
             if load.client.tx_status(hash).await.is_ok_and(|st| unknown(&st)) {
-                let mut s = lock(&load.stats);
-                if s.pending.remove(&hash).is_some() {
-                    s.lost += 1;
-                }
+                lock(&load.stats).sub.lose(&hash);
             }
         }
     }
@@ -459,8 +505,8 @@ impl Progress {
         for load in shards {
             let s = lock(&load.stats);
             (sent, accepted, finals, failed) =
-                (sent + s.sent, accepted + s.accepted, finals + s.finals, failed + s.rpc_failed);
-            for (reason, n) in &s.refused {
+                (sent + s.sub.sent, accepted + s.sub.accepted, finals + s.finals, failed + s.sub.rpc_failed);
+            for (reason, n) in &s.sub.refused {
                 *refused.entry(reason.clone()).or_default() += n;
             }
         }

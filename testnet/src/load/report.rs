@@ -62,18 +62,18 @@ pub(super) async fn report(
         s.latencies_us.sort_unstable();
         s.header_delay_ms.sort_unstable();
         let lat = |p: f64| percentile(&s.latencies_us, p) / 1_000.0;
-        let refused = s.refused.values().sum::<u64>() + s.rpc_failed;
+        let refused = s.sub.refused.values().sum::<u64>() + s.sub.rpc_failed;
         println!(
             "{}: accepted {:.1} orders/s (target {:.1}/s; sent {} of {}), refused {refused}{}, final {} ({:.1}% of \
              accepted; {:.1}% traded), latency p50 {:.1} ms p90 {:.1} ms p99 {:.1} ms max {:.1} ms",
             load.name,
-            s.accepted as f64 / sent_s,
+            s.sub.accepted as f64 / sent_s,
             load.rate_per_s,
-            s.sent,
+            s.sub.sent,
             load.orders,
-            reasons(&s.refused, s.rpc_failed),
+            reasons(&s.sub.refused, s.sub.rpc_failed),
             s.finals,
-            100.0 * s.finals as f64 / s.accepted.max(1) as f64,
+            100.0 * s.finals as f64 / s.sub.accepted.max(1) as f64,
             100.0 * s.filled as f64 / s.finals.max(1) as f64,
             lat(50.0),
             lat(90.0),
@@ -90,24 +90,24 @@ pub(super) async fn report(
             s.block_errors,
             percentile(&s.header_delay_ms, 50.0),
             percentile(&s.header_delay_ms, 90.0),
-            s.pending.len(),
-            s.lost,
+            s.sub.pending.len(),
+            s.sub.lost,
             s.quotes,
             s.quotes_refused,
             s.oracle_failed,
             s.starved.as_millis()
         );
-        if let Some(e) = &s.last_rpc_error {
+        if let Some(e) = &s.sub.last_rpc_error {
             println!("    last failed SubmitBatch: {e}");
         }
         if load.orders == 0 {
             // Transfers only (--bridge-ratio 1): no orders to judge.
-        } else if s.accepted == 0 {
+        } else if s.sub.accepted == 0 {
             failures.push(format!("{} accepted no orders", load.name));
         } else if s.finals == 0 {
             failures.push(format!("no accepted order of {} became final", load.name));
         }
-        accepted_all += s.accepted;
+        accepted_all += s.sub.accepted;
         signed_all += load.signer.signed.load(Ordering::Relaxed);
         busy_ns += load.signer.busy_ns.load(Ordering::Relaxed);
     }

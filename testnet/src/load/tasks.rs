@@ -41,35 +41,9 @@ pub(super) async fn lane(
         sent += orders.len() as u64;
         let hashes: Vec<B256> = orders.iter().map(|o| o.hash).collect();
         let txs: Vec<pb::SignedTx> = orders.into_iter().map(|o| o.tx).collect();
-        {
-            let sent_at = Instant::now();
-            let mut s = lock(&stats);
-            s.sent += hashes.len() as u64;
-            s.pending.extend(hashes.iter().map(|h| (*h, sent_at)));
-        }
+        lock(&stats).sub.sending(&hashes);
         let result = client.submit_batch(txs).await;
-        let mut s = lock(&stats);
-        match result {
-            Ok(results) => {
-                for r in results {
-                    if r.accepted {
-                        s.accepted += 1;
-                        continue;
-                    }
-                    if let Some(h) = b256_from_slice(&r.tx_hash) {
-                        s.pending.remove(&h);
-                    }
-                    *s.refused.entry(r.reason).or_default() += 1;
-                }
-            }
-            Err(e) => {
-                for h in &hashes {
-                    s.pending.remove(h);
-                }
-                s.rpc_failed += hashes.len() as u64;
-                s.last_rpc_error = Some(e.to_string());
-            }
-        }
+        lock(&stats).sub.answered(&hashes, result);
     }
 }
 
@@ -122,7 +96,7 @@ pub(super) async fn follow(
         };
         s.blocks += 1;
         for receipt in &block.receipts {
-            let Some(sent_at) = b256_from_slice(&receipt.tx_hash).and_then(|h| s.pending.remove(&h)) else {
+            let Some(sent_at) = b256_from_slice(&receipt.tx_hash).and_then(|h| s.sub.pending.remove(&h)) else {
                 continue;
             };
             s.finals += 1;

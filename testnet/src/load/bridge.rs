@@ -199,9 +199,13 @@ impl BridgeLoad {
     async fn report_relayer(&self) {
         match relayer::status(&self.relayer).await {
             Ok(after) => {
-                let b = &self.relayer_before;
+                // Counters restart with the process (`testnet chaos` kills it): then they count from the restart.
+                let zero = bpb::RelayerStatus::default();
+                let restarted = after.submitted < self.relayer_before.submitted;
+                let (b, span) =
+                    if restarted { (&zero, "since it restarted") } else { (&self.relayer_before, "during the run") };
                 println!(
-                    "relayer: delivered {} acked {} refunded {} during the run; txs {} submitted, {} duplicates; \
+                    "relayer: delivered {} acked {} refunded {} {span}; txs {} submitted, {} duplicates; \
                      open now {} (locked {}, committed {}, delivered {}); its lock-to-credit p50 {} ms p99 {} ms over \
                      its last {} (block time); errors since its start: {}",
                     after.delivered.saturating_sub(b.delivered),

@@ -88,6 +88,8 @@ const SETUP_BATCH: usize = 256;
 const CALIBRATION_ORDERS: u64 = 2_000;
 /// Clock ticks per second of `/proc/<pid>/stat` times (Linux's USER_HZ).
 const CLOCK_TICKS_PER_S: f64 = 100.0;
+/// How long the follower keeps asking for a block whose header arrived.
+const BLOCK_RETRY: Duration = Duration::from_secs(5);
 /// Headers queued between the reader and the block fetcher of one shard.
 const HEADER_QUEUE: usize = 4096;
 

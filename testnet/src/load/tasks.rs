@@ -74,6 +74,21 @@ pub(super) async fn read_headers(client: ShardClient, mut next_height: u64, out:
 /// Follows flushed blocks and marks the accepted orders they hold final: headers are stamped on arrival by
 /// [`read_headers`], then each block's receipts are fetched (`GetBlock`) and matched by tx hash. With a
 /// bridge load, the block's transfer locks, credits and acks go to it too.
+/// The block at `height`, asked again for up to [`BLOCK_RETRY`] while the node fails to answer (it was
+/// killed right after streaming the header, and restarts; the header says the block exists): a skipped
+/// block would leave its txs pending until the end of the drain.
+async fn block_with_retries(client: &ShardClient, height: u64) -> shardex_client::Result<pb::Block> {
+    let deadline = Instant::now() + BLOCK_RETRY;
+    loop {
+        match client.block(height).await {
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(super) async fn follow(
     client: ShardClient,
     from_height: u64,
@@ -84,7 +99,7 @@ pub(super) async fn follow(
     let (tx, mut headers) = mpsc::channel(HEADER_QUEUE);
     let _reader = AbortOnDrop(tokio::spawn(read_headers(client.clone(), from_height, tx)));
     while let Some((height, arrived, delay_ms)) = headers.recv().await {
-        let block = client.block(height).await;
+        let block = block_with_retries(&client, height).await;
         if let (Some(b), Ok(block)) = (&bridge, &block) {
             b.observe_block(shard, block, arrived);
         }

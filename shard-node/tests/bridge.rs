@@ -137,6 +137,8 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     refused(&mut w.a, &alice, transfer_op(A, &me, USD, 5), Reason::WrongShard, "transfer to itself");
     refused(&mut w.a, &alice, transfer_op(B, &me, 0, 5), Reason::InvalidOp, "zero amount");
     refused(&mut w.a, &alice, transfer_op(B, &me, 1, 0), Reason::Expired, "already expired");
+    let forever = transfer_op(B, &me, 1, bridge::MAX_EXPIRY_EPOCHS + 1);
+    refused(&mut w.a, &alice, forever, Reason::InvalidOp, "expiry beyond the bound");
     refused(&mut w.a, &alice, transfer_op(B, &me, 10_001 * USD, 5), Reason::InsufficientCollateral, "above free");
 
     // Bridged collateral cannot be used before it arrives.

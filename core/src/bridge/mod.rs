@@ -31,5 +31,10 @@ pub const MAX_PROOF_NODE_BYTES: usize = 1024;
 /// Largest encoded `ShardEntry` (or imported-commitment record) accepted as a proven value, bytes.
 pub const MAX_PROVEN_VALUE_BYTES: usize = 1024;
 
+/// Furthest a transfer's expiry may lie above the source's latest imported epoch (about 29 days of the
+/// coordinator's default 250 ms epochs). Bounds how long collateral can sit in escrow when the destination
+/// never delivers: past the expiry, anyone can have it refunded.
+pub const MAX_EXPIRY_EPOCHS: u64 = 10_000_000;
+
 /// The last byte of an acknowledgement's outbox id, distinguishing it from an ordinary message's.
 pub const ACK_SUFFIX: u8 = 0x01;

@@ -38,6 +38,16 @@ pub fn transfer_out(
         ))
         .into());
     }
+    if t.expiry_epoch - latest.epoch > bridge::MAX_EXPIRY_EPOCHS {
+        return Err(BridgeError::Invalid(format!(
+            "expiry epoch {} is more than {} epochs above the latest imported epoch {} (a shard that has not \
+             imported for long needs a recent epoch imported first)",
+            t.expiry_epoch,
+            bridge::MAX_EXPIRY_EPOCHS,
+            latest.epoch
+        ))
+        .into());
+    }
     let (free, mut record) = free_collateral(scope, market, signer, ctx)?;
     if amount > free {
         return Err(ExecError::InsufficientCollateral { requested_micros: t.amount_micros, free_micros: free });

@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Generate keys and genesis (first time), start every node, the coordinator and the bridge relayer, wait
-    /// until healthy and an epoch commits every shard, print endpoints.
+    /// until each answers and an epoch commits every shard that has a block, print endpoints.
     Up(UpArgs),
     /// Stop the relayer, the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
     Down,

@@ -152,6 +152,18 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
     assert!(out.contains("checking the network after the faults") && out.contains("check passed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
 
+    // With the coordinator frozen no epoch can be had: check must fail, and name the invariant.
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("network.toml")).expect("manifest")).expect("toml");
+    let pid = manifest["coordinator"]["pid"].as_integer().expect("coordinator pid").to_string();
+    let signal = |sig: &str| Command::new("kill").args([sig, pid.as_str()]).status().expect("kill");
+    assert!(signal("-STOP").success());
+    let frozen = testnet(dir, bins, &["check", "--timeout", "2"]);
+    assert!(signal("-CONT").success());
+    let out = text(&frozen);
+    assert!(!frozen.status.success(), "check passed without a coordinator:\n{out}");
+    assert!(out.contains("FAIL  epoch") && out.contains("invariant(s) failed"), "{out}");
+
     let check = testnet(dir, bins, &["check", "--timeout", "30"]);
     let out = text(&check);
     assert!(check.status.success(), "check failed:\n{out}");

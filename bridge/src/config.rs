@@ -66,6 +66,9 @@ pub struct RelaySection {
     pub inflight_ms: u64,
     /// Steps run for one message in one pass (import then deliver is two).
     pub max_steps_per_pass: u32,
+    /// Messages worked on at once in a pass (their reads and proofs overlap; txs to one shard still go one
+    /// after another, in nonce order).
+    pub max_concurrent: usize,
     /// Open messages tracked at once; scanning pauses beyond.
     pub max_open: usize,
     /// Closed messages remembered for queries.
@@ -120,6 +123,7 @@ impl Default for RelayerConfig {
                 max_backoff_ms: t.max_backoff_ms,
                 inflight_ms: 2_000,
                 max_steps_per_pass: 4,
+                max_concurrent: 32,
                 max_open: t.max_open,
                 max_recent_closed: t.max_recent_closed,
                 latency_window: t.latency_window,
@@ -181,6 +185,9 @@ pub struct ConfigFlags {
     /// Open messages tracked at once.
     #[arg(long = "relay.max-open", value_name = "N")]
     pub max_open: Option<usize>,
+    /// Messages worked on at once in a pass.
+    #[arg(long = "relay.max-concurrent", value_name = "N")]
+    pub max_concurrent: Option<usize>,
     /// Largest reconnect delay of streams in ms.
     #[arg(long = "follow.max-backoff-ms", value_name = "MS")]
     pub follow_max_backoff_ms: Option<u64>,
@@ -209,6 +216,7 @@ impl RelayerConfig {
         set(f.relay_max_backoff_ms, &mut cfg.relay.max_backoff_ms);
         set(f.inflight_ms, &mut cfg.relay.inflight_ms);
         set(f.max_open, &mut cfg.relay.max_open);
+        set(f.max_concurrent, &mut cfg.relay.max_concurrent);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.log_filter, &mut cfg.log.filter);
@@ -226,6 +234,7 @@ impl RelayerConfig {
             ("relay.min_backoff_ms", (1..=r.max_backoff_ms).contains(&r.min_backoff_ms), "must be 1..=max_backoff_ms"),
             ("relay.inflight_ms", r.inflight_ms > 0, "must be positive"),
             ("relay.max_steps_per_pass", r.max_steps_per_pass > 0, "must be positive"),
+            ("relay.max_concurrent", (1..=1_024).contains(&r.max_concurrent), "must be 1..=1024"),
             ("relay.max_open", r.max_open > 0, "must be positive"),
             ("relay.latency_window", r.latency_window > 0, "must be positive"),
             ("relay.cursor_flush_ms", r.cursor_flush_ms > 0, "must be positive"),

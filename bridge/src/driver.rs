@@ -88,16 +88,19 @@ pub struct DriverSettings {
     pub inflight_ms: u64,
     /// Steps per message per pass.
     pub max_steps_per_pass: u32,
+    /// Messages worked on at once.
+    pub max_concurrent: usize,
     /// Cursor persistence interval.
     pub cursor_flush: Duration,
 }
 
-/// The loop's own state.
+/// The loop's own state. A pass works on several messages at once: the coordinator's cache and each
+/// shard's submitter (its nonces) sit behind async locks, so txs to one shard still leave in nonce order.
 pub struct Driver {
     shared: Arc<Shared>,
-    coord: Coordinator,
+    coord: tokio::sync::Mutex<Coordinator>,
     key: Keypair,
-    submitters: HashMap<ShardId, Submitter>,
+    submitters: tokio::sync::Mutex<HashMap<ShardId, Arc<tokio::sync::Mutex<Submitter>>>>,
     settings: DriverSettings,
     store: CursorStore,
 }
@@ -119,7 +122,14 @@ impl Driver {
         settings: DriverSettings,
         store: CursorStore,
     ) -> Self {
-        Self { shared, coord, key, submitters: HashMap::new(), settings, store }
+        Self {
+            shared,
+            coord: tokio::sync::Mutex::new(coord),
+            key,
+            submitters: tokio::sync::Mutex::new(HashMap::new()),
+            settings,
+            store,
+        }
     }
 
     /// Runs until the followers are gone or the store fails (fatal).
@@ -213,17 +223,31 @@ impl Driver {
         c.imported = c.imported.max(epoch);
     }
 
-    async fn submitter(&mut self, shard: ShardId) -> Result<&mut Submitter> {
-        if !self.submitters.contains_key(&shard) {
-            let link = self
-                .shared
-                .links
-                .get(&shard)
-                .ok_or_else(|| RelayerError::Shards { shard, message: "not configured".into() })?;
-            let client = link.client().await?;
-            self.submitters.insert(shard, Submitter::new(client, self.key.clone()));
+    /// The submitter of `shard` (created on first use).
+    async fn submitter(&self, shard: ShardId) -> Result<Arc<tokio::sync::Mutex<Submitter>>> {
+        let mut submitters = self.submitters.lock().await;
+        if let Some(s) = submitters.get(&shard) {
+            return Ok(s.clone());
         }
-        self.submitters.get_mut(&shard).ok_or_else(|| RelayerError::Shards { shard, message: "no client".into() })
+        let link = self
+            .shared
+            .links
+            .get(&shard)
+            .ok_or_else(|| RelayerError::Shards { shard, message: "not configured".into() })?;
+        let client = link.client().await?;
+        let s = Arc::new(tokio::sync::Mutex::new(Submitter::new(client, self.key.clone())));
+        submitters.insert(shard, s.clone());
+        Ok(s)
+    }
+
+    /// Signs and submits `op` on `shard`, after the txs already queued for it.
+    async fn submit(&self, shard: ShardId, what: &str, op: pb::tx_body::Op) -> Result<shardex_core::B256> {
+        self.submitter(shard).await?.lock().await.submit(what, op).await
+    }
+
+    /// The coordinator's verified inclusion of `shard` in `epoch` (cached).
+    async fn inclusion(&self, epoch: u64, shard: ShardId) -> Result<Option<actions::Inclusion>> {
+        self.coord.lock().await.inclusion(epoch, shard).await
     }
 
     async fn client(&self, shard: ShardId) -> Result<shardex_client::ShardClient> {
@@ -235,33 +259,40 @@ impl Driver {
         link.client().await
     }
 
-    /// One pass over the due messages.
-    async fn pass(&mut self, latest: Option<(u64, shardex_core::coordpb::SignedEpoch)>) {
+    /// One pass over the due messages, up to `max_concurrent` at a time.
+    async fn pass(&self, latest: Option<(u64, shardex_core::coordpb::SignedEpoch)>) {
+        use futures::StreamExt;
         let due = self.shared.tracker().due(now_ms());
-        for id in due {
-            for _ in 0..self.settings.max_steps_per_pass {
-                match self.step(id, latest.as_ref()).await {
-                    Ok(Outcome::Again) => continue,
-                    Ok(Outcome::Stop) => break,
-                    Err(e) => {
-                        let reason = e.reason();
-                        debug!(target: "relayer::message", message = %id, %reason, error = %e, "step failed");
-                        let (attempts, last) = {
-                            let mut t = self.shared.tracker();
-                            t.failed(id, &reason, now_ms());
-                            t.get(&id).map(|(_, a, l)| (a, l)).unwrap_or_default()
-                        };
-                        if attempts.is_power_of_two() {
-                            warn!(target: "relayer::message", message = %id, attempts, reason = %last, error = %e, "step keeps failing");
-                        }
-                        break;
+        let latest = latest.as_ref();
+        futures::stream::iter(due)
+            .for_each_concurrent(self.settings.max_concurrent, |id| self.work_on(id, latest))
+            .await;
+    }
+
+    /// Runs up to `max_steps_per_pass` steps of message `id`; a failure backs it off.
+    async fn work_on(&self, id: MessageId, latest: Option<&(u64, shardex_core::coordpb::SignedEpoch)>) {
+        for _ in 0..self.settings.max_steps_per_pass {
+            match self.step(id, latest).await {
+                Ok(Outcome::Again) => continue,
+                Ok(Outcome::Stop) => break,
+                Err(e) => {
+                    let reason = e.reason();
+                    debug!(target: "relayer::message", message = %id, %reason, error = %e, "step failed");
+                    let (attempts, last) = {
+                        let mut t = self.shared.tracker();
+                        t.failed(id, &reason, now_ms());
+                        t.get(&id).map(|(_, a, l)| (a, l)).unwrap_or_default()
+                    };
+                    if attempts.is_power_of_two() {
+                        warn!(target: "relayer::message", message = %id, attempts, reason = %last, error = %e, "step keeps failing");
                     }
+                    break;
                 }
             }
         }
     }
 
-    async fn view(&mut self, id: MessageId, latest: u64) -> Result<View> {
+    async fn view(&self, id: MessageId, latest: u64) -> Result<View> {
         let mut v = View {
             latest_epoch: latest,
             src_imported: self.imported(id.src),
@@ -271,19 +302,15 @@ impl Driver {
         if latest == 0 {
             return Ok(v);
         }
-        let src = self.coord.inclusion(latest, id.src).await?;
-        let dst = self.coord.inclusion(latest, id.dst).await?;
+        let src = self.inclusion(latest, id.src).await?;
+        let dst = self.inclusion(latest, id.dst).await?;
         v.src_committed = src.map(|i| i.entry.height);
         v.dst_committed = dst.as_ref().map(|i| i.entry.height);
         v.dst_committed_import = dst.map(|i| i.header_imported);
         Ok(v)
     }
 
-    async fn step(
-        &mut self,
-        id: MessageId,
-        latest: Option<&(u64, shardex_core::coordpb::SignedEpoch)>,
-    ) -> Result<Outcome> {
+    async fn step(&self, id: MessageId, latest: Option<&(u64, shardex_core::coordpb::SignedEpoch)>) -> Result<Outcome> {
         let Some((msg, _, _)) = self.shared.tracker().get(&id) else { return Ok(Outcome::Stop) };
         let details_read = self.shared.tracker().open_mut(&id).is_some_and(|o| o.details_read);
         if !details_read {
@@ -304,8 +331,13 @@ impl Driver {
             }
             Step::Import { shard, epoch } => {
                 let Some((_, signed)) = latest.filter(|(n, _)| *n == epoch) else { return Ok(Outcome::Stop) };
-                let op = actions::import_op(signed);
-                match self.submitter(shard).await?.submit("ImportGlobalCommitment", op).await {
+                let submitter = self.submitter(shard).await?;
+                let mut submitter = submitter.lock().await;
+                // Messages worked on at the same time want the same import: the first one does it.
+                if self.imported(shard) >= epoch {
+                    return Ok(Outcome::Again);
+                }
+                match submitter.submit("ImportGlobalCommitment", actions::import_op(signed)).await {
                     Ok(_) => {
                         self.shared.tracker().counters.submitted += 1;
                         self.set_imported(shard, epoch);
@@ -319,7 +351,7 @@ impl Driver {
                 Ok(Outcome::Again)
             }
             Step::Deliver { epoch } => {
-                let Some(inc) = self.coord.inclusion(epoch, id.src).await? else { return Ok(Outcome::Stop) };
+                let Some(inc) = self.inclusion(epoch, id.src).await? else { return Ok(Outcome::Stop) };
                 let src = self.client(id.src).await?;
                 let Some(op) = actions::deliver_op(&src, id, epoch, &inc).await? else {
                     return Err(RelayerError::Protocol(format!("epoch {epoch} holds no message {id}")));
@@ -327,7 +359,7 @@ impl Driver {
                 self.submit_final(id, id.dst, "DeliverMessage", op).await
             }
             Step::Ack { epoch } => {
-                let Some(inc) = self.coord.inclusion(epoch, id.dst).await? else { return Ok(Outcome::Stop) };
+                let Some(inc) = self.inclusion(epoch, id.dst).await? else { return Ok(Outcome::Stop) };
                 let dst = self.client(id.dst).await?;
                 let Some(op) = actions::ack_op(&dst, id, epoch, &inc).await? else {
                     return Err(RelayerError::Protocol(format!("epoch {epoch} holds no ack of {id}")));
@@ -335,7 +367,7 @@ impl Driver {
                 self.submit_final(id, id.src, "AckMessage", op).await
             }
             Step::Refund { epoch } => {
-                let Some(inc) = self.coord.inclusion(epoch, id.dst).await? else { return Ok(Outcome::Stop) };
+                let Some(inc) = self.inclusion(epoch, id.dst).await? else { return Ok(Outcome::Stop) };
                 let dst = self.client(id.dst).await?;
                 let expiry = msg.expiry_epoch.unwrap_or(u64::MAX);
                 match actions::refund_op(&dst, id, expiry, epoch, &inc).await? {
@@ -352,14 +384,8 @@ impl Driver {
 
     /// Submits a deliver, ack or refund. Accepted: hold until its block shows the outcome. Refused as
     /// already done: count it and reread the chain.
-    async fn submit_final(
-        &mut self,
-        id: MessageId,
-        shard: ShardId,
-        what: &str,
-        op: pb::tx_body::Op,
-    ) -> Result<Outcome> {
-        match self.submitter(shard).await?.submit(what, op).await {
+    async fn submit_final(&self, id: MessageId, shard: ShardId, what: &str, op: pb::tx_body::Op) -> Result<Outcome> {
+        match self.submit(shard, what, op).await {
             Ok(_) => {
                 let mut t = self.shared.tracker();
                 t.counters.submitted += 1;
@@ -385,7 +411,7 @@ impl Driver {
 
     /// Reads the message from both shards' state: expiry and recipient from the source, the receipt from the
     /// destination, the escrow's outcome from the source.
-    async fn read_message(&mut self, id: MessageId) -> Result<()> {
+    async fn read_message(&self, id: MessageId) -> Result<()> {
         let src = self.client(id.src).await?;
         let out = src
             .message(id.dst, id.seq, false, false, None)

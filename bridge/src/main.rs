@@ -93,6 +93,7 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
         poll: Duration::from_millis(cfg.relay.poll_interval_ms),
         inflight_ms: cfg.relay.inflight_ms,
         max_steps_per_pass: cfg.relay.max_steps_per_pass,
+        max_concurrent: cfg.relay.max_concurrent,
         cursor_flush: Duration::from_millis(cfg.relay.cursor_flush_ms),
     };
     let coord = Coordinator::new(cfg.coordinator.endpoint.clone(), coordinator_key, chain);

@@ -8,7 +8,10 @@ use std::collections::HashSet;
 use shardex_proto::bridge::v1 as bpb;
 
 use super::*;
-use crate::{network::RelayerEntry, process, relayer};
+use crate::{
+    network::{Network, RelayerEntry},
+    process, relayer,
+};
 
 /// Each transfer moves this much.
 const TRANSFER_USD: u64 = 1;
@@ -201,7 +204,9 @@ impl BridgeLoad {
             Ok(after) => {
                 // Counters restart with the process (`testnet chaos` kills it): then they count from the restart.
                 let zero = bpb::RelayerStatus::default();
-                let restarted = after.submitted < self.relayer_before.submitted;
+                let pid_now = self.relayer.dir.parent().and_then(|d| Network::load(d).ok()).and_then(|n| n.relayer);
+                let restarted = pid_now.is_some_and(|r| r.pid != self.relayer.pid)
+                    || after.submitted < self.relayer_before.submitted;
                 let (b, span) =
                     if restarted { (&zero, "since it restarted") } else { (&self.relayer_before, "during the run") };
                 println!(

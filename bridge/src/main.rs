@@ -43,10 +43,7 @@ fn main() -> eyre::Result<()> {
 }
 
 async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
-    let key_text = std::fs::read_to_string(&cfg.node.key_file)
-        .wrap_err_with(|| format!("reading relayer key {}", cfg.node.key_file.display()))?;
-    let key =
-        Keypair::from_secret_hex(&key_text).wrap_err_with(|| format!("relayer key {}", cfg.node.key_file.display()))?;
+    let key = Keypair::read_file(&cfg.node.key_file).wrap_err("relayer key")?;
     let coordinator_key = AccountId::from_hex(cfg.coordinator.key.trim()).wrap_err("coordinator.key")?;
     let mut links = BTreeMap::new();
     for s in &cfg.shards {

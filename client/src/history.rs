@@ -38,7 +38,7 @@ pub struct HistoryArgs {
 pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
     let account = match (&a.account, &a.key, a.market) {
         (Some(hex), None, false) => Some(AccountId::from_hex(hex)?),
-        (None, Some(path), false) => Some(super::read_key(path)?.account()),
+        (None, Some(path), false) => Some(shardex_core::Keypair::read_file(path)?.account()),
         (None, None, true) => None,
         _ => bail!("give one of: an account id, --key FILE, --market"),
     };

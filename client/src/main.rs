@@ -274,11 +274,6 @@ async fn main() {
     }
 }
 
-fn read_key(path: &PathBuf) -> eyre::Result<Keypair> {
-    let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading key file {}", path.display()))?;
-    Keypair::from_secret_hex(&text).wrap_err_with(|| format!("key file {}", path.display()))
-}
-
 fn parse_hash(s: &str) -> eyre::Result<B256> {
     let digits = s.trim().trim_start_matches("0x");
     let bytes = hex::decode(digits).wrap_err("tx hash is not hex")?;
@@ -298,20 +293,20 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Cmd::Deposit(a) => {
             let to = AccountId::from_hex(&a.to)?;
             let amount = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let hash = wallet.deposit(&client, &to, amount).await?;
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Withdraw(a) => {
             let amount = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let hash = wallet.withdraw(&client, amount).await?;
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Account(a) => account(&client, a).await,
         Cmd::Transfer(a) => transfer::run(&client, a).await,
         Cmd::Order(a) => {
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let side = match a.side {
                 SideArg::Buy => pb::Side::Buy,
                 SideArg::Sell => pb::Side::Sell,
@@ -332,7 +327,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Cancel(a) => {
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let hash = match (a.order_id, a.all) {
                 (Some(id), false) => wallet.cancel_order(&client, id).await?,
                 (None, true) => wallet.cancel_all(&client).await?,
@@ -371,20 +366,20 @@ async fn run(cli: Cli) -> eyre::Result<()> {
                 ModeArg::ReduceOnly => pb::MarketMode::ReduceOnly,
                 ModeArg::SettlementOnly => pb::MarketMode::SettlementOnly,
             };
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let op = pb::tx_body::Op::SetMarketMode(pb::SetMarketMode { mode: mode as i32, reason: a.reason });
             let hash = wallet.submit(&client, op).await?;
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Liquidate(a) => {
             let target = AccountId::from_hex(&a.account)?;
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let hash = wallet.liquidate(&client, &target, a.max_lots).await?;
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Oracle(a) => {
             let price = parse_usd(&a.price).map_err(|e| eyre!(e))?;
-            let mut wallet = Wallet::new(read_key(&a.signer.key)?, &client).await?;
+            let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
             let hash = wallet.oracle_update(&client, price, now).await?;
             report(&client, hash, a.signer.no_wait).await
@@ -445,7 +440,7 @@ fn keys(cmd: &KeysCmd) -> eyre::Result<()> {
             Ok(())
         }
         KeysCmd::Show { key } => {
-            println!("{}", read_key(key)?.account());
+            println!("{}", Keypair::read_file(key)?.account());
             Ok(())
         }
     }
@@ -482,7 +477,7 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
 async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
     let account = match (&a.account, &a.key) {
         (Some(hex), None) => AccountId::from_hex(hex)?,
-        (None, Some(path)) => read_key(path)?.account(),
+        (None, Some(path)) => Keypair::read_file(path)?.account(),
         _ => bail!("give an account id or --key FILE (one of them)"),
     };
     if !a.prove && a.genesis.is_none() && a.height == 0 {
@@ -540,7 +535,7 @@ async fn account_global(
 async fn positions(client: &ShardClient, a: PositionsArgs) -> eyre::Result<()> {
     let account = match (&a.account, &a.key) {
         (Some(hex), None) => AccountId::from_hex(hex)?,
-        (None, Some(path)) => read_key(path)?.account(),
+        (None, Some(path)) => Keypair::read_file(path)?.account(),
         _ => bail!("give an account id or --key FILE (one of them)"),
     };
     let p = client.position(&account, a.prove).await?;

@@ -37,7 +37,7 @@ pub struct TransferArgs {
 
 /// Submits the transfer-out, waits for its block and prints the message id.
 pub async fn run(client: &ShardClient, a: TransferArgs) -> eyre::Result<()> {
-    let key = crate::read_key(&a.key)?;
+    let key = shardex_core::Keypair::read_file(&a.key)?;
     let recipient = match &a.to {
         Some(hex) => AccountId::from_hex(hex)?,
         None => key.account(),

@@ -35,10 +35,7 @@ fn main() -> eyre::Result<()> {
 }
 
 async fn run(cfg: CoordConfig) -> eyre::Result<()> {
-    let key_text = std::fs::read_to_string(&cfg.node.key_file)
-        .wrap_err_with(|| format!("reading coordinator key {}", cfg.node.key_file.display()))?;
-    let key = Keypair::from_secret_hex(&key_text)
-        .wrap_err_with(|| format!("coordinator key {}", cfg.node.key_file.display()))?;
+    let key = Keypair::read_file(&cfg.node.key_file).wrap_err("coordinator key")?;
     let (chain, views) = cfg.shard_views()?;
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;

@@ -1,6 +1,6 @@
 //! ed25519 key pairs and their on-disk form (a hex secret in a text file).
 
-use std::fmt;
+use std::{fmt, path::Path};
 
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -17,7 +17,35 @@ pub struct Keypair {
 #[error("an ed25519 secret key is 32 bytes as 64 hex characters: {0}")]
 pub struct BadSecretKey(String);
 
+/// A key file could not be read or does not hold a secret key; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read.
+    #[error("reading key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its content is not a secret key.
+    #[error("key file {path}: {source}")]
+    Bad {
+        /// The file.
+        path: String,
+        /// Why.
+        source: BadSecretKey,
+    },
+}
+
 impl Keypair {
+    /// Reads a key file: the 64 hex characters of a secret key (whitespace around them ignored).
+    pub fn read_file(path: &Path) -> Result<Self, KeyFileError> {
+        let name = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: name(), source })?;
+        Self::from_secret_hex(&text).map_err(|source| KeyFileError::Bad { path: name(), source })
+    }
+
     /// A fresh key from the operating system's randomness.
     pub fn generate() -> Self {
         Self { signing: SigningKey::generate(&mut rand::rngs::OsRng) }
@@ -69,5 +97,21 @@ mod tests {
         assert_eq!(back.account(), k.account());
         assert!(!format!("{k:?}").contains(&k.secret_hex()));
         assert!(Keypair::from_secret_hex("00").is_err());
+    }
+
+    #[test]
+    fn key_files_are_read_and_their_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("shardex-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (good, bad, missing) = (dir.join("good.key"), dir.join("bad.key"), dir.join("missing.key"));
+        let k = Keypair::generate();
+        std::fs::write(&good, format!("{}\n", k.secret_hex())).expect("write");
+        std::fs::write(&bad, "not hex").expect("write");
+        assert_eq!(Keypair::read_file(&good).expect("good").account(), k.account());
+        let e = Keypair::read_file(&bad).expect_err("bad");
+        assert!(matches!(e, KeyFileError::Bad { .. }) && e.to_string().contains("bad.key"), "{e}");
+        let e = Keypair::read_file(&missing).expect_err("missing");
+        assert!(matches!(e, KeyFileError::Read { .. }) && e.to_string().contains("missing.key"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -45,10 +45,7 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
         .wrap_err_with(|| format!("reading genesis {}", cfg.node.genesis.display()))?;
     let genesis =
         Genesis::from_toml(&genesis_text).wrap_err_with(|| format!("genesis {}", cfg.node.genesis.display()))?;
-    let key_text = std::fs::read_to_string(&cfg.node.key_file)
-        .wrap_err_with(|| format!("reading node key {}", cfg.node.key_file.display()))?;
-    let key =
-        Keypair::from_secret_hex(&key_text).wrap_err_with(|| format!("node key {}", cfg.node.key_file.display()))?;
+    let key = Keypair::read_file(&cfg.node.key_file).wrap_err("node key")?;
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
 

@@ -21,7 +21,7 @@ use shardex_core::{
     AccountId, Keypair, Reason, Usd,
 };
 
-use crate::network::{coordinator_key_file, read_key, Network, NodeEntry};
+use crate::network::{coordinator_key_file, Network, NodeEntry};
 
 /// 100,000 USD per BTC in micro-USD.
 const BTC_100K: u64 = 100_000_000_000;
@@ -38,7 +38,7 @@ fn step(n: usize, text: &str) {
 fn trader_key(dir: &Path, name: &str) -> eyre::Result<Keypair> {
     let path = dir.join("keys").join(format!("{name}.key"));
     if path.exists() {
-        return read_key(&path);
+        return Ok(Keypair::read_file(&path)?);
     }
     let key = Keypair::generate();
     std::fs::write(&path, key.secret_hex()).wrap_err_with(|| format!("writing {}", path.display()))?;
@@ -60,7 +60,7 @@ fn expect_reason<T>(what: &str, r: Result<T, shardex_client::ClientError>, reaso
 /// Runs the demo against the network in `dir`.
 pub async fn run(dir: &Path) -> eyre::Result<()> {
     let net = Network::load(dir)?;
-    let deposit_key = read_key(&dir.join("keys").join("deposit.key"))?;
+    let deposit_key = Keypair::read_file(&dir.join("keys").join("deposit.key"))?;
     let alice = trader_key(dir, "alice")?;
     let bob = trader_key(dir, "bob")?;
     println!("shardex demo on chain {} with {} shard(s)", net.chain_id, net.nodes.len());
@@ -230,7 +230,7 @@ async fn show_health(client: &ShardClient, name: &str, who: &AccountId) -> eyre:
 async fn ensure_normal_mode(dir: &Path, client: &ShardClient) -> eyre::Result<()> {
     let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
     if mode != pb::MarketMode::Normal as i32 {
-        let admin_key = read_key(&dir.join("keys").join("admin.key"))?;
+        let admin_key = Keypair::read_file(&dir.join("keys").join("admin.key"))?;
         let mut admin = Wallet::new(admin_key, client).await?;
         let op =
             Op::SetMarketMode(pb::SetMarketMode { mode: pb::MarketMode::Normal as i32, reason: "demo restart".into() });
@@ -256,7 +256,7 @@ async fn open_trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair, r
     let mm = trader_key(dir, &format!("market-maker-{run}"))?;
     let carol = trader_key(dir, &format!("carol-{run}"))?;
     let dave = trader_key(dir, &format!("dave-{run}"))?;
-    let oracle_key = read_key(&dir.join("keys").join("oracle.key"))?;
+    let oracle_key = Keypair::read_file(&dir.join("keys").join("oracle.key"))?;
     let mut authority = Wallet::new(deposit_key.clone(), client).await?;
     for (who, amount) in [(&mm, 500_000u64), (&carol, 3_000), (&dave, 50_000)] {
         let hash = authority.deposit(client, &who.account(), amount * USD).await?;
@@ -404,7 +404,7 @@ async fn global_proofs(
         .as_ref()
         .ok_or_else(|| eyre!("the network has no coordinator; `testnet down` then `testnet up` adds it"))?;
     // The key a client trusts: derived from the coordinator's own key file, and it must be the manifest's.
-    let key = read_key(&coordinator_key_file(dir))?.account();
+    let key = Keypair::read_file(&coordinator_key_file(dir))?.account();
     ensure!(key == entry.public_key, "keys/coordinator.key is not the key of the coordinator in network.toml");
     let coord = CoordinatorClient::connect(&entry.endpoint).await.wrap_err("connecting to the coordinator")?;
     let mut heights = Vec::with_capacity(clients.len());

@@ -145,12 +145,6 @@ fn market(symbol: &str) -> MarketParams {
     }
 }
 
-/// Reads a key file.
-pub fn read_key(path: &Path) -> eyre::Result<Keypair> {
-    let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
-    Keypair::from_secret_hex(&text).wrap_err_with(|| format!("key {}", path.display()))
-}
-
 fn write_key(path: &Path, key: &Keypair) -> eyre::Result<()> {
     std::fs::write(path, key.secret_hex()).wrap_err_with(|| format!("writing {}", path.display()))
 }

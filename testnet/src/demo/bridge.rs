@@ -23,7 +23,7 @@ use shardex_proto::bridge::v1 as bpb;
 
 use super::{ensure_normal_mode, step, trader_key, usd, FINAL, USD};
 use crate::{
-    network::{read_key, Network, NodeEntry},
+    network::{Network, NodeEntry},
     now_ms, relayer,
 };
 
@@ -96,7 +96,7 @@ pub(super) async fn cross_shard_margin(
 
     // A fresh price on the destination, so its margin check has a mark; a market a stale price left in
     // another mode (an earlier run) goes back to normal.
-    let mut oracle = Wallet::new(read_key(&dir.join("keys").join("oracle.key"))?, dst).await?;
+    let mut oracle = Wallet::new(Keypair::read_file(&dir.join("keys").join("oracle.key"))?, dst).await?;
     let price = reference_price(&dst_genesis.market.symbol, dst_genesis.market.tick_size_micros);
     dst.wait_final(oracle.oracle_update(dst, price, now_ms()).await?, FINAL).await?;
     ensure_normal_mode(dir, dst).await?;

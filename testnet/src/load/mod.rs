@@ -39,7 +39,7 @@ use shardex_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::network::{read_key, Network, NodeEntry};
+use crate::network::{Network, NodeEntry};
 
 mod bridge;
 mod report;

@@ -72,8 +72,8 @@ pub(super) async fn setup(
         .wrap_err_with(|| format!("genesis of {}", node.name))?;
     let market = Market::for_symbol(&genesis.market.symbol, genesis.market.tick_size_micros);
     let keys = dir.join("keys");
-    let mut deposit = Wallet::new(read_key(&keys.join("deposit.key"))?, &client).await?;
-    let mut oracle = Wallet::new(read_key(&keys.join("oracle.key"))?, &client).await?;
+    let mut deposit = Wallet::new(Keypair::read_file(&keys.join("deposit.key"))?, &client).await?;
+    let mut oracle = Wallet::new(Keypair::read_file(&keys.join("oracle.key"))?, &client).await?;
     let maker_key = Keypair::generate();
     let mut maker = Wallet::with_nonce(maker_key.clone(), 0);
     let takers: Vec<Keypair> = (0..args.accounts).map(|_| Keypair::generate()).collect();
@@ -91,7 +91,7 @@ pub(super) async fn setup(
     // just now) refuses the takers' orders: the admin returns it to normal first.
     let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
     if mode != pb::MarketMode::Normal as i32 {
-        let mut admin = Wallet::new(read_key(&keys.join("admin.key"))?, &client).await?;
+        let mut admin = Wallet::new(Keypair::read_file(&keys.join("admin.key"))?, &client).await?;
         let normal = pb::SetMarketMode { mode: pb::MarketMode::Normal as i32, reason: "testnet load".into() };
         submit_final(&client, vec![admin.sign(&client, Op::SetMarketMode(normal))], "returning the market to normal")
             .await?;

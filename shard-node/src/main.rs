@@ -33,10 +33,7 @@ struct Cli {
 fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     let cfg = NodeConfig::load(cli.config.as_deref(), &cli.flags)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log.filter).wrap_err("log.filter")?)
-        .with_target(true)
-        .init();
+    shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
 }
 

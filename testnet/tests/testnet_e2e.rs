@@ -248,6 +248,9 @@ fn up_demo_status_down() {
         let logs = testnet(&dir, &bins, &["logs", name, "--tail", "5"]);
         assert!(logs.status.success() && !text(&logs).trim().is_empty(), "{name}: {}", text(&logs));
     }
+    // A node's log holds what it traced (stderr), from opening its state on.
+    let logs = testnet(&dir, &bins, &["logs", "btc-perp-0", "--tail", "100000"]);
+    assert!(logs.status.success() && text(&logs).contains("shard opened"), "{}", text(&logs));
 
     let down = testnet(&dir, &bins, &["down"]);
     let out = text(&down);

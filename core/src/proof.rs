@@ -200,23 +200,25 @@ pub fn verify_account_response(
     Ok(VerifiedAccount { record, height: proof.height, state_root, header_checked: sequencers.is_some() })
 }
 
+/// Test fixture for every proof check in this crate: the root of a trie over `leaves` (in any order) built
+/// with alloy-trie's `HashBuilder`, and the proof of `target` (present or absent) in it.
+#[cfg(test)]
+pub(crate) fn trie_with_proof(leaves: &[(B256, Vec<u8>)], target: B256) -> (B256, Vec<Bytes>) {
+    use alloy_trie::{proof::ProofRetainer, HashBuilder};
+    let mut sorted = leaves.to_vec();
+    sorted.sort_by_key(|(k, _)| *k);
+    let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![Nibbles::unpack(target)]));
+    for (k, v) in &sorted {
+        hb.add_leaf(Nibbles::unpack(*k), v);
+    }
+    let root = hb.root();
+    let nodes = hb.take_proof_nodes().into_nodes_sorted().into_iter().map(|(_, n)| n).collect();
+    (root, nodes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_trie::{proof::ProofRetainer, HashBuilder};
-
-    /// Builds a small trie with HashBuilder, retaining proofs for `target`.
-    fn trie_with_proof(leaves: &[(B256, Vec<u8>)], target: B256) -> (B256, Vec<Bytes>) {
-        let mut sorted = leaves.to_vec();
-        sorted.sort_by_key(|(k, _)| *k);
-        let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![Nibbles::unpack(target)]));
-        for (k, v) in &sorted {
-            hb.add_leaf(Nibbles::unpack(*k), v);
-        }
-        let root = hb.root();
-        let nodes = hb.take_proof_nodes().into_nodes_sorted().into_iter().map(|(_, n)| n).collect();
-        (root, nodes)
-    }
 
     #[test]
     fn proves_present_and_absent_and_rejects_wrong_value() {

@@ -81,20 +81,13 @@ pub fn verify_record(
 
 #[cfg(test)]
 mod tests {
-    use alloy_trie::{proof::ProofRetainer, HashBuilder, Nibbles};
 
     use super::*;
     use crate::{bridge::keys, global::build_global_trie, reason::Reason};
 
     fn state_with(target: B256, leaves: &[(B256, Vec<u8>)]) -> (B256, Vec<Vec<u8>>) {
-        let mut sorted = leaves.to_vec();
-        sorted.sort_by_key(|(k, _)| *k);
-        let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![Nibbles::unpack(target)]));
-        for (k, v) in &sorted {
-            hb.add_leaf(Nibbles::unpack(*k), v);
-        }
-        let root = hb.root();
-        (root, hb.take_proof_nodes().into_nodes_sorted().into_iter().map(|(_, n)| n.to_vec()).collect())
+        let (root, nodes) = crate::proof::trie_with_proof(leaves, target);
+        (root, nodes.into_iter().map(|n| n.to_vec()).collect())
     }
 
     /// A source shard state holding one outbox message, its entry in a global trie of five shards.

@@ -178,7 +178,6 @@ pub fn verify_account_global(
 
 #[cfg(test)]
 mod tests {
-    use alloy_trie::{proof::ProofRetainer, HashBuilder, Nibbles};
 
     use super::*;
     use crate::{
@@ -210,14 +209,8 @@ mod tests {
         let mut leaves: Vec<(B256, Vec<u8>)> =
             (0u8..10).map(|i| (alloy_primitives::keccak256([i]), vec![i; 20])).collect();
         leaves.push((key, record.encode_to_vec()));
-        leaves.sort_by_key(|(k, _)| *k);
-        let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![Nibbles::unpack(key)]));
-        for (k, v) in &leaves {
-            hb.add_leaf(Nibbles::unpack(*k), v);
-        }
-        let state_root = hb.root();
-        let nodes: Vec<Vec<u8>> =
-            hb.take_proof_nodes().into_nodes_sorted().into_iter().map(|(_, n)| n.to_vec()).collect();
+        let (state_root, nodes) = crate::proof::trie_with_proof(&leaves, key);
+        let nodes: Vec<Vec<u8>> = nodes.into_iter().map(|n| n.to_vec()).collect();
 
         let header = pb::BlockHeader {
             chain_id: CHAIN.0,

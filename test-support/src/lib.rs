@@ -195,6 +195,33 @@ impl ShardNodeProcess {
     }
 }
 
+/// Starts a `coordinator` (`program`) in `dir` with `key` (written to `dir/coordinator.key`), following
+/// `shards` (endpoint, genesis file), on a free port with 100 ms epochs; `extra_args` come after the test
+/// settings (later flags win). Its log is `dir/coordinator.log`.
+pub fn start_coordinator(
+    program: &Path,
+    dir: &Path,
+    key: &Keypair,
+    shards: &[(String, PathBuf)],
+    extra_args: &[&str],
+) -> ServerProcess {
+    std::fs::create_dir_all(dir).expect("create coordinator dir");
+    std::fs::write(dir.join("coordinator.key"), key.secret_hex()).expect("write key");
+    let mut args: Vec<OsString> = vec![
+        "--node.data-dir".into(),
+        dir.join("data").into(),
+        "--node.key-file".into(),
+        dir.join("coordinator.key").into(),
+    ];
+    args.extend(["--rpc.addr", "127.0.0.1:0", "--epoch.interval-ms", "100"].map(OsString::from));
+    for (endpoint, genesis) in shards {
+        args.push("--shard".into());
+        args.push(format!("{endpoint}={}", genesis.display()).into());
+    }
+    args.extend(extra_args.iter().map(OsString::from));
+    ServerProcess::start("coordinator", program, args, &dir.join("data"), &dir.join("coordinator.log"))
+}
+
 impl std::ops::Deref for ShardNodeProcess {
     type Target = ServerProcess;
     fn deref(&self) -> &ServerProcess {

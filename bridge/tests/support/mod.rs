@@ -92,34 +92,9 @@ pub fn start_shard(dir: &Path, shard: u32) -> ShardNodeProcess {
 
 /// A coordinator following `shards`, 100 ms epochs.
 pub fn start_coordinator(dir: &Path, shards: &[&ShardNodeProcess]) -> ServerProcess {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("coordinator.key"), coordinator_key().secret_hex()).unwrap();
-    let mut args: Vec<OsString> = vec!["--node.data-dir".into(), dir.join("data").into()];
-    args.extend(["--node.key-file".into(), dir.join("coordinator.key").into()]);
-    args.extend(
-        [
-            "--rpc.addr",
-            "127.0.0.1:0",
-            "--epoch.interval-ms",
-            "100",
-            "--follow.max-backoff-ms",
-            "200",
-            "--log.filter",
-            "warn",
-        ]
-        .map(OsString::from),
-    );
-    for s in shards {
-        args.push("--shard".into());
-        args.push(format!("{}={}", s.endpoint, s.genesis_path().display()).into());
-    }
-    ServerProcess::start(
-        "coordinator",
-        &bin_dir().join("coordinator"),
-        args,
-        &dir.join("data"),
-        &dir.join("coordinator.log"),
-    )
+    let shards: Vec<(String, PathBuf)> = shards.iter().map(|s| (s.endpoint.clone(), s.genesis_path())).collect();
+    let settings = ["--follow.max-backoff-ms", "200", "--log.filter", "warn"];
+    shardex_test_support::start_coordinator(&bin_dir().join("coordinator"), dir, &coordinator_key(), &shards, &settings)
 }
 
 /// A relayer with its own key over `shards`.

@@ -6,7 +6,6 @@
 pub mod fake_shard;
 
 use std::{
-    ffi::OsString,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -16,7 +15,7 @@ use shardex_core::{
     genesis::{Authorities, Genesis},
     ChainId, Keypair, ShardId,
 };
-use shardex_test_support::{ServerProcess, ShardNodeProcess};
+use shardex_test_support::{start_coordinator, ServerProcess, ShardNodeProcess};
 
 /// Directory of the workspace binaries. `coordinator` is this package's own; `shard-node` and `shardex`
 /// are built beside it with the same profile by a nested `cargo build` (a no-op when they are fresh, and
@@ -80,39 +79,8 @@ pub struct CoordinatorProcess {
 impl CoordinatorProcess {
     /// Starts a coordinator following `shards` (endpoint, genesis file).
     pub fn start(bins: &Path, dir: &Path, key: Keypair, shards: &[(String, PathBuf)], extra: &[&str]) -> Self {
-        std::fs::create_dir_all(dir).expect("create coordinator dir");
-        std::fs::write(dir.join("coordinator.key"), key.secret_hex()).expect("write key");
-        let mut args: Vec<OsString> = vec![
-            "--node.data-dir".into(),
-            dir.join("data").into(),
-            "--node.key-file".into(),
-            dir.join("coordinator.key").into(),
-        ];
-        args.extend(
-            [
-                "--rpc.addr",
-                "127.0.0.1:0",
-                "--epoch.interval-ms",
-                "100",
-                "--follow.max-backoff-ms",
-                "500",
-                "--log.filter",
-                "info",
-            ]
-            .map(OsString::from),
-        );
-        for (endpoint, genesis) in shards {
-            args.push("--shard".into());
-            args.push(format!("{endpoint}={}", genesis.display()).into());
-        }
-        args.extend(extra.iter().map(OsString::from));
-        let server = ServerProcess::start(
-            "coordinator",
-            &bins.join("coordinator"),
-            args,
-            &dir.join("data"),
-            &dir.join("coordinator.log"),
-        );
+        let settings = ["--follow.max-backoff-ms", "500", "--log.filter", "info"];
+        let server = start_coordinator(&bins.join("coordinator"), dir, &key, shards, &[&settings[..], extra].concat());
         Self { dir: dir.to_path_buf(), key, server }
     }
 

@@ -1,20 +1,13 @@
 //! Relayer errors.
 
-use std::path::PathBuf;
-
 use shardex_core::ShardId;
 
 /// What stops the relayer or one of its steps.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayerError {
     /// A genesis file could not be read.
-    #[error("genesis {path}: {message}")]
-    Genesis {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
+    #[error(transparent)]
+    Genesis(#[from] shardex_core::genesis::GenesisFileError),
     /// The shard list is inconsistent.
     #[error("shard {shard}: {message}")]
     Shards {

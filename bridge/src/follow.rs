@@ -38,9 +38,7 @@ pub struct ShardLink {
 impl ShardLink {
     /// A link from a genesis file.
     pub fn from_genesis(endpoint: &str, path: &std::path::Path) -> Result<Self> {
-        let bad = |message: String| RelayerError::Genesis { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let g = Genesis::from_toml(&text).map_err(|e| bad(e.to_string()))?;
+        let g = Genesis::read_file(path)?;
         Ok(Self {
             shard: g.shard_id,
             chain: g.chain_id,

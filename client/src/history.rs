@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use eyre::{bail, WrapErr};
+use eyre::bail;
 use shardex_client::{
     core::{genesis::Genesis, history::HistoryItem, AccountId},
     HistoryPos, ShardClient,
@@ -42,8 +42,7 @@ pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
         (None, None, true) => None,
         _ => bail!("give one of: an account id, --key FILE, --market"),
     };
-    let text = std::fs::read_to_string(&a.genesis).wrap_err_with(|| format!("reading {}", a.genesis.display()))?;
-    let sequencers = Genesis::from_toml(&text)?.sequencers;
+    let sequencers = Genesis::read_file(&a.genesis)?.sequencers;
 
     let mut from = HistoryPos { height: a.from, index: 0 };
     let (mut shown, mut head) = (0usize, 0u64);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use eyre::{bail, WrapErr};
+use eyre::bail;
 use shardex_client::{
     core::{
         genesis::Genesis,
@@ -35,10 +35,7 @@ fn usd(micros: i128) -> String {
 /// Prints the proven totals and pools and fails when the identity does not hold.
 pub async fn run(client: &ShardClient, a: LedgerArgs) -> eyre::Result<()> {
     let sequencers = match &a.genesis {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
-            Some(Genesis::from_toml(&text)?.sequencers)
-        }
+        Some(path) => Some(Genesis::read_file(path)?.sequencers),
         None => None,
     };
     let v = client.ledger(a.height, sequencers.as_deref()).await?;

@@ -486,10 +486,7 @@ async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
         return Ok(());
     }
     let sequencers = match &a.genesis {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
-            Some(Genesis::from_toml(&text)?.sequencers)
-        }
+        Some(path) => Some(Genesis::read_file(path)?.sequencers),
         None => None,
     };
     if a.global {

@@ -251,9 +251,7 @@ impl CoordConfig {
     pub fn shard_views(&self) -> Result<(ChainId, Vec<ShardView>), CoordinatorError> {
         let mut views: Vec<ShardView> = Vec::with_capacity(self.shards.len());
         for s in &self.shards {
-            let bad = |message: String| CoordinatorError::Genesis { path: s.genesis.clone(), message };
-            let text = std::fs::read_to_string(&s.genesis).map_err(|e| bad(e.to_string()))?;
-            let g = Genesis::from_toml(&text).map_err(|e| bad(e.to_string()))?;
+            let g = Genesis::read_file(&s.genesis)?;
             if let Some(first) = views.first() {
                 if first.spec.chain != g.chain_id {
                     return Err(CoordinatorError::Shards {

@@ -1,7 +1,5 @@
 //! Coordinator errors.
 
-use std::path::PathBuf;
-
 use shardex_core::ShardId;
 
 /// What stops the coordinator or fails a request.
@@ -17,13 +15,8 @@ pub enum CoordinatorError {
     #[error("storage is inconsistent: {0}")]
     Corrupt(String),
     /// A shard's genesis file cannot be used.
-    #[error("genesis {path}: {message}")]
-    Genesis {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Genesis(#[from] shardex_core::genesis::GenesisFileError),
     /// The configured shards do not form one network.
     #[error("shard {shard}: {message}")]
     Shards {

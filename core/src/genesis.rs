@@ -137,6 +137,27 @@ pub struct Authorities {
     pub admin: AccountId,
 }
 
+/// A genesis file could not be read or cannot start a shard; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisFileError {
+    /// The file could not be read.
+    #[error("reading genesis {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its content is not a valid genesis.
+    #[error("genesis {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        source: GenesisError,
+    },
+}
+
 /// A genesis value that cannot start a shard.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesisError {
@@ -181,6 +202,13 @@ impl Genesis {
         let g: Self = toml::from_str(s).map_err(|e| GenesisError::Parse(e.to_string()))?;
         g.validate()?;
         Ok(g)
+    }
+
+    /// Reads, parses and validates a genesis file.
+    pub fn read_file(path: &std::path::Path) -> Result<Self, GenesisFileError> {
+        let name = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| GenesisFileError::Read { path: name(), source })?;
+        Self::from_toml(&text).map_err(|source| GenesisFileError::Invalid { path: name(), source })
     }
 
     /// Serializes as TOML.
@@ -297,6 +325,26 @@ impl Genesis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn genesis_files_are_read_and_their_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("shardex-genesis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let g = Genesis::example(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            AccountId([4; 32]),
+        );
+        let (good, bad, missing) = (dir.join("good.toml"), dir.join("bad.toml"), dir.join("missing.toml"));
+        std::fs::write(&good, g.to_toml()).expect("write");
+        std::fs::write(&bad, "chain_id = 1\nbogus = 2").expect("write");
+        assert_eq!(Genesis::read_file(&good).expect("good"), g);
+        let e = Genesis::read_file(&bad).expect_err("bad");
+        assert!(matches!(e, GenesisFileError::Invalid { source: GenesisError::Parse(_), .. }), "{e}");
+        assert!(e.to_string().contains("bad.toml"), "{e}");
+        let e = Genesis::read_file(&missing).expect_err("missing");
+        assert!(matches!(e, GenesisFileError::Read { .. }) && e.to_string().contains("missing.toml"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn toml_round_trip_and_validation() {

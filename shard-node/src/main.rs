@@ -38,10 +38,7 @@ fn main() -> eyre::Result<()> {
 }
 
 async fn run(cfg: NodeConfig) -> eyre::Result<()> {
-    let genesis_text = std::fs::read_to_string(&cfg.node.genesis)
-        .wrap_err_with(|| format!("reading genesis {}", cfg.node.genesis.display()))?;
-    let genesis =
-        Genesis::from_toml(&genesis_text).wrap_err_with(|| format!("genesis {}", cfg.node.genesis.display()))?;
+    let genesis = Genesis::read_file(&cfg.node.genesis)?;
     let key = Keypair::read_file(&cfg.node.key_file).wrap_err("node key")?;
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;

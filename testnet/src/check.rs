@@ -88,9 +88,7 @@ pub async fn run(dir: &Path, args: &CheckArgs) -> eyre::Result<()> {
     for entry in &net.nodes {
         let client =
             ShardClient::connect(&entry.endpoint).await.wrap_err_with(|| format!("connecting to {}", entry.name))?;
-        let path = entry.genesis_file();
-        let text = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let genesis = Genesis::from_toml(&text).wrap_err_with(|| format!("genesis {}", path.display()))?;
+        let genesis = Genesis::read_file(&entry.genesis_file())?;
         nodes.push(Node { entry: entry.clone(), client, genesis });
     }
     println!("checking {} node(s) of chain {}", nodes.len(), net.chain_id);

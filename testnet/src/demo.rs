@@ -71,7 +71,7 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
     for node in &net.nodes {
         let client =
             ShardClient::connect(&node.endpoint).await.wrap_err_with(|| format!("connecting to {}", node.name))?;
-        let genesis = Genesis::from_toml(&std::fs::read_to_string(node.genesis_file())?)?;
+        let genesis = Genesis::read_file(&node.genesis_file())?;
         clients.push((node.clone(), client, genesis));
     }
 

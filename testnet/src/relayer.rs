@@ -34,9 +34,7 @@ pub fn bridge_off_reason(net: &Network) -> eyre::Result<Option<String>> {
         return Ok(Some("the network has no coordinator".into()));
     };
     for node in &net.nodes {
-        let path = node.genesis_file();
-        let text = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let genesis = Genesis::from_toml(&text).wrap_err_with(|| format!("genesis {}", path.display()))?;
+        let genesis = Genesis::read_file(&node.genesis_file())?;
         match genesis.coordinator {
             None => {
                 return Ok(Some(format!(

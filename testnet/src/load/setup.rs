@@ -68,8 +68,7 @@ pub(super) async fn setup(
 ) -> eyre::Result<(ShardLoad, Actors)> {
     loopback_only(node)?;
     let client = ShardClient::connect(&node.endpoint).await.wrap_err_with(|| format!("connecting to {}", node.name))?;
-    let genesis = Genesis::from_toml(&std::fs::read_to_string(node.genesis_file())?)
-        .wrap_err_with(|| format!("genesis of {}", node.name))?;
+    let genesis = Genesis::read_file(&node.genesis_file()).wrap_err_with(|| format!("genesis of {}", node.name))?;
     let market = Market::for_symbol(&genesis.market.symbol, genesis.market.tick_size_micros);
     let keys = dir.join("keys");
     let mut deposit = Wallet::new(Keypair::read_file(&keys.join("deposit.key"))?, &client).await?;

@@ -127,6 +127,17 @@ impl NodeEntry {
     }
 }
 
+/// The reference price of a testnet market in whole USD. The demo and the load both publish it, so
+/// neither trips the price band for the other.
+pub fn reference_price_usd(symbol: &str) -> u64 {
+    match symbol {
+        s if s.starts_with("BTC") => 100_000,
+        s if s.starts_with("ETH") => 3_000,
+        s if s.starts_with("SOL") => 150,
+        _ => 100,
+    }
+}
+
 /// Reference market parameters for a symbol.
 fn market(symbol: &str) -> MarketParams {
     let (tick, lot) = match symbol {

@@ -23,7 +23,7 @@ use shardex_proto::bridge::v1 as bpb;
 
 use super::{ensure_normal_mode, step, trader_key, usd, FINAL, USD};
 use crate::{
-    network::{Network, NodeEntry},
+    network::{reference_price_usd, Network, NodeEntry},
     now_ms, relayer,
 };
 
@@ -184,16 +184,9 @@ pub(super) async fn cross_shard_margin(
     Ok(Some(("erin".into(), who)))
 }
 
-/// A plausible price for `symbol`, on the tick (the load uses the same ones, so neither trips the other's
-/// price band).
+/// The reference price of `symbol` ([`reference_price_usd`]), on the tick.
 fn reference_price(symbol: &str, tick_micros: u64) -> u64 {
-    let usd: u64 = match symbol {
-        s if s.starts_with("BTC") => 100_000,
-        s if s.starts_with("ETH") => 3_000,
-        s if s.starts_with("SOL") => 150,
-        _ => 100,
-    };
-    let price = usd * USD;
+    let price = reference_price_usd(symbol) * USD;
     price - price % tick_micros.max(1)
 }
 

@@ -39,7 +39,7 @@ use shardex_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::network::{Network, NodeEntry};
+use crate::network::{reference_price_usd, Network, NodeEntry};
 
 mod bridge;
 mod report;
@@ -232,16 +232,11 @@ struct Market {
 }
 
 impl Market {
-    /// A plausible price for `symbol`, on the tick, with room for the quote levels below it.
+    /// The reference price of `symbol` ([`reference_price_usd`]), on the tick, with room for the quote
+    /// levels below it.
     fn for_symbol(symbol: &str, tick_micros: u64) -> Self {
-        let usd: u64 = match symbol {
-            s if s.starts_with("BTC") => 100_000,
-            s if s.starts_with("ETH") => 3_000,
-            s if s.starts_with("SOL") => 150,
-            _ => 100,
-        };
         let floor = (QUOTE_LEVELS + 1) * tick_micros;
-        let price = (usd * USD).max(floor * 10);
+        let price = (reference_price_usd(symbol) * USD).max(floor * 10);
         Self { price_micros: price - price % tick_micros, tick_micros }
     }
 

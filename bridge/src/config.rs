@@ -281,6 +281,13 @@ mod tests {
         let flags =
             ConfigFlags { poll_interval_ms: Some(5), shards: vec!["http://c:1=c.toml".into()], ..Default::default() };
         assert!(matches!(RelayerConfig::load(Some(&path), &flags), Err(ConfigError::Invalid { key: "shards", .. })));
+        for n in [0, 1_025] {
+            let flags = ConfigFlags { max_concurrent: Some(n), ..Default::default() };
+            assert!(matches!(
+                RelayerConfig::load(Some(&path), &flags),
+                Err(ConfigError::Invalid { key: "relay.max_concurrent", .. })
+            ));
+        }
         let flags = ConfigFlags { coordinator_key: Some("zz".into()), ..Default::default() };
         assert!(matches!(
             RelayerConfig::load(Some(&path), &flags),

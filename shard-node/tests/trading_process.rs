@@ -181,6 +181,8 @@ async fn assert_ledger_tampering_refused(client: &ShardClient, sequencers: &[Acc
     let earlier = client.ledger(resp.height - 1, Some(sequencers)).await.expect("an earlier height");
     assert_eq!(earlier.height, resp.height - 1);
     earlier.check_conservation().expect("conserved at the earlier height too");
+    let above = client.ledger(resp.height + 1_000, Some(sequencers)).await.expect_err("a height above the head");
+    assert_eq!(above.reason(), Some(shardex_core::Reason::NotFound), "{above}");
 
     type Tamper = fn(&mut pb::GetMarketResponse);
     let tampers: [(&str, Tamper); 6] = [

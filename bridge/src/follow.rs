@@ -13,7 +13,7 @@ use std::{
 };
 
 use shardex_client::ShardClient;
-use shardex_core::{block::decode_header, genesis::Genesis, pb, AccountId, ChainId, ShardId};
+use shardex_core::{block::decode_header, genesis::Genesis, pb, validators::ValidatorSet, ChainId, ShardId};
 use tokio::sync::{mpsc, OnceCell};
 use tracing::{debug, warn};
 
@@ -28,8 +28,8 @@ pub struct ShardLink {
     pub chain: ChainId,
     /// gRPC endpoint.
     pub endpoint: String,
-    /// Its genesis sequencer set (checks the headers of proven answers).
-    pub sequencers: Vec<AccountId>,
+    /// Its genesis validator set (checks the certificates of proven answers).
+    pub validators: ValidatorSet,
     client: OnceCell<ShardClient>,
     /// Whether the header stream is open.
     pub connected: AtomicBool,
@@ -43,7 +43,7 @@ impl ShardLink {
             shard: g.shard_id,
             chain: g.chain_id,
             endpoint: endpoint.to_owned(),
-            sequencers: g.sequencers.clone(),
+            validators: g.validators.clone(),
             client: OnceCell::new(),
             connected: AtomicBool::new(false),
         })
@@ -241,7 +241,7 @@ mod tests {
             .map(|c| pb::Event { account: vec![1; 32], kind: Some(pb::event::Kind::BridgeMessageChanged(c)) })
             .collect();
         pb::Block {
-            header: Some(pb::FinalizedHeader { header: header.encode_to_vec(), signatures: vec![] }),
+            header: Some(pb::FinalizedHeader { header: header.encode_to_vec(), ..Default::default() }),
             receipts: vec![pb::Receipt { events, ..Default::default() }],
             ..Default::default()
         }

@@ -101,7 +101,7 @@ impl BridgeRpc {
             self.shared.links.get(&shard).ok_or_else(|| Status::not_found(format!("shard {shard} is not relayed")))?;
         let client = link.client().await.map_err(|e| Status::unavailable(e.to_string()))?;
         client
-            .message(peer, seq, incoming, true, Some(&link.sequencers))
+            .message(peer, seq, incoming, true, Some(&link.validators))
             .await
             .map_err(|e| Status::unavailable(format!("shard {shard}: {e}")))
     }

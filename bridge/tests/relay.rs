@@ -14,6 +14,7 @@ use shardex_core::{
     bridge::verify_message_response,
     order::limit_order,
     pb::{self, tx_body::Op},
+    validators::ValidatorSet,
     AccountId, Keypair, Reason, ShardId,
 };
 use shardex_proto::bridge::v1 as bpb;
@@ -193,7 +194,7 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     let m = bridge.message(1, 2, 1).await.unwrap();
     let life = m.lifecycle.unwrap();
     assert_eq!(life.stage, shardex_proto::bridge::v1::Stage::Acked as i32);
-    let sequencers = |s: u8| vec![Keypair::from_seed([s; 32]).account()];
+    let validators = |s: u8| ValidatorSet::equal(&[Keypair::from_seed([s; 32]).account()]).expect("valid key");
     verify_message_response(
         &m.source.unwrap(),
         shardex_core::ChainId(CHAIN),
@@ -201,7 +202,7 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
         ShardId(2),
         1,
         false,
-        Some(&sequencers(1)),
+        Some(&validators(1)),
     )
     .unwrap();
     verify_message_response(
@@ -211,7 +212,7 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
         ShardId(1),
         1,
         true,
-        Some(&sequencers(2)),
+        Some(&validators(2)),
     )
     .unwrap();
     let s2 = bridge.status().await.unwrap();

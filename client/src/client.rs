@@ -9,6 +9,7 @@ use shardex_core::{
     pb,
     proof::{verify_account_response, verify_returned_record, VerifiedAccount},
     tx::TxDomain,
+    validators::ValidatorSet,
     AccountId, ChainId, ShardId, B256,
 };
 use shardex_proto::shard::v1::shard_service_client::ShardServiceClient;
@@ -132,17 +133,17 @@ impl ShardClient {
         Ok(self.rpc.clone().get_account(req).await?.into_inner().account)
     }
 
-    /// The account record at `height` (0 = head) with its MPT proof verified locally; with `sequencers`,
+    /// The account record at `height` (0 = head) with its MPT proof verified locally; with `validators`,
     /// the header carrying the state root is checked to be signed by a quorum of them.
     pub async fn account_proven(
         &self,
         account: &AccountId,
         height: u64,
-        sequencers: Option<&[AccountId]>,
+        validators: Option<&ValidatorSet>,
     ) -> Result<VerifiedAccount> {
         let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: true, height };
         let resp = self.rpc.clone().get_account(req).await?.into_inner();
-        Ok(verify_account_response(&resp, account, self.domain.chain, self.domain.shard, sequencers)?)
+        Ok(verify_account_response(&resp, account, self.domain.chain, self.domain.shard, validators)?)
     }
 
     /// Market record, ledger totals and pools at the head, as the node returns them (unverified: use
@@ -152,15 +153,15 @@ impl ShardClient {
     }
 
     /// The ledger totals and the pools at `height` (0 = head), with the market record, each checked here
-    /// against its MPT proof under one state root; with `sequencers` (the genesis set), that root is checked
+    /// against its MPT proof under one state root; with `validators` (the genesis set), that root is checked
     /// to be carried by a header they finalized. `VerifiedLedger::check_conservation` then checks the shard's
     /// conservation identity on them.
-    pub async fn ledger(&self, height: u64, sequencers: Option<&[AccountId]>) -> Result<VerifiedLedger> {
+    pub async fn ledger(&self, height: u64, validators: Option<&ValidatorSet>) -> Result<VerifiedLedger> {
         let resp = self.rpc.clone().get_market(pb::GetMarketRequest { prove: true, height }).await?.into_inner();
         if height != 0 && resp.height != height {
             return Err(ClientError::Protocol(format!("asked for height {height}, the node answered {}", resp.height)));
         }
-        Ok(verify_ledger_response(&resp, self.domain.chain, self.domain.shard, sequencers)?)
+        Ok(verify_ledger_response(&resp, self.domain.chain, self.domain.shard, validators)?)
     }
 
     /// Position, collateral, open-order totals and margin health; with `prove`, proofs of the position and
@@ -201,13 +202,13 @@ impl ShardClient {
 
     /// One page of history from `from` (height, index within it): the receipts with events of `account`, or
     /// (None) the market's begin-block events (funding, rule-driven mode changes). Every entry is proven here
-    /// against a header signed by a quorum of `sequencers`.
+    /// against a header signed by a quorum of `validators`.
     pub async fn history(
         &self,
         account: Option<&AccountId>,
         from: HistoryPos,
         limit: u32,
-        sequencers: &[AccountId],
+        validators: &ValidatorSet,
     ) -> Result<HistoryPage> {
         let req = pb::GetHistoryRequest {
             account: account.map(|a| a.0.to_vec()).unwrap_or_default(),
@@ -217,21 +218,21 @@ impl ShardClient {
             prove: true,
         };
         let page = self.rpc.clone().get_history(req).await?.into_inner();
-        let items = verify_history_page(&page, account, self.domain.chain, self.domain.shard, sequencers)?;
+        let items = verify_history_page(&page, account, self.domain.chain, self.domain.shard, validators)?;
         let next = page.more.then_some(HistoryPos { height: page.next_height, index: page.next_index });
         Ok(HistoryPage { items, next, head_height: page.head_height })
     }
 
     /// Message `seq` exchanged with `peer`, as this shard sees it: as its source (`incoming` false: escrow
     /// state and outbox message) or its destination (true: inbox receipt and ack). With `prove`, the records
-    /// are checked here against the proofs and, given `sequencers`, the state root against a finalized header.
+    /// are checked here against the proofs and, given `validators`, the state root against a finalized header.
     pub async fn message(
         &self,
         peer: ShardId,
         seq: u64,
         incoming: bool,
         prove: bool,
-        sequencers: Option<&[AccountId]>,
+        validators: Option<&ValidatorSet>,
     ) -> Result<pb::GetMessageResponse> {
         let req = pb::GetMessageRequest { peer_shard: peer.0, seq, incoming, prove };
         let resp = self.rpc.clone().get_message(req).await?.into_inner();
@@ -243,7 +244,7 @@ impl ShardClient {
                 peer,
                 seq,
                 incoming,
-                sequencers,
+                validators,
             )?;
         }
         Ok(resp)

@@ -4,7 +4,9 @@ use futures::Stream;
 use shardex_core::{
     coordpb,
     global::{verify_account_global, verify_inclusion, GloballyVerifiedAccount, VerifiedInclusion},
-    pb, AccountId,
+    pb,
+    validators::ValidatorSet,
+    AccountId,
 };
 use shardex_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
 use tonic::transport::Channel;
@@ -72,14 +74,14 @@ impl CoordinatorClient {
 impl ShardClient {
     /// Verifies `account`'s record up to a coordinator-signed epoch: the shard's entry in epoch `epoch`
     /// (0 = latest) is proven under the epoch signed by `coordinator_key`, the committed header is finalized
-    /// by `sequencers`, and the record is proven under that header's state root at that height.
+    /// by `validators`, and the record is proven under that header's state root at that height.
     pub async fn account_global(
         &self,
         coordinator: &CoordinatorClient,
         coordinator_key: &AccountId,
         epoch: u64,
         account: &AccountId,
-        sequencers: &[AccountId],
+        validators: &ValidatorSet,
     ) -> Result<GloballyVerifiedAccount> {
         let d = self.domain();
         let inclusion = coordinator.inclusion(epoch, d.shard.0).await?;
@@ -90,21 +92,21 @@ impl ShardClient {
             .ok_or_else(|| ClientError::Protocol("inclusion carries no shard entry".into()))?;
         let req = pb::GetAccountRequest { account: account.0.to_vec(), prove: true, height };
         let resp = self.raw().get_account(req).await?.into_inner();
-        Ok(verify_account_global(&inclusion, coordinator_key, d.chain, d.shard, sequencers, account, &resp)?)
+        Ok(verify_account_global(&inclusion, coordinator_key, d.chain, d.shard, validators, account, &resp)?)
     }
 
     /// Verifies that epoch `epoch` (0 = latest) of the coordinator holding `coordinator_key` commits a header
-    /// of this shard finalized by `sequencers` (the shard's genesis set). Records read at the committed
+    /// of this shard finalized by `validators` (the shard's genesis set). Records read at the committed
     /// height (e.g. [`ShardClient::ledger`]) must then prove under the returned state root.
     pub async fn committed_head(
         &self,
         coordinator: &CoordinatorClient,
         coordinator_key: &AccountId,
         epoch: u64,
-        sequencers: &[AccountId],
+        validators: &ValidatorSet,
     ) -> Result<VerifiedInclusion> {
         let d = self.domain();
         let inclusion = coordinator.inclusion(epoch, d.shard.0).await?;
-        Ok(verify_inclusion(&inclusion, coordinator_key, d.chain, d.shard, sequencers)?)
+        Ok(verify_inclusion(&inclusion, coordinator_key, d.chain, d.shard, validators)?)
     }
 }

@@ -23,7 +23,7 @@ pub struct HistoryArgs {
     /// The market's begin-block events (funding, rule-driven mode changes) instead of an account's.
     #[arg(long)]
     market: bool,
-    /// Genesis file of the shard: its sequencer set signs the headers the entries are proven against.
+    /// Genesis file of the shard: its validator set certifies the headers the entries are proven against.
     #[arg(long)]
     genesis: PathBuf,
     /// First height to show.
@@ -42,13 +42,13 @@ pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
         (None, None, true) => None,
         _ => bail!("give one of: an account id, --key FILE, --market"),
     };
-    let sequencers = Genesis::read_file(&a.genesis)?.sequencers;
+    let validators = Genesis::read_file(&a.genesis)?.validators;
 
     let mut from = HistoryPos { height: a.from, index: 0 };
     let (mut shown, mut head) = (0usize, 0u64);
     while shown < a.limit {
         let want = u32::try_from(a.limit - shown).unwrap_or(u32::MAX).min(256);
-        let page = client.history(account.as_ref(), from, want, &sequencers).await?;
+        let page = client.history(account.as_ref(), from, want, &validators).await?;
         head = page.head_height;
         for item in &page.items {
             print_item(item, account.as_ref());
@@ -59,7 +59,9 @@ pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
             _ => break,
         }
     }
-    println!("{shown} entries up to height {head}, each proven against a header signed by the genesis sequencer set");
+    println!(
+        "{shown} entries up to height {head}, each proven against a header certified by the genesis validator set"
+    );
     Ok(())
 }
 

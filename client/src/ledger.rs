@@ -1,5 +1,5 @@
 //! `shardex ledger`: a shard's ledger totals and pools, each record proven under one state root (optionally
-//! against a header signed by the genesis sequencer set), and its conservation identity checked on them.
+//! against a header certified by the genesis validator set), and its conservation identity checked on them.
 
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ pub struct LedgerArgs {
     /// Height to read at (default: head); must be inside the node's retention window.
     #[arg(long, default_value_t = 0)]
     height: u64,
-    /// Genesis file: also verify the state root is carried by a header its sequencer set signed.
+    /// Genesis file: also verify the state root is carried by a header its validator set certified.
     #[arg(long)]
     genesis: Option<PathBuf>,
 }
@@ -34,11 +34,11 @@ fn usd(micros: i128) -> String {
 
 /// Prints the proven totals and pools and fails when the identity does not hold.
 pub async fn run(client: &ShardClient, a: LedgerArgs) -> eyre::Result<()> {
-    let sequencers = match &a.genesis {
-        Some(path) => Some(Genesis::read_file(path)?.sequencers),
+    let validators = match &a.genesis {
+        Some(path) => Some(Genesis::read_file(path)?.validators),
         None => None,
     };
-    let v = client.ledger(a.height, sequencers.as_deref()).await?;
+    let v = client.ledger(a.height, validators.as_ref()).await?;
     let (t, p) = (&v.totals, &v.pools);
     println!("market          {} (shard {})", v.market.symbol, client.domain().shard);
     println!("deposited       {}", usd(t.deposited_micros.into()));
@@ -53,7 +53,7 @@ pub async fn run(client: &ShardClient, a: LedgerArgs) -> eyre::Result<()> {
     println!("funding pool    {}", usd(p.funding_pool_micros.into()));
     println!("proof           verified against state root 0x{} at height {}", hex::encode(v.state_root), v.height);
     if v.header_checked {
-        println!("header          signed by the genesis sequencer set");
+        println!("header          certified by the genesis validator set");
     }
     match v.check_conservation() {
         Ok(()) => {

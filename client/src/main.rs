@@ -16,7 +16,9 @@ use shardex_client::{
         hash::b256_from_slice,
         money::parse_usd,
         order::{limit_order, market_order},
-        pb, AccountId, Keypair, Usd, B256,
+        pb,
+        validators::ValidatorSet,
+        AccountId, Keypair, Usd, B256,
     },
     CoordinatorClient, ShardClient, Wallet,
 };
@@ -146,7 +148,7 @@ struct AccountArgs {
     /// Height to read at (default: head); must be inside the node's retention window.
     #[arg(long, default_value_t = 0)]
     height: u64,
-    /// Genesis file: also verify the header is signed by its sequencer set.
+    /// Genesis file: also verify the header is certified by its validator set.
     #[arg(long)]
     genesis: Option<PathBuf>,
     /// Verify up to a coordinator-signed epoch: coordinator signature → global root → shard header →
@@ -485,18 +487,20 @@ async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
         print_account(&account, rec.as_ref());
         return Ok(());
     }
-    let sequencers = match &a.genesis {
-        Some(path) => Some(Genesis::read_file(path)?.sequencers),
+    let validators = match &a.genesis {
+        Some(path) => Some(Genesis::read_file(path)?.validators),
         None => None,
     };
     if a.global {
-        return account_global(client, &account, &a, sequencers.as_deref().unwrap_or_default()).await;
+        let validators =
+            validators.ok_or_else(|| eyre!("--global needs --genesis FILE (the shard's validator set)"))?;
+        return account_global(client, &account, &a, &validators).await;
     }
-    let v = client.account_proven(&account, a.height, sequencers.as_deref()).await?;
+    let v = client.account_proven(&account, a.height, validators.as_ref()).await?;
     print_account(&account, v.record.as_ref());
     println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.height);
     if v.header_checked {
-        println!("header      signed by the genesis sequencer set");
+        println!("header      certified by the genesis validator set");
     }
     Ok(())
 }
@@ -505,15 +509,15 @@ async fn account_global(
     client: &ShardClient,
     account: &AccountId,
     a: &AccountArgs,
-    sequencers: &[AccountId],
+    validators: &ValidatorSet,
 ) -> eyre::Result<()> {
     let key_hex = a.coordinator_key.as_deref().ok_or_else(|| eyre!("--global needs --coordinator-key"))?;
     let coordinator_key = AccountId::from_hex(key_hex).wrap_err("--coordinator-key")?;
     let coordinator = CoordinatorClient::connect(&a.coordinator).await?;
-    let v = client.account_global(&coordinator, &coordinator_key, a.epoch, account, sequencers).await?;
+    let v = client.account_global(&coordinator, &coordinator_key, a.epoch, account, validators).await?;
     print_account(account, v.record.as_ref());
     println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.entry.height);
-    println!("header      0x{} signed by the genesis sequencer set", hex::encode(v.block_hash));
+    println!("header      0x{} certified by the genesis validator set", hex::encode(v.block_hash));
     println!(
         "global      shard {} entry proven under global root 0x{} of epoch {}",
         v.entry.shard_id,

@@ -267,7 +267,7 @@ impl CoordConfig {
                 spec: ShardSpec {
                     chain: g.chain_id,
                     shard: g.shard_id,
-                    sequencers: g.sequencers.clone(),
+                    validators: g.validators.clone(),
                     genesis_time_ms: g.genesis_time_ms,
                 },
                 endpoint: s.endpoint.clone(),

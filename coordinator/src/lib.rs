@@ -1,5 +1,5 @@
 //! shardex coordinator (DESIGN.md §6): follows every shard's finalized headers, accepts only those
-//! finalized by the shard's genesis sequencer set that extend the last accepted one, and signs one global
+//! certified by the shard's genesis validator set that extend the last accepted one, and signs one global
 //! commitment per epoch over every shard's latest entry; serves epochs, inclusion proofs and a stream.
 //!
 //! Pure cores: [`follower::accept`] (header acceptance) and [`epoch`] (build + sign). Adapters: [`store`]

@@ -187,7 +187,7 @@ mod tests {
     fn epochs_round_trip_chain_strictly_and_prune_outside_retention() {
         let store = temp_store();
         let key = Keypair::from_seed([1; 32]);
-        let fh = |h: u64| pb::FinalizedHeader { header: vec![h as u8; 3], signatures: vec![] };
+        let fh = |h: u64| pb::FinalizedHeader { header: vec![h as u8; 3], ..Default::default() };
         let mut prev = None;
         let mut prev_entries = BTreeMap::new();
         for n in 1..=5u64 {

@@ -75,17 +75,17 @@ async fn accounts_verify_to_a_signed_epoch_and_the_chain_survives_kill9() {
         let inc = epoch_with(&coord, shard, heights[i]).await;
         let epoch = number(inc.epoch.as_ref().expect("epoch"));
         let v = client
-            .account_global(&coord, &coord_key.account(), epoch, &alice, &[keys[i].node.account()])
+            .account_global(&coord, &coord_key.account(), epoch, &alice, &keys[i].validators())
             .await
             .expect("verifies end to end");
         assert_eq!(v.record.map(|r| r.collateral_micros), Some(usd as i64 * USD as i64));
         assert_eq!(v.entry.shard_id, shard);
         assert!(v.entry.height >= heights[i]);
         assert_eq!(v.epoch.record.number, epoch);
-        // The same data does not verify against another coordinator key or another shard's sequencers.
+        // The same data does not verify against another coordinator key or another shard's validators.
         let wrong_key = Keypair::from_seed([78; 32]).account();
-        assert!(client.account_global(&coord, &wrong_key, epoch, &alice, &[keys[i].node.account()]).await.is_err());
-        let other_set = [keys[1 - i].node.account()];
+        assert!(client.account_global(&coord, &wrong_key, epoch, &alice, &keys[i].validators()).await.is_err());
+        let other_set = keys[1 - i].validators();
         assert!(client.account_global(&coord, &coord_key.account(), epoch, &alice, &other_set).await.is_err());
     }
 
@@ -135,7 +135,7 @@ async fn accounts_verify_to_a_signed_epoch_and_the_chain_survives_kill9() {
     let after = number(inc.epoch.as_ref().expect("epoch"));
     assert!(after > before_kill);
     let v = clients[0]
-        .account_global(&coord, &coord_key.account(), after, &alice, &[keys[0].node.account()])
+        .account_global(&coord, &coord_key.account(), after, &alice, &keys[0].validators())
         .await
         .expect("verifies after restart");
     assert_eq!(v.record.map(|r| r.collateral_micros), Some(1_005 * USD as i64));

@@ -1,10 +1,11 @@
-//! Genesis: the market, its authority keys and the sequencer set a shard starts from.
+//! Genesis: the market, its authority keys and the validator set a shard starts from.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     ids::{AccountId, ChainId, ShardId},
     pb,
+    validators::ValidatorSet,
 };
 
 /// Default number of used nonces an account keeps.
@@ -24,8 +25,8 @@ pub struct Genesis {
     pub market: MarketParams,
     /// Keys with special powers.
     pub authorities: Authorities,
-    /// Keys whose signatures finalize blocks.
-    pub sequencers: Vec<AccountId>,
+    /// The validators whose precommits finalize blocks (`[[validators]]`: key and power), in proposer order.
+    pub validators: ValidatorSet,
     /// The coordinator key whose epoch signatures this shard accepts (hex). Without it every bridge op is
     /// refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,7 +178,12 @@ pub enum GenesisError {
 impl Genesis {
     /// A valid BTC-PERP genesis on chain 1, shard 1, with fixed time and market parameters: the base of
     /// tests and fixtures, which change the fields they care about.
-    pub fn example(authorities: Authorities, sequencer: AccountId) -> Self {
+    ///
+    /// # Panics
+    /// If `validator` is not a valid ed25519 key (fixtures pass `Keypair::account()`).
+    pub fn example(authorities: Authorities, validator: AccountId) -> Self {
+        #[allow(clippy::expect_used)]
+        let validators = ValidatorSet::equal(&[validator]).expect("fixture validator key is an ed25519 key");
         Self {
             chain_id: ChainId(1),
             shard_id: ShardId(1),
@@ -192,14 +198,26 @@ impl Genesis {
                 trading: TradingParams::default(),
             },
             authorities,
-            sequencers: vec![sequencer],
+            validators,
             coordinator: None,
         }
     }
 
     /// Parses and validates a genesis TOML document.
     pub fn from_toml(s: &str) -> Result<Self, GenesisError> {
-        let g: Self = toml::from_str(s).map_err(|e| GenesisError::Parse(e.to_string()))?;
+        let g: Self = toml::from_str(s).map_err(|e| {
+            let legacy = s.lines().any(|l| l.trim_start().starts_with("sequencers"));
+            if legacy {
+                GenesisError::Invalid {
+                    field: "sequencers",
+                    problem: "this genesis predates validator sets: a genesis lists `[[validators]]` with `key` and \
+                              `power`; recreate the network (e.g. `testnet down`, remove its directory, `testnet up`)"
+                        .into(),
+                }
+            } else {
+                GenesisError::Parse(e.to_string())
+            }
+        })?;
         g.validate()?;
         Ok(g)
     }
@@ -267,15 +285,12 @@ impl Genesis {
         if t.oracle_max_age_ms == 0 {
             return invalid("market.trading.oracle_max_age_ms", "must be positive");
         }
-        if self.sequencers.is_empty() {
-            return invalid("sequencers", "at least one sequencer key is needed");
-        }
         if let Some(coordinator) = &self.coordinator {
             if ed25519_dalek::VerifyingKey::from_bytes(&coordinator.0).is_err() {
                 return invalid("coordinator", "must be a valid ed25519 public key");
             }
-            if self.sequencers.contains(coordinator) {
-                return invalid("coordinator", "must differ from every sequencer key");
+            if self.validators.contains(coordinator) {
+                return invalid("coordinator", "must differ from every validator key");
             }
         }
         Ok(())
@@ -332,7 +347,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let g = Genesis::example(
             Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
-            AccountId([4; 32]),
+            crate::Keypair::from_seed([4; 32]).account(),
         );
         let (good, bad, missing) = (dir.join("good.toml"), dir.join("bad.toml"), dir.join("missing.toml"));
         std::fs::write(&good, g.to_toml()).expect("write");
@@ -350,7 +365,7 @@ mod tests {
     fn toml_round_trip_and_validation() {
         let g = Genesis::example(
             Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
-            AccountId([4; 32]),
+            crate::Keypair::from_seed([4; 32]).account(),
         );
         assert_eq!(Genesis::from_toml(&g.to_toml()), Ok(g.clone()));
         let mut bad = g.clone();
@@ -360,10 +375,26 @@ mod tests {
     }
 
     #[test]
+    fn a_genesis_from_before_validator_sets_says_so() {
+        let g = Genesis::example(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            crate::Keypair::from_seed([4; 32]).account(),
+        );
+        let key = g.validators.keys().next().expect("one validator");
+        let text = g.to_toml();
+        assert!(text.contains("[[validators]]") && text.contains(&key.to_hex()), "{text}");
+        let start = text.find("[[validators]]").expect("validators table");
+        let legacy = format!("sequencers = [\"{key}\"]\n{}", &text[..start]);
+        let err = Genesis::from_toml(&legacy).expect_err("old format refused");
+        assert!(matches!(err, GenesisError::Invalid { field: "sequencers", .. }), "{err}");
+        assert!(err.to_string().contains("[[validators]]"), "{err}");
+    }
+
+    #[test]
     fn coordinator_key_round_trips_and_is_validated() {
         let mut g = Genesis::example(
             Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
-            AccountId([4; 32]),
+            crate::Keypair::from_seed([4; 32]).account(),
         );
         assert!(!g.to_toml().contains("coordinator"), "absent key stays absent");
         let key = crate::Keypair::from_seed([5; 32]).account();
@@ -372,7 +403,7 @@ mod tests {
         assert!(toml.contains(&format!("coordinator = \"{key}\"")), "{toml}");
         assert_eq!(Genesis::from_toml(&toml), Ok(g.clone()));
         assert_eq!(g.market_record().coordinator_key, key.0.to_vec());
-        g.coordinator = Some(g.sequencers[0]);
+        g.coordinator = g.validators.keys().next();
         assert!(matches!(g.validate(), Err(GenesisError::Invalid { field: "coordinator", .. })));
     }
 }

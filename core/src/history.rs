@@ -1,5 +1,5 @@
 //! Verification of history pages (`GetHistory`): every entry is proven against the receipts root (account
-//! history) or events root (market history) of a header signed by the shard's sequencer set.
+//! history) or events root (market history) of a header certified by the shard's validator set.
 //!
 //! A page proves that each entry it returns was committed; it cannot prove that none was left out. The
 //! node's index is the source of completeness; a client that needs it can scan blocks (`GetBlock`).
@@ -15,6 +15,7 @@ use crate::{
     ids::{AccountId, ChainId, ShardId},
     pb,
     proof::{verify_ordered_item, ProofError},
+    validators::ValidatorSet,
 };
 
 /// One proven history entry.
@@ -43,18 +44,18 @@ pub enum HistoryItem {
 }
 
 /// Verifies a `GetHistory` page asked with `prove` for `account` (None = market history): each entry's
-/// header is signed by a quorum of `sequencers` for (`chain`, `shard`), and the entry is proven under its
+/// header is signed by a quorum of `validators` for (`chain`, `shard`), and the entry is proven under its
 /// receipts or events root. Account entries must hold an event of the account. Returns them in page order.
 pub fn verify_history_page(
     page: &pb::GetHistoryResponse,
     account: Option<&AccountId>,
     chain: ChainId,
     shard: ShardId,
-    sequencers: &[AccountId],
+    validators: &ValidatorSet,
 ) -> Result<Vec<HistoryItem>, ProofError> {
     let mut headers: BTreeMap<u64, DecodedHeader> = BTreeMap::new();
     for fh in &page.headers {
-        let decoded = verify_finalized(fh, chain, shard, sequencers)?;
+        let decoded = verify_finalized(fh, chain, shard, validators)?;
         headers.insert(decoded.header.height, decoded);
     }
     let mut items = Vec::with_capacity(page.entries.len());

@@ -74,8 +74,15 @@ impl Keypair {
         AccountId(self.signing.verifying_key().to_bytes())
     }
 
-    /// Signs `message` as is; callers build domain-separated messages with [`crate::signing`].
-    pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+    /// The 32 secret bytes, for deriving this node's libp2p identity from the same key. Never log them.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    /// Signs `message` as is. Every shardex message is domain-separated with [`crate::signing`]; this is for
+    /// layouts fixed outside shardex that carry their own prefix (the consensus engine's binding of a
+    /// validator key to its peer id, which starts with `PoV`).
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
     }
 }

@@ -11,10 +11,12 @@
 //! `GetMarket` answer (five records under one state root, optionally tied to a finalized header).
 
 use crate::{
-    ids::{AccountId, ChainId, ShardId},
+    ids::{ChainId, ShardId},
     pb,
     proof::{verify_header_carries, verify_returned_record, ProofError},
-    state_key, B256,
+    state_key,
+    validators::ValidatorSet,
+    B256,
 };
 
 /// The three pools money rests in besides accounts and escrow, in micro-USD.
@@ -99,7 +101,7 @@ pub struct VerifiedLedger {
     pub height: u64,
     /// State root every record was proven against.
     pub state_root: B256,
-    /// True when the root was checked to be carried by a header finalized by the sequencer set.
+    /// True when the root was checked to be carried by a header certified by the validator set.
     pub header_checked: bool,
 }
 
@@ -111,13 +113,13 @@ impl VerifiedLedger {
 }
 
 /// Verifies a `GetMarketResponse` asked with `prove`: the market, totals, insurance fund, fee pool and funding
-/// index records are each the one proven under the response's state root and height; with `sequencers`, that
+/// index records are each the one proven under the response's state root and height; with `validators`, that
 /// root is carried by a header of (`chain`, `shard`) finalized by a quorum of the set.
 pub fn verify_ledger_response(
     resp: &pb::GetMarketResponse,
     chain: ChainId,
     shard: ShardId,
-    sequencers: Option<&[AccountId]>,
+    validators: Option<&ValidatorSet>,
 ) -> Result<VerifiedLedger, ProofError> {
     let (root, height) = (resp.state_root.as_slice(), resp.height);
     let state_root = crate::hash::b256_from_slice(root)
@@ -152,7 +154,7 @@ pub fn verify_ledger_response(
         root,
         height,
     )?;
-    if let Some(set) = sequencers {
+    if let Some(set) = validators {
         verify_header_carries(resp.header.as_ref(), chain, shard, set, root, height)?;
     }
     Ok(VerifiedLedger {
@@ -161,7 +163,7 @@ pub fn verify_ledger_response(
         pools: LedgerPools::from_records(&fee_pool, &insurance, &funding),
         height,
         state_root,
-        header_checked: sequencers.is_some(),
+        header_checked: validators.is_some(),
     })
 }
 

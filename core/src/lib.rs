@@ -2,7 +2,8 @@
 //!
 //! Ids and money ([`ids`], [`money`]), keys and domain-separated signatures ([`keys`], [`signing`]),
 //! windowed nonces ([`nonce`]), hashing ([`hash`]), state keys ([`state_key`]), transaction decoding
-//! and verification ([`tx`]), block headers ([`block`]), genesis ([`genesis`]), MPT proof
+//! and verification ([`tx`]), validator sets and consensus votes ([`validators`], [`vote`]), block headers
+//! and commit certificates ([`block`]), genesis ([`genesis`]), MPT proof
 //! verification a client can run without a node ([`proof`]), the global commitment ([`global`]), the
 //! cross-shard bridge's keys and proof checks ([`bridge`]) and per-shard conservation ([`ledger`]).
 
@@ -24,6 +25,8 @@ pub mod reason;
 pub mod signing;
 pub mod state_key;
 pub mod tx;
+pub mod validators;
+pub mod vote;
 
 pub use alloy_primitives::{Bytes, B256};
 pub use ids::{AccountId, ChainId, ShardId};

@@ -1,5 +1,5 @@
 //! Verification of state proofs a client can run without a node: standard Ethereum MPT proofs
-//! (alloy-trie `verify_proof`) of a record against a state root carried by a sequencer-signed header.
+//! (alloy-trie `verify_proof`) of a record against a state root carried by a validator-certified header.
 
 use alloy_primitives::{Bytes, B256};
 use alloy_trie::{proof::verify_proof, Nibbles};
@@ -10,6 +10,7 @@ use crate::{
     hash::b256_from_slice,
     ids::{AccountId, ChainId, ShardId},
     pb, state_key,
+    validators::ValidatorSet,
 };
 
 /// Why a proof was not accepted.
@@ -35,7 +36,7 @@ pub enum ProofError {
     /// The proven value does not decode as the record, or differs from the record returned.
     #[error("record does not match the proven value: {0}")]
     RecordMismatch(String),
-    /// The header is not signed by the sequencer set.
+    /// The header is not certified by the validator set.
     #[error("header: {0}")]
     Header(#[from] HeaderError),
 }
@@ -135,17 +136,17 @@ pub fn verify_returned_record<M: Message + Default + PartialEq>(
     Ok(proven)
 }
 
-/// Checks that `header` is finalized by a quorum of `sequencers` for (`chain`, `shard`) and carries
+/// Checks that `header` is finalized by a quorum of `validators` for (`chain`, `shard`) and carries
 /// `state_root` at `height`: what ties a proven response to the shard's chain.
 pub fn verify_header_carries(
     header: Option<&pb::FinalizedHeader>,
     chain: ChainId,
     shard: ShardId,
-    sequencers: &[AccountId],
+    validators: &ValidatorSet,
     state_root: &[u8],
     height: u64,
 ) -> Result<(), ProofError> {
-    let decoded = verify_finalized(header.ok_or(ProofError::Missing)?, chain, shard, sequencers)?;
+    let decoded = verify_finalized(header.ok_or(ProofError::Missing)?, chain, shard, validators)?;
     if decoded.state_root().as_slice() != state_root || decoded.header.height != height {
         return Err(ProofError::RootMismatch(format!(
             "header {} has root {}, the proofs are against 0x{} at height {height}",
@@ -166,18 +167,18 @@ pub struct VerifiedAccount {
     pub height: u64,
     /// State root proven against.
     pub state_root: B256,
-    /// True when the header's sequencer signatures were checked too.
+    /// True when the header's certificate were checked too.
     pub header_checked: bool,
 }
 
 /// Verifies a `GetAccountResponse` end to end: MPT proof of the account record → state root, and, when
-/// `sequencers` is given, state root → header signed by a quorum of that set.
+/// `validators` is given, state root → header signed by a quorum of that set.
 pub fn verify_account_response(
     resp: &pb::GetAccountResponse,
     account: &AccountId,
     chain: ChainId,
     shard: ShardId,
-    sequencers: Option<&[AccountId]>,
+    validators: Option<&ValidatorSet>,
 ) -> Result<VerifiedAccount, ProofError> {
     let proof = resp.proof.as_ref().ok_or(ProofError::Missing)?;
     let value = verify_pb_proof(proof, state_key::account_key(account))?;
@@ -194,10 +195,10 @@ pub fn verify_account_response(
     }
     let state_root =
         b256_from_slice(&proof.state_root).ok_or_else(|| ProofError::RootMismatch("not 32 bytes".into()))?;
-    if let Some(set) = sequencers {
+    if let Some(set) = validators {
         verify_header_carries(resp.header.as_ref(), chain, shard, set, &proof.state_root, proof.height)?;
     }
-    Ok(VerifiedAccount { record, height: proof.height, state_root, header_checked: sequencers.is_some() })
+    Ok(VerifiedAccount { record, height: proof.height, state_root, header_checked: validators.is_some() })
 }
 
 /// Test fixture for every proof check in this crate: the root of a trie over `leaves` (in any order) built

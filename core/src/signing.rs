@@ -14,8 +14,14 @@ use crate::{
 pub enum Domain {
     /// A transaction body.
     Tx,
-    /// A sequencer's vote finalizing a block hash.
-    BlockVote,
+    /// A validator's prevote (for a block or nil) at one height and round.
+    Prevote,
+    /// A validator's precommit at one height and round; a quorum of them is a block's commit certificate.
+    Precommit,
+    /// A proposer's signed proposal of a block at one height and round.
+    Proposal,
+    /// A validator binding its consensus key to its libp2p peer id.
+    ValidatorProof,
     /// The coordinator's signature over a global commitment epoch record.
     GlobalCommitment,
     /// An oracle price.
@@ -27,7 +33,10 @@ impl Domain {
     pub const fn tag(self) -> &'static [u8] {
         match self {
             Self::Tx => b"shardex/tx/v1",
-            Self::BlockVote => b"shardex/block-vote/v1",
+            Self::Prevote => b"shardex/prevote/v1",
+            Self::Precommit => b"shardex/precommit/v1",
+            Self::Proposal => b"shardex/proposal/v1",
+            Self::ValidatorProof => b"shardex/validator-proof/v1",
             Self::GlobalCommitment => b"shardex/global-commitment/v1",
             Self::OraclePrice => b"shardex/oracle-price/v1",
         }
@@ -110,7 +119,7 @@ mod tests {
         let bad = SignatureError::Invalid;
         assert_eq!(verify(&k.account(), &sig, Domain::Tx, CHAIN, ShardId(2), b"body"), Err(bad));
         assert_eq!(verify(&k.account(), &sig, Domain::Tx, ChainId(8), SHARD, b"body"), Err(bad));
-        assert_eq!(verify(&k.account(), &sig, Domain::BlockVote, CHAIN, SHARD, b"body"), Err(bad));
+        assert_eq!(verify(&k.account(), &sig, Domain::Precommit, CHAIN, SHARD, b"body"), Err(bad));
         assert_eq!(verify(&k.account(), &sig, Domain::Tx, CHAIN, SHARD, b"bodY"), Err(bad));
         assert_eq!(
             verify(&k.account(), &sig[..63], Domain::Tx, CHAIN, SHARD, b"body"),

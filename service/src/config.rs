@@ -39,7 +39,7 @@ pub enum ConfigError {
 pub struct ShardSection {
     /// gRPC endpoint of the shard node, e.g. `http://127.0.0.1:7100`.
     pub endpoint: String,
-    /// The shard's genesis file: chain id, shard id and sequencer set come from it.
+    /// The shard's genesis file: chain id, shard id and validator set come from it.
     pub genesis: PathBuf,
 }
 

@@ -154,11 +154,11 @@ fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> R
     let sealed_at = Instant::now();
     let proposal = sealed.stage()?;
     let staged_at = Instant::now();
-    let signatures = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
+    let certificate = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
     let decided_at = Instant::now();
     let gate = node.commit_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     let gated_at = Instant::now();
-    let written = proposal.write(signatures)?;
+    let written = proposal.write(certificate)?;
     let written_at = Instant::now();
     let committed = node.shard().finish(written)?;
     drop(gate);
@@ -182,6 +182,6 @@ fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> R
 /// One round of propose → decide → apply.
 pub fn produce_one(shard: &mut Shard, consensus: &mut dyn Consensus) -> Result<Option<Committed>, ShardError> {
     let Some(proposal) = shard.propose()? else { return Ok(None) };
-    let signatures = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
-    shard.apply(proposal, signatures).map(Some)
+    let certificate = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
+    shard.apply(proposal, certificate).map(Some)
 }

@@ -2,7 +2,7 @@
 //! the sequencer set's votes; the solo sequencer decides alone by signing. The VM and state engine never
 //! know which one runs.
 
-use shardex_core::{block::sign_header, pb, tx::TxDomain, Keypair};
+use shardex_core::{block::Certificate, tx::TxDomain, vote::sign_precommit, Keypair};
 
 use crate::shard::Proposal;
 
@@ -11,13 +11,13 @@ use crate::shard::Proposal;
 #[error("consensus: {0}")]
 pub struct ConsensusError(pub String);
 
-/// Decides proposals: returns the signatures that finalize the block.
+/// Decides proposals: returns the commit certificate that finalizes the block.
 pub trait Consensus: Send {
     /// Blocks until `proposal` is decided (or fails).
-    fn decide(&mut self, proposal: &Proposal) -> Result<Vec<pb::HeaderSignature>, ConsensusError>;
+    fn decide(&mut self, proposal: &Proposal) -> Result<Certificate, ConsensusError>;
 }
 
-/// A sequencer set of one: every proposal is decided by this node's own signature.
+/// A validator set of one: every proposal is decided at round 0 by this node's own precommit.
 pub struct SoloSequencer {
     key: Keypair,
     domain: TxDomain,
@@ -31,7 +31,9 @@ impl SoloSequencer {
 }
 
 impl Consensus for SoloSequencer {
-    fn decide(&mut self, proposal: &Proposal) -> Result<Vec<pb::HeaderSignature>, ConsensusError> {
-        Ok(vec![sign_header(&self.key, self.domain.chain, self.domain.shard, &proposal.hash)])
+    fn decide(&mut self, proposal: &Proposal) -> Result<Certificate, ConsensusError> {
+        let domain = (self.domain.chain, self.domain.shard);
+        let precommit = sign_precommit(&self.key, domain, proposal.header.height, 0, &proposal.hash);
+        Ok(Certificate { round: 0, signatures: vec![precommit] })
     }
 }

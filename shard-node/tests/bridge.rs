@@ -11,6 +11,7 @@ use shardex_core::{
     bridge,
     order::limit_order,
     pb::{self, tx_body::Op},
+    validators::ValidatorSet,
     AccountId, ChainId, Keypair, Reason, ShardId,
 };
 use support::{
@@ -215,9 +216,9 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
         header: Some(header),
         ..Default::default()
     };
-    let sequencers = [Keypair::from_seed([1; 32]).account()];
+    let validators = ValidatorSet::equal(&[Keypair::from_seed([1; 32]).account()]).expect("valid key");
     let verify =
-        |r: &pb::GetMessageResponse| bridge::verify_message_response(r, ChainId(8), B, A, 1, true, Some(&sequencers));
+        |r: &pb::GetMessageResponse| bridge::verify_message_response(r, ChainId(8), B, A, 1, true, Some(&validators));
     verify(&resp).expect("GetMessage answer verifies");
     resp.ack.as_mut().expect("ack").amount_micros += 1;
     assert!(verify(&resp).is_err(), "a changed record fails its proof");

@@ -1,5 +1,5 @@
 //! History pages: an account's receipts and the market's begin-block events come back complete across
-//! pages (checked against a scan of every block), each proven against a sequencer-signed header; a page
+//! pages (checked against a scan of every block), each proven against a validator-certified header; a page
 //! altered in transit does not verify.
 
 mod support;
@@ -42,14 +42,14 @@ fn scan(net: &Net, account: Option<&AccountId>) -> Vec<(u64, u32)> {
 
 /// Pages through the whole history `limit` entries at a time, verifying every page.
 fn page_all(net: &Net, account: Option<AccountId>, limit: usize) -> Vec<(u64, u32, HistoryItem)> {
-    let sequencers = net.shard.genesis().sequencers.clone();
+    let validators = net.shard.genesis().validators.clone();
     let (chain, shard) = (net.domain.chain, net.domain.shard);
     let mut from = HistoryPos { height: 0, index: 0 };
     let mut out = Vec::new();
     for _ in 0..1_000 {
         let page = net.shard.history_reader().page(&HistoryQuery { account, from, limit, prove: true }).expect("page");
         assert!(page.entries.len() <= limit);
-        let items = verify_history_page(&page, account.as_ref(), chain, shard, &sequencers).expect("page verifies");
+        let items = verify_history_page(&page, account.as_ref(), chain, shard, &validators).expect("page verifies");
         out.extend(page.entries.iter().zip(items).map(|(e, item)| (e.height, e.index, item)));
         if !page.more {
             return out;
@@ -117,11 +117,11 @@ fn pages_are_complete_proven_and_tamper_evident() {
     assert!(funding >= 5, "a funding interval passes about every other round: {funding}");
 
     // Tampering: a changed item, a dropped header, a header from another key.
-    let sequencers = net.shard.genesis().sequencers.clone();
+    let validators = net.shard.genesis().validators.clone();
     let (chain, shard) = (net.domain.chain, net.domain.shard);
     let query = HistoryQuery { account: Some(taker.account()), from: HistoryPos::default(), limit: 10, prove: true };
     let page = net.shard.history_reader().page(&query).expect("page");
-    let verify = |p: &pb::GetHistoryResponse| verify_history_page(p, Some(&taker.account()), chain, shard, &sequencers);
+    let verify = |p: &pb::GetHistoryResponse| verify_history_page(p, Some(&taker.account()), chain, shard, &validators);
     assert!(verify(&page).is_ok());
     let mut altered = page.clone();
     let last = altered.entries[0].item.len() - 1;

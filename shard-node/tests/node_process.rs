@@ -11,6 +11,7 @@ use shardex_client::{ClientError, ShardClient, Wallet};
 use shardex_core::{
     pb::{self, tx_body::Op},
     tx::{sign_body, sign_tx, TxDomain},
+    validators::ValidatorSet,
     AccountId, ChainId, Reason, ShardId, B256,
 };
 use support::{account, NodeProcess, TestKeys};
@@ -68,9 +69,9 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     assert_eq!((totals.deposited_micros, totals.withdrawn_micros), (1_750 * USD, 300 * USD + 1));
 
     // A message this shard never sent or received: both records proven absent under a finalized header.
-    let sequencers = [keys.node.account()];
+    let validators = ValidatorSet::equal(&[keys.node.account()]).expect("valid key");
     for incoming in [false, true] {
-        let m = client.message(ShardId(9), 1, incoming, true, Some(&sequencers)).await.expect("proven message");
+        let m = client.message(ShardId(9), 1, incoming, true, Some(&validators)).await.expect("proven message");
         assert!(m.escrow.is_none() && m.message.is_none() && m.receipt.is_none() && m.ack.is_none());
         assert_eq!(m.proofs.len(), 2);
     }
@@ -165,17 +166,17 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     assert_eq!(alice_after.collateral_micros, (1_100 * USD - 1) as i64);
 
     for who in [alice, bob, AccountId([0xee; 32])] {
-        let v = client.account_proven(&who, 0, Some(&genesis.sequencers)).await.expect("proof verifies");
+        let v = client.account_proven(&who, 0, Some(&genesis.validators)).await.expect("proof verifies");
         assert!(v.header_checked);
         assert_eq!(B256::from_slice(&after.1), v.state_root);
         assert_eq!(v.record, client.account(&who).await.expect("q"));
     }
     // A proof at an older retained height verifies too, with the older balance.
-    let old = client.account_proven(&alice, included.height, Some(&genesis.sequencers)).await.expect("old proof");
+    let old = client.account_proven(&alice, included.height, Some(&genesis.validators)).await.expect("old proof");
     assert_eq!(old.record.expect("alice then").collateral_micros, (1_200 * USD - 1) as i64);
 
-    // A proof checked against the wrong sequencer set fails.
-    let wrong_set = [AccountId([9; 32])];
+    // A proof checked against the wrong validator set fails.
+    let wrong_set = ValidatorSet::equal(&[shardex_core::Keypair::from_seed([9; 32]).account()]).expect("valid key");
     assert!(matches!(client.account_proven(&alice, 0, Some(&wrong_set)).await, Err(ClientError::Proof(_))));
 
     // Nonces survive the restart: replay is still refused, the wallet continues.
@@ -190,7 +191,7 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let block = client.block(inc.height).await.expect("block");
     let fh = block.header.expect("header");
     let d =
-        shardex_core::block::verify_finalized(&fh, domain.chain, domain.shard, &genesis.sequencers).expect("signed");
+        shardex_core::block::verify_finalized(&fh, domain.chain, domain.shard, &genesis.validators).expect("signed");
     assert_eq!(d.header.tx_count, 1);
     assert_eq!(block.txs[0].encode_to_vec().len(), block.txs[0].encoded_len());
 }

@@ -56,7 +56,7 @@ async fn header_and_event_streams_health_and_reflection() {
         let d = if heights.is_empty() {
             shardex_core::block::decode_header(&fh).expect("genesis decodes")
         } else {
-            verify_finalized(&fh, genesis.chain_id, genesis.shard_id, &genesis.sequencers).expect("signed")
+            verify_finalized(&fh, genesis.chain_id, genesis.shard_id, &genesis.validators).expect("signed")
         };
         heights.push(d.header.height);
     }

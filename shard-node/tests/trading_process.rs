@@ -8,7 +8,9 @@ use std::time::Duration;
 use shardex_client::{ShardClient, Wallet};
 use shardex_core::{
     order::{limit_order, market_order},
-    pb, AccountId, Reason, B256,
+    pb,
+    validators::ValidatorSet,
+    AccountId, Keypair, Reason, B256,
 };
 use support::{account, NodeProcess, TestKeys};
 use tonic::Code;
@@ -149,11 +151,11 @@ async fn market_maker_takers_and_oracle_over_grpc() {
     let _: AccountId = poor;
 }
 
-/// The proven ledger (totals and pools, each under one state root that `sequencers` finalized) conserves
+/// The proven ledger (totals and pools, each under one state root that `validators` finalized) conserves
 /// money, and its Σ collateral and Σ entry notional equal the sums over `accounts` (every account holding
 /// money), read with proofs at the same height.
-async fn assert_conserved(client: &ShardClient, accounts: &[AccountId], sequencers: &[AccountId]) {
-    let ledger = client.ledger(0, Some(sequencers)).await.expect("proven ledger");
+async fn assert_conserved(client: &ShardClient, accounts: &[AccountId], validators: &ValidatorSet) {
+    let ledger = client.ledger(0, Some(validators)).await.expect("proven ledger");
     assert!(ledger.header_checked);
     ledger.check_conservation().expect("money conserved");
     let (mut collateral, mut entry) = (0i128, 0i128);
@@ -168,20 +170,20 @@ async fn assert_conserved(client: &ShardClient, accounts: &[AccountId], sequence
 }
 
 /// A proven `GetMarket` answer verifies as fetched, at the head and at an earlier height, and is refused once
-/// any pool, total or proof is altered, or against another sequencer set.
-async fn assert_ledger_tampering_refused(client: &ShardClient, sequencers: &[AccountId]) {
+/// any pool, total or proof is altered, or against another validator set.
+async fn assert_ledger_tampering_refused(client: &ShardClient, validators: &ValidatorSet) {
     use shardex_core::{ledger::verify_ledger_response, proof::ProofError};
     let (chain, shard) = (client.domain().chain, client.domain().shard);
     let fetch = |height| async move {
         client.raw().get_market(pb::GetMarketRequest { prove: true, height }).await.expect("market").into_inner()
     };
     let resp = fetch(0).await;
-    let verified = verify_ledger_response(&resp, chain, shard, Some(sequencers)).expect("as fetched");
+    let verified = verify_ledger_response(&resp, chain, shard, Some(validators)).expect("as fetched");
     verified.check_conservation().expect("conserved");
-    let earlier = client.ledger(resp.height - 1, Some(sequencers)).await.expect("an earlier height");
+    let earlier = client.ledger(resp.height - 1, Some(validators)).await.expect("an earlier height");
     assert_eq!(earlier.height, resp.height - 1);
     earlier.check_conservation().expect("conserved at the earlier height too");
-    let above = client.ledger(resp.height + 1_000, Some(sequencers)).await.expect_err("a height above the head");
+    let above = client.ledger(resp.height + 1_000, Some(validators)).await.expect_err("a height above the head");
     assert_eq!(above.reason(), Some(shardex_core::Reason::NotFound), "{above}");
 
     type Tamper = fn(&mut pb::GetMarketResponse);
@@ -196,14 +198,14 @@ async fn assert_ledger_tampering_refused(client: &ShardClient, sequencers: &[Acc
     for (what, tamper) in tampers {
         let mut bad = resp.clone();
         tamper(&mut bad);
-        let err = verify_ledger_response(&bad, chain, shard, Some(sequencers)).expect_err(what);
+        let err = verify_ledger_response(&bad, chain, shard, Some(validators)).expect_err(what);
         assert!(
             matches!(err, ProofError::RecordMismatch(_) | ProofError::WrongKey { .. } | ProofError::Missing),
             "{what}: {err}"
         );
     }
-    let strangers = [AccountId([0x5a; 32])];
-    let err = verify_ledger_response(&resp, chain, shard, Some(&strangers)).expect_err("another sequencer set");
+    let strangers = ValidatorSet::equal(&[Keypair::from_seed([0x5a; 32]).account()]).expect("valid key");
+    let err = verify_ledger_response(&resp, chain, shard, Some(&strangers)).expect_err("another validator set");
     assert!(matches!(err, ProofError::Header(_)), "{err}");
 }
 
@@ -219,7 +221,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     let (degen_key, degen) = account(203);
     let (liq_key, liq) = account(204);
     let everyone = [mm, lev, degen, liq];
-    let sequencers = [keys.node.account()];
+    let validators = ValidatorSet::equal(&[keys.node.account()]).expect("valid key");
 
     let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
     for (who, usd) in [(mm, 1_000_000), (lev, 1_000), (degen, 300), (liq, 100_000)] {
@@ -249,7 +251,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
         degen_w.place_order(&client, order(pb::Side::Buy, 0, 28, pb::TimeInForce::Ioc, 0)).await.expect("degen buys"),
     )
     .await;
-    assert_conserved(&client, &everyone, &sequencers).await;
+    assert_conserved(&client, &everyone, &validators).await;
 
     // Healthy accounts cannot be liquidated.
     let mut liq_w = Wallet::new(liq_key, &client).await.expect("wallet");
@@ -287,7 +289,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     assert_eq!(after.position.map_or(0, |p| p.size_lots), 0);
     assert!(after.account.expect("acct").collateral_micros > 0, "solvent after liquidation");
     assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("pos").size_lots, 80);
-    assert_conserved(&client, &everyone, &sequencers).await;
+    assert_conserved(&client, &everyone, &validators).await;
 
     // A further fall to 85,000 makes degen bankrupt: equity 298.6 - 420 = -121.4 USD, beyond the 36.4 USD
     // the fund holds. Auto-deleveraging closes degen's 28 lots against the most profitable opposite position
@@ -327,7 +329,7 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     assert_eq!(degen_after.position.map_or(0, |p| p.size_lots), 0);
     assert_eq!(client.position(&mm, false).await.expect("mm").position.expect("p").size_lots, mm_before + 28);
     assert_eq!(client.position(&liq, false).await.expect("liq").position.expect("p").size_lots, liq_before);
-    assert_conserved(&client, &everyone, &sequencers).await;
+    assert_conserved(&client, &everyone, &validators).await;
 
     // Every record is provable: the emptied insurance fund, the funding index and an order-free book side.
     use prost::Message;
@@ -341,5 +343,5 @@ async fn price_crash_makes_accounts_liquidatable_and_liquidation_restores_solven
     let err =
         client.raw().get_proof(pb::GetProofRequest { namespace: 99, id: vec![], height: 0 }).await.expect_err("bad ns");
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_ledger_tampering_refused(&client, &sequencers).await;
+    assert_ledger_tampering_refused(&client, &validators).await;
 }

@@ -2,7 +2,7 @@
 //! it works on any shardex network whose genesis files and coordinator key it is given (here: the testnet's
 //! manifest).
 //!
-//! 1. **Heads.** Every node answers, and its head header is finalized by its shard's genesis sequencers.
+//! 1. **Heads.** Every node answers, and its head header is certified by its shard's genesis validators.
 //! 2. **Replicas.** Nodes of one shard agree on the state root at the lowest of their heads.
 //! 3. **Epoch.** One coordinator-signed epoch commits every shard at or above the head read in (1); every
 //!    figure below is proven under the state root that epoch commits.
@@ -173,7 +173,7 @@ fn finish(outcome: Outcome) -> eyre::Result<()> {
     }
 }
 
-/// The node's head header, verified as finalized by its genesis sequencers: (height, detail).
+/// The node's head header, verified as certified by its genesis validators: (height, detail).
 async fn finalized_head(node: &Node) -> eyre::Result<(u64, String)> {
     let status = node.client.status().await?;
     if status.height == 0 {
@@ -181,7 +181,7 @@ async fn finalized_head(node: &Node) -> eyre::Result<(u64, String)> {
     }
     let fh = node.client.raw().get_header(pb::GetBlockRequest { height: status.height }).await?.into_inner();
     let d = node.client.domain();
-    let header = verify_finalized(&fh, d.chain, d.shard, &node.genesis.sequencers)?;
+    let header = verify_finalized(&fh, d.chain, d.shard, &node.genesis.validators)?;
     ensure!(
         header.header.height == status.height,
         "asked for the header at {}, got {}",
@@ -191,11 +191,11 @@ async fn finalized_head(node: &Node) -> eyre::Result<(u64, String)> {
     Ok((
         status.height,
         format!(
-            "{:<14} height {:>6} root 0x{}… finalized by its genesis sequencer set ({})",
+            "{:<14} height {:>6} root 0x{}… certified by its genesis validator set ({})",
             node.entry.name,
             status.height,
             &hex::encode(header.state_root())[..12],
-            node.genesis.sequencers.len()
+            node.genesis.validators.len()
         ),
     ))
 }
@@ -266,7 +266,7 @@ async fn committed_ledgers(
         let mut ledgers = Vec::with_capacity(shards.len());
         for node in shards {
             let want = heads.get(&node.entry.shard_id.0).copied().unwrap_or(0);
-            let head = match node.client.committed_head(coordinator, key, number, &node.genesis.sequencers).await {
+            let head = match node.client.committed_head(coordinator, key, number, &node.genesis.validators).await {
                 Ok(head) if head.entry.height >= want => head,
                 // Not committed yet (a shard enters with its first block), or behind the head read earlier.
                 Ok(_) => {

@@ -1,5 +1,5 @@
 //! `testnet demo`: a narrated workload on a running network, every shown balance proven against a
-//! sequencer-signed header and then up to a coordinator-signed epoch. Any failed step or check makes the
+//! validator-certified header and then up to a coordinator-signed epoch. Any failed step or check makes the
 //! command exit non-zero.
 //!
 //! Steps: funding, bad requests, quotes, a leveraged taker, collateral moved to another shard and used as
@@ -136,7 +136,7 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
     shown.extend(bridged);
     crash(client, &mut trading).await?;
 
-    step(10, "Every balance, proven: MPT proof -> state root -> header signed by the shard's sequencers");
+    step(10, "Every balance, proven: MPT proof -> state root -> header certified by the shard's validators");
     for (node, client, genesis) in &clients {
         let market = client.market(false).await?;
         let totals = market.totals.unwrap_or_default();
@@ -144,7 +144,7 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
         for (name, who) in &shown {
             let who = *who;
             let v = client
-                .account_proven(&who, 0, Some(&genesis.sequencers))
+                .account_proven(&who, 0, Some(&genesis.validators))
                 .await
                 .wrap_err_with(|| format!("proving {name} on {}", node.name))?;
             let balance = v.record.as_ref().map_or(0, |r| r.collateral_micros);
@@ -366,10 +366,10 @@ async fn crash(client: &ShardClient, t: &mut Trading) -> eyre::Result<()> {
 
 /// Σ collateral − Σ entry + fee pool + insurance + funding pool + escrowed equals deposits − withdrawals +
 /// bridged in − bridged out, from the ledger totals the VM keeps over every account (so it holds whoever
-/// else traded on the network), every record proven under a header the shard's sequencers signed.
+/// else traded on the network), every record proven under a header the shard's validators certified.
 async fn conservation(node: &NodeEntry, client: &ShardClient, genesis: &Genesis) -> eyre::Result<()> {
     let l = client
-        .ledger(0, Some(&genesis.sequencers))
+        .ledger(0, Some(&genesis.validators))
         .await
         .wrap_err_with(|| format!("proving {}'s ledger", node.name))?;
     l.check_conservation().wrap_err_with(|| format!("{} at height {}", node.name, l.height))?;
@@ -416,7 +416,7 @@ async fn global_proofs(
     for (node, client, genesis) in clients {
         for (name, who) in shown {
             let v = client
-                .account_global(&coord, &key, epoch, who, &genesis.sequencers)
+                .account_global(&coord, &key, epoch, who, &genesis.validators)
                 .await
                 .wrap_err_with(|| format!("verifying {name} on {} to epoch {epoch}", node.name))?;
             ensure!(

@@ -8,6 +8,7 @@ use eyre::{eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 use shardex_core::{
     genesis::{Authorities, Genesis, MarketParams, DEFAULT_NONCE_WINDOW},
+    validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId,
 };
 
@@ -216,7 +217,7 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
             genesis_time_ms,
             market: market(symbol),
             authorities: authorities.clone(),
-            sequencers: vec![node_key.account()],
+            validators: ValidatorSet::equal(&[node_key.account()])?,
             coordinator: Some(coordinator.public_key),
         };
         genesis.validate()?;

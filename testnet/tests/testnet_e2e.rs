@@ -71,7 +71,7 @@ fn cli_walkthrough(dir: &Path, bins: &Path) {
     let out = text(&acct);
     assert!(acct.status.success(), "{out}");
     assert!(out.contains("collateral  1500.000000 USD"), "{out}");
-    assert!(out.contains("proof       verified") && out.contains("signed by the genesis sequencer set"), "{out}");
+    assert!(out.contains("proof       verified") && out.contains("certified by the genesis validator set"), "{out}");
 
     let hist =
         shardex(bins, &endpoint, &["history", &carol, "--genesis", genesis.to_str().expect("utf8"), "--limit", "10"]);
@@ -80,7 +80,7 @@ fn cli_walkthrough(dir: &Path, bins: &Path) {
     assert!(out.contains("collateral +1500.250000 USD -> 1500.250000 USD"), "{out}");
     assert!(out.contains("collateral -0.250000 USD -> 1500.000000 USD"), "{out}");
     assert!(out.contains(&format!("height {block} ")) && out.contains(&hash), "{out}");
-    assert!(out.contains("2 entries up to height") && out.contains("proven against a header signed"), "{out}");
+    assert!(out.contains("2 entries up to height") && out.contains("proven against a header certified"), "{out}");
     // The demo's trading moved the market: its funding and mode changes are in the market history.
     let market = shardex(bins, &endpoint, &["history", "--market", "--genesis", genesis.to_str().expect("utf8")]);
     assert!(market.status.success(), "{}", text(&market));
@@ -88,7 +88,7 @@ fn cli_walkthrough(dir: &Path, bins: &Path) {
     let ledger = shardex(bins, &endpoint, &["ledger", "--genesis", genesis.to_str().expect("utf8")]);
     let out = text(&ledger);
     assert!(ledger.status.success(), "{out}");
-    assert!(out.contains("signed by the genesis sequencer set") && out.contains("conservation    holds"), "{out}");
+    assert!(out.contains("certified by the genesis validator set") && out.contains("conservation    holds"), "{out}");
 
     let tx = shardex(bins, &endpoint, &["tx", &hash]);
     assert!(text(&tx).contains(&format!("included in block {block}")), "{}", text(&tx));

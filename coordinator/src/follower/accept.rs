@@ -1,13 +1,13 @@
 //! The pure acceptance rule for one shard's headers: a candidate is accepted only if it decodes, is for
 //! the shard's chain and shard, is exactly one above the last accepted header, names that header as its
-//! parent, and is finalized by a quorum of the shard's genesis sequencer set.
+//! parent, and carries a commit certificate of the shard's genesis validator set.
 
 use shardex_core::{
-    block::{decode_header, quorum, verify_finalized, HeaderError},
+    block::{decode_header, verify_finalized, HeaderError},
     hash::b256_from_slice,
     pb,
-    signing::{self, Domain},
-    AccountId, ChainId, ShardId, B256,
+    validators::ValidatorSet,
+    ChainId, ShardId, B256,
 };
 
 /// What the coordinator knows of one shard from its genesis.
@@ -17,8 +17,8 @@ pub struct ShardSpec {
     pub chain: ChainId,
     /// The shard.
     pub shard: ShardId,
-    /// Keys whose signatures finalize its blocks.
-    pub sequencers: Vec<AccountId>,
+    /// The validators whose precommits finalize its blocks.
+    pub validators: ValidatorSet,
     /// Timestamp of its genesis block, ms.
     pub genesis_time_ms: u64,
 }
@@ -82,32 +82,10 @@ pub enum Rejection {
         /// Hash of the last accepted header.
         expected: B256,
     },
-    /// A signature by a sequencer of the set does not verify.
-    #[error("bad signature at height {height} by sequencer {signer}")]
-    BadSignature {
-        /// Header height.
-        height: u64,
-        /// The sequencer whose signature failed.
-        signer: AccountId,
-    },
-    /// Signed by keys outside the sequencer set (and no quorum of the set).
-    #[error("unknown signer at height {height}: {signer} is not in the genesis sequencer set")]
-    UnknownSigner {
-        /// Header height.
-        height: u64,
-        /// The first foreign signer (hex; may not even be a valid key).
-        signer: String,
-    },
-    /// Too few valid signatures of the set.
-    #[error("no quorum at height {height}: {valid} valid sequencer signatures, {quorum} needed")]
-    NoQuorum {
-        /// Header height.
-        height: u64,
-        /// Valid distinct signatures of the set.
-        valid: usize,
-        /// Needed.
-        quorum: usize,
-    },
+    /// The commit certificate does not finalize the header (see [`HeaderError::kind`] for the reasons: an
+    /// unknown, duplicated or bad signer, too little voting power, too many signatures).
+    #[error("{0}")]
+    Certificate(HeaderError),
 }
 
 impl Rejection {
@@ -119,9 +97,7 @@ impl Rejection {
             Self::Replayed { .. } => "REPLAYED_HEIGHT",
             Self::NonConsecutive { .. } => "NON_CONSECUTIVE_HEIGHT",
             Self::WrongParent { .. } => "WRONG_PARENT",
-            Self::BadSignature { .. } => "BAD_SIGNATURE",
-            Self::UnknownSigner { .. } => "UNKNOWN_SIGNER",
-            Self::NoQuorum { .. } => "NO_QUORUM",
+            Self::Certificate(e) => e.kind(),
         }
     }
 }
@@ -173,7 +149,7 @@ pub fn head_from_stored(fh: &pb::FinalizedHeader) -> Result<Head, Rejection> {
 /// Decides whether `candidate` extends `last` for the shard of `spec`; on acceptance returns the new head.
 ///
 /// Cheap checks (shape, domain, height, parent) run before signature checks; finality itself is
-/// `shardex_core::block::verify_finalized`, and only a failed check is classified further for its reason.
+/// `shardex_core::block::verify_finalized`, whose refusal names its reason.
 pub fn accept(last: &Head, spec: &ShardSpec, candidate: &pb::FinalizedHeader) -> Result<Head, Rejection> {
     let decoded = decode_header(candidate).map_err(|e| Rejection::Undecodable(e.to_string()))?;
     let h = &decoded.header;
@@ -195,68 +171,19 @@ pub fn accept(last: &Head, spec: &ShardSpec, candidate: &pb::FinalizedHeader) ->
     if parent != last.hash {
         return Err(Rejection::WrongParent { height: h.height, got: parent, expected: last.hash });
     }
-    match verify_finalized(candidate, spec.chain, spec.shard, &spec.sequencers) {
-        Ok(d) => Ok(Head {
-            height: d.header.height,
-            hash: d.hash,
-            state_root: d.state_root(),
-            timestamp_ms: d.header.timestamp_ms,
-            header: candidate.clone(),
-        }),
-        Err(HeaderError::NoQuorum { height, valid, quorum }) => {
-            Err(classify_signatures(candidate, spec, decoded.hash, height, valid, quorum))
-        }
-        Err(HeaderError::Malformed(m)) => Err(Rejection::Undecodable(m)),
-        Err(HeaderError::WrongDomain { chain, shard, expected_chain, expected_shard }) => {
-            Err(Rejection::WrongDomain { chain, shard, expected_chain, expected_shard })
-        }
-    }
-}
-
-/// Names why a header lacks a quorum: a set member's signature that fails, else a foreign signer, else
-/// simply too few signatures.
-fn classify_signatures(
-    fh: &pb::FinalizedHeader,
-    spec: &ShardSpec,
-    hash: B256,
-    height: u64,
-    valid: usize,
-    need: usize,
-) -> Rejection {
-    debug_assert_eq!(need, quorum(spec.sequencers.len()));
-    let mut foreign: Option<String> = None;
-    for sig in &fh.signatures {
-        match AccountId::from_slice(&sig.signer) {
-            Ok(signer) if spec.sequencers.contains(&signer) => {
-                let ok = signing::verify(
-                    &signer,
-                    &sig.signature,
-                    Domain::BlockVote,
-                    spec.chain,
-                    spec.shard,
-                    hash.as_slice(),
-                );
-                if ok.is_err() {
-                    return Rejection::BadSignature { height, signer };
-                }
-            }
-            _ => {
-                foreign.get_or_insert_with(|| hex::encode(&sig.signer));
-            }
-        }
-    }
-    match foreign {
-        Some(signer) => Rejection::UnknownSigner { height, signer },
-        None => Rejection::NoQuorum { height, valid, quorum: need },
-    }
+    let d = verify_finalized(candidate, spec.chain, spec.shard, &spec.validators).map_err(Rejection::Certificate)?;
+    Ok(Head {
+        height: d.header.height,
+        hash: d.hash,
+        state_root: d.state_root(),
+        timestamp_ms: d.header.timestamp_ms,
+        header: candidate.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use shardex_core::{
-        block::{encode_header, sign_header},
-        Keypair,
-    };
+    use shardex_core::{block::encode_header, vote::sign_precommit, Keypair};
 
     use super::*;
 
@@ -267,7 +194,7 @@ mod tests {
         ShardSpec {
             chain: CHAIN,
             shard: SHARD,
-            sequencers: keys.iter().map(|k| k.account()).collect(),
+            validators: ValidatorSet::equal(&keys.iter().map(|k| k.account()).collect::<Vec<_>>()).expect("valid"),
             genesis_time_ms: 1_000,
         }
     }
@@ -291,7 +218,8 @@ mod tests {
         let (bytes, hash) = encode_header(h);
         pb::FinalizedHeader {
             header: bytes,
-            signatures: keys.iter().map(|k| sign_header(k, ChainId(h.chain_id), ShardId(h.shard_id), &hash)).collect(),
+            signatures: keys.iter().map(|k| sign_precommit(k, (CHAIN, SHARD), h.height, 0, &hash)).collect(),
+            round: 0,
         }
     }
 
@@ -302,7 +230,7 @@ mod tests {
             hash,
             state_root: B256::ZERO,
             timestamp_ms: 1_000,
-            header: pb::FinalizedHeader { header: bytes, signatures: vec![] },
+            header: pb::FinalizedHeader { header: bytes, ..Default::default() },
         }
     }
 
@@ -358,7 +286,7 @@ mod tests {
         other.chain_id = 4;
         assert_eq!(kind(accept(&head1, &s, &signed(&other, &[&seq]))), Err("WRONG_CHAIN_OR_SHARD"));
         // Garbage bytes.
-        let junk = pb::FinalizedHeader { header: vec![0xff; 7], signatures: vec![] };
+        let junk = pb::FinalizedHeader { header: vec![0xff; 7], ..Default::default() };
         assert_eq!(kind(accept(&head1, &s, &junk)), Err("UNDECODABLE"));
         // The genuine next header is still accepted after all of that.
         assert_eq!(kind(accept(&head1, &s, &signed(&header(2, head1.hash), &[&seq]))), Ok(2));
@@ -373,7 +301,10 @@ mod tests {
         let h1 = header(1, g.hash);
         assert_eq!(accept(&g, &s, &signed(&h1, &refs[..2])).map_err(|e| e.kind()).err(), Some("NO_QUORUM"));
         // Duplicated signatures of one member do not count twice.
-        assert!(accept(&g, &s, &signed(&h1, &[refs[0], refs[0], refs[0]])).is_err());
+        assert_eq!(
+            accept(&g, &s, &signed(&h1, &[refs[0], refs[0], refs[0]])).map_err(|e| e.kind()).err(),
+            Some("DUPLICATE_SIGNER")
+        );
         assert_eq!(accept(&g, &s, &signed(&h1, &refs[..3])).map(|h| h.height), Ok(1));
     }
 }

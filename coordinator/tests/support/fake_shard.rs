@@ -4,10 +4,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
-use shardex_core::{
-    block::{encode_header, sign_header},
-    pb, ChainId, Keypair, ShardId, B256,
-};
+use shardex_core::{block::encode_header, pb, vote::sign_precommit, ChainId, Keypair, ShardId, B256};
 use shardex_proto::shard::v1::shard_service_server::{ShardService, ShardServiceServer};
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
@@ -38,11 +35,12 @@ pub fn header(chain: ChainId, shard: ShardId, height: u64, parent: B256, time_ms
     }
 }
 
-/// Encodes `h` and signs it with `keys` (none: unsigned, as a genesis block).
+/// Encodes `h` and certifies it with round-0 precommits of `keys` (none: unsigned, as a genesis block).
 pub fn finalize(h: &pb::BlockHeader, keys: &[&Keypair]) -> (pb::FinalizedHeader, B256) {
     let (bytes, hash) = encode_header(h);
-    let signatures = keys.iter().map(|k| sign_header(k, ChainId(h.chain_id), ShardId(h.shard_id), &hash)).collect();
-    (pb::FinalizedHeader { header: bytes, signatures }, hash)
+    let domain = (ChainId(h.chain_id), ShardId(h.shard_id));
+    let signatures = keys.iter().map(|k| sign_precommit(k, domain, h.height, 0, &hash)).collect();
+    (pb::FinalizedHeader { header: bytes, signatures, round: 0 }, hash)
 }
 
 struct Fake {

@@ -13,6 +13,7 @@ use std::{
 use shardex_client::CoordinatorClient;
 use shardex_core::{
     genesis::{Authorities, Genesis},
+    validators::ValidatorSet,
     ChainId, Keypair, ShardId,
 };
 use shardex_test_support::{start_coordinator, ServerProcess, ShardNodeProcess};
@@ -57,6 +58,11 @@ impl ShardKeys {
         let mut g = Genesis::example(authorities, self.node.account());
         (g.chain_id, g.shard_id) = (ChainId(chain), ShardId(shard));
         g
+    }
+
+    /// The shard's validator set: its one node.
+    pub fn validators(&self) -> ValidatorSet {
+        ValidatorSet::equal(&[self.node.account()]).expect("valid key")
     }
 }
 

@@ -1,17 +1,18 @@
 //! Client-side check of a `GetMessageResponse`: the two records it returns are the ones proven under its
-//! state root (and, given the sequencer set, that root is a finalized header's).
+//! state root (and, given the validator set, that root is a finalized header's).
 
 use prost::Message;
 
 use super::keys;
 use crate::{
-    ids::{AccountId, ChainId, ShardId},
+    ids::{ChainId, ShardId},
     pb,
     proof::{verify_header_carries, verify_pb_proof, ProofError},
+    validators::ValidatorSet,
 };
 
 /// Verifies the proofs of `resp`, the answer of shard `shard` about message `seq` exchanged with `peer`
-/// (`incoming`: `shard` is the destination). With `sequencers`, the header is checked to be finalized by a
+/// (`incoming`: `shard` is the destination). With `validators`, the header is checked to be finalized by a
 /// quorum of that set and to carry the proven state root.
 pub fn verify_message_response(
     resp: &pb::GetMessageResponse,
@@ -20,7 +21,7 @@ pub fn verify_message_response(
     peer: ShardId,
     seq: u64,
     incoming: bool,
-    sequencers: Option<&[AccountId]>,
+    validators: Option<&ValidatorSet>,
 ) -> Result<(), ProofError> {
     let encode = |m: Option<Vec<u8>>| m.filter(|v| !v.is_empty());
     let checks = if incoming {
@@ -45,7 +46,7 @@ pub fn verify_message_response(
             return Err(ProofError::RecordMismatch("a returned record differs from the proven one".into()));
         }
     }
-    if let Some(set) = sequencers {
+    if let Some(set) = validators {
         verify_header_carries(resp.header.as_ref(), chain, shard, set, &resp.state_root, resp.height)?;
     }
     Ok(())

@@ -169,10 +169,10 @@ mod tests {
 
     #[test]
     fn epoch_signature_is_domain_separated() {
-        // The same key signing the same hash as a block vote (or for shard 1) does not make an epoch signature.
+        // The same key signing the same hash as a precommit (or for shard 1) does not make an epoch signature.
         let key = Keypair::from_seed([9; 32]);
         let (mut signed, hash) = sign_epoch(&key, &record());
-        for (domain, shard) in [(Domain::BlockVote, GLOBAL_SIGNING_SHARD), (Domain::GlobalCommitment, ShardId(1))] {
+        for (domain, shard) in [(Domain::Precommit, GLOBAL_SIGNING_SHARD), (Domain::GlobalCommitment, ShardId(1))] {
             signed.signature = signing::sign(&key, domain, ChainId(7), shard, hash.as_slice()).to_vec();
             assert_eq!(
                 verify_epoch(&signed, &key.account(), ChainId(7)),

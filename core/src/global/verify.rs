@@ -16,6 +16,7 @@ use crate::{
     pb,
     proof::{verify_account_response, verify_state_proof, ProofError},
     signing::SignatureError,
+    validators::ValidatorSet,
 };
 
 /// Why a global commitment or a proof against it was not accepted.
@@ -49,7 +50,7 @@ pub enum GlobalError {
     /// The MPT proof does not put the entry under the global root.
     #[error("shard entry is not proven under the global root: {0}")]
     Inclusion(String),
-    /// The shard header is not finalized by the shard's sequencer set.
+    /// The shard header is not certified by the shard's validator set.
     #[error("shard header: {0}")]
     Header(#[from] HeaderError),
     /// The header is not the one the entry commits to.
@@ -102,13 +103,13 @@ pub struct VerifiedInclusion {
 /// 1. `inclusion.epoch` is signed by `coordinator` (domain separated) for `chain`;
 /// 2. `inclusion.entry` is `shard`'s entry under the epoch's global root (`inclusion.proof`);
 /// 3. `inclusion.header` hashes to the entry's block hash, has its height and state root, and is finalized
-///    by a quorum of `sequencers` (the shard's genesis set).
+///    by a quorum of `validators` (the shard's genesis set).
 pub fn verify_inclusion(
     inclusion: &coordpb::ShardInclusion,
     coordinator: &AccountId,
     chain: ChainId,
     shard: ShardId,
-    sequencers: &[AccountId],
+    validators: &ValidatorSet,
 ) -> Result<VerifiedInclusion, GlobalError> {
     let signed = inclusion.epoch.as_ref().ok_or_else(|| GlobalError::Malformed("no epoch".into()))?;
     let epoch = verify_epoch(signed, coordinator, chain)?;
@@ -120,7 +121,7 @@ pub fn verify_inclusion(
     verify_shard_inclusion(&epoch, entry, &proof)?;
 
     let fh = inclusion.header.as_ref().ok_or_else(|| GlobalError::Malformed("no shard header".into()))?;
-    let header = verify_finalized(fh, chain, shard, sequencers)?;
+    let header = verify_finalized(fh, chain, shard, validators)?;
     let block_hash = b256_from_slice(&entry.block_hash).unwrap_or_default();
     let state_root = b256_from_slice(&entry.state_root).unwrap_or_default();
     if header.hash != block_hash || header.header.height != entry.height || header.state_root() != state_root {
@@ -160,12 +161,12 @@ pub fn verify_account_global(
     coordinator: &AccountId,
     chain: ChainId,
     shard: ShardId,
-    sequencers: &[AccountId],
+    validators: &ValidatorSet,
     account: &AccountId,
     account_resp: &pb::GetAccountResponse,
 ) -> Result<GloballyVerifiedAccount, GlobalError> {
     let VerifiedInclusion { epoch, entry, block_hash, state_root } =
-        verify_inclusion(inclusion, coordinator, chain, shard, sequencers)?;
+        verify_inclusion(inclusion, coordinator, chain, shard, validators)?;
     let proven = verify_account_response(account_resp, account, chain, shard, None)?;
     if proven.state_root != state_root || proven.height != entry.height {
         return Err(GlobalError::Account(ProofError::RootMismatch(format!(
@@ -181,10 +182,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        block::{encode_header, sign_header},
+        block::encode_header,
         global::{build_global_trie, entry_from_header, sign_epoch},
         keys::Keypair,
         state_key,
+        vote::sign_precommit,
     };
 
     const CHAIN: ChainId = ChainId(5);
@@ -224,7 +226,11 @@ mod tests {
             ..Default::default()
         };
         let (bytes, hash) = encode_header(&header);
-        let fh = pb::FinalizedHeader { header: bytes, signatures: vec![sign_header(&sequencer, CHAIN, SHARD, &hash)] };
+        let fh = pb::FinalizedHeader {
+            header: bytes,
+            signatures: vec![sign_precommit(&sequencer, (CHAIN, SHARD), 9, 0, &hash)],
+            round: 0,
+        };
         let decoded = crate::block::decode_header(&fh).expect("decodes");
         let entry = entry_from_header(&decoded);
         let others: Vec<coordpb::ShardEntry> = [1u32, 3, 4]
@@ -277,7 +283,7 @@ mod tests {
             &f.coordinator.account(),
             CHAIN,
             SHARD,
-            &[f.sequencer.account()],
+            &ValidatorSet::equal(&[f.sequencer.account()]).expect("valid set"),
             &f.account,
             &f.resp,
         )
@@ -310,14 +316,14 @@ mod tests {
             e.signature[0] ^= 1;
         }
         assert!(matches!(check(&f), Err(GlobalError::Signature(_))));
-        // Header signed by a key outside the sequencer set.
+        // Header signed by a key outside the validator set.
         let mut f = fixture();
         let outsider = Keypair::from_seed([6; 32]);
         if let Some(h) = f.inclusion.header.as_mut() {
             let hash = crate::hash::block_hash(&h.header);
-            h.signatures = vec![sign_header(&outsider, CHAIN, SHARD, &hash)];
+            h.signatures = vec![sign_precommit(&outsider, (CHAIN, SHARD), 9, 0, &hash)];
         }
-        assert!(matches!(check(&f), Err(GlobalError::Header(HeaderError::NoQuorum { .. }))));
+        assert!(matches!(check(&f), Err(GlobalError::Header(HeaderError::UnknownSigner { .. }))));
         // Another validly signed header than the committed one.
         let mut f = fixture();
         let other = pb::BlockHeader {
@@ -334,7 +340,8 @@ mod tests {
         let (bytes, hash) = encode_header(&other);
         f.inclusion.header = Some(pb::FinalizedHeader {
             header: bytes,
-            signatures: vec![sign_header(&f.sequencer, CHAIN, SHARD, &hash)],
+            signatures: vec![sign_precommit(&f.sequencer, (CHAIN, SHARD), 9, 0, &hash)],
+            round: 0,
         });
         assert!(matches!(check(&f), Err(GlobalError::HeaderMismatch(_))));
         // Account record changed after proving.
@@ -358,7 +365,7 @@ mod tests {
             &f.coordinator.account(),
             CHAIN,
             ShardId(3),
-            &[f.sequencer.account()],
+            &ValidatorSet::equal(&[f.sequencer.account()]).expect("valid set"),
             &f.account,
             &f.resp,
         );

@@ -87,16 +87,16 @@ pub fn genesis_block(genesis: &Genesis, state_root: B256) -> (pb::Block, B256) {
     };
     let (bytes, hash) = encode_header(&header);
     let block =
-        pb::Block { header: Some(pb::FinalizedHeader { header: bytes, signatures: vec![] }), ..Default::default() };
+        pb::Block { header: Some(pb::FinalizedHeader { header: bytes, ..Default::default() }), ..Default::default() };
     (block, hash)
 }
 
 impl Shard {
     /// Opens (or initializes) the shard stored in `db`.
     pub fn open(db: sled::Db, genesis: Genesis, key: Keypair, config: ShardConfig) -> Result<Self, ShardError> {
-        if !genesis.sequencers.contains(&key.account()) {
+        if !genesis.validators.contains(&key.account()) {
             return Err(ShardError::Inconsistent(format!(
-                "node key {} is not in the genesis sequencer set",
+                "node key {} is not in the genesis validator set",
                 key.account()
             )));
         }
@@ -161,14 +161,14 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use shardex_core::{genesis::Authorities, AccountId};
+    use shardex_core::{genesis::Authorities, validators::ValidatorSet, AccountId};
 
     use super::*;
 
     fn fixed_genesis() -> Genesis {
         let authorities =
             Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) };
-        Genesis::example(authorities, AccountId([4; 32]))
+        Genesis::example(authorities, Keypair::from_seed([4; 32]).account())
     }
 
     /// Golden vector: an accidental change to record encoding, namespaces or header layout fails here.
@@ -198,7 +198,7 @@ mod tests {
         let g = fixed_genesis();
         let node = Keypair::from_seed([9; 32]);
         let mut g_with_node = g.clone();
-        g_with_node.sequencers = vec![node.account()];
+        g_with_node.validators = ValidatorSet::equal(&[node.account()]).expect("valid key");
         let db = shardex_service::storage::open_db(dir.path()).expect("db");
         let shard = Shard::open(db.clone(), g_with_node.clone(), node.clone(), ShardConfig::default()).expect("open");
         assert_eq!(shard.head().state_root, genesis_root(&g_with_node));
@@ -211,6 +211,6 @@ mod tests {
 
         let stranger = Keypair::from_seed([8; 32]);
         let err = Shard::open(db, g_with_node, stranger, ShardConfig::default()).err().expect("refused");
-        assert!(err.to_string().contains("not in the genesis sequencer set"), "{err}");
+        assert!(err.to_string().contains("not in the genesis validator set"), "{err}");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use alloy_primitives::B256;
 use prost::Message;
 use shardex_core::{
-    block::encode_header,
+    block::{encode_header, Certificate},
     hash::ordered_root,
     pb,
     tx::{TxDomain, VerifiedTx},
@@ -137,8 +137,8 @@ impl Shard {
 
     /// Commits a decided proposal: [`Proposal::write`] then [`Self::finish`], for callers that hold the shard
     /// alone. A storage error is fatal for the node.
-    pub fn apply(&mut self, proposal: Proposal, signatures: Vec<pb::HeaderSignature>) -> Result<Committed, ShardError> {
-        let written = proposal.write(signatures)?;
+    pub fn apply(&mut self, proposal: Proposal, certificate: Certificate) -> Result<Committed, ShardError> {
+        let written = proposal.write(certificate)?;
         self.finish(written)
     }
 
@@ -161,7 +161,7 @@ impl Shard {
 impl Proposal {
     /// Writes the decided block: one atomic batch (state, block, receipts, tx index, history indexes, head
     /// pointer, pruning), flushed before returning. Needs no shard lock (see the module docs).
-    pub fn write(self, signatures: Vec<pb::HeaderSignature>) -> Result<Written, ShardError> {
+    pub fn write(self, certificate: Certificate) -> Result<Written, ShardError> {
         let Proposal { header, header_bytes, hash, block: sealed, mut batch, parent, store } = self;
         let height = header.height;
         if height != parent.height + 1 || header.parent_hash != parent.hash.as_slice() {
@@ -172,7 +172,7 @@ impl Proposal {
         }
         let tx_hashes: Vec<B256> = sealed.txs.iter().map(VerifiedTx::hash).collect();
         let block = pb::Block {
-            header: Some(pb::FinalizedHeader { header: header_bytes, signatures }),
+            header: Some(certificate.finalize(header_bytes)),
             txs: sealed.txs.iter().map(|t| t.envelope().clone()).collect(),
             receipts: sealed.receipts,
             block_events: sealed.block_events,

@@ -140,15 +140,15 @@ pub(super) async fn cross_shard_margin(
     println!("    the relayer carries it (time since the transfer was sent):");
     follow(&bridge, &mut events, key, sent, (&src_node.name, &dst_node.name)).await?;
 
-    // Both shards' records, each checked against its proof and a header signed by the shard's sequencers.
+    // Both shards' records, each checked against its proof and a header certified by the shard's validators.
     let out = src
-        .message(ShardId(key.1), key.2, false, true, Some(&src_genesis.sequencers))
+        .message(ShardId(key.1), key.2, false, true, Some(&src_genesis.validators))
         .await
         .wrap_err_with(|| format!("proving the escrow on {}", src_node.name))?;
     let escrow = out.escrow.ok_or_else(|| eyre!("{} has no escrow of the message", src_node.name))?;
     ensure!(escrow.state == pb::MessageState::Acked as i32, "the escrow on {} is not acked: {escrow:?}", src_node.name);
     let incoming = dst
-        .message(ShardId(key.0), key.2, true, true, Some(&dst_genesis.sequencers))
+        .message(ShardId(key.0), key.2, true, true, Some(&dst_genesis.validators))
         .await
         .wrap_err_with(|| format!("proving the receipt on {}", dst_node.name))?;
     let receipt = incoming.receipt.ok_or_else(|| eyre!("{} has no receipt of the message", dst_node.name))?;

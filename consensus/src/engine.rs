@@ -1,0 +1,213 @@
+//! Starting a shard's consensus: Malachite's actors (network, WAL, consensus, value sync) with shardex's
+//! context, signer, verifier and codec, and the host loop in front of the application.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use malachitebft_app_channel::{
+    app::{
+        config::{ConsensusConfig, NodeConfig, P2pConfig, ProtocolNames, ValueSyncConfig},
+        types::{codec::Codec, Keypair as PeerKeypair},
+    },
+    ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, RequestContext, Signer, SyncContext, WalContext,
+};
+use malachitebft_core_types::LinearTimeouts;
+use malachitebft_engine::network::Multiaddr;
+use shardex_core::{validators, Keypair};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::{
+    app::BlockApp,
+    codec::BorshCodec,
+    context::ShardCtx,
+    host::{Host, HostError, HostSettings},
+    signing::{ShardSigner, ShardVerifier},
+    store::ProposalStore,
+    stream::StreamLimits,
+    types::Address,
+};
+
+/// Where a validator listens and whom it dials, and its pacing.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// A name for logs.
+    pub moniker: String,
+    /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/7300`.
+    pub listen: String,
+    /// The other validators' libp2p addresses.
+    pub peers: Vec<String>,
+    /// Consensus timeouts.
+    pub timeouts: LinearTimeouts,
+    /// Least time per height (the block interval).
+    pub target_time: Option<Duration>,
+    /// Longest an idle proposer waits for a first transaction before proposing an empty block.
+    pub max_idle: Duration,
+    /// The write-ahead log file.
+    pub wal_path: PathBuf,
+    /// Bounds of proposal streams.
+    pub streams: StreamLimits,
+    /// Most decided blocks one sync answer carries.
+    pub max_sync_batch: u64,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An address that is not a libp2p multiaddr.
+    #[error("{what} {addr:?} is not a libp2p multiaddr: {why}")]
+    BadAddress {
+        /// Which setting.
+        what: &'static str,
+        /// The value.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The node key cannot be a libp2p identity, or the peer binding could not be signed.
+    #[error("node identity: {0}")]
+    Identity(String),
+    /// Malachite refused to start.
+    #[error("consensus engine: {0}")]
+    Engine(String),
+}
+
+/// Malachite's node configuration, built from [`EngineSettings`].
+#[derive(Clone, Debug)]
+struct EngineConfig {
+    moniker: String,
+    consensus: ConsensusConfig,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for EngineConfig {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+fn multiaddr(what: &'static str, addr: &str) -> Result<Multiaddr, StartError> {
+    addr.parse().map_err(|e: <Multiaddr as std::str::FromStr>::Err| StartError::BadAddress {
+        what,
+        addr: addr.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// libp2p protocol names of one shard, so that nodes of different chains or shards never talk consensus.
+fn protocol_names(ctx: ShardCtx) -> ProtocolNames {
+    let p = format!("/shardex/{}/{}", ctx.chain, ctx.shard);
+    ProtocolNames {
+        consensus: format!("{p}/consensus/1"),
+        discovery_kad: format!("{p}/kad/1"),
+        discovery_regres: format!("{p}/discovery/1"),
+        sync: format!("{p}/sync/1"),
+        validator_proof: format!("{p}/validator-proof/1"),
+    }
+}
+
+fn config(ctx: ShardCtx, s: &EngineSettings) -> Result<EngineConfig, StartError> {
+    let p2p = P2pConfig {
+        listen_addr: multiaddr("consensus listen address", &s.listen)?,
+        persistent_peers: s.peers.iter().map(|p| multiaddr("consensus peer", p)).collect::<Result<_, _>>()?,
+        persistent_peers_only: true,
+        protocol_names: protocol_names(ctx),
+        ..P2pConfig::default()
+    };
+    let consensus = ConsensusConfig { p2p, ..ConsensusConfig::default() };
+    let value_sync = ValueSyncConfig {
+        status_update_interval: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(5),
+        ..ValueSyncConfig::default()
+    };
+    Ok(EngineConfig { moniker: s.moniker.clone(), consensus, value_sync })
+}
+
+/// A running consensus: the engine's actors and the host task in front of the application.
+pub struct Running {
+    engine: EngineHandle,
+    host: JoinHandle<HostError>,
+}
+
+impl Running {
+    /// Waits until the host stops (the engine stopped, or the application failed); returns why.
+    pub async fn stopped(&mut self) -> HostError {
+        match (&mut self.host).await {
+            Ok(e) => e,
+            Err(join) => HostError::EngineGone(format!("host task: {join}")),
+        }
+    }
+
+    /// Stops the engine's actors (the WAL is already flushed: every signed message is written before it is
+    /// sent) and the host.
+    pub async fn shutdown(self) {
+        let cell = self.engine.actor.get_cell();
+        cell.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(5))).await;
+        self.engine.actor.stop(Some("shutdown".into()));
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.engine.handle).await;
+        self.host.abort();
+    }
+}
+
+/// Starts consensus for the validator `key` of the shard `ctx` whose set is `genesis`.
+pub async fn start<A: BlockApp>(
+    ctx: ShardCtx,
+    key: Keypair,
+    genesis: validators::ValidatorSet,
+    settings: EngineSettings,
+    app: Arc<A>,
+    store: ProposalStore,
+) -> Result<Running, StartError> {
+    let cfg = config(ctx, &settings)?;
+    let address = Address::from(key.account());
+    let peer_key =
+        PeerKeypair::ed25519_from_bytes(key.secret_bytes()).map_err(|e| StartError::Identity(e.to_string()))?;
+    let signer = ShardSigner::new(key.clone(), ctx);
+    let peer_id = peer_key.public().to_peer_id().to_bytes();
+    let proof = signer
+        .sign_validator_proof(address.0.to_vec(), peer_id)
+        .await
+        .map_err(|e| StartError::Identity(format!("signing the peer binding: {e:?}")))?;
+    let proof_bytes = BorshCodec.encode(&proof).map_err(|e| StartError::Identity(e.to_string()))?;
+    let identity = NetworkIdentity::new_validator(settings.moniker.clone(), peer_key, address.to_string(), proof_bytes);
+
+    let (channels, engine) = malachitebft_app_channel::start_engine(
+        ctx,
+        cfg,
+        WalContext::new(settings.wal_path.clone(), BorshCodec),
+        NetworkContext::new(identity, BorshCodec),
+        ConsensusContext::new_validator(address, Box::new(ShardVerifier::new(ctx)), Box::new(signer.clone())),
+        SyncContext::new(BorshCodec),
+        RequestContext::new(64),
+    )
+    .await
+    .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+    info!(target: "shard::consensus", listen = %settings.listen, peers = settings.peers.len(), validators = genesis.len(), "consensus engine started");
+
+    let host_settings = HostSettings {
+        timeouts: settings.timeouts,
+        target_time: settings.target_time,
+        max_idle: settings.max_idle,
+        streams: settings.streams,
+        max_sync_batch: settings.max_sync_batch,
+        max_pending_proposals: 16,
+    };
+    let host = Host::new(app, ctx, genesis, key.account(), Some(signer), store, host_settings);
+    let host = tokio::spawn(host.run(channels));
+    Ok(Running { engine, host })
+}

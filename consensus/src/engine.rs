@@ -12,7 +12,7 @@ use malachitebft_app_channel::{
 };
 use malachitebft_core_types::LinearTimeouts;
 use malachitebft_engine::network::Multiaddr;
-use shardex_core::{validators, Keypair};
+use shardex_core::{validators, AccountId, Keypair};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -34,8 +34,8 @@ pub struct EngineSettings {
     pub moniker: String,
     /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/7300`.
     pub listen: String,
-    /// The other validators' libp2p addresses.
-    pub peers: Vec<String>,
+    /// The other validators: their keys (which are also their libp2p identities) and libp2p addresses.
+    pub peers: Vec<(AccountId, String)>,
     /// Consensus timeouts.
     pub timeouts: LinearTimeouts,
     /// Least time per height (the block interval).
@@ -121,11 +121,27 @@ fn protocol_names(ctx: ShardCtx) -> ProtocolNames {
     }
 }
 
+/// The libp2p peer id of a validator: its consensus key is its network identity too.
+pub fn peer_id(key: &AccountId) -> Result<libp2p_identity::PeerId, StartError> {
+    let public = libp2p_identity::ed25519::PublicKey::try_from_bytes(&key.0)
+        .map_err(|e| StartError::Identity(format!("validator key {key}: {e}")))?;
+    Ok(libp2p_identity::PublicKey::from(public).to_peer_id())
+}
+
+/// `addr` with the peer's identity appended, so that the connection is authenticated as that validator.
+fn peer_addr(key: &AccountId, addr: &str) -> Result<Multiaddr, StartError> {
+    let with_id = match addr.contains("/p2p/") {
+        true => addr.to_owned(),
+        false => format!("{}/p2p/{}", addr.trim_end_matches('/'), peer_id(key)?),
+    };
+    multiaddr("consensus peer", &with_id)
+}
+
 fn config(ctx: ShardCtx, s: &EngineSettings) -> Result<EngineConfig, StartError> {
     let p2p = P2pConfig {
         listen_addr: multiaddr("consensus listen address", &s.listen)?,
-        persistent_peers: s.peers.iter().map(|p| multiaddr("consensus peer", p)).collect::<Result<_, _>>()?,
-        persistent_peers_only: true,
+        persistent_peers: s.peers.iter().map(|(key, addr)| peer_addr(key, addr)).collect::<Result<_, _>>()?,
+        persistent_peers_only: false,
         protocol_names: protocol_names(ctx),
         ..P2pConfig::default()
     };

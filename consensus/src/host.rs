@@ -156,7 +156,11 @@ impl<A: BlockApp> Host<A> {
             AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
                 self.height = height;
                 self.round = round.as_u32().unwrap_or(0);
-                debug!(target: "shard::consensus", height = height.0, round = self.round, %proposer, ?role, "round started");
+                if self.round > 0 {
+                    info!(target: "shard::consensus", height = height.0, round = self.round, %proposer, ?role, "round change: the previous proposer's block was not decided in time");
+                } else {
+                    debug!(target: "shard::consensus", height = height.0, %proposer, ?role, "round started");
+                }
                 self.app.started_round(height.0, self.round, proposer.account());
                 self.validate_pending(height).await?;
                 let seen = self
@@ -269,7 +273,7 @@ impl<A: BlockApp> Host<A> {
         let init = fresh_init(height, round, self.me);
         let stored = StoredProposal { init: init.clone(), signature, body, own: true };
         self.store.put(height, &stored)?;
-        info!(target: "shard::consensus", height = height.0, round = r, block = %id, txs = stored.body.txs.len(), "proposing");
+        debug!(target: "shard::consensus", height = height.0, round = r, block = %id, txs = stored.body.txs.len(), "proposing");
         self.nonce = self.nonce.wrapping_add(1);
         let parts = stream::parts(init, &stored.body, signature, self.settings.streams.chunk_bytes);
         let messages = stream::messages(&stream::stream_id(height, r, self.nonce), parts);
@@ -377,7 +381,7 @@ impl<A: BlockApp> Host<A> {
         let started = Instant::now();
         self.app.commit(&proposal.body, certificate).await?;
         self.store.prune_through(c.height)?;
-        info!(
+        debug!(
             target: "shard::consensus",
             height = c.height.0,
             round = c.round.as_u32().unwrap_or(0),

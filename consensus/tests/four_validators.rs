@@ -133,9 +133,10 @@ async fn start_node(key: &Keypair, validators: &ValidatorSet, ports: &[u16], i: 
         listen: format!("/ip4/127.0.0.1/tcp/{}", ports[i]),
         peers: ports
             .iter()
+            .zip(validators.keys())
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, p)| format!("/ip4/127.0.0.1/tcp/{p}"))
+            .map(|(_, (p, key))| (key, format!("/ip4/127.0.0.1/tcp/{p}")))
             .collect(),
         timeouts: LinearTimeouts {
             propose: Duration::from_millis(600),

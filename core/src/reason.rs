@@ -63,11 +63,13 @@ pub enum Reason {
     Expired,
     /// A refund before the destination imported an epoch past the message's expiry.
     NotExpired,
+    /// The shard's validators have no reachable proposer right now (a round is changing): retry shortly.
+    NoLeader,
 }
 
 impl Reason {
     /// Every reason, for exhaustive round-trip tests.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Self::Malformed,
         Self::TxTooLarge,
         Self::WrongChain,
@@ -97,6 +99,7 @@ impl Reason {
         Self::MessageState,
         Self::Expired,
         Self::NotExpired,
+        Self::NoLeader,
     ];
 
     /// The stable wire name, e.g. `NONCE_USED`.
@@ -131,6 +134,7 @@ impl Reason {
             Self::MessageState => "MESSAGE_STATE",
             Self::Expired => "EXPIRED",
             Self::NotExpired => "NOT_EXPIRED",
+            Self::NoLeader => "NO_LEADER",
         }
     }
 }

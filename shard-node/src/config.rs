@@ -1,5 +1,5 @@
-//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [log]`, every
-//! value overridable by a `--section.key` flag. Defaults suit a laptop testnet.
+//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [consensus] [log]`,
+//! every value overridable by a `--section.key` flag. Defaults suit a laptop testnet.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +7,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 pub use shardex_service::config::ConfigError;
 use shardex_service::config::{check, read_toml, set};
+
+use shardex_core::AccountId;
 
 use crate::{rpc::RpcLimits, shard::ShardConfig};
 
@@ -24,6 +26,8 @@ pub struct NodeConfig {
     pub block: BlockSection,
     /// State engine.
     pub state: StateSection,
+    /// The validator set's consensus.
+    pub consensus: ConsensusSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -86,6 +90,105 @@ pub struct StateSection {
     pub retention_blocks: u64,
 }
 
+/// The default log filter: shardex at info, the consensus engine's own chatter (every step of every round)
+/// and libp2p's at warn.
+pub const DEFAULT_LOG_FILTER: &str = "info,arc_malachitebft=warn,libp2p=warn";
+
+/// Which consensus decides blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// This node alone: its genesis validator set must be this node.
+    Solo,
+    /// Malachite BFT with the other validators of the genesis set.
+    Malachite,
+}
+
+/// Another validator of the set: its key, its consensus (libp2p) address and its gRPC endpoint, written
+/// `KEY@MULTIADDR@URL`, e.g. `3f1c…@/ip4/127.0.0.1/tcp/7301@http://127.0.0.1:7101`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// Its validator key.
+    pub key: AccountId,
+    /// Its consensus listen address.
+    pub p2p: String,
+    /// Its gRPC endpoint (submissions are forwarded there while it proposes).
+    pub rpc: String,
+}
+
+impl std::str::FromStr for PeerSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.splitn(3, '@');
+        let (Some(key), Some(p2p), Some(rpc)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("{s:?} is not KEY@MULTIADDR@URL"));
+        };
+        let key = AccountId::from_hex(key).map_err(|e| format!("peer key in {s:?}: {e}"))?;
+        if !p2p.starts_with('/') || !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
+            return Err(format!("{s:?} is not KEY@MULTIADDR@URL (a multiaddr starts with /, a URL with http://)"));
+        }
+        Ok(Self { key, p2p: p2p.to_owned(), rpc: rpc.to_owned() })
+    }
+}
+
+impl std::fmt::Display for PeerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}@{}", self.key, self.p2p, self.rpc)
+    }
+}
+
+impl Serialize for PeerSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[consensus]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// `solo` or `malachite`.
+    pub engine: EngineKind,
+    /// Consensus (libp2p) listen address, e.g. `/ip4/127.0.0.1/tcp/7300`.
+    pub listen: String,
+    /// The other validators, `KEY@MULTIADDR@URL` each.
+    pub peers: Vec<PeerSpec>,
+    /// How long validators wait for a round's proposal, ms (grows by `timeout_delta_ms` per round): a dead
+    /// leader costs this much before the next validator proposes.
+    pub timeout_propose_ms: u64,
+    /// How long validators wait for a quorum of prevotes or precommits, ms.
+    pub timeout_vote_ms: u64,
+    /// Added to every timeout per round, ms.
+    pub timeout_delta_ms: u64,
+    /// Longest an idle proposer waits for a first tx before proposing an empty block, ms (at most half of
+    /// `timeout_propose_ms`).
+    pub max_idle_ms: u64,
+    /// How far ahead of this node's clock a proposed block's timestamp may be, ms.
+    pub max_future_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        Self {
+            engine: EngineKind::Solo,
+            listen: String::new(),
+            peers: Vec::new(),
+            timeout_propose_ms: 1_000,
+            timeout_vote_ms: 300,
+            timeout_delta_ms: 200,
+            max_idle_ms: 500,
+            max_future_ms: 2_000,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -118,7 +221,8 @@ impl Default for NodeConfig {
                 max_open_ms: shard.max_open_block_ms,
             },
             state: StateSection { retention_blocks: shard.retention_blocks },
-            log: LogSection { filter: "info".into() },
+            consensus: ConsensusSection::default(),
+            log: LogSection { filter: DEFAULT_LOG_FILTER.into() },
         }
     }
 }
@@ -193,6 +297,24 @@ pub struct ConfigFlags {
     /// Provable heights kept below the head.
     #[arg(long = "state.retention-blocks", value_name = "N")]
     pub state_retention_blocks: Option<u64>,
+    /// Consensus engine: solo (this node alone) or malachite (the genesis validator set).
+    #[arg(long = "consensus.engine", value_name = "ENGINE")]
+    pub consensus_engine: Option<EngineKind>,
+    /// Consensus (libp2p) listen address, e.g. /ip4/127.0.0.1/tcp/7300.
+    #[arg(long = "consensus.listen", value_name = "MULTIADDR")]
+    pub consensus_listen: Option<String>,
+    /// Another validator as KEY@MULTIADDR@URL (repeat for each; replaces the file's list).
+    #[arg(long = "consensus.peer", value_name = "KEY@MULTIADDR@URL")]
+    pub consensus_peers: Vec<PeerSpec>,
+    /// How long validators wait for a round's proposal, in ms.
+    #[arg(long = "consensus.timeout-propose-ms", value_name = "MS")]
+    pub consensus_timeout_propose_ms: Option<u64>,
+    /// How long validators wait for a quorum of votes, in ms.
+    #[arg(long = "consensus.timeout-vote-ms", value_name = "MS")]
+    pub consensus_timeout_vote_ms: Option<u64>,
+    /// Longest an idle proposer waits for a tx before proposing an empty block, in ms.
+    #[arg(long = "consensus.max-idle-ms", value_name = "MS")]
+    pub consensus_max_idle_ms: Option<u64>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
@@ -215,6 +337,14 @@ impl NodeConfig {
         set(f.block_max_open_ms, &mut cfg.block.max_open_ms);
         set(f.block_gas_limit, &mut cfg.block.gas_limit);
         set(f.state_retention_blocks, &mut cfg.state.retention_blocks);
+        set(f.consensus_engine, &mut cfg.consensus.engine);
+        set(f.consensus_listen, &mut cfg.consensus.listen);
+        if !f.consensus_peers.is_empty() {
+            cfg.consensus.peers = f.consensus_peers;
+        }
+        set(f.consensus_timeout_propose_ms, &mut cfg.consensus.timeout_propose_ms);
+        set(f.consensus_timeout_vote_ms, &mut cfg.consensus.timeout_vote_ms);
+        set(f.consensus_max_idle_ms, &mut cfg.consensus.max_idle_ms);
         set(f.log_filter, &mut cfg.log.filter);
         cfg.validate()?;
         Ok(cfg)
@@ -234,6 +364,28 @@ impl NodeConfig {
             ),
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
+            (
+                "consensus.listen",
+                self.consensus.engine == EngineKind::Solo || self.consensus.listen.starts_with('/'),
+                "engine malachite needs a libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/7300",
+            ),
+            (
+                "consensus.timeout_propose_ms",
+                (100..=60_000).contains(&self.consensus.timeout_propose_ms),
+                "must be 100..=60000",
+            ),
+            (
+                "consensus.timeout_vote_ms",
+                (50..=60_000).contains(&self.consensus.timeout_vote_ms),
+                "must be 50..=60000",
+            ),
+            ("consensus.timeout_delta_ms", self.consensus.timeout_delta_ms <= 60_000, "must be at most 60000"),
+            (
+                "consensus.max_idle_ms",
+                self.consensus.max_idle_ms.saturating_mul(2) <= self.consensus.timeout_propose_ms,
+                "must be at most half of consensus.timeout_propose_ms (validators would time the proposer out)",
+            ),
+            ("consensus.max_future_ms", (1..=60_000).contains(&self.consensus.max_future_ms), "must be 1..=60000"),
         ])
     }
 

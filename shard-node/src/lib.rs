@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod consensus;
 pub mod mempool;
 pub mod rpc;
 pub mod runtime;

@@ -1,4 +1,4 @@
-//! `shard-node`: runs the sequencer of one shardex market.
+//! `shard-node`: runs one validator of one shardex market (alone, or with its genesis validator set).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -6,7 +6,8 @@ use clap::Parser;
 use eyre::{eyre, WrapErr};
 use shardex_core::{genesis::Genesis, Keypair};
 use shardex_shard_node::{
-    config::{ConfigFlags, NodeConfig},
+    config::{ConfigFlags, EngineKind, NodeConfig},
+    consensus::{self, Forwarder, Leader, Routing},
     rpc,
     runtime::{run_producer, NodeHandle},
     sequencer::SoloSequencer,
@@ -19,7 +20,7 @@ use tracing::info;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Runs the sequencer of one shardex market: mempool, VM, state engine and gRPC.
+/// Runs one validator of a shardex market: mempool, VM, state engine, consensus and gRPC.
 #[derive(Debug, Parser)]
 #[command(name = "shard-node", version, about, long_about = None, args_override_self = true)]
 struct Cli {
@@ -45,31 +46,59 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
 
     let db = shardex_service::storage::open_db(&cfg.node.data_dir.join("db"))?;
     let domain = shardex_core::tx::TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
-    let shard = Shard::open(db, genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
+    check_engine(&cfg, &genesis, &key)?;
+    let shard = Shard::open(db.clone(), genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
     let head = shard.head().clone();
-    info!(target: "shard::node", height = head.height, root = %head.state_root, node_key = %key.account(), "shard opened");
+    info!(target: "shard::node", height = head.height, root = %head.state_root, node_key = %key.account(), engine = ?cfg.consensus.engine, "shard opened");
     let node = NodeHandle::new(shard);
 
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
     shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
-    println!("shard-node ready: chain {} shard {} height {} rpc {local}", domain.chain, domain.shard, head.height);
 
-    let producer = tokio::spawn(run_producer(
-        Arc::clone(&node),
-        Box::new(SoloSequencer::new(key, domain)),
-        Duration::from_millis(cfg.block.interval_ms),
-    ));
+    // Block production: the solo producer, or the consensus engine driving the shard.
+    let (decider, routing) = match cfg.consensus.engine {
+        EngineKind::Solo => {
+            let producer = run_producer(
+                Arc::clone(&node),
+                Box::new(SoloSequencer::new(key, domain)),
+                Duration::from_millis(cfg.block.interval_ms),
+            );
+            let task = tokio::spawn(async move { eyre!(producer.await).wrap_err("block producer stopped") });
+            (task, None)
+        }
+        EngineKind::Malachite => {
+            let leader = Arc::new(Leader::new(key.account()));
+            let mut running = consensus::start(Arc::clone(&node), &db, key, &cfg, Arc::clone(&leader))
+                .await
+                .wrap_err("starting consensus")?;
+            let task = tokio::spawn(async move { eyre!(running.stopped().await).wrap_err("consensus stopped") });
+            let endpoints = cfg.consensus.peers.iter().map(|p| (p.key, p.rpc.clone())).collect();
+            let forwarder = Forwarder::new(endpoints, cfg.rpc.max_message_bytes);
+            (task, Some(Arc::new(Routing { leader, forwarder })))
+        }
+    };
+    println!(
+        "shard-node ready: chain {} shard {} height {} rpc {local} consensus {}",
+        domain.chain,
+        domain.shard,
+        head.height,
+        match cfg.consensus.engine {
+            EngineKind::Solo => "solo".to_owned(),
+            EngineKind::Malachite => format!("malachite {}", cfg.consensus.listen),
+        }
+    );
+
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rpc::serve(Arc::clone(&node), cfg.rpc_limits(), listener, async {
+    let server = tokio::spawn(rpc::serve(Arc::clone(&node), cfg.rpc_limits(), routing, listener, async {
         let _ = stop_rx.await;
     }));
 
     let outcome = tokio::select! {
-        e = producer => Err(match e {
-            Ok(fatal) => eyre!(fatal).wrap_err("block producer stopped"),
-            Err(join) => eyre!("block producer panicked: {join}"),
+        e = decider => Err(match e {
+            Ok(fatal) => fatal,
+            Err(join) => eyre!("block production panicked: {join}"),
         }),
         r = server => r.map_err(|e| eyre!("rpc task: {e}")).and_then(|r| r.wrap_err("rpc server")),
         _ = shardex_service::process::shutdown_signal() => {
@@ -79,4 +108,29 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
         }
     };
     outcome
+}
+
+/// The engine must fit the genesis set: solo only when this node alone is a quorum; under malachite every
+/// configured peer must be a validator.
+fn check_engine(cfg: &NodeConfig, genesis: &Genesis, key: &Keypair) -> eyre::Result<()> {
+    let set = &genesis.validators;
+    match cfg.consensus.engine {
+        EngineKind::Solo => {
+            let mine = set.get(&key.account()).map_or(0, |(_, v)| v.power);
+            if !set.is_quorum(mine) {
+                return Err(eyre!(
+                    "consensus.engine = solo, but this node holds {mine} of {} voting power in the genesis set of \
+                     {} validators: run the set with consensus.engine = malachite",
+                    set.total_power(),
+                    set.len()
+                ));
+            }
+        }
+        EngineKind::Malachite => {
+            if let Some(stranger) = cfg.consensus.peers.iter().find(|p| !set.contains(&p.key)) {
+                return Err(eyre!("consensus peer {} is not in the genesis validator set", stranger.key));
+            }
+        }
+    }
+    Ok(())
 }

@@ -10,9 +10,11 @@ use std::{
 use tokio::sync::{broadcast, Notify};
 use tracing::{debug, error, info};
 
+use shardex_core::block::Certificate;
+
 use crate::{
     sequencer::Consensus,
-    shard::{Committed, Shard, ShardError},
+    shard::{Committed, Proposal, Shard, ShardError},
 };
 
 /// Committed blocks kept for slow stream subscribers before they must re-read from storage.
@@ -80,6 +82,18 @@ impl NodeHandle {
     pub fn wake_producer(&self) {
         self.wake.notify_one();
     }
+
+    /// Commits a decided proposal: writes and flushes its batch holding the commit gate (not the shard lock),
+    /// moves the head under the lock, then tells stream subscribers. A storage error is fatal for the node.
+    pub fn commit(&self, proposal: Proposal, certificate: Certificate) -> Result<Committed, ShardError> {
+        let gate = self.commit_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let written = proposal.write(certificate)?;
+        let committed = self.shard().finish(written, now_ms())?;
+        drop(gate);
+        // No subscribers is fine.
+        let _ = self.commits.send(committed.clone());
+        Ok(committed)
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -135,9 +149,9 @@ fn produce_due_blocks(node: &NodeHandle, consensus: &mut dyn Consensus, tick: bo
         return Ok(());
     }
     for _ in 0..MAX_BLOCKS_PER_ROUND {
-        let Some(committed) = produce_locked_briefly(node, consensus)? else { return Ok(()) };
-        // No subscribers is fine.
-        let _ = node.commits.send(committed);
+        if produce_locked_briefly(node, consensus)?.is_none() {
+            return Ok(());
+        }
         if !node.shard().block_is_full() {
             return Ok(());
         }
@@ -156,12 +170,7 @@ fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> R
     let staged_at = Instant::now();
     let certificate = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
     let decided_at = Instant::now();
-    let gate = node.commit_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let gated_at = Instant::now();
-    let written = proposal.write(certificate)?;
-    let written_at = Instant::now();
-    let committed = node.shard().finish(written)?;
-    drop(gate);
+    let committed = node.commit(proposal, certificate)?;
     let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
     let done = Instant::now();
     debug!(
@@ -171,9 +180,7 @@ fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> R
         seal_ms = ms(start, sealed_at),
         stage_ms = ms(sealed_at, staged_at),
         decide_ms = ms(staged_at, decided_at),
-        gate_wait_ms = ms(decided_at, gated_at),
-        write_ms = ms(gated_at, written_at),
-        finish_ms = ms(written_at, done),
+        commit_ms = ms(decided_at, done),
         "block produced"
     );
     Ok(Some(committed))

@@ -43,6 +43,8 @@ pub struct Head {
     pub state_root: B256,
     /// Block time, ms.
     pub timestamp_ms: u64,
+    /// The validator that proposed it (None for genesis): the sticky leader of the next height.
+    pub proposer: Option<shardex_core::AccountId>,
 }
 
 /// Where a tx was included.
@@ -109,6 +111,7 @@ impl ChainStore {
             hash: d.hash,
             state_root: d.state_root(),
             timestamp_ms: d.header.timestamp_ms,
+            proposer: shardex_core::AccountId::from_slice(&d.header.proposer).ok(),
         })
     }
 

@@ -36,8 +36,9 @@ pub struct OpenBlock {
     pub ctx: BlockCtx,
     /// Market-wide events of the block's begin-block work.
     pub block_events: Vec<pb::Event>,
-    /// Txs in execution order.
-    pub txs: Vec<VerifiedTx>,
+    /// Txs in execution order. Shared with the mempool once the block is sealed, so a block that loses a
+    /// consensus round can have its txs admitted again.
+    pub txs: Arc<Vec<VerifiedTx>>,
     /// One receipt per tx, in order.
     pub receipts: Vec<pb::Receipt>,
     /// Everything the block writes: begin-block, then each tx. Shared with the mempool's read layers while the
@@ -56,9 +57,9 @@ impl OpenBlock {
             events: outcome.events,
         });
         self.gas = self.gas.saturating_add(outcome.gas_used);
-        // Only the mempool holds an open block's writes: this never copies.
+        // Only the mempool holds an open block's writes and txs: these never copy.
         Arc::make_mut(&mut self.writes).extend(writes);
-        self.txs.push(tx);
+        Arc::make_mut(&mut self.txs).push(tx);
     }
 }
 
@@ -67,14 +68,21 @@ impl OpenBlock {
 #[derive(Debug)]
 pub struct Mempool {
     blocks: VecDeque<OpenBlock>,
-    /// Writes of sealed blocks until [`Mempool::retire`] (their values reach the head only then).
-    sealed: VecDeque<Arc<Changes>>,
+    /// Sealed blocks until [`Mempool::retire`]: their writes reach the head only then.
+    sealed: VecDeque<SealedBlock>,
     hashes: HashSet<B256>,
     txs: usize,
     limits: PendingLimits,
     /// Height and earliest timestamp of the next block to open.
     next_height: u64,
     last_timestamp_ms: u64,
+}
+
+/// A block taken for proposal and not yet committed.
+#[derive(Debug)]
+struct SealedBlock {
+    writes: Arc<Changes>,
+    txs: Arc<Vec<VerifiedTx>>,
 }
 
 /// Where an admitted tx goes.
@@ -132,7 +140,7 @@ impl Mempool {
 
     /// The writes of every pending block, oldest first: the layers admission reads over the head.
     pub fn layers(&self) -> Vec<&Changes> {
-        self.sealed.iter().map(|w| w.as_ref()).chain(self.blocks.iter().map(|b| b.writes.as_ref())).collect()
+        self.sealed.iter().map(|b| b.writes.as_ref()).chain(self.blocks.iter().map(|b| b.writes.as_ref())).collect()
     }
 
     fn is_block_full(&self, block: &OpenBlock) -> bool {
@@ -191,8 +199,14 @@ impl Mempool {
         self.next_height += 1;
         self.last_timestamp_ms = ctx.timestamp_ms;
         let writes_so_far = Arc::new(begin_writes);
-        let mut block =
-            OpenBlock { ctx, block_events, txs: Vec::new(), receipts: Vec::new(), writes: writes_so_far, gas: 0 };
+        let mut block = OpenBlock {
+            ctx,
+            block_events,
+            txs: Arc::new(Vec::new()),
+            receipts: Vec::new(),
+            writes: writes_so_far,
+            gas: 0,
+        };
         self.hashes.insert(tx.hash());
         self.txs += 1;
         block.push(tx, outcome, writes);
@@ -203,8 +217,37 @@ impl Mempool {
     /// [`Self::retire`].
     pub fn seal_front(&mut self) -> Option<OpenBlock> {
         let block = self.blocks.pop_front()?;
-        self.sealed.push_back(Arc::clone(&block.writes));
+        self.sealed.push_back(SealedBlock { writes: Arc::clone(&block.writes), txs: Arc::clone(&block.txs) });
         Some(block)
+    }
+
+    /// Seals a block without txs at `ctx` (a proposer with nothing to propose), whose begin-block work wrote
+    /// `begin_writes`. Only when no block is open: later txs open blocks above it.
+    pub fn seal_empty(&mut self, ctx: BlockCtx, block_events: Vec<pb::Event>, begin_writes: Changes) -> OpenBlock {
+        debug_assert!(self.blocks.is_empty() && ctx.height == self.next_height);
+        self.next_height += 1;
+        self.last_timestamp_ms = ctx.timestamp_ms;
+        let block = OpenBlock {
+            ctx,
+            block_events,
+            txs: Arc::new(Vec::new()),
+            receipts: Vec::new(),
+            writes: Arc::new(begin_writes),
+            gas: 0,
+        };
+        self.sealed.push_back(SealedBlock { writes: Arc::clone(&block.writes), txs: Arc::clone(&block.txs) });
+        block
+    }
+
+    /// Takes every pending tx, sealed blocks first then open ones, in execution order, leaving the queue
+    /// empty: for admitting them again on a head that another validator's block moved.
+    pub fn drain(&mut self) -> Vec<VerifiedTx> {
+        let sealed = std::mem::take(&mut self.sealed).into_iter().map(|b| b.txs);
+        let open = std::mem::take(&mut self.blocks).into_iter().map(|b| b.txs);
+        let txs = sealed.chain(open).flat_map(|txs| txs.iter().cloned().collect::<Vec<_>>()).collect();
+        self.hashes.clear();
+        self.txs = 0;
+        txs
     }
 
     /// Forgets the oldest sealed block once it is committed (its writes now read from the head), with its txs.
@@ -304,5 +347,23 @@ mod tests {
         assert!(pool.is_empty() && pool.layers().is_empty());
         // The next block follows the last one opened.
         assert_eq!(pool.next_ctx(0), BlockCtx { height: 3, timestamp_ms: 10 });
+    }
+
+    #[test]
+    fn an_empty_block_seals_alone_and_drain_returns_every_pending_tx_in_order() {
+        let mut pool = Mempool::new(LIMITS, 4, 100);
+        let empty = pool.seal_empty(pool.next_ctx(150), vec![], write(9, 9));
+        assert_eq!((empty.ctx.height, empty.txs.len()), (5, 0));
+        assert_eq!(pool.layers().len(), 1, "its begin-block writes are read by later admission");
+        // Txs admitted after it go to the next height.
+        for i in 0..5u8 {
+            admit(&mut pool, tx(i.into()), 160, 1, write(i, i));
+        }
+        let sealed = pool.seal_front().expect("a block");
+        assert_eq!(sealed.ctx.height, 6);
+        let order: Vec<B256> = (0..5u64).map(|n| tx(n).hash()).collect();
+        let drained: Vec<B256> = pool.drain().iter().map(VerifiedTx::hash).collect();
+        assert_eq!(drained, order, "sealed block first, then the open one, each in execution order");
+        assert!(pool.is_empty() && pool.layers().is_empty() && !pool.contains(&order[0]));
     }
 }

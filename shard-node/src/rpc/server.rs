@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use super::service::ShardRpc;
-use crate::runtime::NodeHandle;
+use crate::{consensus::Routing, runtime::NodeHandle};
 
 /// Limits of the RPC surface; every one explicit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +29,16 @@ impl Default for RpcLimits {
     }
 }
 
-/// Serves the node on `listener` until `shutdown` resolves.
+/// Serves the node on `listener` until `shutdown` resolves; `routing` sends submissions to the proposer under
+/// a validator set.
 pub async fn serve(
     node: Arc<NodeHandle>,
     limits: RpcLimits,
+    routing: Option<Arc<Routing>>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let shard = ShardServiceServer::new(ShardRpc::new(node, limits))
+    let shard = ShardServiceServer::new(ShardRpc::new(node, limits, routing))
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <ShardServiceServer<ShardRpc> as tonic::server::NamedService>::NAME;

@@ -23,6 +23,10 @@ use super::{
 };
 use crate::{
     chain::HistoryPos,
+    consensus::{
+        forward::{no_leader, FORWARDED_METADATA_KEY},
+        Route, Routing,
+    },
     runtime::{now_ms, NodeHandle},
     shard::{HistoryQuery, Reject, TxState, MAX_HISTORY_ENTRIES},
 };
@@ -34,16 +38,34 @@ pub struct ShardRpc {
     pub(super) subscribers: Arc<AtomicUsize>,
     domain: shardex_core::tx::TxDomain,
     max_tx_bytes: usize,
+    /// Under a validator set: where submissions go. None for a solo sequencer (always here).
+    routing: Option<Arc<Routing>>,
 }
 
 impl ShardRpc {
-    /// The service for `node` with `limits`.
-    pub fn new(node: Arc<NodeHandle>, limits: RpcLimits) -> Self {
+    /// The service for `node` with `limits`; `routing` under a validator set.
+    pub fn new(node: Arc<NodeHandle>, limits: RpcLimits, routing: Option<Arc<Routing>>) -> Self {
         let (domain, max_tx_bytes) = {
             let shard = node.shard();
             (shard.domain(), shard.config().max_tx_bytes)
         };
-        Self { node, limits, subscribers: Arc::new(AtomicUsize::new(0)), domain, max_tx_bytes }
+        Self { node, limits, subscribers: Arc::new(AtomicUsize::new(0)), domain, max_tx_bytes, routing }
+    }
+
+    /// The validator a submission must go to, when it is not this node. A submission another validator
+    /// forwarded is admitted only by the proposer: anywhere else it is refused with `NO_LEADER`.
+    fn proposer_elsewhere(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Option<(AccountId, &Routing)>, Status> {
+        let Some(routing) = self.routing.as_deref() else { return Ok(None) };
+        let forwarded = metadata.contains_key(FORWARDED_METADATA_KEY);
+        match routing.leader.route() {
+            Route::Here => Ok(None),
+            Route::To(p) if !forwarded => Ok(Some((p, routing))),
+            Route::To(p) => Err(no_leader(format!("validator {p} proposes this round, not this node; retry"))),
+            Route::Unknown => Err(no_leader("consensus has not started a round yet; retry shortly")),
+        }
     }
 
     fn verify(&self, tx: pb::SignedTx) -> Result<VerifiedTx, Reject> {
@@ -92,6 +114,9 @@ pub(super) fn parse_account(bytes: &[u8]) -> Result<AccountId, Status> {
 #[tonic::async_trait]
 impl ShardService for ShardRpc {
     async fn submit_tx(&self, request: Request<pb::SignedTx>) -> Result<Response<pb::SubmitResult>, Status> {
+        if let Some((proposer, routing)) = self.proposer_elsewhere(request.metadata())? {
+            return routing.forwarder.submit(&proposer, request.into_inner()).await;
+        }
         let tx = request.into_inner();
         let hash = shardex_core::hash::tx_hash(&tx.body).to_vec();
         let verified = self.verify(tx).map_err(|r| reject_status(&r))?;
@@ -111,12 +136,16 @@ impl ShardService for ShardRpc {
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let elsewhere = self.proposer_elsewhere(request.metadata())?;
         let txs = request.into_inner().txs;
         if txs.len() > self.limits.max_batch_txs {
             return Err(reject_status(&Reject::new(
                 Reason::BatchTooLarge,
                 format!("batch of {} txs exceeds max_batch_txs {}", txs.len(), self.limits.max_batch_txs),
             )));
+        }
+        if let Some((proposer, routing)) = elsewhere {
+            return routing.forwarder.submit_batch(&proposer, txs).await;
         }
         Ok(Response::new(pb::SubmitBatchResponse { results: self.submit_many(txs)? }))
     }
@@ -125,23 +154,35 @@ impl ShardService for ShardRpc {
         &self,
         request: Request<Streaming<pb::SignedTx>>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let elsewhere = self.proposer_elsewhere(request.metadata())?;
         let mut stream = request.into_inner();
         let mut results = Vec::new();
         let mut chunk = Vec::with_capacity(self.limits.max_batch_txs);
-        while let Some(tx) = stream.next().await {
-            chunk.push(tx?);
-            if results.len() + chunk.len() > self.limits.max_stream_txs {
-                return Err(reject_status(&Reject::new(
-                    Reason::BatchTooLarge,
-                    format!("stream exceeds max_stream_txs {}", self.limits.max_stream_txs),
-                )));
+        loop {
+            let next = stream.next().await.transpose()?;
+            let end = next.is_none();
+            if let Some(tx) = next {
+                chunk.push(tx);
+                if results.len() + chunk.len() > self.limits.max_stream_txs {
+                    return Err(reject_status(&Reject::new(
+                        Reason::BatchTooLarge,
+                        format!("stream exceeds max_stream_txs {}", self.limits.max_stream_txs),
+                    )));
+                }
             }
-            if chunk.len() >= self.limits.max_batch_txs {
-                results.extend(self.submit_many(std::mem::take(&mut chunk))?);
+            if chunk.len() >= self.limits.max_batch_txs || (end && !chunk.is_empty()) {
+                let txs = std::mem::take(&mut chunk);
+                match elsewhere {
+                    Some((proposer, routing)) => {
+                        results.extend(routing.forwarder.submit_batch(&proposer, txs).await?.into_inner().results)
+                    }
+                    None => results.extend(self.submit_many(txs)?),
+                }
+            }
+            if end {
+                return Ok(Response::new(pb::SubmitBatchResponse { results }));
             }
         }
-        results.extend(self.submit_many(chunk)?);
-        Ok(Response::new(pb::SubmitBatchResponse { results }))
     }
 
     async fn get_tx_status(&self, request: Request<pb::GetTxStatusRequest>) -> Result<Response<pb::TxStatus>, Status> {
@@ -347,9 +388,16 @@ impl ShardService for ShardRpc {
     }
 
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
+        let round = self.routing.as_ref().map(|r| r.leader.view());
         let shard = self.node.shard_at_head();
         let head = shard.head();
         Ok(Response::new(pb::NodeStatus {
+            consensus_engine: if self.routing.is_some() { "malachite" } else { "solo" }.into(),
+            consensus_height: round.map_or(head.height + 1, |r| r.height),
+            consensus_round: round.map_or(0, |r| r.round),
+            proposer: round.and_then(|r| r.proposer).map_or_else(|| shard.node_key().0.to_vec(), |p| p.0.to_vec()),
+            round_changes: round.map_or(0, |r| r.round_changes),
+            validators: shard.genesis().validators.len() as u32,
             chain_id: shard.domain().chain.0,
             shard_id: shard.domain().shard.0,
             symbol: shard.genesis().market.symbol.clone(),

@@ -37,7 +37,7 @@ pub fn code_of(reason: Reason) -> Code {
         Reason::Overflow => Code::OutOfRange,
         Reason::MempoolFull => Code::ResourceExhausted,
         Reason::NotFound => Code::NotFound,
-        Reason::Unavailable => Code::Unavailable,
+        Reason::Unavailable | Reason::NoLeader => Code::Unavailable,
     }
 }
 

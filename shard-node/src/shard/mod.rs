@@ -15,9 +15,9 @@ pub use bridge_query::MessageView;
 pub use error::{Reject, ShardError};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::ShardConfig;
-pub use produce::{Committed, Proposal, Sealed, Written};
+pub use produce::{Committed, Origin, Proposal, Sealed, Written};
 pub use query::{AccountView, MarketProofs, MarketView, TxState};
-pub use replay::Replayed;
+pub use replay::{Rebuilder, ReplayError, Replayed};
 pub use trading_query::PositionView;
 
 use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};

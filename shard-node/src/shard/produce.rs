@@ -22,12 +22,12 @@ use shardex_core::{
 };
 use tracing::debug;
 
-use super::{Shard, ShardError};
+use super::{HeadState, Shard, ShardError};
 use crate::{
     chain::{ChainStore, Head},
-    mempool::OpenBlock,
+    mempool::{Mempool, OpenBlock},
     state::StateEngine,
-    vm::{BlockCtx, Changes},
+    vm::{begin_block, BlockCtx, Changes, TxScope},
 };
 
 /// A candidate block with its staged writes, waiting for consensus.
@@ -42,11 +42,21 @@ pub struct Proposal {
     batch: sled::Batch,
     parent: Head,
     store: CommitStore,
+    origin: Origin,
+}
+
+/// Where a proposal comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Sealed from this node's mempool: committing it retires the front sealed block.
+    Sealed,
+    /// Rebuilt from another validator's block: committing it re-admits whatever this node had pending.
+    Rebuilt,
 }
 
 /// The storage handles a block is written with, cloned from the shard at seal time.
 #[derive(Clone)]
-struct CommitStore {
+pub(super) struct CommitStore {
     db: sled::Db,
     tree: sled::Tree,
     engine: StateEngine,
@@ -59,12 +69,18 @@ pub struct Written {
     head: Head,
     parent: Head,
     tx_hashes: Vec<B256>,
+    origin: Origin,
 }
 
 impl Proposal {
     /// The block's height and time.
     pub fn ctx(&self) -> BlockCtx {
         self.block.ctx
+    }
+
+    /// Whether this node sealed it or rebuilt another validator's block.
+    pub fn origin(&self) -> Origin {
+        self.origin
     }
 
     /// The block's txs, in execution order.
@@ -102,11 +118,11 @@ pub struct Committed {
 /// A sealed block: its txs, writes and receipts are final; what remains is staging its state root, which reads
 /// only committed state and so runs without the shard lock while admission goes on into later blocks.
 pub struct Sealed {
-    block: OpenBlock,
-    parent: Head,
-    store: CommitStore,
-    domain: TxDomain,
-    proposer: AccountId,
+    pub(super) block: OpenBlock,
+    pub(super) parent: Head,
+    pub(super) store: CommitStore,
+    pub(super) domain: TxDomain,
+    pub(super) proposer: AccountId,
 }
 
 impl Shard {
@@ -121,13 +137,41 @@ impl Shard {
                 self.head.height, self.head.timestamp_ms
             )));
         }
-        let store = CommitStore {
+        Ok(Some(self.sealed(block)))
+    }
+
+    fn sealed(&self, block: OpenBlock) -> Sealed {
+        Sealed {
+            block,
+            parent: self.head.clone(),
+            store: self.commit_store(),
+            domain: self.domain,
+            proposer: self.key.account(),
+        }
+    }
+
+    pub(super) fn commit_store(&self) -> CommitStore {
+        CommitStore {
             db: self.db.clone(),
             tree: self.tree.clone(),
             engine: self.engine.clone(),
             chain: self.chain.clone(),
-        };
-        Ok(Some(Sealed { block, parent: self.head.clone(), store, domain: self.domain, proposer: self.key.account() }))
+        }
+    }
+
+    /// Seals a block without txs at `now_ms` (its begin-block work only): what a proposer with nothing
+    /// admitted proposes. None while blocks are open or sealed (seal those instead).
+    pub fn seal_empty(&mut self, now_ms: u64) -> Result<Option<Sealed>, ShardError> {
+        if self.mempool.open_blocks() > 0 || !self.mempool.layers().is_empty() {
+            return Ok(None);
+        }
+        let ctx = self.mempool.next_ctx(now_ms);
+        let base = HeadState(&self.engine);
+        let mut begin = TxScope::over(&base, Vec::new());
+        let block_events = begin_block(&mut begin, &ctx).map_err(ShardError::Exec)?;
+        let writes = begin.into_writes();
+        let block = self.mempool.seal_empty(ctx, block_events, writes);
+        Ok(Some(self.sealed(block)))
     }
 
     /// [`Self::seal`] then [`Sealed::stage`], for callers that hold the shard alone.
@@ -139,12 +183,14 @@ impl Shard {
     /// alone. A storage error is fatal for the node.
     pub fn apply(&mut self, proposal: Proposal, certificate: Certificate) -> Result<Committed, ShardError> {
         let written = proposal.write(certificate)?;
-        self.finish(written)
+        self.finish(written, 0)
     }
 
-    /// Moves the head to a written block and retires its txs from the mempool.
-    pub fn finish(&mut self, written: Written) -> Result<Committed, ShardError> {
-        let Written { committed, head, parent, tx_hashes } = written;
+    /// Moves the head to a written block. Its txs leave the mempool: a block this node sealed retires the
+    /// front sealed block; another validator's block makes everything pending here stale, so it is taken
+    /// out and admitted again on the new head at `now_ms` (what the block included is dropped).
+    pub fn finish(&mut self, written: Written, now_ms: u64) -> Result<Committed, ShardError> {
+        let Written { committed, head, parent, tx_hashes, origin } = written;
         if parent != self.head {
             // Only the producer commits, so this is a bug, and the store is already ahead of memory.
             return Err(ShardError::Inconsistent(format!(
@@ -153,8 +199,32 @@ impl Shard {
             )));
         }
         self.head = head;
-        self.mempool.retire(&tx_hashes);
+        match origin {
+            Origin::Sealed => self.mempool.retire(&tx_hashes),
+            Origin::Rebuilt => self.rebase(now_ms)?,
+        }
         Ok(committed)
+    }
+
+    /// Takes every pending tx out and admits it again on the head, in order; those already included are
+    /// dropped silently, those that fail now are refused (their reason is kept for status queries).
+    fn rebase(&mut self, now_ms: u64) -> Result<(), ShardError> {
+        let pending = self.mempool.drain();
+        self.mempool = Mempool::new(self.config.pending_limits(), self.head.height, self.head.timestamp_ms);
+        let (mut again, mut refused) = (0usize, 0usize);
+        for tx in pending {
+            if self.chain.tx_location(&tx.hash())?.is_some() {
+                continue;
+            }
+            match self.admit(tx, now_ms)? {
+                Ok(()) => again += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        if again + refused > 0 {
+            debug!(target: "shard::mempool", height = self.head.height, again, refused, "pending txs admitted again on another validator's block");
+        }
+        Ok(())
     }
 }
 
@@ -162,7 +232,7 @@ impl Proposal {
     /// Writes the decided block: one atomic batch (state, block, receipts, tx index, history indexes, head
     /// pointer, pruning), flushed before returning. Needs no shard lock (see the module docs).
     pub fn write(self, certificate: Certificate) -> Result<Written, ShardError> {
-        let Proposal { header, header_bytes, hash, block: sealed, mut batch, parent, store } = self;
+        let Proposal { header, header_bytes, hash, block: sealed, mut batch, parent, store, origin } = self;
         let height = header.height;
         if height != parent.height + 1 || header.parent_hash != parent.hash.as_slice() {
             return Err(ShardError::Inconsistent(format!(
@@ -183,7 +253,7 @@ impl Proposal {
         store.db.flush()?;
         let head = ChainStore::head_of(&block)?;
         debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "written");
-        Ok(Written { committed: Committed { block: Arc::new(block), height, hash }, head, parent, tx_hashes })
+        Ok(Written { committed: Committed { block: Arc::new(block), height, hash }, head, parent, tx_hashes, origin })
     }
 }
 
@@ -206,6 +276,10 @@ impl Sealed {
     /// Stages the block's state root and builds its header. Reads committed state only: the shard must not
     /// commit another block meanwhile (block production is sequential).
     pub fn stage(self) -> Result<Proposal, ShardError> {
+        self.stage_as(Origin::Sealed)
+    }
+
+    pub(super) fn stage_as(self, origin: Origin) -> Result<Proposal, ShardError> {
         let Sealed { block, parent, store, domain, proposer } = self;
         let BlockCtx { height, timestamp_ms } = block.ctx;
         let mut batch = sled::Batch::default();
@@ -229,6 +303,6 @@ impl Sealed {
             events_root: ordered_root(&encoded_events).to_vec(),
         };
         let (header_bytes, hash) = encode_header(&header);
-        Ok(Proposal { header, header_bytes, hash, block, batch, parent, store })
+        Ok(Proposal { header, header_bytes, hash, block, batch, parent, store, origin })
     }
 }

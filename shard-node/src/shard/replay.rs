@@ -1,11 +1,22 @@
 //! Re-execution of a block from its parent state, as a replica that did not admit its txs does: begin-block
-//! at the block's context, then every tx in order. Used to check that admission-time execution (which block
-//! production relies on) is exactly what a replay computes.
+//! at the block's context, then every tx in order. Validators rebuild proposed blocks this way
+//! ([`Rebuilder`], off the shard lock), and the in-process tests check that admission-time execution (which
+//! block production relies on) is exactly what a replay computes.
 
-use shardex_core::{pb, tx::VerifiedTx};
+use std::sync::Arc;
 
-use super::{HeadState, Shard, ShardError};
-use crate::vm::{begin_block, execute, BlockCtx, Changes, TxScope};
+use shardex_core::{pb, tx::VerifiedTx, AccountId};
+
+use super::{
+    produce::{CommitStore, Origin, Proposal, Sealed},
+    HeadState, Shard, ShardError,
+};
+use crate::{
+    chain::Head,
+    mempool::OpenBlock,
+    state::StateEngine,
+    vm::{begin_block, execute, BlockCtx, Changes, TxScope, VmParams},
+};
 
 /// What replaying a block produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,41 +29,119 @@ pub struct Replayed {
     pub block_events: Vec<pb::Event>,
 }
 
+/// Why a replay did not produce a block.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The block is invalid: a tx fails, or the block is not the head's child.
+    #[error("{0}")]
+    Invalid(String),
+    /// The node itself failed (storage, corrupt state).
+    #[error(transparent)]
+    Node(#[from] ShardError),
+}
+
+fn replay_on(
+    engine: &StateEngine,
+    params: &VmParams,
+    head: &Head,
+    ctx: BlockCtx,
+    txs: &[VerifiedTx],
+) -> Result<Replayed, ReplayError> {
+    if ctx.height != head.height + 1 {
+        return Err(ReplayError::Invalid(format!(
+            "replay of height {} on head {}: not its parent",
+            ctx.height, head.height
+        )));
+    }
+    let base = HeadState(engine);
+    let mut writes = Changes::new();
+    let mut scope = TxScope::new(&base, &writes);
+    let block_events = begin_block(&mut scope, &ctx).map_err(ShardError::Exec)?;
+    let begin = scope.into_writes();
+    writes.extend(begin);
+    let mut receipts = Vec::with_capacity(txs.len());
+    for (index, tx) in txs.iter().enumerate() {
+        let mut scope = TxScope::new(&base, &writes);
+        let outcome = match execute(&mut scope, params, tx, &ctx) {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_fatal() => return Err(ShardError::Exec(e).into()),
+            Err(e) => {
+                return Err(ReplayError::Invalid(format!(
+                    "tx {index} ({}) fails on replay at height {}: {e}",
+                    tx.hash(),
+                    ctx.height
+                )))
+            }
+        };
+        let tx_writes = scope.into_writes();
+        writes.extend(tx_writes);
+        receipts.push(pb::Receipt {
+            tx_hash: tx.hash().to_vec(),
+            index: index as u32,
+            gas_used: outcome.gas_used,
+            events: outcome.events,
+        });
+    }
+    Ok(Replayed { writes, receipts, block_events })
+}
+
 impl Shard {
     /// Re-executes the block (`ctx`, `txs`) on top of the committed head, which must be its parent. A tx
     /// that fails makes the block invalid: `ShardError::Inconsistent` names it.
     pub fn replay(&self, ctx: BlockCtx, txs: &[VerifiedTx]) -> Result<Replayed, ShardError> {
-        if ctx.height != self.head.height + 1 {
-            return Err(ShardError::Inconsistent(format!(
-                "replay of height {} on head {}: not its parent",
-                ctx.height, self.head.height
-            )));
+        replay_on(&self.engine, &self.params, &self.head, ctx, txs).map_err(|e| match e {
+            ReplayError::Invalid(why) => ShardError::Inconsistent(why),
+            ReplayError::Node(e) => e,
+        })
+    }
+
+    /// What rebuilding a proposed block on the current head needs, detached from the shard lock.
+    pub fn rebuilder(&self) -> Rebuilder {
+        Rebuilder {
+            engine: self.engine.clone(),
+            params: self.params,
+            head: self.head.clone(),
+            store: self.commit_store(),
+            domain: self.domain,
+            max_block_txs: self.config.max_block_txs,
+            block_gas_limit: self.config.block_gas_limit,
         }
-        let base = HeadState(&self.engine);
-        let mut writes = Changes::new();
-        let mut scope = TxScope::new(&base, &writes);
-        let block_events = begin_block(&mut scope, &ctx).map_err(ShardError::Exec)?;
-        let begin = scope.into_writes();
-        writes.extend(begin);
-        let mut receipts = Vec::with_capacity(txs.len());
-        for (index, tx) in txs.iter().enumerate() {
-            let mut scope = TxScope::new(&base, &writes);
-            let outcome = execute(&mut scope, &self.params, tx, &ctx).map_err(|e| {
-                ShardError::Inconsistent(format!(
-                    "tx {index} ({}) fails on replay at height {}: {e}",
-                    tx.hash(),
-                    ctx.height
-                ))
-            })?;
-            let tx_writes = scope.into_writes();
-            writes.extend(tx_writes);
-            receipts.push(pb::Receipt {
-                tx_hash: tx.hash().to_vec(),
-                index: index as u32,
-                gas_used: outcome.gas_used,
-                events: outcome.events,
-            });
+    }
+}
+
+/// Re-executes another validator's block on a fixed head, without the shard lock (it reads committed state
+/// only, which does not move while the height is undecided).
+pub struct Rebuilder {
+    engine: StateEngine,
+    params: VmParams,
+    head: Head,
+    store: CommitStore,
+    domain: shardex_core::tx::TxDomain,
+    max_block_txs: usize,
+    block_gas_limit: u64,
+}
+
+impl Rebuilder {
+    /// The head the block must extend.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// Replays `txs` at `ctx` as proposed by `proposer` and stages the block: the proposal to commit if it is
+    /// decided, whose header the caller compares with the proposed one. `Err(ReplayError::Invalid)` when a tx
+    /// fails or the block breaks a limit.
+    pub fn rebuild(&self, ctx: BlockCtx, proposer: AccountId, txs: Vec<VerifiedTx>) -> Result<Proposal, ReplayError> {
+        if txs.len() > self.max_block_txs {
+            return Err(ReplayError::Invalid(format!("{} txs, more than {} per block", txs.len(), self.max_block_txs)));
         }
-        Ok(Replayed { writes, receipts, block_events })
+        let Replayed { writes, receipts, block_events } = replay_on(&self.engine, &self.params, &self.head, ctx, &txs)?;
+        let gas = receipts.iter().map(|r| r.gas_used).fold(0u64, u64::saturating_add);
+        if gas > self.block_gas_limit {
+            return Err(ReplayError::Invalid(format!("{gas} gas, more than {} per block", self.block_gas_limit)));
+        }
+        let block = OpenBlock { ctx, block_events, txs: Arc::new(txs), receipts, writes: Arc::new(writes), gas };
+        let sealed =
+            Sealed { block, parent: self.head.clone(), store: self.store.clone(), domain: self.domain, proposer };
+        Ok(sealed.stage_as(Origin::Rebuilt)?)
     }
 }

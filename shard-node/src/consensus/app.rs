@@ -1,0 +1,236 @@
+//! The shard as the consensus engine's application: the leader seals what it admitted (or an empty block
+//! when idle), other validators re-execute its block and vote only for a byte-identical header, and the
+//! decided block is written with its certificate exactly as the solo sequencer writes its own.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use prost::Message;
+use shardex_consensus::{AppError, AppHead, BlockApp, BlockBody, Verdict};
+use shardex_core::{
+    block::{verify_finalized, Certificate},
+    hash::b256_from_slice,
+    pb,
+    tx::{verify_envelope, TxDomain, VerifiedTx},
+    validators::ValidatorSet,
+    AccountId, B256,
+};
+use tracing::debug;
+
+use super::leader::Leader;
+use crate::{
+    runtime::{now_ms, NodeHandle},
+    shard::{Proposal, ReplayError, ShardError},
+    vm::BlockCtx,
+};
+
+/// How often an idle proposer looks for a first admitted tx.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// Limits a validator applies to other validators' blocks.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationLimits {
+    /// Largest encoded tx, bytes (as admission).
+    pub max_tx_bytes: usize,
+    /// How far ahead of this node's clock a block's timestamp may be, ms.
+    pub max_future_ms: u64,
+}
+
+/// The shard behind the consensus engine.
+pub struct ShardApp {
+    node: Arc<NodeHandle>,
+    validators: ValidatorSet,
+    domain: TxDomain,
+    limits: ValidationLimits,
+    /// Staged blocks of the height in progress (this node's own and those it validated), by hash.
+    candidates: Mutex<HashMap<B256, Proposal>>,
+    leader: Arc<Leader>,
+}
+
+fn fatal(what: &str) -> impl Fn(ShardError) -> AppError + '_ {
+    move |e| AppError(format!("{what}: {e}"))
+}
+
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, AppError> {
+    r.map_err(|e| AppError(format!("blocking task failed: {e}")))
+}
+
+impl ShardApp {
+    /// The application over `node`, whose genesis lists `validators`.
+    pub fn new(node: Arc<NodeHandle>, limits: ValidationLimits, leader: Arc<Leader>) -> Self {
+        let (validators, domain) = {
+            let shard = node.shard();
+            (shard.genesis().validators.clone(), shard.domain())
+        };
+        Self { node, validators, domain, limits, candidates: Mutex::new(HashMap::new()), leader }
+    }
+
+    fn candidates(&self) -> std::sync::MutexGuard<'_, HashMap<B256, Proposal>> {
+        self.candidates.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The checks that need no execution: shape, chain, height, parent, proposer, time, and every tx's
+    /// signature. Returns the block context, its proposer and its txs.
+    fn precheck(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Result<Prechecked, String>, AppError> {
+        let head = self.node.shard().head().clone();
+        let Ok(h) = pb::BlockHeader::decode(body.header.as_slice()) else {
+            return Ok(Err("header does not decode".into()));
+        };
+        if h.chain_id != self.domain.chain.0 || h.shard_id != self.domain.shard.0 {
+            return Ok(Err(format!("header is for chain {} shard {}", h.chain_id, h.shard_id)));
+        }
+        if h.height != head.height + 1 || b256_from_slice(&h.parent_hash) != Some(head.hash) {
+            return Ok(Err(format!("height {} does not extend head {} ({})", h.height, head.height, head.hash)));
+        }
+        let Ok(by) = AccountId::from_slice(&h.proposer) else { return Ok(Err("proposer is not 32 bytes".into())) };
+        if !self.validators.contains(&by) || proposer.is_some_and(|p| p != by) {
+            return Ok(Err(format!("header names proposer {by}, not the validator that proposed it")));
+        }
+        let now = now_ms();
+        if h.timestamp_ms < head.timestamp_ms || h.timestamp_ms > now.saturating_add(self.limits.max_future_ms) {
+            return Ok(Err(format!(
+                "timestamp {} outside [parent {}, now {now} + {} ms]",
+                h.timestamp_ms, head.timestamp_ms, self.limits.max_future_ms
+            )));
+        }
+        let mut txs = Vec::with_capacity(body.txs.len());
+        for (i, bytes) in body.txs.iter().enumerate() {
+            let verified = pb::SignedTx::decode(bytes.as_slice())
+                .map_err(|e| e.to_string())
+                .and_then(|tx| verify_envelope(tx, self.domain, self.limits.max_tx_bytes).map_err(|e| e.to_string()));
+            match verified {
+                Ok(tx) => txs.push(tx),
+                Err(why) => return Ok(Err(format!("tx {i}: {why}"))),
+            }
+        }
+        Ok(Ok((BlockCtx { height: h.height, timestamp_ms: h.timestamp_ms }, by, txs)))
+    }
+}
+
+/// A proposed block that passed [`ShardApp::precheck`]: its context, proposer and verified txs.
+type Prechecked = (BlockCtx, AccountId, Vec<VerifiedTx>);
+
+/// The body consensus carries for a staged proposal.
+fn body_of(p: &Proposal) -> BlockBody {
+    BlockBody { header: p.header_bytes.clone(), txs: p.txs().iter().map(|t| t.envelope().encode_to_vec()).collect() }
+}
+
+/// Names the first header field a rebuilt block disagrees on.
+fn difference(proposed: &[u8], rebuilt: &pb::BlockHeader) -> String {
+    let Ok(p) = pb::BlockHeader::decode(proposed) else { return "header bytes".into() };
+    let fields: [(&str, bool); 7] = [
+        ("state_root", p.state_root == rebuilt.state_root),
+        ("receipts_root", p.receipts_root == rebuilt.receipts_root),
+        ("tx_root", p.tx_root == rebuilt.tx_root),
+        ("events_root", p.events_root == rebuilt.events_root),
+        ("gas_used", p.gas_used == rebuilt.gas_used),
+        ("last_imported_epoch", p.last_imported_epoch == rebuilt.last_imported_epoch),
+        ("tx_count", p.tx_count == rebuilt.tx_count),
+    ];
+    fields.iter().find(|(_, same)| !same).map_or("header encoding", |(name, _)| name).to_owned()
+}
+
+#[async_trait]
+impl BlockApp for ShardApp {
+    fn head(&self) -> Result<AppHead, AppError> {
+        let head = self.node.shard().head().clone();
+        Ok(AppHead { height: head.height, hash: head.hash, proposer: head.proposer })
+    }
+
+    async fn build(&self, height: u64, deadline: Instant) -> Result<BlockBody, AppError> {
+        let sealed = loop {
+            {
+                let mut shard = self.node.shard();
+                let head = shard.head().height;
+                if head + 1 != height {
+                    return Err(AppError(format!("asked to build height {height} on head {head}")));
+                }
+                if let Some(sealed) = shard.seal().map_err(fatal("sealing a block"))? {
+                    break sealed;
+                }
+                if Instant::now() >= deadline {
+                    match shard.seal_empty(now_ms()).map_err(fatal("sealing an empty block"))? {
+                        Some(sealed) => break sealed,
+                        None => return Err(AppError(format!("nothing to seal at height {height}"))),
+                    }
+                }
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        };
+        let proposal =
+            joined(tokio::task::spawn_blocking(move || sealed.stage()).await)?.map_err(fatal("staging a block"))?;
+        let body = body_of(&proposal);
+        debug!(target: "shard::consensus", height, txs = body.txs.len(), hash = %proposal.hash, "built");
+        self.candidates().insert(proposal.hash, proposal);
+        Ok(body)
+    }
+
+    async fn validate(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Verdict, AppError> {
+        let (ctx, by, txs) = match self.precheck(proposer, body)? {
+            Ok(checked) => checked,
+            Err(why) => return Ok(Verdict::Invalid(why)),
+        };
+        let rebuilder = self.node.shard().rebuilder();
+        let rebuilt = joined(tokio::task::spawn_blocking(move || rebuilder.rebuild(ctx, by, txs)).await)?;
+        let proposal = match rebuilt {
+            Ok(p) => p,
+            Err(ReplayError::Invalid(why)) => return Ok(Verdict::Invalid(why)),
+            Err(ReplayError::Node(e)) => return Err(fatal("re-executing a proposed block")(e)),
+        };
+        if proposal.header_bytes != body.header {
+            return Ok(Verdict::Invalid(format!(
+                "re-execution rebuilds another header ({} differs)",
+                difference(&body.header, &proposal.header)
+            )));
+        }
+        self.candidates().insert(proposal.hash, proposal);
+        Ok(Verdict::Valid)
+    }
+
+    async fn commit(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError> {
+        let fh = certificate.clone().finalize(body.header.clone());
+        verify_finalized(&fh, self.domain.chain, self.domain.shard, &self.validators)
+            .map_err(|e| AppError(format!("the engine's commit certificate does not verify: {e}")))?;
+        let hash = body.hash();
+        if !self.candidates().contains_key(&hash) {
+            // Decided while this node was down or behind: rebuild it now; a certified block that does not
+            // replay here means this node diverged from its validators.
+            if let Verdict::Invalid(why) = self.validate(None, body).await? {
+                return Err(AppError(format!("certified block {hash} does not replay on this node: {why}")));
+            }
+        }
+        let proposal =
+            self.candidates().remove(&hash).ok_or_else(|| AppError(format!("decided block {hash} was not staged")))?;
+        let node = Arc::clone(&self.node);
+        let committed = joined(tokio::task::spawn_blocking(move || node.commit(proposal, certificate)).await)?
+            .map_err(fatal("committing a decided block"))?;
+        self.candidates().clear();
+        self.leader.committed(committed.height);
+        Ok(())
+    }
+
+    fn decided(&self, height: u64) -> Result<Option<(BlockBody, Certificate)>, AppError> {
+        if height == 0 {
+            return Ok(None);
+        }
+        let block = self.node.shard().block(height).map_err(fatal("reading a block"))?;
+        Ok(block.and_then(|b| {
+            let fh = b.header?;
+            let txs = b.txs.iter().map(Message::encode_to_vec).collect();
+            let certificate = Certificate::of(&fh);
+            Some((BlockBody { header: fh.header, txs }, certificate))
+        }))
+    }
+
+    fn history_min_height(&self) -> u64 {
+        1
+    }
+
+    fn started_round(&self, height: u64, round: u32, proposer: AccountId) {
+        self.leader.started(height, round, proposer);
+    }
+}

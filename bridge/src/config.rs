@@ -194,7 +194,8 @@ pub struct ConfigFlags {
     /// gRPC listen address (port 0 = any free port).
     #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
     pub rpc_addr: Option<String>,
-    /// A shard, as ENDPOINT=GENESIS_FILE; repeat per shard (replaces the file's [[shards]]).
+    /// A shard, as ENDPOINT=GENESIS_FILE; repeat per shard, and per validator of a shard (entries with the same
+    /// genesis file are its endpoints, tried in turn). Replaces the file's [[shards]].
     #[arg(long = "shard", value_name = "ENDPOINT=GENESIS")]
     pub shards: Vec<String>,
     /// Log filter (tracing EnvFilter syntax).

@@ -5,68 +5,89 @@
 //! the loop has not applied.
 
 use std::{
+    collections::HashMap,
     sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex,
     },
     time::Duration,
 };
 
 use shardex_client::ShardClient;
 use shardex_core::{block::decode_header, genesis::Genesis, pb, validators::ValidatorSet, ChainId, ShardId};
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::error::{remote, RelayerError, Result};
 
-/// One configured shard: endpoint, identity from its genesis, and a client once connected.
+/// One configured shard: its endpoints (one per validator it is reached through), identity from its genesis,
+/// and clients once connected. One endpoint is used at a time; a failed or stalled one gives way to the next.
 #[derive(Debug)]
 pub struct ShardLink {
     /// The shard.
     pub shard: ShardId,
     /// Its chain.
     pub chain: ChainId,
-    /// gRPC endpoint.
-    pub endpoint: String,
+    /// gRPC endpoints.
+    pub endpoints: Vec<String>,
     /// Its genesis validator set (checks the certificates of proven answers).
     pub validators: ValidatorSet,
-    client: OnceCell<ShardClient>,
+    current: AtomicUsize,
+    clients: Mutex<HashMap<usize, ShardClient>>,
     /// Whether the header stream is open.
     pub connected: AtomicBool,
 }
 
 impl ShardLink {
-    /// A link from a genesis file.
-    pub fn from_genesis(endpoint: &str, path: &std::path::Path) -> Result<Self> {
+    /// A link from a genesis file, reached through `endpoints` (at least one).
+    pub fn from_genesis(endpoints: Vec<String>, path: &std::path::Path) -> Result<Self> {
         let g = Genesis::read_file(path)?;
+        if endpoints.is_empty() {
+            return Err(RelayerError::Shards { shard: g.shard_id, message: "no endpoint".into() });
+        }
         Ok(Self {
             shard: g.shard_id,
             chain: g.chain_id,
-            endpoint: endpoint.to_owned(),
+            endpoints,
             validators: g.validators.clone(),
-            client: OnceCell::new(),
+            current: AtomicUsize::new(0),
+            clients: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(false),
         })
     }
 
-    /// The client, connecting on first use (a connected channel reconnects by itself afterwards).
+    /// The endpoint in use.
+    pub fn endpoint(&self) -> &str {
+        let i = self.current.load(Ordering::Relaxed) % self.endpoints.len().max(1);
+        self.endpoints.get(i).map_or("", String::as_str)
+    }
+
+    /// Moves to the next endpoint (the current one failed or stalled).
+    pub fn fail_over(&self) {
+        if self.endpoints.len() > 1 {
+            let next = (self.current.fetch_add(1, Ordering::Relaxed) + 1) % self.endpoints.len();
+            debug!(target: "relayer::follow", shard = %self.shard, endpoint = %self.endpoints[next], "trying the next endpoint");
+        }
+    }
+
+    /// The client of the endpoint in use, connecting on first use (a connected channel reconnects by itself
+    /// afterwards).
     pub async fn client(&self) -> Result<ShardClient> {
-        let c = self
-            .client
-            .get_or_try_init(|| async {
-                let c =
-                    ShardClient::connect(&self.endpoint).await.map_err(remote(format!("connect {}", self.endpoint)))?;
-                let d = c.domain();
-                if d.chain != self.chain || d.shard != self.shard {
-                    return Err(RelayerError::Shards {
-                        shard: self.shard,
-                        message: format!("{} serves chain {} shard {}", self.endpoint, d.chain, d.shard),
-                    });
-                }
-                Ok(c)
-            })
-            .await?;
-        Ok(c.clone())
+        let i = self.current.load(Ordering::Relaxed) % self.endpoints.len().max(1);
+        if let Some(c) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&i) {
+            return Ok(c.clone());
+        }
+        let endpoint = self.endpoint().to_owned();
+        let c = ShardClient::connect(&endpoint).await.map_err(remote(format!("connect {endpoint}")))?;
+        let d = c.domain();
+        if d.chain != self.chain || d.shard != self.shard {
+            return Err(RelayerError::Shards {
+                shard: self.shard,
+                message: format!("{endpoint} serves chain {} shard {}", d.chain, d.shard),
+            });
+        }
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).insert(i, c.clone());
+        Ok(c)
     }
 }
 
@@ -141,6 +162,9 @@ pub fn block_events(shard: ShardId, block: &pb::Block) -> Result<Vec<FollowEvent
     Ok(out)
 }
 
+/// With several endpoints: how long a header stream may stay silent before the next endpoint is followed.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Reconnect delays of a follower.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -170,7 +194,8 @@ pub async fn follow_shard(
                 if next > before {
                     delay = backoff.min;
                 }
-                warn!(target: "relayer::follow", shard = %link.shard, next, error = %e, "shard stream ended; reconnecting");
+                warn!(target: "relayer::follow", shard = %link.shard, next, endpoint = %link.endpoint(), error = %e, "shard stream ended; reconnecting");
+                link.fail_over();
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(backoff.max);
             }
@@ -193,12 +218,16 @@ async fn follow_once(
         .map_err(|s| remote("StreamHeaders")(s.into()))?
         .into_inner();
     link.connected.store(true, Ordering::Relaxed);
-    debug!(target: "relayer::follow", shard = %link.shard, from = *next, "following");
+    debug!(target: "relayer::follow", shard = %link.shard, from = *next, endpoint = %link.endpoint(), "following");
+    // With other endpoints to fall back on, a stream that brings nothing for a while is given up: a validator
+    // cut off from its set is alive but no longer learns blocks.
+    let stall = if link.endpoints.len() > 1 { STALL_TIMEOUT } else { Duration::from_secs(365 * 86_400) };
     loop {
-        let fh = match stream.message().await {
-            Ok(Some(fh)) => fh,
-            Ok(None) => return Err(RelayerError::Protocol("header stream closed".into())),
-            Err(s) => return Err(remote("StreamHeaders")(s.into())),
+        let fh = match tokio::time::timeout(stall, stream.message()).await {
+            Err(_) => return Err(RelayerError::Protocol(format!("no header for {} ms", stall.as_millis()))),
+            Ok(Ok(Some(fh))) => fh,
+            Ok(Ok(None)) => return Err(RelayerError::Protocol("header stream closed".into())),
+            Ok(Err(s)) => return Err(remote("StreamHeaders")(s.into())),
         };
         let height = decode_header(&fh).map_err(|e| RelayerError::Protocol(format!("header: {e}")))?.header.height;
         while *next <= height {

@@ -45,14 +45,22 @@ fn main() -> eyre::Result<()> {
 async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
     let key = Keypair::read_file(&cfg.node.key_file).wrap_err("relayer key")?;
     let coordinator_key = AccountId::from_hex(cfg.coordinator.key.trim()).wrap_err("coordinator.key")?;
-    let mut links = BTreeMap::new();
+    // Entries with the same genesis file are one shard reached through several of its validators.
+    let mut grouped: Vec<(&std::path::Path, Vec<String>)> = Vec::new();
     for s in &cfg.shards {
-        let link = ShardLink::from_genesis(&s.endpoint, &s.genesis)?;
+        match grouped.iter_mut().find(|(g, _)| *g == s.genesis.as_path()) {
+            Some((_, endpoints)) => endpoints.push(s.endpoint.clone()),
+            None => grouped.push((&s.genesis, vec![s.endpoint.clone()])),
+        }
+    }
+    let mut links = BTreeMap::new();
+    for (genesis, endpoints) in grouped {
+        let link = ShardLink::from_genesis(endpoints, genesis)?;
         if links.values().any(|l: &Arc<ShardLink>| l.chain != link.chain) {
             bail!("shard {} is on chain {}, the others are not", link.shard, link.chain);
         }
         if links.insert(link.shard, Arc::new(link)).is_some() {
-            bail!("shard listed twice in {}", s.genesis.display());
+            bail!("shard listed twice (under different genesis files, {})", genesis.display());
         }
     }
     let chain = links.values().next().map(|l| l.chain).ok_or_else(|| eyre!("no shards"))?;

@@ -169,7 +169,7 @@ impl BridgeService for BridgeRpc {
                 let cur = cursors.get(&l.shard).copied().unwrap_or_default();
                 bpb::ShardCursor {
                     shard_id: l.shard.0,
-                    endpoint: l.endpoint.clone(),
+                    endpoint: l.endpoint().to_owned(),
                     next_height: cur.next,
                     safe_height: cur.safe,
                     connected: l.connected.load(std::sync::atomic::Ordering::Relaxed),

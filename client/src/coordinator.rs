@@ -69,6 +69,13 @@ impl CoordinatorClient {
     pub async fn status(&self) -> Result<coordpb::CoordinatorStatus> {
         Ok(self.rpc.clone().get_status(coordpb::GetStatusRequest {}).await?.into_inner())
     }
+
+    /// Equivocation evidence the coordinator kept for `shard` (0: every shard): pairs of validly certified,
+    /// conflicting headers at one height.
+    pub async fn evidence(&self, shard: u32) -> Result<Vec<coordpb::Equivocation>> {
+        let req = coordpb::GetEvidenceRequest { shard_id: shard };
+        Ok(self.rpc.clone().get_evidence(req).await?.into_inner().equivocations)
+    }
 }
 
 impl ShardClient {

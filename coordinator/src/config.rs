@@ -88,6 +88,9 @@ pub struct FollowSection {
     pub status_interval_ms: u64,
     /// Rejections remembered per shard for status.
     pub max_recent_rejections: usize,
+    /// With several endpoints for a shard: how long its stream may bring no header before the next endpoint
+    /// is followed instead, ms.
+    pub stall_timeout_ms: u64,
 }
 
 /// `[log]`.
@@ -120,6 +123,7 @@ impl Default for CoordConfig {
                 max_backoff_ms: ms(follow.max_backoff),
                 max_catchup_blocks: follow.max_catchup_blocks,
                 status_interval_ms: ms(follow.status_interval),
+                stall_timeout_ms: ms(follow.stall_timeout),
                 max_recent_rejections: 32,
             },
             log: LogSection { filter: "info".into() },
@@ -181,7 +185,11 @@ pub struct ConfigFlags {
     /// How often each shard's head is polled, in ms.
     #[arg(long = "follow.status-interval-ms", value_name = "MS")]
     pub follow_status_interval_ms: Option<u64>,
-    /// A shard to follow, as ENDPOINT=GENESIS_FILE; repeat per shard (replaces the file's [[shards]]).
+    /// With several endpoints for a shard: ms without a header before the next endpoint is followed.
+    #[arg(long = "follow.stall-timeout-ms", value_name = "MS")]
+    pub follow_stall_timeout_ms: Option<u64>,
+    /// A shard to follow, as ENDPOINT=GENESIS_FILE; repeat per shard, and per validator of a shard (entries
+    /// with the same genesis are that shard's endpoints, tried in turn). Replaces the file's [[shards]].
     #[arg(long = "shard", value_name = "ENDPOINT=GENESIS")]
     pub shards: Vec<String>,
     /// Log filter (tracing EnvFilter syntax).
@@ -202,6 +210,7 @@ impl CoordConfig {
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
+        set(f.follow_stall_timeout_ms, &mut cfg.follow.stall_timeout_ms);
         set(f.log_filter, &mut cfg.log.filter);
         set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;
@@ -217,6 +226,7 @@ impl CoordConfig {
             ("follow.min_backoff_ms", (1..=f.max_backoff_ms).contains(&f.min_backoff_ms), "must be 1..=max_backoff_ms"),
             ("follow.max_catchup_blocks", f.max_catchup_blocks > 0, "must be positive"),
             ("follow.status_interval_ms", f.status_interval_ms > 0, "must be positive"),
+            ("follow.stall_timeout_ms", (100..=600_000).contains(&f.stall_timeout_ms), "must be 100..=600000"),
             ("shards", !self.shards.is_empty() && self.shards.len() <= 4096, "list 1 to 4096 shards"),
         ])
     }
@@ -243,13 +253,16 @@ impl CoordConfig {
             max_backoff: Duration::from_millis(f.max_backoff_ms),
             max_catchup_blocks: f.max_catchup_blocks,
             status_interval: Duration::from_millis(f.status_interval_ms),
+            stall_timeout: Duration::from_millis(f.stall_timeout_ms),
             max_message_bytes: self.rpc.max_message_bytes,
         }
     }
 
-    /// Reads every shard's genesis: the common chain and one view per shard (distinct shard ids).
+    /// Reads every shard's genesis: the common chain and one view per shard. Entries naming the same shard
+    /// (with the same genesis) are that shard's several endpoints, followed one at a time with failover.
     pub fn shard_views(&self) -> Result<(ChainId, Vec<ShardView>), CoordinatorError> {
         let mut views: Vec<ShardView> = Vec::with_capacity(self.shards.len());
+        let mut geneses: Vec<Genesis> = Vec::with_capacity(self.shards.len());
         for s in &self.shards {
             let g = Genesis::read_file(&s.genesis)?;
             if let Some(first) = views.first() {
@@ -260,9 +273,23 @@ impl CoordConfig {
                     });
                 }
             }
-            if views.iter().any(|v| v.spec.shard == g.shard_id) {
-                return Err(CoordinatorError::Shards { shard: g.shard_id, message: "listed twice".into() });
+            if let Some(i) = views.iter().position(|v| v.spec.shard == g.shard_id) {
+                if geneses[i] != g {
+                    return Err(CoordinatorError::Shards {
+                        shard: g.shard_id,
+                        message: format!("listed twice with different genesis files ({})", s.genesis.display()),
+                    });
+                }
+                if views[i].endpoints.contains(&s.endpoint) {
+                    return Err(CoordinatorError::Shards {
+                        shard: g.shard_id,
+                        message: format!("endpoint {} listed twice", s.endpoint),
+                    });
+                }
+                views[i].endpoints.push(s.endpoint.clone());
+                continue;
             }
+            geneses.push(g.clone());
             views.push(ShardView {
                 spec: ShardSpec {
                     chain: g.chain_id,
@@ -270,12 +297,15 @@ impl CoordConfig {
                     validators: g.validators.clone(),
                     genesis_time_ms: g.genesis_time_ms,
                 },
-                endpoint: s.endpoint.clone(),
+                endpoints: vec![s.endpoint.clone()],
+                current: 0,
                 head: None,
                 connected: false,
                 reported_height: 0,
                 rejected: 0,
                 recent: Default::default(),
+                held: None,
+                equivocations: 0,
             });
         }
         let chain = views.first().map(|v| v.spec.chain).ok_or_else(|| CoordinatorError::Shards {

@@ -25,21 +25,33 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(flatten)]
     flags: ConfigFlags,
+    /// Operator action: lift the hold an equivocation put on this shard (its evidence stays), then run.
+    /// Repeat per shard.
+    #[arg(long = "release-shard", value_name = "SHARD_ID")]
+    release_shards: Vec<u32>,
 }
 
 fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     let cfg = CoordConfig::load(cli.config.as_deref(), &cli.flags)?;
     shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg, cli.release_shards))
 }
 
-async fn run(cfg: CoordConfig) -> eyre::Result<()> {
+async fn run(cfg: CoordConfig, release: Vec<u32>) -> eyre::Result<()> {
     let key = Keypair::read_file(&cfg.node.key_file).wrap_err("coordinator key")?;
     let (chain, views) = cfg.shard_views()?;
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
     let store = Store::open(&cfg.node.data_dir.join("db")).wrap_err("opening coordinator storage")?;
+    for shard in release {
+        match store.release(shardex_core::ShardId(shard))? {
+            Some(at) => {
+                tracing::warn!(target: "coordinator::node", shard, at, "operator released the shard held since an equivocation")
+            }
+            None => tracing::warn!(target: "coordinator::node", shard, "--release-shard: the shard was not held"),
+        }
+    }
     let shard_ids: Vec<_> = views.iter().map(|v| v.spec.shard).collect();
     let coord =
         Coordinator::open(store, key.clone(), chain, views, cfg.follow.max_recent_rejections, cfg.epoch_settings())?;

@@ -15,8 +15,10 @@ use crate::follower::{Head, Rejection, ShardSpec};
 pub struct ShardView {
     /// From the shard's genesis.
     pub spec: ShardSpec,
-    /// gRPC endpoint followed.
-    pub endpoint: String,
+    /// gRPC endpoints of the shard's nodes (its validators), tried in turn.
+    pub endpoints: Vec<String>,
+    /// The endpoint followed now (index into `endpoints`).
+    pub current: usize,
     /// Last accepted header (None until the genesis anchor is fetched).
     pub head: Option<Head>,
     /// Whether a header stream is open.
@@ -27,6 +29,10 @@ pub struct ShardView {
     pub rejected: u64,
     /// Newest rejections, oldest first.
     pub recent: VecDeque<coordpb::Rejection>,
+    /// The height of the equivocation that holds the shard, if it is held.
+    pub held: Option<u64>,
+    /// Equivocations recorded.
+    pub equivocations: u64,
 }
 
 /// Every followed shard, behind one lock held only for field updates.
@@ -66,6 +72,30 @@ impl Registry {
                 v.reported_height = v.reported_height.max(head.height);
                 v.head = Some(head);
             }
+        })
+    }
+
+    /// Holds `shard` after an equivocation at `height` and counts it.
+    pub fn hold(&self, shard: ShardId, height: u64) {
+        self.with(|s| {
+            if let Some(v) = s.get_mut(&shard) {
+                v.held.get_or_insert(height);
+                v.equivocations += 1;
+            }
+        })
+    }
+
+    /// The endpoint followed now.
+    pub fn endpoint(&self, shard: ShardId) -> Option<String> {
+        self.with(|s| s.get(&shard).and_then(|v| v.endpoints.get(v.current).cloned()))
+    }
+
+    /// Moves on to `shard`'s next endpoint (after a failure or a stall of the current one); returns it.
+    pub fn next_endpoint(&self, shard: ShardId) -> Option<String> {
+        self.with(|s| {
+            let v = s.get_mut(&shard)?;
+            v.current = (v.current + 1) % v.endpoints.len().max(1);
+            v.endpoints.get(v.current).cloned()
         })
     }
 

@@ -67,6 +67,11 @@ impl Coordinator {
         settings: EpochSettings,
     ) -> Result<Arc<Self>> {
         for v in &mut views {
+            v.held = store.held(v.spec.shard)?;
+            v.equivocations = store.evidence(Some(v.spec.shard))?.len() as u64;
+            if let Some(at) = v.held {
+                tracing::warn!(target: "coordinator::follow", shard = v.spec.shard.0, at, "shard held since an equivocation: no header of it is accepted until an operator releases it (--release-shard)");
+            }
             if let Some(fh) = store.head(v.spec.shard)? {
                 let head = head_from_stored(&fh).map_err(|e| CoordinatorError::Corrupt(e.to_string()))?;
                 v.reported_height = head.height;

@@ -3,7 +3,8 @@
 //! One tree, `coord`, with key prefixes:
 //! `0x01 ‖ epoch u64 BE` → `SignedEpoch`; `0x02 ‖ epoch` → `EpochEntries`;
 //! `0x03 ‖ shard u32 BE ‖ height u64 BE` → accepted `FinalizedHeader`; `0x04 ‖ shard` → head height;
-//! `0x05` → latest epoch number; `0x06` → oldest retained epoch number.
+//! `0x05` → latest epoch number; `0x06` → oldest retained epoch number;
+//! `0x07 ‖ shard ‖ height` → `Equivocation` evidence; `0x08 ‖ shard` → height at which the shard is held.
 //! An epoch is one `apply_batch` followed by `flush` before anyone is told about it.
 
 use std::path::Path;
@@ -22,6 +23,8 @@ const HEADER: u8 = 0x03;
 const HEAD: u8 = 0x04;
 const LATEST: &[u8] = &[0x05];
 const OLDEST: &[u8] = &[0x06];
+const EVIDENCE: u8 = 0x07;
+const HELD: u8 = 0x08;
 
 fn epoch_key(prefix: u8, number: u64) -> [u8; 9] {
     let mut k = [prefix; 9];
@@ -37,8 +40,18 @@ fn header_key(shard: ShardId, height: u64) -> [u8; 13] {
 }
 
 fn head_key(shard: ShardId) -> [u8; 5] {
-    let mut k = [HEAD; 5];
+    shard_key(HEAD, shard)
+}
+
+fn shard_key(prefix: u8, shard: ShardId) -> [u8; 5] {
+    let mut k = [prefix; 5];
     k[1..].copy_from_slice(&shard.0.to_be_bytes());
+    k
+}
+
+fn evidence_key(shard: ShardId, height: u64) -> [u8; 13] {
+    let mut k = header_key(shard, height);
+    k[0] = EVIDENCE;
     k
 }
 
@@ -97,6 +110,41 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// Keeps `evidence` and holds its shard at its height; flushed before returning.
+    pub fn put_evidence(&self, evidence: &coordpb::Equivocation) -> Result<()> {
+        let shard = ShardId(evidence.shard_id);
+        let mut batch = sled::Batch::default();
+        batch.insert(&evidence_key(shard, evidence.height), evidence.encode_to_vec());
+        if self.held(shard)?.is_none() {
+            batch.insert(&shard_key(HELD, shard), &evidence.height.to_be_bytes());
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every equivocation kept for `shard` (None: for every shard), by shard and height.
+    pub fn evidence(&self, shard: Option<ShardId>) -> Result<Vec<coordpb::Equivocation>> {
+        let prefix = match shard {
+            Some(s) => shard_key(EVIDENCE, s).to_vec(),
+            None => vec![EVIDENCE],
+        };
+        self.tree.scan_prefix(prefix).map(|item| decode(&item?.1, "evidence")).collect()
+    }
+
+    /// The height at which `shard` is held, if it is.
+    pub fn held(&self, shard: ShardId) -> Result<Option<u64>> {
+        self.tree.get(shard_key(HELD, shard))?.map(|v| read_u64(&v)).transpose()
+    }
+
+    /// Lifts the hold on `shard` (the evidence stays); flushed. Returns the height it was held at.
+    pub fn release(&self, shard: ShardId) -> Result<Option<u64>> {
+        let was = self.held(shard)?;
+        self.tree.remove(shard_key(HELD, shard))?;
+        self.db.flush()?;
+        Ok(was)
     }
 
     /// The latest epoch number, if any epoch exists.

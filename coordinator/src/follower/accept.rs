@@ -82,6 +82,25 @@ pub enum Rejection {
         /// Hash of the last accepted header.
         expected: B256,
     },
+    /// A validly certified header that conflicts with the one accepted at its height: the shard's validators
+    /// equivocated. The pair is kept as evidence and the shard is held.
+    #[error("equivocation at height {height}: a certified header {conflicting} conflicts with accepted {accepted}")]
+    Equivocation {
+        /// The height.
+        height: u64,
+        /// Hash of the header accepted there.
+        accepted: B256,
+        /// Hash of the conflicting one.
+        conflicting: B256,
+    },
+    /// The shard is held after an equivocation: nothing more is accepted until an operator releases it.
+    #[error("shard held since an equivocation at height {at}: header {height} not accepted")]
+    Held {
+        /// Header height.
+        height: u64,
+        /// The height of the equivocation.
+        at: u64,
+    },
     /// The commit certificate does not finalize the header (see [`HeaderError::kind`] for the reasons: an
     /// unknown, duplicated or bad signer, too little voting power, too many signatures).
     #[error("{0}")]
@@ -97,6 +116,8 @@ impl Rejection {
             Self::Replayed { .. } => "REPLAYED_HEIGHT",
             Self::NonConsecutive { .. } => "NON_CONSECUTIVE_HEIGHT",
             Self::WrongParent { .. } => "WRONG_PARENT",
+            Self::Equivocation { .. } => "EQUIVOCATION",
+            Self::Held { .. } => "SHARD_HELD",
             Self::Certificate(e) => e.kind(),
         }
     }
@@ -178,6 +199,22 @@ pub fn accept(last: &Head, spec: &ShardSpec, candidate: &pb::FinalizedHeader) ->
         state_root: d.state_root(),
         timestamp_ms: d.header.timestamp_ms,
         header: candidate.clone(),
+    })
+}
+
+/// Whether `candidate`, refused as a replay of a height already accepted with `accepted`, proves that the
+/// shard's validators equivocated: both headers validly certified by the set, at one height, different.
+pub fn equivocation(
+    spec: &ShardSpec,
+    accepted: &pb::FinalizedHeader,
+    candidate: &pb::FinalizedHeader,
+) -> Option<Rejection> {
+    let a = verify_finalized(accepted, spec.chain, spec.shard, &spec.validators).ok()?;
+    let c = verify_finalized(candidate, spec.chain, spec.shard, &spec.validators).ok()?;
+    (a.header.height == c.header.height && a.hash != c.hash).then_some(Rejection::Equivocation {
+        height: a.header.height,
+        accepted: a.hash,
+        conflicting: c.hash,
     })
 }
 
@@ -290,6 +327,25 @@ mod tests {
         assert_eq!(kind(accept(&head1, &s, &junk)), Err("UNDECODABLE"));
         // The genuine next header is still accepted after all of that.
         assert_eq!(kind(accept(&head1, &s, &signed(&header(2, head1.hash), &[&seq]))), Ok(2));
+    }
+
+    #[test]
+    fn two_certified_headers_at_one_height_are_an_equivocation() {
+        let keys: Vec<Keypair> = (1u8..=4).map(|i| Keypair::from_seed([i; 32])).collect();
+        let refs: Vec<&Keypair> = keys.iter().collect();
+        let s = spec(&refs);
+        let g = genesis_head();
+        let h1 = header(1, g.hash);
+        let mut fork = h1.clone();
+        fork.timestamp_ms += 7;
+        let accepted = signed(&h1, &refs[..3]);
+        // A conflicting header with a valid certificate (validators 2, 3, 4: two of them signed both).
+        let conflicting = signed(&fork, &refs[1..]);
+        let r = equivocation(&s, &accepted, &conflicting).expect("evidence");
+        assert_eq!(r.kind(), "EQUIVOCATION");
+        // The same header again, or a conflicting one without a quorum, is no evidence.
+        assert!(equivocation(&s, &accepted, &signed(&h1, &refs[1..])).is_none());
+        assert!(equivocation(&s, &accepted, &signed(&fork, &refs[..2])).is_none());
     }
 
     #[test]

@@ -3,5 +3,5 @@
 pub mod accept;
 pub mod task;
 
-pub use accept::{accept, anchor, head_from_stored, Head, Rejection, ShardSpec};
+pub use accept::{accept, anchor, equivocation, head_from_stored, Head, Rejection, ShardSpec};
 pub use task::{follow, FollowLimits};

@@ -1,6 +1,7 @@
 //! The follower of one shard: header stream from the last accepted height + 1, catch-up through
 //! `GetHeader` when the stream skips heights, reconnect with bounded exponential backoff, and a periodic
-//! `GetStatus` for the shard's own head (lag in blocks).
+//! `GetStatus` for the shard's own head (lag in blocks). A shard run by several validators is followed
+//! through one of its endpoints at a time: a failed, closed or stalled one gives way to the next.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,7 +10,7 @@ use shardex_proto::shard::v1::shard_service_client::ShardServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
-use super::accept::{accept, anchor, Head, Rejection};
+use super::accept::{accept, anchor, equivocation, Head, Rejection};
 use crate::{registry::now_ms, runtime::Coordinator};
 
 /// Limits of following one shard; every one explicit.
@@ -27,6 +28,8 @@ pub struct FollowLimits {
     pub status_interval: Duration,
     /// Largest gRPC message accepted from a shard.
     pub max_message_bytes: usize,
+    /// With several endpoints: how long a stream may bring no header before the next endpoint is tried.
+    pub stall_timeout: Duration,
 }
 
 impl Default for FollowLimits {
@@ -38,6 +41,7 @@ impl Default for FollowLimits {
             max_catchup_blocks: 1_024,
             status_interval: Duration::from_millis(500),
             max_message_bytes: 4 << 20,
+            stall_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -56,6 +60,8 @@ enum Ended {
 /// Follows `shard` for as long as the process runs; returns only on a storage failure.
 pub async fn follow(coord: Arc<Coordinator>, shard: ShardId, limits: FollowLimits) -> String {
     let mut backoff = limits.min_backoff;
+    let endpoints = coord.registry.view(shard).map_or(1, |v| v.endpoints.len().max(1));
+    let mut failures_in_a_row = 0usize;
     loop {
         let ended = session(&coord, shard, &limits).await;
         coord.registry.set_connected(shard, false);
@@ -64,9 +70,19 @@ pub async fn follow(coord: Arc<Coordinator>, shard: ShardId, limits: FollowLimit
             Ended::Disconnected(why) => {
                 info!(target: "coordinator::follow", shard = shard.0, reason = %why, "header stream ended; reconnecting");
                 backoff = limits.min_backoff;
+                failures_in_a_row = 0;
             }
             Ended::Unreachable(why) => {
                 debug!(target: "coordinator::follow", shard = shard.0, reason = %why, backoff_ms = backoff.as_millis() as u64, "shard unreachable");
+                failures_in_a_row += 1;
+            }
+        }
+        if endpoints > 1 {
+            let next = coord.registry.next_endpoint(shard).unwrap_or_default();
+            debug!(target: "coordinator::follow", shard = shard.0, endpoint = %next, "trying the next endpoint");
+            // Every endpoint gets a try before the follower backs off.
+            if !failures_in_a_row.is_multiple_of(endpoints) {
+                continue;
             }
         }
         tokio::time::sleep(backoff).await;
@@ -88,7 +104,8 @@ async fn connect(endpoint: &str, limits: &FollowLimits) -> Result<ShardServiceCl
 /// One connection: anchor if needed, stream from the head, handle every header until the stream ends.
 async fn session(coord: &Arc<Coordinator>, shard: ShardId, limits: &FollowLimits) -> Ended {
     let Some(view) = coord.registry.view(shard) else { return Ended::Fatal(format!("shard {shard} not registered")) };
-    let mut rpc = match connect(&view.endpoint, limits).await {
+    let endpoint = view.endpoints.get(view.current).cloned().unwrap_or_default();
+    let mut rpc = match connect(&endpoint, limits).await {
         Ok(c) => c,
         Err(e) => return Ended::Unreachable(e),
     };
@@ -119,16 +136,25 @@ async fn session(coord: &Arc<Coordinator>, shard: ShardId, limits: &FollowLimits
         Err(s) => return Ended::Unreachable(format!("stream headers: {s}")),
     };
     coord.registry.set_connected(shard, true);
-    info!(target: "coordinator::follow", shard = shard.0, from = head.height + 1, endpoint = %view.endpoint, "following headers");
+    info!(target: "coordinator::follow", shard = shard.0, from = head.height + 1, %endpoint, "following headers");
     let mut status_tick = tokio::time::interval(limits.status_interval);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // With other endpoints to fall back on, a stream that brings nothing for a while is given up: a
+    // validator cut off from its set is alive but no longer learns blocks.
+    let stall = if view.endpoints.len() > 1 { limits.stall_timeout } else { Duration::from_secs(365 * 86_400) };
+    let mut stall_at = tokio::time::Instant::now() + stall;
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(stall_at) => {
+                return Ended::Disconnected(format!("no header from {endpoint} for {} ms", stall.as_millis()));
+            }
             msg = stream.message() => match msg {
-                Ok(Some(fh)) => match handle(coord, shard, &mut rpc, &mut head, fh, limits).await {
-                    Ok(()) => {}
-                    Err(end) => return end,
-                },
+                Ok(Some(fh)) => {
+                    stall_at = tokio::time::Instant::now() + stall;
+                    if let Err(end) = handle(coord, shard, &mut rpc, &mut head, fh, limits).await {
+                        return end;
+                    }
+                }
                 Ok(None) => return Ended::Disconnected("stream closed by the shard".into()),
                 Err(s) => return Ended::Disconnected(format!("stream error: {s}")),
             },
@@ -150,7 +176,13 @@ async fn handle(
     fh: pb::FinalizedHeader,
     limits: &FollowLimits,
 ) -> Result<(), Ended> {
-    let spec = coord.registry.view(shard).map(|v| v.spec).ok_or_else(|| Ended::Fatal("unregistered".into()))?;
+    let view = coord.registry.view(shard).ok_or_else(|| Ended::Fatal("unregistered".into()))?;
+    let spec = view.spec;
+    if let Some(at) = view.held {
+        let height = shardex_core::block::decode_header(&fh).map(|d| d.header.height).unwrap_or(0);
+        reject(coord, shard, height, &Rejection::Held { height, at });
+        return Ok(());
+    }
     match accept(head, &spec, &fh) {
         Ok(next) => commit(coord, shard, head, next).await,
         Err(Rejection::NonConsecutive { height, expected }) => {
@@ -181,12 +213,53 @@ async fn handle(
                 }
             }
         }
+        Err(r @ Rejection::Replayed { .. }) => {
+            let height = shardex_core::block::decode_header(&fh).map(|d| d.header.height).unwrap_or(0);
+            match check_equivocation(coord, shard, &spec, height, fh).await? {
+                Some(evidence) => reject(coord, shard, height, &evidence),
+                None => reject(coord, shard, height, &r),
+            }
+            Ok(())
+        }
         Err(r) => {
             let height = shardex_core::block::decode_header(&fh).map(|d| d.header.height).unwrap_or(0);
             reject(coord, shard, height, &r);
             Ok(())
         }
     }
+}
+
+/// A header at an accepted height with its own valid certificate is equivocation: the pair is kept (flushed)
+/// and the shard held before anything else happens.
+async fn check_equivocation(
+    coord: &Arc<Coordinator>,
+    shard: ShardId,
+    spec: &super::ShardSpec,
+    height: u64,
+    candidate: pb::FinalizedHeader,
+) -> Result<Option<Rejection>, Ended> {
+    let c = Arc::clone(coord);
+    let accepted = tokio::task::spawn_blocking(move || c.store.header(shard, height))
+        .await
+        .map_err(|e| Ended::Fatal(e.to_string()))?
+        .map_err(|e| Ended::Fatal(e.to_string()))?;
+    let Some(accepted) = accepted else { return Ok(None) };
+    let Some(evidence) = equivocation(spec, &accepted, &candidate) else { return Ok(None) };
+    let record = shardex_core::coordpb::Equivocation {
+        shard_id: shard.0,
+        height,
+        accepted: Some(accepted),
+        conflicting: Some(candidate),
+        time_ms: now_ms(),
+    };
+    let c = Arc::clone(coord);
+    tokio::task::spawn_blocking(move || c.store.put_evidence(&record))
+        .await
+        .map_err(|e| Ended::Fatal(e.to_string()))?
+        .map_err(|e| Ended::Fatal(e.to_string()))?;
+    coord.registry.hold(shard, height);
+    tracing::error!(target: "coordinator::follow", shard = shard.0, height, detail = %evidence, "validators equivocated: evidence kept, shard held until an operator releases it");
+    Ok(Some(evidence))
 }
 
 async fn commit(coord: &Arc<Coordinator>, shard: ShardId, head: &mut Head, next: Head) -> Result<(), Ended> {

@@ -122,7 +122,7 @@ impl CoordinatorService for CoordinatorRpc {
                 let lag_blocks = v.reported_height.saturating_sub(height);
                 coordpb::ShardStatus {
                     shard_id: v.spec.shard.0,
-                    endpoint: v.endpoint.clone(),
+                    endpoint: v.endpoints.get(v.current).cloned().unwrap_or_default(),
                     connected: v.connected,
                     accepted_height: height,
                     accepted_hash: hash,
@@ -133,6 +133,9 @@ impl CoordinatorService for CoordinatorRpc {
                     rejected_headers: v.rejected,
                     last_rejection: v.recent.back().map(|r| r.message.clone()).unwrap_or_default(),
                     recent_rejections: v.recent.iter().cloned().collect(),
+                    endpoints: v.endpoints.clone(),
+                    held_at_height: v.held.unwrap_or(0),
+                    equivocations: u32::try_from(v.equivocations).unwrap_or(u32::MAX),
                 }
             })
             .collect();
@@ -144,5 +147,17 @@ impl CoordinatorService for CoordinatorRpc {
             epoch_interval_ms: u64::try_from(self.coord.settings.interval.as_millis()).unwrap_or(u64::MAX),
             oldest_epoch: self.coord.store.oldest_number().map_err(|e| internal(&e))?,
         }))
+    }
+
+    async fn get_evidence(
+        &self,
+        request: Request<coordpb::GetEvidenceRequest>,
+    ) -> Result<Response<coordpb::Evidence>, Status> {
+        let shard = match request.into_inner().shard_id {
+            0 => None,
+            s => Some(shardex_core::ShardId(s)),
+        };
+        let equivocations = self.coord.store.evidence(shard).map_err(|e| internal(&e))?;
+        Ok(Response::new(coordpb::Evidence { equivocations }))
     }
 }

@@ -15,7 +15,8 @@ pub struct Script {
     pub shard: ShardId,
     /// Headers by height for `GetHeader` (the genuine chain, genesis first).
     pub chain_headers: Vec<pb::FinalizedHeader>,
-    /// What the first `StreamHeaders` call sends, in order; later calls send nothing and stay open.
+    /// What the first `StreamHeaders` call sends, in order; later calls send the genuine chain from the
+    /// height asked for, then stay open.
     pub stream: Vec<pb::FinalizedHeader>,
 }
 
@@ -37,10 +38,15 @@ pub fn header(chain: ChainId, shard: ShardId, height: u64, parent: B256, time_ms
 
 /// Encodes `h` and certifies it with round-0 precommits of `keys` (none: unsigned, as a genesis block).
 pub fn finalize(h: &pb::BlockHeader, keys: &[&Keypair]) -> (pb::FinalizedHeader, B256) {
+    finalize_at(h, keys, 0)
+}
+
+/// Encodes `h` and certifies it with precommits of `keys` at `round`.
+pub fn finalize_at(h: &pb::BlockHeader, keys: &[&Keypair], round: u32) -> (pb::FinalizedHeader, B256) {
     let (bytes, hash) = encode_header(h);
     let domain = (ChainId(h.chain_id), ShardId(h.shard_id));
-    let signatures = keys.iter().map(|k| sign_precommit(k, domain, h.height, 0, &hash)).collect();
-    (pb::FinalizedHeader { header: bytes, signatures, round: 0 }, hash)
+    let signatures = keys.iter().map(|k| sign_precommit(k, domain, h.height, round, &hash)).collect();
+    (pb::FinalizedHeader { header: bytes, signatures, round }, hash)
 }
 
 struct Fake {
@@ -130,11 +136,15 @@ impl ShardService for Fake {
 
     async fn stream_headers(
         &self,
-        _: Request<pb::StreamHeadersRequest>,
+        r: Request<pb::StreamHeadersRequest>,
     ) -> Result<Response<Self::StreamHeadersStream>, Status> {
+        let from = usize::try_from(r.into_inner().from_height).unwrap_or(usize::MAX);
         let mut streamed = self.streamed.lock().await;
-        let items: Vec<Result<pb::FinalizedHeader, Status>> =
-            if *streamed { Vec::new() } else { self.script.stream.iter().cloned().map(Ok).collect() };
+        let items: Vec<Result<pb::FinalizedHeader, Status>> = if *streamed {
+            self.script.chain_headers.iter().skip(from).cloned().map(Ok).collect()
+        } else {
+            self.script.stream.iter().cloned().map(Ok).collect()
+        };
         *streamed = true;
         // Send the script, then stay open without further items.
         let s = futures::stream::iter(items).chain(futures::stream::pending());

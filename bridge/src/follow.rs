@@ -39,9 +39,8 @@ pub struct ShardLink {
 }
 
 impl ShardLink {
-    /// A link from a genesis file, reached through `endpoints` (at least one).
-    pub fn from_genesis(endpoints: Vec<String>, path: &std::path::Path) -> Result<Self> {
-        let g = Genesis::read_file(path)?;
+    /// A link to the shard of genesis `g`, reached through `endpoints` (at least one).
+    pub fn new(endpoints: Vec<String>, g: &Genesis) -> Result<Self> {
         if endpoints.is_empty() {
             return Err(RelayerError::Shards { shard: g.shard_id, message: "no endpoint".into() });
         }

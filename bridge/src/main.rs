@@ -20,7 +20,7 @@ use shardex_bridge::{
     store::CursorStore,
     tracker::Tracker,
 };
-use shardex_core::{AccountId, Keypair};
+use shardex_core::{genesis::Genesis, AccountId, Keypair};
 use tracing::info;
 
 /// Relays cross-shard collateral messages: imports the coordinator's epochs, delivers, acks and refunds
@@ -45,23 +45,29 @@ fn main() -> eyre::Result<()> {
 async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
     let key = Keypair::read_file(&cfg.node.key_file).wrap_err("relayer key")?;
     let coordinator_key = AccountId::from_hex(cfg.coordinator.key.trim()).wrap_err("coordinator.key")?;
-    // Entries with the same genesis file are one shard reached through several of its validators.
-    let mut grouped: Vec<(&std::path::Path, Vec<String>)> = Vec::new();
+    // Entries naming the same shard (with the same genesis) are that shard reached through several of its
+    // validators.
+    let mut grouped: Vec<(Genesis, Vec<String>)> = Vec::new();
     for s in &cfg.shards {
-        match grouped.iter_mut().find(|(g, _)| *g == s.genesis.as_path()) {
+        let g = Genesis::read_file(&s.genesis)?;
+        match grouped.iter_mut().find(|(known, _)| known.shard_id == g.shard_id) {
+            Some((known, _)) if *known != g => {
+                bail!("shard {} listed with two different genesis files ({})", g.shard_id, s.genesis.display())
+            }
+            Some((_, endpoints)) if endpoints.contains(&s.endpoint) => {
+                bail!("shard {} endpoint {} listed twice", g.shard_id, s.endpoint)
+            }
             Some((_, endpoints)) => endpoints.push(s.endpoint.clone()),
-            None => grouped.push((&s.genesis, vec![s.endpoint.clone()])),
+            None => grouped.push((g, vec![s.endpoint.clone()])),
         }
     }
     let mut links = BTreeMap::new();
     for (genesis, endpoints) in grouped {
-        let link = ShardLink::from_genesis(endpoints, genesis)?;
+        let link = ShardLink::new(endpoints, &genesis)?;
         if links.values().any(|l: &Arc<ShardLink>| l.chain != link.chain) {
             bail!("shard {} is on chain {}, the others are not", link.shard, link.chain);
         }
-        if links.insert(link.shard, Arc::new(link)).is_some() {
-            bail!("shard listed twice (under different genesis files, {})", genesis.display());
-        }
+        links.insert(link.shard, Arc::new(link));
     }
     let chain = links.values().next().map(|l| l.chain).ok_or_else(|| eyre!("no shards"))?;
     std::fs::create_dir_all(&cfg.node.data_dir)

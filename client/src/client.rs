@@ -59,6 +59,10 @@ pub struct ShardClient {
     endpoint: String,
 }
 
+/// How long a submission is retried while the shard's validators have no reachable proposer (a leader
+/// failed and the next round has not started; with the default timeouts this lasts about a second).
+pub const NO_LEADER_RETRY: Duration = Duration::from_secs(3);
+
 impl ShardClient {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:7100`) and learns its chain and shard.
     pub async fn connect(endpoint: &str) -> Result<Self> {
@@ -89,15 +93,41 @@ impl ShardClient {
         Ok(self.rpc.clone().get_status(pb::GetStatusRequest {}).await?.into_inner())
     }
 
-    /// Submits one signed tx; returns its hash once admitted to the mempool.
+    /// Submits one signed tx; returns its hash once admitted to the mempool. While the shard's validators
+    /// have no reachable proposer (`NO_LEADER`: a round is changing), retries for up to [`NO_LEADER_RETRY`].
     pub async fn submit(&self, tx: pb::SignedTx) -> Result<B256> {
-        let res = self.rpc.clone().submit_tx(tx).await?.into_inner();
+        let res =
+            self.while_no_leader(|| async { Ok(self.rpc.clone().submit_tx(tx.clone()).await?.into_inner()) }).await?;
         b256_from_slice(&res.tx_hash).ok_or_else(|| ClientError::Protocol("tx hash is not 32 bytes".into()))
     }
 
-    /// Submits a batch; one result per tx.
+    /// Submits a batch; one result per tx. Retries on `NO_LEADER` like [`Self::submit`].
     pub async fn submit_batch(&self, txs: Vec<pb::SignedTx>) -> Result<Vec<pb::SubmitResult>> {
-        Ok(self.rpc.clone().submit_batch(pb::SubmitBatchRequest { txs }).await?.into_inner().results)
+        self.while_no_leader(|| async {
+            let req = pb::SubmitBatchRequest { txs: txs.clone() };
+            Ok(self.rpc.clone().submit_batch(req).await?.into_inner().results)
+        })
+        .await
+    }
+
+    /// Runs `call` again every 50 ms while it is refused with `NO_LEADER`, for up to [`NO_LEADER_RETRY`].
+    /// Resubmitting is safe: a tx the shard already took is refused as a duplicate, never taken twice.
+    async fn while_no_leader<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + NO_LEADER_RETRY;
+        loop {
+            match call().await {
+                Err(e)
+                    if e.reason() == Some(shardex_core::Reason::NoLeader) && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The status of a tx.

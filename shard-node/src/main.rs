@@ -69,14 +69,14 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
             (task, None)
         }
         EngineKind::Malachite => {
-            let leader = Arc::new(Leader::new(key.account()));
-            let mut running = consensus::start(Arc::clone(&node), &db, key, &cfg, Arc::clone(&leader))
+            let endpoints = cfg.consensus.peers.iter().map(|p| (p.key, p.rpc.clone())).collect();
+            let forwarder = Forwarder::new(endpoints, cfg.rpc.max_message_bytes);
+            let routing = Arc::new(Routing { leader: Arc::new(Leader::new(key.account())), forwarder });
+            let mut running = consensus::start(Arc::clone(&node), &db, key, &cfg, Arc::clone(&routing))
                 .await
                 .wrap_err("starting consensus")?;
             let task = tokio::spawn(async move { eyre!(running.stopped().await).wrap_err("consensus stopped") });
-            let endpoints = cfg.consensus.peers.iter().map(|p| (p.key, p.rpc.clone())).collect();
-            let forwarder = Forwarder::new(endpoints, cfg.rpc.max_message_bytes);
-            (task, Some(Arc::new(Routing { leader, forwarder })))
+            (task, Some(routing))
         }
     };
     println!(

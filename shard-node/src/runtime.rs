@@ -10,7 +10,7 @@ use std::{
 use tokio::sync::{broadcast, Notify};
 use tracing::{debug, error, info};
 
-use shardex_core::block::Certificate;
+use shardex_core::{block::Certificate, tx::VerifiedTx};
 
 use crate::{
     sequencer::Consensus,
@@ -84,15 +84,20 @@ impl NodeHandle {
     }
 
     /// Commits a decided proposal: writes and flushes its batch holding the commit gate (not the shard lock),
-    /// moves the head under the lock, then tells stream subscribers. A storage error is fatal for the node.
-    pub fn commit(&self, proposal: Proposal, certificate: Certificate) -> Result<Committed, ShardError> {
+    /// moves the head under the lock, then tells stream subscribers. Returns the txs that were pending here
+    /// and were left out (another validator's block: see [`Shard::finish`]). A storage error is fatal.
+    pub fn commit(
+        &self,
+        proposal: Proposal,
+        certificate: Certificate,
+    ) -> Result<(Committed, Vec<VerifiedTx>), ShardError> {
         let gate = self.commit_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let written = proposal.write(certificate)?;
-        let committed = self.shard().finish(written, now_ms())?;
+        let (committed, orphans) = self.shard().finish(written)?;
         drop(gate);
         // No subscribers is fine.
         let _ = self.commits.send(committed.clone());
-        Ok(committed)
+        Ok((committed, orphans))
     }
 }
 
@@ -170,7 +175,7 @@ fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> R
     let staged_at = Instant::now();
     let certificate = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;
     let decided_at = Instant::now();
-    let committed = node.commit(proposal, certificate)?;
+    let (committed, _) = node.commit(proposal, certificate)?;
     let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e3;
     let done = Instant::now();
     debug!(

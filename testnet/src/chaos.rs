@@ -253,9 +253,10 @@ impl Injector<'_> {
         let (name, endpoint, start): (String, String, Start) = match target {
             Target::Node(i) => {
                 let node = net.nodes.get(i).cloned().ok_or_else(|| eyre!("no node {i}"))?;
-                let (port, bin) = (process::endpoint_port(&node.endpoint)?, self.bins.shard_node.clone());
+                let bin = self.bins.shard_node.clone();
                 let (name, endpoint) = (node.name.clone(), node.endpoint.clone());
-                (name, endpoint, Box::new(move || process::start_node(&bin, &node, port, node.block_interval_ms)))
+                let all = net.clone();
+                (name, endpoint, Box::new(move || process::start_node(&bin, &node, &all)))
             }
             Target::Coordinator => {
                 let entry = net.coordinator.clone().ok_or_else(|| eyre!("the network has no coordinator"))?;

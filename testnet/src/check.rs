@@ -94,9 +94,29 @@ pub async fn run(dir: &Path, args: &CheckArgs) -> eyre::Result<()> {
     println!("checking {} node(s) of chain {}", nodes.len(), net.chain_id);
     let mut outcome = Outcome::default();
 
+    // Every validator of a shard must keep up with the others: one left behind (a node that restarted and
+    // is still catching up) gets until the deadline.
+    let results = loop {
+        let mut results = Vec::with_capacity(nodes.len());
+        for node in &nodes {
+            results.push(finalized_head(node).await);
+        }
+        let seen: Vec<(u32, &str, Option<u64>)> = nodes
+            .iter()
+            .zip(&results)
+            .map(|(n, r)| (n.entry.shard_id.0, n.entry.name.as_str(), r.as_ref().ok().map(|(h, _)| *h)))
+            .collect();
+        let lagging = lagging(&seen);
+        if lagging.is_empty() || Instant::now() >= deadline {
+            for name in lagging {
+                outcome.record("lag", Err(name));
+            }
+            break results;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let mut heads: BTreeMap<u32, u64> = BTreeMap::new();
-    for node in &nodes {
-        let result = finalized_head(node).await;
+    for (node, result) in nodes.iter().zip(results) {
         if let Ok((height, _)) = &result {
             let h = heads.entry(node.entry.shard_id.0).or_insert(*height);
             *h = (*h).min(*height);
@@ -213,23 +233,68 @@ async fn replicas(nodes: &[Node], heads: &BTreeMap<u32, u64>, outcome: &mut Outc
     }
     for (shard, group) in replicated {
         let height = heads.get(shard).copied().unwrap_or(0);
-        let mut roots = Vec::new();
-        for n in group {
-            let root = n.client.raw().get_header(pb::GetBlockRequest { height }).await;
-            let root = root
-                .map_err(|e| format!("{e}"))
-                .and_then(|fh| shardex_core::block::decode_header(&fh.into_inner()).map_err(|e| e.to_string()))
-                .map(|h| h.state_root());
-            roots.push((n.entry.name.as_str(), root));
-        }
-        let first = roots.first().and_then(|(_, r)| r.as_ref().ok()).copied();
-        let result = if roots.iter().all(|(_, r)| r.as_ref().ok().copied() == first && first.is_some()) {
-            Ok(format!("shard {shard}: {} nodes hold root {:?} at height {height}", roots.len(), first))
-        } else {
-            Err(format!("shard {shard} at height {height}: {roots:?}"))
-        };
-        outcome.record("replicas", result);
+        let result = compare_chains(group, height).await;
+        outcome.record("replicas", result.map(|(hashes, root)| {
+            format!("shard {shard}: {} validators hold one hash at each of the last {hashes} heights and root 0x{}… at {height}", group.len(), &hex::encode(root)[..12])
+        }).map_err(|e| format!("shard {shard}: {e}")));
     }
+}
+
+/// How far a validator may be behind the highest validator of its shard.
+const MAX_LAG_BLOCKS: u64 = 64;
+
+/// The validators more than [`MAX_LAG_BLOCKS`] behind the highest of their shard, described, from
+/// (shard, name, head height if it answered) of every node.
+fn lagging(seen: &[(u32, &str, Option<u64>)]) -> Vec<String> {
+    let mut top: BTreeMap<u32, u64> = BTreeMap::new();
+    for (shard, _, h) in seen {
+        if let Some(h) = h {
+            let t = top.entry(*shard).or_insert(*h);
+            *t = (*t).max(*h);
+        }
+    }
+    seen.iter()
+        .filter_map(|(shard, name, h)| {
+            let h = (*h)?;
+            let t = top.get(shard).copied().unwrap_or(h);
+            (h + MAX_LAG_BLOCKS < t).then(|| format!("{name} is at height {h}, {} blocks behind its shard", t - h))
+        })
+        .collect()
+}
+
+/// How many heights below the lowest head `check` compares across a shard's validators.
+const COMPARED_HEIGHTS: u64 = 64;
+
+/// Every validator of a shard must hold the same block hash at each of the last heights up to `height` (the
+/// lowest of their heads): one chain, no fork. Returns how many heights were compared and the state root at
+/// `height`.
+async fn compare_chains(group: &[&Node], height: u64) -> Result<(u64, shardex_core::B256), String> {
+    let from = height.saturating_sub(COMPARED_HEIGHTS - 1).max(1);
+    let mut root = shardex_core::B256::ZERO;
+    for h in from..=height {
+        let mut first: Option<(shardex_core::B256, &str)> = None;
+        for n in group {
+            let fh = n
+                .client
+                .raw()
+                .get_header(pb::GetBlockRequest { height: h })
+                .await
+                .map_err(|e| format!("{} header {h}: {e}", n.entry.name))?;
+            let d = shardex_core::block::decode_header(&fh.into_inner())
+                .map_err(|e| format!("{} header {h}: {e}", n.entry.name))?;
+            match first {
+                None => {
+                    first = Some((d.hash, n.entry.name.as_str()));
+                    root = d.state_root();
+                }
+                Some((hash, name)) if hash != d.hash => {
+                    return Err(format!("height {h}: {name} holds {hash}, {} holds {}", n.entry.name, d.hash))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok((height + 1 - from, root))
 }
 
 /// One node per shard (the first listed), in manifest order.
@@ -417,5 +482,18 @@ mod tests {
         escrow.totals.escrowed_micros = 5;
         let why = bridge(&["a", "b"], &[escrow, b_in]).expect_err("escrow left");
         assert!(why.contains("a holds 0.000005 USD in escrow"), "{why}");
+    }
+
+    #[test]
+    fn a_validator_far_behind_its_shard_is_named() {
+        let seen = [
+            (1, "btc-perp-0", Some(95)),
+            (1, "btc-perp-1", Some(0)),
+            (1, "btc-perp-2", None),
+            (2, "eth-perp-0", Some(3)),
+        ];
+        assert_eq!(lagging(&seen), vec!["btc-perp-1 is at height 0, 95 blocks behind its shard".to_owned()]);
+        let close = [(1, "btc-perp-0", Some(95)), (1, "btc-perp-1", Some(95 - MAX_LAG_BLOCKS))];
+        assert!(lagging(&close).is_empty());
     }
 }

@@ -65,7 +65,7 @@ async fn check_ready(
 ) -> eyre::Result<Result<Ready, String>> {
     let client = CoordinatorClient::connect(&entry.endpoint).await?;
     let status = client.status().await?;
-    for node in &net.nodes {
+    for node in net.shards() {
         let head = heights.get(&node.shard_id.0).copied().unwrap_or(0);
         match status.shards.iter().find(|s| s.shard_id == node.shard_id.0) {
             Some(s) if s.connected && s.accepted_height >= head => {}

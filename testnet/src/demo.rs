@@ -3,9 +3,11 @@
 //! command exit non-zero.
 //!
 //! Steps: funding, bad requests, quotes, a leveraged taker, collateral moved to another shard and used as
-//! margin there ([`bridge`]), a crash, a liquidation, the circuit breaker, then the proofs.
+//! margin there ([`bridge`]), a crash, a liquidation, the circuit breaker, the first shard's leader killed
+//! while trading goes on ([`failover`]), then the proofs.
 
 mod bridge;
+mod failover;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -57,18 +59,23 @@ fn expect_reason<T>(what: &str, r: Result<T, shardex_client::ClientError>, reaso
     }
 }
 
-/// Runs the demo against the network in `dir`.
-pub async fn run(dir: &Path) -> eyre::Result<()> {
+/// Runs the demo against the network in `dir`; `bin_dir` holds the `shard-node` binary a restart runs.
+pub async fn run(dir: &Path, bin_dir: Option<&Path>) -> eyre::Result<()> {
     let net = Network::load(dir)?;
     let deposit_key = Keypair::read_file(&dir.join("keys").join("deposit.key"))?;
     let alice = trader_key(dir, "alice")?;
     let bob = trader_key(dir, "bob")?;
-    println!("shardex demo on chain {} with {} shard(s)", net.chain_id, net.nodes.len());
+    println!(
+        "shardex demo on chain {} with {} shard(s) of {} validator(s)",
+        net.chain_id,
+        net.shards().len(),
+        net.nodes.len() / net.shards().len().max(1)
+    );
     println!("  alice {}", alice.account());
     println!("  bob   {}", bob.account());
 
     let mut clients = Vec::new();
-    for node in &net.nodes {
+    for node in net.shards() {
         let client =
             ShardClient::connect(&node.endpoint).await.wrap_err_with(|| format!("connecting to {}", node.name))?;
         let genesis = Genesis::read_file(&node.genesis_file())?;
@@ -135,8 +142,9 @@ pub async fn run(dir: &Path) -> eyre::Result<()> {
     let bridged = bridge::cross_shard_margin(dir, &net, &clients, &deposit_key, &mut expected, run).await?;
     shown.extend(bridged);
     crash(client, &mut trading).await?;
+    failover::leader_failover(dir, bin_dir, &mut trading.mm, BTC_100K / 100 * 80).await?;
 
-    step(10, "Every balance, proven: MPT proof -> state root -> header certified by the shard's validators");
+    step(11, "Every balance, proven: MPT proof -> state root -> header certified by the shard's validators");
     for (node, client, genesis) in &clients {
         let market = client.market(false).await?;
         let totals = market.totals.unwrap_or_default();
@@ -389,7 +397,7 @@ async fn conservation(node: &NodeEntry, client: &ShardClient, genesis: &Genesis)
     Ok(())
 }
 
-/// Step 11: the balances of step 10 again, each verified up to one coordinator-signed epoch that commits
+/// Step 12: the balances of step 11 again, each verified up to one coordinator-signed epoch that commits
 /// every shard at or above its current height (so after everything the demo did).
 async fn global_proofs(
     dir: &Path,
@@ -398,7 +406,7 @@ async fn global_proofs(
     expected: &BTreeMap<(u32, AccountId), i64>,
     shown: &[(String, AccountId)],
 ) -> eyre::Result<()> {
-    step(11, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
+    step(12, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
     let entry = net
         .coordinator
         .as_ref()

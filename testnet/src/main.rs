@@ -79,8 +79,12 @@ struct UpArgs {
     /// Markets, one shard each.
     #[arg(long, value_delimiter = ',', default_value = "BTC-PERP,ETH-PERP,SOL-PERP")]
     shards: Vec<String>,
-    /// First gRPC port; shard i listens on base+i, the coordinator on base+100, the relayer on base+101.
-    /// 0 picks free ports.
+    /// Validators per shard (a new network only): with more than one, each shard runs Malachite BFT and
+    /// keeps going while fewer than a third of its validators are down.
+    #[arg(long, default_value_t = 4)]
+    sequencers: usize,
+    /// First gRPC port: node k (validators of shard 1 first) listens on base+k, the coordinator on base+100,
+    /// the relayer on base+101, node k's consensus on base+200+k. 0 picks free ports.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Block interval of every node, ms.
@@ -129,7 +133,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             if !running(&dir) {
                 up(&dir, &args).await?;
             }
-            let result = demo::run(&dir).await;
+            let result = demo::run(&dir, args.bin_dir.as_deref()).await;
             if down_after {
                 down(&dir)?;
             } else {
@@ -171,10 +175,16 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             net
         }
         Err(_) => {
-            println!("creating a testnet in {} with shards {}", dir.display(), args.shards.join(", "));
-            network::generate(dir, &args.shards, now_ms())?
+            println!(
+                "creating a testnet in {} with shards {}, {} validator(s) each",
+                dir.display(),
+                args.shards.join(", "),
+                args.sequencers
+            );
+            network::generate(dir, &args.shards, args.sequencers, now_ms())?
         }
     };
+    assign_ports(&mut net, args)?;
     if net.coordinator.is_none() {
         net.coordinator = Some(network::generate_coordinator(dir)?);
     }
@@ -185,13 +195,12 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
         Some(_) => None,
     };
     for i in 0..net.nodes.len() {
-        let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(i as u16) };
-        let started = process::start_node(&shard_node, &net.nodes[i], port, args.block_interval_ms);
+        net.nodes[i].block_interval_ms = args.block_interval_ms;
+        let started = process::start_node(&shard_node, &net.nodes[i], &net);
         match started {
             Ok((pid, endpoint)) => {
                 net.nodes[i].pid = Some(pid);
                 net.nodes[i].endpoint = endpoint;
-                net.nodes[i].block_interval_ms = args.block_interval_ms;
                 net.save(dir)?;
             }
             Err(e) => {
@@ -201,12 +210,13 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             }
         }
     }
-    let mut heights = BTreeMap::new();
+    let mut heights: BTreeMap<u32, u64> = BTreeMap::new();
     for node in &net.nodes {
         let height = wait_healthy(&node.endpoint)
             .await
             .wrap_err_with(|| format!("{} is not healthy; see {}", node.name, node.log_file().display()))?;
-        heights.insert(node.shard_id.0, height);
+        let h = heights.entry(node.shard_id.0).or_insert(height);
+        *h = (*h).min(height);
     }
     let ready = start_coordinator(dir, &mut net, &coordinator, args, &heights).await?;
     let relayer_status = match &relayer_bin {
@@ -218,9 +228,13 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
         }
     };
 
-    println!("\n{:<16} {:>5}  {:<26} {:>7}", "NODE", "SHARD", "ENDPOINT", "PID");
+    println!("\n{:<16} {:>5}  {:<26} {:>7}  CONSENSUS", "NODE", "SHARD", "ENDPOINT", "PID");
     for n in &net.nodes {
-        println!("{:<16} {:>5}  {:<26} {:>7}", n.name, n.shard_id.0, n.endpoint, n.pid.unwrap_or(0));
+        let consensus = match n.p2p_port {
+            0 => "solo".to_owned(),
+            _ => format!("validator {} of {}, {}", n.validator, net.validators_of(n.shard_id).len(), n.p2p_addr()),
+        };
+        println!("{:<16} {:>5}  {:<26} {:>7}  {consensus}", n.name, n.shard_id.0, n.endpoint, n.pid.unwrap_or(0));
     }
     if let Some(c) = &net.coordinator {
         println!("{:<16} {:>5}  {:<26} {:>7}", network::COORDINATOR, "all", c.endpoint, c.pid.unwrap_or(0));
@@ -234,20 +248,44 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             "epoch {} commits {} of {} shards (a shard enters with its first block)",
             ready.epoch.record.number,
             ready.committed,
-            net.nodes.len()
+            net.shards().len()
         );
     }
     match (&net.relayer, &relayer_status, &bridge_off) {
         (Some(r), Some(s), _) => println!(
             "relayer account {} carries collateral between all {} shards (following {} of them)",
             r.account,
-            net.nodes.len(),
+            net.shards().len(),
             s.shards.iter().filter(|c| c.connected).count()
         ),
         (_, _, Some(why)) => println!("bridge off: {why}; no relayer started"),
         _ => {}
     }
     println!("keys and genesis in {}; stop with `testnet down`", dir.display());
+    Ok(())
+}
+
+/// Fixes every node's gRPC and consensus ports before any starts: validators name each other's.
+fn assign_ports(net: &mut Network, args: &UpArgs) -> eyre::Result<()> {
+    let total = net.nodes.len();
+    if args.base_port != 0
+        && (total >= usize::from(COORDINATOR_PORT_OFFSET) || usize::from(args.base_port) + 200 + total > 65_535)
+    {
+        bail!("{total} nodes do not fit the port layout above --base-port {}; use --base-port 0", args.base_port);
+    }
+    let sets: BTreeMap<shardex_core::ShardId, usize> =
+        net.shards().iter().map(|n| (n.shard_id, net.validators_of(n.shard_id).len())).collect();
+    for (k, node) in net.nodes.iter_mut().enumerate() {
+        let several = sets.get(&node.shard_id).is_some_and(|n| *n > 1);
+        if args.base_port == 0 {
+            node.rpc_port = process::free_port()?;
+            node.p2p_port = if several { process::free_port()? } else { 0 };
+        } else {
+            let k = k as u16;
+            node.rpc_port = args.base_port + k;
+            node.p2p_port = if several { args.base_port + 200 + k } else { 0 };
+        }
+    }
     Ok(())
 }
 

@@ -93,10 +93,10 @@ impl RelayerEntry {
     }
 }
 
-/// One shard node of the testnet.
+/// One shard node of the testnet: a validator of its shard.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeEntry {
-    /// Node name, e.g. `btc-perp-0`.
+    /// Node name, e.g. `btc-perp-0` (the shard's validator 0).
     pub name: String,
     /// Market symbol.
     pub symbol: String,
@@ -111,6 +111,15 @@ pub struct NodeEntry {
     /// Its block interval, as `up` started it (restarts keep it).
     #[serde(default = "default_block_interval_ms")]
     pub block_interval_ms: u64,
+    /// Its position in the shard's genesis validator set.
+    #[serde(default)]
+    pub validator: usize,
+    /// Its gRPC port, fixed by `up` before any node starts (the validators forward submissions to each other).
+    #[serde(default)]
+    pub rpc_port: u16,
+    /// Its consensus (libp2p) port while its shard has several validators; 0 runs the solo engine.
+    #[serde(default)]
+    pub p2p_port: u16,
 }
 
 fn default_block_interval_ms() -> u64 {
@@ -125,6 +134,11 @@ impl NodeEntry {
     /// Its genesis file.
     pub fn genesis_file(&self) -> PathBuf {
         self.dir.join("genesis.toml")
+    }
+
+    /// Its consensus listen address.
+    pub fn p2p_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
     }
 }
 
@@ -189,10 +203,17 @@ pub fn generate_relayer(dir: &Path) -> eyre::Result<RelayerEntry> {
     Ok(RelayerEntry { dir: relayer_dir, account: key.account(), endpoint: String::new(), pid: None })
 }
 
-/// Creates keys and genesis files for `symbols` under `dir` (shared authority keys, the coordinator's
-/// included, in `dir/keys`). Every genesis names the coordinator's key, so the shards accept its epochs and
-/// the bridge runs.
-pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::Result<Network> {
+/// Most validators per shard a testnet runs.
+pub const MAX_SEQUENCERS: usize = 16;
+
+/// Creates keys and genesis files for `symbols` under `dir`, each shard run by `sequencers` validators (one
+/// directory each, `btc-perp-0`, `btc-perp-1`, …, with its key and the shard's genesis), shared authority
+/// keys, the coordinator's included, in `dir/keys`. Every genesis names the coordinator's key, so the shards
+/// accept its epochs and the bridge runs.
+pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_ms: u64) -> eyre::Result<Network> {
+    if !(1..=MAX_SEQUENCERS).contains(&sequencers) {
+        return Err(eyre!("--sequencers takes 1 to {MAX_SEQUENCERS} validators per shard"));
+    }
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).wrap_err_with(|| format!("creating {}", keys_dir.display()))?;
     let authority = |name: &str| -> eyre::Result<AccountId> {
@@ -206,31 +227,36 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
     let mut nodes = Vec::new();
     for (i, symbol) in symbols.iter().enumerate() {
         let shard_id = ShardId(u32::try_from(i + 1).map_err(|_| eyre!("too many shards"))?);
-        let name = format!("{}-0", symbol.to_lowercase());
-        let node_dir = dir.join(&name);
-        std::fs::create_dir_all(&node_dir).wrap_err_with(|| format!("creating {}", node_dir.display()))?;
-        let node_key = Keypair::generate();
-        write_key(&node_dir.join("node.key"), &node_key)?;
+        let keys: Vec<Keypair> = (0..sequencers).map(|_| Keypair::generate()).collect();
         let genesis = Genesis {
             chain_id: TESTNET_CHAIN_ID,
             shard_id,
             genesis_time_ms,
             market: market(symbol),
             authorities: authorities.clone(),
-            validators: ValidatorSet::equal(&[node_key.account()])?,
+            validators: ValidatorSet::equal(&keys.iter().map(Keypair::account).collect::<Vec<_>>())?,
             coordinator: Some(coordinator.public_key),
         };
         genesis.validate()?;
-        std::fs::write(node_dir.join("genesis.toml"), genesis.to_toml())?;
-        nodes.push(NodeEntry {
-            name,
-            symbol: symbol.clone(),
-            shard_id,
-            dir: node_dir,
-            endpoint: String::new(),
-            pid: None,
-            block_interval_ms: default_block_interval_ms(),
-        });
+        for (v, key) in keys.iter().enumerate() {
+            let name = format!("{}-{v}", symbol.to_lowercase());
+            let node_dir = dir.join(&name);
+            std::fs::create_dir_all(&node_dir).wrap_err_with(|| format!("creating {}", node_dir.display()))?;
+            write_key(&node_dir.join("node.key"), key)?;
+            std::fs::write(node_dir.join("genesis.toml"), genesis.to_toml())?;
+            nodes.push(NodeEntry {
+                name,
+                symbol: symbol.clone(),
+                shard_id,
+                dir: node_dir,
+                endpoint: String::new(),
+                pid: None,
+                block_interval_ms: default_block_interval_ms(),
+                validator: v,
+                rpc_port: 0,
+                p2p_port: 0,
+            });
+        }
     }
     Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator), relayer: None })
 }
@@ -281,8 +307,9 @@ impl Network {
         }
     }
 
-    /// Every shard as the coordinator's and the relayer's configs list it: its endpoint now and its genesis
-    /// file (absolute, so the configs work from any directory).
+    /// Every node as the coordinator's and the relayer's configs list it: its endpoint now and its shard's
+    /// genesis file (absolute, so the configs work from any directory). The validators of one shard are its
+    /// several endpoints.
     pub fn shard_sections(&self) -> eyre::Result<Vec<shardex_coordinator::config::ShardSection>> {
         self.nodes
             .iter()
@@ -293,6 +320,26 @@ impl Network {
                 Ok(shardex_coordinator::config::ShardSection { endpoint: n.endpoint.clone(), genesis })
             })
             .collect()
+    }
+
+    /// One node per shard, in shard order: validator 0, which clients talk to (it forwards submissions to
+    /// whichever validator proposes).
+    pub fn shards(&self) -> Vec<&NodeEntry> {
+        let mut out: Vec<&NodeEntry> = Vec::new();
+        for n in &self.nodes {
+            if !out.iter().any(|o| o.shard_id == n.shard_id) {
+                out.push(n);
+            }
+        }
+        out.sort_by_key(|n| n.shard_id);
+        out
+    }
+
+    /// Every validator node of `shard`, in genesis order.
+    pub fn validators_of(&self, shard: ShardId) -> Vec<&NodeEntry> {
+        let mut v: Vec<&NodeEntry> = self.nodes.iter().filter(|n| n.shard_id == shard).collect();
+        v.sort_by_key(|n| n.validator);
+        v
     }
 
     /// True while every process of the network runs (the relayer too, when the network has one).

@@ -9,7 +9,9 @@ use std::{
 
 use eyre::{bail, eyre, WrapErr};
 
-use crate::network::{CoordinatorEntry, NodeEntry, RelayerEntry, COORDINATOR, RELAYER};
+use shardex_core::{genesis::Genesis, AccountId};
+
+use crate::network::{CoordinatorEntry, Network, NodeEntry, RelayerEntry, COORDINATOR, RELAYER};
 
 /// Where a workspace binary (`shard-node`, `coordinator`, `relayer`) is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
 pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
@@ -29,13 +31,9 @@ pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
     Ok(path)
 }
 
-/// Starts `node` and waits for it to report its gRPC address. Returns (pid, endpoint).
-pub fn start_node(
-    shard_node: &Path,
-    node: &NodeEntry,
-    port: u16,
-    block_interval_ms: u64,
-) -> eyre::Result<(u32, String)> {
+/// Starts `node` of `net` on its ports and waits for it to report its gRPC address. A shard of several
+/// validators runs the Malachite engine with the others as peers. Returns (pid, endpoint).
+pub fn start_node(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre::Result<(u32, String)> {
     let mut cmd = Command::new(shard_node);
     cmd.arg("--node.data-dir")
         .arg(node.dir.join("data"))
@@ -44,10 +42,27 @@ pub fn start_node(
         .arg("--node.key-file")
         .arg(node.dir.join("node.key"))
         .arg("--rpc.addr")
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{}", node.rpc_port))
         .arg("--block.interval-ms")
-        .arg(block_interval_ms.to_string());
+        .arg(node.block_interval_ms.to_string());
+    let set = net.validators_of(node.shard_id);
+    if set.len() > 1 {
+        let genesis = Genesis::read_file(&node.genesis_file())?;
+        let keys: Vec<AccountId> = genesis.validators.keys().collect();
+        cmd.arg("--consensus.engine").arg("malachite").arg("--consensus.listen").arg(node.p2p_addr());
+        for peer in set.iter().filter(|p| p.validator != node.validator) {
+            let key = keys.get(peer.validator).ok_or_else(|| eyre!("{} has no key in genesis", peer.name))?;
+            cmd.arg("--consensus.peer").arg(format!("{key}@{}@http://127.0.0.1:{}", peer.p2p_addr(), peer.rpc_port));
+        }
+    }
     spawn(cmd, &node.name, &node.dir.join("data").join("rpc.addr"), &node.log_file())
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for `--base-port 0`, where every port is picked
+/// before any node starts, since validators name each other's ports).
+pub fn free_port() -> eyre::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").wrap_err("finding a free port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Starts the coordinator with its config file (listening on `port` instead of the config's address when

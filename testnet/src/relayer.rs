@@ -27,7 +27,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the network cannot run the bridge, or None when it can: it needs two shards, a coordinator, and every
 /// genesis naming that coordinator's key (a shard refuses every bridge op otherwise).
 pub fn bridge_off_reason(net: &Network) -> eyre::Result<Option<String>> {
-    if net.nodes.len() < 2 {
+    if net.shards().len() < 2 {
         return Ok(Some("the network has one shard, so there is nothing to relay".into()));
     }
     let Some(coordinator) = &net.coordinator else {
@@ -86,7 +86,7 @@ pub async fn start(dir: &Path, net: &mut Network, bin: &Path, port: u16) -> eyre
     (entry.pid, entry.endpoint) = (Some(pid), endpoint);
     net.relayer = Some(entry.clone());
     net.save(dir)?;
-    wait_ready(&entry, net.nodes.len()).await.wrap_err_with(|| format!("see {}", entry.log_file().display()))
+    wait_ready(&entry, net.shards().len()).await.wrap_err_with(|| format!("see {}", entry.log_file().display()))
 }
 
 /// Waits until the relayer answers `GetStatus` and follows `shards` shards, each connected.
@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn the_bridge_is_off_with_one_shard_or_a_genesis_not_trusting_the_coordinator() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let net = network::generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 1).expect("generate");
+        let net = network::generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 1, 1).expect("generate");
         assert_eq!(bridge_off_reason(&net).expect("genesis readable"), None, "a new network has the bridge");
         let one = Network { nodes: net.nodes[..1].to_vec(), ..net.clone() };
         assert!(bridge_off_reason(&one).expect("readable").is_some_and(|r| r.contains("one shard")));

@@ -1,6 +1,7 @@
-//! `testnet status`: every shard's height, state root, mempool and market mode next to what the coordinator
-//! accepted of it (height, lag in blocks and ms, rejected headers), then the coordinator's latest epoch and
-//! the relayer's backlog, counts and lock-to-credit latency; `--watch` refreshes it.
+//! `testnet status`: every validator's height, consensus round and role (which one proposes), state root,
+//! mempool and market mode, next to what the coordinator accepted of its shard (height, lag in blocks and ms,
+//! rejected headers), then the coordinator's latest epoch and the relayer's backlog, counts and lock-to-credit
+//! latency; `--watch` refreshes it.
 
 use std::path::Path;
 
@@ -36,8 +37,20 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
     };
 
     println!(
-        "{:<16} {:>5} {:<12} {:>8} {:<20} {:>8} {:<15} | {:>9} {:>5} {:>7} {:>8}",
-        "NODE", "SHARD", "MARKET", "HEIGHT", "STATE ROOT", "MEMPOOL", "MODE", "COMMITTED", "LAG", "LAG MS", "REJECTED"
+        "{:<16} {:>5} {:<12} {:>8} {:>5} {:<9} {:<20} {:>8} {:<15} | {:>9} {:>5} {:>7} {:>8}",
+        "NODE",
+        "SHARD",
+        "MARKET",
+        "HEIGHT",
+        "ROUND",
+        "ROLE",
+        "STATE ROOT",
+        "MEMPOOL",
+        "MODE",
+        "COMMITTED",
+        "LAG",
+        "LAG MS",
+        "REJECTED"
     );
     for n in &net.nodes {
         let line = match (n.pid.is_some_and(process::alive), ShardClient::connect(&n.endpoint).await) {
@@ -45,8 +58,10 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
             (true, Err(e)) => format!("unreachable: {e}"),
             (true, Ok(c)) => match (c.status().await, c.market(false).await) {
                 (Ok(s), Ok(m)) => format!(
-                    "{:>8} 0x{:<18} {:>8} {:<15}",
+                    "{:>8} {:>5} {:<9} 0x{:<18} {:>8} {:<15}",
                     s.height,
+                    s.consensus_round,
+                    role(&s),
                     &hex::encode(&s.state_root)[..16],
                     s.mempool_txs,
                     mode_name(m.market.map_or(0, |m| m.mode))
@@ -54,7 +69,10 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
                 (Err(e), _) | (_, Err(e)) => format!("error: {e}"),
             },
         };
-        let seen = match coord.as_ref().ok().and_then(|c| c.shards.get(&n.shard_id.0)) {
+        // The coordinator's view of the shard, on its first validator's row.
+        let first = net.validators_of(n.shard_id).first().is_some_and(|f| f.name == n.name);
+        let shard = coord.as_ref().ok().and_then(|c| c.shards.get(&n.shard_id.0)).filter(|_| first);
+        let seen = match shard {
             Some(s) => format!(
                 " | {:>9} {:>5} {:>7} {:>8}{}",
                 s.accepted_height,
@@ -98,6 +116,15 @@ async fn relayer_line(net: &Network) -> String {
             Ok(s) => relayer::summary(&s, &r.endpoint),
             Err(e) => format!("unreachable: {e:#}"),
         },
+    }
+}
+
+/// The node's part in the round in progress: `proposer`, `validator`, or `solo` for a set of one.
+fn role(s: &shardex_client::core::pb::NodeStatus) -> &'static str {
+    match (s.consensus_engine.as_str(), s.proposer == s.node_key) {
+        ("malachite", true) => "proposer",
+        ("malachite", false) => "validator",
+        _ => "solo",
     }
 }
 

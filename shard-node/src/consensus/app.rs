@@ -21,12 +21,15 @@ use shardex_core::{
 };
 use tracing::debug;
 
-use super::leader::Leader;
+use super::Routing;
 use crate::{
     runtime::{now_ms, NodeHandle},
     shard::{Proposal, ReplayError, ShardError},
     vm::BlockCtx,
 };
+
+/// Txs per batch when pending txs are handed over to a new leader.
+const HAND_OVER_BATCH: usize = 512;
 
 /// How often an idle proposer looks for a first admitted tx.
 const IDLE_POLL: Duration = Duration::from_millis(5);
@@ -48,7 +51,7 @@ pub struct ShardApp {
     limits: ValidationLimits,
     /// Staged blocks of the height in progress (this node's own and those it validated), by hash.
     candidates: Mutex<HashMap<B256, Proposal>>,
-    leader: Arc<Leader>,
+    routing: Arc<Routing>,
 }
 
 fn fatal(what: &str) -> impl Fn(ShardError) -> AppError + '_ {
@@ -61,12 +64,40 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, AppError> {
 
 impl ShardApp {
     /// The application over `node`, whose genesis lists `validators`.
-    pub fn new(node: Arc<NodeHandle>, limits: ValidationLimits, leader: Arc<Leader>) -> Self {
+    pub fn new(node: Arc<NodeHandle>, limits: ValidationLimits, routing: Arc<Routing>) -> Self {
         let (validators, domain) = {
             let shard = node.shard();
             (shard.genesis().validators.clone(), shard.domain())
         };
-        Self { node, validators, domain, limits, candidates: Mutex::new(HashMap::new()), leader }
+        Self { node, validators, domain, limits, candidates: Mutex::new(HashMap::new()), routing }
+    }
+
+    /// Sends txs this node had admitted, and another validator's block left out, to that block's proposer
+    /// (the next height's leader), in the background; what it refuses or cannot take is dropped (its
+    /// submitter sees it never become final, as with any node that fails).
+    fn hand_over(&self, orphans: Vec<VerifiedTx>, leader: Option<AccountId>) {
+        let Some(leader) = leader.filter(|l| *l != self.routing.leader.me()) else {
+            let node = Arc::clone(&self.node);
+            tokio::task::spawn_blocking(move || {
+                let mut shard = node.shard();
+                if let Err(e) = shard.readmit(orphans, now_ms()) {
+                    tracing::error!(target: "shard::consensus", error = %e, "re-admitting pending txs failed");
+                }
+            });
+            return;
+        };
+        let routing = Arc::clone(&self.routing);
+        tokio::spawn(async move {
+            let total = orphans.len();
+            for chunk in orphans.chunks(HAND_OVER_BATCH) {
+                let txs = chunk.iter().map(|t| t.envelope().clone()).collect();
+                if let Err(e) = routing.forwarder.submit_batch(&leader, txs).await {
+                    debug!(target: "shard::consensus", %leader, error = %e.message(), "handing pending txs over failed");
+                    return;
+                }
+            }
+            debug!(target: "shard::consensus", %leader, txs = total, "pending txs handed over to the leader");
+        });
     }
 
     fn candidates(&self) -> std::sync::MutexGuard<'_, HashMap<B256, Proposal>> {
@@ -206,10 +237,15 @@ impl BlockApp for ShardApp {
         let proposal =
             self.candidates().remove(&hash).ok_or_else(|| AppError(format!("decided block {hash} was not staged")))?;
         let node = Arc::clone(&self.node);
-        let committed = joined(tokio::task::spawn_blocking(move || node.commit(proposal, certificate)).await)?
-            .map_err(fatal("committing a decided block"))?;
+        let (committed, orphans) =
+            joined(tokio::task::spawn_blocking(move || node.commit(proposal, certificate)).await)?
+                .map_err(fatal("committing a decided block"))?;
         self.candidates().clear();
-        self.leader.committed(committed.height);
+        self.routing.leader.committed(committed.height);
+        if !orphans.is_empty() {
+            let leader = self.node.shard().head().proposer;
+            self.hand_over(orphans, leader);
+        }
         Ok(())
     }
 
@@ -231,6 +267,6 @@ impl BlockApp for ShardApp {
     }
 
     fn started_round(&self, height: u64, round: u32, proposer: AccountId) {
-        self.leader.started(height, round, proposer);
+        self.routing.leader.started(height, round, proposer);
     }
 }

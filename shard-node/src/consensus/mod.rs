@@ -33,7 +33,7 @@ pub async fn start(
     db: &sled::Db,
     key: Keypair,
     cfg: &NodeConfig,
-    leader: Arc<Leader>,
+    routing: Arc<Routing>,
 ) -> Result<Running, StartError> {
     let (genesis, max_tx_bytes) = {
         let shard = node.shard();
@@ -64,6 +64,6 @@ pub async fn start(
     };
     let store = ProposalStore::new(db.open_tree("consensus").map_err(|e| StartError::Engine(e.to_string()))?);
     let limits = ValidationLimits { max_tx_bytes, max_future_ms: c.max_future_ms };
-    let app = Arc::new(ShardApp::new(node, limits, leader));
+    let app = Arc::new(ShardApp::new(node, limits, routing));
     engine::start(ctx, key, genesis.validators, settings, app, store).await
 }

@@ -183,13 +183,14 @@ impl Shard {
     /// alone. A storage error is fatal for the node.
     pub fn apply(&mut self, proposal: Proposal, certificate: Certificate) -> Result<Committed, ShardError> {
         let written = proposal.write(certificate)?;
-        self.finish(written, 0)
+        self.finish(written).map(|(committed, _)| committed)
     }
 
     /// Moves the head to a written block. Its txs leave the mempool: a block this node sealed retires the
-    /// front sealed block; another validator's block makes everything pending here stale, so it is taken
-    /// out and admitted again on the new head at `now_ms` (what the block included is dropped).
-    pub fn finish(&mut self, written: Written, now_ms: u64) -> Result<Committed, ShardError> {
+    /// front sealed block; another validator's block makes everything pending here stale (it was executed
+    /// on a head that is not the chain's), so the mempool is emptied and the txs it held that the block did
+    /// not include are returned, in order, for the caller to send to the proposer or admit again.
+    pub fn finish(&mut self, written: Written) -> Result<(Committed, Vec<VerifiedTx>), ShardError> {
         let Written { committed, head, parent, tx_hashes, origin } = written;
         if parent != self.head {
             // Only the producer commits, so this is a bug, and the store is already ahead of memory.
@@ -199,32 +200,35 @@ impl Shard {
             )));
         }
         self.head = head;
-        match origin {
-            Origin::Sealed => self.mempool.retire(&tx_hashes),
-            Origin::Rebuilt => self.rebase(now_ms)?,
-        }
-        Ok(committed)
+        let orphans = match origin {
+            Origin::Sealed => {
+                self.mempool.retire(&tx_hashes);
+                Vec::new()
+            }
+            Origin::Rebuilt => {
+                let included: std::collections::HashSet<B256> = tx_hashes.into_iter().collect();
+                let pending = self.mempool.drain();
+                self.mempool = Mempool::new(self.config.pending_limits(), self.head.height, self.head.timestamp_ms);
+                pending.into_iter().filter(|tx| !included.contains(&tx.hash())).collect()
+            }
+        };
+        Ok((committed, orphans))
     }
 
-    /// Takes every pending tx out and admits it again on the head, in order; those already included are
-    /// dropped silently, those that fail now are refused (their reason is kept for status queries).
-    fn rebase(&mut self, now_ms: u64) -> Result<(), ShardError> {
-        let pending = self.mempool.drain();
-        self.mempool = Mempool::new(self.config.pending_limits(), self.head.height, self.head.timestamp_ms);
-        let (mut again, mut refused) = (0usize, 0usize);
-        for tx in pending {
+    /// Admits `txs` again on the head, in order (after another validator's block emptied the mempool);
+    /// those already included are dropped silently, those that fail now are refused (their reason is kept
+    /// for status queries). Returns how many were taken.
+    pub fn readmit(&mut self, txs: Vec<VerifiedTx>, now_ms: u64) -> Result<usize, ShardError> {
+        let mut taken = 0;
+        for tx in txs {
             if self.chain.tx_location(&tx.hash())?.is_some() {
                 continue;
             }
-            match self.admit(tx, now_ms)? {
-                Ok(()) => again += 1,
-                Err(_) => refused += 1,
+            if self.admit(tx, now_ms)?.is_ok() {
+                taken += 1;
             }
         }
-        if again + refused > 0 {
-            debug!(target: "shard::mempool", height = self.head.height, again, refused, "pending txs admitted again on another validator's block");
-        }
-        Ok(())
+        Ok(taken)
     }
 }
 

@@ -42,7 +42,7 @@ const ASK_AFTER: Duration = Duration::from_millis(500);
 /// A message's id as (source, destination, seq).
 type MessageKey = (u32, u32, u64);
 
-/// Runs step 6 between the first two shards. Returns the trader to show in the proofs of steps 10 and 11,
+/// Runs step 6 between the first two shards. Returns the trader to show in the proofs of steps 11 and 12,
 /// or None when the step was skipped (one shard, or the bridge is off in an older network).
 pub(super) async fn cross_shard_margin(
     dir: &Path,

@@ -59,7 +59,8 @@ impl BridgeLoad {
     /// Checks the network can carry transfers (two shards, the relayer running and answering) and creates
     /// `accounts` bridge accounts.
     pub async fn prepare(net: &Network, accounts: usize) -> eyre::Result<Self> {
-        ensure!(net.nodes.len() >= 2, "--bridge-ratio needs at least two shards; this network has {}", net.nodes.len());
+        let shards = net.shards().len();
+        ensure!(shards >= 2, "--bridge-ratio needs at least two shards; this network has {shards}");
         if let Some(why) = relayer::bridge_off_reason(net)? {
             bail!("--bridge-ratio needs the bridge, which is off: {why}");
         }

@@ -295,7 +295,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     args.check()?;
     let net = Network::load(dir)?;
     ensure!(!net.nodes.is_empty(), "the network has no shards");
-    let n = net.nodes.len();
+    let n = net.shards().len();
     let bridge = match args.bridge_ratio > 0.0 {
         true => Some(Arc::new(BridgeLoad::prepare(&net, args.accounts).await?)),
         false => None,
@@ -320,7 +320,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     }
     let mut shards = Vec::new();
     let mut actors = Vec::new();
-    for node in &net.nodes {
+    for node in net.shards() {
         let (load, a) =
             setup(node, dir, args, n, bridge.as_deref()).await.wrap_err_with(|| format!("setting up {}", node.name))?;
         println!(
@@ -380,7 +380,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
         background.push(tokio::spawn(follow(load.client.clone(), height, load.stats.clone(), bridge.clone())));
         if let Some(b) = &bridge {
             let me = load.client.domain().shard.0;
-            let peers = net.nodes.iter().map(|n| n.shard_id.0).filter(|s| *s != me).collect();
+            let peers = net.shards().iter().map(|n| n.shard_id.0).filter(|s| *s != me).collect();
             let window = (start, end);
             let client = load.client.clone();
             lanes.push(tokio::spawn(send_transfers(

@@ -180,10 +180,10 @@ impl Default for ConsensusSection {
             engine: EngineKind::Solo,
             listen: String::new(),
             peers: Vec::new(),
-            timeout_propose_ms: 1_000,
+            timeout_propose_ms: 800,
             timeout_vote_ms: 300,
             timeout_delta_ms: 200,
-            max_idle_ms: 500,
+            max_idle_ms: 400,
             max_future_ms: 2_000,
         }
     }

@@ -364,6 +364,13 @@ async fn four_validators_survive_leader_kills_halt_without_two_and_never_fork() 
         }
     }
     assert!(roots.windows(2).all(|w| w[0] == w[1]), "state roots differ at {top}: {roots:?}");
+    // No validator ever saw another sign two things for one step (the engine's evidence, which the host logs),
+    // restarted ones included: the WAL and the kept proposals make a restarted validator repeat itself.
+    for (i, n) in set.nodes.iter().enumerate() {
+        let log = n.log();
+        assert!(!log.contains("equivocated"), "validator {i} logged equivocation:\n{log}");
+        assert!(!log.contains("diverged"), "validator {i} diverged:\n{log}");
+    }
 
     // The coordinator committed only those hashes, and saw no equivocation.
     let status = coord.status().await.expect("status");

@@ -251,7 +251,8 @@ impl Market {
 /// One shard under load: what the report needs.
 struct ShardLoad {
     name: String,
-    pid: Option<u32>,
+    /// Every validator of the shard (name, pid), for their CPU.
+    validators: Vec<(String, Option<u32>)>,
     client: ShardClient,
     market: Market,
     /// Orders per second sent to this shard.
@@ -321,8 +322,10 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     let mut shards = Vec::new();
     let mut actors = Vec::new();
     for node in net.shards() {
-        let (load, a) =
-            setup(node, dir, args, n, bridge.as_deref()).await.wrap_err_with(|| format!("setting up {}", node.name))?;
+        let validators = net.validators_of(node.shard_id).iter().map(|v| (v.name.clone(), v.pid)).collect();
+        let (load, a) = setup(node, validators, dir, args, n, bridge.as_deref())
+            .await
+            .wrap_err_with(|| format!("setting up {}", node.name))?;
         println!(
             "  {}: funded a market maker and {} takers; price {}; {} quote levels of {} lots per side",
             load.name,
@@ -409,7 +412,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     let cpu = cpu_snapshot(&shards)
         .iter()
         .zip(&cpu_before)
-        .map(|(after, before)| (after - before).max(0.0) / sent_s)
+        .map(|(after, before)| after.iter().zip(before).map(|(a, b)| (a - b).max(0.0) / sent_s).collect())
         .collect();
     let drain_end = Instant::now() + DRAIN;
     let in_flight = |shards: &[ShardLoad]| {
@@ -482,8 +485,8 @@ fn oldest(pending: &HashMap<B256, Instant>) -> Vec<B256> {
 
 /// What the client side measured.
 struct Client {
-    /// Cores used while sending: one per shard's node, then this process.
-    cpu: Vec<f64>,
+    /// Cores used while sending: per shard, one per validator; then this process (alone).
+    cpu: Vec<Vec<f64>>,
     /// Orders/s one idle core signed before the run.
     reference_sign_rate: f64,
 }

@@ -2,9 +2,9 @@
 
 use super::*;
 
-/// CPU seconds (user + system) used so far by each shard's node process, then by this process (signing,
-/// gRPC client, followers); 0 where unknown. Linux `/proc` only.
-pub(super) fn cpu_snapshot(shards: &[ShardLoad]) -> Vec<f64> {
+/// CPU seconds (user + system) used so far by each validator process of each shard, then by this process
+/// (signing, gRPC client, followers) alone; 0 where unknown. Linux `/proc` only.
+pub(super) fn cpu_snapshot(shards: &[ShardLoad]) -> Vec<Vec<f64>> {
     let cpu_s = |pid: &str| -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the parenthesized command: state is 3rd overall, utime 14th, stime 15th.
@@ -12,8 +12,11 @@ pub(super) fn cpu_snapshot(shards: &[ShardLoad]) -> Vec<f64> {
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
         (ticks(11) + ticks(12)) as f64 / CLOCK_TICKS_PER_S
     };
-    let mut out: Vec<f64> = shards.iter().map(|s| s.pid.map_or(0.0, |p| cpu_s(&p.to_string()))).collect();
-    out.push(cpu_s("self"));
+    let mut out: Vec<Vec<f64>> = shards
+        .iter()
+        .map(|s| s.validators.iter().map(|(_, pid)| pid.map_or(0.0, |p| cpu_s(&p.to_string()))).collect())
+        .collect();
+    out.push(vec![cpu_s("self")]);
     out
 }
 
@@ -80,12 +83,20 @@ pub(super) async fn report(
             lat(99.0),
             lat(100.0),
         );
+        let cores = client.cpu.get(i).cloned().unwrap_or_default();
+        let per_order = |c: f64| 1e6 * c * sent_s / s.sub.accepted.max(1) as f64;
+        let each: Vec<String> = load
+            .validators
+            .iter()
+            .zip(&cores)
+            .map(|((name, _), c)| format!("{name} {c:.2} cores ({:.0} µs/order)", per_order(*c)))
+            .collect();
+        println!("    validators' CPU: {}", each.join(", "));
         println!(
-            "    node CPU {:.2} cores; blocks followed {} (unreadable {}), header arrived p50 {} ms p90 {} ms after \
+            "    blocks followed {} (unreadable {}), header arrived p50 {} ms p90 {} ms after \
              the block timestamp; not final after the drain {}; lost with a killed node {}; quote top-ups {} ({} \
              refused); failed oracle \
              updates {}; lanes waited {} ms for signed orders",
-            client.cpu.get(i).copied().unwrap_or(0.0),
             s.blocks,
             s.block_errors,
             percentile(&s.header_delay_ms, 50.0),
@@ -125,7 +136,7 @@ pub(super) async fn report(
         signed_all as f64 / busy_s.max(1e-9),
         client.reference_sign_rate,
         100.0 * busy_s / (sent_s * shards.len() as f64),
-        client.cpu.last().copied().unwrap_or(0.0)
+        client.cpu.last().and_then(|c| c.first()).copied().unwrap_or(0.0)
     );
     if let Some(b) = bridge {
         failures.extend(b.report(sent_s).await);

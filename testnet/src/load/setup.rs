@@ -61,6 +61,7 @@ pub(super) async fn submit_final(client: &ShardClient, txs: Vec<pb::SignedTx>, w
 /// Funds a fresh market maker and fresh takers, publishes the price and places the first quotes.
 pub(super) async fn setup(
     node: &NodeEntry,
+    validators: Vec<(String, Option<u32>)>,
     dir: &Path,
     args: &LoadArgs,
     shards: usize,
@@ -109,7 +110,7 @@ pub(super) async fn setup(
     let rate_per_s = tx_rate_per_s - transfer_rate_per_s;
     let load = ShardLoad {
         name: node.name.clone(),
-        pid: node.pid,
+        validators,
         client,
         market,
         rate_per_s,

@@ -421,6 +421,21 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             println!("mempool     {} txs", s.mempool_txs);
             println!("provable    heights {}..={}", s.oldest_provable_height, s.height);
             println!("node key    {}", hex::encode(&s.node_key));
+            match s.consensus_engine.as_str() {
+                "malachite" => {
+                    let role =
+                        if s.proposer == s.node_key { "this node proposes" } else { "another validator proposes" };
+                    println!(
+                        "consensus   malachite, {} validators: height {} round {}, {role} ({})",
+                        s.validators,
+                        s.consensus_height,
+                        s.consensus_round,
+                        hex::encode(&s.proposer)
+                    );
+                    println!("            {} round change(s) since this node started", s.round_changes);
+                }
+                _ => println!("consensus   solo (this node alone finalizes blocks)"),
+            }
             Ok(())
         }
     }

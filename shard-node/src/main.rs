@@ -130,6 +130,19 @@ fn check_engine(cfg: &NodeConfig, genesis: &Genesis, key: &Keypair) -> eyre::Res
             if let Some(stranger) = cfg.consensus.peers.iter().find(|p| !set.contains(&p.key)) {
                 return Err(eyre!("consensus peer {} is not in the genesis validator set", stranger.key));
             }
+            let missing: Vec<String> = set
+                .keys()
+                .filter(|k| *k != key.account() && !cfg.consensus.peers.iter().any(|p| p.key == *k))
+                .map(|k| k.to_string())
+                .collect();
+            if !missing.is_empty() {
+                tracing::warn!(
+                    target: "shard::node",
+                    missing = %missing.join(","),
+                    "consensus.peers does not name every other validator: submissions cannot be forwarded to them \
+                     while they propose"
+                );
+            }
         }
     }
     Ok(())

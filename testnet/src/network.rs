@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use eyre::{eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 use shardex_core::{
-    genesis::{Authorities, Genesis, MarketParams, DEFAULT_NONCE_WINDOW},
+    genesis::{Authorities, Genesis, MarketParams, Peer, DEFAULT_NONCE_WINDOW},
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId,
 };
@@ -190,8 +190,8 @@ pub fn generate_relayer(dir: &Path) -> eyre::Result<RelayerEntry> {
 }
 
 /// Creates keys and genesis files for `symbols` under `dir` (shared authority keys, the coordinator's
-/// included, in `dir/keys`). Every genesis names the coordinator's key, so the shards accept its epochs and
-/// the bridge runs.
+/// included, in `dir/keys`). Every genesis names the coordinator's key, so the shards accept its epochs, and
+/// lists every other shard with its validator set as a bridge peer, so the bridge runs between any two.
 pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::Result<Network> {
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).wrap_err_with(|| format!("creating {}", keys_dir.display()))?;
@@ -203,28 +203,40 @@ pub fn generate(dir: &Path, symbols: &[String], genesis_time_ms: u64) -> eyre::R
     let authorities =
         Authorities { deposit: authority("deposit")?, oracle: authority("oracle")?, admin: authority("admin")? };
     let coordinator = generate_coordinator(dir)?;
-    let mut nodes = Vec::new();
+    // Every shard's validator set first: each genesis lists all the others as bridge peers.
+    let mut shards = Vec::new();
     for (i, symbol) in symbols.iter().enumerate() {
         let shard_id = ShardId(u32::try_from(i + 1).map_err(|_| eyre!("too many shards"))?);
+        let node_key = Keypair::generate();
+        shards.push((shard_id, symbol, node_key.clone(), ValidatorSet::equal(&[node_key.account()])?));
+    }
+    let mut nodes = Vec::new();
+    for (shard_id, symbol, node_key, validators) in &shards {
+        let shard_id = *shard_id;
         let name = format!("{}-0", symbol.to_lowercase());
         let node_dir = dir.join(&name);
         std::fs::create_dir_all(&node_dir).wrap_err_with(|| format!("creating {}", node_dir.display()))?;
-        let node_key = Keypair::generate();
-        write_key(&node_dir.join("node.key"), &node_key)?;
+        write_key(&node_dir.join("node.key"), node_key)?;
+        let peers = shards
+            .iter()
+            .filter(|(other, ..)| *other != shard_id)
+            .map(|(other, _, _, set)| Peer { shard_id: *other, validators: set.clone() })
+            .collect();
         let genesis = Genesis {
             chain_id: TESTNET_CHAIN_ID,
             shard_id,
             genesis_time_ms,
             market: market(symbol),
             authorities: authorities.clone(),
-            validators: ValidatorSet::equal(&[node_key.account()])?,
+            validators: validators.clone(),
             coordinator: Some(coordinator.public_key),
+            peers,
         };
         genesis.validate()?;
         std::fs::write(node_dir.join("genesis.toml"), genesis.to_toml())?;
         nodes.push(NodeEntry {
             name,
-            symbol: symbol.clone(),
+            symbol: (*symbol).clone(),
             shard_id,
             dir: node_dir,
             endpoint: String::new(),

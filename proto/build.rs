@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/shardex/shard/v1/tx.proto",
         "proto/shardex/shard/v1/state.proto",
+        "proto/shardex/shard/v1/header.proto",
         "proto/shardex/shard/v1/block.proto",
         "proto/shardex/shard/v1/shard.proto",
         "proto/shardex/coordinator/v1/coordinator.proto",

@@ -1,18 +1,20 @@
 //! The relayer's reads and txs over gRPC: coordinator inclusions (verified), imports, and the deliver, ack
-//! and refund ops with the proofs they carry — the same ops the in-process bridge tests build, read from
-//! real nodes. Every proof is read at the height the epoch's entry commits (inside the shard's retention
-//! window; an older one fails and the next pass uses a newer epoch).
+//! and refund ops with the proofs and the certified header they carry — the same ops the in-process bridge
+//! tests build, read from real nodes. Every proof is read at the height the epoch's entry commits (inside
+//! the shard's retention window; an older one fails and the next pass uses a newer epoch), and the header
+//! is that height's, checked against the shard's genesis validator set as the VM will check it.
 
 use std::collections::HashMap;
 
 use prost::Message;
 use shardex_client::{CoordinatorClient, ShardClient, Wallet};
 use shardex_core::{
-    bridge::{ack_id, message_id},
+    bridge::{ack_id, message_id, verify_certified_entry},
     coordpb,
     global::{verify_epoch, verify_shard_inclusion},
     pb::{self, tx_body::Op},
     state_key::Namespace,
+    validators::ValidatorSet,
     AccountId, Bytes, ChainId, Keypair, ShardId, B256,
 };
 
@@ -35,6 +37,9 @@ pub struct Inclusion {
     pub proof: Vec<Vec<u8>>,
     /// The shard's `last_imported_epoch` in the committed header.
     pub header_imported: u64,
+    /// The finalized header the coordinator served with the entry (its certificate not yet checked:
+    /// [`certified_header`] does, against the shard's genesis validator set).
+    pub header: Option<pb::FinalizedHeader>,
 }
 
 /// The coordinator side: verified inclusions, cached.
@@ -97,7 +102,7 @@ impl Coordinator {
             .and_then(|fh| shardex_core::block::decode_header(fh).ok())
             .filter(|h| h.hash.as_slice() == entry.block_hash.as_slice())
             .map_or(0, |h| h.header.last_imported_epoch);
-        Ok(Inclusion { epoch: signed, entry, proof: inc.proof, header_imported })
+        Ok(Inclusion { epoch: signed, entry, proof: inc.proof, header_imported, header: inc.header })
     }
 }
 
@@ -177,9 +182,36 @@ fn decode_imported(value: Option<&[u8]>) -> Result<u64> {
     })
 }
 
-/// The deliver op of `id`, proven under `inc` (the source's entry); None when the source state at that
-/// height holds no such message.
-pub async fn deliver_op(src: &ShardClient, id: MessageId, epoch: u64, inc: &Inclusion) -> Result<Option<Op>> {
+/// The finalized header of `client`'s shard at the block `inc` commits, certified by `validators` (the
+/// shard's genesis set): the one the coordinator served with the inclusion when it checks out, else the
+/// shard's own `GetHeader` at the entry's height. Every deliver, ack and refund carries it, and the VM checks
+/// it exactly so (`core::bridge::verify_certified_entry`), so a header refused here is never submitted.
+pub async fn certified_header(
+    client: &ShardClient,
+    validators: &ValidatorSet,
+    inc: &Inclusion,
+) -> Result<pb::FinalizedHeader> {
+    let (chain, shard) = (client.domain().chain, client.domain().shard);
+    let check = |fh: &pb::FinalizedHeader| verify_certified_entry(&inc.entry, Some(fh), chain, shard, validators);
+    if let Some(fh) = inc.header.as_ref().filter(|fh| check(fh).is_ok()) {
+        return Ok(fh.clone());
+    }
+    let height = inc.entry.height;
+    let fh = client.header(height).await.map_err(remote(format!("GetHeader({height}) on shard {shard}")))?;
+    check(&fh).map_err(|e| RelayerError::Protocol(format!("header {height} of shard {shard}: {e}")))?;
+    Ok(fh)
+}
+
+/// The deliver op of `id`, proven under `inc` (the source's entry) and carrying `header` (the source's
+/// certified header of that block, [`certified_header`]); None when the source state at that height holds
+/// no such message.
+pub async fn deliver_op(
+    src: &ShardClient,
+    id: MessageId,
+    epoch: u64,
+    inc: &Inclusion,
+    header: pb::FinalizedHeader,
+) -> Result<Option<Op>> {
     let (nodes, value) = proven(src, Namespace::Outbox, &message_id(id.dst, id.seq), inc.entry.height).await?;
     let Some(value) = value else { return Ok(None) };
     let message = pb::OutboxMessage::decode(value.as_slice())
@@ -190,11 +222,19 @@ pub async fn deliver_op(src: &ShardClient, id: MessageId, epoch: u64, inc: &Incl
         message_proof: nodes,
         header_proof: inc.proof.clone(),
         epoch,
+        src_header: Some(header),
     })))
 }
 
-/// The ack op of `id`, proven under `inc` (the destination's entry); None when the ack is not there yet.
-pub async fn ack_op(dst: &ShardClient, id: MessageId, epoch: u64, inc: &Inclusion) -> Result<Option<Op>> {
+/// The ack op of `id`, proven under `inc` (the destination's entry) and carrying `header` (the
+/// destination's certified header of that block); None when the ack is not there yet.
+pub async fn ack_op(
+    dst: &ShardClient,
+    id: MessageId,
+    epoch: u64,
+    inc: &Inclusion,
+    header: pb::FinalizedHeader,
+) -> Result<Option<Op>> {
     let (nodes, value) = proven(dst, Namespace::Outbox, &ack_id(id.src, id.seq), inc.entry.height).await?;
     let Some(value) = value else { return Ok(None) };
     let ack =
@@ -205,6 +245,7 @@ pub async fn ack_op(dst: &ShardClient, id: MessageId, epoch: u64, inc: &Inclusio
         ack_proof: nodes,
         header_proof: inc.proof.clone(),
         epoch,
+        dst_header: Some(header),
     })))
 }
 
@@ -219,13 +260,15 @@ pub enum RefundProof {
     NotExpired(u64),
 }
 
-/// The refund op of `id` (expiring at `expiry`), proven under `inc` (the destination's entry).
+/// The refund op of `id` (expiring at `expiry`), proven under `inc` (the destination's entry) and carrying
+/// `header` (the destination's certified header of that block).
 pub async fn refund_op(
     dst: &ShardClient,
     id: MessageId,
     expiry: u64,
     epoch: u64,
     inc: &Inclusion,
+    header: pb::FinalizedHeader,
 ) -> Result<RefundProof> {
     let h = inc.entry.height;
     let (receipt_nodes, receipt) = proven(dst, Namespace::InboxReceipt, &message_id(id.src, id.seq), h).await?;
@@ -246,5 +289,6 @@ pub async fn refund_op(
         epoch,
         dst_imported: imported.unwrap_or_default(),
         imported_proof: imported_nodes,
+        dst_header: Some(header),
     })))
 }

@@ -250,13 +250,24 @@ impl Driver {
         self.coord.lock().await.inclusion(epoch, shard).await
     }
 
+    fn link(&self, shard: ShardId) -> Result<&Arc<crate::follow::ShardLink>> {
+        self.shared.links.get(&shard).ok_or_else(|| RelayerError::Shards { shard, message: "not configured".into() })
+    }
+
     async fn client(&self, shard: ShardId) -> Result<shardex_client::ShardClient> {
-        let link = self
-            .shared
-            .links
-            .get(&shard)
-            .ok_or_else(|| RelayerError::Shards { shard, message: "not configured".into() })?;
-        link.client().await
+        self.link(shard)?.client().await
+    }
+
+    /// `shard`'s client and its header of the block `inc` commits, certified by its genesis validators.
+    async fn certified(
+        &self,
+        shard: ShardId,
+        inc: &actions::Inclusion,
+    ) -> Result<(shardex_client::ShardClient, pb::FinalizedHeader)> {
+        let link = self.link(shard)?;
+        let client = link.client().await?;
+        let header = actions::certified_header(&client, &link.validators, inc).await?;
+        Ok((client, header))
     }
 
     /// One pass over the due messages, up to `max_concurrent` at a time.
@@ -352,25 +363,25 @@ impl Driver {
             }
             Step::Deliver { epoch } => {
                 let Some(inc) = self.inclusion(epoch, id.src).await? else { return Ok(Outcome::Stop) };
-                let src = self.client(id.src).await?;
-                let Some(op) = actions::deliver_op(&src, id, epoch, &inc).await? else {
+                let (src, header) = self.certified(id.src, &inc).await?;
+                let Some(op) = actions::deliver_op(&src, id, epoch, &inc, header).await? else {
                     return Err(RelayerError::Protocol(format!("epoch {epoch} holds no message {id}")));
                 };
                 self.submit_final(id, id.dst, "DeliverMessage", op).await
             }
             Step::Ack { epoch } => {
                 let Some(inc) = self.inclusion(epoch, id.dst).await? else { return Ok(Outcome::Stop) };
-                let dst = self.client(id.dst).await?;
-                let Some(op) = actions::ack_op(&dst, id, epoch, &inc).await? else {
+                let (dst, header) = self.certified(id.dst, &inc).await?;
+                let Some(op) = actions::ack_op(&dst, id, epoch, &inc, header).await? else {
                     return Err(RelayerError::Protocol(format!("epoch {epoch} holds no ack of {id}")));
                 };
                 self.submit_final(id, id.src, "AckMessage", op).await
             }
             Step::Refund { epoch } => {
                 let Some(inc) = self.inclusion(epoch, id.dst).await? else { return Ok(Outcome::Stop) };
-                let dst = self.client(id.dst).await?;
+                let (dst, header) = self.certified(id.dst, &inc).await?;
                 let expiry = msg.expiry_epoch.unwrap_or(u64::MAX);
-                match actions::refund_op(&dst, id, expiry, epoch, &inc).await? {
+                match actions::refund_op(&dst, id, expiry, epoch, &inc, header).await? {
                     RefundProof::Ready(op) => self.submit_final(id, id.src, "TimeoutRefund", op).await,
                     RefundProof::Delivered => {
                         self.read_message(id).await?;

@@ -284,6 +284,11 @@ impl ShardClient {
     pub async fn block(&self, height: u64) -> Result<pb::Block> {
         Ok(self.rpc.clone().get_block(pb::GetBlockRequest { height }).await?.into_inner())
     }
+
+    /// The finalized header at `height`, as served (check it with `core::block::verify_finalized`).
+    pub async fn header(&self, height: u64) -> Result<pb::FinalizedHeader> {
+        Ok(self.rpc.clone().get_header(pb::GetBlockRequest { height }).await?.into_inner())
+    }
 }
 
 /// A position in the history: a block height and an index within it.

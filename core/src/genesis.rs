@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    bridge::{peer_record, MAX_PEERS},
     ids::{AccountId, ChainId, ShardId},
     pb,
     validators::ValidatorSet,
@@ -31,6 +32,22 @@ pub struct Genesis {
     /// refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinator: Option<AccountId>,
+    /// The shards this one bridges with, each with its genesis validator set (`[[peers]]`: `shard_id` and
+    /// `validators`). Written into genesis state; a bridge op naming a shard not listed is refused, and
+    /// deliveries, acks and refunds carry the peer's header certified by a quorum of its set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+}
+
+/// A bridge peer: another shard of the chain and the validator set whose precommits finalize its blocks
+/// (its own genesis `[[validators]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// The peer shard.
+    pub shard_id: ShardId,
+    /// Its genesis validator set, in its genesis order.
+    pub validators: ValidatorSet,
 }
 
 /// Market parameters.
@@ -200,6 +217,7 @@ impl Genesis {
             authorities,
             validators,
             coordinator: None,
+            peers: Vec::new(),
         }
     }
 
@@ -293,7 +311,37 @@ impl Genesis {
                 return invalid("coordinator", "must differ from every validator key");
             }
         }
+        self.validate_peers()
+    }
+
+    /// `[[peers]]`: at most [`MAX_PEERS`], each another shard than this one (and not shard 0), listed once,
+    /// with a valid set (checked when it was built or parsed) that does not hold the coordinator key, so
+    /// that no single key both commits an epoch and certifies a peer's header.
+    fn validate_peers(&self) -> Result<(), GenesisError> {
+        let invalid = |problem: String| Err(GenesisError::Invalid { field: "peers", problem });
+        if self.peers.len() > MAX_PEERS {
+            return invalid(format!("{} peers, at most {MAX_PEERS} are allowed", self.peers.len()));
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.shard_id.0 == 0 || p.shard_id == self.shard_id {
+                return invalid(format!(
+                    "peer shard {} must be another shard than this one ({})",
+                    p.shard_id, self.shard_id
+                ));
+            }
+            if self.peers[..i].iter().any(|q| q.shard_id == p.shard_id) {
+                return invalid(format!("shard {} is listed twice", p.shard_id));
+            }
+            if let Some(c) = self.coordinator.filter(|c| p.validators.contains(c)) {
+                return invalid(format!("the validator set of shard {} holds the coordinator key {c}", p.shard_id));
+            }
+        }
         Ok(())
+    }
+
+    /// The peer records written at genesis: each peer's validator set at its shard's key.
+    pub fn peer_records(&self) -> Vec<(ShardId, pb::BridgePeerRecord)> {
+        self.peers.iter().map(|p| (p.shard_id, peer_record(&p.validators))).collect()
     }
 
     /// The market record written at genesis.
@@ -405,5 +453,73 @@ mod tests {
         assert_eq!(g.market_record().coordinator_key, key.0.to_vec());
         g.coordinator = g.validators.keys().next();
         assert!(matches!(g.validate(), Err(GenesisError::Invalid { field: "coordinator", .. })));
+    }
+
+    fn peer(shard: u32, seeds: &[u8]) -> Peer {
+        let keys: Vec<AccountId> = seeds.iter().map(|&b| crate::Keypair::from_seed([b; 32]).account()).collect();
+        Peer { shard_id: ShardId(shard), validators: ValidatorSet::equal(&keys).expect("valid set") }
+    }
+
+    #[test]
+    fn peers_round_trip_in_their_toml_form_and_become_records() {
+        let mut g = Genesis::example(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            crate::Keypair::from_seed([4; 32]).account(),
+        );
+        assert!(!g.to_toml().contains("peers"), "no peers, no table: older genesis files read the same");
+        g.coordinator = Some(crate::Keypair::from_seed([5; 32]).account());
+        g.peers = vec![peer(2, &[20, 21, 22, 23]), peer(3, &[30])];
+        let text = g.to_toml();
+        assert!(text.contains("[[peers]]") && text.contains("[[peers.validators]]"), "{text}");
+        assert_eq!(Genesis::from_toml(&text), Ok(g.clone()));
+
+        // The form an operator writes by hand.
+        let k = crate::Keypair::from_seed([20; 32]).account();
+        let by_hand = format!(
+            "{}\n[[peers]]\nshard_id = 7\nvalidators = [{{ key = \"{k}\", power = 3 }}]\n",
+            Genesis { peers: Vec::new(), ..g.clone() }.to_toml()
+        );
+        let parsed = Genesis::from_toml(&by_hand).expect("inline validators parse");
+        assert_eq!(parsed.peers.len(), 1);
+        assert_eq!(parsed.peers[0].shard_id, ShardId(7));
+        assert_eq!(parsed.peers[0].validators.total_power(), 3);
+
+        let records = g.peer_records();
+        assert_eq!(records.iter().map(|(s, _)| s.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(crate::bridge::peer_set(&records[0].1), Ok(Some(g.peers[0].validators.clone())));
+    }
+
+    #[test]
+    fn peers_are_validated() {
+        let mut g = Genesis::example(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            crate::Keypair::from_seed([4; 32]).account(),
+        );
+        g.coordinator = Some(crate::Keypair::from_seed([5; 32]).account());
+        let refused = |peers: Vec<Peer>| {
+            let bad = Genesis { peers, ..g.clone() };
+            let err = bad.validate().expect_err("refused");
+            assert!(matches!(err, GenesisError::Invalid { field: "peers", .. }), "{err}");
+            assert!(Genesis::from_toml(&bad.to_toml()).is_err(), "the file is refused too");
+            err.to_string()
+        };
+        assert!(refused(vec![peer(1, &[20])]).contains("another shard"), "its own shard");
+        assert!(refused(vec![peer(0, &[20])]).contains("another shard"), "shard 0 is no shard");
+        assert!(refused(vec![peer(2, &[20]), peer(2, &[21])]).contains("listed twice"));
+        assert!(refused(vec![peer(2, &[20, 5])]).contains("coordinator key"));
+        let many: Vec<Peer> = (2..=crate::bridge::MAX_PEERS as u32 + 2).map(|s| peer(s, &[20])).collect();
+        assert!(refused(many).contains("at most 64"));
+        let most: Vec<Peer> = (2..crate::bridge::MAX_PEERS as u32 + 2).map(|s| peer(s, &[20])).collect();
+        assert_eq!(Genesis { peers: most, ..g.clone() }.validate(), Ok(()));
+        // A set that is not valid never parses (the set's own checks).
+        let dup = format!(
+            "{}\n[[peers]]\nshard_id = 2\nvalidators = [{{ key = \"{k}\", power = 1 }}, {{ key = \"{k}\", power = 1 }}]\n",
+            g.to_toml(),
+            k = crate::Keypair::from_seed([20; 32]).account()
+        );
+        let err = Genesis::from_toml(&dup).expect_err("duplicate validator refused");
+        assert!(err.to_string().contains("listed twice"), "{err}");
+        let empty = format!("{}\n[[peers]]\nshard_id = 2\nvalidators = []\n", g.to_toml());
+        assert!(Genesis::from_toml(&empty).is_err(), "an empty set is refused");
     }
 }

@@ -52,11 +52,13 @@ pub enum Namespace {
     BridgeEscrow = 0x15,
     /// Last seq sent per destination shard (`BridgeSeqRecord`).
     BridgeSeq = 0x16,
+    /// Genesis validator set of a bridge peer, by shard (`BridgePeerRecord`), written at genesis.
+    BridgePeer = 0x17,
 }
 
 impl Namespace {
     /// Every namespace, in byte order.
-    pub const ALL: [Namespace; 22] = [
+    pub const ALL: [Namespace; 23] = [
         Self::Market,
         Self::Oracle,
         Self::Account,
@@ -79,6 +81,7 @@ impl Namespace {
         Self::PositionCount,
         Self::BridgeEscrow,
         Self::BridgeSeq,
+        Self::BridgePeer,
     ];
 
     /// The namespace of a byte, if it is one.
@@ -176,7 +179,7 @@ mod tests {
             assert_eq!(Namespace::from_byte(*n as u8), Some(*n));
         }
         assert_eq!(Namespace::from_byte(0), None);
-        assert_eq!(Namespace::from_byte(0x17), None);
+        assert_eq!(Namespace::from_byte(0x18), None);
     }
 
     #[test]

@@ -18,8 +18,10 @@ use crate::{
 pub const DEFAULT_MAX_TX_BYTES: usize = 4096;
 
 /// Largest accepted encoded `SignedTx` that carries bridge proofs (deliver, ack, refund), in bytes: up to
-/// three MPT proofs of a large state (about ten 532-byte branch nodes each) plus a global-trie proof.
-/// Every other op keeps the node's `max_tx_bytes`.
+/// three MPT proofs of a large state (about ten 532-byte branch nodes each) plus a global-trie proof, and the
+/// other shard's certified header (at most `MAX_VALIDATORS` = 128 precommits of about 100 bytes: under
+/// 13 KiB; a refund with all of that is about 30 KiB, see the test). Every other op keeps the node's
+/// `max_tx_bytes`.
 pub const MAX_PROOF_TX_BYTES: usize = 64 * 1024;
 
 /// True for the ops that carry MPT proofs and may use [`MAX_PROOF_TX_BYTES`].
@@ -254,5 +256,51 @@ mod tests {
         let mut no_op = body.clone();
         no_op.op = None;
         assert_eq!(check(&sign_body(&k, D, &no_op).encode_to_vec()), Err(Reason::InvalidOp));
+    }
+
+    /// The proof-tx bound holds the largest certificate: a refund (the op with the most proofs) with three
+    /// ten-node proofs of 532-byte branches (global, imported commitment, receipt absence) and 128 precommits.
+    #[test]
+    fn a_refund_with_a_full_certificate_fits_the_proof_tx_bound() {
+        let k = Keypair::from_seed([5; 32]);
+        let header = pb::BlockHeader {
+            chain_id: u64::MAX,
+            shard_id: u32::MAX,
+            height: u64::MAX,
+            parent_hash: vec![1; 32],
+            timestamp_ms: u64::MAX,
+            tx_root: vec![2; 32],
+            receipts_root: vec![3; 32],
+            state_root: vec![4; 32],
+            last_imported_epoch: u64::MAX,
+            proposer: vec![5; 32],
+            gas_used: u64::MAX,
+            tx_count: u32::MAX,
+            events_root: vec![6; 32],
+        };
+        let certificate = pb::FinalizedHeader {
+            header: header.encode_to_vec(),
+            signatures: (0..crate::validators::MAX_VALIDATORS)
+                .map(|_| pb::HeaderSignature { signer: vec![7; 32], signature: vec![8; 64] })
+                .collect(),
+            round: u32::MAX,
+        };
+        let branch = || vec![vec![9u8; 532]; 10];
+        let refund = pb::tx_body::Op::TimeoutRefund(pb::TimeoutRefund {
+            dst_shard: u32::MAX,
+            seq: u64::MAX,
+            dst_entry: vec![1; 120],
+            non_receipt_proof: branch(),
+            header_proof: branch(),
+            epoch: u64::MAX,
+            dst_imported: vec![2; 200],
+            imported_proof: branch(),
+            dst_header: Some(certificate),
+        });
+        let tx = sign_tx(&k, D, u64::MAX, refund);
+        let size = tx.encoded_len();
+        assert!(size <= MAX_PROOF_TX_BYTES, "{size} bytes");
+        assert!(size < 32 * 1024, "{size} bytes: the documented figure is about 30 KiB");
+        assert_eq!(decode_and_verify(&tx.encode_to_vec(), D, DEFAULT_MAX_TX_BYTES).map(|_| ()), Ok(()));
     }
 }

@@ -1,14 +1,20 @@
-//! The cross-shard bridge in process: two shards with the same coordinator key in genesis, a pure in-test
-//! coordinator building real signed epochs over their finalized headers, and relayer steps with real
-//! proofs. Transfers both ways, delivery, margin use of bridged collateral, acks, an expired message
-//! refunded, and every forgery or replay refused with its reason and no state change. Money is conserved
+//! The cross-shard bridge in process: two shards with the same coordinator key in genesis, each listing the
+//! other's validator set as a peer, a pure in-test coordinator building real signed epochs over their
+//! finalized headers, and relayer steps with real proofs and certified headers. Transfers both ways,
+//! delivery, margin use of bridged collateral, acks, an expired message refunded, and every forgery or replay
+//! refused with its reason and no state change: among them what the coordinator key alone can sign (a
+//! made-up entry) and headers not certified by a quorum of the other shard's validators. Money is conserved
 //! on each shard after every step and across both at the end.
 
 mod support;
 
 use prost::Message;
 use shardex_core::{
+    block::{decode_header, encode_header},
     bridge,
+    coordpb::ShardEntry,
+    genesis::Peer,
+    global::entry_from_header,
     order::limit_order,
     pb::{self, tx_body::Op},
     validators::ValidatorSet,
@@ -16,7 +22,8 @@ use shardex_core::{
 };
 use support::{
     bridge::{
-        ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch, TestCoordinator,
+        ack_op, check_conservation, coordinator_key, deliver_op, made_up_state, peer, refund_op, resigned, totals,
+        transfer_op, Epoch, TestCoordinator,
     },
     inproc::Net,
 };
@@ -37,19 +44,35 @@ struct World {
     accounts: Vec<AccountId>,
 }
 
-fn net(shard: ShardId, oracle: &Keypair, deposit: &Keypair, coordinator: Option<AccountId>) -> Net {
-    Net::new(oracle, deposit, |g| {
+/// A shard run by `validators`, trusting `coordinator`, bridging with `peers`.
+fn net(
+    shard: ShardId,
+    oracle: &Keypair,
+    deposit: &Keypair,
+    coordinator: Option<AccountId>,
+    validators: &[Keypair],
+    peers: Vec<Peer>,
+) -> Net {
+    Net::with_validators(oracle, deposit, validators, |g| {
         g.shard_id = shard;
         g.coordinator = coordinator;
+        g.peers = peers;
         g.market.trading.oracle_max_age_ms = u64::MAX / 4;
     })
 }
 
+/// Shards A and B with one validator each, peers of each other.
 fn world() -> World {
+    world_with(&[Net::validator()])
+}
+
+/// Shards A (run by `a_validators`) and B (one validator), each listing the other's set as a peer.
+fn world_with(a_validators: &[Keypair]) -> World {
     let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
     let key = coordinator_key();
-    let mut a = net(A, &oracle, &deposit, Some(key.account()));
-    let mut b = net(B, &oracle, &deposit, Some(key.account()));
+    let b_validators = [Net::validator()];
+    let mut a = net(A, &oracle, &deposit, Some(key.account()), a_validators, vec![peer(B, &b_validators)]);
+    let mut b = net(B, &oracle, &deposit, Some(key.account()), &b_validators, vec![peer(A, a_validators)]);
     let alice = Keypair::from_seed([0x11; 32]);
     let relayer = Keypair::from_seed([0x77; 32]);
     for n in [&mut a, &mut b] {
@@ -94,14 +117,22 @@ impl World {
     }
 }
 
-/// `op` signed by `key` on `net` is refused with `reason` and the state root does not move.
-fn refused(net: &mut Net, key: &Keypair, op: Op, reason: Reason, what: &str) {
+/// `op` signed by `key` on `net` is refused with `reason` and the state root does not move; returns the
+/// refusal's message.
+fn refused(net: &mut Net, key: &Keypair, op: Op, reason: Reason, what: &str) -> String {
     let root = net.shard.head().state_root;
     let height = net.shard.head().height;
     let verdict = net.run(key, op);
     let err = verdict.expect_err(what);
     assert_eq!(err.reason, reason, "{what}: {err}");
     assert_eq!((net.shard.head().height, net.shard.head().state_root), (height, root), "{what} changed state");
+    err.message
+}
+
+/// As [`refused`], and the message names `needle` (a certificate's refusal kind, say).
+fn refused_naming(net: &mut Net, key: &Keypair, op: Op, reason: Reason, needle: &str, what: &str) {
+    let message = refused(net, key, op, reason, what);
+    assert!(message.contains(needle), "{what}: {message:?} does not name {needle}");
 }
 
 fn deliver_parts(op: &Op) -> pb::DeliverMessage {
@@ -114,7 +145,7 @@ fn deliver_parts(op: &Op) -> pb::DeliverMessage {
 #[test]
 fn without_a_coordinator_key_every_bridge_op_is_refused() {
     let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
-    let mut n = net(A, &oracle, &deposit, None);
+    let mut n = net(A, &oracle, &deposit, None, &[Net::validator()], Vec::new());
     let alice = Keypair::from_seed([0x11; 32]);
     n.run(&deposit, Op::Deposit(pb::Deposit { account: alice.account().0.to_vec(), amount_micros: USD }))
         .expect("deposit");
@@ -325,4 +356,205 @@ fn imported_epochs_are_kept_for_a_window_of_imports() {
     stale.epoch = 2;
     refused(&mut w.b, &relayer, Op::DeliverMessage(stale), Reason::UnknownEpoch, "epoch out of the window");
     w.relay(B, deliver_op(&w.a, &e, B, 1).expect("message"));
+}
+
+fn ack_parts(op: Op) -> pb::AckMessage {
+    match op {
+        Op::AckMessage(a) => a,
+        _ => panic!("not an ack"),
+    }
+}
+
+fn refund_parts(op: Op) -> pb::TimeoutRefund {
+    match op {
+        Op::TimeoutRefund(r) => r,
+        _ => panic!("not a refund"),
+    }
+}
+
+/// The source runs four validators of power 1: a certificate needs three. An epoch genuinely signed by the
+/// coordinator key commits the source's entry, yet a delivery is refused unless it carries the source's
+/// header certified by a quorum of the source's genesis set (listed in the destination's genesis), for the
+/// very block the entry commits. Acks and refunds need the destination's header the same way.
+#[test]
+fn deliveries_acks_and_refunds_need_the_other_shards_certified_header() {
+    let a_validators: Vec<Keypair> = (0x41u8..=0x44).map(|b| Keypair::from_seed([b; 32])).collect();
+    let k: Vec<&Keypair> = a_validators.iter().collect();
+    let mut w = world_with(&a_validators);
+    let (alice, relayer, coordinator) = (w.alice.clone(), w.relayer.clone(), coordinator_key());
+    let me = alice.account();
+
+    w.a.run(&alice, transfer_op(B, &me, 1_000 * USD, 10)).expect("transfer");
+    let e1 = w.epoch();
+    w.relay(B, e1.import_op());
+    let good = deliver_parts(&deliver_op(&w.a, &e1, B, 1).expect("deliverable"));
+    let header = good.src_header.clone().expect("the source header is carried");
+    assert_eq!(header.signatures.len(), 4, "the source's blocks are certified by its four validators");
+    let deliver =
+        |h: Option<pb::FinalizedHeader>| Op::DeliverMessage(pb::DeliverMessage { src_header: h, ..good.clone() });
+
+    // (d) No header: the entry alone, though under a coordinator-signed epoch, credits nothing.
+    let what = "delivery without the source header";
+    refused_naming(&mut w.b, &relayer, deliver(None), Reason::InvalidProof, "no finalized header of shard 1", what);
+    // (a) Signed by keys outside the source's set: the coordinator's alone, or beside a quorum.
+    let by_coordinator = resigned(&header, &[&coordinator]);
+    let what = "source header signed by the coordinator key";
+    refused_naming(&mut w.b, &relayer, deliver(Some(by_coordinator)), Reason::InvalidProof, "UNKNOWN_SIGNER", what);
+    let padded = resigned(&header, &[k[0], k[1], k[2], &coordinator]);
+    let what = "a stranger's signature beside a quorum";
+    refused_naming(&mut w.b, &relayer, deliver(Some(padded)), Reason::InvalidProof, "UNKNOWN_SIGNER", what);
+    // (b) Too little voting power: 2 of 4, or 2 of 4 with one of them twice.
+    let two = resigned(&header, &[k[0], k[1]]);
+    refused_naming(&mut w.b, &relayer, deliver(Some(two)), Reason::InvalidProof, "NO_QUORUM", "2 of 4 validators");
+    let twice = resigned(&header, &[k[0], k[1], k[1]]);
+    let what = "one validator counted twice";
+    refused_naming(&mut w.b, &relayer, deliver(Some(twice)), Reason::InvalidProof, "DUPLICATE_SIGNER", what);
+    // (c) Correctly certified, but another block than the entry commits.
+    let height = e1.entry(A).expect("A entry").2;
+    let older = w.a.header(Some(height - 1));
+    let what = "a certified header of another block";
+    refused_naming(&mut w.b, &relayer, deliver(Some(older)), Reason::InvalidProof, "entry commits to", what);
+    assert_eq!(w.collateral(B, &me), (0, 0), "nothing credited");
+
+    // Three of four is a quorum: delivered, and every precommit checked is charged.
+    w.relay(B, deliver(Some(resigned(&header, &[k[0], k[2], k[3]]))));
+    assert_eq!(w.collateral(B, &me), (1_000 * USD as i64, 0));
+    let gas = w.b.shard.block(w.b.shard.head().height).expect("block").expect("head").receipts[0].gas_used;
+    let nodes = (good.header_proof.len() + good.message_proof.len()) as u64;
+    assert!(gas >= 1_000 + 300 * nodes + 3 * 5_000, "3 signatures are charged: gas {gas}");
+    refused(&mut w.b, &relayer, deliver(Some(header)), Reason::Duplicate, "delivered once");
+
+    // Ack on A: B's header (one validator) is needed too.
+    let e2 = w.epoch();
+    w.relay(A, e2.import_op());
+    let ack = ack_parts(ack_op(&w.b, &e2, A, 1).expect("ack in epoch 2"));
+    let b_header = ack.dst_header.clone().expect("the destination header is carried");
+    let ack_with = |h: Option<pb::FinalizedHeader>| Op::AckMessage(pb::AckMessage { dst_header: h, ..ack.clone() });
+    let what = "ack without the destination header";
+    refused_naming(&mut w.a, &relayer, ack_with(None), Reason::InvalidProof, "no finalized header of shard 2", what);
+    let forged = resigned(&b_header, &[&coordinator]);
+    let what = "ack with a header signed by the coordinator key";
+    refused_naming(&mut w.a, &relayer, ack_with(Some(forged)), Reason::InvalidProof, "UNKNOWN_SIGNER", what);
+    let b_height = e2.entry(B).expect("B entry").2;
+    let other = w.b.header(Some(b_height - 1));
+    let what = "ack with another certified block";
+    refused_naming(&mut w.a, &relayer, ack_with(Some(other)), Reason::InvalidProof, "entry commits to", what);
+    assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 1_000 * USD), "escrow still held");
+    w.relay(A, ack_with(Some(b_header)));
+    assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 0));
+
+    // Refund on A of a message B let expire: B's header is needed again.
+    w.a.run(&alice, transfer_op(B, &me, 100 * USD, 3)).expect("expiring transfer");
+    let e3 = w.epoch();
+    w.relay(B, e3.import_op());
+    let e4 = w.epoch();
+    w.relay(B, e4.import_op());
+    let e5 = w.epoch();
+    w.relay(A, e5.import_op());
+    let refund = refund_parts(refund_op(&w.b, &e5, A, 2).expect("refund op"));
+    let b_header = refund.dst_header.clone().expect("the destination header is carried");
+    let refund_with =
+        |h: Option<pb::FinalizedHeader>| Op::TimeoutRefund(pb::TimeoutRefund { dst_header: h, ..refund.clone() });
+    let what = "refund without the destination header";
+    refused_naming(&mut w.a, &relayer, refund_with(None), Reason::InvalidProof, "no finalized header of shard 2", what);
+    let forged = resigned(&b_header, &[&coordinator]);
+    let what = "refund with a header signed by the coordinator key";
+    refused_naming(&mut w.a, &relayer, refund_with(Some(forged)), Reason::InvalidProof, "UNKNOWN_SIGNER", what);
+    let none = resigned(&b_header, &[]);
+    let what = "refund with an empty certificate";
+    refused_naming(&mut w.a, &relayer, refund_with(Some(none)), Reason::InvalidProof, "NO_QUORUM", what);
+    assert_eq!(w.collateral(A, &me), (8_900 * USD as i64, 100 * USD), "escrow still held");
+    w.relay(A, refund_with(Some(b_header)));
+    assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 0));
+    w.conserved("end");
+}
+
+/// The forgery a coordinator key alone could make: an epoch, genuinely signed by that key and imported,
+/// commits a made-up entry of shard A whose state root holds a made-up outbox message of a million USD.
+/// The proofs under it all verify; the delivery is refused for want of A's certificate, whatever header
+/// it carries, and nothing is credited.
+#[test]
+fn a_made_up_entry_in_a_coordinator_signed_epoch_credits_nothing() {
+    let mut w = world();
+    let (relayer, coordinator) = (w.relayer.clone(), coordinator_key());
+    let mallory = Keypair::from_seed([0x66; 32]).account();
+    let message = pb::OutboxMessage {
+        src_shard: A.0,
+        dst_shard: B.0,
+        seq: 1,
+        account: mallory.0.to_vec(),
+        amount_micros: 1_000_000 * USD,
+        expiry_epoch: 100,
+        is_ack: false,
+    };
+    let key = bridge::outbox_key(B, 1);
+    let (fake_root, message_proof) = made_up_state(&[(key, message.encode_to_vec())], key);
+
+    // A header of A's head height over the made-up state, signed by the one key the forger holds.
+    let real = w.a.header(None);
+    let mut fake = decode_header(&real).expect("decodes").header;
+    fake.state_root = fake_root.to_vec();
+    let (bytes, hash) = encode_header(&fake);
+    let fake_fh = resigned(&pb::FinalizedHeader { header: bytes, ..Default::default() }, &[&coordinator]);
+    let fake_entry =
+        ShardEntry { shard_id: A.0, height: fake.height, block_hash: hash.to_vec(), state_root: fake_root.to_vec() };
+    let b_entry = entry_from_header(&decode_header(&w.b.header(None)).expect("decodes"));
+    let epoch = w.coordinator.epoch_of(vec![fake_entry, b_entry]);
+    w.relay(B, epoch.import_op());
+
+    let (src_entry, header_proof, _) = epoch.entry(A).expect("A entry");
+    let forged = |h: Option<pb::FinalizedHeader>| {
+        Op::DeliverMessage(pb::DeliverMessage {
+            message: Some(message.clone()),
+            src_entry: src_entry.clone(),
+            message_proof: message_proof.clone(),
+            header_proof: header_proof.clone(),
+            epoch: epoch.number,
+            src_header: h,
+        })
+    };
+    let what = "made-up entry, no header";
+    refused_naming(&mut w.b, &relayer, forged(None), Reason::InvalidProof, "no finalized header of shard 1", what);
+    let what = "made-up entry, header signed by the coordinator key";
+    refused_naming(&mut w.b, &relayer, forged(Some(fake_fh)), Reason::InvalidProof, "UNKNOWN_SIGNER", what);
+    let what = "made-up entry, A's genuine header at that height";
+    refused_naming(&mut w.b, &relayer, forged(Some(real)), Reason::InvalidProof, "entry commits to", what);
+    assert_eq!(w.collateral(B, &mallory), (0, 0));
+    assert_eq!(totals(&w.b).bridged_in_micros, 0);
+    w.conserved("end");
+}
+
+/// A shard bridges only with the shards its genesis lists in `[[peers]]`: a transfer to another shard is
+/// refused (its escrow could never be acked nor refunded), and so is a delivery from one.
+#[test]
+fn bridge_ops_naming_a_shard_that_is_not_a_peer_are_refused() {
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let key = coordinator_key();
+    let one = [Net::validator()];
+    let mut a = net(A, &oracle, &deposit, Some(key.account()), &one, vec![peer(B, &one)]);
+    let mut b = net(B, &oracle, &deposit, Some(key.account()), &one, Vec::new());
+    let (alice, relayer) = (Keypair::from_seed([0x11; 32]), Keypair::from_seed([0x77; 32]));
+    let me = alice.account();
+    a.run(&deposit, Op::Deposit(pb::Deposit { account: me.0.to_vec(), amount_micros: 10 * USD })).expect("deposit");
+    b.run(&deposit, Op::Deposit(pb::Deposit { account: me.0.to_vec(), amount_micros: 10 * USD })).expect("deposit");
+
+    let what = "transfer to a shard A does not bridge with";
+    refused_naming(
+        &mut a,
+        &alice,
+        transfer_op(ShardId(3), &me, USD, 5),
+        Reason::OpNotEnabled,
+        "not a bridge peer",
+        what,
+    );
+    let what = "transfer from B, which lists no peers";
+    refused_naming(&mut b, &alice, transfer_op(A, &me, USD, 5), Reason::OpNotEnabled, "not a bridge peer", what);
+
+    a.run(&alice, transfer_op(B, &me, USD, 5)).expect("A bridges with B");
+    let mut c = TestCoordinator::new(key, ChainId(8));
+    let e1 = c.epoch(&[&a, &b]);
+    b.run(&relayer, e1.import_op()).expect("import");
+    let delivery = deliver_op(&a, &e1, B, 1).expect("deliverable");
+    let what = "delivery from a shard B does not list";
+    refused_naming(&mut b, &relayer, delivery, Reason::OpNotEnabled, "shard 1 is not a bridge peer of shard 2", what);
 }

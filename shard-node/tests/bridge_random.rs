@@ -15,7 +15,8 @@ use shardex_core::{
 };
 use support::{
     bridge::{
-        ack_op, check_conservation, coordinator_key, deliver_op, refund_op, totals, transfer_op, Epoch, TestCoordinator,
+        ack_op, check_conservation, coordinator_key, deliver_op, peer, refund_op, totals, transfer_op, Epoch,
+        TestCoordinator,
     },
     inproc::Net,
 };
@@ -59,6 +60,7 @@ impl Sim {
             Net::new(&oracle, &deposit, |g| {
                 g.shard_id = shard(i);
                 g.coordinator = Some(key.account());
+                g.peers = vec![peer(shard(1 - i), &[Net::validator()])];
                 g.market.trading.oracle_max_age_ms = u64::MAX / 4;
             })
         };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use eyre::{eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 use shardex_core::{
-    genesis::{Authorities, Genesis, MarketParams, DEFAULT_NONCE_WINDOW},
+    genesis::{Authorities, Genesis, MarketParams, Peer, DEFAULT_NONCE_WINDOW},
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId,
 };
@@ -209,7 +209,8 @@ pub const MAX_SEQUENCERS: usize = 16;
 /// Creates keys and genesis files for `symbols` under `dir`, each shard run by `sequencers` validators (one
 /// directory each, `btc-perp-0`, `btc-perp-1`, …, with its key and the shard's genesis), shared authority
 /// keys, the coordinator's included, in `dir/keys`. Every genesis names the coordinator's key, so the shards
-/// accept its epochs and the bridge runs.
+/// accept its epochs, and lists every other shard with its validator set as a bridge peer, so the bridge
+/// runs between any two.
 pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_ms: u64) -> eyre::Result<Network> {
     if !(1..=MAX_SEQUENCERS).contains(&sequencers) {
         return Err(eyre!("--sequencers takes 1 to {MAX_SEQUENCERS} validators per shard"));
@@ -224,18 +225,31 @@ pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_
     let authorities =
         Authorities { deposit: authority("deposit")?, oracle: authority("oracle")?, admin: authority("admin")? };
     let coordinator = generate_coordinator(dir)?;
-    let mut nodes = Vec::new();
+    // Every shard's validator set first: each genesis lists all the others as bridge peers.
+    let mut shards = Vec::new();
     for (i, symbol) in symbols.iter().enumerate() {
         let shard_id = ShardId(u32::try_from(i + 1).map_err(|_| eyre!("too many shards"))?);
         let keys: Vec<Keypair> = (0..sequencers).map(|_| Keypair::generate()).collect();
+        let set = ValidatorSet::equal(&keys.iter().map(Keypair::account).collect::<Vec<_>>())?;
+        shards.push((shard_id, symbol, keys, set));
+    }
+    let mut nodes = Vec::new();
+    for (shard_id, symbol, keys, validators) in &shards {
+        let shard_id = *shard_id;
+        let peers = shards
+            .iter()
+            .filter(|(other, ..)| *other != shard_id)
+            .map(|(other, _, _, set)| Peer { shard_id: *other, validators: set.clone() })
+            .collect();
         let genesis = Genesis {
             chain_id: TESTNET_CHAIN_ID,
             shard_id,
             genesis_time_ms,
             market: market(symbol),
             authorities: authorities.clone(),
-            validators: ValidatorSet::equal(&keys.iter().map(Keypair::account).collect::<Vec<_>>())?,
+            validators: validators.clone(),
             coordinator: Some(coordinator.public_key),
+            peers,
         };
         genesis.validate()?;
         for (v, key) in keys.iter().enumerate() {
@@ -246,7 +260,7 @@ pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_
             std::fs::write(node_dir.join("genesis.toml"), genesis.to_toml())?;
             nodes.push(NodeEntry {
                 name,
-                symbol: symbol.clone(),
+                symbol: (*symbol).clone(),
                 shard_id,
                 dir: node_dir,
                 endpoint: String::new(),

@@ -51,6 +51,16 @@ pub fn bridge_off_reason(net: &Network) -> eyre::Result<Option<String>> {
             }
             Some(_) => {}
         }
+        let shards = net.shards();
+        if let Some(missing) = shards.iter().find(|other| {
+            other.shard_id != node.shard_id && !genesis.peers.iter().any(|p| p.shard_id == other.shard_id)
+        }) {
+            return Ok(Some(format!(
+                "the genesis of {} does not list shard {} ({}) as a bridge peer (it was written before shards named \
+                 each other's validators), so they refuse each other's messages; a new network directory has the bridge",
+                node.name, missing.shard_id, missing.symbol
+            )));
+        }
     }
     Ok(None)
 }
@@ -178,6 +188,13 @@ mod tests {
         std::fs::write(&path, genesis.to_toml()).expect("write");
         let why = bridge_off_reason(&net).expect("readable").expect("off");
         assert!(why.contains("eth-perp-0 trusts coordinator key"), "{why}");
+        // A network written before shards listed each other as bridge peers.
+        let mut no_peers = genesis.clone();
+        no_peers.coordinator = Some(net.coordinator.as_ref().expect("coordinator").public_key);
+        no_peers.peers.clear();
+        std::fs::write(&path, no_peers.to_toml()).expect("write");
+        let why = bridge_off_reason(&net).expect("readable").expect("off");
+        assert!(why.contains("does not list shard 1 (BTC-PERP) as a bridge peer"), "{why}");
         // A network written before the bridge: its genesis names no coordinator.
         genesis.coordinator = None;
         std::fs::write(&path, genesis.to_toml()).expect("write");

@@ -13,8 +13,10 @@ use std::{
 
 use shardex_client::{BridgeClient, CoordinatorClient, ShardClient};
 use shardex_core::{
-    genesis::{Authorities, Genesis},
-    pb, AccountId, ChainId, Keypair, ShardId,
+    genesis::{Authorities, Genesis, Peer},
+    pb,
+    validators::ValidatorSet,
+    AccountId, ChainId, Keypair, ShardId,
 };
 use shardex_test_support::{ServerProcess, ShardNodeProcess};
 
@@ -67,13 +69,24 @@ pub fn deposit_key() -> Keypair {
     Keypair::from_seed([0xd0; 32])
 }
 
-/// A bridge-enabled genesis for `shard`.
+/// Shards of the test world; shard `s` is run by the one validator `Keypair::from_seed([s; 32])`.
+pub const SHARDS: [u32; 2] = [1, 2];
+
+/// A bridge-enabled genesis for `shard`, listing every other shard of [`SHARDS`] as a peer.
 pub fn genesis(shard: u32, node: &Keypair) -> Genesis {
     let oracle = oracle_key().account();
     let authorities = Authorities { deposit: deposit_key().account(), oracle, admin: oracle };
     let mut g = Genesis::example(authorities, node.account());
     (g.chain_id, g.shard_id) = (ChainId(CHAIN), ShardId(shard));
     g.coordinator = Some(coordinator_key().account());
+    g.peers = SHARDS
+        .iter()
+        .filter(|&&s| s != shard)
+        .map(|&s| Peer {
+            shard_id: ShardId(s),
+            validators: ValidatorSet::equal(&[Keypair::from_seed([s as u8; 32]).account()]).unwrap(),
+        })
+        .collect();
     g
 }
 

@@ -1,6 +1,6 @@
 //! Why a bridge op was refused.
 
-use crate::{global::GlobalError, reason::Reason};
+use crate::{block::HeaderError, global::GlobalError, ids::ShardId, reason::Reason};
 
 /// A refused bridge op; each maps to a stable [`Reason`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -8,6 +8,22 @@ pub enum BridgeError {
     /// The genesis names no coordinator key.
     #[error("the bridge is disabled: the shard's genesis names no coordinator key")]
     NotEnabled,
+    /// The op names a shard this shard's genesis lists no validator set for (`[[peers]]`).
+    #[error("shard {peer} is not a bridge peer of shard {shard}: its genesis lists no validator set for shard {peer}")]
+    NotPeer {
+        /// This shard.
+        shard: ShardId,
+        /// The shard named.
+        peer: ShardId,
+    },
+    /// The other shard's header is not certified by a quorum of its genesis validator set.
+    #[error("the header of shard {peer} is not certified by its genesis validator set ({}): {error}", error.kind())]
+    Uncertified {
+        /// The other shard.
+        peer: ShardId,
+        /// Why the certificate was refused.
+        error: HeaderError,
+    },
     /// A field is out of range or malformed.
     #[error("{0}")]
     Invalid(String),
@@ -44,7 +60,8 @@ impl BridgeError {
     /// The machine-readable reason.
     pub fn reason(&self) -> Reason {
         match self {
-            Self::NotEnabled => Reason::OpNotEnabled,
+            Self::NotEnabled | Self::NotPeer { .. } => Reason::OpNotEnabled,
+            Self::Uncertified { .. } => Reason::InvalidProof,
             Self::Invalid(_) => Reason::InvalidOp,
             Self::BadEpoch(GlobalError::Signature(_) | GlobalError::UntrustedCoordinator(_)) => Reason::BadSignature,
             Self::BadEpoch(GlobalError::WrongChain { .. }) => Reason::WrongChain,

@@ -51,6 +51,11 @@ pub fn seq_key(dst: ShardId) -> B256 {
     leaf_key(Namespace::BridgeSeq, &dst.0.to_be_bytes())
 }
 
+/// The key of `peer`'s genesis validator set (a bridge peer of this shard; absent: not a peer).
+pub fn peer_key(peer: ShardId) -> B256 {
+    leaf_key(Namespace::BridgePeer, &peer.0.to_be_bytes())
+}
+
 /// The key of the latest imported epoch.
 pub fn imported_latest_key() -> B256 {
     leaf_key(Namespace::ImportedCommitment, &[])
@@ -72,5 +77,6 @@ mod tests {
         assert_ne!(outbox_key(ShardId(2), 5), ack_key(ShardId(2), 5));
         assert_ne!(outbox_key(ShardId(2), 5), escrow_key(ShardId(2), 5));
         assert_ne!(imported_latest_key(), imported_epoch_key(0));
+        assert_ne!(peer_key(ShardId(2)), seq_key(ShardId(2)));
     }
 }

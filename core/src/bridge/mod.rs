@@ -1,21 +1,28 @@
 //! The cross-shard collateral bridge (DESIGN.md §7): record keys, protocol limits, refusal reasons and the
 //! pure proof checks a shard VM runs on deliveries, acks and refunds. No state, no IO.
 //!
-//! - [`keys`]: ids and leaf keys of outbox messages, acks, inbox receipts, escrows, seq counters and
-//!   imported epochs.
-//! - [`verify`]: a shard entry under an imported global root, then a record (present or absent) under the
-//!   entry's state root, with bounded proof sizes.
+//! - [`keys`]: ids and leaf keys of outbox messages, acks, inbox receipts, escrows, seq counters, imported
+//!   epochs and peer validator sets.
+//! - [`peers`]: the genesis validator sets of the shards this one bridges with, as state holds them.
+//! - [`verify`]: a shard entry under an imported global root, the peer's header certified by its validator
+//!   set and equal to the entry, then a record (present or absent) under the entry's state root, with
+//!   bounded proof sizes.
 //! - [`query`]: a client's check of a `GetMessage` answer.
 
 pub mod error;
 pub mod keys;
+pub mod peers;
 pub mod query;
 pub mod verify;
 
 pub use error::BridgeError;
 pub use keys::*;
+pub use peers::{peer_record, peer_set, PeerRecordError};
 pub use query::verify_message_response;
-pub use verify::{check_proof_size, verify_entry, verify_record, ProvenEntry};
+pub use verify::{check_proof_size, verify_certified_entry, verify_entry, verify_record, ProvenEntry};
+
+/// Most bridge peers one genesis may list (`[[peers]]`): bounds genesis state and its validation.
+pub const MAX_PEERS: usize = 64;
 
 /// How many imported epochs a shard keeps (by import order): deliveries, acks and refunds may be proven
 /// against any of them, so a relayer racing a newer import still succeeds.

@@ -1,12 +1,23 @@
-//! The proof checks of deliveries, acks and refunds: a shard's entry under an imported global root, then one
-//! record (or its absence) under that entry's state root. Both are standard MPT proofs checked by
-//! `core::global` and `core::proof`; this file adds the bounds and the binding of one to the other.
+//! The proof checks of deliveries, acks and refunds: a shard's entry under an imported global root, the
+//! other shard's finalized header certified by its genesis validator set and equal to that entry, then one
+//! record (or its absence) under the entry's state root. The proofs are standard MPT proofs checked by
+//! `core::global` and `core::proof`, the certificate is `core::block::verify_finalized`'s; this file adds
+//! the bounds and the binding of one to the next.
 
 use alloy_primitives::{Bytes, B256};
 use prost::Message;
 
 use super::{BridgeError, MAX_PROOF_NODES, MAX_PROOF_NODE_BYTES, MAX_PROVEN_VALUE_BYTES};
-use crate::{coordpb, global::verify_entry_under_root, hash::b256_from_slice, ids::ShardId, proof::verify_state_proof};
+use crate::{
+    block::DecodedHeader,
+    coordpb,
+    global::{verify_entry_under_root, verify_header_of_entry, GlobalError},
+    hash::b256_from_slice,
+    ids::{ChainId, ShardId},
+    pb,
+    proof::verify_state_proof,
+    validators::ValidatorSet,
+};
 
 /// Refuses a proof beyond [`MAX_PROOF_NODES`] nodes or with a node over [`MAX_PROOF_NODE_BYTES`]; returns its
 /// node count (what gas charges for).
@@ -66,6 +77,30 @@ pub fn verify_entry(
     Ok(ProvenEntry { entry, state_root })
 }
 
+/// Checks that `header` is `shard`'s finalized header at the block `entry` commits (same hash, height and
+/// state root), certified by a quorum of `validators` (that shard's genesis set, as this shard's genesis
+/// lists it). With it, an entry is believed only when both the coordinator committed it and the shard's own
+/// validators finalized it: no coordinator key, and no key outside a quorum of the shard, makes one up.
+pub fn verify_certified_entry(
+    entry: &coordpb::ShardEntry,
+    header: Option<&pb::FinalizedHeader>,
+    chain: ChainId,
+    shard: ShardId,
+    validators: &ValidatorSet,
+) -> Result<DecodedHeader, BridgeError> {
+    let fh = header.ok_or_else(|| {
+        BridgeError::InvalidProof(format!(
+            "no finalized header of shard {shard}: the op must carry the header its entry at height {} commits, \
+             certified by shard {shard}'s validators",
+            entry.height
+        ))
+    })?;
+    verify_header_of_entry(fh, entry, chain, shard, validators).map_err(|e| match e {
+        GlobalError::Header(error) => BridgeError::Uncertified { peer: shard, error },
+        other => BridgeError::InvalidProof(format!("certified header of shard {shard}: {other}")),
+    })
+}
+
 /// Proves that `key` holds exactly `value` (None: is absent) under `state_root`.
 pub fn verify_record(
     what: &str,
@@ -83,7 +118,14 @@ pub fn verify_record(
 mod tests {
 
     use super::*;
-    use crate::{bridge::keys, global::build_global_trie, reason::Reason};
+    use crate::{
+        block::{decode_header, encode_header},
+        bridge::keys,
+        global::{build_global_trie, entry_from_header},
+        reason::Reason,
+        vote::sign_precommit,
+        Keypair,
+    };
 
     fn state_with(target: B256, leaves: &[(B256, Vec<u8>)]) -> (B256, Vec<Vec<u8>>) {
         let (root, nodes) = crate::proof::trie_with_proof(leaves, target);
@@ -174,6 +216,75 @@ mod tests {
         assert_eq!(record(keys::outbox_key(ShardId(2), 2), Some(&f.message), &f.message_proof), Reason::InvalidProof);
         assert_eq!(record(key, None, &f.message_proof), Reason::InvalidProof);
         assert_eq!(record(key, Some(&f.message), &many), Reason::ProofTooLarge);
+    }
+
+    /// A header of shard 1 at `height` with `state_root`, certified by `signers` at round 0.
+    fn certified(height: u64, state_root: B256, signers: &[&Keypair]) -> pb::FinalizedHeader {
+        let header = pb::BlockHeader {
+            chain_id: 8,
+            shard_id: 1,
+            height,
+            parent_hash: vec![1; 32],
+            tx_root: vec![2; 32],
+            receipts_root: vec![3; 32],
+            state_root: state_root.to_vec(),
+            events_root: vec![5; 32],
+            ..Default::default()
+        };
+        let (bytes, hash) = encode_header(&header);
+        pb::FinalizedHeader {
+            header: bytes,
+            signatures: signers.iter().map(|k| sign_precommit(k, (ChainId(8), ShardId(1)), height, 0, &hash)).collect(),
+            round: 0,
+        }
+    }
+
+    #[test]
+    fn a_certified_header_binds_the_entry_to_the_shards_validators() {
+        let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed([i; 32])).collect();
+        let set = ValidatorSet::equal(&keys.iter().map(Keypair::account).collect::<Vec<_>>()).expect("valid");
+        let root = B256::from([9; 32]);
+        let good = certified(7, root, &[&keys[0], &keys[1], &keys[2]]);
+        let entry = entry_from_header(&decode_header(&good).expect("decodes"));
+        let check = |fh: Option<&pb::FinalizedHeader>, entry: &coordpb::ShardEntry| {
+            verify_certified_entry(entry, fh, ChainId(8), ShardId(1), &set)
+        };
+        let ok = check(Some(&good), &entry).expect("3 of 4 certify the entry's block");
+        assert_eq!((ok.header.height, ok.state_root()), (7, root));
+
+        let refused = |fh: Option<&pb::FinalizedHeader>, entry: &coordpb::ShardEntry| {
+            let e = check(fh, entry).expect_err("refused");
+            assert_eq!(e.reason(), Reason::InvalidProof, "{e}");
+            e
+        };
+        let kind = |e: BridgeError| match e {
+            BridgeError::Uncertified { peer, error } => {
+                assert_eq!(peer, ShardId(1));
+                error.kind()
+            }
+            other => panic!("expected an uncertified header, got {other}"),
+        };
+        // Missing.
+        assert!(refused(None, &entry).to_string().contains("no finalized header of shard 1"));
+        // Signed by keys outside the set: the coordinator's, say, alone or beside a quorum.
+        let stranger = Keypair::from_seed([0xc0; 32]);
+        assert_eq!(kind(refused(Some(&certified(7, root, &[&stranger])), &entry)), "UNKNOWN_SIGNER");
+        let padded = certified(7, root, &[&keys[0], &keys[1], &keys[2], &stranger]);
+        assert_eq!(kind(refused(Some(&padded), &entry)), "UNKNOWN_SIGNER");
+        // Two of four: no quorum.
+        assert_eq!(kind(refused(Some(&certified(7, root, &[&keys[0], &keys[1]])), &entry)), "NO_QUORUM");
+        // Certified, but another block than the entry's: another height, another state root.
+        let other_height = certified(6, root, &[&keys[0], &keys[1], &keys[2]]);
+        assert!(refused(Some(&other_height), &entry).to_string().contains("entry commits to"));
+        let other_root = certified(7, B256::from([8; 32]), &[&keys[0], &keys[1], &keys[2]]);
+        assert!(refused(Some(&other_root), &entry).to_string().contains("entry commits to"));
+        // An entry made up around the certified header's hash but with another state root.
+        let mut forged = entry.clone();
+        forged.state_root = vec![7; 32];
+        assert!(refused(Some(&good), &forged).to_string().contains("entry commits to"));
+        // Another shard's set.
+        let e = verify_certified_entry(&entry, Some(&good), ChainId(8), ShardId(2), &set).expect_err("refused");
+        assert!(matches!(&e, BridgeError::Uncertified { error, .. } if error.kind() == "WRONG_CHAIN_OR_SHARD"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,6 @@ pub mod verify;
 pub use epoch::{encode_epoch, epoch_hash, sign_epoch, verify_epoch, VerifiedEpoch, GLOBAL_SIGNING_SHARD};
 pub use trie::{build_global_trie, entry_from_header, global_root, shard_key, GlobalTrie};
 pub use verify::{
-    verify_account_global, verify_entry_under_root, verify_inclusion, verify_shard_inclusion, GlobalError,
-    GloballyVerifiedAccount, VerifiedInclusion,
+    verify_account_global, verify_entry_under_root, verify_header_of_entry, verify_inclusion, verify_shard_inclusion,
+    GlobalError, GloballyVerifiedAccount, VerifiedInclusion,
 };

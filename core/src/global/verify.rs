@@ -9,7 +9,7 @@ use super::{
     trie::shard_key,
 };
 use crate::{
-    block::{verify_finalized, HeaderError},
+    block::{verify_finalized, DecodedHeader, HeaderError},
     coordpb,
     hash::b256_from_slice,
     ids::{AccountId, ChainId, ShardId},
@@ -121,10 +121,30 @@ pub fn verify_inclusion(
     verify_shard_inclusion(&epoch, entry, &proof)?;
 
     let fh = inclusion.header.as_ref().ok_or_else(|| GlobalError::Malformed("no shard header".into()))?;
+    let header = verify_header_of_entry(fh, entry, chain, shard, validators)?;
+    Ok(VerifiedInclusion { epoch, entry: entry.clone(), block_hash: header.hash, state_root: header.state_root() })
+}
+
+/// Checks that `fh` is finalized for (`chain`, `shard`) by a quorum of `validators` (the shard's genesis set,
+/// [`verify_finalized`]) and is the block `entry` commits to: its hash is the entry's block hash, its height
+/// and state root the entry's. The one binding of a certified header to a coordinator entry, shared by
+/// clients ([`verify_inclusion`]) and the bridge (`bridge::verify_certified_entry`).
+pub fn verify_header_of_entry(
+    fh: &pb::FinalizedHeader,
+    entry: &coordpb::ShardEntry,
+    chain: ChainId,
+    shard: ShardId,
+    validators: &ValidatorSet,
+) -> Result<DecodedHeader, GlobalError> {
     let header = verify_finalized(fh, chain, shard, validators)?;
     let block_hash = b256_from_slice(&entry.block_hash).unwrap_or_default();
     let state_root = b256_from_slice(&entry.state_root).unwrap_or_default();
-    if header.hash != block_hash || header.header.height != entry.height || header.state_root() != state_root {
+    if entry.block_hash.len() != 32
+        || entry.state_root.len() != 32
+        || header.hash != block_hash
+        || header.header.height != entry.height
+        || header.state_root() != state_root
+    {
         return Err(GlobalError::HeaderMismatch(format!(
             "header {} at height {} with root {}, entry commits to {} at height {} with root {}",
             header.hash,
@@ -135,7 +155,7 @@ pub fn verify_inclusion(
             state_root
         )));
     }
-    Ok(VerifiedInclusion { epoch, entry: entry.clone(), block_hash, state_root })
+    Ok(header)
 }
 
 /// Everything one [`verify_account_global`] call established.

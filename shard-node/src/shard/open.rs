@@ -192,6 +192,35 @@ mod tests {
         assert_eq!(format!("{root:x}"), "b6f6378dae49c99a6aed0633b9c501d1362ecff3053b28765ee12968a02a9375");
     }
 
+    /// Golden vector with bridge peers: each peer's validator set is a record of its own (namespace 0x17), so
+    /// it moves the genesis root, and only a genesis that lists peers.
+    #[test]
+    fn golden_genesis_root_with_peers() {
+        use shardex_core::{
+            genesis::Peer,
+            validators::{Validator, ValidatorSet},
+            ShardId,
+        };
+        let mut g = fixed_genesis();
+        g.coordinator = Some(Keypair::from_seed([0xc0; 32]).account());
+        let with_coordinator = genesis_root(&g);
+        let keys: Vec<AccountId> = (0x21u8..=0x24).map(|b| Keypair::from_seed([b; 32]).account()).collect();
+        g.peers = vec![
+            Peer { shard_id: ShardId(2), validators: ValidatorSet::equal(&keys).expect("valid keys") },
+            Peer {
+                shard_id: ShardId(3),
+                validators: ValidatorSet::new(vec![Validator {
+                    key: Keypair::from_seed([0x31; 32]).account(),
+                    power: 5,
+                }])
+                .expect("valid key"),
+            },
+        ];
+        let root = genesis_root(&g);
+        assert_ne!(root, with_coordinator);
+        assert_eq!(format!("{root:x}"), "c97c0e52ac7a77ce36c4886f9af740c864203eaf68c06ba7b6831bc7839e1387");
+    }
+
     #[test]
     fn engine_genesis_matches_reference_and_reopen_checks_genesis() {
         let dir = tempfile::tempdir().expect("tempdir");

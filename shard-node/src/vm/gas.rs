@@ -12,8 +12,9 @@ pub struct GasSchedule {
     pub per_write: u64,
     /// Per MPT proof node verified (a keccak256 over at most `MAX_PROOF_NODE_BYTES` plus an RLP decode).
     pub per_proof_node: u64,
-    /// Per ed25519 signature verified by an op (the coordinator's, on import); the tx's own signature is
-    /// checked before execution and not charged.
+    /// Per ed25519 signature verified by an op (the coordinator's, on import; each precommit of the other
+    /// shard's certificate, on deliver, ack and refund); the tx's own signature is checked before execution
+    /// and not charged.
     pub per_signature: u64,
 }
 

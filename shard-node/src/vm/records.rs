@@ -74,7 +74,12 @@ pub fn store_totals(scope: &mut TxScope<'_>, totals: &pb::LedgerTotalsRecord) {
     scope.write(state_key::ledger_totals_key(), totals.encode_to_vec());
 }
 
-/// The state a shard starts from: its market record (on-ramp totals start absent, i.e. zero).
+/// The state a shard starts from: its market record and the validator set of each bridge peer (on-ramp
+/// totals start absent, i.e. zero). A genesis without peers writes the market record alone.
 pub fn genesis_changes(genesis: &Genesis) -> Changes {
-    Changes::from([(state_key::market_key(), Some(genesis.market_record().encode_to_vec()))])
+    let mut changes = Changes::from([(state_key::market_key(), Some(genesis.market_record().encode_to_vec()))]);
+    for (shard, record) in genesis.peer_records() {
+        changes.insert(shardex_core::bridge::peer_key(shard), Some(record.encode_to_vec()));
+    }
+    changes
 }

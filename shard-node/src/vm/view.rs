@@ -97,7 +97,12 @@ impl<'a> TxScope<'a> {
 
     /// Counts one signature verified by the op, for gas.
     pub fn charge_signature(&mut self) {
-        self.signatures = self.signatures.saturating_add(1);
+        self.charge_signatures(1);
+    }
+
+    /// Counts `n` signatures verified by the op (a commit certificate's), for gas.
+    pub fn charge_signatures(&mut self, n: u64) {
+        self.signatures = self.signatures.saturating_add(n);
     }
 
     /// Everything gas charges for, so far.

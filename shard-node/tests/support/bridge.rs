@@ -1,13 +1,15 @@
 //! Two-shard bridge helpers: a pure in-test coordinator that builds real epochs (global trie over the shards'
 //! latest finalized headers, signed with `core::global`), and relayer steps that build import, deliver, ack
-//! and refund ops with real proofs read from the shards.
+//! and refund ops with real proofs and the other shard's certified header read from the shards.
 
 use prost::Message;
 use shardex_core::{
     block::decode_header,
     bridge, coordpb,
+    genesis::Peer,
     global::{build_global_trie, entry_from_header, sign_epoch},
     pb::{self, tx_body::Op},
+    validators::ValidatorSet,
     ChainId, Keypair, ShardId, B256,
 };
 
@@ -16,6 +18,12 @@ use super::inproc::Net;
 /// The coordinator key of bridge tests.
 pub fn coordinator_key() -> Keypair {
     Keypair::from_seed([0xc0; 32])
+}
+
+/// The `[[peers]]` entry of `shard` run by `validators` (power 1 each).
+pub fn peer(shard: ShardId, validators: &[Keypair]) -> Peer {
+    let keys: Vec<_> = validators.iter().map(Keypair::account).collect();
+    Peer { shard_id: shard, validators: ValidatorSet::equal(&keys).expect("valid validator keys") }
 }
 
 /// A coordinator: numbers, links and signs epochs.
@@ -51,6 +59,11 @@ impl TestCoordinator {
             let fh = net.shard.block(head).expect("block").and_then(|b| b.header).expect("head header");
             entries.push(entry_from_header(&decode_header(&fh).expect("header decodes")));
         }
+        self.epoch_of(entries)
+    }
+
+    /// The next epoch over exactly `entries`, whatever they say: what a coordinator key alone can sign.
+    pub fn epoch_of(&mut self, entries: Vec<coordpb::ShardEntry>) -> Epoch {
         self.number += 1;
         self.time_ms += 250;
         let record = coordpb::EpochRecord {
@@ -104,6 +117,7 @@ pub fn deliver_op(src: &Net, epoch: &Epoch, dst: ShardId, seq: u64) -> Option<Op
         message_proof: proof.nodes,
         header_proof,
         epoch: epoch.number,
+        src_header: Some(src.header(Some(height))),
     }))
 }
 
@@ -121,6 +135,7 @@ pub fn ack_op(dst_net: &Net, epoch: &Epoch, src: ShardId, seq: u64) -> Option<Op
         ack_proof: proof.nodes,
         header_proof,
         epoch: epoch.number,
+        dst_header: Some(dst_net.header(Some(height))),
     }))
 }
 
@@ -140,7 +155,34 @@ pub fn refund_op(dst_net: &Net, epoch: &Epoch, src: ShardId, seq: u64) -> Option
         epoch: epoch.number,
         dst_imported: imported.value,
         imported_proof: imported.nodes,
+        dst_header: Some(dst_net.header(Some(height))),
     }))
+}
+
+/// `fh`'s header bytes with a certificate of `signers`' precommits at round 0 (for forgeries: keys outside
+/// the set, too few of them).
+pub fn resigned(fh: &pb::FinalizedHeader, signers: &[&Keypair]) -> pb::FinalizedHeader {
+    let decoded = decode_header(fh).expect("header decodes");
+    let h = &decoded.header;
+    let domain = (ChainId(h.chain_id), ShardId(h.shard_id));
+    let signatures =
+        signers.iter().map(|k| shardex_core::vote::sign_precommit(k, domain, h.height, 0, &decoded.hash)).collect();
+    pb::FinalizedHeader { header: fh.header.clone(), signatures, round: 0 }
+}
+
+/// A state trie over `leaves` (built with alloy-trie's `HashBuilder`) and the proof of `target` in it: a
+/// state no shard ever had, for forgeries.
+pub fn made_up_state(leaves: &[(B256, Vec<u8>)], target: B256) -> (B256, Vec<Vec<u8>>) {
+    use alloy_trie::{proof::ProofRetainer, HashBuilder, Nibbles};
+    let mut sorted = leaves.to_vec();
+    sorted.sort_by_key(|(k, _)| *k);
+    let mut hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![Nibbles::unpack(target)]));
+    for (k, v) in &sorted {
+        hb.add_leaf(Nibbles::unpack(*k), v);
+    }
+    let root = hb.root();
+    let nodes = hb.take_proof_nodes().into_nodes_sorted().into_iter().map(|(_, n)| n.to_vec()).collect();
+    (root, nodes)
 }
 
 /// A transfer-out op.

@@ -6,22 +6,41 @@
 use std::collections::BTreeMap;
 
 use shardex_core::{
+    block::Certificate,
     genesis::{Authorities, Genesis},
-    pb::tx_body::Op,
+    pb::{self, tx_body::Op},
     tx::{decode_and_verify, sign_tx, TxDomain, DEFAULT_MAX_TX_BYTES},
+    validators::ValidatorSet,
+    vote::sign_precommit,
     AccountId, ChainId, Keypair, ShardId,
 };
 use shardex_shard_node::{
-    sequencer::{Consensus, SoloSequencer},
-    shard::{Reject, Shard, ShardConfig},
+    sequencer::{Consensus, ConsensusError},
+    shard::{Proposal, Reject, Shard, ShardConfig},
 };
 
 use super::ledger::{check_ledger, Seen};
 
+/// Decides every proposal at round 0 with the precommits of all its validators: the certificate a shard
+/// of several validators commits when every one of them votes.
+pub struct Committee {
+    keys: Vec<Keypair>,
+    domain: TxDomain,
+}
+
+impl Consensus for Committee {
+    fn decide(&mut self, proposal: &Proposal) -> Result<Certificate, ConsensusError> {
+        let domain = (self.domain.chain, self.domain.shard);
+        let signatures =
+            self.keys.iter().map(|k| sign_precommit(k, domain, proposal.header.height, 0, &proposal.hash)).collect();
+        Ok(Certificate { round: 0, signatures })
+    }
+}
+
 /// One shard with its consensus, nonces per signer and a clock in ms that tests advance.
 pub struct Net {
     pub shard: Shard,
-    consensus: SoloSequencer,
+    consensus: Committee,
     pub domain: TxDomain,
     nonces: BTreeMap<AccountId, u64>,
     pub clock_ms: u64,
@@ -31,22 +50,40 @@ pub struct Net {
 }
 
 impl Net {
-    /// A BTC-PERP shard whose oracle and deposit keys are given and whose admin key is `[3; 32]`'s;
-    /// `tweak` adjusts the genesis.
+    /// A BTC-PERP shard whose oracle and deposit keys are given and whose admin key is `[3; 32]`'s, run by
+    /// the one validator [`Net::validator`]; `tweak` adjusts the genesis.
     pub fn new(oracle: &Keypair, deposit: &Keypair, tweak: impl FnOnce(&mut Genesis)) -> Self {
+        Self::with_validators(oracle, deposit, &[Self::validator()], tweak)
+    }
+
+    /// The validator of shards made by [`Net::new`].
+    pub fn validator() -> Keypair {
+        Keypair::from_seed([1; 32])
+    }
+
+    /// As [`Net::new`], run by `validators` (power 1 each; the first is this node's key), every block
+    /// certified by all of them.
+    pub fn with_validators(
+        oracle: &Keypair,
+        deposit: &Keypair,
+        validators: &[Keypair],
+        tweak: impl FnOnce(&mut Genesis),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let node = Keypair::from_seed([1; 32]);
+        let node = validators.first().expect("at least one validator").clone();
         let admin = Keypair::from_seed([3; 32]);
         let authorities = Authorities { deposit: deposit.account(), oracle: oracle.account(), admin: admin.account() };
         let mut g = Genesis::example(authorities, node.account());
         (g.chain_id, g.shard_id) = (ChainId(8), ShardId(1));
+        g.validators = ValidatorSet::equal(&validators.iter().map(Keypair::account).collect::<Vec<_>>())
+            .expect("valid validator keys");
         tweak(&mut g);
         let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
         let db = shardex_service::storage::open_db(dir.path()).expect("db");
         let shard = Shard::open(db, g, node.clone(), ShardConfig::default()).expect("open");
         Self {
             shard,
-            consensus: SoloSequencer::new(node, domain),
+            consensus: Committee { keys: validators.to_vec(), domain },
             domain,
             nonces: BTreeMap::new(),
             clock_ms: 1_700_000_000_000,
@@ -58,6 +95,12 @@ impl Net {
     /// The admin key of shards made by [`Net::new`].
     pub fn admin() -> Keypair {
         Keypair::from_seed([3; 32])
+    }
+
+    /// The finalized header of the block at `height` (the head's when None).
+    pub fn header(&self, height: Option<u64>) -> pb::FinalizedHeader {
+        let height = height.unwrap_or(self.shard.head().height);
+        self.shard.block(height).expect("no node error").and_then(|b| b.header).expect("block retained")
     }
 
     /// Signs `op` with `key`'s next nonce and admits it at the current clock.

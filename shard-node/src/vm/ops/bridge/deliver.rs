@@ -1,5 +1,6 @@
 //! Delivery on the destination: the message is proven under the source's state root, which is proven under
-//! an imported epoch's global root; it is credited once (the inbox receipt), only while this shard's latest
+//! an imported epoch's global root and carried by the source's header certified by its genesis validator
+//! set (this shard's `[[peers]]`); it is credited once (the inbox receipt), only while this shard's latest
 //! imported epoch is at most its expiry, and acknowledged in this shard's outbox at (src ‖ seq ‖ 0x01).
 
 use prost::Message;
@@ -8,7 +9,9 @@ use shardex_core::{
     pb, AccountId,
 };
 
-use super::{coordinator_of, epoch_root, load_latest, message_event, overflow, peer, Here};
+use super::{
+    check_certified, coordinator_of, epoch_root, load_latest, message_event, overflow, peer, peer_validators, Here,
+};
 use crate::vm::{
     error::ExecError,
     exec::BlockCtx,
@@ -36,6 +39,7 @@ pub fn deliver(
         );
     }
     let src = peer(here, m.src_shard, "source")?;
+    let validators = peer_validators(scope, here, src)?;
     let account =
         AccountId::from_slice(&m.account).map_err(|e| BridgeError::Invalid(format!("message account: {e}")))?;
     let amount = positive_amount(m.amount_micros)?;
@@ -57,6 +61,7 @@ pub fn deliver(
         .into());
     }
     let proven = verify_entry(global_root, src, &d.src_entry, &d.header_proof)?;
+    check_certified(scope, here, src, &validators, &proven, d.src_header.as_ref())?;
     let key = bridge::outbox_key(here.shard, m.seq);
     verify_record("message proof", proven.state_root, key, Some(&m.encode_to_vec()), &d.message_proof)?;
     scope.charge_proof_nodes((d.header_proof.len() + d.message_proof.len()) as u64);

@@ -1,7 +1,9 @@
 //! The cross-shard collateral bridge in the VM (DESIGN.md §7): import a coordinator-signed epoch, lock
 //! collateral into an outgoing message, deliver a proven message, release escrow on a proven ack, refund
 //! escrow on a proven non-delivery. Proof checks are `shardex_core::bridge`'s; this module holds the state
-//! transitions. Every refusal happens before any write is kept (a failed tx's scope is dropped).
+//! transitions. Every op naming another shard needs it to be a bridge peer (genesis `[[peers]]`, stored at
+//! namespace 0x17), and deliveries, acks and refunds carry that shard's header certified by its validator
+//! set. Every refusal happens before any write is kept (a failed tx's scope is dropped).
 
 mod deliver;
 mod import;
@@ -16,7 +18,9 @@ pub use transfer::transfer_out;
 use prost::Message;
 use shardex_core::{
     bridge::{self, BridgeError},
-    pb, AccountId, ChainId, ShardId,
+    pb,
+    validators::ValidatorSet,
+    AccountId, ChainId, ShardId,
 };
 
 use crate::vm::{error::ExecError, records::load_record, view::TxScope};
@@ -49,6 +53,38 @@ fn peer(here: &Here, raw: u32, role: &str) -> Result<ShardId, ExecError> {
         .into());
     }
     Ok(ShardId(raw))
+}
+
+/// Refuses an op naming a shard that is not a bridge peer of this one: genesis wrote no validator set for it
+/// (`[[peers]]`). Only looks for the record; [`peer_validators`] decodes it.
+fn require_peer(scope: &mut TxScope<'_>, here: &Here, peer: ShardId) -> Result<(), ExecError> {
+    if scope.read(&bridge::peer_key(peer))?.is_some() {
+        return Ok(());
+    }
+    Err(BridgeError::NotPeer { shard: here.shard, peer }.into())
+}
+
+/// The genesis validator set of `peer`, a bridge peer of this shard; refused when genesis lists none.
+fn peer_validators(scope: &mut TxScope<'_>, here: &Here, peer: ShardId) -> Result<ValidatorSet, ExecError> {
+    let record: pb::BridgePeerRecord = load_record(scope, &bridge::peer_key(peer), "bridge peer")?;
+    bridge::peer_set(&record)
+        .map_err(|e| ExecError::Corrupt { what: "bridge peer", detail: format!("shard {peer}: {e}") })?
+        .ok_or_else(|| BridgeError::NotPeer { shard: here.shard, peer }.into())
+}
+
+/// Checks that `header` is `peer`'s finalized header of the block `entry` commits, certified by a quorum of
+/// `validators`, and charges gas for every signature it carried (all were verified).
+fn check_certified(
+    scope: &mut TxScope<'_>,
+    here: &Here,
+    peer: ShardId,
+    validators: &ValidatorSet,
+    entry: &bridge::ProvenEntry,
+    header: Option<&pb::FinalizedHeader>,
+) -> Result<(), ExecError> {
+    bridge::verify_certified_entry(&entry.entry, header, here.chain, peer, validators)?;
+    scope.charge_signatures(header.map_or(0, |h| h.signatures.len() as u64));
+    Ok(())
 }
 
 /// The latest imported epoch (default: none, epoch 0).

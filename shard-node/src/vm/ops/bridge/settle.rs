@@ -1,6 +1,8 @@
 //! Closing an outgoing message on its source, exactly once: an ack proven from the destination releases the
-//! escrow (the amount has left this shard), or a proven non-delivery past expiry refunds it. Both need the
-//! escrow `Locked`; each leaves it `Acked` or `Refunded` for good.
+//! escrow (the amount has left this shard), or a proven non-delivery past expiry refunds it. Both prove the
+//! destination's state under its entry in an imported epoch and its header certified by its genesis
+//! validator set (this shard's `[[peers]]`). Both need the escrow `Locked`; each leaves it `Acked` or
+//! `Refunded` for good.
 
 use prost::Message;
 use shardex_core::{
@@ -9,7 +11,8 @@ use shardex_core::{
 };
 
 use super::{
-    coordinator_of, corrupt_below_zero, epoch_root, load_escrow, message_event, overflow, peer, store_escrow, Here,
+    check_certified, coordinator_of, corrupt_below_zero, epoch_root, load_escrow, message_event, overflow, peer,
+    peer_validators, store_escrow, Here,
 };
 use crate::vm::{
     error::ExecError,
@@ -108,6 +111,7 @@ pub fn ack(
         );
     }
     let dst = peer(here, ack.src_shard, "acknowledging")?;
+    let validators = peer_validators(scope, here, dst)?;
     let escrow = locked(scope, dst, ack.seq, pb::MessageState::Acked)?;
     let expected = pb::OutboxMessage {
         src_shard: dst.0,
@@ -124,6 +128,7 @@ pub fn ack(
     }
     let global_root = epoch_root(scope, a.epoch)?;
     let proven = verify_entry(global_root, dst, &a.dst_entry, &a.header_proof)?;
+    check_certified(scope, here, dst, &validators, &proven, a.dst_header.as_ref())?;
     let key = bridge::ack_key(here.shard, ack.seq);
     verify_record("ack proof", proven.state_root, key, Some(&ack.encode_to_vec()), &a.ack_proof)?;
     scope.charge_proof_nodes((a.header_proof.len() + a.ack_proof.len()) as u64);
@@ -144,9 +149,11 @@ pub fn refund(
 ) -> Result<Vec<pb::Event>, ExecError> {
     coordinator_of(market)?;
     let dst = peer(here, r.dst_shard, "destination")?;
+    let validators = peer_validators(scope, here, dst)?;
     let escrow = locked(scope, dst, r.seq, pb::MessageState::Refunded)?;
     let global_root = epoch_root(scope, r.epoch)?;
     let proven = verify_entry(global_root, dst, &r.dst_entry, &r.header_proof)?;
+    check_certified(scope, here, dst, &validators, &proven, r.dst_header.as_ref())?;
 
     if r.dst_imported.is_empty() {
         return Err(BridgeError::NotExpired(format!(

@@ -7,7 +7,7 @@ use shardex_core::{
     pb, AccountId,
 };
 
-use super::{coordinator_of, load_latest, message_event, overflow, peer, store_escrow, Here};
+use super::{coordinator_of, load_latest, message_event, overflow, peer, require_peer, store_escrow, Here};
 use crate::vm::{
     error::ExecError,
     exec::BlockCtx,
@@ -27,6 +27,8 @@ pub fn transfer_out(
 ) -> Result<Vec<pb::Event>, ExecError> {
     coordinator_of(market)?;
     let dst = peer(here, t.dst_shard, "destination")?;
+    // Only a peer's acks and refunds can ever be checked here: escrow to any other shard would stay locked.
+    require_peer(scope, here, dst)?;
     let recipient =
         AccountId::from_slice(&t.recipient).map_err(|e| BridgeError::Invalid(format!("transfer recipient: {e}")))?;
     let amount = positive_amount(t.amount_micros)?;

@@ -332,6 +332,44 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
 }
 
 #[test]
+fn an_import_must_extend_the_imported_chain_and_a_number_signed_twice_is_a_conflict() {
+    let mut w = world();
+    let relayer = w.relayer.clone();
+    let e1 = w.epoch();
+    w.relay(B, e1.import_op());
+    // The same key, another history (a coordinator restored from an old store): epoch 1 again, then 2 on it.
+    let mut rogue = TestCoordinator::new(coordinator_key(), w.coordinator.chain());
+    let r1 = rogue.epoch_of(Vec::new());
+    let r2 = rogue.epoch_of(Vec::new());
+    refused_naming(
+        &mut w.b,
+        &relayer,
+        r1.import_op(),
+        Reason::InvalidProof,
+        "two epochs with one number",
+        "epoch 1 re-signed",
+    );
+    refused_naming(
+        &mut w.b,
+        &relayer,
+        r2.import_op(),
+        Reason::InvalidProof,
+        "does not extend",
+        "epoch 2 off the chain",
+    );
+    // A harmless repeat is still a duplicate; the genuine next epoch imports.
+    refused(&mut w.b, &relayer, e1.import_op(), Reason::Duplicate, "re-import");
+    let e2 = w.epoch();
+    w.relay(B, e2.import_op());
+    // An import may skip epochs (their parents are not known here): 4 after 2.
+    let _e3 = w.epoch();
+    let e4 = w.epoch();
+    w.relay(B, e4.import_op());
+    let latest = w.b.shard.prove_key(bridge::imported_latest_key(), None).expect("read").expect("head").value;
+    assert_eq!(prost::Message::decode(latest.as_slice()).map(|r: pb::ImportedCommitmentRecord| r.epoch), Ok(4));
+}
+
+#[test]
 fn imported_epochs_are_kept_for_a_window_of_imports() {
     let mut w = world();
     let relayer = w.relayer.clone();

@@ -48,6 +48,11 @@ impl TestCoordinator {
         Self { key, chain, number: 0, parent: B256::ZERO, time_ms: 1_700_000_000_000 }
     }
 
+    /// The chain it signs for.
+    pub fn chain(&self) -> ChainId {
+        self.chain
+    }
+
     /// The next epoch over the shards' latest headers (a shard enters with its first signed header).
     pub fn epoch(&mut self, shards: &[&Net]) -> Epoch {
         let mut entries = Vec::new();

@@ -1,6 +1,8 @@
 //! Import of a coordinator-signed epoch: the signature is checked against the genesis coordinator key
-//! (domain separated, this chain), the number must be above the latest imported, and the root is kept for
-//! the last `IMPORTED_EPOCH_WINDOW` imports.
+//! (domain separated, this chain), the number must be above the latest imported, the epoch right after the
+//! latest must name it as parent, and the root is kept for the last `IMPORTED_EPOCH_WINDOW` imports. An epoch
+//! whose number was already imported with another hash is refused as a conflict, not as a harmless repeat:
+//! the coordinator key signed two epochs under one number (a coordinator restored from an old store does).
 
 use prost::Message;
 use shardex_core::{
@@ -11,7 +13,7 @@ use shardex_core::{
 };
 
 use super::{coordinator_of, load_latest, Here};
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::vm::{error::ExecError, records::load_record, view::TxScope};
 
 /// Largest epoch record accepted, bytes (a real one is about 90).
 pub const MAX_EPOCH_RECORD_BYTES: usize = 512;
@@ -41,9 +43,30 @@ pub fn import(
     let number = epoch.record.number;
     let mut latest = load_latest(scope)?;
     if number <= latest.epoch {
+        let seen: pb::ImportedCommitmentRecord =
+            load_record(scope, &bridge::imported_epoch_key(number), "imported commitment")?;
+        if seen.epoch == number && seen.epoch_hash != epoch.hash.as_slice() {
+            return Err(BridgeError::InvalidProof(format!(
+                "epoch {number} was imported with hash 0x{}, this record hashes to {}: the coordinator key signed two \
+                 epochs with one number",
+                hex::encode(&seen.epoch_hash),
+                epoch.hash
+            ))
+            .into());
+        }
         return Err(BridgeError::Duplicate(format!(
             "epoch {number} is not above the latest imported epoch {}",
             latest.epoch
+        ))
+        .into());
+    }
+    if latest.epoch > 0 && number == latest.epoch + 1 && epoch.record.parent_hash != latest.epoch_hash {
+        return Err(BridgeError::InvalidProof(format!(
+            "epoch {number} names parent 0x{}, but the imported epoch {} hashes to 0x{}: it does not extend the \
+             chain of epochs this shard follows",
+            hex::encode(&epoch.record.parent_hash),
+            latest.epoch,
+            hex::encode(&latest.epoch_hash)
         ))
         .into());
     }

@@ -20,7 +20,7 @@ use shardex_bridge::{
     store::CursorStore,
     tracker::Tracker,
 };
-use shardex_core::{genesis::Genesis, AccountId, Keypair};
+use shardex_core::{genesis::Genesis, AccountId};
 use tracing::info;
 
 /// Relays cross-shard collateral messages: imports the coordinator's epochs, delivers, acks and refunds
@@ -43,7 +43,7 @@ fn main() -> eyre::Result<()> {
 }
 
 async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
-    let key = Keypair::read_file(&cfg.node.key_file).wrap_err("relayer key")?;
+    let key = shardex_service::process::read_key_file(&cfg.node.key_file).wrap_err("relayer key")?;
     let coordinator_key = AccountId::from_hex(cfg.coordinator.key.trim()).wrap_err("coordinator.key")?;
     // Entries naming the same shard (with the same genesis) are that shard reached through several of its
     // validators.

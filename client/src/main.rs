@@ -452,7 +452,7 @@ fn keys(cmd: &KeysCmd) -> eyre::Result<()> {
                 bail!("{} exists; pass --force to overwrite", out.display());
             }
             let key = Keypair::generate();
-            write_secret(out, &key.secret_hex())?;
+            key.write_file(out).wrap_err_with(|| format!("writing {}", out.display()))?;
             println!("{}", key.account());
             Ok(())
         }
@@ -461,17 +461,6 @@ fn keys(cmd: &KeysCmd) -> eyre::Result<()> {
             Ok(())
         }
     }
-}
-
-fn write_secret(path: &PathBuf, secret: &str) -> eyre::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).wrap_err_with(|| format!("creating {}", path.display()))?;
-    f.write_all(secret.as_bytes())?;
-    Ok(())
 }
 
 async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result<()> {

@@ -12,7 +12,6 @@ use shardex_coordinator::{
     runtime::{run_epochs, Coordinator},
     store::Store,
 };
-use shardex_core::Keypair;
 use tracing::info;
 
 /// Follows every shard's finalized headers and signs one global commitment per epoch; serves epochs,
@@ -39,7 +38,7 @@ fn main() -> eyre::Result<()> {
 }
 
 async fn run(cfg: CoordConfig, release: Vec<u32>) -> eyre::Result<()> {
-    let key = Keypair::read_file(&cfg.node.key_file).wrap_err("coordinator key")?;
+    let key = shardex_service::process::read_key_file(&cfg.node.key_file).wrap_err("coordinator key")?;
     let (chain, views) = cfg.shard_views()?;
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;

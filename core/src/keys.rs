@@ -1,4 +1,5 @@
-//! ed25519 key pairs and their on-disk form (a hex secret in a text file).
+//! ed25519 key pairs and their on-disk form: a hex secret in a text file that only its owner may read
+//! (mode 0600, written so from the start). Secrets read or written pass through zeroized buffers.
 
 use std::{fmt, path::Path};
 
@@ -39,11 +40,31 @@ pub enum KeyFileError {
 }
 
 impl Keypair {
-    /// Reads a key file: the 64 hex characters of a secret key (whitespace around them ignored).
+    /// Reads a key file: the 64 hex characters of a secret key (whitespace around them ignored). Callers
+    /// that run as a service warn when [`loose_mode`] says others may read it.
     pub fn read_file(path: &Path) -> Result<Self, KeyFileError> {
         let name = || path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: name(), source })?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| KeyFileError::Read { path: name(), source })?,
+        );
         Self::from_secret_hex(&text).map_err(|source| KeyFileError::Bad { path: name(), source })
+    }
+
+    /// Writes the secret to `path` (created or truncated) readable by its owner only (mode 0600 on Unix,
+    /// set at creation, so the secret is never readable by others, even for a moment).
+    pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(path)?;
+        // An existing file keeps its mode on open: make it 0600 too.
+        #[cfg(unix)]
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let secret = zeroize::Zeroizing::new(self.secret_hex());
+        file.write_all(secret.as_bytes())?;
+        file.sync_all()
     }
 
     /// A fresh key from the operating system's randomness.
@@ -58,10 +79,11 @@ impl Keypair {
 
     /// Parses the 64 hex characters of a secret key (whitespace around it ignored).
     pub fn from_secret_hex(s: &str) -> Result<Self, BadSecretKey> {
-        let bytes = hex::decode(s.trim()).map_err(|e| BadSecretKey(e.to_string()))?;
-        let seed =
-            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| BadSecretKey(format!("got {} bytes", bytes.len())))?;
-        Ok(Self::from_seed(seed))
+        let bytes = zeroize::Zeroizing::new(hex::decode(s.trim()).map_err(|e| BadSecretKey(e.to_string()))?);
+        let seed = zeroize::Zeroizing::new(
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| BadSecretKey(format!("got {} bytes", bytes.len())))?,
+        );
+        Ok(Self::from_seed(*seed))
     }
 
     /// The secret as 64 hex characters, for a key file.
@@ -84,6 +106,21 @@ impl Keypair {
     /// validator key to its peer id, which starts with `PoV`).
     pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
+    }
+}
+
+/// The permission bits of a key file when anyone but its owner may read or write it (Unix), else None.
+pub fn loose_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -120,5 +157,32 @@ mod tests {
         let e = Keypair::read_file(&missing).expect_err("missing");
         assert!(matches!(e, KeyFileError::Read { .. }) && e.to_string().contains("missing.key"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_are_written_for_their_owner_only_and_loose_ones_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile_dir("modes");
+        let path = dir.join("node.key");
+        let k = Keypair::generate();
+        // A file left readable by others before is tightened when the key is written over it.
+        std::fs::write(&path, "old").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(loose_mode(&path), Some(0o644));
+        k.write_file(&path).expect("write key");
+        assert_eq!(std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777, 0o600);
+        assert_eq!(loose_mode(&path), None);
+        assert_eq!(Keypair::read_file(&path).expect("read").account(), k.account());
+        let fresh = dir.join("fresh.key");
+        k.write_file(&fresh).expect("write key");
+        assert_eq!(std::fs::metadata(&fresh).expect("stat").permissions().mode() & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("shardex-keys-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
     }
 }

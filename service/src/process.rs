@@ -42,6 +42,21 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Reads a server's secret key file, and warns when anyone but its owner may read it (the key signs for the
+/// server: blocks, epochs or relayed txs).
+pub fn read_key_file(path: &std::path::Path) -> Result<shardex_core::Keypair, shardex_core::keys::KeyFileError> {
+    let key = shardex_core::Keypair::read_file(path)?;
+    if let Some(mode) = shardex_core::keys::loose_mode(path) {
+        tracing::warn!(
+            target: "service::keys",
+            file = %path.display(),
+            mode = %format!("{mode:03o}"),
+            "the key file is readable by others; make it readable by its owner only (chmod 600)"
+        );
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ fn main() -> eyre::Result<()> {
 
 async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     let genesis = Genesis::read_file(&cfg.node.genesis)?;
-    let key = Keypair::read_file(&cfg.node.key_file).wrap_err("node key")?;
+    let key = shardex_service::process::read_key_file(&cfg.node.key_file).wrap_err("node key")?;
     std::fs::create_dir_all(&cfg.node.data_dir)
         .wrap_err_with(|| format!("creating {}", cfg.node.data_dir.display()))?;
 

@@ -167,7 +167,7 @@ impl ShardNodeProcess {
     pub fn start(program: &Path, dir: &Path, genesis: &Genesis, key: &Keypair, extra_args: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("create node dir");
         std::fs::write(dir.join("genesis.toml"), genesis.to_toml()).expect("write genesis");
-        std::fs::write(dir.join("node.key"), key.secret_hex()).expect("write key");
+        key.write_file(&dir.join("node.key")).expect("write key");
         let mut args: Vec<OsString> = vec![
             "--node.data-dir".into(),
             dir.join("data").into(),
@@ -206,7 +206,7 @@ pub fn start_coordinator(
     extra_args: &[&str],
 ) -> ServerProcess {
     std::fs::create_dir_all(dir).expect("create coordinator dir");
-    std::fs::write(dir.join("coordinator.key"), key.secret_hex()).expect("write key");
+    key.write_file(&dir.join("coordinator.key")).expect("write key");
     let mut args: Vec<OsString> = vec![
         "--node.data-dir".into(),
         dir.join("data").into(),

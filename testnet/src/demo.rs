@@ -43,7 +43,7 @@ fn trader_key(dir: &Path, name: &str) -> eyre::Result<Keypair> {
         return Ok(Keypair::read_file(&path)?);
     }
     let key = Keypair::generate();
-    std::fs::write(&path, key.secret_hex()).wrap_err_with(|| format!("writing {}", path.display()))?;
+    key.write_file(&path).wrap_err_with(|| format!("writing {}", path.display()))?;
     Ok(key)
 }
 

@@ -172,7 +172,7 @@ fn market(symbol: &str) -> MarketParams {
 }
 
 fn write_key(path: &Path, key: &Keypair) -> eyre::Result<()> {
-    std::fs::write(path, key.secret_hex()).wrap_err_with(|| format!("writing {}", path.display()))
+    key.write_file(path).wrap_err_with(|| format!("writing {}", path.display()))
 }
 
 /// The coordinator's secret key file.
@@ -368,5 +368,28 @@ impl Network {
         self.nodes.iter().any(|n| n.pid.is_some_and(&alive))
             || self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
             || self.relayer.as_ref().is_some_and(|r| r.pid.is_some_and(&alive))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every secret a new testnet writes (authorities, the coordinator's, every validator's) is readable by
+    /// its owner only.
+    #[cfg(unix)]
+    #[test]
+    fn every_key_file_is_written_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 2, 1).expect("generate");
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(tmp.path().join("keys")).expect("keys dir").map(|e| e.expect("entry").path()).collect();
+        files.extend(net.nodes.iter().map(|n| n.dir.join("node.key")));
+        assert!(files.len() >= 8, "{files:?}");
+        for f in files {
+            let mode = std::fs::metadata(&f).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
+        }
     }
 }

@@ -141,4 +141,15 @@ mod tests {
             prop_assert_eq!(parse_usd(number), Ok(m.unsigned_abs()));
         }
     }
+
+    /// Every build a node runs with panics on an arithmetic overflow instead of wrapping: the release profile
+    /// keeps overflow checks on (debug builds have them by default).
+    #[test]
+    fn release_builds_keep_overflow_checks() {
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).expect("workspace manifest");
+        let doc: toml::Value = toml::from_str(&text).expect("toml");
+        let release = &doc["profile"]["release"];
+        assert_eq!(release.get("overflow-checks").and_then(toml::Value::as_bool), Some(true), "{release:?}");
+    }
 }

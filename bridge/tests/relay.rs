@@ -150,6 +150,12 @@ async fn two_relayers_carry_collateral_both_ways_through_faults_and_refund_expir
     let key_file = root.join("alice.key");
     std::fs::write(&key_file, alice.secret_hex()).unwrap();
     let key_arg = key_file.to_str().unwrap();
+    // A destination the transfer could never reach is refused before anything is signed.
+    for (to, why) in [("9", "does not list shard 9 as a bridge peer"), ("1", "another shard"), ("0", "another shard")] {
+        let args = ["--node", &node_a.endpoint, "transfer", "--key", key_arg, "--to-shard", to, "--amount", "1"];
+        let err = shardex_fails(&args);
+        assert!(err.contains(why), "--to-shard {to}: {err}");
+    }
     let out = shardex(&[
         "--node",
         &node_a.endpoint,

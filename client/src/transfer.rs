@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use eyre::{eyre, WrapErr};
+use eyre::{bail, eyre, WrapErr};
 use prost::Message;
 use shardex_client::{
     core::{money::parse_usd, pb, state_key::Namespace, AccountId},
@@ -35,6 +35,24 @@ pub struct TransferArgs {
     coordinator: Option<String>,
 }
 
+/// Refuses a destination the transfer could never reach: no shard (0), the source shard itself, or a shard
+/// the source's genesis does not list as a bridge peer (its escrow could be neither delivered nor refunded;
+/// the node would refuse it too). The peer record is read with its proof.
+async fn check_destination(client: &ShardClient, to: u32) -> eyre::Result<()> {
+    let here = client.domain().shard.0;
+    if to == 0 || to == here {
+        bail!("--to-shard {to}: the destination must be another shard than {here} (shard ids start at 1)");
+    }
+    let (_, peer) = client.prove(Namespace::BridgePeer, &to.to_be_bytes(), 0).await?;
+    if peer.is_none() {
+        bail!(
+            "--to-shard {to}: shard {here}'s genesis does not list shard {to} as a bridge peer, so a transfer there \
+             could be neither delivered nor refunded"
+        );
+    }
+    Ok(())
+}
+
 /// Submits the transfer-out, waits for its block and prints the message id.
 pub async fn run(client: &ShardClient, a: TransferArgs) -> eyre::Result<()> {
     let key = shardex_core::Keypair::read_file(&a.key)?;
@@ -43,6 +61,7 @@ pub async fn run(client: &ShardClient, a: TransferArgs) -> eyre::Result<()> {
         None => key.account(),
     };
     let amount_micros = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
+    check_destination(client, a.to_shard).await?;
     let (_, imported) = client.prove(Namespace::ImportedCommitment, &[], 0).await?;
     let mut base = imported
         .map(|v| pb::ImportedCommitmentRecord::decode(v.as_slice()).map(|r| r.epoch))

@@ -201,6 +201,14 @@ pub async fn check_conservation(client: &ShardClient, accounts: &[AccountId]) ->
 }
 
 /// Runs the `shardex` CLI; panics unless it succeeds; returns stdout.
+/// Runs the `shardex` CLI, which must fail; returns what it printed.
+pub fn shardex_fails(args: &[&str]) -> String {
+    let out = Command::new(bin_dir().join("shardex")).args(args).output().expect("run shardex");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "shardex {args:?} succeeded: {text}");
+    text
+}
+
 pub fn shardex(args: &[&str]) -> String {
     let out = Command::new(bin_dir().join("shardex")).args(args).output().expect("run shardex");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

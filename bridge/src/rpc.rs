@@ -5,11 +5,12 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
-use shardex_core::{pb, ShardId};
+use shardex_core::{pb, Reason, ShardId};
 use shardex_proto::bridge::v1::{
     self as bpb,
     bridge_service_server::{BridgeService, BridgeServiceServer},
 };
+use shardex_service::status::refuse;
 use tokio::net::TcpListener;
 use tokio_stream::{wrappers::BroadcastStream, StreamExt};
 use tonic::{service::Routes, Request, Response, Status};
@@ -97,13 +98,16 @@ impl BridgeRpc {
         seq: u64,
         incoming: bool,
     ) -> Result<pb::GetMessageResponse, Status> {
-        let link =
-            self.shared.links.get(&shard).ok_or_else(|| Status::not_found(format!("shard {shard} is not relayed")))?;
-        let client = link.client().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let link = self
+            .shared
+            .links
+            .get(&shard)
+            .ok_or_else(|| refuse(Reason::NotFound, format!("shard {shard} is not relayed")))?;
+        let client = link.client().await.map_err(|e| refuse(Reason::Unavailable, e))?;
         client
             .message(peer, seq, incoming, true, Some(&link.validators))
             .await
-            .map_err(|e| Status::unavailable(format!("shard {shard}: {e}")))
+            .map_err(|e| refuse(Reason::Unavailable, format!("shard {shard}: {e}")))
     }
 }
 
@@ -117,7 +121,7 @@ impl BridgeService for BridgeRpc {
     ) -> Result<Response<bpb::GetMessageResponse>, Status> {
         let r = req.into_inner();
         if r.seq == 0 || r.src_shard == r.dst_shard {
-            return Err(Status::invalid_argument("seq starts at 1 and source and destination differ"));
+            return Err(refuse(Reason::Malformed, "seq starts at 1 and source and destination differ"));
         }
         let id = MessageId { src: ShardId(r.src_shard), dst: ShardId(r.dst_shard), seq: r.seq };
         let source = self.read(id.src, id.dst, id.seq, false).await?;

@@ -57,7 +57,11 @@ impl ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
-        let reason = s.metadata().get("shardex-reason").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let reason = s
+            .metadata()
+            .get(shardex_proto::REASON_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         Self::Rejected { code: s.code(), reason, message: s.message().to_owned() }
     }
 }

@@ -1,6 +1,10 @@
 //! The shardex wire contract: protobuf messages and gRPC services, generated at build time.
 #![allow(missing_docs, clippy::all)]
 
+pub mod codec;
+
+pub use codec::REASON_METADATA_KEY;
+
 /// `shardex.shard.v1`: transactions, state records, blocks and the Shard service.
 pub mod shard {
     /// Version 1 of the shard package.

@@ -39,6 +39,54 @@ fn expect_reject<T: std::fmt::Debug>(r: Result<T, ClientError>, code: Code, reas
     }
 }
 
+/// Sends `body` as the request bytes of `ShardService/<method>`, bypassing every typed encoder.
+async fn raw_call(endpoint: &str, method: &str, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = format!("/shardex.shard.v1.ShardService/{method}").parse().expect("path");
+    grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
+}
+
+/// A codec that passes bytes through untouched, so a test can send what no typed client would.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -146,6 +194,19 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let _ = client.submit(rejected).await;
     let st = client.tx_status(rejected_hash).await.expect("status");
     assert!(matches!(st.status, Some(pb::tx_status::Status::Rejected(ref r)) if r.reason == "NONCE_USED"), "{st:?}");
+
+    // Bytes that are no message at all, on the write path and on a query: the caller's fault, never the
+    // node's `Internal`, and the node keeps serving.
+    for (method, bytes) in [
+        ("SubmitTx", vec![0xff, 0xff, 0xff]),
+        ("SubmitTx", vec![0x0a, 0x10, 0x01]), // a field claiming 16 bytes, 1 present
+        ("GetAccount", vec![0x0b]),           // wire type 3 (start group) is not prost's
+    ] {
+        let status = raw_call(node.endpoint(), method, bytes.clone()).await.expect_err("garbage refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{method} {bytes:?}: {status:?}");
+        let reason = status.metadata().get(shardex_proto::REASON_METADATA_KEY).and_then(|v| v.to_str().ok());
+        assert_eq!(reason, Some("MALFORMED"), "{method} {bytes:?}: {status:?}");
+    }
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(snapshot(&client, &[alice, bob]).await, before, "a bad input changed state");

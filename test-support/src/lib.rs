@@ -189,6 +189,11 @@ impl ShardNodeProcess {
         self.dir.join("genesis.toml")
     }
 
+    /// `http://host:port` of the running node (renewed on restart).
+    pub fn endpoint(&self) -> &str {
+        &self.server.endpoint
+    }
+
     /// Connects a client, retrying while the node comes up.
     pub async fn client(&self) -> ShardClient {
         self.server.connect(|endpoint| async move { ShardClient::connect(&endpoint).await }).await

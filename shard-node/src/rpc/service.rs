@@ -339,7 +339,10 @@ impl ShardService for ShardRpc {
         let reader = self.node.shard().history_reader();
         let page = tokio::task::spawn_blocking(move || reader.page(&query))
             .await
-            .map_err(|e| Status::internal(format!("history page: {e}")))?
+            .map_err(|e| {
+                tracing::error!(target: "shard::rpc", error = %e, "history page task failed");
+                reject_status(&Reject::new(Reason::Unavailable, "the history page failed on the node; see its log"))
+            })?
             .map_err(|e| internal_status(&e))?;
         Ok(Response::new(page))
     }

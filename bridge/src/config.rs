@@ -8,7 +8,10 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 pub use shardex_service::config::ConfigError;
 pub use shardex_service::config::ShardSection;
-use shardex_service::config::{check, read_toml, set, set_shards};
+use shardex_service::{
+    config::{check, read_toml, set, set_shards},
+    grpc::{ServerLimitFlags, ServerLimits},
+};
 
 use crate::tracker::TrackerLimits;
 
@@ -101,6 +104,8 @@ pub struct RpcSection {
     pub max_message_bytes: usize,
     /// Lifecycle events buffered per stream subscriber (a slower one skips).
     pub stream_buffer: usize,
+    /// `[rpc.limits]`: per-connection limits.
+    pub limits: ServerLimits,
 }
 
 /// `[log]`.
@@ -130,7 +135,12 @@ impl Default for RelayerConfig {
                 cursor_flush_ms: 500,
             },
             follow: FollowSection { min_backoff_ms: 50, max_backoff_ms: 2_000, max_buffered_events: 4_096 },
-            rpc: RpcSection { addr: "127.0.0.1:7300".into(), max_message_bytes: 4 << 20, stream_buffer: 1_024 },
+            rpc: RpcSection {
+                addr: "127.0.0.1:7300".into(),
+                max_message_bytes: 4 << 20,
+                stream_buffer: 1_024,
+                limits: ServerLimits::default(),
+            },
             log: LogSection { filter: "info".into() },
             shards: Vec::new(),
         }
@@ -194,6 +204,9 @@ pub struct ConfigFlags {
     /// gRPC listen address (port 0 = any free port).
     #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
     pub rpc_addr: Option<String>,
+    /// Per-connection limits.
+    #[command(flatten)]
+    pub rpc_limits: ServerLimitFlags,
     /// A shard, as ENDPOINT=GENESIS_FILE; repeat per shard, and per validator of a shard (entries with the same
     /// genesis file are its endpoints, tried in turn). Replaces the file's [[shards]].
     #[arg(long = "shard", value_name = "ENDPOINT=GENESIS")]
@@ -220,6 +233,7 @@ impl RelayerConfig {
         set(f.max_concurrent, &mut cfg.relay.max_concurrent);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.rpc_addr, &mut cfg.rpc.addr);
+        f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.log_filter, &mut cfg.log.filter);
         set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;
@@ -229,6 +243,7 @@ impl RelayerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let (r, f) = (&self.relay, &self.follow);
         let key_ok = hex::decode(self.coordinator.key.trim()).is_ok_and(|k| k.len() == 32);
+        check(self.rpc.limits.checks())?;
         check([
             ("coordinator.key", key_ok, "must be a 32-byte hex public key"),
             ("relay.poll_interval_ms", (1..=60_000).contains(&r.poll_interval_ms), "must be 1..=60000"),

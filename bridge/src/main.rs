@@ -123,9 +123,14 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
         key.account()
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rpc::serve(Arc::clone(&shared), cfg.rpc.max_message_bytes, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let (rpc_shared, max_message_bytes, limits) =
+        (Arc::clone(&shared), cfg.rpc.max_message_bytes, cfg.rpc.limits.clone());
+    let server = tokio::spawn(async move {
+        rpc::serve(rpc_shared, max_message_bytes, &limits, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
     tokio::select! {
         d = driver => Err(match d {
             Ok(Ok(())) => eyre!("relaying loop ended"),

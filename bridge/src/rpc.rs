@@ -203,6 +203,7 @@ impl BridgeService for BridgeRpc {
 pub async fn serve(
     shared: Arc<Shared>,
     max_message_bytes: usize,
+    limits: &shardex_service::grpc::ServerLimits,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -210,5 +211,5 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let name = <BridgeServiceServer<BridgeRpc> as tonic::server::NamedService>::NAME;
-    shardex_service::grpc::serve(Routes::new(service), name, listener, shutdown).await
+    shardex_service::grpc::serve(Routes::new(service), name, limits, listener, shutdown).await
 }

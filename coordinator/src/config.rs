@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use shardex_core::{genesis::Genesis, ChainId};
 pub use shardex_service::config::ConfigError;
 pub use shardex_service::config::ShardSection;
-use shardex_service::config::{check, read_toml, set, set_shards};
+use shardex_service::{
+    config::{check, read_toml, set, set_shards},
+    grpc::{ServerLimitFlags, ServerLimits},
+};
 
 use crate::{
     error::CoordinatorError,
@@ -70,6 +73,10 @@ pub struct RpcSection {
     pub max_message_bytes: usize,
     /// Concurrent epoch-stream subscribers.
     pub max_subscribers: usize,
+    /// An epoch stream with nothing to send for this long ends with `UNAVAILABLE` (resubscribe), ms.
+    pub stream_idle_ms: u64,
+    /// `[rpc.limits]`: per-connection limits.
+    pub limits: ServerLimits,
 }
 
 /// `[follow]`.
@@ -116,6 +123,8 @@ impl Default for CoordConfig {
                 addr: "127.0.0.1:7200".into(),
                 max_message_bytes: rpc.max_message_bytes,
                 max_subscribers: rpc.max_subscribers,
+                stream_idle_ms: ms(rpc.stream_idle),
+                limits: ServerLimits::default(),
             },
             follow: FollowSection {
                 connect_timeout_ms: ms(follow.connect_timeout),
@@ -179,6 +188,15 @@ pub struct ConfigFlags {
     /// Largest gRPC message in bytes.
     #[arg(long = "rpc.max-message-bytes", value_name = "BYTES")]
     pub rpc_max_message_bytes: Option<usize>,
+    /// Concurrent epoch-stream subscribers.
+    #[arg(long = "rpc.max-subscribers", value_name = "N")]
+    pub rpc_max_subscribers: Option<usize>,
+    /// How long an epoch stream may have nothing to send before it ends, in ms.
+    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
+    pub rpc_stream_idle_ms: Option<u64>,
+    /// Per-connection limits.
+    #[command(flatten)]
+    pub rpc_limits: ServerLimitFlags,
     /// Largest reconnect delay in ms.
     #[arg(long = "follow.max-backoff-ms", value_name = "MS")]
     pub follow_max_backoff_ms: Option<u64>,
@@ -208,6 +226,9 @@ impl CoordConfig {
         set(f.epoch_retention_epochs, &mut cfg.epoch.retention_epochs);
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
+        set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
+        set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
+        f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
         set(f.follow_stall_timeout_ms, &mut cfg.follow.stall_timeout_ms);
@@ -219,10 +240,13 @@ impl CoordConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.follow;
+        check(self.rpc.limits.checks())?;
         check([
             ("epoch.interval_ms", (10..=60_000).contains(&self.epoch.interval_ms), "must be 10..=60000"),
             ("epoch.retention_epochs", self.epoch.retention_epochs >= 2, "must be at least 2"),
             ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
+            ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
+            ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
             ("follow.min_backoff_ms", (1..=f.max_backoff_ms).contains(&f.min_backoff_ms), "must be 1..=max_backoff_ms"),
             ("follow.max_catchup_blocks", f.max_catchup_blocks > 0, "must be positive"),
             ("follow.status_interval_ms", f.status_interval_ms > 0, "must be positive"),
@@ -241,7 +265,11 @@ impl CoordConfig {
 
     /// RPC limits.
     pub fn rpc_limits(&self) -> RpcLimits {
-        RpcLimits { max_message_bytes: self.rpc.max_message_bytes, max_subscribers: self.rpc.max_subscribers }
+        RpcLimits {
+            max_message_bytes: self.rpc.max_message_bytes,
+            max_subscribers: self.rpc.max_subscribers,
+            stream_idle: Duration::from_millis(self.rpc.stream_idle_ms),
+        }
     }
 
     /// Follow limits.

@@ -79,9 +79,13 @@ async fn run(cfg: CoordConfig, release: Vec<u32>) -> eyre::Result<()> {
     );
     let epochs = tokio::spawn(run_epochs(Arc::clone(&coord)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rpc::serve(Arc::clone(&coord), cfg.rpc_limits(), listener, async {
-        let _ = stop_rx.await;
-    }));
+    let (rpc_coord, limits, server_limits) = (Arc::clone(&coord), cfg.rpc_limits(), cfg.rpc.limits.clone());
+    let server = tokio::spawn(async move {
+        rpc::serve(rpc_coord, limits, &server_limits, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
 
     tokio::select! {
         e = epochs => Err(match e {

@@ -183,3 +183,55 @@ async fn forged_certificates_are_rejected_and_equivocation_holds_the_shard() {
     assert_eq!((status.accepted_hash, status.held_at_height, status.equivocations), (h3_hash.to_vec(), 0, 1));
     assert_eq!(client.evidence(SHARD.0).await.expect("evidence").len(), 1, "the evidence stays");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epoch_streams_are_bounded_idle_ones_end_and_far_starts_are_refused() {
+    use tokio_stream::StreamExt;
+
+    let bins = support::bin_dir();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = Keypair::from_seed([50; 32]);
+    let other = Keypair::from_seed([51; 32]).account();
+    let mut genesis = Genesis::example(Authorities { deposit: other, oracle: other, admin: other }, v.account());
+    (genesis.chain_id, genesis.shard_id) = (CHAIN, SHARD);
+    let genesis_path = dir.path().join("fake-genesis.toml");
+    std::fs::write(&genesis_path, genesis.to_toml()).expect("write genesis");
+    let t0 = genesis.genesis_time_ms;
+    let (g, g_hash) = finalize(&header(CHAIN, SHARD, 0, B256::ZERO, t0), &[]);
+    let (h1, _) = finalize(&header(CHAIN, SHARD, 1, g_hash, t0 + 10), &[&v]);
+    let endpoint =
+        fake_shard::serve(Script { chain: CHAIN, shard: SHARD, chain_headers: vec![g, h1.clone()], stream: vec![h1] })
+            .await;
+    let shards = [(endpoint, genesis_path)];
+    let limits = ["--rpc.max-subscribers", "1", "--rpc.stream-idle-ms", "1000"];
+    let coordinator =
+        CoordinatorProcess::start(&bins, &dir.path().join("coord"), Keypair::from_seed([52; 32]), &shards, &limits);
+    let client = coordinator.client().await;
+    let latest = wait_for(Duration::from_secs(20), "a first epoch", || async {
+        let e = client.latest_epoch().await.ok()?;
+        use prost::Message;
+        Some(shardex_core::coordpb::EpochRecord::decode(e.record.as_slice()).ok()?.number)
+    })
+    .await;
+
+    let far = client.stream_epochs(latest + 10_000).await.err().expect("a start 10000 epochs ahead is refused");
+    assert_eq!(far.code(), Some(tonic::Code::NotFound), "{far}");
+
+    // A start a little ahead waits, quietly, in the only slot.
+    let mut quiet = client.stream_epochs(latest + 500).await.expect("a near-future start");
+    let refused = client.stream_epochs(0).await.err().expect("the one slot is taken");
+    assert_eq!(refused.code(), Some(tonic::Code::Unavailable), "{refused}");
+
+    // With nothing to send for a second, the stream ends with UNAVAILABLE and frees its slot.
+    let end = tokio::time::timeout(Duration::from_secs(5), quiet.next())
+        .await
+        .expect("the idle stream ends in time")
+        .expect("a final status")
+        .expect_err("an error status");
+    assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
+    assert!(end.message().contains("resubscribe"), "{end:?}");
+    let mut again =
+        wait_for(Duration::from_secs(5), "the freed slot", || async { client.stream_epochs(0).await.ok() }).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), again.next()).await.expect("in time").expect("an epoch");
+    assert!(first.is_ok(), "{first:?}");
+}

@@ -1,7 +1,11 @@
 //! Serving a gRPC service the way every shardex server does: health (`grpc.health.v1`) reporting it as
-//! serving, reflection over the shardex descriptor set, and `TCP_NODELAY` on every accepted connection.
+//! serving, reflection over the shardex descriptor set, `TCP_NODELAY` on every accepted connection, and
+//! explicit connection limits (`[rpc.limits]`): a request deadline, streams and in-flight requests per
+//! connection, and HTTP/2 keepalive so a vanished client's connection (and its streams) is dropped.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
 
 use shardex_proto::FILE_DESCRIPTOR_SET;
 use tokio::net::TcpListener;
@@ -9,11 +13,106 @@ use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
 use tonic::service::Routes;
 use tracing::{info, warn};
 
-/// Serves `routes` (the service named `service_name`, with its limits set) on `listener` until `shutdown`
-/// resolves.
+/// `[rpc.limits]`: what one client connection may hold of a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    /// Deadline of every request until its response starts, ms (a `SubmitStream` must end within it; server
+    /// streams, once started, are bounded by the idle limit instead). A client's shorter `grpc-timeout` wins.
+    pub request_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams (calls, open server streams included) per connection.
+    pub max_streams_per_connection: u32,
+    /// Requests handled at once per connection; more wait their turn.
+    pub max_inflight_per_connection: usize,
+    /// HTTP/2 ping interval on an idle connection, ms.
+    pub keepalive_interval_ms: u64,
+    /// A connection whose ping is not answered within this is closed, ms.
+    pub keepalive_timeout_ms: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 30_000,
+            max_streams_per_connection: 512,
+            max_inflight_per_connection: 256,
+            keepalive_interval_ms: 20_000,
+            keepalive_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The range checks, as `(key, holds, problem)` for [`crate::config::check`].
+    pub fn checks(&self) -> [(&'static str, bool, &'static str); 5] {
+        [
+            (
+                "rpc.limits.request_timeout_ms",
+                (100..=3_600_000).contains(&self.request_timeout_ms),
+                "must be 100..=3600000",
+            ),
+            (
+                "rpc.limits.max_streams_per_connection",
+                (1..=100_000).contains(&self.max_streams_per_connection),
+                "must be 1..=100000",
+            ),
+            (
+                "rpc.limits.max_inflight_per_connection",
+                (1..=100_000).contains(&self.max_inflight_per_connection),
+                "must be 1..=100000",
+            ),
+            (
+                "rpc.limits.keepalive_interval_ms",
+                (1_000..=3_600_000).contains(&self.keepalive_interval_ms),
+                "must be 1000..=3600000",
+            ),
+            (
+                "rpc.limits.keepalive_timeout_ms",
+                (100..=self.keepalive_interval_ms).contains(&self.keepalive_timeout_ms),
+                "must be 100..=rpc.limits.keepalive_interval_ms",
+            ),
+        ]
+    }
+}
+
+/// Flags overriding `[rpc.limits]`, shared by every server's command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerLimitFlags {
+    /// Deadline of every request until its response starts, ms.
+    #[arg(long = "rpc.limits.request-timeout-ms", value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Concurrent calls and streams per connection.
+    #[arg(long = "rpc.limits.max-streams-per-connection", value_name = "N")]
+    pub max_streams_per_connection: Option<u32>,
+    /// Requests handled at once per connection.
+    #[arg(long = "rpc.limits.max-inflight-per-connection", value_name = "N")]
+    pub max_inflight_per_connection: Option<usize>,
+    /// HTTP/2 keepalive ping interval, ms.
+    #[arg(long = "rpc.limits.keepalive-interval-ms", value_name = "MS")]
+    pub keepalive_interval_ms: Option<u64>,
+    /// HTTP/2 keepalive ping timeout, ms.
+    #[arg(long = "rpc.limits.keepalive-timeout-ms", value_name = "MS")]
+    pub keepalive_timeout_ms: Option<u64>,
+}
+
+impl ServerLimitFlags {
+    /// Overrides the limits given on the command line.
+    pub fn apply(self, limits: &mut ServerLimits) {
+        use crate::config::set;
+        set(self.request_timeout_ms, &mut limits.request_timeout_ms);
+        set(self.max_streams_per_connection, &mut limits.max_streams_per_connection);
+        set(self.max_inflight_per_connection, &mut limits.max_inflight_per_connection);
+        set(self.keepalive_interval_ms, &mut limits.keepalive_interval_ms);
+        set(self.keepalive_timeout_ms, &mut limits.keepalive_timeout_ms);
+    }
+}
+
+/// Serves `routes` (the service named `service_name`, with its message limits set) on `listener` under
+/// `limits` until `shutdown` resolves.
 pub async fn serve(
     routes: Routes,
     service_name: &'static str,
+    limits: &ServerLimits,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -39,5 +138,13 @@ pub async fn serve(
         }
         conn
     });
-    tonic::transport::Server::builder().add_routes(routes).serve_with_incoming_shutdown(incoming, shutdown).await
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_millis(limits.request_timeout_ms))
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .concurrency_limit_per_connection(limits.max_inflight_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(limits.keepalive_timeout_ms)))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }

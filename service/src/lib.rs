@@ -8,3 +8,4 @@ pub mod grpc;
 pub mod process;
 pub mod status;
 pub mod storage;
+pub mod stream;

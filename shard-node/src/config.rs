@@ -1,12 +1,18 @@
 //! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [consensus] [log]`,
 //! every value overridable by a `--section.key` flag. Defaults suit a laptop testnet.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
 pub use shardex_service::config::ConfigError;
-use shardex_service::config::{check, read_toml, set};
+use shardex_service::{
+    config::{check, read_toml, set},
+    grpc::{ServerLimitFlags, ServerLimits},
+};
 
 use shardex_core::AccountId;
 
@@ -54,8 +60,12 @@ pub struct RpcSection {
     pub max_message_bytes: usize,
     /// Largest `SubmitBatch`, txs.
     pub max_batch_txs: usize,
-    /// Concurrent stream subscribers.
+    /// Concurrent stream subscribers (headers and account events together).
     pub max_subscribers: usize,
+    /// A stream with nothing to send for this long ends with `UNAVAILABLE` (the client resubscribes), ms.
+    pub stream_idle_ms: u64,
+    /// `[rpc.limits]`: per-connection limits.
+    pub limits: ServerLimits,
 }
 
 /// `[mempool]`.
@@ -212,6 +222,8 @@ impl Default for NodeConfig {
                 max_message_bytes: rpc.max_message_bytes,
                 max_batch_txs: rpc.max_batch_txs,
                 max_subscribers: rpc.max_subscribers,
+                stream_idle_ms: u64::try_from(rpc.stream_idle.as_millis()).unwrap_or(u64::MAX),
+                limits: ServerLimits::default(),
             },
             mempool: MempoolSection { max_txs: shard.mempool_max_txs, max_tx_bytes: shard.max_tx_bytes },
             block: BlockSection {
@@ -279,6 +291,15 @@ pub struct ConfigFlags {
     /// Largest SubmitBatch in txs.
     #[arg(long = "rpc.max-batch-txs", value_name = "N")]
     pub rpc_max_batch_txs: Option<usize>,
+    /// Concurrent stream subscribers.
+    #[arg(long = "rpc.max-subscribers", value_name = "N")]
+    pub rpc_max_subscribers: Option<usize>,
+    /// How long a stream may have nothing to send before it ends, in ms.
+    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
+    pub rpc_stream_idle_ms: Option<u64>,
+    /// Per-connection limits.
+    #[command(flatten)]
+    pub rpc_limits: ServerLimitFlags,
     /// Pending tx limit.
     #[arg(long = "mempool.max-txs", value_name = "N")]
     pub mempool_max_txs: Option<usize>,
@@ -331,6 +352,9 @@ impl NodeConfig {
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
         set(f.rpc_max_batch_txs, &mut cfg.rpc.max_batch_txs);
+        set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
+        set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
+        f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.mempool_max_txs, &mut cfg.mempool.max_txs);
         set(f.mempool_max_tx_bytes, &mut cfg.mempool.max_tx_bytes);
         set(f.block_interval_ms, &mut cfg.block.interval_ms);
@@ -351,6 +375,7 @@ impl NodeConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        check(self.rpc.limits.checks())?;
         check([
             ("block.interval_ms", (1..=60_000).contains(&self.block.interval_ms), "must be 1..=60000"),
             ("block.gas_limit", self.block.gas_limit > 0, "must be positive"),
@@ -363,6 +388,8 @@ impl NodeConfig {
                 "must be 256..=rpc.max_message_bytes",
             ),
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
+            ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
+            ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
             (
                 "consensus.listen",
@@ -408,6 +435,7 @@ impl NodeConfig {
             max_message_bytes: self.rpc.max_message_bytes,
             max_batch_txs: self.rpc.max_batch_txs,
             max_subscribers: self.rpc.max_subscribers,
+            stream_idle: Duration::from_millis(self.rpc.stream_idle_ms),
             ..RpcLimits::default()
         }
     }
@@ -435,6 +463,33 @@ mod tests {
         ));
         std::fs::write(&path, "[block]\nbogus = 1\n").expect("write");
         assert!(matches!(NodeConfig::load(Some(&path), &ConfigFlags::default()), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn server_limits_come_from_the_file_and_flags_and_zero_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "[rpc]\nstream_idle_ms = 5000\n[rpc.limits]\nrequest_timeout_ms = 7000\n")
+            .expect("write");
+        let flags = ConfigFlags { rpc_max_subscribers: Some(3), ..Default::default() };
+        let cfg = NodeConfig::load(Some(&path), &flags).expect("valid");
+        assert_eq!(
+            (cfg.rpc.stream_idle_ms, cfg.rpc.limits.request_timeout_ms, cfg.rpc.max_subscribers),
+            (5000, 7000, 3)
+        );
+        assert_eq!(cfg.rpc.limits.max_streams_per_connection, ServerLimits::default().max_streams_per_connection);
+        assert_eq!(cfg.rpc_limits().stream_idle, Duration::from_secs(5));
+
+        std::fs::write(&path, "[rpc.limits]\nmax_inflight_per_connection = 0\n").expect("write");
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &ConfigFlags::default()),
+            Err(ConfigError::Invalid { key: "rpc.limits.max_inflight_per_connection", .. })
+        ));
+        std::fs::write(&path, "[rpc]\nstream_idle_ms = 10\n").expect("write");
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &ConfigFlags::default()),
+            Err(ConfigError::Invalid { key: "rpc.stream_idle_ms", .. })
+        ));
     }
 
     #[test]

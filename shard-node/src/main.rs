@@ -91,9 +91,13 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rpc::serve(Arc::clone(&node), cfg.rpc_limits(), routing, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let (rpc_node, limits, server_limits) = (Arc::clone(&node), cfg.rpc_limits(), cfg.rpc.limits.clone());
+    let server = tokio::spawn(async move {
+        rpc::serve(rpc_node, limits, &server_limits, routing, listener, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
 
     let outcome = tokio::select! {
         e = decider => Err(match e {

@@ -104,3 +104,68 @@ async fn header_and_event_streams_health_and_reflection() {
     };
     assert!(list.service.iter().any(|s| s.name == "shardex.shard.v1.ShardService"), "{list:?}");
 }
+
+/// Opens an account-event stream, returning the status when the server refuses it.
+async fn open_events(
+    client: &shardex_client::ShardClient,
+    who: shardex_core::AccountId,
+) -> Result<tonic::Streaming<pb::AccountEvent>, tonic::Status> {
+    client
+        .raw()
+        .stream_account_events(pb::StreamAccountEventsRequest { account: who.0.to_vec() })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_slots_are_released_by_gone_clients_idle_streams_end_and_far_starts_are_refused() {
+    let (_, quiet) = account(43);
+
+    // Two slots, no idle limit to speak of: only a gone client can free one.
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = TestKeys::new(44);
+        let genesis = keys.genesis(9, 1);
+        let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--rpc.max-subscribers", "2"]);
+        let client = node.client().await;
+        let first = open_events(&client, quiet).await.expect("first slot");
+        let second = open_events(&client, quiet).await.expect("second slot");
+        let refused = open_events(&client, quiet).await.expect_err("no third slot");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert_eq!(refused.metadata().get("shardex-reason").and_then(|v| v.to_str().ok()), Some("UNAVAILABLE"));
+
+        // The account never has an event, so nothing is ever sent on these streams: the server must notice the
+        // clients leaving without a failed send.
+        drop(first);
+        drop(second);
+        let reopened = shardex_test_support::wait_for(Duration::from_secs(5), "a freed stream slot", || async {
+            open_events(&client, quiet).await.ok()
+        })
+        .await;
+        drop(reopened);
+    }
+
+    // A one-second idle limit; starts beyond head + 1000 are refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = TestKeys::new(45);
+    let genesis = keys.genesis(9, 1);
+    let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--rpc.stream-idle-ms", "1000"]);
+    let client = node.client().await;
+    let mut quiet_stream = open_events(&client, quiet).await.expect("open");
+    let end = tokio::time::timeout(Duration::from_secs(5), quiet_stream.next())
+        .await
+        .expect("the idle stream ends in time")
+        .expect("a final status")
+        .expect_err("an error status");
+    assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
+    assert!(end.message().contains("resubscribe"), "{end:?}");
+
+    let far = client
+        .raw()
+        .stream_headers(pb::StreamHeadersRequest { from_height: 10_000 })
+        .await
+        .expect_err("a start 10000 blocks ahead is refused");
+    assert_eq!(far.code(), tonic::Code::NotFound, "{far:?}");
+    // Within the allowed lead the stream opens and waits.
+    client.raw().stream_headers(pb::StreamHeadersRequest { from_height: 500 }).await.expect("a near-future start");
+}

@@ -1,9 +1,10 @@
 //! Serving the Coordinator service with its message-size limits (health, reflection and `TCP_NODELAY` come
 //! from `shardex_service::grpc`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use shardex_proto::coordinator::v1::coordinator_service_server::CoordinatorServiceServer;
+use shardex_service::grpc::ServerLimits;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -17,11 +18,13 @@ pub struct RpcLimits {
     pub max_message_bytes: usize,
     /// Concurrent epoch-stream subscribers.
     pub max_subscribers: usize,
+    /// An epoch stream with nothing to send for this long ends (the client resubscribes).
+    pub stream_idle: Duration,
 }
 
 impl Default for RpcLimits {
     fn default() -> Self {
-        Self { max_message_bytes: 4 << 20, max_subscribers: 256 }
+        Self { max_message_bytes: 4 << 20, max_subscribers: 256, stream_idle: Duration::from_secs(600) }
     }
 }
 
@@ -29,6 +32,7 @@ impl Default for RpcLimits {
 pub async fn serve(
     coord: Arc<Coordinator>,
     limits: RpcLimits,
+    server: &ServerLimits,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -36,5 +40,5 @@ pub async fn serve(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <CoordinatorServiceServer<CoordinatorRpc> as tonic::server::NamedService>::NAME;
-    shardex_service::grpc::serve(Routes::new(service), name, listener, shutdown).await
+    shardex_service::grpc::serve(Routes::new(service), name, server, listener, shutdown).await
 }

@@ -1,18 +1,16 @@
 //! `CoordinatorService` handlers: epochs, inclusion proofs, the epoch stream and status.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::Arc;
 
 use shardex_core::{coordpb, global::build_global_trie, Reason, ShardId};
 use shardex_proto::coordinator::v1::coordinator_service_server::CoordinatorService;
+use shardex_service::stream::Subscribers;
 use tonic::{Request, Response, Status};
 
 use super::{
     server::RpcLimits,
     status::{internal, reject},
-    streams::{self, EpochStream, SubscriberGuard},
+    streams::{self, EpochStream},
 };
 use crate::{registry::now_ms, runtime::Coordinator};
 
@@ -20,14 +18,13 @@ use crate::{registry::now_ms, runtime::Coordinator};
 #[derive(Debug, Clone)]
 pub struct CoordinatorRpc {
     coord: Arc<Coordinator>,
-    limits: RpcLimits,
-    subscribers: Arc<AtomicUsize>,
+    subscribers: Subscribers,
 }
 
 impl CoordinatorRpc {
     /// Serves `coord` within `limits`.
     pub fn new(coord: Arc<Coordinator>, limits: RpcLimits) -> Self {
-        Self { coord, limits, subscribers: Arc::new(AtomicUsize::new(0)) }
+        Self { coord, subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle) }
     }
 
     fn epoch_or_not_found(&self, number: u64) -> Result<coordpb::SignedEpoch, Status> {
@@ -97,13 +94,20 @@ impl CoordinatorService for CoordinatorRpc {
         if from < oldest {
             return Err(reject(Reason::NotFound, format!("epoch {from} is below the oldest retained ({oldest})")));
         }
-        let now = self.subscribers.fetch_add(1, Ordering::SeqCst);
-        let guard = SubscriberGuard(self.subscribers.clone());
-        if now >= self.limits.max_subscribers {
-            drop(guard);
-            return Err(reject(Reason::Unavailable, "too many epoch stream subscribers"));
+        let latest = self.coord.latest_number();
+        if from > latest.saturating_add(streams::MAX_STREAM_LEAD) {
+            return Err(reject(
+                Reason::NotFound,
+                format!(
+                    "epoch {from} is more than {} epochs past the latest ({latest}); subscribe from a number at \
+                     most that far ahead",
+                    streams::MAX_STREAM_LEAD
+                ),
+            ));
         }
-        Ok(Response::new(streams::epochs(self.coord.clone(), from, guard)))
+        let (sink, stream) = self.subscribers.open(streams::STREAM_BUFFER)?;
+        streams::epochs(self.coord.clone(), from, sink);
+        Ok(Response::new(stream))
     }
 
     async fn get_status(

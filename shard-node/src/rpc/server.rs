@@ -1,9 +1,10 @@
 //! Serving the Shard service with its message-size limits (health, reflection and `TCP_NODELAY` come from
 //! `shardex_service::grpc`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use shardex_proto::shard::v1::shard_service_server::ShardServiceServer;
+use shardex_service::grpc::ServerLimits;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -21,11 +22,19 @@ pub struct RpcLimits {
     pub max_stream_txs: usize,
     /// Concurrent stream subscribers (headers + events).
     pub max_subscribers: usize,
+    /// A stream with nothing to send for this long ends (the client resubscribes).
+    pub stream_idle: Duration,
 }
 
 impl Default for RpcLimits {
     fn default() -> Self {
-        Self { max_message_bytes: 4 << 20, max_batch_txs: 1024, max_stream_txs: 100_000, max_subscribers: 256 }
+        Self {
+            max_message_bytes: 4 << 20,
+            max_batch_txs: 1024,
+            max_stream_txs: 100_000,
+            max_subscribers: 256,
+            stream_idle: Duration::from_secs(600),
+        }
     }
 }
 
@@ -34,6 +43,7 @@ impl Default for RpcLimits {
 pub async fn serve(
     node: Arc<NodeHandle>,
     limits: RpcLimits,
+    server: &ServerLimits,
     routing: Option<Arc<Routing>>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -42,5 +52,5 @@ pub async fn serve(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <ShardServiceServer<ShardRpc> as tonic::server::NamedService>::NAME;
-    shardex_service::grpc::serve(Routes::new(shard), name, listener, shutdown).await
+    shardex_service::grpc::serve(Routes::new(shard), name, server, listener, shutdown).await
 }

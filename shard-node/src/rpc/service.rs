@@ -1,10 +1,7 @@
 //! The Shard service: every handler validates its input, does the work under the shard lock, and maps
 //! rejections to statuses with reasons. Signature checks run before the lock is taken.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
-};
+use std::sync::Arc;
 
 use shardex_core::{
     hash::b256_from_slice,
@@ -13,6 +10,7 @@ use shardex_core::{
     AccountId, Reason,
 };
 use shardex_proto::shard::v1::shard_service_server::ShardService;
+use shardex_service::stream::Subscribers;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -35,7 +33,7 @@ use crate::{
 pub struct ShardRpc {
     pub(super) node: Arc<NodeHandle>,
     pub(super) limits: RpcLimits,
-    pub(super) subscribers: Arc<AtomicUsize>,
+    pub(super) subscribers: Subscribers,
     domain: shardex_core::tx::TxDomain,
     max_tx_bytes: usize,
     /// Under a validator set: where submissions go. None for a solo sequencer (always here).
@@ -49,7 +47,14 @@ impl ShardRpc {
             let shard = node.shard();
             (shard.domain(), shard.config().max_tx_bytes)
         };
-        Self { node, limits, subscribers: Arc::new(AtomicUsize::new(0)), domain, max_tx_bytes, routing }
+        Self {
+            node,
+            limits,
+            subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle),
+            domain,
+            max_tx_bytes,
+            routing,
+        }
     }
 
     /// The validator a submission must go to, when it is not this node. A submission another validator
@@ -419,8 +424,21 @@ impl ShardService for ShardRpc {
         &self,
         request: Request<pb::StreamHeadersRequest>,
     ) -> Result<Response<HeaderStream>, Status> {
-        let guard = self.subscriber_slot()?;
-        Ok(Response::new(streams::headers(self.node.clone(), request.into_inner().from_height, guard)))
+        let from = request.into_inner().from_height;
+        let head = self.node.shard().head().height;
+        if from > head.saturating_add(streams::MAX_STREAM_LEAD) {
+            return Err(reject_status(&Reject::new(
+                Reason::NotFound,
+                format!(
+                    "height {from} is more than {} blocks past the head {head}; subscribe from a height at most \
+                     that far ahead",
+                    streams::MAX_STREAM_LEAD
+                ),
+            )));
+        }
+        let (sink, stream) = self.subscribers.open(streams::STREAM_BUFFER)?;
+        streams::headers(self.node.clone(), from, sink);
+        Ok(Response::new(stream))
     }
 
     type StreamAccountEventsStream = EventStream;
@@ -430,23 +448,8 @@ impl ShardService for ShardRpc {
         request: Request<pb::StreamAccountEventsRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let account = parse_account(&request.into_inner().account)?;
-        let guard = self.subscriber_slot()?;
-        Ok(Response::new(streams::account_events(self.node.clone(), account, guard)))
-    }
-}
-
-impl ShardRpc {
-    fn subscriber_slot(&self) -> Result<streams::SubscriberGuard, Status> {
-        let now = self.subscribers.fetch_add(1, Ordering::SeqCst);
-        let guard = streams::SubscriberGuard(self.subscribers.clone());
-        if now >= self.limits.max_subscribers {
-            drop(guard);
-            return Err(Status::resource_exhausted(format!(
-                "{}: {} stream subscribers is the limit",
-                Reason::Unavailable,
-                self.limits.max_subscribers
-            )));
-        }
-        Ok(guard)
+        let (sink, stream) = self.subscribers.open(streams::STREAM_BUFFER)?;
+        streams::account_events(self.node.clone(), account, sink);
+        Ok(Response::new(stream))
     }
 }

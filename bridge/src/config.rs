@@ -102,8 +102,16 @@ pub struct RpcSection {
     pub addr: String,
     /// Largest gRPC message, bytes.
     pub max_message_bytes: usize,
-    /// Lifecycle events buffered per stream subscriber (a slower one skips).
+    /// Lifecycle events the relayer keeps for stream subscribers that are behind; one further behind is ended
+    /// with `DATA_LOSS`.
     pub stream_buffer: usize,
+    /// Concurrent `StreamLifecycle` subscribers.
+    pub max_subscribers: usize,
+    /// A stream with nothing to send for this long ends with `UNAVAILABLE` (resubscribe), ms.
+    pub stream_idle_ms: u64,
+    /// A stream whose client reads nothing for this long while its buffer is full is dropped with
+    /// `RESOURCE_EXHAUSTED` (`SLOW_CONSUMER`), ms.
+    pub stream_stall_ms: u64,
     /// `[rpc.limits]`: per-connection limits.
     pub limits: ServerLimits,
 }
@@ -139,6 +147,9 @@ impl Default for RelayerConfig {
                 addr: "127.0.0.1:7300".into(),
                 max_message_bytes: 4 << 20,
                 stream_buffer: 1_024,
+                max_subscribers: 256,
+                stream_idle_ms: 600_000,
+                stream_stall_ms: 10_000,
                 limits: ServerLimits::default(),
             },
             log: LogSection { filter: "info".into() },
@@ -204,6 +215,15 @@ pub struct ConfigFlags {
     /// gRPC listen address (port 0 = any free port).
     #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
     pub rpc_addr: Option<String>,
+    /// Concurrent lifecycle-stream subscribers.
+    #[arg(long = "rpc.max-subscribers", value_name = "N")]
+    pub rpc_max_subscribers: Option<usize>,
+    /// How long a lifecycle stream may have nothing to send before it ends, in ms.
+    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
+    pub rpc_stream_idle_ms: Option<u64>,
+    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
+    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
+    pub rpc_stream_stall_ms: Option<u64>,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -233,6 +253,9 @@ impl RelayerConfig {
         set(f.max_concurrent, &mut cfg.relay.max_concurrent);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.rpc_addr, &mut cfg.rpc.addr);
+        set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
+        set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
+        set(f.rpc_stream_stall_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.log_filter, &mut cfg.log.filter);
         set_shards(&f.shards, &mut cfg.shards)?;
@@ -258,6 +281,9 @@ impl RelayerConfig {
             ("follow.max_buffered_events", f.max_buffered_events > 0, "must be positive"),
             ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
             ("rpc.stream_buffer", self.rpc.stream_buffer > 0, "must be positive"),
+            ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
+            ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
+            ("rpc.stream_stall_ms", (100..=3_600_000).contains(&self.rpc.stream_stall_ms), "must be 100..=3600000"),
             ("shards", (2..=4096).contains(&self.shards.len()), "list 2 to 4096 shards"),
         ])
     }

@@ -125,8 +125,13 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (rpc_shared, max_message_bytes, limits) =
         (Arc::clone(&shared), cfg.rpc.max_message_bytes, cfg.rpc.limits.clone());
+    let subscribers = shardex_service::stream::Subscribers::new(
+        cfg.rpc.max_subscribers,
+        Duration::from_millis(cfg.rpc.stream_idle_ms),
+        Duration::from_millis(cfg.rpc.stream_stall_ms),
+    );
     let server = tokio::spawn(async move {
-        rpc::serve(rpc_shared, max_message_bytes, &limits, listener, async {
+        rpc::serve(rpc_shared, subscribers, max_message_bytes, &limits, listener, async {
             let _ = stop_rx.await;
         })
         .await

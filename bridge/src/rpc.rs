@@ -2,17 +2,19 @@
 //! behind it, a stream of lifecycle changes, and the relayer's status. Served with health and reflection
 //! by `shardex_service::grpc`.
 
-use std::{pin::Pin, sync::Arc};
+use std::sync::Arc;
 
-use futures::Stream;
 use shardex_core::{pb, Reason, ShardId};
 use shardex_proto::bridge::v1::{
     self as bpb,
     bridge_service_server::{BridgeService, BridgeServiceServer},
 };
-use shardex_service::status::refuse;
+use shardex_service::{
+    status::refuse,
+    stream::{ItemStream, Subscribers},
+};
 use tokio::net::TcpListener;
-use tokio_stream::{wrappers::BroadcastStream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
 use tonic::{service::Routes, Request, Response, Status};
 
 use crate::{
@@ -83,12 +85,13 @@ pub fn lifecycle_from_chain(
 #[derive(Debug, Clone)]
 pub struct BridgeRpc {
     shared: Arc<Shared>,
+    subscribers: Subscribers,
 }
 
 impl BridgeRpc {
-    /// A service over the relayer's shared state.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    /// A service over the relayer's shared state; lifecycle streams take slots of `subscribers`.
+    pub fn new(shared: Arc<Shared>, subscribers: Subscribers) -> Self {
+        Self { shared, subscribers }
     }
 
     async fn read(
@@ -111,7 +114,11 @@ impl BridgeRpc {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<bpb::LifecycleEvent, Status>> + Send>>;
+type EventStream = ItemStream<bpb::LifecycleEvent>;
+
+/// Lifecycle events buffered per subscriber before the relayer waits for it (and, after
+/// `rpc.stream_stall_ms`, drops it).
+const LIFECYCLE_STREAM_BUFFER: usize = 64;
 
 #[tonic::async_trait]
 impl BridgeService for BridgeRpc {
@@ -145,9 +152,25 @@ impl BridgeService for BridgeRpc {
         &self,
         _req: Request<bpb::StreamLifecycleRequest>,
     ) -> Result<Response<Self::StreamLifecycleStream>, Status> {
-        let rx = self.shared.events.subscribe();
-        let stream = BroadcastStream::new(rx).filter_map(|e| e.ok().map(Ok));
-        Ok(Response::new(Box::pin(stream)))
+        let mut rx = self.shared.events.subscribe();
+        let (mut sink, stream) = self.subscribers.open(LIFECYCLE_STREAM_BUFFER)?;
+        tokio::spawn(async move {
+            loop {
+                let item = match sink.wait(rx.recv()).await {
+                    Err(_) | Ok(Err(RecvError::Closed)) => return,
+                    Ok(Ok(event)) => Ok(event),
+                    Ok(Err(RecvError::Lagged(n))) => Err(Status::data_loss(format!(
+                        "this subscriber fell {n} lifecycle events behind; resubscribe and read GetMessage for the \
+                         current state"
+                    ))),
+                };
+                let last = item.is_err();
+                if sink.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
     }
 
     async fn get_status(&self, _req: Request<bpb::GetStatusRequest>) -> Result<Response<bpb::RelayerStatus>, Status> {
@@ -202,12 +225,13 @@ impl BridgeService for BridgeRpc {
 /// Serves the Bridge service on `listener` until `shutdown` resolves.
 pub async fn serve(
     shared: Arc<Shared>,
+    subscribers: Subscribers,
     max_message_bytes: usize,
     limits: &shardex_service::grpc::ServerLimits,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = BridgeServiceServer::new(BridgeRpc::new(shared))
+    let service = BridgeServiceServer::new(BridgeRpc::new(shared, subscribers))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let name = <BridgeServiceServer<BridgeRpc> as tonic::server::NamedService>::NAME;

@@ -75,6 +75,9 @@ pub struct RpcSection {
     pub max_subscribers: usize,
     /// An epoch stream with nothing to send for this long ends with `UNAVAILABLE` (resubscribe), ms.
     pub stream_idle_ms: u64,
+    /// A stream whose client reads nothing for this long while its buffer is full is dropped with
+    /// `RESOURCE_EXHAUSTED` (`SLOW_CONSUMER`), ms.
+    pub stream_stall_ms: u64,
     /// `[rpc.limits]`: per-connection limits.
     pub limits: ServerLimits,
 }
@@ -124,6 +127,7 @@ impl Default for CoordConfig {
                 max_message_bytes: rpc.max_message_bytes,
                 max_subscribers: rpc.max_subscribers,
                 stream_idle_ms: ms(rpc.stream_idle),
+                stream_stall_ms: ms(rpc.stream_stall),
                 limits: ServerLimits::default(),
             },
             follow: FollowSection {
@@ -194,6 +198,9 @@ pub struct ConfigFlags {
     /// How long an epoch stream may have nothing to send before it ends, in ms.
     #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
     pub rpc_stream_idle_ms: Option<u64>,
+    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
+    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
+    pub rpc_stream_stall_ms: Option<u64>,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -228,6 +235,7 @@ impl CoordConfig {
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
         set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
         set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
+        set(f.rpc_stream_stall_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
@@ -247,6 +255,7 @@ impl CoordConfig {
             ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
             ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
             ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
+            ("rpc.stream_stall_ms", (100..=3_600_000).contains(&self.rpc.stream_stall_ms), "must be 100..=3600000"),
             ("follow.min_backoff_ms", (1..=f.max_backoff_ms).contains(&f.min_backoff_ms), "must be 1..=max_backoff_ms"),
             ("follow.max_catchup_blocks", f.max_catchup_blocks > 0, "must be positive"),
             ("follow.status_interval_ms", f.status_interval_ms > 0, "must be positive"),
@@ -269,6 +278,7 @@ impl CoordConfig {
             max_message_bytes: self.rpc.max_message_bytes,
             max_subscribers: self.rpc.max_subscribers,
             stream_idle: Duration::from_millis(self.rpc.stream_idle_ms),
+            stream_stall: Duration::from_millis(self.rpc.stream_stall_ms),
         }
     }
 

@@ -65,11 +65,13 @@ pub enum Reason {
     NotExpired,
     /// The shard's validators have no reachable proposer right now (a round is changing): retry shortly.
     NoLeader,
+    /// A stream subscriber read nothing for too long while its buffer was full; the stream was dropped.
+    SlowConsumer,
 }
 
 impl Reason {
     /// Every reason, for exhaustive round-trip tests.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 31] = [
         Self::Malformed,
         Self::TxTooLarge,
         Self::WrongChain,
@@ -100,6 +102,7 @@ impl Reason {
         Self::Expired,
         Self::NotExpired,
         Self::NoLeader,
+        Self::SlowConsumer,
     ];
 
     /// The stable wire name, e.g. `NONCE_USED`.
@@ -135,6 +138,7 @@ impl Reason {
             Self::Expired => "EXPIRED",
             Self::NotExpired => "NOT_EXPIRED",
             Self::NoLeader => "NO_LEADER",
+            Self::SlowConsumer => "SLOW_CONSUMER",
         }
     }
 }

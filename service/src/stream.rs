@@ -1,6 +1,8 @@
 //! Server streams that cannot leak: each holds one of a bounded number of subscriber slots, and its task ends
-//! (releasing the slot) as soon as the client goes away, or when it has had nothing to send for the idle
-//! limit, instead of waiting for a send that may never come.
+//! (releasing the slot) as soon as the client goes away, when it has had nothing to send for the idle limit,
+//! or when the client has read nothing for the stall limit while its buffer was full. A stream's memory is
+//! its buffer of `buffer` items plus one slot kept free for the final status, so a refusal always reaches
+//! the client.
 
 use std::{
     future::Future,
@@ -28,12 +30,14 @@ pub struct Subscribers {
     active: Arc<AtomicUsize>,
     max: usize,
     idle: Duration,
+    stall: Duration,
 }
 
 impl Subscribers {
-    /// At most `max` concurrent streams, each ended after `idle` without an item.
-    pub fn new(max: usize, idle: Duration) -> Self {
-        Self { active: Arc::new(AtomicUsize::new(0)), max, idle }
+    /// At most `max` concurrent streams, each ended after `idle` without an item, or dropped after `stall` with
+    /// its buffer full.
+    pub fn new(max: usize, idle: Duration, stall: Duration) -> Self {
+        Self { active: Arc::new(AtomicUsize::new(0)), max, idle, stall }
     }
 
     /// Streams open now.
@@ -53,8 +57,9 @@ impl Subscribers {
                 format!("{} stream subscribers is the limit; retry later", self.max),
             ));
         }
-        let (tx, rx) = mpsc::channel(buffer.max(1));
-        let sink = Sink { tx, idle: self.idle, last_sent: Instant::now(), _slot: slot };
+        // One slot more than the items: `send` never takes the last one, which is kept for the final status.
+        let (tx, rx) = mpsc::channel(buffer.max(1) + 1);
+        let sink = Sink { tx, idle: self.idle, stall: self.stall, last_sent: Instant::now(), _slot: slot };
         Ok((sink, Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -76,6 +81,8 @@ pub enum Ended {
     ClientGone,
     /// Nothing was sent for the idle limit; the client was told so.
     Idle,
+    /// The client read nothing for the stall limit while its buffer was full; it was told so.
+    Stalled,
 }
 
 /// The sending half of a stream, owned by its task.
@@ -83,15 +90,32 @@ pub enum Ended {
 pub struct Sink<T> {
     tx: mpsc::Sender<Result<T, Status>>,
     idle: Duration,
+    stall: Duration,
     last_sent: Instant,
     _slot: Slot,
 }
 
 impl<T: Send> Sink<T> {
-    /// Sends one item (or a final error); `Err` when the client is gone. Waits while the client's buffer is
-    /// full, but no longer than the client stays connected.
+    /// Sends one item (or a final error); `Err` when the client is gone or too slow. Waits while the client's
+    /// buffer is full, but no longer than the stall limit: then the client gets `RESOURCE_EXHAUSTED`
+    /// (`SLOW_CONSUMER`) in the slot kept for it and the stream ends.
     pub async fn send(&mut self, item: Result<T, Status>) -> Result<(), Ended> {
-        self.tx.send(item).await.map_err(|_| Ended::ClientGone)?;
+        // Two free slots: one for this item, one that stays free for a final status.
+        let permits = tokio::select! {
+            biased;
+            permits = self.tx.reserve_many(2) => permits.map_err(|_| Ended::ClientGone)?,
+            () = tokio::time::sleep(self.stall) => {
+                let stall = self.stall.as_secs_f64();
+                let _ = self.tx.try_send(Err(refuse(
+                    Reason::SlowConsumer,
+                    format!("the stream's buffer stayed full for {stall:.1} s; it ends, resubscribe from where you were"),
+                )));
+                return Err(Ended::Stalled);
+            }
+        };
+        if let Some(permit) = permits.into_iter().next() {
+            permit.send(item);
+        }
         self.last_sent = Instant::now();
         Ok(())
     }
@@ -123,7 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn slots_are_bounded_and_released_when_the_client_goes() {
-        let subs = Subscribers::new(2, Duration::from_secs(3600));
+        let subs = Subscribers::new(2, Duration::from_secs(3600), Duration::from_secs(3600));
         let (mut a, a_stream) = subs.open::<u32>(4).expect("first");
         let (_b, _b_stream) = subs.open::<u32>(4).expect("second");
         let refused = subs.open::<u32>(4).err().expect("third refused");
@@ -142,7 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_stream_is_told_and_ended() {
-        let subs = Subscribers::new(1, Duration::from_millis(200));
+        let subs = Subscribers::new(1, Duration::from_millis(200), Duration::from_secs(3600));
         let (mut sink, mut stream) = subs.open::<u32>(4).expect("open");
         sink.send(Ok(7)).await.expect("sent");
         assert_eq!(stream.next().await.map(|r| r.ok()), Some(Some(7)));
@@ -155,5 +179,45 @@ mod tests {
         assert_eq!(last.code(), tonic::Code::Unavailable);
         assert!(stream.next().await.is_none(), "the stream ended");
         assert_eq!(subs.active(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped_with_a_status_and_its_buffer_is_bounded() {
+        let subs = Subscribers::new(1, Duration::from_secs(3600), Duration::from_millis(200));
+        let (mut sink, mut stream) = subs.open::<u32>(3).expect("open");
+        for i in 0..3 {
+            sink.send(Ok(i)).await.expect("fits the buffer");
+        }
+        let started = Instant::now();
+        assert_eq!(sink.send(Ok(3)).await, Err(Ended::Stalled), "a fourth item never fits");
+        assert!(started.elapsed() >= Duration::from_millis(150), "dropped before the stall limit");
+        drop(sink);
+        for i in 0..3 {
+            assert_eq!(stream.next().await.map(|r| r.ok()), Some(Some(i)));
+        }
+        let last = stream.next().await.expect("a final status").expect_err("an error");
+        assert_eq!(last.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(crate::status::reason_of(&last), Some("SLOW_CONSUMER"));
+        assert!(stream.next().await.is_none(), "the stream ended");
+        assert_eq!(subs.active(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reading_client_is_never_dropped() {
+        let subs = Subscribers::new(1, Duration::from_secs(3600), Duration::from_millis(100));
+        let (mut sink, mut stream) = subs.open::<u32>(2).expect("open");
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(item) = stream.next().await {
+                got.push(item.expect("no error"));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            got
+        });
+        for i in 0..50 {
+            sink.send(Ok(i)).await.expect("a reading client keeps up");
+        }
+        drop(sink);
+        assert_eq!(reader.await.expect("reader"), (0..50).collect::<Vec<_>>());
     }
 }

@@ -64,6 +64,9 @@ pub struct RpcSection {
     pub max_subscribers: usize,
     /// A stream with nothing to send for this long ends with `UNAVAILABLE` (the client resubscribes), ms.
     pub stream_idle_ms: u64,
+    /// A stream whose client reads nothing for this long while its buffer is full is dropped with
+    /// `RESOURCE_EXHAUSTED` (`SLOW_CONSUMER`), ms.
+    pub stream_stall_ms: u64,
     /// `[rpc.limits]`: per-connection limits.
     pub limits: ServerLimits,
 }
@@ -223,6 +226,7 @@ impl Default for NodeConfig {
                 max_batch_txs: rpc.max_batch_txs,
                 max_subscribers: rpc.max_subscribers,
                 stream_idle_ms: u64::try_from(rpc.stream_idle.as_millis()).unwrap_or(u64::MAX),
+                stream_stall_ms: u64::try_from(rpc.stream_stall.as_millis()).unwrap_or(u64::MAX),
                 limits: ServerLimits::default(),
             },
             mempool: MempoolSection { max_txs: shard.mempool_max_txs, max_tx_bytes: shard.max_tx_bytes },
@@ -297,6 +301,9 @@ pub struct ConfigFlags {
     /// How long a stream may have nothing to send before it ends, in ms.
     #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
     pub rpc_stream_idle_ms: Option<u64>,
+    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
+    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
+    pub rpc_stream_stall_ms: Option<u64>,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -354,6 +361,7 @@ impl NodeConfig {
         set(f.rpc_max_batch_txs, &mut cfg.rpc.max_batch_txs);
         set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
         set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
+        set(f.rpc_stream_stall_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.mempool_max_txs, &mut cfg.mempool.max_txs);
         set(f.mempool_max_tx_bytes, &mut cfg.mempool.max_tx_bytes);
@@ -390,6 +398,7 @@ impl NodeConfig {
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
             ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
             ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
+            ("rpc.stream_stall_ms", (100..=3_600_000).contains(&self.rpc.stream_stall_ms), "must be 100..=3600000"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
             (
                 "consensus.listen",
@@ -436,6 +445,7 @@ impl NodeConfig {
             max_batch_txs: self.rpc.max_batch_txs,
             max_subscribers: self.rpc.max_subscribers,
             stream_idle: Duration::from_millis(self.rpc.stream_idle_ms),
+            stream_stall: Duration::from_millis(self.rpc.stream_stall_ms),
             ..RpcLimits::default()
         }
     }

@@ -17,8 +17,9 @@ use crate::{
     shard::{Committed, Proposal, Shard, ShardError},
 };
 
-/// Committed blocks kept for slow stream subscribers before they must re-read from storage.
-pub const COMMIT_CHANNEL_CAPACITY: usize = 1024;
+/// Committed blocks the broadcast keeps for stream tasks that are behind; a task further behind re-reads from
+/// storage. It bounds the memory of the broadcast as a whole (each block is shared, not copied per subscriber).
+pub const COMMIT_CHANNEL_CAPACITY: usize = 64;
 
 /// Shared handle to a running shard.
 ///

@@ -169,3 +169,118 @@ async fn stream_slots_are_released_by_gone_clients_idle_streams_end_and_far_star
     // Within the allowed lead the stream opens and waits.
     client.raw().stream_headers(pb::StreamHeadersRequest { from_height: 500 }).await.expect("a near-future start");
 }
+
+/// A raw client whose streams have a 1 KiB HTTP/2 window: when it stops reading, the node's buffer for the
+/// stream fills after a handful of items instead of after megabytes.
+async fn small_window_client(
+    endpoint: &str,
+) -> shardex_proto::shard::v1::shard_service_client::ShardServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .expect("uri")
+        .initial_stream_window_size(Some(1024))
+        .connect()
+        .await
+        .expect("connect");
+    shardex_proto::shard::v1::shard_service_client::ShardServiceClient::new(channel)
+}
+
+/// Deposits `count` × 1 µUSD to `to`, eight at a time (the test genesis's nonce window), waiting for each
+/// group to be final; returns the height of the last.
+async fn deposits(
+    client: &shardex_client::ShardClient,
+    authority: &mut Wallet,
+    to: shardex_core::AccountId,
+    count: usize,
+) -> u64 {
+    let mut last = 0;
+    for group in (0..count).collect::<Vec<_>>().chunks(8) {
+        let mut hash = None;
+        for _ in group {
+            hash = Some(authority.deposit(client, &to, 1).await.expect("deposit"));
+        }
+        if let Some(h) = hash {
+            last = client.wait_final(h, Duration::from_secs(10)).await.expect("final").height;
+        }
+    }
+    last
+}
+
+/// Collects a stream's items until it ends or errs.
+async fn drain<T>(stream: &mut tonic::Streaming<T>) -> (Vec<T>, Option<tonic::Status>) {
+    let mut items = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("stream answers in time") {
+            Some(Ok(item)) => items.push(item),
+            Some(Err(status)) => return (items, Some(status)),
+            None => return (items, None),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_is_dropped_and_a_lagging_one_misses_nothing() {
+    let (_, alice) = account(46);
+    let (_, bob) = account(47);
+
+    // A client that pauses while its stream task is pushed past the broadcast of committed blocks (64) still
+    // gets every event, in order: the task reads what it missed from storage.
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = TestKeys::new(48);
+        let genesis = keys.genesis(9, 1);
+        let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--rpc.stream-stall-ms", "60000"]);
+        let client = node.client().await;
+        let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+        let mut paused = small_window_client(node.endpoint())
+            .await
+            .stream_account_events(pb::StreamAccountEventsRequest { account: alice.0.to_vec() })
+            .await
+            .expect("events")
+            .into_inner();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // 96 events fill the task's buffer and the window; 80 more blocks lap the broadcast meanwhile.
+        deposits(&client, &mut authority, alice, 96).await;
+        for _ in 0..80 {
+            deposits(&client, &mut authority, bob, 1).await;
+        }
+        deposits(&client, &mut authority, alice, 4).await;
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            let ev = tokio::time::timeout(Duration::from_secs(10), paused.next())
+                .await
+                .expect("event in time")
+                .expect("open")
+                .expect("no error: the lag was made good from storage");
+            let Some(pb::event::Kind::CollateralChanged(c)) = ev.event.and_then(|e| e.kind) else {
+                panic!("bad event")
+            };
+            got.push(c.balance_micros);
+        }
+        assert_eq!(got, (1..=100).collect::<Vec<i64>>(), "every deposit once, in order");
+    }
+
+    // A client that never reads is dropped after the stall limit with SLOW_CONSUMER, having been sent only what
+    // its buffer holds.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = TestKeys::new(49);
+    let genesis = keys.genesis(9, 1);
+    let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--rpc.stream-stall-ms", "300"]);
+    let client = node.client().await;
+    let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+    let mut stalled = small_window_client(node.endpoint())
+        .await
+        .stream_account_events(pb::StreamAccountEventsRequest { account: alice.0.to_vec() })
+        .await
+        .expect("events")
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    deposits(&client, &mut authority, alice, 160).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (items, end) = drain(&mut stalled).await;
+    let end = end.expect("the stream ends with a status");
+    assert_eq!(end.code(), tonic::Code::ResourceExhausted, "{end:?}");
+    assert_eq!(end.metadata().get("shardex-reason").and_then(|v| v.to_str().ok()), Some("SLOW_CONSUMER"));
+    assert!((64..160).contains(&items.len()), "{} events before the drop", items.len());
+    // The node still serves everyone else.
+    client.status().await.expect("status");
+}

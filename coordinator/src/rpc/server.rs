@@ -20,11 +20,18 @@ pub struct RpcLimits {
     pub max_subscribers: usize,
     /// An epoch stream with nothing to send for this long ends (the client resubscribes).
     pub stream_idle: Duration,
+    /// A stream whose client reads nothing for this long with its buffer full is dropped (`SLOW_CONSUMER`).
+    pub stream_stall: Duration,
 }
 
 impl Default for RpcLimits {
     fn default() -> Self {
-        Self { max_message_bytes: 4 << 20, max_subscribers: 256, stream_idle: Duration::from_secs(600) }
+        Self {
+            max_message_bytes: 4 << 20,
+            max_subscribers: 256,
+            stream_idle: Duration::from_secs(600),
+            stream_stall: Duration::from_secs(10),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub struct CoordinatorRpc {
 impl CoordinatorRpc {
     /// Serves `coord` within `limits`.
     pub fn new(coord: Arc<Coordinator>, limits: RpcLimits) -> Self {
-        Self { coord, subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle) }
+        Self { coord, subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle, limits.stream_stall) }
     }
 
     fn epoch_or_not_found(&self, number: u64) -> Result<coordpb::SignedEpoch, Status> {

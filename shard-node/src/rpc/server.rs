@@ -24,6 +24,8 @@ pub struct RpcLimits {
     pub max_subscribers: usize,
     /// A stream with nothing to send for this long ends (the client resubscribes).
     pub stream_idle: Duration,
+    /// A stream whose client reads nothing for this long with its buffer full is dropped (`SLOW_CONSUMER`).
+    pub stream_stall: Duration,
 }
 
 impl Default for RpcLimits {
@@ -34,6 +36,7 @@ impl Default for RpcLimits {
             max_stream_txs: 100_000,
             max_subscribers: 256,
             stream_idle: Duration::from_secs(600),
+            stream_stall: Duration::from_secs(10),
         }
     }
 }

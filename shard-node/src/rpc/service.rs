@@ -50,7 +50,7 @@ impl ShardRpc {
         Self {
             node,
             limits,
-            subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle),
+            subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle, limits.stream_stall),
             domain,
             max_tx_bytes,
             routing,

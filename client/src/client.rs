@@ -36,7 +36,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Largest response decoded, bytes (history pages and blocks are the big ones).
-pub(crate) const MAX_RESPONSE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_RESPONSE_BYTES: usize = shardex_core::block::MAX_CLIENT_RESPONSE_BYTES;
 
 /// A channel to `endpoint` with the SDK's connect and call timeouts.
 pub(crate) async fn connect_channel(endpoint: &str) -> Result<Channel> {

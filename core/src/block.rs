@@ -11,6 +11,10 @@ use crate::{
     vote::{verify_vote, VoteKind},
 };
 
+/// The largest response the SDK (and so the relayer and `shardex`) decodes, bytes: a node's blocks must fit
+/// in it with their certificate, so `block.max_bytes` is bounded by it.
+pub const MAX_CLIENT_RESPONSE_BYTES: usize = 16 << 20;
+
 /// Why a finalized header was not accepted. Each kind has a stable machine-readable name ([`HeaderError::kind`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {

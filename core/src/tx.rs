@@ -1,6 +1,9 @@
 //! Transactions: build and sign (clients), decode and verify with limits (nodes).
 //!
-//! A node never re-encodes a body to verify it: the signature covers the exact bytes received.
+//! A node never re-encodes a body to verify it: the signature covers the exact bytes received. Those bytes
+//! must be the body's canonical protobuf encoding (fields in order, defaults omitted, minimal varints, no
+//! unknown fields): a body that decodes but re-encodes differently is refused as `MALFORMED`, so nobody can
+//! pad a cheap tx with bytes the VM never looks at, and one body has exactly one hash.
 
 use alloy_primitives::B256;
 use prost::Message;
@@ -150,6 +153,13 @@ pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: u
     })?;
     if oversize && !carries_proofs(&body) {
         return Err(TxError::TooLarge { size, limit: max_tx_bytes });
+    }
+    if body.encoded_len() != envelope.body.len() || body.encode_to_vec() != envelope.body {
+        return Err(TxError::Malformed(
+            "body is not in canonical protobuf form (unknown fields, repeated or out-of-order fields, encoded \
+             defaults or padding)"
+                .into(),
+        ));
     }
     if body.chain_id != domain.chain.0 {
         return Err(TxError::WrongChain { expected: domain.chain, got: ChainId(body.chain_id) });
@@ -302,5 +312,46 @@ mod tests {
         assert!(size <= MAX_PROOF_TX_BYTES, "{size} bytes");
         assert!(size < 32 * 1024, "{size} bytes: the documented figure is about 30 KiB");
         assert_eq!(decode_and_verify(&tx.encode_to_vec(), D, DEFAULT_MAX_TX_BYTES).map(|_| ()), Ok(()));
+    }
+
+    /// A body must be its canonical encoding: every way to pad or re-spell one that still decodes (and that
+    /// the signer signed) is refused, and the canonical spelling passes.
+    #[test]
+    fn padded_or_non_canonical_bodies_are_refused() {
+        let k = Keypair::from_seed([5; 32]);
+        let check = |body: Vec<u8>| {
+            let signature = signing::sign(&k, Domain::Tx, D.chain, D.shard, &body).to_vec();
+            let tx = pb::SignedTx { body, signature }.encode_to_vec();
+            decode_and_verify(&tx, D, DEFAULT_MAX_TX_BYTES).map(|_| ()).map_err(|e| e.reason())
+        };
+        let canonical = sign_tx(&k, D, 1, pb::tx_body::Op::CancelAll(pb::CancelAll {})).body;
+        assert_eq!(check(canonical.clone()), Ok(()));
+
+        // An unknown field (number 99, 3,000 bytes): the padding a fresh key would use to fill blocks for free.
+        let mut unknown = canonical.clone();
+        prost::encoding::bytes::encode(99, &vec![0u8; 3000], &mut unknown);
+        assert_eq!(check(unknown), Err(Reason::Malformed));
+        // A small unknown varint field.
+        let mut unknown_varint = canonical.clone();
+        prost::encoding::uint64::encode(77, &1, &mut unknown_varint);
+        assert_eq!(check(unknown_varint), Err(Reason::Malformed));
+        // A field repeated (the last one wins when decoding): the nonce twice.
+        let mut repeated = canonical.clone();
+        prost::encoding::uint64::encode(4, &1, &mut repeated);
+        assert_eq!(check(repeated), Err(Reason::Malformed));
+        // A default written out: nonce 0 explicitly encoded in front.
+        let body = pb::TxBody::decode(canonical.as_slice()).expect("decodes");
+        let mut zero_nonce = body.clone();
+        zero_nonce.nonce = 0;
+        let mut explicit_default = Vec::new();
+        prost::encoding::uint64::encode(4, &0, &mut explicit_default);
+        explicit_default.extend(zero_nonce.encode_to_vec());
+        assert_eq!(check(explicit_default), Err(Reason::Malformed));
+        // A non-minimal varint: the chain id (field 1) as 9 spelled in two bytes.
+        let mut non_minimal = vec![0x08, 0x89, 0x00];
+        let mut rest = body.clone();
+        rest.chain_id = 0;
+        non_minimal.extend(rest.encode_to_vec());
+        assert_eq!(check(non_minimal), Err(Reason::Malformed));
     }
 }

@@ -14,9 +14,12 @@ use shardex_service::{
     grpc::{ServerLimitFlags, ServerLimits},
 };
 
-use shardex_core::AccountId;
+use shardex_core::{block::MAX_CLIENT_RESPONSE_BYTES, AccountId};
 
-use crate::{rpc::RpcLimits, shard::ShardConfig};
+use crate::{
+    rpc::RpcLimits,
+    shard::{ShardConfig, BLOCK_ENVELOPE_BYTES},
+};
 
 /// The whole configuration after merging file and flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,9 @@ pub struct BlockSection {
     pub gas_limit: u64,
     /// Txs per block.
     pub max_txs: usize,
+    /// Encoded bytes of a block's txs, receipts and begin-block events; at most `rpc.max_message_bytes` less
+    /// 64 KiB (header and certificate), so every block can be fetched with `GetBlock`.
+    pub max_bytes: usize,
     /// How long after its timestamp a block still takes txs, ms; past it the next tx opens a new block.
     pub max_open_ms: u64,
 }
@@ -234,6 +240,7 @@ impl Default for NodeConfig {
                 interval_ms: 100,
                 gas_limit: shard.block_gas_limit,
                 max_txs: shard.max_block_txs,
+                max_bytes: shard.max_block_bytes,
                 max_open_ms: shard.max_open_block_ms,
             },
             state: StateSection { retention_blocks: shard.retention_blocks },
@@ -319,6 +326,9 @@ pub struct ConfigFlags {
     /// Gas per block.
     #[arg(long = "block.gas-limit", value_name = "GAS")]
     pub block_gas_limit: Option<u64>,
+    /// Encoded bytes of a block's txs and receipts.
+    #[arg(long = "block.max-bytes", value_name = "BYTES")]
+    pub block_max_bytes: Option<usize>,
     /// How long an open block keeps taking txs after its timestamp, in ms.
     #[arg(long = "block.max-open-ms", value_name = "MS")]
     pub block_max_open_ms: Option<u64>,
@@ -368,6 +378,7 @@ impl NodeConfig {
         set(f.block_interval_ms, &mut cfg.block.interval_ms);
         set(f.block_max_open_ms, &mut cfg.block.max_open_ms);
         set(f.block_gas_limit, &mut cfg.block.gas_limit);
+        set(f.block_max_bytes, &mut cfg.block.max_bytes);
         set(f.state_retention_blocks, &mut cfg.state.retention_blocks);
         set(f.consensus_engine, &mut cfg.consensus.engine);
         set(f.consensus_listen, &mut cfg.consensus.listen);
@@ -388,6 +399,13 @@ impl NodeConfig {
             ("block.interval_ms", (1..=60_000).contains(&self.block.interval_ms), "must be 1..=60000"),
             ("block.gas_limit", self.block.gas_limit > 0, "must be positive"),
             ("block.max_txs", self.block.max_txs > 0, "must be positive"),
+            (
+                "block.max_bytes",
+                (256 << 10..=self.rpc.max_message_bytes.min(MAX_CLIENT_RESPONSE_BYTES).saturating_sub(BLOCK_ENVELOPE_BYTES))
+                    .contains(&self.block.max_bytes),
+                "must be 262144..=min(rpc.max_message_bytes, 16 MiB) - 65536 (a block and its certificate must fit one \
+                 GetBlock answer that clients accept)",
+            ),
             ("block.max_open_ms", (1..=60_000).contains(&self.block.max_open_ms), "must be 1..=60000"),
             ("mempool.max_txs", self.mempool.max_txs > 0, "must be positive"),
             (
@@ -430,6 +448,7 @@ impl NodeConfig {
         ShardConfig {
             block_gas_limit: self.block.gas_limit,
             max_block_txs: self.block.max_txs,
+            max_block_bytes: self.block.max_bytes,
             mempool_max_txs: self.mempool.max_txs,
             max_tx_bytes: self.mempool.max_tx_bytes,
             retention_blocks: self.state.retention_blocks,
@@ -470,6 +489,12 @@ mod tests {
         assert!(matches!(
             NodeConfig::load(Some(&path), &ConfigFlags::default()),
             Err(ConfigError::Invalid { key: "block.interval_ms", .. })
+        ));
+        // A block bound that GetBlock could not carry (the RPC limit is 4 MiB by default).
+        std::fs::write(&path, "[block]\nmax_bytes = 8388608\n").expect("write");
+        assert!(matches!(
+            NodeConfig::load(Some(&path), &ConfigFlags::default()),
+            Err(ConfigError::Invalid { key: "block.max_bytes", .. })
         ));
         std::fs::write(&path, "[block]\nbogus = 1\n").expect("write");
         assert!(matches!(NodeConfig::load(Some(&path), &ConfigFlags::default()), Err(ConfigError::Parse { .. })));

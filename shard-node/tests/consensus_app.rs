@@ -1,7 +1,7 @@
 //! The shard as the consensus engine's application, in process: one validator builds a block from what it
 //! admitted, another re-executes it and votes for it only if it rebuilds the identical header. Every kind of
 //! bad proposal (a changed root, a forged tx signature, an extra tx, the wrong height, parent, proposer or
-//! time, undecodable bytes) is judged invalid with a reason and changes nothing; a decided block whose
+//! time, undecodable bytes, more bytes than the block bound) is judged invalid with a reason and changes nothing; a decided block whose
 //! certificate lacks a quorum is refused; a certified one commits on both to the same root.
 
 use std::{
@@ -36,9 +36,13 @@ struct Validator {
 }
 
 fn validator(genesis: &Genesis, key: &Keypair) -> Validator {
+    validator_with(genesis, key, ShardConfig::default())
+}
+
+fn validator_with(genesis: &Genesis, key: &Keypair, config: ShardConfig) -> Validator {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = shardex_service::storage::open_db(dir.path()).expect("db");
-    let shard = Shard::open(db, genesis.clone(), key.clone(), ShardConfig::default()).expect("open");
+    let shard = Shard::open(db, genesis.clone(), key.clone(), config).expect("open");
     let node = NodeHandle::new(shard);
     let routing = Arc::new(Routing {
         leader: Arc::new(Leader::new(key.account())),
@@ -139,6 +143,13 @@ async fn validators_vote_only_for_blocks_they_rebuild_and_commit_only_certified_
         }
     }
     assert_eq!(b.node.shard().head().state_root, root_before, "judging bad blocks changed state");
+    // A validator bounding blocks at 300 bytes refuses this one (two deposits and their receipts are more), so
+    // a proposer cannot push a block past what GetBlock can carry.
+    let strict = validator_with(&genesis, &keys[2], ShardConfig { max_block_bytes: 300, ..ShardConfig::default() });
+    match strict.app.validate(Some(keys[0].account()), &body).await.expect("no node error") {
+        Verdict::Invalid(why) => assert!(why.contains("bytes, more than 300 per block"), "{why}"),
+        Verdict::Valid => panic!("a block over the byte bound was judged valid"),
+    }
     assert_eq!(b.app.validate(Some(keys[0].account()), &body).await.expect("ok"), Verdict::Valid);
 
     // A decision whose certificate lacks a quorum is refused (the node stops rather than write it).

@@ -65,6 +65,7 @@ fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
             Reason::InvalidOp,
         ),
         ("cancel without a target", Op::CancelOrder(pb::CancelOrder { target: None }), Reason::InvalidOp),
+        ("cancel all with nothing resting", Op::CancelAll(pb::CancelAll {}), Reason::InvalidOp),
         (
             "cancel of an unknown client id",
             Op::CancelOrder(pb::CancelOrder { target: Some(pb::cancel_order::Target::ClientOrderId(7)) }),
@@ -107,4 +108,11 @@ fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
         assert_eq!(got, reason, "{what}");
         assert_eq!(net.shard.head().state_root, root, "{what} changed state");
     }
+
+    // A key that never deposited has nothing to change: its free no-op is refused, and writes no nonce.
+    let fresh = Keypair::from_seed([62; 32]);
+    let root = net.shard.head().state_root;
+    let got = net.run(&fresh, Op::CancelAll(pb::CancelAll {})).expect_err("a fresh key's cancel-all").reason;
+    assert_eq!(got, Reason::InvalidOp);
+    assert_eq!(net.shard.head().state_root, root, "a fresh key's no-op changed state");
 }

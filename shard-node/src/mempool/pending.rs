@@ -24,6 +24,8 @@ pub struct PendingLimits {
     pub max_block_txs: usize,
     /// Gas in one block.
     pub block_gas_limit: u64,
+    /// Encoded bytes of one block's txs, receipts and begin-block events (see [`entry_bytes`]).
+    pub block_max_bytes: usize,
     /// How long after its timestamp a block still takes txs. Past it a tx opens a new block, so a tx never
     /// executes at a block time far behind the clock (a stalled producer, say).
     pub max_open_ms: u64,
@@ -46,10 +48,39 @@ pub struct OpenBlock {
     pub writes: Arc<Changes>,
     /// Gas of its txs.
     pub gas: u64,
+    /// Encoded bytes of its txs, receipts and begin-block events, as they appear in its `pb::Block`.
+    pub bytes: usize,
+}
+
+/// What `block_events` add to the encoding of their `pb::Block`.
+pub fn block_events_bytes(block_events: &[pb::Event]) -> usize {
+    prost::encoding::message::encoded_len_repeated(4, block_events)
+}
+
+/// What one tx adds to the encoding of its `pb::Block`: the signed tx and its receipt (at `index`), each
+/// with its field key and length. A block's bytes are the sum over its txs plus [`block_events_bytes`]; the
+/// header and certificate come on top.
+pub fn entry_bytes(tx: &VerifiedTx, index: u32, outcome: &Outcome) -> usize {
+    use prost::{
+        encoding::{encoded_len_varint, key_len, message},
+        Message,
+    };
+    let receipt = pb::Receipt { tx_hash: tx.hash().to_vec(), index, gas_used: outcome.gas_used, events: Vec::new() };
+    let receipt_len = receipt.encoded_len() + message::encoded_len_repeated(4, &outcome.events);
+    message::encoded_len(2, tx.envelope()) + key_len(3) + encoded_len_varint(receipt_len as u64) + receipt_len
+}
+
+/// The bytes of a whole block's txs, receipts and begin-block events (what [`entry_bytes`] and
+/// [`block_events_bytes`] add up to while it fills).
+pub fn block_bytes(txs: &[VerifiedTx], receipts: &[pb::Receipt], block_events: &[pb::Event]) -> usize {
+    use prost::encoding::message;
+    let txs_len: usize = txs.iter().map(|tx| message::encoded_len(2, tx.envelope())).sum();
+    txs_len + message::encoded_len_repeated(3, receipts) + block_events_bytes(block_events)
 }
 
 impl OpenBlock {
     fn push(&mut self, tx: VerifiedTx, outcome: Outcome, writes: Changes) {
+        self.bytes = self.bytes.saturating_add(entry_bytes(&tx, self.txs.len() as u32, &outcome));
         self.receipts.push(pb::Receipt {
             tx_hash: tx.hash().to_vec(),
             index: self.txs.len() as u32,
@@ -144,7 +175,9 @@ impl Mempool {
     }
 
     fn is_block_full(&self, block: &OpenBlock) -> bool {
-        block.txs.len() >= self.limits.max_block_txs || block.gas >= self.limits.block_gas_limit
+        block.txs.len() >= self.limits.max_block_txs
+            || block.gas >= self.limits.block_gas_limit
+            || block.bytes >= self.limits.block_max_bytes
     }
 
     /// Where the next tx would go at `now_ms`: the tail block while it has room for a tx and is younger than
@@ -167,14 +200,18 @@ impl Mempool {
         BlockCtx { height: self.next_height, timestamp_ms: now_ms.max(self.last_timestamp_ms) }
     }
 
-    /// True when the tail block can take a tx that used `gas`.
-    pub fn tail_fits(&self, gas: u64) -> bool {
-        self.blocks.back().is_some_and(|tail| tail.gas.saturating_add(gas) <= self.limits.block_gas_limit)
+    /// True when the tail block can take `tx`, executed with `outcome`, within its gas and bytes.
+    pub fn tail_fits(&self, tx: &VerifiedTx, outcome: &Outcome) -> bool {
+        self.blocks.back().is_some_and(|tail| {
+            let bytes = entry_bytes(tx, tail.txs.len() as u32, outcome);
+            tail.gas.saturating_add(outcome.gas_used) <= self.limits.block_gas_limit
+                && tail.bytes.saturating_add(bytes) <= self.limits.block_max_bytes
+        })
     }
 
     /// Appends an executed tx to the tail block. The caller checked capacity, duplicates and [`Self::tail_fits`].
     pub fn push_tail(&mut self, tx: VerifiedTx, outcome: Outcome, writes: Changes) {
-        debug_assert!(!self.is_full() && !self.contains(&tx.hash()) && self.tail_fits(outcome.gas_used));
+        debug_assert!(!self.is_full() && !self.contains(&tx.hash()) && self.tail_fits(&tx, &outcome));
         self.hashes.insert(tx.hash());
         self.txs += 1;
         let Some(tail) = self.blocks.back_mut() else {
@@ -199,6 +236,7 @@ impl Mempool {
         self.next_height += 1;
         self.last_timestamp_ms = ctx.timestamp_ms;
         let writes_so_far = Arc::new(begin_writes);
+        let bytes = block_events_bytes(&block_events);
         let mut block = OpenBlock {
             ctx,
             block_events,
@@ -206,6 +244,7 @@ impl Mempool {
             receipts: Vec::new(),
             writes: writes_so_far,
             gas: 0,
+            bytes,
         };
         self.hashes.insert(tx.hash());
         self.txs += 1;
@@ -227,6 +266,7 @@ impl Mempool {
         debug_assert!(self.blocks.is_empty() && ctx.height == self.next_height);
         self.next_height += 1;
         self.last_timestamp_ms = ctx.timestamp_ms;
+        let bytes = block_events_bytes(&block_events);
         let block = OpenBlock {
             ctx,
             block_events,
@@ -234,6 +274,7 @@ impl Mempool {
             receipts: Vec::new(),
             writes: Arc::new(begin_writes),
             gas: 0,
+            bytes,
         };
         self.sealed.push_back(SealedBlock { writes: Arc::clone(&block.writes), txs: Arc::clone(&block.txs) });
         block
@@ -271,8 +312,13 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: PendingLimits =
-        PendingLimits { max_txs: 10, max_block_txs: 3, block_gas_limit: 100, max_open_ms: 50 };
+    const LIMITS: PendingLimits = PendingLimits {
+        max_txs: 10,
+        max_block_txs: 3,
+        block_gas_limit: 100,
+        block_max_bytes: 1 << 20,
+        max_open_ms: 50,
+    };
 
     fn tx(nonce: u64) -> VerifiedTx {
         let domain = TxDomain { chain: ChainId(1), shard: ShardId(1) };
@@ -292,7 +338,7 @@ mod tests {
     /// Admits `tx` where `slot` says, as the shard does.
     fn admit(pool: &mut Mempool, tx: VerifiedTx, now_ms: u64, gas: u64, writes: Changes) -> BlockCtx {
         match pool.slot(now_ms) {
-            Slot::Tail(ctx) if pool.tail_fits(gas) => {
+            Slot::Tail(ctx) if pool.tail_fits(&tx, &outcome(gas)) => {
                 pool.push_tail(tx, outcome(gas), writes);
                 ctx
             }
@@ -365,5 +411,35 @@ mod tests {
         let drained: Vec<B256> = pool.drain().iter().map(VerifiedTx::hash).collect();
         assert_eq!(drained, order, "sealed block first, then the open one, each in execution order");
         assert!(pool.is_empty() && pool.layers().is_empty() && !pool.contains(&order[0]));
+    }
+
+    #[test]
+    fn blocks_close_on_bytes_counted_as_their_encoding() {
+        let event = |n: u8| pb::Event {
+            account: vec![n; 32],
+            kind: Some(pb::event::Kind::CollateralChanged(pb::CollateralChanged {
+                delta_micros: 1,
+                balance_micros: i64::from(n),
+                ..Default::default()
+            })),
+        };
+        let with_event = |gas: u64, n: u8| Outcome { gas_used: gas, events: vec![event(n)] };
+        let one = entry_bytes(&tx(1), 1, &with_event(1, 1));
+        let limits = PendingLimits { max_block_txs: 100, block_max_bytes: 2 * one + one / 2, ..LIMITS };
+        let mut pool = Mempool::new(limits, 0, 0);
+        pool.open(pool.next_ctx(10), vec![event(0)], Changes::new(), tx(1), with_event(1, 1), write(1, 1));
+        assert!(pool.tail_fits(&tx(2), &with_event(1, 2)), "a second tx fits");
+        pool.push_tail(tx(2), with_event(1, 2), write(2, 1));
+        assert!(!pool.tail_fits(&tx(3), &with_event(1, 3)), "a third would pass the byte bound");
+
+        let block = pool.seal_front().expect("a block");
+        let encoded = pb::Block {
+            header: None,
+            txs: block.txs.iter().map(|t| t.envelope().clone()).collect(),
+            receipts: block.receipts.clone(),
+            block_events: block.block_events.clone(),
+        };
+        assert_eq!(block.bytes, prost::Message::encoded_len(&encoded), "the count is the block's encoding");
+        assert_eq!(block_bytes(&block.txs, &block.receipts, &block.block_events), block.bytes);
     }
 }

@@ -6,7 +6,7 @@ use shardex_core::{tx::VerifiedTx, Reason};
 
 use super::{HeadState, Reject, Shard, ShardError};
 use crate::{
-    mempool::Slot,
+    mempool::{block_events_bytes, entry_bytes, Slot},
     vm::{begin_block, execute, ExecError, Outcome, TxScope},
 };
 
@@ -37,12 +37,12 @@ impl Shard {
         if let Slot::Tail(ctx) = self.mempool.slot(now_ms) {
             let mut scope = TxScope::over(&base, self.mempool.layers());
             match execute(&mut scope, &self.params, &tx, &ctx) {
-                Ok(outcome) if self.mempool.tail_fits(outcome.gas_used) => {
+                Ok(outcome) if self.mempool.tail_fits(&tx, &outcome) => {
                     let writes = scope.into_writes();
                     self.mempool.push_tail(tx, outcome, writes);
                     return Ok(Ok(()));
                 }
-                // Out of gas room in the tail: the tx opens the next block instead.
+                // Out of gas or byte room in the tail: the tx opens the next block instead.
                 Ok(_) => {}
                 Err(e) => return refused(e),
             }
@@ -63,6 +63,16 @@ impl Shard {
         };
         if outcome.gas_used > self.config.block_gas_limit {
             return Ok(Err(too_big(&outcome, self.config.block_gas_limit)));
+        }
+        let bytes = block_events_bytes(&block_events).saturating_add(entry_bytes(&tx, 0, &outcome));
+        if bytes > self.config.max_block_bytes {
+            return Ok(Err(Reject::new(
+                Reason::TxTooLarge,
+                format!(
+                    "tx and its receipt take {bytes} bytes, more than a whole block ({})",
+                    self.config.max_block_bytes
+                ),
+            )));
         }
         let writes = scope.into_writes();
         self.mempool.open(ctx, block_events, begin_writes, tx, outcome, writes);

@@ -13,6 +13,13 @@ use crate::{
     vm::{genesis_changes, VmParams},
 };
 
+/// Default bound on a block's txs, receipts and begin-block events, bytes: half the default RPC message
+/// limit, leaving room for the header and a certificate of up to 128 precommits (under 16 KiB).
+pub const DEFAULT_MAX_BLOCK_BYTES: usize = 2 << 20;
+
+/// Room a block's header and certificate need on top of its `max_block_bytes` in a `GetBlock` answer.
+pub const BLOCK_ENVELOPE_BYTES: usize = 64 << 10;
+
 /// Limits of block production and admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardConfig {
@@ -20,6 +27,9 @@ pub struct ShardConfig {
     pub block_gas_limit: u64,
     /// Txs per block.
     pub max_block_txs: usize,
+    /// Encoded bytes of a block's txs, receipts and begin-block events; kept well below the RPC message
+    /// limit so every block can be fetched.
+    pub max_block_bytes: usize,
     /// Pending txs.
     pub mempool_max_txs: usize,
     /// Largest encoded tx, bytes.
@@ -37,6 +47,7 @@ impl Default for ShardConfig {
         Self {
             block_gas_limit: 20_000_000,
             max_block_txs: 10_000,
+            max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
             mempool_max_txs: 50_000,
             max_tx_bytes: shardex_core::tx::DEFAULT_MAX_TX_BYTES,
             retention_blocks: 256,
@@ -53,6 +64,7 @@ impl ShardConfig {
             max_txs: self.mempool_max_txs,
             max_block_txs: self.max_block_txs,
             block_gas_limit: self.block_gas_limit,
+            block_max_bytes: self.max_block_bytes,
             max_open_ms: self.max_open_block_ms,
         }
     }

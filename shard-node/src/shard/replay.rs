@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     chain::Head,
-    mempool::OpenBlock,
+    mempool::{block_bytes, OpenBlock},
     state::StateEngine,
     vm::{begin_block, execute, BlockCtx, Changes, TxScope, VmParams},
 };
@@ -105,6 +105,7 @@ impl Shard {
             domain: self.domain,
             max_block_txs: self.config.max_block_txs,
             block_gas_limit: self.config.block_gas_limit,
+            max_block_bytes: self.config.max_block_bytes,
         }
     }
 }
@@ -119,6 +120,7 @@ pub struct Rebuilder {
     domain: shardex_core::tx::TxDomain,
     max_block_txs: usize,
     block_gas_limit: u64,
+    max_block_bytes: usize,
 }
 
 impl Rebuilder {
@@ -139,7 +141,11 @@ impl Rebuilder {
         if gas > self.block_gas_limit {
             return Err(ReplayError::Invalid(format!("{gas} gas, more than {} per block", self.block_gas_limit)));
         }
-        let block = OpenBlock { ctx, block_events, txs: Arc::new(txs), receipts, writes: Arc::new(writes), gas };
+        let bytes = block_bytes(&txs, &receipts, &block_events);
+        if bytes > self.max_block_bytes {
+            return Err(ReplayError::Invalid(format!("{bytes} bytes, more than {} per block", self.max_block_bytes)));
+        }
+        let block = OpenBlock { ctx, block_events, txs: Arc::new(txs), receipts, writes: Arc::new(writes), gas, bytes };
         let sealed =
             Sealed { block, parent: self.head.clone(), store: self.store.clone(), domain: self.domain, proposer };
         Ok(sealed.stage_as(Origin::Rebuilt)?)

@@ -336,8 +336,12 @@ pub fn cancel(scope: &mut TxScope<'_>, signer: &AccountId, c: &pb::CancelOrder) 
     Ok(vec![cancelled_event(&cancelled, CancelReason::User)])
 }
 
-/// Cancels every resting order of the signer.
+/// Cancels every resting order of the signer; refused when there is none, so a tx that would change nothing
+/// but a nonce never takes block space (a fresh key could otherwise fill blocks and state for free).
 pub fn cancel_all(scope: &mut TxScope<'_>, signer: &AccountId) -> Result<Vec<pb::Event>, ExecError> {
     let cancelled = book::cancel_all(scope, signer)?;
+    if cancelled.is_empty() {
+        return Err(ExecError::InvalidOp("no resting orders to cancel".into()));
+    }
     Ok(cancelled.iter().map(|o| cancelled_event(o, CancelReason::User)).collect())
 }

@@ -294,8 +294,10 @@ impl Genesis {
         if !(1..=10_000).contains(&t.price_band_bps) || t.price_band_window_ms == 0 {
             return invalid("market.trading.price_band_*", "band 1 to 10000 bps, window positive");
         }
-        if !(1..=16_384).contains(&t.max_positions_per_side) {
-            return invalid("market.trading.max_positions_per_side", "must be 1 to 16384");
+        // Auto-deleveraging ranks every opposite position in one op: this bound keeps that op within the tx
+        // gas limit.
+        if !(1..=8_192).contains(&t.max_positions_per_side) {
+            return invalid("market.trading.max_positions_per_side", "must be 1 to 8192");
         }
         if t.funding_clamp_bps > 1_000 {
             return invalid("market.trading.funding_clamp_bps", "must be at most 1000 (10% per interval)");

@@ -81,9 +81,20 @@ pub fn cancel(scope: &mut TxScope<'_>, order_id: u64) -> Result<pb::OrderRecord,
 /// Cancels every resting order of `owner` (at most `max_open_orders_per_account`), oldest first, and
 /// returns them as they rested.
 pub fn cancel_all(scope: &mut TxScope<'_>, owner: &AccountId) -> Result<Vec<pb::OrderRecord>, ExecError> {
+    Ok(cancel_oldest(scope, owner, usize::MAX)?.0)
+}
+
+/// Cancels the `max` oldest resting orders of `owner` and returns them as they rested, with whether more
+/// remain: bounded work for a caller that must always fit in one op (liquidation).
+pub fn cancel_oldest(
+    scope: &mut TxScope<'_>,
+    owner: &AccountId,
+    max: usize,
+) -> Result<(Vec<pb::OrderRecord>, bool), ExecError> {
     let ids = store::load_account_orders(scope, owner)?.order_ids;
-    let mut cancelled = Vec::with_capacity(ids.len());
-    for id in ids {
+    let more = ids.len() > max;
+    let mut cancelled = Vec::with_capacity(ids.len().min(max));
+    for id in ids.into_iter().take(max) {
         let order = store::linked_order(scope, id, "account orders")?;
         if store::owner_of(&order)? != *owner {
             return Err(store::corrupt("account orders", format!("order {id} listed for another owner")));
@@ -91,7 +102,7 @@ pub fn cancel_all(scope: &mut TxScope<'_>, owner: &AccountId) -> Result<Vec<pb::
         remove_resting(scope, &order)?;
         cancelled.push(order);
     }
-    Ok(cancelled)
+    Ok((cancelled, more))
 }
 
 /// Takes `order` (as stored) off the book entirely: unlinks it and forgets it in its owner's records.

@@ -13,7 +13,7 @@ mod store;
 mod types;
 
 pub use keys::{account_orders_key, client_order_key, counters_key, level_key, order_key, side_key};
-pub use lifecycle::{cancel, cancel_all, rest};
+pub use lifecycle::{cancel, cancel_all, cancel_oldest, rest};
 pub use matching::{match_incoming, match_incoming_with, would_cross};
 pub use query::{account_orders, best_price, depth, order, order_id_by_client_id, DepthLevel};
 pub use types::{BookLimits, Fill, Incoming, MatchOutcome, NewOrder, Side};

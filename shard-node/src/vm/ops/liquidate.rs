@@ -6,6 +6,14 @@
 //! beyond the whole insurance fund, the bankrupt position is closed against the most profitable opposite
 //! positions at the bankruptcy price, so they, not the protocol, absorb the loss. Liquidation lots are
 //! capped per block.
+//!
+//! Every liquidation op does bounded work, so no account can make itself too expensive to liquidate: it
+//! cancels at most [`MAX_LIQUIDATION_CANCELS`] of the target's resting orders (an op that leaves some
+//! does nothing else, and the next op continues), and auto-deleveraging closes against at most
+//! [`MAX_DELEVERAGE_COUNTERPARTIES`] positions (the rest of the bankrupt position stays for the next op,
+//! which finds the account still liquidatable). Ranking reads each opposite position once and settles
+//! funding only for the counterparties it closes against; positions per side are bounded by genesis (8,192),
+//! so the worst op fits the tx gas limit (the test `liquidation_bounds` measures it).
 
 use prost::Message;
 use shardex_core::{
@@ -27,6 +35,12 @@ use crate::vm::{
 pub fn load_insurance(scope: &mut TxScope<'_>) -> Result<pb::InsuranceFundRecord, ExecError> {
     load_record(scope, &state_key::insurance_key(), "insurance fund")
 }
+
+/// Resting orders of the target one liquidation op cancels at most.
+pub const MAX_LIQUIDATION_CANCELS: usize = 128;
+
+/// Opposite positions one auto-deleveraging op closes against at most.
+pub const MAX_DELEVERAGE_COUNTERPARTIES: usize = 32;
 
 fn cap_key() -> alloy_primitives::B256 {
     state_key::leaf_key(state_key::Namespace::LiquidationCap, &[])
@@ -82,7 +96,10 @@ fn bankruptcy_price(math: &MarketMath, pos: &Position, collateral: i64, covered:
 }
 
 /// Auto-deleveraging: closes up to `lots` of the bankrupt `target` against the most profitable opposite
-/// positions (by unrealized PnL at `mark`, then account bytes) at `price`. Returns the lots closed.
+/// positions (by unrealized PnL at `mark`, then account bytes) at `price`, at most
+/// [`MAX_DELEVERAGE_COUNTERPARTIES`] of them. Returns the lots closed and whether every profitable opposite
+/// position was used (so what is left has no one to absorb it). Funding does not change a position's size
+/// or entry, so ranking reads positions as they are and only the counterparties are settled.
 #[allow(clippy::too_many_arguments)]
 fn deleverage(
     scope: &mut TxScope<'_>,
@@ -93,10 +110,9 @@ fn deleverage(
     price: u64,
     mark: u64,
     events: &mut Vec<pb::Event>,
-) -> Result<u64, ExecError> {
+) -> Result<(u64, bool), ExecError> {
     let mut ranked = Vec::new();
     for account in positions::accounts_on_side_of(scope, -signed_lots)? {
-        funding::settle(scope, &account)?;
         let p = positions::load(scope, &account)?;
         let upnl = position_of(&p).unrealized_pnl(math, mark).map_err(|_| ExecError::Overflow("unrealized pnl"))?;
         if upnl > 0 {
@@ -104,12 +120,14 @@ fn deleverage(
         }
     }
     ranked.sort();
+    let exhaustive = ranked.len() <= MAX_DELEVERAGE_COUNTERPARTIES;
     let sign = signed_lots.signum();
     let mut remaining = signed_lots.unsigned_abs();
-    for (_, account, size) in ranked {
+    for (_, account, size) in ranked.into_iter().take(MAX_DELEVERAGE_COUNTERPARTIES) {
         if remaining == 0 {
             break;
         }
+        funding::settle(scope, &account)?;
         let q = remaining.min(size.unsigned_abs());
         let q_signed = sign * i64::try_from(q).map_err(|_| ExecError::Overflow("lots"))?;
         take(scope, market, math, target, -q_signed, price)?;
@@ -125,7 +143,7 @@ fn deleverage(
         });
         remaining -= q;
     }
-    Ok(signed_lots.unsigned_abs() - remaining)
+    Ok((signed_lots.unsigned_abs() - remaining, exhaustive))
 }
 
 /// Liquidates `l.account` on behalf of `liquidator`.
@@ -156,6 +174,24 @@ pub fn liquidate(
         });
     }
 
+    // The liquidated account's resting orders go first: they could only add risk. An op that cannot cancel
+    // them all does only that; the next one continues.
+    let (cancelled, more_orders) = book::cancel_oldest(scope, &target, MAX_LIQUIDATION_CANCELS)?;
+    let mut events: Vec<pb::Event> = cancelled
+        .iter()
+        .map(|o| pb::Event {
+            account: o.owner.clone(),
+            kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
+                order_id: o.order_id,
+                lots: o.remaining_lots,
+                reason: pb::CancelReason::Liquidation as i32,
+            })),
+        })
+        .collect();
+    if more_orders {
+        return Ok(events);
+    }
+
     // Per-block cap across all liquidations.
     let mut cap: pb::LiquidationCapRecord = load_record(scope, &cap_key(), "liquidation cap")?;
     if cap.height != ctx.height {
@@ -167,22 +203,6 @@ pub fn liquidate(
     if lots == 0 {
         return Err(ExecError::InvalidOp("the per-block liquidation cap is reached; retry next block".into()));
     }
-    cap.lots += lots;
-    scope.write(cap_key(), cap.encode_to_vec());
-
-    // The liquidated account's resting orders go first: they could only add risk.
-    let mut events: Vec<pb::Event> = book::cancel_all(scope, &target)?
-        .iter()
-        .map(|o| pb::Event {
-            account: o.owner.clone(),
-            kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
-                order_id: o.order_id,
-                lots: o.remaining_lots,
-                reason: pb::CancelReason::Liquidation as i32,
-            })),
-        })
-        .collect();
-
     let sign = target_pos.size_lots.signum();
     let signed = sign * i64::try_from(lots).map_err(|_| ExecError::Overflow("lots"))?;
     let liquidator_risk_before = positions::load(scope, liquidator)?.size_lots.unsigned_abs();
@@ -192,6 +212,7 @@ pub fn liquidate(
     // profitable opposite positions at the bankruptcy price instead; whatever they cannot absorb is taken
     // over at the mark as usual.
     let mut at_mark = signed;
+    let mut deleveraged = 0u64;
     let full_close = lots == target_pos.size_lots.unsigned_abs();
     if full_close {
         let mut probe = position_of(&target_pos);
@@ -201,14 +222,23 @@ pub fn liquidate(
         if after < 0 && -after > available {
             let covered = i64::try_from(available).map_err(|_| ExecError::Overflow("fund"))?;
             let price = bankruptcy_price(&math, &position_of(&target_pos), target_collateral, covered)?;
-            let closed = deleverage(scope, market, &math, &target, signed, price, mark, &mut events)?;
-            at_mark = signed - sign * i64::try_from(closed).map_err(|_| ExecError::Overflow("lots"))?;
+            let (closed, exhaustive) = deleverage(scope, market, &math, &target, signed, price, mark, &mut events)?;
+            deleveraged = closed;
+            // What the counterparties of this op did not absorb waits for the next op while others remain;
+            // only when none is left does the liquidator take it over at the mark.
+            at_mark = match exhaustive {
+                true => signed - sign * i64::try_from(closed).map_err(|_| ExecError::Overflow("lots"))?,
+                false => 0,
+            };
         }
     }
     if at_mark != 0 {
         take(scope, market, &math, &target, -at_mark, mark)?;
         take(scope, market, &math, liquidator, at_mark, mark)?;
     }
+    // The cap counts the lots this op actually closed.
+    cap.lots += deleveraged + at_mark.unsigned_abs();
+    scope.write(cap_key(), cap.encode_to_vec());
 
     // Penalty: what the account can pay of it, split between liquidator and fund.
     let notional = math.notional(at_mark, mark).map_err(|_| ExecError::Overflow("notional"))?;

@@ -156,7 +156,7 @@ impl Sim {
         let op = if rng.gen_bool(0.3) {
             Op::CancelAll(pb::CancelAll {})
         } else {
-            Op::PlaceOrder(limit_order(pb::Side::Buy, PRICE / 2, rng.gen_range(1..150), pb::TimeInForce::Gtc))
+            Op::PlaceOrder(limit_order(pb::Side::Buy, PRICE / 100 * 90, rng.gen_range(1..150), pb::TimeInForce::Gtc))
         };
         self.run(i, &user, op, &[Reason::InsufficientMargin, Reason::InvalidOp], "order");
     }

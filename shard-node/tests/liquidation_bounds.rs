@@ -66,13 +66,13 @@ fn an_account_with_the_most_resting_orders_is_liquidated_across_ops() {
     deposit(&mut net, &authority, &liquidator.account(), 1_000_000);
     oracle(&mut net, &oracle_key, PRICE);
 
-    // The target sells 4,100 lots to the maker, then rests 4,096 one-lot bids far below the mark (they reduce
+    // The target sells 4,100 lots to the maker, then rests 4,096 one-lot bids 10% below the mark (they reduce
     // its short if filled, so they need no margin).
     net.run(&maker, Op::PlaceOrder(limit_order(Side::Buy, PRICE, 4_100, TimeInForce::Gtc))).expect("maker bid");
     net.run(&target, Op::PlaceOrder(market_order(Side::Sell, 4_100))).expect("target short");
     for _ in 0..64 {
         for _ in 0..64 {
-            net.submit(&target, Op::PlaceOrder(limit_order(Side::Buy, PRICE / 2, 1, TimeInForce::Gtc)))
+            net.submit(&target, Op::PlaceOrder(limit_order(Side::Buy, PRICE / 100 * 90, 1, TimeInForce::Gtc)))
                 .expect("a resting bid");
         }
         net.block();

@@ -49,6 +49,19 @@ fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
         ("above max size", Op::PlaceOrder(pb::PlaceOrder { size_lots: 1_001, ..gtc(PRICE) }), Reason::InvalidOp),
         ("zero price", Op::PlaceOrder(gtc(0)), Reason::InvalidOp),
         ("off the tick", Op::PlaceOrder(gtc(PRICE + 1)), Reason::InvalidOp),
+        // The genesis band is 15%: a bid that would rest 20% below the mark, or an ask 20% above it, could hold
+        // a price level at no risk.
+        ("a bid resting beyond the band", Op::PlaceOrder(gtc(PRICE / 100 * 80)), Reason::InvalidOp),
+        (
+            "an ask resting beyond the band",
+            Op::PlaceOrder(limit_order(Side::Sell, PRICE / 100 * 120, 1, TimeInForce::Gtc)),
+            Reason::InvalidOp,
+        ),
+        (
+            "a post-only bid beyond the band",
+            Op::PlaceOrder(limit_order(Side::Buy, PRICE / 100 * 80, 1, TimeInForce::PostOnly)),
+            Reason::InvalidOp,
+        ),
         (
             "reduce-only without a position",
             Op::PlaceOrder(pb::PlaceOrder { reduce_only: true, ..gtc(PRICE) }),
@@ -108,6 +121,12 @@ fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
         assert_eq!(got, reason, "{what}");
         assert_eq!(net.shard.head().state_root, root, "{what} changed state");
     }
+
+    // Within the band an order rests; an IOC order never rests, so the band does not apply to it.
+    net.run(&trader, Op::PlaceOrder(gtc(PRICE / 100 * 86))).expect("a bid 14% below the mark rests");
+    net.run(&trader, Op::PlaceOrder(limit_order(Side::Buy, PRICE / 100 * 50, 1, TimeInForce::Ioc)))
+        .expect("an IOC bid far below finds nothing and leaves");
+    net.run(&trader, Op::CancelAll(pb::CancelAll {})).expect("cancel the resting bid");
 
     // A key that never deposited has nothing to change: its free no-op is refused, and writes no nonce.
     let fresh = Keypair::from_seed([62; 32]);

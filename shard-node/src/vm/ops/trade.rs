@@ -108,6 +108,22 @@ fn validate(market: &pb::MarketRecord, o: &pb::PlaceOrder, position_lots: i64) -
     Ok(Plan { side, lots, limit, rest_remainder, post_only })
 }
 
+/// An order that may rest must be priced within `price_band_bps` of the mark (the circuit breaker's band: the
+/// price cannot get further within its window without tripping it). Far-away orders would hold price
+/// levels at no risk, so a little margin could fill every level of a side and shut new prices out.
+fn check_resting_band(market: &pb::MarketRecord, price: u64, mark: u64) -> Result<(), ExecError> {
+    let reach = u128::from(mark) * u128::from(market.price_band_bps) / 10_000;
+    let low = u128::from(mark).saturating_sub(reach);
+    let high = u128::from(mark) + reach;
+    if !(low..=high).contains(&u128::from(price)) {
+        return Err(ExecError::InvalidOp(format!(
+            "an order that may rest must be priced within {} bps of the mark {mark}: {low}..={high}, not {price}",
+            market.price_band_bps
+        )));
+    }
+    Ok(())
+}
+
 fn filled_event(account: &AccountId, fill: pb::OrderFilled) -> pb::Event {
     pb::Event { account: account.0.to_vec(), kind: Some(pb::event::Kind::OrderFilled(fill)) }
 }
@@ -211,6 +227,9 @@ pub fn place(
     // The order's own validity and the market mode first, so a refusal names the most specific cause.
     let plan = validate(market, o, before_pos.size_lots)?;
     let mark = oracle::fresh_mark(scope, market, ctx)?;
+    if let (true, Some(price)) = (plan.rest_remainder, plan.limit) {
+        check_resting_band(market, price, mark)?;
+    }
     if plan.lots == 0 {
         return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
     }

@@ -67,11 +67,13 @@ pub enum Reason {
     NoLeader,
     /// A stream subscriber read nothing for too long while its buffer was full; the stream was dropped.
     SlowConsumer,
+    /// The signer had too many txs refused since the last block; retry after the next one.
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, for exhaustive round-trip tests.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 32] = [
         Self::Malformed,
         Self::TxTooLarge,
         Self::WrongChain,
@@ -103,6 +105,7 @@ impl Reason {
         Self::NotExpired,
         Self::NoLeader,
         Self::SlowConsumer,
+        Self::RateLimited,
     ];
 
     /// The stable wire name, e.g. `NONCE_USED`.
@@ -139,6 +142,7 @@ impl Reason {
             Self::NotExpired => "NOT_EXPIRED",
             Self::NoLeader => "NO_LEADER",
             Self::SlowConsumer => "SLOW_CONSUMER",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn code_of(reason: Reason) -> Code {
         | Reason::Expired
         | Reason::NotExpired => Code::FailedPrecondition,
         Reason::Overflow => Code::OutOfRange,
-        Reason::MempoolFull | Reason::SlowConsumer => Code::ResourceExhausted,
+        Reason::MempoolFull | Reason::SlowConsumer | Reason::RateLimited => Code::ResourceExhausted,
         Reason::NotFound => Code::NotFound,
         Reason::Unavailable | Reason::NoLeader => Code::Unavailable,
     }

@@ -82,6 +82,9 @@ pub struct MempoolSection {
     pub max_txs: usize,
     /// Largest encoded tx, bytes.
     pub max_tx_bytes: usize,
+    /// Refused txs per signer between two blocks; past it the signer's txs are refused unexecuted
+    /// (`RATE_LIMITED`) until the next block.
+    pub max_refusals_per_account: u32,
 }
 
 /// `[block]`.
@@ -235,7 +238,11 @@ impl Default for NodeConfig {
                 stream_stall_ms: u64::try_from(rpc.stream_stall.as_millis()).unwrap_or(u64::MAX),
                 limits: ServerLimits::default(),
             },
-            mempool: MempoolSection { max_txs: shard.mempool_max_txs, max_tx_bytes: shard.max_tx_bytes },
+            mempool: MempoolSection {
+                max_txs: shard.mempool_max_txs,
+                max_tx_bytes: shard.max_tx_bytes,
+                max_refusals_per_account: shard.max_refusals_per_signer,
+            },
             block: BlockSection {
                 interval_ms: 100,
                 gas_limit: shard.block_gas_limit,
@@ -320,6 +327,9 @@ pub struct ConfigFlags {
     /// Largest encoded tx in bytes.
     #[arg(long = "mempool.max-tx-bytes", value_name = "BYTES")]
     pub mempool_max_tx_bytes: Option<usize>,
+    /// Refused txs per account between two blocks before its txs are refused unexecuted.
+    #[arg(long = "mempool.max-refusals-per-account", value_name = "N")]
+    pub mempool_max_refusals_per_account: Option<u32>,
     /// Block interval in ms.
     #[arg(long = "block.interval-ms", value_name = "MS")]
     pub block_interval_ms: Option<u64>,
@@ -375,6 +385,7 @@ impl NodeConfig {
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.mempool_max_txs, &mut cfg.mempool.max_txs);
         set(f.mempool_max_tx_bytes, &mut cfg.mempool.max_tx_bytes);
+        set(f.mempool_max_refusals_per_account, &mut cfg.mempool.max_refusals_per_account);
         set(f.block_interval_ms, &mut cfg.block.interval_ms);
         set(f.block_max_open_ms, &mut cfg.block.max_open_ms);
         set(f.block_gas_limit, &mut cfg.block.gas_limit);
@@ -408,6 +419,11 @@ impl NodeConfig {
             ),
             ("block.max_open_ms", (1..=60_000).contains(&self.block.max_open_ms), "must be 1..=60000"),
             ("mempool.max_txs", self.mempool.max_txs > 0, "must be positive"),
+            (
+                "mempool.max_refusals_per_account",
+                (1..=1_000_000).contains(&self.mempool.max_refusals_per_account),
+                "must be 1..=1000000",
+            ),
             (
                 "mempool.max_tx_bytes",
                 (256..=self.rpc.max_message_bytes).contains(&self.mempool.max_tx_bytes),
@@ -451,6 +467,7 @@ impl NodeConfig {
             max_block_bytes: self.block.max_bytes,
             mempool_max_txs: self.mempool.max_txs,
             max_tx_bytes: self.mempool.max_tx_bytes,
+            max_refusals_per_signer: self.mempool.max_refusals_per_account,
             retention_blocks: self.state.retention_blocks,
             max_open_block_ms: self.block.max_open_ms,
             ..ShardConfig::default()

@@ -135,3 +135,45 @@ fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
     assert_eq!(got, Reason::InvalidOp);
     assert_eq!(net.shard.head().state_root, root, "a fresh key's no-op changed state");
 }
+
+/// An account without equity is refused before its order reaches the book; one whose txs keep being refused
+/// is refused unexecuted, `RATE_LIMITED`, after 64 refusals, until the next block.
+#[test]
+fn unfunded_orders_are_refused_early_and_repeated_refusals_are_rate_limited() {
+    let oracle = Keypair::from_seed([2; 32]);
+    let deposit = Keypair::from_seed([4; 32]);
+    let mut net = Net::new(&oracle, &deposit, |_| {});
+    let makers: Vec<Keypair> = (0..8u8).map(|i| Keypair::from_seed([90 + i; 32])).collect();
+    for k in &makers {
+        net.run(&deposit, Op::Deposit(pb::Deposit { account: k.account().0.to_vec(), amount_micros: 10_000 * USD }))
+            .expect("deposit");
+    }
+    let t = net.clock_ms;
+    net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
+    for (i, k) in makers.iter().enumerate() {
+        let ask = limit_order(Side::Sell, PRICE + (i as u64 + 1) * TICK, 1, TimeInForce::Gtc);
+        net.run(k, Op::PlaceOrder(ask)).expect("a maker's ask");
+    }
+
+    // A key with no collateral: its market buy would sweep every ask; it is refused with its equity (zero).
+    let sweeper = Keypair::from_seed([99; 32]);
+    let root = net.shard.head().state_root;
+    let refused = net.submit(&sweeper, Op::PlaceOrder(market_order(Side::Buy, 8))).expect_err("unfunded");
+    assert_eq!(refused.reason, Reason::InsufficientMargin, "{refused:?}");
+    assert!(refused.message.contains("equity 0"), "{refused:?}");
+    assert_eq!(net.shard.mempool_len(), 0);
+
+    // 63 more refusals use the budget of 64; the next is refused without execution.
+    for n in 1..64 {
+        let r = net.submit(&sweeper, Op::PlaceOrder(market_order(Side::Buy, 8))).expect_err("refused");
+        assert_ne!(r.reason, Reason::RateLimited, "refusal {n} is still executed");
+    }
+    let limited = net.submit(&sweeper, Op::PlaceOrder(market_order(Side::Buy, 8))).expect_err("limited");
+    assert_eq!(limited.reason, Reason::RateLimited, "{limited:?}");
+    assert_eq!(net.shard.head().state_root, root, "refusals changed state");
+
+    // Others are not affected, and the next block restores the budget.
+    net.run(&deposit, Op::Deposit(pb::Deposit { account: sweeper.account().0.to_vec(), amount_micros: 1_000 * USD }))
+        .expect("another signer is admitted");
+    net.run(&sweeper, Op::PlaceOrder(market_order(Side::Buy, 1))).expect("funded now, and executed again");
+}

@@ -5,4 +5,4 @@ mod pending;
 mod rejects;
 
 pub use pending::{block_bytes, block_events_bytes, entry_bytes, Mempool, OpenBlock, PendingLimits, Slot};
-pub use rejects::RejectLog;
+pub use rejects::{RefusalBudget, RejectLog};

@@ -13,11 +13,27 @@ use crate::{
 impl Shard {
     /// Admits `tx` to the mempool, or says why not. `Err(ShardError)` means the node itself failed.
     /// `now_ms` is the time a block opened for this tx gets (no earlier than any pending block's).
+    /// A signer whose txs were refused `max_refusals_per_signer` times since the last block is refused
+    /// without execution until the next one: a refused tx changes nothing, so without a budget one key could
+    /// make the node execute expensive failures (an order sweeping makers, then refused for margin) forever.
     pub fn admit(&mut self, tx: VerifiedTx, now_ms: u64) -> Result<Result<(), Reject>, ShardError> {
-        let hash = tx.hash();
-        let verdict = self.try_admit(tx, now_ms)?;
+        let (hash, signer, height) = (tx.hash(), tx.signer(), self.head.height);
+        let verdict = match self.refusals.exhausted(height, &signer) {
+            true => Err(Reject::new(
+                Reason::RateLimited,
+                format!(
+                    "{} txs of {signer} were refused since block {height}; retry after the next block",
+                    self.refusals.per_signer()
+                ),
+            )),
+            false => self.try_admit(tx, now_ms)?,
+        };
         if let Err(reject) = &verdict {
             self.rejected.record(hash, reject.reason.as_str(), &reject.message);
+            // Refusals that cost an execution count; those decided before it do not.
+            if !matches!(reject.reason, Reason::DuplicateTx | Reason::MempoolFull | Reason::RateLimited) {
+                self.refusals.charge(height, &signer);
+            }
         }
         Ok(verdict)
     }

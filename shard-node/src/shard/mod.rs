@@ -26,7 +26,7 @@ use query::KeyRead;
 
 use crate::{
     chain::{ChainStore, Head},
-    mempool::{Mempool, RejectLog},
+    mempool::{Mempool, RefusalBudget, RejectLog},
     state::StateEngine,
     vm::{StateReader, StorageError, VmParams},
 };
@@ -39,6 +39,7 @@ pub struct Shard {
     chain: ChainStore,
     mempool: Mempool,
     rejected: RejectLog,
+    refusals: RefusalBudget,
     genesis: Genesis,
     domain: TxDomain,
     key: Keypair,

@@ -8,7 +8,7 @@ use tracing::info;
 use super::{Shard, ShardError};
 use crate::{
     chain::ChainStore,
-    mempool::{Mempool, PendingLimits, RejectLog},
+    mempool::{Mempool, PendingLimits, RefusalBudget, RejectLog},
     state::StateEngine,
     vm::{genesis_changes, VmParams},
 };
@@ -38,6 +38,9 @@ pub struct ShardConfig {
     pub retention_blocks: u64,
     /// Recent rejections remembered for tx-status queries.
     pub reject_log_capacity: usize,
+    /// Refused txs per signer between two blocks; past it the signer's txs are refused unexecuted
+    /// (`RATE_LIMITED`) until the next block.
+    pub max_refusals_per_signer: u32,
     /// How long an open block keeps taking txs after its timestamp, ms.
     pub max_open_block_ms: u64,
 }
@@ -52,6 +55,7 @@ impl Default for ShardConfig {
             max_tx_bytes: shardex_core::tx::DEFAULT_MAX_TX_BYTES,
             retention_blocks: 256,
             reject_log_capacity: 10_000,
+            max_refusals_per_signer: 64,
             max_open_block_ms: 1_000,
         }
     }
@@ -161,6 +165,7 @@ impl Shard {
             chain,
             mempool: Mempool::new(config.pending_limits(), head.height, head.timestamp_ms),
             rejected: RejectLog::new(config.reject_log_capacity),
+            refusals: RefusalBudget::new(config.max_refusals_per_signer),
             genesis,
             domain,
             key,

@@ -239,6 +239,26 @@ pub fn place(
             return Err(ExecError::WouldCross { price_micros: price });
         }
     }
+    // An account without equity cannot take more risk: refused before matching touches the book, so an
+    // unfunded order sweeping makers costs no more than these reads.
+    let mut with_order = before_orders.clone();
+    let open = match plan.side {
+        Side::Buy => &mut with_order.open_buy_lots,
+        Side::Sell => &mut with_order.open_sell_lots,
+    };
+    *open = open.saturating_add(plan.lots);
+    if worst_case_lots(before_pos.size_lots, &with_order) > risk_before {
+        let collateral = load_account(scope, signer)?.collateral_micros;
+        let pos = Position { size_lots: before_pos.size_lots, entry_notional_micros: before_pos.entry_notional_micros };
+        let h = health(&math, collateral, &pos, before_orders.open_buy_lots, before_orders.open_sell_lots, mark)
+            .map_err(overflow("health"))?;
+        if h.equity_micros <= 0 {
+            return Err(ExecError::InsufficientMargin {
+                equity_micros: h.equity_micros,
+                required_micros: h.initial_required_micros,
+            });
+        }
+    }
 
     let incoming = Incoming { owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
     let mut fee_pool = positions::load_fee_pool(scope)?;

@@ -13,6 +13,9 @@ const TX_PREFIX: u8 = 0x11;
 const HEAD_KEY: [u8; 1] = [0x12];
 /// Genesis hash, to refuse opening a data dir with another genesis: `0x13`.
 const GENESIS_KEY: [u8; 1] = [0x13];
+/// Finalized header by height, beside its block so header reads decode no txs or receipts: `0x16 ‖ height`.
+/// (`0x14`, `0x15`: history indexes.)
+const HEADER_PREFIX: u8 = 0x16;
 
 /// A block-log failure; storage errors are fatal to the node.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,13 @@ fn block_key(height: u64) -> [u8; 9] {
     k
 }
 
+fn header_key(height: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = HEADER_PREFIX;
+    k[1..].copy_from_slice(&height.to_be_bytes());
+    k
+}
+
 fn tx_key(hash: &B256) -> [u8; 33] {
     let mut k = [0u8; 33];
     k[0] = TX_PREFIX;
@@ -94,17 +104,32 @@ impl ChainStore {
             .transpose()
     }
 
+    /// The finalized header at `height`, read without its block (a store written before headers were kept
+    /// apart falls back to the block).
+    pub fn header(&self, height: u64) -> Result<Option<pb::FinalizedHeader>> {
+        match self.tree.get(header_key(height))? {
+            Some(raw) => {
+                pb::FinalizedHeader::decode(raw.as_ref()).map(Some).map_err(|e| corrupt(format!("header {height}"), e))
+            }
+            None => Ok(self.block(height)?.and_then(|b| b.header)),
+        }
+    }
+
     /// The head, or None for an empty store.
     pub fn head(&self) -> Result<Option<Head>> {
         let Some(raw) = self.tree.get(HEAD_KEY)? else { return Ok(None) };
         let height = u64::from_be_bytes(raw.as_ref().try_into().map_err(|_| corrupt("head pointer", "not 8 bytes"))?);
-        let block = self.block(height)?.ok_or_else(|| corrupt("head", format!("head {height} has no block")))?;
-        Self::head_of(&block).map(Some)
+        let header = self.header(height)?.ok_or_else(|| corrupt("head", format!("head {height} has no block")))?;
+        Self::head_of_header(&header).map(Some)
     }
 
     /// The head described by `block`.
     pub fn head_of(block: &pb::Block) -> Result<Head> {
         let fh = block.header.as_ref().ok_or_else(|| corrupt("block", "no header"))?;
+        Self::head_of_header(fh)
+    }
+
+    fn head_of_header(fh: &pb::FinalizedHeader) -> Result<Head> {
         let d = decode_header(fh).map_err(|e| corrupt("header", e))?;
         Ok(Head {
             height: d.header.height,
@@ -139,6 +164,9 @@ impl ChainStore {
     /// Stages a committed block, its tx index and the head pointer into `batch`.
     pub fn stage_block(&self, block: &pb::Block, height: u64, tx_hashes: &[B256], batch: &mut sled::Batch) {
         batch.insert(block_key(height).to_vec(), block.encode_to_vec());
+        if let Some(header) = &block.header {
+            batch.insert(header_key(height).to_vec(), header.encode_to_vec());
+        }
         for (index, hash) in tx_hashes.iter().enumerate() {
             let mut loc = Vec::with_capacity(12);
             loc.extend_from_slice(&height.to_be_bytes());
@@ -152,5 +180,46 @@ impl ChainStore {
     /// Stages the genesis hash (first start only).
     pub fn stage_genesis_hash(&self, hash: &B256, batch: &mut sled::Batch) {
         batch.insert(GENESIS_KEY.to_vec(), hash.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(height: u64) -> pb::Block {
+        let header = pb::BlockHeader {
+            height,
+            chain_id: 1,
+            shard_id: 1,
+            parent_hash: vec![1; 32],
+            tx_root: vec![2; 32],
+            receipts_root: vec![3; 32],
+            state_root: vec![4; 32],
+            events_root: vec![5; 32],
+            proposer: vec![6; 32],
+            ..Default::default()
+        };
+        let fh = pb::FinalizedHeader { header: header.encode_to_vec(), signatures: Vec::new(), round: 3 };
+        let tx = pb::SignedTx { body: vec![7; 300], signature: vec![8; 64] };
+        pb::Block { header: Some(fh), txs: vec![tx], ..Default::default() }
+    }
+
+    #[test]
+    fn headers_are_kept_beside_their_blocks_and_old_stores_fall_back_to_the_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("sled");
+        let store = ChainStore::new(db.open_tree("chain").expect("tree"));
+        let mut batch = sled::Batch::default();
+        store.stage_block(&block(5), 5, &[], &mut batch);
+        store.tree.apply_batch(batch).expect("apply");
+        assert_eq!(store.header(5).expect("read"), block(5).header);
+        assert!(store.tree.get(header_key(5)).expect("read").is_some(), "the header has its own key");
+        assert_eq!(store.head().expect("head").map(|h| h.height), Some(5));
+
+        // A block written without its header key (an older store) still answers.
+        store.tree.insert(block_key(6), block(6).encode_to_vec()).expect("insert");
+        assert_eq!(store.header(6).expect("read"), block(6).header);
+        assert_eq!(store.header(7).expect("read"), None);
     }
 }

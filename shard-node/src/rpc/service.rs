@@ -388,9 +388,8 @@ impl ShardService for ShardRpc {
 
     async fn get_header(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::FinalizedHeader>, Status> {
         let height = request.into_inner().height;
-        let block = self.node.shard().block(height).map_err(|e| internal_status(&e))?;
-        block
-            .and_then(|b| b.header)
+        let header = self.node.shard().header(height).map_err(|e| internal_status(&e))?;
+        header
             .map(Response::new)
             .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
     }

@@ -37,8 +37,8 @@ pub fn headers(node: Arc<NodeHandle>, from_height: u64, mut sink: Sink<pb::Final
         loop {
             let head = node.shard().head().height;
             while next <= head {
-                let item = match node.shard().block(next) {
-                    Ok(Some(b)) => b.header.ok_or_else(|| Status::data_loss(format!("block {next} has no header"))),
+                let item = match node.shard().header(next) {
+                    Ok(Some(h)) => Ok(h),
                     Ok(None) => Err(Status::data_loss(format!("block {next} is missing below the head"))),
                     Err(e) => Err(internal_status(&e)),
                 };

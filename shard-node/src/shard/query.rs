@@ -130,8 +130,7 @@ impl Shard {
         };
         let header = self
             .chain
-            .block(height)?
-            .and_then(|b| b.header)
+            .header(height)?
             .ok_or_else(|| ShardError::Inconsistent(format!("no block at retained height {height}")))?;
         let pb_proof = pb::StateProof {
             height,
@@ -224,6 +223,11 @@ impl Shard {
     /// The committed block at `height`.
     pub fn block(&self, height: u64) -> Result<Option<pb::Block>, ShardError> {
         Ok(self.chain.block(height)?)
+    }
+
+    /// The finalized header at `height`, without decoding its block.
+    pub fn header(&self, height: u64) -> Result<Option<pb::FinalizedHeader>, ShardError> {
+        Ok(self.chain.header(height)?)
     }
 
     /// Where `hash` is in its life.

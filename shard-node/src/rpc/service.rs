@@ -38,7 +38,12 @@ pub struct ShardRpc {
     max_tx_bytes: usize,
     /// Under a validator set: where submissions go. None for a solo sequencer (always here).
     routing: Option<Arc<Routing>>,
+    /// Queries running on blocking threads at once; more wait their turn (asynchronously).
+    queries: Arc<tokio::sync::Semaphore>,
 }
+
+/// Queries of committed state that run at once, each on a blocking thread.
+pub const MAX_CONCURRENT_QUERIES: usize = 64;
 
 impl ShardRpc {
     /// The service for `node` with `limits`; `routing` under a validator set.
@@ -54,7 +59,31 @@ impl ShardRpc {
             domain,
             max_tx_bytes,
             routing,
+            queries: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_QUERIES)),
         }
+    }
+
+    /// Runs a query on a blocking thread: it takes the shard lock (and waits for the commit gate while a
+    /// block is being written and flushed), which must never stall the runtime's worker threads. At most
+    /// [`MAX_CONCURRENT_QUERIES`] run at once, so a flood of queries cannot spawn threads without bound.
+    async fn query<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&NodeHandle) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let permit = Arc::clone(&self.queries)
+            .acquire_owned()
+            .await
+            .map_err(|_| reject_status(&Reject::new(Reason::Unavailable, "the node is shutting down")))?;
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read(&node)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(target: "shard::rpc", error = %e, "query task failed");
+            reject_status(&Reject::new(Reason::Unavailable, "the query failed on the node; see its log"))
+        })?
     }
 
     /// The validator a submission must go to, when it is not this node. A submission another validator
@@ -195,7 +224,8 @@ impl ShardService for ShardRpc {
         let hash = b256_from_slice(&raw).ok_or_else(|| {
             reject_status(&Reject::new(Reason::Malformed, format!("tx hash must be 32 bytes, got {}", raw.len())))
         })?;
-        let state = self.node.shard_at_head().tx_state(&hash).map_err(|e| internal_status(&e))?;
+        let state =
+            self.query(move |node| node.shard_at_head().tx_state(&hash).map_err(|e| internal_status(&e))).await?;
         use pb::tx_status::{Included, Pending, Rejected, Status as S, Unknown};
         let status = match state {
             TxState::Unknown => S::Unknown(Unknown {}),
@@ -214,11 +244,13 @@ impl ShardService for ShardRpc {
         let account = parse_account(&req.account)?;
         let height = (req.height != 0).then_some(req.height);
         let view = self
-            .node
-            .shard_at_head()
-            .account(&account, height, req.prove)
-            .map_err(|e| internal_status(&e))?
-            .map_err(|r| reject_status(&r))?;
+            .query(move |node| {
+                node.shard_at_head()
+                    .account(&account, height, req.prove)
+                    .map_err(|e| internal_status(&e))?
+                    .map_err(|r| reject_status(&r))
+            })
+            .await?;
         let (proof, header) = view.proof.map_or((None, None), |(p, h)| (Some(p), Some(h)));
         Ok(Response::new(pb::GetAccountResponse {
             account: view.record,
@@ -236,11 +268,13 @@ impl ShardService for ShardRpc {
         let req = request.into_inner();
         let height = (req.height != 0).then_some(req.height);
         let view = self
-            .node
-            .shard_at_head()
-            .market_at(height, req.prove)
-            .map_err(|e| internal_status(&e))?
-            .map_err(|r| reject_status(&r))?;
+            .query(move |node| {
+                node.shard_at_head()
+                    .market_at(height, req.prove)
+                    .map_err(|e| internal_status(&e))?
+                    .map_err(|r| reject_status(&r))
+            })
+            .await?;
         let mut resp = pb::GetMarketResponse {
             market: Some(view.market),
             height: view.height,
@@ -269,7 +303,9 @@ impl ShardService for ShardRpc {
     ) -> Result<Response<pb::GetPositionResponse>, Status> {
         let req = request.into_inner();
         let account = parse_account(&req.account)?;
-        let view = self.node.shard_at_head().position(&account, req.prove).map_err(|e| internal_status(&e))?;
+        let view = self
+            .query(move |node| node.shard_at_head().position(&account, req.prove).map_err(|e| internal_status(&e)))
+            .await?;
         let (position_proof, account_proof, header) =
             view.proofs.map_or((None, None, None), |(p, a, h)| (Some(p), Some(a), Some(h)));
         Ok(Response::new(pb::GetPositionResponse {
@@ -290,21 +326,31 @@ impl ShardService for ShardRpc {
         request: Request<pb::GetOpenOrdersRequest>,
     ) -> Result<Response<pb::GetOpenOrdersResponse>, Status> {
         let account = parse_account(&request.into_inner().account)?;
-        let shard = self.node.shard_at_head();
-        let orders = shard.open_orders(&account).map_err(|e| internal_status(&e))?;
-        Ok(Response::new(pb::GetOpenOrdersResponse { orders, height: shard.head().height }))
+        let resp = self
+            .query(move |node| {
+                let shard = node.shard_at_head();
+                let orders = shard.open_orders(&account).map_err(|e| internal_status(&e))?;
+                Ok(pb::GetOpenOrdersResponse { orders, height: shard.head().height })
+            })
+            .await?;
+        Ok(Response::new(resp))
     }
 
     async fn get_book(&self, request: Request<pb::GetBookRequest>) -> Result<Response<pb::GetBookResponse>, Status> {
         let levels = request.into_inner().levels as usize;
-        let shard = self.node.shard_at_head();
-        let (bids, asks) = shard.book_depth(levels).map_err(|e| internal_status(&e))?;
-        Ok(Response::new(pb::GetBookResponse {
-            bids,
-            asks,
-            height: shard.head().height,
-            state_root: shard.head().state_root.to_vec(),
-        }))
+        let resp = self
+            .query(move |node| {
+                let shard = node.shard_at_head();
+                let (bids, asks) = shard.book_depth(levels).map_err(|e| internal_status(&e))?;
+                Ok(pb::GetBookResponse {
+                    bids,
+                    asks,
+                    height: shard.head().height,
+                    state_root: shard.head().state_root.to_vec(),
+                })
+            })
+            .await?;
+        Ok(Response::new(resp))
     }
 
     async fn get_proof(&self, request: Request<pb::GetProofRequest>) -> Result<Response<pb::StateProof>, Status> {
@@ -318,7 +364,9 @@ impl ShardService for ShardRpc {
         }
         let key = shardex_core::state_key::leaf_key(namespace, &req.id);
         let height = (req.height != 0).then_some(req.height);
-        let proof = self.node.shard_at_head().prove_key(key, height).map_err(|e| internal_status(&e))?;
+        let proof = self
+            .query(move |node| node.shard_at_head().prove_key(key, height).map_err(|e| internal_status(&e)))
+            .await?;
         proof.map(Response::new).map_err(|r| reject_status(&r))
     }
 
@@ -340,15 +388,14 @@ impl ShardService for ShardRpc {
             limit: req.limit as usize,
             prove: req.prove,
         };
-        // Decoding blocks and hashing receipts is blocking work on committed data: off the lock and the workers.
-        let reader = self.node.shard().history_reader();
-        let page = tokio::task::spawn_blocking(move || reader.page(&query))
-            .await
-            .map_err(|e| {
-                tracing::error!(target: "shard::rpc", error = %e, "history page task failed");
-                reject_status(&Reject::new(Reason::Unavailable, "the history page failed on the node; see its log"))
-            })?
-            .map_err(|e| internal_status(&e))?;
+        // Decoding blocks and hashing receipts is blocking work on committed data: off the workers, and off
+        // the lock once the reader is taken.
+        let page = self
+            .query(move |node| {
+                let reader = node.shard().history_reader();
+                reader.page(&query).map_err(|e| internal_status(&e))
+            })
+            .await?;
         Ok(Response::new(page))
     }
 
@@ -361,10 +408,12 @@ impl ShardService for ShardRpc {
             return Err(reject_status(&Reject::new(Reason::Malformed, "peer_shard and seq start at 1")));
         }
         let view = self
-            .node
-            .shard_at_head()
-            .message(shardex_core::ShardId(req.peer_shard), req.seq, req.incoming, req.prove)
-            .map_err(|e| internal_status(&e))?;
+            .query(move |node| {
+                node.shard_at_head()
+                    .message(shardex_core::ShardId(req.peer_shard), req.seq, req.incoming, req.prove)
+                    .map_err(|e| internal_status(&e))
+            })
+            .await?;
         let (proofs, header) = view.proofs.map_or((Vec::new(), None), |(p, h)| (p, Some(h)));
         Ok(Response::new(pb::GetMessageResponse {
             height: view.height,
@@ -380,7 +429,7 @@ impl ShardService for ShardRpc {
 
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {
         let height = request.into_inner().height;
-        let block = self.node.shard().block(height).map_err(|e| internal_status(&e))?;
+        let block = self.query(move |node| node.shard().block(height).map_err(|e| internal_status(&e))).await?;
         block
             .map(Response::new)
             .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
@@ -388,7 +437,7 @@ impl ShardService for ShardRpc {
 
     async fn get_header(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::FinalizedHeader>, Status> {
         let height = request.into_inner().height;
-        let header = self.node.shard().header(height).map_err(|e| internal_status(&e))?;
+        let header = self.query(move |node| node.shard().header(height).map_err(|e| internal_status(&e))).await?;
         header
             .map(Response::new)
             .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
@@ -396,25 +445,9 @@ impl ShardService for ShardRpc {
 
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {
         let round = self.routing.as_ref().map(|r| r.leader.view());
-        let shard = self.node.shard_at_head();
-        let head = shard.head();
-        Ok(Response::new(pb::NodeStatus {
-            consensus_engine: if self.routing.is_some() { "malachite" } else { "solo" }.into(),
-            consensus_height: round.map_or(head.height + 1, |r| r.height),
-            consensus_round: round.map_or(0, |r| r.round),
-            proposer: round.and_then(|r| r.proposer).map_or_else(|| shard.node_key().0.to_vec(), |p| p.0.to_vec()),
-            round_changes: round.map_or(0, |r| r.round_changes),
-            validators: shard.genesis().validators.len() as u32,
-            chain_id: shard.domain().chain.0,
-            shard_id: shard.domain().shard.0,
-            symbol: shard.genesis().market.symbol.clone(),
-            height: head.height,
-            state_root: head.state_root.to_vec(),
-            block_hash: head.hash.to_vec(),
-            mempool_txs: shard.mempool_len() as u32,
-            node_key: shard.node_key().0.to_vec(),
-            oldest_provable_height: shard.oldest_provable_height(),
-        }))
+        let engine = if self.routing.is_some() { "malachite" } else { "solo" };
+        let status = self.query(move |node| Ok(node_status(&node.shard_at_head(), engine, round))).await?;
+        Ok(Response::new(status))
     }
 
     type StreamHeadersStream = HeaderStream;
@@ -450,5 +483,82 @@ impl ShardService for ShardRpc {
         let (sink, stream) = self.subscribers.open(streams::STREAM_BUFFER)?;
         streams::account_events(self.node.clone(), account, sink);
         Ok(Response::new(stream))
+    }
+}
+
+/// The node's status as `GetStatus` answers it.
+fn node_status(
+    shard: &crate::shard::Shard,
+    engine: &str,
+    round: Option<crate::consensus::RoundView>,
+) -> pb::NodeStatus {
+    let head = shard.head();
+    pb::NodeStatus {
+        consensus_engine: engine.into(),
+        consensus_height: round.map_or(head.height + 1, |r| r.height),
+        consensus_round: round.map_or(0, |r| r.round),
+        proposer: round.and_then(|r| r.proposer).map_or_else(|| shard.node_key().0.to_vec(), |p| p.0.to_vec()),
+        round_changes: round.map_or(0, |r| r.round_changes),
+        validators: shard.genesis().validators.len() as u32,
+        chain_id: shard.domain().chain.0,
+        shard_id: shard.domain().shard.0,
+        symbol: shard.genesis().market.symbol.clone(),
+        height: head.height,
+        state_root: head.state_root.to_vec(),
+        block_hash: head.hash.to_vec(),
+        mempool_txs: shard.mempool_len() as u32,
+        node_key: shard.node_key().0.to_vec(),
+        oldest_provable_height: shard.oldest_provable_height(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use shardex_core::{
+        genesis::{Authorities, Genesis},
+        Keypair,
+    };
+
+    use super::*;
+    use crate::shard::{Shard, ShardConfig};
+
+    /// On a runtime with one worker thread, a query waiting for the shard lock (held here by another thread,
+    /// as a block's commit holds it) must leave the worker free: a timer due meanwhile fires first.
+    #[test]
+    fn a_query_waiting_for_the_shard_lock_leaves_the_runtime_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = shardex_service::storage::open_db(dir.path()).expect("db");
+        let key = Keypair::from_seed([9; 32]);
+        let other = Keypair::from_seed([8; 32]).account();
+        let genesis = Genesis::example(Authorities { deposit: other, oracle: other, admin: other }, key.account());
+        let node = NodeHandle::new(Shard::open(db, genesis, key, ShardConfig::default()).expect("open"));
+        let rpc = ShardRpc::new(Arc::clone(&node), RpcLimits::default(), None);
+
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn({
+            let node = Arc::clone(&node);
+            move || {
+                let _shard = node.shard();
+                locked_tx.send(()).expect("signal");
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        });
+        locked_rx.recv().expect("the lock is held");
+
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (timer_done, query_done) = runtime.block_on(async {
+            let timer = tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Instant::now()
+            });
+            let status = rpc.get_status(Request::new(pb::GetStatusRequest {})).await.expect("status");
+            assert_eq!(status.into_inner().height, 0);
+            let query_done = Instant::now();
+            (timer.await.expect("timer"), query_done)
+        });
+        holder.join().expect("holder");
+        assert!(timer_done < query_done, "the query held the only worker thread while it waited for the lock");
     }
 }

@@ -10,7 +10,7 @@ pub use shardex_service::config::ConfigError;
 pub use shardex_service::config::ShardSection;
 use shardex_service::{
     config::{check, read_toml, set, set_shards},
-    grpc::{ServerLimitFlags, ServerLimits},
+    grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
 };
 
 use crate::tracker::TrackerLimits;
@@ -215,15 +215,9 @@ pub struct ConfigFlags {
     /// gRPC listen address (port 0 = any free port).
     #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
     pub rpc_addr: Option<String>,
-    /// Concurrent lifecycle-stream subscribers.
-    #[arg(long = "rpc.max-subscribers", value_name = "N")]
-    pub rpc_max_subscribers: Option<usize>,
-    /// How long a lifecycle stream may have nothing to send before it ends, in ms.
-    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
-    pub rpc_stream_idle_ms: Option<u64>,
-    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
-    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
-    pub rpc_stream_stall_ms: Option<u64>,
+    /// Stream limits.
+    #[command(flatten)]
+    pub rpc_streams: StreamLimitFlags,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -253,9 +247,7 @@ impl RelayerConfig {
         set(f.max_concurrent, &mut cfg.relay.max_concurrent);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.rpc_addr, &mut cfg.rpc.addr);
-        set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
-        set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
-        set(f.rpc_stream_stall_ms, &mut cfg.rpc.stream_stall_ms);
+        f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.log_filter, &mut cfg.log.filter);
         set_shards(&f.shards, &mut cfg.shards)?;
@@ -267,6 +259,7 @@ impl RelayerConfig {
         let (r, f) = (&self.relay, &self.follow);
         let key_ok = hex::decode(self.coordinator.key.trim()).is_ok_and(|k| k.len() == 32);
         check(self.rpc.limits.checks())?;
+        check(stream_checks(self.rpc.max_subscribers, self.rpc.stream_idle_ms, self.rpc.stream_stall_ms))?;
         check([
             ("coordinator.key", key_ok, "must be a 32-byte hex public key"),
             ("relay.poll_interval_ms", (1..=60_000).contains(&r.poll_interval_ms), "must be 1..=60000"),
@@ -281,9 +274,6 @@ impl RelayerConfig {
             ("follow.max_buffered_events", f.max_buffered_events > 0, "must be positive"),
             ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
             ("rpc.stream_buffer", self.rpc.stream_buffer > 0, "must be positive"),
-            ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
-            ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
-            ("rpc.stream_stall_ms", (100..=3_600_000).contains(&self.rpc.stream_stall_ms), "must be 100..=3600000"),
             ("shards", (2..=4096).contains(&self.shards.len()), "list 2 to 4096 shards"),
         ])
     }

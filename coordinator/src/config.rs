@@ -14,7 +14,7 @@ pub use shardex_service::config::ConfigError;
 pub use shardex_service::config::ShardSection;
 use shardex_service::{
     config::{check, read_toml, set, set_shards},
-    grpc::{ServerLimitFlags, ServerLimits},
+    grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
 };
 
 use crate::{
@@ -192,15 +192,9 @@ pub struct ConfigFlags {
     /// Largest gRPC message in bytes.
     #[arg(long = "rpc.max-message-bytes", value_name = "BYTES")]
     pub rpc_max_message_bytes: Option<usize>,
-    /// Concurrent epoch-stream subscribers.
-    #[arg(long = "rpc.max-subscribers", value_name = "N")]
-    pub rpc_max_subscribers: Option<usize>,
-    /// How long an epoch stream may have nothing to send before it ends, in ms.
-    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
-    pub rpc_stream_idle_ms: Option<u64>,
-    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
-    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
-    pub rpc_stream_stall_ms: Option<u64>,
+    /// Stream limits.
+    #[command(flatten)]
+    pub rpc_streams: StreamLimitFlags,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -233,9 +227,7 @@ impl CoordConfig {
         set(f.epoch_retention_epochs, &mut cfg.epoch.retention_epochs);
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
-        set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
-        set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
-        set(f.rpc_stream_stall_ms, &mut cfg.rpc.stream_stall_ms);
+        f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
@@ -249,13 +241,11 @@ impl CoordConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let f = &self.follow;
         check(self.rpc.limits.checks())?;
+        check(stream_checks(self.rpc.max_subscribers, self.rpc.stream_idle_ms, self.rpc.stream_stall_ms))?;
         check([
             ("epoch.interval_ms", (10..=60_000).contains(&self.epoch.interval_ms), "must be 10..=60000"),
             ("epoch.retention_epochs", self.epoch.retention_epochs >= 2, "must be at least 2"),
             ("rpc.max_message_bytes", self.rpc.max_message_bytes >= 64 << 10, "must be at least 65536"),
-            ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
-            ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
-            ("rpc.stream_stall_ms", (100..=3_600_000).contains(&self.rpc.stream_stall_ms), "must be 100..=3600000"),
             ("follow.min_backoff_ms", (1..=f.max_backoff_ms).contains(&f.min_backoff_ms), "must be 1..=max_backoff_ms"),
             ("follow.max_catchup_blocks", f.max_catchup_blocks > 0, "must be positive"),
             ("follow.status_interval_ms", f.status_interval_ms > 0, "must be positive"),

@@ -107,6 +107,44 @@ impl ServerLimitFlags {
     }
 }
 
+/// The range checks of the `[rpc]` keys that bound a server's streams (`max_subscribers`, `stream_idle_ms`,
+/// `stream_stall_ms`), as `(key, holds, problem)` for [`crate::config::check`].
+pub fn stream_checks(
+    max_subscribers: usize,
+    stream_idle_ms: u64,
+    stream_stall_ms: u64,
+) -> [(&'static str, bool, &'static str); 3] {
+    [
+        ("rpc.max_subscribers", (1..=100_000).contains(&max_subscribers), "must be 1..=100000"),
+        ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&stream_idle_ms), "must be 1000..=86400000"),
+        ("rpc.stream_stall_ms", (100..=3_600_000).contains(&stream_stall_ms), "must be 100..=3600000"),
+    ]
+}
+
+/// Flags overriding a server's stream keys of `[rpc]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StreamLimitFlags {
+    /// Concurrent stream subscribers, all clients together.
+    #[arg(long = "rpc.max-subscribers", value_name = "N")]
+    pub max_subscribers: Option<usize>,
+    /// How long a stream may have nothing to send before it ends, in ms.
+    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
+    pub stream_idle_ms: Option<u64>,
+    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
+    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
+    pub stream_stall_ms: Option<u64>,
+}
+
+impl StreamLimitFlags {
+    /// Overrides the keys given on the command line.
+    pub fn apply(self, max_subscribers: &mut usize, stream_idle_ms: &mut u64, stream_stall_ms: &mut u64) {
+        use crate::config::set;
+        set(self.max_subscribers, max_subscribers);
+        set(self.stream_idle_ms, stream_idle_ms);
+        set(self.stream_stall_ms, stream_stall_ms);
+    }
+}
+
 /// Serves `routes` (the service named `service_name`, with its message limits set) on `listener` under
 /// `limits` until `shutdown` resolves.
 pub async fn serve(

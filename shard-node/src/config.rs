@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use shardex_service::config::ConfigError;
 use shardex_service::{
     config::{check, read_toml, set},
-    grpc::{ServerLimitFlags, ServerLimits},
+    grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
 };
 
 use shardex_core::{block::MAX_CLIENT_RESPONSE_BYTES, AccountId};
@@ -309,15 +309,9 @@ pub struct ConfigFlags {
     /// Largest SubmitBatch in txs.
     #[arg(long = "rpc.max-batch-txs", value_name = "N")]
     pub rpc_max_batch_txs: Option<usize>,
-    /// Concurrent stream subscribers.
-    #[arg(long = "rpc.max-subscribers", value_name = "N")]
-    pub rpc_max_subscribers: Option<usize>,
-    /// How long a stream may have nothing to send before it ends, in ms.
-    #[arg(long = "rpc.stream-idle-ms", value_name = "MS")]
-    pub rpc_stream_idle_ms: Option<u64>,
-    /// How long a stream's client may leave its buffer full before it is dropped, in ms.
-    #[arg(long = "rpc.stream-stall-ms", value_name = "MS")]
-    pub rpc_stream_stall_ms: Option<u64>,
+    /// Stream limits.
+    #[command(flatten)]
+    pub rpc_streams: StreamLimitFlags,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -379,9 +373,7 @@ impl NodeConfig {
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
         set(f.rpc_max_batch_txs, &mut cfg.rpc.max_batch_txs);
-        set(f.rpc_max_subscribers, &mut cfg.rpc.max_subscribers);
-        set(f.rpc_stream_idle_ms, &mut cfg.rpc.stream_idle_ms);
-        set(f.rpc_stream_stall_ms, &mut cfg.rpc.stream_stall_ms);
+        f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.mempool_max_txs, &mut cfg.mempool.max_txs);
         set(f.mempool_max_tx_bytes, &mut cfg.mempool.max_tx_bytes);
@@ -406,6 +398,7 @@ impl NodeConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         check(self.rpc.limits.checks())?;
+        check(stream_checks(self.rpc.max_subscribers, self.rpc.stream_idle_ms, self.rpc.stream_stall_ms))?;
         check([
             ("block.interval_ms", (1..=60_000).contains(&self.block.interval_ms), "must be 1..=60000"),
             ("block.gas_limit", self.block.gas_limit > 0, "must be positive"),
@@ -430,9 +423,6 @@ impl NodeConfig {
                 "must be 256..=rpc.max_message_bytes",
             ),
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
-            ("rpc.max_subscribers", (1..=100_000).contains(&self.rpc.max_subscribers), "must be 1..=100000"),
-            ("rpc.stream_idle_ms", (1_000..=86_400_000).contains(&self.rpc.stream_idle_ms), "must be 1000..=86400000"),
-            ("rpc.stream_stall_ms", (100..=3_600_000).contains(&self.rpc.stream_stall_ms), "must be 100..=3600000"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
             (
                 "consensus.listen",
@@ -523,7 +513,10 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(&path, "[rpc]\nstream_idle_ms = 5000\n[rpc.limits]\nrequest_timeout_ms = 7000\n")
             .expect("write");
-        let flags = ConfigFlags { rpc_max_subscribers: Some(3), ..Default::default() };
+        let flags = ConfigFlags {
+            rpc_streams: StreamLimitFlags { max_subscribers: Some(3), ..Default::default() },
+            ..Default::default()
+        };
         let cfg = NodeConfig::load(Some(&path), &flags).expect("valid");
         assert_eq!(
             (cfg.rpc.stream_idle_ms, cfg.rpc.limits.request_timeout_ms, cfg.rpc.max_subscribers),

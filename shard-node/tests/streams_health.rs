@@ -170,11 +170,9 @@ async fn stream_slots_are_released_by_gone_clients_idle_streams_end_and_far_star
     client.raw().stream_headers(pb::StreamHeadersRequest { from_height: 500 }).await.expect("a near-future start");
 }
 
-/// A raw client whose streams have a 1 KiB HTTP/2 window: when it stops reading, the node's buffer for the
-/// stream fills after a handful of items instead of after megabytes.
-async fn small_window_client(
-    endpoint: &str,
-) -> shardex_proto::shard::v1::shard_service_client::ShardServiceClient<tonic::transport::Channel> {
+/// The account-event stream of `who` over a connection with a 1 KiB HTTP/2 stream window: when the client
+/// stops reading, the node's buffer for the stream fills after a handful of items instead of after megabytes.
+async fn small_window_events(endpoint: &str, who: shardex_core::AccountId) -> tonic::Streaming<pb::AccountEvent> {
     let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
         .expect("uri")
         .initial_stream_window_size(Some(1024))
@@ -182,6 +180,10 @@ async fn small_window_client(
         .await
         .expect("connect");
     shardex_proto::shard::v1::shard_service_client::ShardServiceClient::new(channel)
+        .stream_account_events(pb::StreamAccountEventsRequest { account: who.0.to_vec() })
+        .await
+        .expect("events")
+        .into_inner()
 }
 
 /// Deposits `count` × 1 µUSD to `to`, eight at a time (the test genesis's nonce window), waiting for each
@@ -231,12 +233,7 @@ async fn a_stalled_reader_is_dropped_and_a_lagging_one_misses_nothing() {
         let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--rpc.stream-stall-ms", "60000"]);
         let client = node.client().await;
         let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
-        let mut paused = small_window_client(node.endpoint())
-            .await
-            .stream_account_events(pb::StreamAccountEventsRequest { account: alice.0.to_vec() })
-            .await
-            .expect("events")
-            .into_inner();
+        let mut paused = small_window_events(node.endpoint(), alice).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         // 96 events fill the task's buffer and the window; 80 more blocks lap the broadcast meanwhile.
         deposits(&client, &mut authority, alice, 96).await;
@@ -267,12 +264,7 @@ async fn a_stalled_reader_is_dropped_and_a_lagging_one_misses_nothing() {
     let node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--rpc.stream-stall-ms", "300"]);
     let client = node.client().await;
     let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
-    let mut stalled = small_window_client(node.endpoint())
-        .await
-        .stream_account_events(pb::StreamAccountEventsRequest { account: alice.0.to_vec() })
-        .await
-        .expect("events")
-        .into_inner();
+    let mut stalled = small_window_events(node.endpoint(), alice).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     deposits(&client, &mut authority, alice, 160).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -12,6 +12,13 @@ use crate::{
 /// Default number of used nonces an account keeps.
 pub const DEFAULT_NONCE_WINDOW: u32 = 64;
 
+/// Default least initial margin of an account with exposure: 50 USD, so filling the default 4,096
+/// positions of one side takes 204,800 USD of equity however small each position is.
+pub const DEFAULT_MIN_INITIAL_MARGIN_MICROS: u64 = 50_000_000;
+
+/// Largest `min_initial_margin_micros`: 1,000,000 USD.
+pub const MAX_MIN_INITIAL_MARGIN_MICROS: u64 = 1_000_000_000_000;
+
 /// A shard's genesis file (TOML).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +123,9 @@ pub struct TradingParams {
     pub funding_clamp_bps: u32,
     /// Open positions per side; bounds the work of auto-deleveraging.
     pub max_positions_per_side: u32,
+    /// Least initial margin of an account with a position or a resting order, micro-USD: what occupying
+    /// one of the bounded positions per side (or a share of the book's price levels) costs at least.
+    pub min_initial_margin_micros: u64,
 }
 
 impl Default for TradingParams {
@@ -139,6 +149,7 @@ impl Default for TradingParams {
             funding_interval_ms: 3_600_000,
             funding_clamp_bps: 50,
             max_positions_per_side: 4_096,
+            min_initial_margin_micros: DEFAULT_MIN_INITIAL_MARGIN_MICROS,
         }
     }
 }
@@ -299,6 +310,9 @@ impl Genesis {
         if !(1..=8_192).contains(&t.max_positions_per_side) {
             return invalid("market.trading.max_positions_per_side", "must be 1 to 8192");
         }
+        if t.min_initial_margin_micros > MAX_MIN_INITIAL_MARGIN_MICROS {
+            return invalid("market.trading.min_initial_margin_micros", "must be at most 1000000000000 (1M USD)");
+        }
         if t.funding_clamp_bps > 1_000 {
             return invalid("market.trading.funding_clamp_bps", "must be at most 1000 (10% per interval)");
         }
@@ -382,6 +396,7 @@ impl Genesis {
             funding_interval_ms: m.trading.funding_interval_ms,
             funding_clamp_bps: m.trading.funding_clamp_bps,
             max_positions_per_side: m.trading.max_positions_per_side,
+            min_initial_margin_micros: m.trading.min_initial_margin_micros,
             coordinator_key: self.coordinator.map(|c| c.0.to_vec()).unwrap_or_default(),
         }
     }

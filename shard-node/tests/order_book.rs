@@ -139,7 +139,8 @@ impl Model {
         (fills, stp, left, false)
     }
 
-    fn rest(&mut self, new: &NewOrder, limits: &BookLimits) -> Result<u64, Reject> {
+    /// Rests `new`; returns its id and the ids of the orders it evicted.
+    fn rest(&mut self, new: &NewOrder, limits: &BookLimits) -> Result<(u64, Vec<u64>), Reject> {
         if self.would_cross(new.side, new.price_micros) {
             return Err(Reject::Crosses);
         }
@@ -150,8 +151,15 @@ impl Model {
             return Err(Reject::ClientIdInUse);
         }
         let levels: BTreeSet<u64> = self.orders.iter().filter(|o| o.side == new.side).map(|o| o.price).collect();
+        let mut evicted = Vec::new();
         if !levels.contains(&new.price_micros) && levels.len() >= limits.max_price_levels {
-            return Err(Reject::MaxLevels);
+            // The worst level worse than the new price with few enough orders gives way.
+            let mut worse: Vec<u64> = levels.into_iter().filter(|&p| new.side.is_better(new.price_micros, p)).collect();
+            worse.sort_by_key(|&p| std::cmp::Reverse(priority(new.side, p)));
+            let count = |p: u64| self.orders.iter().filter(|o| o.side == new.side && o.price == p).count();
+            let gone = worse.into_iter().find(|&p| count(p) <= limits.max_evicted_orders).ok_or(Reject::MaxLevels)?;
+            evicted = self.orders.iter().filter(|o| o.side == new.side && o.price == gone).map(|o| o.id).collect();
+            self.orders.retain(|o| !(o.side == new.side && o.price == gone));
         }
         let id = self.next_id.max(1);
         self.next_id = id + 1;
@@ -166,7 +174,7 @@ impl Model {
             reduce_only: new.reduce_only,
             height: new.placed_height,
         });
-        Ok(id)
+        Ok((id, evicted))
     }
 
     fn cancel(&mut self, id: u64) -> Option<Resting> {
@@ -312,6 +320,7 @@ struct Coverage {
     cancels: u64,
     failed_cancels: u64,
     post_only_rejects: u64,
+    evictions: u64,
 }
 
 struct PrintSeedOnPanic(u64);
@@ -442,10 +451,13 @@ fn rest_checked(
 ) -> bool {
     let got = book::rest(scope, new, limits);
     match model.rest(new, limits) {
-        Ok(id) => {
-            let got = got.expect("rest the model accepts");
+        Ok((id, evicted)) => {
+            let book::Rested { order: got, evicted: got_evicted } = got.expect("rest the model accepts");
             assert_eq!((got.order_id, got.remaining_lots, got.original_lots), (id, new.lots, new.lots), "rest {new:?}");
+            assert_eq!(got_evicted.iter().map(|o| o.order_id).collect::<Vec<_>>(), evicted, "evicted by {new:?}");
             model.seen.rested += got.remaining_lots;
+            model.seen.removed += got_evicted.iter().map(|o| o.remaining_lots).sum::<u64>();
+            cov.evictions += u64::from(!evicted.is_empty());
             true
         }
         Err(reject) => {
@@ -466,6 +478,7 @@ fn run_seed(seed: u64, cov: &mut Coverage) {
         max_price_levels: rng.gen_range(2..=5),
         max_open_orders_per_account: rng.gen_range(2..=6),
         max_fills_per_order: rng.gen_range(1..=4),
+        max_evicted_orders: rng.gen_range(1..=2),
     };
     let mut state: BTreeMap<B256, Vec<u8>> = BTreeMap::new();
     let mut model = Model::default();
@@ -517,6 +530,7 @@ fn order_book_matches_reference_model() {
             && cov.cancels > 0
             && cov.failed_cancels > 0
             && cov.post_only_rejects > 0
+            && cov.evictions > 0
             && cov.rejects.len() == 4;
         assert!(reached, "the random runs missed a path: {cov:#?}");
     }

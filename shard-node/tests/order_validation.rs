@@ -177,3 +177,85 @@ fn unfunded_orders_are_refused_early_and_repeated_refusals_are_rate_limited() {
         .expect("another signer is admitted");
     net.run(&sweeper, Op::PlaceOrder(market_order(Side::Buy, 1))).expect("funded now, and executed again");
 }
+
+/// A side full of one-lot orders gives way to a better price: the worst level is evicted, its owner told
+/// (`CANCEL_REASON_EVICTED`) and its margin freed; a price worse than every level is refused with nothing
+/// changed. So cheap orders near the mark cannot shut new quotes out.
+#[test]
+fn a_full_book_side_gives_way_to_a_better_price() {
+    let oracle = Keypair::from_seed([2; 32]);
+    let deposit = Keypair::from_seed([4; 32]);
+    let mut net = Net::new(&oracle, &deposit, |g| g.market.trading.max_price_levels = 8);
+    let (spammer, maker) = (Keypair::from_seed([70; 32]), Keypair::from_seed([71; 32]));
+    for k in [&spammer, &maker] {
+        net.run(&deposit, Op::Deposit(pb::Deposit { account: k.account().0.to_vec(), amount_micros: 10_000 * USD }))
+            .expect("deposit");
+    }
+    let t = net.clock_ms;
+    net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
+    let bid = |ticks: u64| Op::PlaceOrder(limit_order(Side::Buy, PRICE - ticks * TICK, 1, TimeInForce::Gtc));
+    for ticks in 2..=9 {
+        net.run(&spammer, bid(ticks)).expect("one-lot bid");
+    }
+    let (bids, _) = net.shard.book_depth(100).expect("depth");
+    assert_eq!(bids.len(), 8, "the bid side is full");
+
+    let root = net.shard.head().state_root;
+    let got = net.run(&maker, bid(10)).expect_err("worse than every level").reason;
+    assert_eq!(got, Reason::InvalidOp);
+    assert_eq!(net.shard.head().state_root, root, "a refused bid changed state");
+
+    net.run(&maker, bid(1)).expect("a better price evicts the worst level");
+    let block = net.shard.block(net.shard.head().height).expect("read").expect("block");
+    let evicted: Vec<(Vec<u8>, u64)> = block.receipts[0]
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::event::Kind::OrderCancelled(c)) if c.reason == pb::CancelReason::Evicted as i32 => {
+                Some((e.account.clone(), c.lots))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, [(spammer.account().0.to_vec(), 1)]);
+    let (bids, _) = net.shard.book_depth(100).expect("depth");
+    let prices: Vec<u64> = bids.iter().map(|l| l.price_micros).collect();
+    assert_eq!(prices, (1..=8).map(|t| PRICE - t * TICK).collect::<Vec<_>>(), "9 ticks down gave way to 1");
+    let open = net.shard.open_orders(&spammer.account()).expect("orders").len();
+    assert_eq!(open, 7, "the spammer's evicted order is gone from its records");
+}
+
+/// Every account with exposure needs `min_initial_margin_micros` of equity, however small its position or
+/// order: a one-lot position (10 USD by size here) needs 50 USD, so the bounded positions per side and the
+/// book's levels cost real margin to occupy. Without the floor, 40 USD would do.
+#[test]
+fn exposure_costs_at_least_the_margin_floor() {
+    for (floor, opens) in [(50 * USD, false), (0, true)] {
+        let oracle = Keypair::from_seed([2; 32]);
+        let deposit = Keypair::from_seed([4; 32]);
+        let mut net = Net::new(&oracle, &deposit, |g| g.market.trading.min_initial_margin_micros = floor);
+        let (small, maker) = (Keypair::from_seed([72; 32]), Keypair::from_seed([73; 32]));
+        for (k, usd) in [(&small, 40), (&maker, 10_000)] {
+            let op = Op::Deposit(pb::Deposit { account: k.account().0.to_vec(), amount_micros: usd * USD });
+            net.run(&deposit, op).expect("deposit");
+        }
+        let t = net.clock_ms;
+        net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
+        net.run(&maker, Op::PlaceOrder(limit_order(Side::Sell, PRICE + TICK, 5, TimeInForce::Gtc))).expect("ask");
+
+        let root = net.shard.head().state_root;
+        let take = net.run(&small, Op::PlaceOrder(market_order(Side::Buy, 1)));
+        let rest = net.run(&small, Op::PlaceOrder(limit_order(Side::Buy, PRICE - TICK, 1, TimeInForce::Gtc)));
+        if opens {
+            take.expect("without a floor 40 USD margins a one-lot long");
+            rest.expect("and a one-lot bid");
+        } else {
+            assert_eq!(take.expect_err("below the floor").reason, Reason::InsufficientMargin);
+            assert_eq!(rest.expect_err("below the floor").reason, Reason::InsufficientMargin);
+            assert_eq!(net.shard.head().state_root, root, "refusals changed state");
+            let op = Op::Deposit(pb::Deposit { account: small.account().0.to_vec(), amount_micros: 20 * USD });
+            net.run(&deposit, op).expect("deposit");
+            net.run(&small, Op::PlaceOrder(market_order(Side::Buy, 1))).expect("60 USD clears the floor");
+        }
+    }
+}

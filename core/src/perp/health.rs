@@ -10,7 +10,8 @@ use crate::money::Overflow;
 pub struct Health {
     /// Collateral plus unrealized PnL (rounded down, see [`Position::unrealized_pnl`]).
     pub equity_micros: i64,
-    /// Initial margin of the worst case: every open order on one side filling.
+    /// Initial margin of the worst case (every open order on one side filling), at least the market's
+    /// [`min_initial_margin_micros`](MarketMath::min_initial_margin_micros) when that case is not flat.
     pub initial_required_micros: i64,
     /// Maintenance margin of the current position.
     pub maintenance_required_micros: i64,
@@ -43,7 +44,9 @@ pub fn health(
     let if_buys_fill = (size + i128::from(open_buy_lots)).unsigned_abs();
     let if_sells_fill = (size - i128::from(open_sell_lots)).unsigned_abs();
     let worst_lots = if_buys_fill.max(if_sells_fill);
-    let initial_required_micros = math.margin(worst_lots, mark_micros, math.initial_margin_bps())?;
+    let by_size = math.margin(worst_lots, mark_micros, math.initial_margin_bps())?;
+    let floor = if worst_lots == 0 { 0 } else { arith::to_i64(i128::from(math.min_initial_margin_micros()))? };
+    let initial_required_micros = by_size.max(floor);
     let maintenance_required_micros =
         math.margin(u128::from(pos.size_lots.unsigned_abs()), mark_micros, math.maintenance_margin_bps())?;
 
@@ -74,6 +77,25 @@ mod tests {
 
     fn long(lots: i64, entry_usd: i64) -> Position {
         Position { size_lots: lots, entry_notional_micros: entry_usd * USD }
+    }
+
+    #[test]
+    fn the_floor_applies_to_any_exposure_and_never_to_a_flat_account() {
+        let floored = btc().with_min_initial_margin(50 * USD as u64);
+        // 1 lot = 100 USD of notional: 10 USD by size, 50 USD by the floor.
+        let h = health(&floored, 40 * USD, &long(1, 100), 0, 0, BTC_100K).expect("fits");
+        assert_eq!((h.initial_required_micros, h.maintenance_required_micros), (50 * USD, 5 * USD));
+        assert!(!h.can_open && !h.liquidatable, "the floor gates opening, not liquidation");
+        assert_eq!(h.free_collateral_micros, 0);
+        // A resting order alone is exposure too.
+        let h = health(&floored, 60 * USD, &long(0, 0), 1, 0, BTC_100K).expect("fits");
+        assert_eq!((h.initial_required_micros, h.free_collateral_micros), (50 * USD, 10 * USD));
+        // Large positions are margined by size, as without a floor.
+        let h = health(&floored, 150 * USD, &long(10, 1_000), 0, 0, BTC_100K).expect("fits");
+        assert_eq!(h, health(&btc(), 150 * USD, &long(10, 1_000), 0, 0, BTC_100K).expect("fits"));
+        // Flat and no orders: nothing required, everything withdrawable.
+        let h = health(&floored, 30 * USD, &long(0, 0), 0, 0, BTC_100K).expect("fits");
+        assert_eq!((h.initial_required_micros, h.free_collateral_micros, h.can_open), (0, 30 * USD, true));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub struct MarketMath {
     lot_size: u64,
     initial_margin_bps: u32,
     maintenance_margin_bps: u32,
+    min_initial_margin_micros: u64,
 }
 
 /// Market parameters that would make the margin math meaningless.
@@ -48,7 +49,21 @@ impl MarketMath {
                 maintenance_bps: maintenance_margin_bps,
             });
         }
-        Ok(Self { lot_size, initial_margin_bps, maintenance_margin_bps })
+        Ok(Self { lot_size, initial_margin_bps, maintenance_margin_bps, min_initial_margin_micros: 0 })
+    }
+
+    /// The same market with a floor on the initial requirement of any account holding a position or a
+    /// resting order: opening risk needs at least `micros` of equity whatever its size, so a market's
+    /// bounded resources (positions per side, price levels) cost real margin to occupy. 0 = no floor.
+    #[must_use]
+    pub const fn with_min_initial_margin(mut self, micros: u64) -> Self {
+        self.min_initial_margin_micros = micros;
+        self
+    }
+
+    /// The floor on a non-zero initial requirement, micro-USD (0 = none).
+    pub const fn min_initial_margin_micros(&self) -> u64 {
+        self.min_initial_margin_micros
     }
 
     /// Base micro-units per lot.

@@ -194,8 +194,8 @@ mod tests {
         let g = fixed_genesis();
         let root = genesis_root(&g);
         let (_, hash) = genesis_block(&g, root);
-        assert_eq!(format!("{root:x}"), "1da6a3eeb15c371e0e98292ce613da600069eb1009ccf2072d0ce868807de45e");
-        assert_eq!(format!("{hash:x}"), "97d5331d75a2211db48c3bcce9708d7f38d461aeb48ec150bf6dc3015ec8e95d");
+        assert_eq!(format!("{root:x}"), "e2fe868c813db073d147aa596e8df24c5178765f8d910ebd93850eadcb338eb0");
+        assert_eq!(format!("{hash:x}"), "d1c182b304d76a7c3dc3658c10ba75eb3743b53ac8f795de55740f23bc09f5f8");
     }
 
     /// Golden vector with a coordinator key: it is part of the market record, so it moves the genesis root
@@ -206,7 +206,7 @@ mod tests {
         g.coordinator = Some(Keypair::from_seed([0xc0; 32]).account());
         let root = genesis_root(&g);
         assert_ne!(root, genesis_root(&fixed_genesis()));
-        assert_eq!(format!("{root:x}"), "b6f6378dae49c99a6aed0633b9c501d1362ecff3053b28765ee12968a02a9375");
+        assert_eq!(format!("{root:x}"), "7a9bdcbdaf575dfa1e062ebb3c674a76f183e26e4c51a7ac4c9423be6ca1a9b0");
     }
 
     /// Golden vector with bridge peers: each peer's validator set is a record of its own (namespace 0x17), so
@@ -235,7 +235,7 @@ mod tests {
         ];
         let root = genesis_root(&g);
         assert_ne!(root, with_coordinator);
-        assert_eq!(format!("{root:x}"), "c97c0e52ac7a77ce36c4886f9af740c864203eaf68c06ba7b6831bc7839e1387");
+        assert_eq!(format!("{root:x}"), "f1fcb62917dbe4d30e487837f896252d23b0a1095e392f49fa2d3717bc3e66a5");
     }
 
     #[test]

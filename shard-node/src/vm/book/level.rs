@@ -31,22 +31,52 @@ fn remove_price(prices: &mut Vec<u64>, price_micros: u64) -> Result<(), ExecErro
     Ok(())
 }
 
-/// True if an order at (`side`, `price_micros`) fits: its level exists, or the side has fewer than
-/// `max_price_levels` levels.
-pub(super) fn has_room(
+/// Whether a side can take an order at a price.
+pub(super) enum Room {
+    /// The price's level exists, or the side has fewer than `max_price_levels` levels.
+    Free,
+    /// The side is full and the price needs a new level; these are its prices, best first.
+    Full(Vec<u64>),
+}
+
+/// Whether an order at (`side`, `price_micros`) fits without a new level beyond `max_price_levels`.
+pub(super) fn room(
     scope: &mut TxScope<'_>,
     side: Side,
     price_micros: u64,
     max_price_levels: usize,
-) -> Result<bool, ExecError> {
+) -> Result<Room, ExecError> {
     if store::load_level(scope, side, price_micros)?.order_count > 0 {
-        return Ok(true);
+        return Ok(Room::Free);
     }
-    Ok(store::load_side(scope, side)?.prices_micros.len() < max_price_levels)
+    let prices = store::load_side(scope, side)?.prices_micros;
+    Ok(if prices.len() < max_price_levels { Room::Free } else { Room::Full(prices) })
+}
+
+/// The worst level of a full side that is worse than `price_micros` and holds at most `max_orders` orders:
+/// the level a new, better price evicts. `prices` is the side list, best first. Reads at most every level
+/// worse than `price_micros`.
+pub(super) fn evictable(
+    scope: &mut TxScope<'_>,
+    side: Side,
+    prices: &[u64],
+    price_micros: u64,
+    max_orders: usize,
+) -> Result<Option<(u64, pb::BookLevelRecord)>, ExecError> {
+    for &worse in prices.iter().rev().take_while(|&&p| side.is_better(price_micros, p)) {
+        let level = store::load_level(scope, side, worse)?;
+        if level.order_count == 0 {
+            return Err(corrupt("book side", format!("price {worse} listed without a level")));
+        }
+        if level.order_count as usize <= max_orders {
+            return Ok(Some((worse, level)));
+        }
+    }
+    Ok(None)
 }
 
 /// Links `order` at the tail of its level (creating the level and listing its price if needed) and writes
-/// it. Sets the order's prev/next ids. The caller has checked [`has_room`].
+/// it. Sets the order's prev/next ids. The caller has checked [`room`].
 pub(super) fn append(scope: &mut TxScope<'_>, order: &mut pb::OrderRecord) -> Result<(), ExecError> {
     let side = Side::of(order);
     let price = order.price_micros;

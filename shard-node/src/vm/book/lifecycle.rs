@@ -3,18 +3,33 @@
 
 use shardex_core::{pb, AccountId};
 
-use super::{account, level, matching::would_cross, store, types::BookLimits, types::NewOrder};
+use super::{
+    account,
+    level::{self, Room},
+    matching::would_cross,
+    store,
+    types::{BookLimits, NewOrder, Rested, Side},
+};
 use crate::vm::{error::ExecError, view::TxScope};
 
-/// Rests `new` as a new order at the tail of its price level and returns the stored record.
+/// Rests `new` as a new order at the tail of its price level and returns the stored record, with the orders
+/// it evicted.
 ///
 /// Allocates the next order id, creates the level (listing its price in order) if needed, records the
 /// order in the owner's `AccountOrdersRecord` and, if `client_order_id != 0`, reserves the client id in a
-/// `ClientOrderRecord` until the order leaves the book (filled or cancelled). Fails with `InvalidOp`,
-/// writing nothing, when `lots` is 0, the price would cross the opposite side (match first), the client id
-/// already names a resting order of the owner, the owner has `max_open_orders_per_account` orders, or the
-/// price needs a new level on a side that has `max_price_levels`.
-pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Result<pb::OrderRecord, ExecError> {
+/// `ClientOrderRecord` until the order leaves the book (filled or cancelled).
+///
+/// A side holds at most `max_price_levels` prices. When a new price finds its side full, the worst level
+/// that is worse than the new price and holds at most `max_evicted_orders` orders is evicted: its orders
+/// are cancelled (returned in [`Rested::evicted`]) and the new price takes its place. So the levels nearest
+/// the mark can always be quoted: a side full of cheap far-away orders gives way, and holding it against
+/// better prices takes more than `max_evicted_orders` orders on every level.
+///
+/// Fails with `InvalidOp`, writing nothing, when `lots` is 0, the price would cross the opposite side
+/// (match first), the client id already names a resting order of the owner, the owner has
+/// `max_open_orders_per_account` orders, or the side is full and no level worse than the price may be
+/// evicted.
+pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Result<Rested, ExecError> {
     let NewOrder { owner, side, price_micros, lots, client_order_id, reduce_only, placed_height } = *new;
     if lots == 0 {
         return Err(ExecError::InvalidOp("an order must rest at least one lot".into()));
@@ -22,8 +37,8 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
     if would_cross(scope, side, price_micros)? {
         return Err(ExecError::InvalidOp(format!("a {side:?} order at {price_micros} would cross the book")));
     }
-    let mut orders = store::load_account_orders(scope, &owner)?;
-    if orders.order_ids.len() >= limits.max_open_orders_per_account {
+    let open = store::load_account_orders(scope, &owner)?.order_ids.len();
+    if open >= limits.max_open_orders_per_account {
         return Err(ExecError::InvalidOp(format!(
             "account has {} open orders, the most allowed",
             limits.max_open_orders_per_account
@@ -37,12 +52,22 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
             )));
         }
     }
-    if !level::has_room(scope, side, price_micros, limits.max_price_levels)? {
-        return Err(ExecError::InvalidOp(format!(
-            "the {side:?} side has {} price levels, the most allowed",
-            limits.max_price_levels
-        )));
-    }
+    let evicted = match level::room(scope, side, price_micros, limits.max_price_levels)? {
+        Room::Free => Vec::new(),
+        Room::Full(prices) => {
+            let Some((worse, level)) = level::evictable(scope, side, &prices, price_micros, limits.max_evicted_orders)?
+            else {
+                return Err(ExecError::InvalidOp(format!(
+                    "the {side:?} side has {} price levels, the most allowed, and none worse than {price_micros} \
+                     holds {} orders or fewer to give way",
+                    limits.max_price_levels, limits.max_evicted_orders
+                )));
+            };
+            evict(scope, side, worse, &level)?
+        }
+    };
+    // Eviction may have taken some of the owner's own orders: its records are read after it.
+    let mut orders = store::load_account_orders(scope, &owner)?;
 
     // Checks done: from here on only corrupt state or overflow can fail.
     let order_id = store::allocate_order_id(scope)?;
@@ -65,7 +90,32 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
     if client_order_id != 0 {
         store::store_client_order(scope, &owner, client_order_id, order_id);
     }
-    Ok(order)
+    Ok(Rested { order, evicted })
+}
+
+/// Cancels every order of the level at (`side`, `price_micros`), oldest first, and returns them as they
+/// rested; the level and its price go with the last one.
+fn evict(
+    scope: &mut TxScope<'_>,
+    side: Side,
+    price_micros: u64,
+    level: &pb::BookLevelRecord,
+) -> Result<Vec<pb::OrderRecord>, ExecError> {
+    let mut evicted = Vec::with_capacity(level.order_count as usize);
+    let mut next = level.head_order_id;
+    for _ in 0..level.order_count {
+        let order = store::linked_order(scope, next, "evicted level")?;
+        if Side::of(&order) != side || order.price_micros != price_micros {
+            return Err(store::corrupt("book level", format!("order {next} linked into level {price_micros}")));
+        }
+        next = order.next_order_id;
+        remove_resting(scope, &order)?;
+        evicted.push(order);
+    }
+    if next != 0 {
+        return Err(store::corrupt("book level", format!("level {price_micros} links more orders than it counts")));
+    }
+    Ok(evicted)
 }
 
 /// Removes resting order `order_id` from the book (level, side list, owner's records, client id) and

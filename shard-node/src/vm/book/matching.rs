@@ -107,8 +107,12 @@ mod tests {
         view::Changes,
     };
 
-    const LIMITS: BookLimits =
-        BookLimits { max_price_levels: 3, max_open_orders_per_account: 4, max_fills_per_order: 3 };
+    const LIMITS: BookLimits = BookLimits {
+        max_price_levels: 3,
+        max_open_orders_per_account: 4,
+        max_fills_per_order: 3,
+        max_evicted_orders: 1,
+    };
     const A: AccountId = AccountId([0xa; 32]);
     const B: AccountId = AccountId([0xb; 32]);
 
@@ -122,7 +126,7 @@ mod tests {
             reduce_only: false,
             placed_height: 7,
         };
-        rest(s, &new, &LIMITS).expect("rest").order_id
+        rest(s, &new, &LIMITS).expect("rest").order.order_id
     }
 
     fn take(s: &mut TxScope<'_>, owner: AccountId, side: Side, limit: Option<u64>, lots: u64) -> MatchOutcome {
@@ -219,7 +223,7 @@ mod tests {
             put(s, A, Side::Buy, 98, 1, 0);
             put(s, A, Side::Buy, 99, 1, 0);
             let new_level = NewOrder { owner: B, price_micros: 96, client_order_id: 0, ..dup };
-            assert!(rest(s, &new_level, &LIMITS).is_err(), "max price levels");
+            assert!(rest(s, &new_level, &LIMITS).is_err(), "max price levels, and 96 is worse than every level");
             put(s, B, Side::Buy, 99, 1, 0);
             put(s, A, Side::Buy, 99, 1, 0);
             let fifth = NewOrder { price_micros: 99, client_order_id: 0, ..dup };
@@ -228,6 +232,44 @@ mod tests {
             assert_eq!(order_id_by_client_id(s, &A, 5), Ok(None));
             assert!(cancel(s, first).is_err(), "no longer resting");
             assert!(rest(s, &dup, &LIMITS).is_ok(), "client id free again");
+        });
+    }
+
+    /// A full side gives way to a better price: the worst level light enough to evict goes, whoever owns it
+    /// (the new order's owner included, whose records stay exact); a side whose worse levels are all too
+    /// deep refuses the price and changes nothing.
+    #[test]
+    fn a_full_side_evicts_its_worst_light_level_for_a_better_price() {
+        book(|s| {
+            let low = put(s, A, Side::Buy, 90, 3, 9); // A's, at the worst price
+            let mid = put(s, B, Side::Buy, 95, 1, 0);
+            let top = put(s, B, Side::Buy, 99, 1, 0);
+            let new = |owner, price| NewOrder {
+                owner,
+                side: Side::Buy,
+                price_micros: price,
+                lots: 2,
+                client_order_id: 0,
+                reduce_only: false,
+                placed_height: 8,
+            };
+            let rested = rest(s, &new(A, 97), &LIMITS).expect("97 beats the worst level");
+            assert_eq!(rested.evicted.iter().map(|o| (o.order_id, o.remaining_lots)).collect::<Vec<_>>(), [(low, 3)]);
+            assert_eq!(order(s, low), Ok(None));
+            assert_eq!(order_id_by_client_id(s, &A, 9), Ok(None), "the evicted order's client id is free");
+            let acct = account_orders(s, &A).expect("read");
+            assert_eq!((acct.order_ids, acct.open_buy_lots), (vec![rested.order.order_id], 2));
+            assert_eq!(super::super::depth(s, Side::Buy, 10).expect("depth").len(), 3);
+
+            // 95 now holds two orders, more than may be evicted; 97 holds one, but a price must beat a level
+            // to evict it.
+            put(s, A, Side::Buy, 95, 1, 0);
+            let too_deep = rest(s, &new(B, 96), &LIMITS);
+            assert!(matches!(&too_deep, Err(ExecError::InvalidOp(m)) if m.contains("give way")), "{too_deep:?}");
+            let rested = rest(s, &new(B, 98), &LIMITS).expect("98 beats 97, which is light");
+            assert_eq!(rested.evicted.len(), 1);
+            assert_eq!(account_orders(s, &A).expect("read").open_buy_lots, 1, "A keeps only its order at 95");
+            assert!(order(s, mid).expect("read").is_some() && order(s, top).expect("read").is_some());
         });
     }
 }

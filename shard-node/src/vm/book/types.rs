@@ -74,6 +74,18 @@ pub struct BookLimits {
     /// Most maker orders one incoming order may touch: fills and self-trade cancellations both count,
     /// since each costs the same state work.
     pub max_fills_per_order: usize,
+    /// Most orders a new price may evict from a worse level when its side is full (see
+    /// [`rest`](super::rest)); a level holding more is never evicted.
+    pub max_evicted_orders: usize,
+}
+
+/// An order that rested, and the orders it evicted to make room for its price level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rested {
+    /// The resting order as stored.
+    pub order: pb::OrderRecord,
+    /// Orders of the evicted level, oldest first, as they rested (empty if the side had room).
+    pub evicted: Vec<pb::OrderRecord>,
 }
 
 /// An order arriving at the book to take liquidity.

@@ -5,11 +5,7 @@
 //! keeps the difference and the payments not yet claimed, so money is conserved exactly.
 
 use prost::Message;
-use shardex_core::{
-    pb,
-    perp::{funding_payment, MarketMath},
-    state_key, AccountId,
-};
+use shardex_core::{pb, perp::funding_payment, state_key, AccountId};
 
 use super::{oracle, positions};
 use crate::vm::{
@@ -83,8 +79,7 @@ pub fn begin_block(
     let ask = book::best_price(scope, Side::Sell)?;
     if let (Ok(index_price), Some(bid), Some(ask)) = (oracle::fresh_mark(scope, market, ctx), bid, ask) {
         let mid = bid / 2 + ask / 2 + (bid % 2 + ask % 2) / 2;
-        let math = MarketMath::new(market.lot_size, market.initial_margin_bps, market.maintenance_margin_bps)
-            .map_err(|e| ExecError::Corrupt { what: "market params", detail: e.to_string() })?;
+        let math = super::trade::market_math(market)?;
         let step = math
             .premium_index(mid, index_price, market.funding_clamp_bps)
             .map_err(|_| ExecError::Overflow("funding step"))?;

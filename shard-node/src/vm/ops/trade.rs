@@ -18,11 +18,16 @@ use crate::vm::{
     view::TxScope,
 };
 
-/// The market's math (lot size, margins) from its record.
+/// The market's math (lot size, margins and the initial-margin floor) from its record.
 pub fn market_math(market: &pb::MarketRecord) -> Result<MarketMath, ExecError> {
     MarketMath::new(market.lot_size, market.initial_margin_bps, market.maintenance_margin_bps)
+        .map(|m| m.with_min_initial_margin(market.min_initial_margin_micros))
         .map_err(|e| ExecError::Corrupt { what: "market params", detail: e.to_string() })
 }
+
+/// Most orders a new price level may evict from a full side (part of the protocol): the bound on the
+/// work of one eviction, and the depth a level needs to hold its place against better prices.
+pub const MAX_EVICTED_ORDERS: usize = 64;
 
 /// The market's book limits.
 pub fn book_limits(market: &pb::MarketRecord) -> BookLimits {
@@ -30,6 +35,7 @@ pub fn book_limits(market: &pb::MarketRecord) -> BookLimits {
         max_price_levels: market.max_price_levels as usize,
         max_open_orders_per_account: market.max_open_orders as usize,
         max_fills_per_order: market.max_fills_per_order as usize,
+        max_evicted_orders: MAX_EVICTED_ORDERS,
     }
 }
 
@@ -318,7 +324,8 @@ pub fn place(
                     reduce_only: o.reduce_only,
                     placed_height: ctx.height,
                 };
-                let rested = book::rest(scope, &new, &limits)?;
+                let book::Rested { order: rested, evicted } = book::rest(scope, &new, &limits)?;
+                events.extend(evicted.iter().map(|o| cancelled_event(o, CancelReason::Evicted)));
                 events.push(pb::Event {
                     account: signer.0.to_vec(),
                     kind: Some(pb::event::Kind::OrderPlaced(pb::OrderPlaced {

@@ -11,7 +11,7 @@ use shardex_shard_node::{
     rpc,
     runtime::{run_producer, NodeHandle},
     sequencer::SoloSequencer,
-    shard::Shard,
+    shard::{audit, faults, Shard},
 };
 use tracing::info;
 
@@ -27,6 +27,11 @@ struct Cli {
     /// TOML config file; flags override its values.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Do not run: reopen the (stopped) node's store as a restart would, re-execute every stored block from
+    /// genesis into a scratch store, require every rebuilt header to equal the stored one, print the head
+    /// and exit (non-zero, naming the first differing height, if they part).
+    #[arg(long)]
+    replay_check: bool,
     #[command(flatten)]
     flags: ConfigFlags,
 }
@@ -35,6 +40,10 @@ fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     let cfg = NodeConfig::load(cli.config.as_deref(), &cli.flags)?;
     shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
+    if cli.replay_check {
+        return replay_check(&cfg);
+    }
+    arm_crash_point()?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
 }
 
@@ -112,6 +121,38 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
         }
     };
     outcome
+}
+
+/// `--replay-check`: see [`shardex_shard_node::shard::audit`].
+fn replay_check(cfg: &NodeConfig) -> eyre::Result<()> {
+    let genesis = Genesis::read_file(&cfg.node.genesis)?;
+    let key = shardex_service::process::read_key_file(&cfg.node.key_file).wrap_err("node key")?;
+    let db_path = cfg.node.data_dir.join("db");
+    eyre::ensure!(db_path.exists(), "no store at {}: nothing to check", db_path.display());
+    let db = shardex_service::storage::open_db(&db_path)
+        .wrap_err_with(|| format!("opening {} (is the node still running?)", db_path.display()))?;
+    let scratch = cfg.node.data_dir.join("replay-check.tmp");
+    let report = audit::replay_check(db, genesis, key, cfg.shard(), &scratch, |done, of| {
+        eprintln!("replay-check: {done} of {of} blocks");
+    })
+    .wrap_err("replay check failed")?;
+    println!(
+        "replay-check: ok: {} blocks ({} txs) replayed from genesis in {} ms; every header equal; {} state values \
+         hash to the head's root; head {} hash {} root {}",
+        report.blocks, report.txs, report.elapsed_ms, report.leaves, report.height, report.hash, report.state_root
+    );
+    Ok(())
+}
+
+/// Arms the crash point of `SHARDEX_CRASH_BEFORE_FLUSH` (fault injection for crash tests), if set.
+fn arm_crash_point() -> eyre::Result<()> {
+    let Ok(value) = std::env::var(faults::ENV_CRASH_BEFORE_FLUSH) else { return Ok(()) };
+    let n: u64 = value.parse().wrap_err_with(|| {
+        format!("{}={value:?}: expected the number of blocks to write before crashing", faults::ENV_CRASH_BEFORE_FLUSH)
+    })?;
+    faults::crash_before_flush_of(n);
+    tracing::warn!(target: "shard::node", n, "fault injection armed: aborting before the flush of written block {n}");
+    Ok(())
 }
 
 /// The engine must fit the genesis set: solo only when this node alone is a quorum; under malachite every

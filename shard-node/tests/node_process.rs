@@ -256,3 +256,80 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     assert_eq!(d.header.tx_count, 1);
     assert_eq!(block.txs[0].encode_to_vec().len(), block.txs[0].encoded_len());
 }
+
+/// The head's height and state root as `shard-node --replay-check` prints them, after asserting it passed.
+fn replayed_head(node: &shardex_test_support::ShardNodeProcess) -> (u64, String) {
+    let (ok, out, err) = node.replay_check();
+    assert!(ok, "replay check failed:\n{out}\n{err}");
+    let field = |name: &str| {
+        let at = out.find(name).unwrap_or_else(|| panic!("no {name:?} in {out}"));
+        out[at + name.len()..].split_whitespace().next().expect("value").to_owned()
+    };
+    (field(" head ").parse().expect("height"), field(" root "))
+}
+
+/// A node that dies between a block's write and its flush (`SHARDEX_CRASH_BEFORE_FLUSH`) reopens to a head
+/// whose state is what a replay of its stored blocks from genesis computes, and goes on; the replay check
+/// itself refuses a store whose state values were changed behind the trie's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_before_flush_reopens_to_the_replayed_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = TestKeys::new(40);
+    let genesis = keys.genesis(78, 4);
+    let mut node = NodeProcess::start(dir.path(), &genesis, &keys.node, &[]);
+    let client = node.client().await;
+    let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+    let (_, alice) = account(141);
+    for _ in 0..3 {
+        let h = authority.deposit(&client, &alice, 10 * USD).await.expect("deposit");
+        client.wait_final(h, FINAL).await.expect("final");
+    }
+    let status = client.status().await.expect("status");
+    node.kill9();
+    let (height, root) = replayed_head(&node);
+    assert_eq!((height, root), (status.height, format!("{}", B256::from_slice(&status.state_root))));
+
+    // Armed to abort before flushing the 2nd block it writes: deposits, one block each, until it dies.
+    node.set_env(&[("SHARDEX_CRASH_BEFORE_FLUSH", "2")]);
+    node.restart();
+    let client = node.client().await;
+    let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+    for _ in 0..2 {
+        let h = authority.deposit(&client, &alice, USD).await.expect("deposit");
+        let _ = client.wait_final(h, Duration::from_secs(5)).await; // the second never answers
+    }
+    let exit = node.wait_exit(Duration::from_secs(20));
+    assert!(!exit.success(), "the node aborts: {exit}");
+    assert!(node.log().contains("before its flush"), "{}", node.log());
+
+    // Reopens to a replayed head at the first block or at the torn one, whichever reached the disk.
+    let (after, _) = replayed_head(&node);
+    assert!((height + 1..=height + 2).contains(&after), "head {after} after crashing past {height}");
+    node.set_env(&[]);
+    node.restart();
+    let client = node.client().await;
+    assert_eq!(client.status().await.expect("status").height, after);
+    let mut authority = Wallet::new(keys.deposit.clone(), &client).await.expect("wallet");
+    let h = authority.deposit(&client, &alice, USD).await.expect("deposit after the crash");
+    assert_eq!(client.wait_final(h, FINAL).await.expect("final").height, after + 1);
+    node.kill9();
+    replayed_head(&node);
+
+    // A state value changed on disk without its trie: the check names it, and passes once it is back.
+    let db = shardex_service::storage::open_db(&node.dir.join("data").join("db")).expect("db");
+    let tree = db.open_tree("shard").expect("tree");
+    let (key, value) =
+        tree.scan_prefix([shardex_shard_node::state::keys::LEAF_PREFIX]).next().expect("a leaf").expect("read");
+    let mut forged = value.to_vec();
+    forged[0] ^= 1;
+    tree.insert(&key, forged).expect("forge");
+    db.flush().expect("flush");
+    drop((tree, db));
+    let (ok, out, err) = node.replay_check();
+    assert!(!ok && err.contains("hash to"), "a forged value passed:\n{out}\n{err}");
+    let db = shardex_service::storage::open_db(&node.dir.join("data").join("db")).expect("db");
+    db.open_tree("shard").expect("tree").insert(&key, value).expect("restore");
+    db.flush().expect("flush");
+    drop(db);
+    replayed_head(&node);
+}

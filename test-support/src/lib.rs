@@ -29,6 +29,7 @@ pub struct ServerProcess {
     args: Vec<OsString>,
     addr_file: PathBuf,
     log_file: PathBuf,
+    envs: Vec<(OsString, OsString)>,
     child: Option<Child>,
     /// `http://host:port` of the running server (renewed on restart).
     pub endpoint: String,
@@ -50,6 +51,7 @@ impl ServerProcess {
             args: args.into_iter().map(Into::into).collect(),
             addr_file: data_dir.join("rpc.addr"),
             log_file: log_file.to_path_buf(),
+            envs: Vec::new(),
             child: None,
             endpoint: String::new(),
         };
@@ -66,6 +68,7 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("open {}: {e}", self.log_file.display()));
         let child = Command::new(&self.program)
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -108,6 +111,26 @@ impl ServerProcess {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap_or_else(|e| panic!("SIGKILL {}: {e}", self.name));
             child.wait().unwrap_or_else(|e| panic!("reap {}: {e}", self.name));
+        }
+    }
+
+    /// Environment variables for the next (re)start, replacing any set before.
+    pub fn set_env(&mut self, envs: &[(&str, &str)]) {
+        self.envs = envs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
+    }
+
+    /// Waits up to `timeout` for the server to exit on its own and returns how it ended; panics with the
+    /// log if it is still running then.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().unwrap_or_else(|| panic!("{} is not running", self.name));
+            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait for {}: {e}", self.name)) {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} still runs after {timeout:?}; log:\n{}", self.name, self.log());
+            std::thread::sleep(POLL);
         }
     }
 
@@ -197,6 +220,19 @@ impl ShardNodeProcess {
     /// Connects a client, retrying while the node comes up.
     pub async fn client(&self) -> ShardClient {
         self.server.connect(|endpoint| async move { ShardClient::connect(&endpoint).await }).await
+    }
+
+    /// Runs `shard-node --replay-check` on the node's (stopped) store with its arguments and returns
+    /// (success, stdout, stderr).
+    pub fn replay_check(&self) -> (bool, String, String) {
+        assert!(self.server.pid().is_none(), "replay check of a running node");
+        let out = Command::new(&self.server.program)
+            .args(&self.server.args)
+            .arg("--replay-check")
+            .output()
+            .unwrap_or_else(|e| panic!("run {} --replay-check: {e}", self.server.program.display()));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
     }
 }
 

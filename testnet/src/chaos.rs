@@ -3,6 +3,10 @@
 //!
 //! The fault plan is drawn from a seed before anything starts (printed, and replayable with `--seed`): one
 //! fault at a time, spaced around `--fault-every-ms`, against a shard node, the coordinator or the relayer.
+//! A shard node may also be torn: killed, then restarted armed (`SHARDEX_CRASH_BEFORE_FLUSH`) to abort
+//! between writing a block and flushing it, a few blocks later. With `--replay-check`, after `check` every
+//! shard node in turn is killed, its store replayed from genesis (`shard-node --replay-check`: the reopened
+//! head must be the state a replay computes) and restarted.
 //! Faults start once the load's setup is final, and stop before the load does. A killed process restarts on
 //! its own port with its own data, so every other process finds it again; the manifest is rewritten with its
 //! new pid after every restart, so `testnet down` stops it. Whatever happens, every frozen process is thawed
@@ -33,6 +37,10 @@ const MIN_GAP: Duration = Duration::from_millis(200);
 const MAX_DOWN: Duration = Duration::from_millis(1_500);
 /// How long a frozen process stays frozen, at most.
 const MAX_FROZEN: Duration = Duration::from_millis(2_000);
+/// How long a torn node may take to reach its crash point before it is killed instead.
+const MAX_TORN_WAIT: Duration = Duration::from_secs(60);
+/// Most blocks a torn node writes before its crash point.
+const MAX_TORN_BLOCKS: u64 = 8;
 /// How long to wait for the load's setup before giving up on faults.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -53,6 +61,10 @@ pub struct ChaosArgs {
     /// Directory of the binaries to restart (default: beside this executable).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+    /// After `check`, kill each shard node in turn, replay its store from genesis (`shard-node
+    /// --replay-check`) and restart it: every node must reopen to the state a replay computes.
+    #[arg(long)]
+    pub replay_check: bool,
 }
 
 /// A process of the network that faults can hit.
@@ -73,6 +85,9 @@ pub enum FaultKind {
     Kill { down: Duration },
     /// SIGSTOP, then SIGCONT after this long.
     Freeze { frozen: Duration },
+    /// A shard node only: SIGKILL, then a restart armed to abort between the write and the flush of the
+    /// `blocks`-th block it writes; once it has, it stays down `down` and restarts.
+    Torn { blocks: u64, down: Duration },
 }
 
 /// One fault of the plan: `after` the previous one ended (or the load started).
@@ -87,7 +102,8 @@ pub struct Fault {
 }
 
 /// The fault plan of `seed` over `duration`: faults one after the other, gaps uniform in
-/// [`MIN_GAP`, 2 × `every` − `MIN_GAP`], targets uniform over `targets`, kill and freeze equally likely.
+/// [`MIN_GAP`, 2 × `every` − `MIN_GAP`], targets uniform over `targets`; a shard node is torn with
+/// probability 1/3, otherwise (and for the other processes) kill and freeze are equally likely.
 /// The same inputs always give the same plan.
 pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target]) -> Vec<Fault> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -100,13 +116,17 @@ pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target]) 
     loop {
         let after = Duration::from_millis(rng.gen_range(MIN_GAP.as_millis() as u64..=max_gap.as_millis() as u64));
         let target = targets[rng.gen_range(0..targets.len())];
-        let kind = if rng.gen_bool(0.5) {
-            FaultKind::Kill { down: Duration::from_millis(rng.gen_range(100..=MAX_DOWN.as_millis() as u64)) }
+        let torn = matches!(target, Target::Node(_)) && rng.gen_bool(1.0 / 3.0);
+        let down = |rng: &mut ChaCha8Rng| Duration::from_millis(rng.gen_range(100..=MAX_DOWN.as_millis() as u64));
+        let kind = if torn {
+            FaultKind::Torn { blocks: rng.gen_range(1..=MAX_TORN_BLOCKS), down: down(&mut rng) }
+        } else if rng.gen_bool(0.5) {
+            FaultKind::Kill { down: down(&mut rng) }
         } else {
             FaultKind::Freeze { frozen: Duration::from_millis(rng.gen_range(100..=MAX_FROZEN.as_millis() as u64)) }
         };
         let length = match kind {
-            FaultKind::Kill { down } => down,
+            FaultKind::Kill { down } | FaultKind::Torn { down, .. } => down,
             FaultKind::Freeze { frozen } => frozen,
         };
         if t + after + length >= duration {
@@ -126,15 +146,20 @@ pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
     let targets = targets(&net);
     let faults =
         plan(seed, Duration::from_secs(args.load.duration), Duration::from_millis(args.fault_every_ms), &targets);
+    let count = |f: fn(&FaultKind) -> bool| faults.iter().filter(|x| f(&x.kind)).count();
     println!(
-        "chaos: seed {seed} (replay with --seed {seed}); {} fault(s) over {} s against {} process(es)",
+        "chaos: seed {seed} (replay with --seed {seed}); {} fault(s) over {} s against {} process(es): {} SIGKILL, \
+         {} torn (SIGKILL, then a crash between a block's write and its flush), {} SIGSTOP",
         faults.len(),
         args.load.duration,
-        targets.len()
+        targets.len(),
+        count(|k| matches!(k, FaultKind::Kill { .. })),
+        count(|k| matches!(k, FaultKind::Torn { .. })),
+        count(|k| matches!(k, FaultKind::Freeze { .. })),
     );
 
     let started = tokio::sync::Notify::new();
-    let mut injector = Injector { dir, bins, frozen: None, log: Vec::new(), origin: None };
+    let mut injector = Injector { dir, bins, frozen: None, log: Vec::new(), origin: None, torn_crashed: 0 };
     let load = load::run_observed(dir, &args.load, Some(&started));
     tokio::pin!(load);
     let faults_done = async {
@@ -154,7 +179,11 @@ pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
     };
     // Whatever happened above: nothing stays frozen or dead.
     let restored = injector.restore_all().await;
-    println!("\nchaos: {} fault(s) injected", injector.log.len());
+    println!(
+        "\nchaos: {} fault(s) injected; {} torn node(s) crashed between a block's write and its flush",
+        injector.log.len(),
+        injector.torn_crashed
+    );
     for line in &injector.log {
         println!("  {line}");
     }
@@ -162,7 +191,12 @@ pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
     restored.wrap_err("restoring the network after the faults")?;
     load_result.wrap_err("the load under faults")?;
     println!("\nchecking the network after the faults");
-    check::run(dir, &args.check).await
+    check::run(dir, &args.check).await?;
+    if args.replay_check {
+        println!("\nreplaying every shard node's store from genesis");
+        injector.replay_all().await?;
+    }
+    Ok(())
 }
 
 /// The processes faults may hit: every shard node, the coordinator and the relayer.
@@ -202,6 +236,8 @@ struct Injector<'a> {
     frozen: Option<u32>,
     log: Vec<String>,
     origin: Option<Instant>,
+    /// Torn nodes that reached their crash point.
+    torn_crashed: usize,
 }
 
 impl Injector<'_> {
@@ -223,9 +259,38 @@ impl Injector<'_> {
                 process::signal(pid, "KILL");
                 wait_gone(pid).await.wrap_err_with(|| format!("{name} (pid {pid}) survived SIGKILL"))?;
                 tokio::time::sleep(down).await;
-                let new_pid = self.restart(fault.target).await?;
+                let new_pid = self.restart(fault.target, None).await?;
                 let line = format!(
                     "[{at:>5.1}s] SIGKILL {name} (pid {pid}); restarted after {} ms as pid {new_pid}",
+                    down.as_millis()
+                );
+                println!("chaos {line}");
+                self.log.push(line);
+            }
+            FaultKind::Torn { blocks, down } => {
+                process::signal(pid, "KILL");
+                wait_gone(pid).await.wrap_err_with(|| format!("{name} (pid {pid}) survived SIGKILL"))?;
+                let armed = self.restart(fault.target, Some(blocks)).await?;
+                let started = Instant::now();
+                while process::alive(armed) && started.elapsed() < MAX_TORN_WAIT {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let crashed = !process::alive(armed);
+                if !crashed {
+                    process::signal(armed, "KILL");
+                    wait_gone(armed).await.wrap_err_with(|| format!("{name} (pid {armed}) survived SIGKILL"))?;
+                }
+                self.torn_crashed += usize::from(crashed);
+                tokio::time::sleep(down).await;
+                let new_pid = self.restart(fault.target, None).await?;
+                let how = if crashed {
+                    format!("crashed before flushing its block {blocks} after {} ms", started.elapsed().as_millis())
+                } else {
+                    format!("wrote no {blocks} blocks in {MAX_TORN_WAIT:?}, killed")
+                };
+                let line = format!(
+                    "[{at:>5.1}s] SIGKILL {name} (pid {pid}); armed as pid {armed}, {how}; restarted after {} ms as \
+                     pid {new_pid}",
                     down.as_millis()
                 );
                 println!("chaos {line}");
@@ -246,8 +311,10 @@ impl Injector<'_> {
         Ok(())
     }
 
-    /// Starts `target` again on its port with its data, records its pid, and waits until it answers.
-    async fn restart(&self, target: Target) -> eyre::Result<u32> {
+    /// Starts `target` again on its port with its data, records its pid, and waits until it answers. A node
+    /// `armed` with a block count is started with `SHARDEX_CRASH_BEFORE_FLUSH` and not waited on (it may be
+    /// gone before it answers).
+    async fn restart(&self, target: Target, armed: Option<u64>) -> eyre::Result<u32> {
         let mut net = Network::load(self.dir)?;
         type Start = Box<dyn FnOnce() -> eyre::Result<(u32, String)> + Send>;
         let (name, endpoint, start): (String, String, Start) = match target {
@@ -256,7 +323,9 @@ impl Injector<'_> {
                 let bin = self.bins.shard_node.clone();
                 let (name, endpoint) = (node.name.clone(), node.endpoint.clone());
                 let all = net.clone();
-                (name, endpoint, Box::new(move || process::start_node(&bin, &node, &all)))
+                let envs: Vec<(&str, String)> =
+                    armed.map(|n| ("SHARDEX_CRASH_BEFORE_FLUSH", n.to_string())).into_iter().collect();
+                (name, endpoint, Box::new(move || process::start_node_with_env(&bin, &node, &all, &envs)))
             }
             Target::Coordinator => {
                 let entry = net.coordinator.clone().ok_or_else(|| eyre!("the network has no coordinator"))?;
@@ -283,10 +352,41 @@ impl Injector<'_> {
             *slot = Some(pid);
         }
         net.save(self.dir)?;
-        if matches!(target, Target::Node(_)) {
+        if matches!(target, Target::Node(_)) && armed.is_none() {
             wait_healthy(&endpoint).await?;
         }
         Ok(pid)
+    }
+
+    /// Kills each shard node in turn, replays its store from genesis (`shard-node --replay-check`) and
+    /// restarts it. Fails on the first node whose store does not replay to its head.
+    async fn replay_all(&mut self) -> eyre::Result<()> {
+        let count = Network::load(self.dir)?.nodes.len();
+        for i in 0..count {
+            let net = Network::load(self.dir)?;
+            let node = net.nodes.get(i).cloned().ok_or_else(|| eyre!("no node {i}"))?;
+            let pid = node.pid.filter(|p| process::alive(*p)).ok_or_else(|| eyre!("{} is not running", node.name))?;
+            process::signal(pid, "KILL");
+            wait_gone(pid).await.wrap_err_with(|| format!("{} (pid {pid}) survived SIGKILL", node.name))?;
+            let mut cmd = process::node_command(&self.bins.shard_node, &node, &net)?;
+            cmd.arg("--replay-check");
+            let out = tokio::task::spawn_blocking(move || cmd.output()).await?.wrap_err("running --replay-check")?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() {
+                bail!(
+                    "{}: its store does not replay to its head: {}{}",
+                    node.name,
+                    stdout.trim(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let summary = stdout.trim().trim_start_matches("replay-check: ok: ").to_owned();
+            println!("replay-check {}: {summary}", node.name);
+            let new_pid = self.restart(Target::Node(i), None).await?;
+            self.log.push(format!("after the run: replay-checked {} and restarted it as pid {new_pid}", node.name));
+        }
+        println!("replay-check: every one of {count} shard nodes reopens to the state a replay from genesis computes");
+        Ok(())
     }
 
     /// Thaws a frozen process and restarts every process that is not running.
@@ -308,7 +408,7 @@ impl Injector<'_> {
             dead.push(Target::Relayer);
         }
         for target in dead {
-            let pid = self.restart(target).await?;
+            let pid = self.restart(target, None).await?;
             self.log.push(format!("after the run: restarted {target:?} as pid {pid}"));
         }
         Ok(())
@@ -352,7 +452,7 @@ mod tests {
             assert!(f.after >= MIN_GAP);
             total += f.after
                 + match f.kind {
-                    FaultKind::Kill { down } => down,
+                    FaultKind::Kill { down } | FaultKind::Torn { down, .. } => down,
                     FaultKind::Freeze { frozen } => frozen,
                 };
         }
@@ -360,6 +460,13 @@ mod tests {
         for t in TARGETS {
             assert!(faults.iter().any(|f| f.target == t && matches!(f.kind, FaultKind::Kill { .. })), "{t:?}");
             assert!(faults.iter().any(|f| f.target == t && matches!(f.kind, FaultKind::Freeze { .. })), "{t:?}");
+            let torn = faults.iter().filter(|f| f.target == t && matches!(f.kind, FaultKind::Torn { .. })).count();
+            assert_eq!(torn > 0, matches!(t, Target::Node(_)), "{t:?}: only shard nodes are torn");
+        }
+        for f in &faults {
+            if let FaultKind::Torn { blocks, .. } = f.kind {
+                assert!((1..=MAX_TORN_BLOCKS).contains(&blocks));
+            }
         }
     }
 

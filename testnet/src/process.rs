@@ -34,6 +34,23 @@ pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
 /// Starts `node` of `net` on its ports and waits for it to report its gRPC address. A shard of several
 /// validators runs the Malachite engine with the others as peers. Returns (pid, endpoint).
 pub fn start_node(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre::Result<(u32, String)> {
+    start_node_with_env(shard_node, node, net, &[])
+}
+
+/// As [`start_node`], with extra environment variables (fault injection).
+pub fn start_node_with_env(
+    shard_node: &Path,
+    node: &NodeEntry,
+    net: &Network,
+    envs: &[(&str, String)],
+) -> eyre::Result<(u32, String)> {
+    let mut cmd = node_command(shard_node, node, net)?;
+    cmd.envs(envs.iter().map(|(k, v)| (k, v)));
+    spawn(cmd, &node.name, &node.dir.join("data").join("rpc.addr"), &node.log_file())
+}
+
+/// The command line that runs `node` of `net`.
+pub fn node_command(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre::Result<Command> {
     let mut cmd = Command::new(shard_node);
     cmd.arg("--node.data-dir")
         .arg(node.dir.join("data"))
@@ -55,7 +72,7 @@ pub fn start_node(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre::R
             cmd.arg("--consensus.peer").arg(format!("{key}@{}@http://127.0.0.1:{}", peer.p2p_addr(), peer.rpc_port));
         }
     }
-    spawn(cmd, &node.name, &node.dir.join("data").join("rpc.addr"), &node.log_file())
+    Ok(cmd)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (for `--base-port 0`, where every port is picked

@@ -137,10 +137,23 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
     assert!(load.status.success(), "load failed:\n{out}");
     assert_eq!(out.lines().filter(|l| l.contains("-perp-0: accepted")).count(), 3, "{out}");
 
-    // Seed 3 over 8 s with a fault every ~0.7 s: kills and freezes of shard nodes and the relayer, with one
-    // tx in ten a cross-shard transfer.
-    let args =
-        ["chaos", "--seed", "3", "--duration", "8", "--fault-every-ms", "700", "--tps", "300", "--bridge-ratio", "0.1"];
+    // Seed 3 over 8 s with a fault every ~0.7 s: kills, tears (a crash between a block's write and its
+    // flush) and freezes of shard nodes and the relayer, with one tx in ten a cross-shard transfer; then
+    // every shard node's store is replayed from genesis.
+    let args = [
+        "chaos",
+        "--seed",
+        "3",
+        "--duration",
+        "8",
+        "--fault-every-ms",
+        "700",
+        "--tps",
+        "300",
+        "--bridge-ratio",
+        "0.1",
+        "--replay-check",
+    ];
     let chaos = testnet(dir, bins, &args);
     let out = text(&chaos);
     assert!(chaos.status.success(), "chaos failed:\n{out}");
@@ -148,7 +161,13 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
     let faults: Vec<&str> = out.lines().filter(|l| l.starts_with("chaos [")).collect();
     assert!(faults.iter().any(|l| l.contains("SIGKILL")) && faults.iter().any(|l| l.contains("SIGSTOP")), "{out}");
     assert!(faults.iter().any(|l| l.contains("-perp-")), "{out}");
+    assert!(
+        faults.iter().any(|l| l.contains("crashed before flushing")),
+        "no torn node reached its crash point:\n{out}"
+    );
     assert!(out.contains("transfers: accepted"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("replay-check ") && l.contains("every header equal")).count(), 12);
+    assert!(out.contains("replay-check: every one of 12 shard nodes reopens"), "{out}");
     assert!(out.contains("checking the network after the faults") && out.contains("check passed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
 

@@ -2,8 +2,10 @@
 //! applies decided blocks and answers queries. IO here is sled only; time and networking come from outside.
 
 mod admit;
+pub mod audit;
 mod bridge_query;
 mod error;
+pub mod faults;
 mod history;
 mod open;
 mod produce;

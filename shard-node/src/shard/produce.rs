@@ -254,6 +254,7 @@ impl Proposal {
         store.chain.stage_block(&block, height, &tx_hashes, &mut batch);
         let pruned = store.engine.stage_prune(height, &mut batch)?;
         store.tree.apply_batch(batch)?;
+        super::faults::before_flush(height);
         store.db.flush()?;
         let head = ChainStore::head_of(&block)?;
         debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "written");

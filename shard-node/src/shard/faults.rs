@@ -1,0 +1,29 @@
+//! Fault injection for crash testing. `testnet chaos` starts a node with `SHARDEX_CRASH_BEFORE_FLUSH=N`
+//! (read by `shard-node` at start, [`ENV_CRASH_BEFORE_FLUSH`]); the node then aborts right after applying
+//! the N-th block batch it writes and before flushing it: the window in which a power cut leaves that batch
+//! wholly on disk or wholly lost, never half. Off unless armed; one relaxed atomic load per block otherwise.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The environment variable `shard-node` arms [`crash_before_flush_of`] from.
+pub const ENV_CRASH_BEFORE_FLUSH: &str = "SHARDEX_CRASH_BEFORE_FLUSH";
+
+/// Which written block to abort before flushing (1 = the first this process writes); 0 = never.
+static CRASH_AT: AtomicU64 = AtomicU64::new(0);
+/// Blocks written by this process while armed.
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+/// Arms the crash: the process aborts before flushing the `n`-th block it writes (`n` ≥ 1; 0 disarms).
+pub fn crash_before_flush_of(n: u64) {
+    WRITTEN.store(0, Ordering::SeqCst);
+    CRASH_AT.store(n, Ordering::SeqCst);
+}
+
+/// Called between a block's write and its flush.
+pub(super) fn before_flush(height: u64) {
+    let at = CRASH_AT.load(Ordering::Relaxed);
+    if at != 0 && WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 == at {
+        eprintln!("{ENV_CRASH_BEFORE_FLUSH}: aborting after writing block {height}, before its flush");
+        std::process::abort();
+    }
+}

@@ -139,6 +139,7 @@ pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target]) 
 
 /// Runs the load with the seeded faults, restores every process, then checks the invariants.
 pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
+    args.load.check()?;
     let net = Network::load(dir)?;
     ensure!(net.all_running(process::alive), "not every process of the testnet runs; `testnet up` first");
     let bins = Bins::find(args.bin_dir.as_deref())?;
@@ -158,13 +159,19 @@ pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
         count(|k| matches!(k, FaultKind::Freeze { .. })),
     );
 
-    let started = tokio::sync::Notify::new();
+    let (started, load_ended) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
     let mut injector = Injector { dir, bins, frozen: None, log: Vec::new(), origin: None, torn_crashed: 0 };
-    let load = load::run_observed(dir, &args.load, Some(&started));
+    let load = async {
+        let result = load::run_observed(dir, &args.load, Some(&started)).await;
+        load_ended.notify_one();
+        result
+    };
     tokio::pin!(load);
     let faults_done = async {
         tokio::select! {
             _ = started.notified() => {}
+            // The load failed in its setup: no faults, and its error is the one reported.
+            _ = load_ended.notified() => return Ok(()),
             _ = tokio::time::sleep(SETUP_TIMEOUT) => return Err(eyre!("the load did not start within {SETUP_TIMEOUT:?}")),
         }
         injector.origin = Some(Instant::now());

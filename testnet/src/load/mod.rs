@@ -120,7 +120,8 @@ pub struct LoadArgs {
 }
 
 impl LoadArgs {
-    fn check(&self) -> eyre::Result<()> {
+    /// Refuses flags out of range, naming the bound.
+    pub fn check(&self) -> eyre::Result<()> {
         ensure!((1..=MAX_TPS).contains(&self.tps), "--tps must be 1 to {MAX_TPS}");
         ensure!((1..=MAX_DURATION_S).contains(&self.duration), "--duration must be 1 to {MAX_DURATION_S} s");
         ensure!((1..=MAX_ACCOUNTS).contains(&self.accounts), "--accounts must be 1 to {MAX_ACCOUNTS}");

@@ -156,7 +156,7 @@ impl Market {
 
     /// Lots resting at the best `levels` prices of each side.
     fn depth(&self, levels: usize) -> (Vec<pb::BookLevel>, Vec<pb::BookLevel>) {
-        self.shard.book_depth(levels).expect("book depth")
+        self.shard.view().book_depth(levels).expect("book depth")
     }
 
     fn report(&self, name: &str) {

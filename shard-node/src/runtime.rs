@@ -14,7 +14,7 @@ use shardex_core::{block::Certificate, tx::VerifiedTx};
 
 use crate::{
     sequencer::Consensus,
-    shard::{Committed, Proposal, Shard, ShardError},
+    shard::{Committed, HeadView, Proposal, Shard, ShardError},
 };
 
 /// Committed blocks the broadcast keeps for stream tasks that are behind; a task further behind re-reads from
@@ -23,14 +23,19 @@ pub const COMMIT_CHANNEL_CAPACITY: usize = 64;
 
 /// Shared handle to a running shard.
 ///
-/// Two locks: the shard mutex (admission, sealing, finishing a block, queries) and the commit gate. The
-/// producer writes a block's batch to storage holding the gate exclusively but not the mutex, and moves the
-/// head (under the mutex) before releasing the gate. Queries of committed state take the gate shared, then
-/// the mutex ([`NodeHandle::shard_at_head`]), so they never read a new state under the old head; admission
-/// takes only the mutex (it reads the sealed block's writes from the pending overlay either way).
+/// Two locks: the shard mutex (admission, sealing, finishing a block, mempool queries) and the commit gate.
+/// The producer writes a block's batch to storage holding the gate exclusively but not the mutex, moves the
+/// head (under the mutex) and publishes the new [`HeadView`] before releasing the gate. Queries of committed
+/// state take neither lock ([`NodeHandle::read_head`]): they read through the published view and check
+/// afterwards that no block was written meanwhile; only a query that raced a block's write waits for the
+/// gate and reads again. Admission takes only the mutex (it reads the sealed block's writes from the pending
+/// overlay either way). [`NodeHandle::shard_at_head`] (gate, then mutex) remains for reads that also need the
+/// mempool.
 pub struct NodeHandle {
     shard: Mutex<Shard>,
     commit_gate: RwLock<()>,
+    /// The view of the committed head; replaced (never mutated) when the head moves.
+    view: RwLock<Arc<HeadView>>,
     commits: broadcast::Sender<Committed>,
     wake: Notify,
 }
@@ -58,7 +63,27 @@ impl NodeHandle {
     /// Wraps an opened shard.
     pub fn new(shard: Shard) -> Arc<Self> {
         let (commits, _) = broadcast::channel(COMMIT_CHANNEL_CAPACITY);
-        Arc::new(Self { shard: Mutex::new(shard), commit_gate: RwLock::new(()), commits, wake: Notify::new() })
+        let view = RwLock::new(Arc::new(shard.view()));
+        Arc::new(Self { shard: Mutex::new(shard), commit_gate: RwLock::new(()), view, commits, wake: Notify::new() })
+    }
+
+    /// The view of the committed head (no shard lock; the view's lock is held only to clone an `Arc`).
+    pub fn head_view(&self) -> Arc<HeadView> {
+        Arc::clone(&self.view.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Runs `read` on committed state at the head without the shard lock or the commit gate, so a query
+    /// never waits behind admission or a block's fsync. `read` may run twice: when a block was written while
+    /// it ran (its head-state reads may then mix two heads), it runs again on the new head, after waiting for
+    /// that block to be published.
+    pub fn read_head<T>(&self, read: impl Fn(&HeadView) -> Result<T, ShardError>) -> Result<T, ShardError> {
+        let view = self.head_view();
+        let out = read(&view)?;
+        if view.is_current()? {
+            return Ok(out);
+        }
+        let _gate = self.commit_gate.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(&self.head_view())
     }
 
     /// Locks the shard for a query of committed state: no block is being written meanwhile (see the type
@@ -94,7 +119,12 @@ impl NodeHandle {
     ) -> Result<(Committed, Vec<VerifiedTx>), ShardError> {
         let gate = self.commit_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let written = proposal.write(certificate)?;
-        let (committed, orphans) = self.shard().finish(written)?;
+        let (committed, orphans, view) = {
+            let mut shard = self.shard();
+            let (committed, orphans) = shard.finish(written)?;
+            (committed, orphans, shard.view())
+        };
+        *self.view.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(view);
         drop(gate);
         // No subscribers is fine.
         let _ = self.commits.send(committed.clone());

@@ -112,7 +112,7 @@ impl World {
 
     fn collateral(&self, shard: ShardId, who: &AccountId) -> (i64, u64) {
         let n = if shard == A { &self.a } else { &self.b };
-        let r = n.shard.account(who, None, false).expect("account").expect("head").record.unwrap_or_default();
+        let r = n.shard.view().account(who, None, false).expect("account").expect("head").record.unwrap_or_default();
         (r.collateral_micros, r.escrow_micros)
     }
 }
@@ -180,7 +180,7 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     // 1. A → B: 1,000 USD locked; margin on A drops at once.
     w.a.run(&alice, transfer_op(B, &me, 1_000 * USD, 10)).expect("transfer");
     assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 1_000 * USD));
-    let view = w.a.shard.message(B, 1, false, false).expect("message");
+    let view = w.a.shard.view().message(B, 1, false, false).expect("message");
     assert_eq!(view.escrow.expect("escrow").state, pb::MessageState::Locked as i32);
     w.conserved("after transfer-out");
 
@@ -203,7 +203,7 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     refused(&mut w.b, &relayer, undelivered, Reason::UnknownEpoch, "delivery against an epoch not imported");
     w.relay(B, e1.import_op());
     refused(&mut w.b, &relayer, e1.import_op(), Reason::Duplicate, "re-import");
-    let head = w.b.shard.block(w.b.shard.head().height).expect("block").expect("head").header.expect("header");
+    let head = w.b.shard.view().block(w.b.shard.head().height).expect("block").expect("head").header.expect("header");
     assert_eq!(shardex_core::block::decode_header(&head).expect("decodes").header.last_imported_epoch, 1);
 
     // Delivery forgeries on B.
@@ -231,11 +231,11 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     // 2. Deliver, then replay.
     w.relay(B, Op::DeliverMessage(good.clone()));
     assert_eq!(w.collateral(B, &me), (1_000 * USD as i64, 0));
-    let gas = w.b.shard.block(w.b.shard.head().height).expect("block").expect("head").receipts[0].gas_used;
+    let gas = w.b.shard.view().block(w.b.shard.head().height).expect("block").expect("head").receipts[0].gas_used;
     let nodes = (good.header_proof.len() + good.message_proof.len()) as u64;
     assert!(gas >= 1_000 + 300 * nodes, "proof nodes are charged: gas {gas} for {nodes} nodes");
     refused(&mut w.b, &relayer, Op::DeliverMessage(good.clone()), Reason::Duplicate, "replayed delivery");
-    let incoming = w.b.shard.message(A, 1, true, true).expect("incoming");
+    let incoming = w.b.shard.view().message(A, 1, true, true).expect("incoming");
     assert!(incoming.receipt.is_some() && incoming.ack.as_ref().is_some_and(|a| a.is_ack));
     let (proofs, header) = incoming.proofs.clone().expect("proven");
     let mut resp = pb::GetMessageResponse {
@@ -266,7 +266,7 @@ fn transfers_both_ways_with_acks_refunds_and_every_forgery_refused() {
     assert_eq!(w.collateral(A, &me), (9_000 * USD as i64, 0));
     assert_eq!(totals(&w.a).bridged_out_micros, 1_000 * USD);
     assert_eq!(
-        w.a.shard.message(B, 1, false, false).expect("m").escrow.expect("e").state,
+        w.a.shard.view().message(B, 1, false, false).expect("m").escrow.expect("e").state,
         pb::MessageState::Acked as i32
     );
     refused(&mut w.a, &relayer, ack1.clone(), Reason::Duplicate, "ack twice");
@@ -365,7 +365,7 @@ fn an_import_must_extend_the_imported_chain_and_a_number_signed_twice_is_a_confl
     let _e3 = w.epoch();
     let e4 = w.epoch();
     w.relay(B, e4.import_op());
-    let latest = w.b.shard.prove_key(bridge::imported_latest_key(), None).expect("read").expect("head").value;
+    let latest = w.b.shard.view().prove_key(bridge::imported_latest_key(), None).expect("read").expect("head").value;
     assert_eq!(prost::Message::decode(latest.as_slice()).map(|r: pb::ImportedCommitmentRecord| r.epoch), Ok(4));
 }
 
@@ -382,7 +382,7 @@ fn imported_epochs_are_kept_for_a_window_of_imports() {
     }
     let read = |n: u64| {
         let key = bridge::imported_epoch_key(n);
-        !w.b.shard.prove_key(key, None).expect("read").expect("head").value.is_empty()
+        !w.b.shard.view().prove_key(key, None).expect("read").expect("head").value.is_empty()
     };
     assert!(!read(1) && !read(2), "the two oldest imports left the window");
     assert!((3..=total).all(read), "the last {} imports are kept", bridge::IMPORTED_EPOCH_WINDOW);
@@ -457,7 +457,7 @@ fn deliveries_acks_and_refunds_need_the_other_shards_certified_header() {
     // Three of four is a quorum: delivered, and every precommit checked is charged.
     w.relay(B, deliver(Some(resigned(&header, &[k[0], k[2], k[3]]))));
     assert_eq!(w.collateral(B, &me), (1_000 * USD as i64, 0));
-    let gas = w.b.shard.block(w.b.shard.head().height).expect("block").expect("head").receipts[0].gas_used;
+    let gas = w.b.shard.view().block(w.b.shard.head().height).expect("block").expect("head").receipts[0].gas_used;
     let nodes = (good.header_proof.len() + good.message_proof.len()) as u64;
     assert!(gas >= 1_000 + 300 * nodes + 3 * 5_000, "3 signatures are charged: gas {gas}");
     refused(&mut w.b, &relayer, deliver(Some(header)), Reason::Duplicate, "delivered once");

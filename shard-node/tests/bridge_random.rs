@@ -93,7 +93,7 @@ impl Sim {
 
     fn latest_imported(&self, i: usize) -> u64 {
         let key = shardex_core::bridge::imported_latest_key();
-        let value = self.nets[i].shard.prove_key(key, None).expect("read").expect("head").value;
+        let value = self.nets[i].shard.view().prove_key(key, None).expect("read").expect("head").value;
         <pb::ImportedCommitmentRecord as prost::Message>::decode(value.as_slice()).expect("record").epoch
     }
 
@@ -273,10 +273,11 @@ impl Sim {
         let seed = self.seed;
         for m in &self.msgs {
             assert!((m.delivered && m.acked) != m.refunded, "seed {seed}: message {m:?} must end exactly one way");
-            let view = self.nets[m.src].shard.message(shard(m.dst), m.seq, false, false).expect("source view");
+            let view = self.nets[m.src].shard.view().message(shard(m.dst), m.seq, false, false).expect("source view");
             let want = if m.refunded { pb::MessageState::Refunded } else { pb::MessageState::Acked };
             assert_eq!(view.escrow.expect("escrow").state, want as i32, "seed {seed}: {m:?}");
-            let there = self.nets[m.dst].shard.message(shard(m.src), m.seq, true, false).expect("destination view");
+            let there =
+                self.nets[m.dst].shard.view().message(shard(m.src), m.seq, true, false).expect("destination view");
             assert_eq!(there.receipt.is_some(), m.delivered, "seed {seed}: receipt of {m:?}");
         }
         for (i, n) in self.nets.iter().enumerate() {

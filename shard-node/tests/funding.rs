@@ -18,7 +18,7 @@ fn limit(side: Side, price: u64, lots: u64) -> Op {
 }
 
 fn collateral(net: &Net, k: &Keypair) -> i64 {
-    net.shard.position(&k.account(), false).expect("position").account.expect("account").collateral_micros
+    net.shard.view().position(&k.account(), false).expect("position").account.expect("account").collateral_micros
 }
 
 #[test]
@@ -48,16 +48,16 @@ fn longs_pay_shorts_when_the_mid_is_above_the_index() {
     net.clock_ms += 500;
     let t = net.clock_ms;
     net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
-    assert_eq!(net.shard.market(false).expect("m").funding.last_step, 0);
+    assert_eq!(net.shard.view().market(false).expect("m").funding.last_step, 0);
 
     // One interval later the index steps by 200 USD per BTC on a 0.001 BTC lot: 0.2 USD per lot.
     net.clock_ms += 600;
     let t = net.clock_ms;
     net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE, timestamp_ms: t })).expect("oracle");
-    let funding = net.shard.market(false).expect("m").funding;
+    let funding = net.shard.view().market(false).expect("m").funding;
     assert_eq!(funding.last_step, 200_000 * 1_000_000);
     let head = net.shard.head().height;
-    let block = net.shard.block(head).expect("read").expect("block");
+    let block = net.shard.view().block(head).expect("read").expect("block");
     assert!(block.block_events.iter().any(|e| matches!(&e.kind, Some(pb::event::Kind::FundingApplied(f)) if f.cumulative_index == funding.cumulative_index)));
     let last = funding.history.last().expect("history");
     assert_eq!((last.step, last.mid_micros, last.index_micros), (funding.last_step, PRICE + 200 * USD, PRICE));
@@ -68,5 +68,5 @@ fn longs_pay_shorts_when_the_mid_is_above_the_index() {
     }
     assert_eq!(collateral(&net, &taker), taker_before - 2 * USD as i64 - USD as i64);
     assert_eq!(collateral(&net, &maker), maker_before + 2 * USD as i64 - USD as i64);
-    assert_eq!(net.shard.market(false).expect("m").funding.pool_micros, 0, "exact: nothing left in the pool");
+    assert_eq!(net.shard.view().market(false).expect("m").funding.pool_micros, 0, "exact: nothing left in the pool");
 }

@@ -25,7 +25,7 @@ const PRICE: u64 = 100_000_000_000;
 fn scan(net: &Net, account: Option<&AccountId>) -> Vec<(u64, u32)> {
     let mut out = Vec::new();
     for height in 1..=net.shard.head().height {
-        let block = net.shard.block(height).expect("read").expect("block");
+        let block = net.shard.view().block(height).expect("read").expect("block");
         match account {
             Some(a) => {
                 for (i, r) in (0u32..).zip(&block.receipts) {
@@ -47,7 +47,8 @@ fn page_all(net: &Net, account: Option<AccountId>, limit: usize) -> Vec<(u64, u3
     let mut from = HistoryPos { height: 0, index: 0 };
     let mut out = Vec::new();
     for _ in 0..1_000 {
-        let page = net.shard.history_reader().page(&HistoryQuery { account, from, limit, prove: true }).expect("page");
+        let page =
+            net.shard.view().history_reader().page(&HistoryQuery { account, from, limit, prove: true }).expect("page");
         assert!(page.entries.len() <= limit);
         let items = verify_history_page(&page, account.as_ref(), chain, shard, &validators).expect("page verifies");
         out.extend(page.entries.iter().zip(items).map(|(e, item)| (e.height, e.index, item)));
@@ -120,7 +121,7 @@ fn pages_are_complete_proven_and_tamper_evident() {
     let validators = net.shard.genesis().validators.clone();
     let (chain, shard) = (net.domain.chain, net.domain.shard);
     let query = HistoryQuery { account: Some(taker.account()), from: HistoryPos::default(), limit: 10, prove: true };
-    let page = net.shard.history_reader().page(&query).expect("page");
+    let page = net.shard.view().history_reader().page(&query).expect("page");
     let verify = |p: &pb::GetHistoryResponse| verify_history_page(p, Some(&taker.account()), chain, shard, &validators);
     assert!(verify(&page).is_ok());
     let mut altered = page.clone();
@@ -134,8 +135,12 @@ fn pages_are_complete_proven_and_tamper_evident() {
     swapped.entries[0].index += 1;
     assert!(verify(&swapped).is_err(), "an entry moved to another index does not verify");
     // Someone else's receipt presented as the taker's history.
-    let maker_page =
-        net.shard.history_reader().page(&HistoryQuery { account: Some(maker.account()), ..query }).expect("page");
+    let maker_page = net
+        .shard
+        .view()
+        .history_reader()
+        .page(&HistoryQuery { account: Some(maker.account()), ..query })
+        .expect("page");
     let lone_maker_receipt = maker_page
         .entries
         .iter()

@@ -34,19 +34,19 @@ fn oracle(net: &mut Net, key: &Keypair, price: u64) {
 
 /// The events of the only tx of the head block.
 fn last_events(net: &Net) -> Vec<pb::Event> {
-    let block = net.shard.block(net.shard.head().height).expect("no node error").expect("head block");
+    let block = net.shard.view().block(net.shard.head().height).expect("no node error").expect("head block");
     assert_eq!(block.receipts.len(), 1, "one tx per block here");
     block.receipts[0].events.clone()
 }
 
 fn size_of(net: &Net, who: &AccountId) -> i64 {
-    net.shard.position(who, false).expect("position").position.map_or(0, |p| p.size_lots)
+    net.shard.view().position(who, false).expect("position").position.map_or(0, |p| p.size_lots)
 }
 
 fn liquidate(net: &mut Net, liquidator: &Keypair, target: &AccountId) -> (Vec<pb::Event>, u64) {
     net.run(liquidator, Op::Liquidate(pb::Liquidate { account: target.0.to_vec(), max_size_lots: 0 }))
         .expect("every liquidation op fits");
-    let block = net.shard.block(net.shard.head().height).expect("no node error").expect("head block");
+    let block = net.shard.view().block(net.shard.head().height).expect("no node error").expect("head block");
     let gas = block.receipts[0].gas_used;
     (last_events(net), gas)
 }
@@ -77,7 +77,7 @@ fn an_account_with_the_most_resting_orders_is_liquidated_across_ops() {
         }
         net.block();
     }
-    assert_eq!(net.shard.open_orders(&target.account()).expect("orders").len(), 4_096);
+    assert_eq!(net.shard.view().open_orders(&target.account()).expect("orders").len(), 4_096);
 
     // 6% up: equity 45,000 - 205 (fee) - 24,600 = 20,195 USD, below the 21,730 USD maintenance margin.
     oracle(&mut net, &oracle_key, PRICE / 100 * 106);
@@ -93,7 +93,7 @@ fn an_account_with_the_most_resting_orders_is_liquidated_across_ops() {
         ops.iter().map(|(e, _)| count(e, |k| matches!(k, pb::event::Kind::Liquidated(_)))).collect();
     assert_eq!(&liquidated[..31], &[0; 31], "an op that leaves orders does nothing else");
     assert_eq!(liquidated[31], 2, "the last op liquidates (one event for each side)");
-    assert!(net.shard.open_orders(&target.account()).expect("orders").is_empty());
+    assert!(net.shard.view().open_orders(&target.account()).expect("orders").is_empty());
     assert_eq!(size_of(&net, &liquidator.account()), -4_100, "the liquidator took the short over");
     let most = ops.iter().map(|(_, gas)| *gas).max().unwrap_or(0);
     assert!(most <= 1_000_000, "the heaviest op used {most} gas, over half the 2,000,000 a tx may use");
@@ -139,7 +139,7 @@ fn a_bankrupt_account_is_deleveraged_against_at_most_32_positions_per_op() {
     assert_eq!(per_op, vec![32, 32, 16], "at most 32 counterparties per op");
     assert!(longs.iter().all(|k| size_of(&net, &k.account()) == 0), "every long absorbed its lot");
     assert_eq!(size_of(&net, &liquidator.account()), 0, "the liquidator took nothing over");
-    let fund = net.shard.market(false).expect("market").insurance;
+    let fund = net.shard.view().market(false).expect("market").insurance;
     assert_eq!(fund.bad_debt_micros, 0, "{fund:?}");
 
     // The first op ranked 80 positions (all 256 index buckets read) and closed against 32. Ranking reads one

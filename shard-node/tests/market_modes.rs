@@ -24,7 +24,7 @@ fn set_mode(mode: MarketMode) -> Op {
 }
 
 fn market(net: &Net) -> pb::MarketRecord {
-    net.shard.market(false).expect("market").market
+    net.shard.view().market(false).expect("market").market
 }
 
 /// A market with a price, a maker quoting both sides and a taker holding a 5-lot long.
@@ -76,7 +76,7 @@ fn each_mode_blocks_what_it_must_and_only_the_admin_sets_modes() {
         Reason::MarketMode
     );
     net.run(&taker, order(Side::Sell, 0, 2, TimeInForce::Ioc, true)).expect("reduce");
-    let pos = net.shard.position(&taker.account(), false).expect("pos").position.expect("position");
+    let pos = net.shard.view().position(&taker.account(), false).expect("pos").position.expect("position");
     assert_eq!(pos.size_lots, 3);
 
     // Settlement-only: no orders at all; cancels and withdrawals still work.
@@ -166,7 +166,7 @@ fn a_stale_oracle_makes_the_market_reduce_only_until_a_fresh_price() {
     assert_eq!((m.mode, m.mode_cause), (MarketMode::ReduceOnly as i32, ModeCause::OracleStale as i32));
     // The change is a block-level event, committed by the header's events root.
     let head = net.shard.head().height;
-    let block = net.shard.block(head).expect("read").expect("block");
+    let block = net.shard.view().block(head).expect("read").expect("block");
     assert!(
         block.block_events.iter().any(|e| matches!(&e.kind, Some(pb::event::Kind::MarketModeChanged(c)) if c.cause == ModeCause::OracleStale as i32)),
         "{:?}",

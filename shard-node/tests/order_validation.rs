@@ -197,7 +197,7 @@ fn a_full_book_side_gives_way_to_a_better_price() {
     for ticks in 2..=9 {
         net.run(&spammer, bid(ticks)).expect("one-lot bid");
     }
-    let (bids, _) = net.shard.book_depth(100).expect("depth");
+    let (bids, _) = net.shard.view().book_depth(100).expect("depth");
     assert_eq!(bids.len(), 8, "the bid side is full");
 
     let root = net.shard.head().state_root;
@@ -206,7 +206,7 @@ fn a_full_book_side_gives_way_to_a_better_price() {
     assert_eq!(net.shard.head().state_root, root, "a refused bid changed state");
 
     net.run(&maker, bid(1)).expect("a better price evicts the worst level");
-    let block = net.shard.block(net.shard.head().height).expect("read").expect("block");
+    let block = net.shard.view().block(net.shard.head().height).expect("read").expect("block");
     let evicted: Vec<(Vec<u8>, u64)> = block.receipts[0]
         .events
         .iter()
@@ -218,10 +218,10 @@ fn a_full_book_side_gives_way_to_a_better_price() {
         })
         .collect();
     assert_eq!(evicted, [(spammer.account().0.to_vec(), 1)]);
-    let (bids, _) = net.shard.book_depth(100).expect("depth");
+    let (bids, _) = net.shard.view().book_depth(100).expect("depth");
     let prices: Vec<u64> = bids.iter().map(|l| l.price_micros).collect();
     assert_eq!(prices, (1..=8).map(|t| PRICE - t * TICK).collect::<Vec<_>>(), "9 ticks down gave way to 1");
-    let open = net.shard.open_orders(&spammer.account()).expect("orders").len();
+    let open = net.shard.view().open_orders(&spammer.account()).expect("orders").len();
     assert_eq!(open, 7, "the spammer's evicted order is gone from its records");
 }
 

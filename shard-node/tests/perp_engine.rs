@@ -44,7 +44,7 @@ struct Snapshot {
 
 impl Snapshot {
     fn of(shard: &Shard, who: &AccountId) -> Self {
-        let v = shard.position(who, false).expect("position");
+        let v = shard.view().position(who, false).expect("position");
         let p = v.position.unwrap_or_default();
         Self {
             collateral: v.account.map_or(0, |r| r.collateral_micros),
@@ -140,7 +140,7 @@ fn run_seed(seed: u64) {
                     liquidations += 1;
                     // Auto-deleveraging happens only once the insurance fund is used up.
                     let head = net.shard.head().height;
-                    let block = net.shard.block(head).expect("block").expect("head block");
+                    let block = net.shard.view().block(head).expect("block").expect("head block");
                     let adl = block
                         .receipts
                         .iter()
@@ -148,7 +148,7 @@ fn run_seed(seed: u64) {
                         .any(|e| matches!(e.kind, Some(pb::event::Kind::Deleveraged(_))));
                     if adl {
                         deleveragings(1);
-                        let fund = net.shard.market(false).expect("market").insurance;
+                        let fund = net.shard.view().market(false).expect("market").insurance;
                         assert_eq!(fund.balance_micros, 0, "seed {seed} step {step}: ADL while the fund had money");
                     }
                     let t = Snapshot::of(&net.shard, &target);
@@ -212,7 +212,7 @@ fn check(shard: &Shard, accounts: &[AccountId], seed: u64, step: usize) {
     assert_eq!(size, 0, "seed {seed} step {step}: positions do not net to zero");
     // The identity, and the totals' sums against this scan (the bridge terms are zero here: no coordinator).
     support::ledger::check_ledger(shard, accounts, &format!("seed {seed} step {step}"));
-    let market = shard.market(false).expect("market");
+    let market = shard.view().market(false).expect("market");
     let fund = market.insurance;
     if market.funding.last_step != 0 {
         funding_steps(1);
@@ -226,7 +226,7 @@ fn check(shard: &Shard, accounts: &[AccountId], seed: u64, step: usize) {
     for s in &snap {
         assert_eq!(s.size == 0, s.entry == 0, "seed {seed} step {step}: flat position with entry notional left");
     }
-    let (bids, asks) = shard.book_depth(1).expect("book");
+    let (bids, asks) = shard.view().book_depth(1).expect("book");
     if let (Some(b), Some(a)) = (bids.first(), asks.first()) {
         assert!(b.price_micros < a.price_micros, "seed {seed} step {step}: crossed book");
     }

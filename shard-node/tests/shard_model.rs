@@ -154,7 +154,7 @@ fn run_seed(seed: u64) {
 fn check(shard: &Shard, model: &Model, users: &[Keypair], seed: u64, step: usize) {
     let mut sum = 0i64;
     for u in users {
-        let rec = shard.account(&u.account(), None, false).expect("query").expect("head");
+        let rec = shard.view().account(&u.account(), None, false).expect("query").expect("head");
         let balance = rec.record.map_or(0, |r| r.collateral_micros);
         assert_eq!(
             balance,
@@ -165,7 +165,7 @@ fn check(shard: &Shard, model: &Model, users: &[Keypair], seed: u64, step: usize
         assert!(balance >= 0, "seed {seed} step {step}: negative collateral");
         sum += balance;
     }
-    let totals = shard.market(false).expect("market").totals;
+    let totals = shard.view().market(false).expect("market").totals;
     assert_eq!(
         (totals.deposited_micros, totals.withdrawn_micros),
         (model.deposited, model.withdrawn),

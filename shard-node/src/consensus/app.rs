@@ -253,7 +253,7 @@ impl BlockApp for ShardApp {
         if height == 0 {
             return Ok(None);
         }
-        let block = self.node.shard().block(height).map_err(fatal("reading a block"))?;
+        let block = self.node.head_view().block(height).map_err(fatal("reading a block"))?;
         Ok(block.and_then(|b| {
             let fh = b.header?;
             let txs = b.txs.iter().map(Message::encode_to_vec).collect();

@@ -245,8 +245,7 @@ impl ShardService for ShardRpc {
         let height = (req.height != 0).then_some(req.height);
         let view = self
             .query(move |node| {
-                node.shard_at_head()
-                    .account(&account, height, req.prove)
+                node.read_head(|view| view.account(&account, height, req.prove))
                     .map_err(|e| internal_status(&e))?
                     .map_err(|r| reject_status(&r))
             })
@@ -269,8 +268,7 @@ impl ShardService for ShardRpc {
         let height = (req.height != 0).then_some(req.height);
         let view = self
             .query(move |node| {
-                node.shard_at_head()
-                    .market_at(height, req.prove)
+                node.read_head(|view| view.market_at(height, req.prove))
                     .map_err(|e| internal_status(&e))?
                     .map_err(|r| reject_status(&r))
             })
@@ -304,7 +302,9 @@ impl ShardService for ShardRpc {
         let req = request.into_inner();
         let account = parse_account(&req.account)?;
         let view = self
-            .query(move |node| node.shard_at_head().position(&account, req.prove).map_err(|e| internal_status(&e)))
+            .query(move |node| {
+                node.read_head(|view| view.position(&account, req.prove)).map_err(|e| internal_status(&e))
+            })
             .await?;
         let (position_proof, account_proof, header) =
             view.proofs.map_or((None, None, None), |(p, a, h)| (Some(p), Some(a), Some(h)));
@@ -328,9 +328,10 @@ impl ShardService for ShardRpc {
         let account = parse_account(&request.into_inner().account)?;
         let resp = self
             .query(move |node| {
-                let shard = node.shard_at_head();
-                let orders = shard.open_orders(&account).map_err(|e| internal_status(&e))?;
-                Ok(pb::GetOpenOrdersResponse { orders, height: shard.head().height })
+                node.read_head(|view| {
+                    Ok(pb::GetOpenOrdersResponse { orders: view.open_orders(&account)?, height: view.head().height })
+                })
+                .map_err(|e| internal_status(&e))
             })
             .await?;
         Ok(Response::new(resp))
@@ -340,14 +341,12 @@ impl ShardService for ShardRpc {
         let levels = request.into_inner().levels as usize;
         let resp = self
             .query(move |node| {
-                let shard = node.shard_at_head();
-                let (bids, asks) = shard.book_depth(levels).map_err(|e| internal_status(&e))?;
-                Ok(pb::GetBookResponse {
-                    bids,
-                    asks,
-                    height: shard.head().height,
-                    state_root: shard.head().state_root.to_vec(),
+                node.read_head(|view| {
+                    let (bids, asks) = view.book_depth(levels)?;
+                    let head = view.head();
+                    Ok(pb::GetBookResponse { bids, asks, height: head.height, state_root: head.state_root.to_vec() })
                 })
+                .map_err(|e| internal_status(&e))
             })
             .await?;
         Ok(Response::new(resp))
@@ -365,7 +364,7 @@ impl ShardService for ShardRpc {
         let key = shardex_core::state_key::leaf_key(namespace, &req.id);
         let height = (req.height != 0).then_some(req.height);
         let proof = self
-            .query(move |node| node.shard_at_head().prove_key(key, height).map_err(|e| internal_status(&e)))
+            .query(move |node| node.read_head(|view| view.prove_key(key, height)).map_err(|e| internal_status(&e)))
             .await?;
         proof.map(Response::new).map_err(|r| reject_status(&r))
     }
@@ -388,13 +387,10 @@ impl ShardService for ShardRpc {
             limit: req.limit as usize,
             prove: req.prove,
         };
-        // Decoding blocks and hashing receipts is blocking work on committed data: off the workers, and off
-        // the lock once the reader is taken.
+        // Decoding blocks and hashing receipts is blocking work on committed blocks: off the workers and off
+        // every lock.
         let page = self
-            .query(move |node| {
-                let reader = node.shard().history_reader();
-                reader.page(&query).map_err(|e| internal_status(&e))
-            })
+            .query(move |node| node.head_view().history_reader().page(&query).map_err(|e| internal_status(&e)))
             .await?;
         Ok(Response::new(page))
     }
@@ -409,9 +405,10 @@ impl ShardService for ShardRpc {
         }
         let view = self
             .query(move |node| {
-                node.shard_at_head()
-                    .message(shardex_core::ShardId(req.peer_shard), req.seq, req.incoming, req.prove)
-                    .map_err(|e| internal_status(&e))
+                node.read_head(|view| {
+                    view.message(shardex_core::ShardId(req.peer_shard), req.seq, req.incoming, req.prove)
+                })
+                .map_err(|e| internal_status(&e))
             })
             .await?;
         let (proofs, header) = view.proofs.map_or((Vec::new(), None), |(p, h)| (p, Some(h)));
@@ -429,7 +426,7 @@ impl ShardService for ShardRpc {
 
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {
         let height = request.into_inner().height;
-        let block = self.query(move |node| node.shard().block(height).map_err(|e| internal_status(&e))).await?;
+        let block = self.query(move |node| node.head_view().block(height).map_err(|e| internal_status(&e))).await?;
         block
             .map(Response::new)
             .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
@@ -437,7 +434,7 @@ impl ShardService for ShardRpc {
 
     async fn get_header(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::FinalizedHeader>, Status> {
         let height = request.into_inner().height;
-        let header = self.query(move |node| node.shard().header(height).map_err(|e| internal_status(&e))).await?;
+        let header = self.query(move |node| node.head_view().header(height).map_err(|e| internal_status(&e))).await?;
         header
             .map(Response::new)
             .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
@@ -508,7 +505,7 @@ fn node_status(
         block_hash: head.hash.to_vec(),
         mempool_txs: shard.mempool_len() as u32,
         node_key: shard.node_key().0.to_vec(),
-        oldest_provable_height: shard.oldest_provable_height(),
+        oldest_provable_height: shard.view().oldest_provable_height(),
     }
 }
 

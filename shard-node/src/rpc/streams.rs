@@ -35,9 +35,9 @@ pub fn headers(node: Arc<NodeHandle>, from_height: u64, mut sink: Sink<pb::Final
         let mut live = node.subscribe();
         let mut next = from_height;
         loop {
-            let head = node.shard().head().height;
-            while next <= head {
-                let item = match node.shard().header(next) {
+            let view = node.head_view();
+            while next <= view.head().height {
+                let item = match view.header(next) {
                     Ok(Some(h)) => Ok(h),
                     Ok(None) => Err(Status::data_loss(format!("block {next} is missing below the head"))),
                     Err(e) => Err(internal_status(&e)),
@@ -69,7 +69,7 @@ pub fn headers(node: Arc<NodeHandle>, from_height: u64, mut sink: Sink<pb::Final
 pub fn account_events(node: Arc<NodeHandle>, account: AccountId, mut sink: Sink<pb::AccountEvent>) {
     tokio::spawn(async move {
         let mut live = node.subscribe();
-        let mut next = node.shard().head().height + 1;
+        let mut next = node.head_view().head().height + 1;
         loop {
             let live_block = match sink.wait(live.recv()).await {
                 Err(_) | Ok(Err(RecvError::Closed)) => return,
@@ -79,10 +79,10 @@ pub fn account_events(node: Arc<NodeHandle>, account: AccountId, mut sink: Sink<
             // Blocks below the live one (or up to the head, after a lag) that this task has not seen.
             let stored_upto = match &live_block {
                 Some(c) => c.height.saturating_sub(1),
-                None => node.shard().head().height,
+                None => node.head_view().head().height,
             };
             while next <= stored_upto {
-                let stored = node.shard().block(next);
+                let stored = node.head_view().block(next);
                 let block = match stored {
                     Ok(Some(b)) => b,
                     Ok(None) => {

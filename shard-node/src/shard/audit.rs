@@ -55,6 +55,7 @@ pub fn replay_check(
     let max_tx_bytes = config.max_tx_bytes;
     let stored = Shard::open(db, genesis.clone(), key.clone(), config.clone())?;
     let head = stored.head().clone();
+    let stored = stored.view();
     let (leaves, leaves_root) = leaves_root(&stored)?;
     if leaves_root != head.state_root {
         return Err(ShardError::Inconsistent(format!(
@@ -117,7 +118,7 @@ pub fn replay_check(
 
 /// The number of values in the shard's flat state table and the trie root they hash to, computed from
 /// scratch with alloy-trie's `HashBuilder` (independent of the engine's stored trie nodes).
-fn leaves_root(shard: &Shard) -> Result<(u64, B256), ShardError> {
+fn leaves_root(shard: &super::HeadView) -> Result<(u64, B256), ShardError> {
     let mut hb = alloy_trie::HashBuilder::default();
     let mut count = 0u64;
     for leaf in shard.engine.iter_leaves() {

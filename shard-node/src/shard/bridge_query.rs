@@ -3,7 +3,7 @@
 
 use shardex_core::{bridge, pb, ShardId};
 
-use super::{query::decode_opt, KeyRead, Reject, Shard, ShardError};
+use super::{query::decode_opt, HeadView, KeyRead, Reject, ShardError};
 
 /// One message as this shard sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,7 @@ pub struct MessageView {
     pub proofs: Option<(Vec<pb::StateProof>, pb::FinalizedHeader)>,
 }
 
-impl Shard {
+impl HeadView {
     /// Message `seq` exchanged with `peer`: sent to it (`incoming` false) or received from it (true).
     pub fn message(&self, peer: ShardId, seq: u64, incoming: bool, prove: bool) -> Result<MessageView, ShardError> {
         let head_only = |r: Result<KeyRead, Reject>| r.map_err(|e| ShardError::Inconsistent(e.to_string()));

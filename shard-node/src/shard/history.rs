@@ -5,7 +5,7 @@
 use prost::Message;
 use shardex_core::{hash::ordered_proofs, pb, AccountId};
 
-use super::{Shard, ShardError};
+use super::{HeadView, ShardError};
 use crate::chain::{ChainError, ChainStore, HistoryPos};
 
 /// Most entries in one page.
@@ -32,8 +32,8 @@ pub struct HistoryReader {
     head_height: u64,
 }
 
-impl Shard {
-    /// A reader of history up to the current head.
+impl HeadView {
+    /// A reader of history up to this view's head.
     pub fn history_reader(&self) -> HistoryReader {
         HistoryReader { chain: self.chain.clone(), head_height: self.head.height }
     }

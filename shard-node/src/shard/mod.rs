@@ -12,6 +12,7 @@ mod produce;
 mod query;
 mod replay;
 mod trading_query;
+mod view;
 
 pub use bridge_query::MessageView;
 pub use error::{Reject, ShardError};
@@ -21,6 +22,7 @@ pub use produce::{Committed, Origin, Proposal, Sealed, Written};
 pub use query::{AccountView, MarketProofs, MarketView, TxState};
 pub use replay::{Rebuilder, ReplayError, Replayed};
 pub use trading_query::PositionView;
+pub use view::HeadView;
 
 use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};
 

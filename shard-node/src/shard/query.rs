@@ -5,7 +5,7 @@ use alloy_primitives::B256;
 use prost::Message;
 use shardex_core::{pb, state_key, AccountId, Reason};
 
-use super::{Reject, Shard, ShardError};
+use super::{HeadView, Reject, Shard, ShardError};
 use crate::state::StateError;
 
 /// Where a tx is in its life.
@@ -98,7 +98,7 @@ fn corrupt(what: &str, e: prost::DecodeError) -> ShardError {
     ShardError::Inconsistent(format!("stored {what} record does not decode: {e}"))
 }
 
-impl Shard {
+impl HeadView {
     /// Reads `key` at `height` (None = head): value, and the proof when `prove`.
     pub(super) fn read_at(
         &self,
@@ -220,16 +220,30 @@ impl Shard {
         Ok(self.read_at(key, height, true)?.map(|r| r.proof.map(|(p, _)| p).unwrap_or_default()))
     }
 
-    /// The committed block at `height`.
+    /// The committed block at `height`; None above this view's head (a block being written is not final
+    /// until its flush returns and the head moves).
     pub fn block(&self, height: u64) -> Result<Option<pb::Block>, ShardError> {
+        if height > self.head.height {
+            return Ok(None);
+        }
         Ok(self.chain.block(height)?)
     }
 
-    /// The finalized header at `height`, without decoding its block.
+    /// The finalized header at `height`, without decoding its block; None above this view's head.
     pub fn header(&self, height: u64) -> Result<Option<pb::FinalizedHeader>, ShardError> {
+        if height > self.head.height {
+            return Ok(None);
+        }
         Ok(self.chain.header(height)?)
     }
 
+    /// The oldest height whose state is still provable.
+    pub fn oldest_provable_height(&self) -> u64 {
+        self.head.height.saturating_sub(self.retention_blocks)
+    }
+}
+
+impl Shard {
     /// Where `hash` is in its life.
     pub fn tx_state(&self, hash: &B256) -> Result<TxState, ShardError> {
         if let Some(loc) = self.chain.tx_location(hash)? {
@@ -243,10 +257,5 @@ impl Shard {
             Some((reason, message)) => TxState::Rejected(reason.clone(), message.clone()),
             None => TxState::Unknown,
         })
-    }
-
-    /// The oldest height whose state is still provable.
-    pub fn oldest_provable_height(&self) -> u64 {
-        self.head.height.saturating_sub(self.config.retention_blocks)
     }
 }

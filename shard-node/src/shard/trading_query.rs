@@ -7,7 +7,7 @@ use shardex_core::{
     state_key, AccountId,
 };
 
-use super::{HeadState, KeyRead, Shard, ShardError};
+use super::{HeadState, HeadView, KeyRead, ShardError};
 use crate::vm::{
     book::{self, Side},
     ops::{funding, oracle, positions, trade},
@@ -37,7 +37,7 @@ pub struct PositionView {
     pub state_root: alloy_primitives::B256,
 }
 
-impl Shard {
+impl HeadView {
     /// Position, collateral, open orders and health of `account` at the head.
     pub fn position(&self, account: &AccountId, prove: bool) -> Result<PositionView, ShardError> {
         let base = HeadState(&self.engine);

@@ -61,7 +61,7 @@ impl TestCoordinator {
             if head == 0 {
                 continue;
             }
-            let fh = net.shard.block(head).expect("block").and_then(|b| b.header).expect("head header");
+            let fh = net.shard.view().block(head).expect("block").and_then(|b| b.header).expect("head header");
             entries.push(entry_from_header(&decode_header(&fh).expect("header decodes")));
         }
         self.epoch_of(entries)
@@ -104,7 +104,7 @@ impl Epoch {
 
 /// A proof of `key` on `net` at `height`.
 pub fn prove(net: &Net, key: B256, height: u64) -> pb::StateProof {
-    net.shard.prove_key(key, Some(height)).expect("no node error").expect("height retained")
+    net.shard.view().prove_key(key, Some(height)).expect("no node error").expect("height retained")
 }
 
 /// Delivery of message `seq` from `src` to `dst`, proven under `epoch`; None when the epoch does not hold
@@ -197,7 +197,7 @@ pub fn transfer_op(dst: ShardId, recipient: &shardex_core::AccountId, amount_mic
 
 /// The totals record of a shard.
 pub fn totals(net: &Net) -> pb::LedgerTotalsRecord {
-    net.shard.market(false).expect("market").totals
+    net.shard.view().market(false).expect("market").totals
 }
 
 /// Checks per-shard conservation over `accounts` (every account holding money on the shard) and every

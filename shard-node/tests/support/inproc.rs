@@ -15,6 +15,7 @@ use shardex_core::{
     AccountId, ChainId, Keypair, ShardId,
 };
 use shardex_shard_node::{
+    runtime::NodeHandle,
     sequencer::{Consensus, ConsensusError},
     shard::{Proposal, Reject, Shard, ShardConfig},
 };
@@ -100,7 +101,7 @@ impl Net {
     /// The finalized header of the block at `height` (the head's when None).
     pub fn header(&self, height: Option<u64>) -> pb::FinalizedHeader {
         let height = height.unwrap_or(self.shard.head().height);
-        self.shard.block(height).expect("no node error").and_then(|b| b.header).expect("block retained")
+        self.shard.view().block(height).expect("no node error").and_then(|b| b.header).expect("block retained")
     }
 
     /// Signs `op` with `key`'s next nonce and admits it at the current clock.
@@ -135,6 +136,12 @@ impl Net {
             self.shard.apply(proposal, signatures).expect("apply");
             check_ledger(&self.shard, &self.seen.0, &format!("after block {height}"));
         }
+    }
+
+    /// The shard as a running node holds it ([`NodeHandle`]), with the consensus that certifies its blocks and
+    /// the directory of its store (deleted when dropped).
+    pub fn into_node(self) -> (std::sync::Arc<NodeHandle>, Committee, tempfile::TempDir) {
+        (NodeHandle::new(self.shard), self.consensus, self._dir)
     }
 
     /// Submits and commits one op.

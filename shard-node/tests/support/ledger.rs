@@ -43,13 +43,13 @@ impl Seen {
 pub fn check_ledger<'a>(shard: &Shard, accounts: impl IntoIterator<Item = &'a AccountId>, context: &str) {
     let (mut collateral, mut entry, mut escrow) = (0i128, 0i128, 0i128);
     for a in accounts {
-        let v = shard.position(a, false).expect("position");
+        let v = shard.view().position(a, false).expect("position");
         let acct = v.account.unwrap_or_default();
         collateral += i128::from(acct.collateral_micros);
         escrow += i128::from(acct.escrow_micros);
         entry += i128::from(v.position.unwrap_or_default().entry_notional_micros);
     }
-    let m = shard.market(false).expect("market");
+    let m = shard.view().market(false).expect("market");
     let t = &m.totals;
     let at = format!("{context} (shard {}, height {})", shard.domain().shard, m.height);
     assert_eq!(i128::from(t.collateral_micros), collateral, "{at}: collateral total drifted from Σ collateral");

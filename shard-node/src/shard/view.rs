@@ -1,0 +1,47 @@
+//! Committed state at one head, readable without the shard lock. The state engine and the block log are
+//! shared handles on the store and a head is a copy, so a view is cheap to take and to keep. Proofs and
+//! reads at a retained height walk versioned trie nodes, which a later block never changes (until they leave
+//! the retention window: then the read is `NOT_FOUND`, pruned). Reads at the view's own head go through the
+//! flat table of head values, which the next block's write replaces: [`HeadView::is_current`] tells a reader
+//! afterwards whether that happened meanwhile (the node then reads again at the new head).
+
+use super::{Shard, ShardError};
+use crate::{
+    chain::{ChainStore, Head},
+    state::StateEngine,
+};
+
+/// Committed state as of one head (see the module docs).
+#[derive(Clone)]
+pub struct HeadView {
+    pub(super) engine: StateEngine,
+    pub(super) chain: ChainStore,
+    pub(super) head: Head,
+    pub(super) retention_blocks: u64,
+}
+
+impl HeadView {
+    /// The head this view reads at.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// True while no block after this view's head has been written. Every block is one atomic sled batch
+    /// that also moves the state engine's latest version, so reads made through this view before a `true`
+    /// answer all saw this head's state.
+    pub fn is_current(&self) -> Result<bool, ShardError> {
+        Ok(self.engine.latest_version()? == Some(self.head.height))
+    }
+}
+
+impl Shard {
+    /// A view of committed state at the current head.
+    pub fn view(&self) -> HeadView {
+        HeadView {
+            engine: self.engine.clone(),
+            chain: self.chain.clone(),
+            head: self.head.clone(),
+            retention_blocks: self.config.retention_blocks,
+        }
+    }
+}

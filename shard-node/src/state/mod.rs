@@ -13,6 +13,7 @@ mod node;
 mod proof;
 mod prune;
 mod record;
+mod snapshot;
 mod store;
 mod update;
 
@@ -20,3 +21,4 @@ pub use engine::{StateEngine, DEFAULT_RETENTION_VERSIONS};
 pub use error::{Result, StateError};
 pub use proof::StateProof;
 pub use prune::{PruneStats, PRUNE_MAX_NODES_PER_CALL};
+pub use snapshot::{SnapshotError, SnapshotImport, SnapshotNode, MAX_SNAPSHOT_CHUNK_NODES};

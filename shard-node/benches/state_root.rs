@@ -193,8 +193,9 @@ fn snapshot(c: &mut Criterion) {
     for &n in &leaves {
         let store = Store::build(n);
         let version = store.next_version - 1;
+        let start = Instant::now();
         let (nodes, bytes) = snapshot_once(&store.engine, version);
-        eprintln!("snapshot of {n} leaves: {nodes} nodes, {bytes} bytes of RLP");
+        eprintln!("snapshot of {n} leaves: {nodes} nodes, {bytes} bytes of RLP; first run {:.2?}", start.elapsed());
         group.throughput(Throughput::Elements(n));
         group.bench_function(BenchmarkId::from_parameter(format!("leaves={n}")), |b| {
             b.iter(|| snapshot_once(&store.engine, version))

@@ -16,6 +16,9 @@ const GENESIS_KEY: [u8; 1] = [0x13];
 /// Finalized header by height, beside its block so header reads decode no txs or receipts: `0x16 ‖ height`.
 /// (`0x14`, `0x15`: history indexes.)
 const HEADER_PREFIX: u8 = 0x16;
+/// Snapshot base of a store that began from a state snapshot instead of genesis: `0x17` → `height ‖ done`
+/// (`done` 0 while the sync runs, 1 once its head is written). Blocks below the base are not held.
+const SNAPSHOT_BASE_KEY: [u8; 1] = [0x17];
 
 /// A block-log failure; storage errors are fatal to the node.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +178,22 @@ impl ChainStore {
         }
         self.stage_history(block, height, batch);
         batch.insert(HEAD_KEY.to_vec(), height.to_be_bytes().to_vec());
+    }
+
+    /// The snapshot this store began from: `(height, complete)`, None for a store that began at genesis.
+    pub fn snapshot_base(&self) -> Result<Option<(u64, bool)>> {
+        let Some(raw) = self.tree.get(SNAPSHOT_BASE_KEY)? else { return Ok(None) };
+        let bytes: [u8; 9] = raw.as_ref().try_into().map_err(|_| corrupt("snapshot base", "not 9 bytes"))?;
+        let (height, done) = bytes.split_at(8);
+        let height = u64::from_be_bytes(height.try_into().map_err(|_| corrupt("snapshot base", "height"))?);
+        Ok(Some((height, done == [1])))
+    }
+
+    /// Stages the snapshot base record (see [`ChainStore::snapshot_base`]).
+    pub fn stage_snapshot_base(&self, height: u64, complete: bool, batch: &mut sled::Batch) {
+        let mut value = height.to_be_bytes().to_vec();
+        value.push(u8::from(complete));
+        batch.insert(SNAPSHOT_BASE_KEY.to_vec(), value);
     }
 
     /// Stages the genesis hash (first start only).

@@ -8,17 +8,9 @@
 use std::{path::Path, time::Instant};
 
 use alloy_primitives::B256;
-use prost::Message;
-use shardex_core::{
-    block::Certificate,
-    genesis::Genesis,
-    pb,
-    tx::{verify_envelope, TxDomain},
-    AccountId, Keypair,
-};
+use shardex_core::{genesis::Genesis, Keypair};
 
-use super::{Rebuilder, ReplayError, Shard, ShardConfig, ShardError};
-use crate::vm::BlockCtx;
+use super::{Shard, ShardConfig, ShardError};
 
 /// What a replay audit found: the reopened head, equal to the replay's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +43,12 @@ pub fn replay_check(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplayReport, ShardError> {
     let started = Instant::now();
-    let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
-    let max_tx_bytes = config.max_tx_bytes;
+    if let Some((base, _)) = crate::chain::ChainStore::new(db.open_tree("shard")?).snapshot_base()? {
+        return Err(ShardError::Inconsistent(format!(
+            "this store began from a snapshot at height {base}: blocks below it are not held, so it cannot be \
+             replayed from genesis"
+        )));
+    }
     let stored = Shard::open(db, genesis.clone(), key.clone(), config.clone())?;
     let head = stored.head().clone();
     let stored = stored.view();
@@ -76,21 +72,12 @@ pub fn replay_check(
                 ShardError::Inconsistent(format!("block {height} is missing below head {}", head.height))
             })?;
             txs_total += block.txs.len() as u64;
-            let fh = block.header.clone().ok_or_else(|| at(height, "the stored block has no header"))?;
-            let (ctx, proposer) = context_of(&fh, height)?;
-            let txs = block
-                .txs
-                .into_iter()
-                .enumerate()
-                .map(|(i, tx)| {
-                    verify_envelope(tx, domain, max_tx_bytes).map_err(|e| at(height, &format!("tx {i}: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let proposal = rebuild(&fresh.rebuilder(), ctx, proposer, txs, height)?;
-            if proposal.header_bytes != fh.header {
+            let stored_header = block.header.as_ref().map(|fh| fh.header.clone()).unwrap_or_default();
+            let committed = fresh.apply_certified(&block).map_err(|e| at(height, &e.to_string()))?;
+            let replayed_header = committed.block.header.as_ref().map(|fh| fh.header.clone()).unwrap_or_default();
+            if committed.height != height || replayed_header != stored_header {
                 return Err(at(height, "the replay rebuilds another header than the stored one"));
             }
-            fresh.apply(proposal, Certificate::of(&fh))?;
             if height % 1_000 == 0 {
                 progress(height, head.height);
             }
@@ -135,27 +122,4 @@ fn at(height: u64, why: &str) -> ShardError {
 
 fn scratch_error(path: &Path, e: std::io::Error) -> ShardError {
     ShardError::Inconsistent(format!("scratch store {}: {e}", path.display()))
-}
-
-/// The block context and proposer a stored header names.
-fn context_of(fh: &pb::FinalizedHeader, height: u64) -> Result<(BlockCtx, AccountId), ShardError> {
-    let header = pb::BlockHeader::decode(fh.header.as_slice()).map_err(|e| at(height, &format!("header: {e}")))?;
-    if header.height != height {
-        return Err(at(height, &format!("the stored header says height {}", header.height)));
-    }
-    let proposer = AccountId::from_slice(&header.proposer).map_err(|e| at(height, &format!("proposer: {e}")))?;
-    Ok((BlockCtx { height, timestamp_ms: header.timestamp_ms }, proposer))
-}
-
-fn rebuild(
-    rebuilder: &Rebuilder,
-    ctx: BlockCtx,
-    proposer: AccountId,
-    txs: Vec<shardex_core::tx::VerifiedTx>,
-    height: u64,
-) -> Result<super::Proposal, ShardError> {
-    rebuilder.rebuild(ctx, proposer, txs).map_err(|e| match e {
-        ReplayError::Invalid(why) => at(height, &why),
-        ReplayError::Node(e) => e,
-    })
 }

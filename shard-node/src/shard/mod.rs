@@ -11,6 +11,7 @@ mod open;
 mod produce;
 mod query;
 mod replay;
+pub mod sync;
 mod trading_query;
 mod view;
 

@@ -121,6 +121,12 @@ impl Shard {
         let chain = ChainStore::new(tree.clone());
         let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
 
+        if let Some((height, false)) = chain.snapshot_base()? {
+            return Err(ShardError::Inconsistent(format!(
+                "a snapshot sync to height {height} was interrupted and left this store incomplete: delete the \
+                 data directory and sync again"
+            )));
+        }
         let head = match chain.head()? {
             Some(head) => {
                 let (_, expected) = genesis_block(&genesis, genesis_root(&genesis));

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use prost::Message;
 use shardex_core::{pb, tx::VerifiedTx, AccountId};
 
 use super::{
@@ -93,6 +94,37 @@ impl Shard {
             ReplayError::Invalid(why) => ShardError::Inconsistent(why),
             ReplayError::Node(e) => e,
         })
+    }
+
+    /// Re-executes a committed block of this shard (one another node stored or served) on the head, which
+    /// must be its parent, requires the rebuilt header to equal its header byte for byte, and commits it with
+    /// the block's own certificate: how a store is replayed and how a node follows blocks it did not vote on.
+    /// The certificate is the caller's to have checked. `Inconsistent` names the height and the cause.
+    pub fn apply_certified(&mut self, block: &pb::Block) -> Result<super::Committed, ShardError> {
+        let fh = block.header.as_ref().ok_or_else(|| ShardError::Inconsistent("a block without header".into()))?;
+        let header = pb::BlockHeader::decode(fh.header.as_slice())
+            .map_err(|e| ShardError::Inconsistent(format!("a block header does not decode: {e}")))?;
+        let height = header.height;
+        let at = |why: String| ShardError::Inconsistent(format!("block {height}: {why}"));
+        let proposer = AccountId::from_slice(&header.proposer).map_err(|e| at(format!("proposer: {e}")))?;
+        let txs = block
+            .txs
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                shardex_core::tx::verify_envelope(tx.clone(), self.domain, self.config.max_tx_bytes)
+                    .map_err(|e| at(format!("tx {i}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = BlockCtx { height, timestamp_ms: header.timestamp_ms };
+        let proposal = self.rebuilder().rebuild(ctx, proposer, txs).map_err(|e| match e {
+            ReplayError::Invalid(why) => at(why),
+            ReplayError::Node(e) => e,
+        })?;
+        if proposal.header_bytes != fh.header {
+            return Err(at("re-execution rebuilds another header than the block's".into()));
+        }
+        self.apply(proposal, shardex_core::block::Certificate::of(fh))
     }
 
     /// What rebuilding a proposed block on the current head needs, detached from the shard lock.

@@ -34,6 +34,18 @@ impl HeadView {
     }
 }
 
+impl HeadView {
+    /// Up to `max` trie nodes of this head's state, in path order after `after` (a snapshot chunk; see
+    /// [`StateEngine::snapshot_nodes`]).
+    pub fn snapshot_chunk(
+        &self,
+        after: Option<&alloy_trie::Nibbles>,
+        max: usize,
+    ) -> Result<Vec<crate::state::SnapshotNode>, ShardError> {
+        Ok(self.engine.snapshot_nodes(self.head.height, after, max)?)
+    }
+}
+
 impl Shard {
     /// A view of committed state at the current head.
     pub fn view(&self) -> HeadView {

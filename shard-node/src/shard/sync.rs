@@ -1,0 +1,156 @@
+//! Starting a shard from a state snapshot at height H instead of replaying from genesis.
+//!
+//! The only things trusted are the genesis file and a block at H whose header is certified by a quorum of
+//! the genesis validators: its body must match the header's roots, and the snapshot must rebuild the
+//! header's state root node by node ([`SnapshotImport`]). Chunks come from [`SnapshotSource`]s; a source
+//! whose chunk fails (a transport error, or a node that does not verify) is left for the next one, which is
+//! asked for the same range. The store is marked as syncing before the first chunk is written, so an
+//! interrupted sync is refused at the next open instead of being mistaken for a fresh store; the head at H,
+//! the genesis hash and the completed mark are written in one batch with the version's root record, then
+//! flushed. Afterwards [`Shard::open`](super::Shard::open) resumes from H like any restart, and blocks above
+//! H follow by value sync. Blocks below H are not held.
+
+use alloy_trie::Nibbles;
+use prost::Message;
+use shardex_core::{
+    block::verify_finalized,
+    genesis::Genesis,
+    hash::ordered_root,
+    pb,
+    tx::{verify_envelope, TxDomain},
+};
+
+use super::{
+    open::{genesis_block, genesis_root},
+    ShardConfig, ShardError,
+};
+use crate::{
+    chain::ChainStore,
+    state::{SnapshotImport, SnapshotNode, StateEngine, MAX_SNAPSHOT_CHUNK_NODES},
+};
+
+/// Where snapshot chunks come from (a peer).
+pub trait SnapshotSource {
+    /// A name for progress and errors.
+    fn name(&self) -> String;
+    /// Up to `max` nodes of the snapshot's version, in path order, after `after` (None: from the root).
+    /// An empty answer means the trie has been sent whole.
+    fn chunk(&mut self, after: Option<&Nibbles>, max: usize) -> Result<Vec<SnapshotNode>, String>;
+}
+
+/// What a snapshot sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Height of the head written.
+    pub height: u64,
+    /// Trie nodes and state values imported.
+    pub nodes: u64,
+    /// State values imported.
+    pub leaves: u64,
+    /// Chunks applied.
+    pub chunks: u64,
+    /// Chunks refused or failed, with the source and why.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Syncs the empty store `db` to the certified block `block` from `sources` (see the module docs).
+/// `chunk_nodes` bounds each request (at most [`MAX_SNAPSHOT_CHUNK_NODES`]).
+pub fn sync_from_snapshot(
+    db: &sled::Db,
+    genesis: &Genesis,
+    config: &ShardConfig,
+    block: pb::Block,
+    sources: &mut [&mut dyn SnapshotSource],
+    chunk_nodes: usize,
+) -> Result<SyncReport, ShardError> {
+    let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
+    let tree = db.open_tree("shard")?;
+    let engine = StateEngine::open(tree.clone(), config.retention_blocks)?;
+    let chain = ChainStore::new(tree.clone());
+    if chain.head()?.is_some() || engine.latest_version()?.is_some() || chain.snapshot_base()?.is_some() {
+        return Err(ShardError::Inconsistent("snapshot sync needs an empty data directory".into()));
+    }
+    if sources.is_empty() {
+        return Err(ShardError::Inconsistent("snapshot sync needs at least one source".into()));
+    }
+    let fh = block.header.clone().ok_or_else(|| invalid("the block has no header"))?;
+    let decoded = verify_finalized(&fh, domain.chain, domain.shard, &genesis.validators)
+        .map_err(|e| invalid(&format!("the block's header is not certified by the genesis validators: {e}")))?;
+    let height = decoded.header.height;
+    if height == 0 {
+        return Err(invalid("a snapshot at height 0 is the genesis: start without one"));
+    }
+    let mut tx_hashes = Vec::with_capacity(block.txs.len());
+    for (i, tx) in block.txs.iter().enumerate() {
+        let verified = verify_envelope(tx.clone(), domain, config.max_tx_bytes)
+            .map_err(|e| invalid(&format!("tx {i} of the block: {e}")))?;
+        tx_hashes.push(verified.hash());
+    }
+    let roots = [
+        ("tx_root", &decoded.header.tx_root, ordered_root(&encode_all(&block.txs))),
+        ("receipts_root", &decoded.header.receipts_root, ordered_root(&encode_all(&block.receipts))),
+        ("events_root", &decoded.header.events_root, ordered_root(&encode_all(&block.block_events))),
+    ];
+    if let Some((name, _, _)) = roots.iter().find(|(_, claimed, computed)| claimed.as_slice() != computed.as_slice()) {
+        return Err(invalid(&format!("the block's body does not match its header's {name}")));
+    }
+
+    let mut mark = sled::Batch::default();
+    chain.stage_snapshot_base(height, false, &mut mark);
+    tree.apply_batch(mark)?;
+
+    let max = chunk_nodes.clamp(1, MAX_SNAPSHOT_CHUNK_NODES);
+    let mut import = SnapshotImport::new(height, decoded.state_root());
+    let (mut after, mut chunks, mut refused) = (None::<Nibbles>, 0u64, Vec::new());
+    let (mut current, mut failures_in_a_row) = (0usize, 0usize);
+    loop {
+        let source = &mut sources[current % sources.len()];
+        let fetched = source.chunk(after.as_ref(), max);
+        let outcome = fetched.and_then(|chunk| {
+            let done = chunk.is_empty();
+            let mut batch = sled::Batch::default();
+            let last = import.apply(&chunk, &mut batch).map_err(|e| e.to_string())?;
+            Ok((done, last, batch))
+        });
+        match outcome {
+            Ok((true, _, _)) => break,
+            Ok((false, last, batch)) => {
+                tree.apply_batch(batch)?;
+                after = last;
+                chunks += 1;
+                failures_in_a_row = 0;
+            }
+            Err(why) => {
+                tracing::warn!(target: "shard::sync", source = %source.name(), %why, "snapshot chunk refused; asking the next source");
+                refused.push((source.name(), why));
+                failures_in_a_row += 1;
+                if failures_in_a_row >= sources.len() {
+                    return Err(ShardError::Inconsistent(format!(
+                        "every source failed the snapshot chunk after {after:?}: {:?}",
+                        refused.last()
+                    )));
+                }
+                current += 1;
+            }
+        }
+    }
+    let (nodes, leaves) = import.progress();
+    let mut batch = sled::Batch::default();
+    import.finish(&mut batch).map_err(|e| invalid(&format!("the sources ended the snapshot early: {e}")))?;
+    chain.stage_block(&block, height, &tx_hashes, &mut batch);
+    let (_, genesis_hash) = genesis_block(genesis, genesis_root(genesis));
+    chain.stage_genesis_hash(&genesis_hash, &mut batch);
+    chain.stage_snapshot_base(height, true, &mut batch);
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    tracing::info!(target: "shard::sync", height, nodes, leaves, chunks, refused = refused.len(), "synced from a snapshot");
+    Ok(SyncReport { height, nodes, leaves, chunks, refused })
+}
+
+fn encode_all<M: Message>(items: &[M]) -> Vec<Vec<u8>> {
+    items.iter().map(Message::encode_to_vec).collect()
+}
+
+fn invalid(why: &str) -> ShardError {
+    ShardError::Inconsistent(format!("snapshot sync: {why}"))
+}

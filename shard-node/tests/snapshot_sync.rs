@@ -95,6 +95,9 @@ fn a_shard_synced_from_a_snapshot_matches_its_source_and_follows_it() {
         assert_eq!((mine.record, mine.proof), (theirs.record, theirs.proof));
     }
     assert!(a.block(height - 1).expect("read").is_none(), "blocks below the snapshot are not held");
+    assert_eq!((a.snapshot_base(), b.snapshot_base()), (Some(height), None));
+    assert!(a.missing_block(height - 1).contains("began from a snapshot"), "{}", a.missing_block(height - 1));
+    assert_eq!(b.missing_block(height + 9), format!("no block at height {}", height + 9));
 
     // The source goes on; the synced shard re-executes each new block to the same header.
     for i in 0..3u64 {

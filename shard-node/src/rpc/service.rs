@@ -426,18 +426,28 @@ impl ShardService for ShardRpc {
 
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::Block>, Status> {
         let height = request.into_inner().height;
-        let block = self.query(move |node| node.head_view().block(height).map_err(|e| internal_status(&e))).await?;
+        let (block, view) = self
+            .query(move |node| {
+                let view = node.head_view();
+                Ok((view.block(height).map_err(|e| internal_status(&e))?, view))
+            })
+            .await?;
         block
             .map(Response::new)
-            .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
+            .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, view.missing_block(height))))
     }
 
     async fn get_header(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::FinalizedHeader>, Status> {
         let height = request.into_inner().height;
-        let header = self.query(move |node| node.head_view().header(height).map_err(|e| internal_status(&e))).await?;
+        let (header, view) = self
+            .query(move |node| {
+                let view = node.head_view();
+                Ok((view.header(height).map_err(|e| internal_status(&e))?, view))
+            })
+            .await?;
         header
             .map(Response::new)
-            .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, format!("no block at height {height}"))))
+            .ok_or_else(|| reject_status(&Reject::new(Reason::NotFound, view.missing_block(height))))
     }
 
     async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::NodeStatus>, Status> {

@@ -51,6 +51,8 @@ pub struct Shard {
     params: VmParams,
     config: ShardConfig,
     head: Head,
+    /// The height this store began at when it was synced from a snapshot (no blocks below it are held).
+    snapshot_base: Option<u64>,
 }
 
 impl Shard {

@@ -121,7 +121,8 @@ impl Shard {
         let chain = ChainStore::new(tree.clone());
         let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
 
-        if let Some((height, false)) = chain.snapshot_base()? {
+        let snapshot_base = chain.snapshot_base()?;
+        if let Some((height, false)) = snapshot_base {
             return Err(ShardError::Inconsistent(format!(
                 "a snapshot sync to height {height} was interrupted and left this store incomplete: delete the \
                  data directory and sync again"
@@ -178,6 +179,7 @@ impl Shard {
             params: VmParams::default(),
             config,
             head,
+            snapshot_base: snapshot_base.map(|(height, _)| height),
         })
     }
 }

@@ -18,12 +18,29 @@ pub struct HeadView {
     pub(super) chain: ChainStore,
     pub(super) head: Head,
     pub(super) retention_blocks: u64,
+    pub(super) snapshot_base: Option<u64>,
 }
 
 impl HeadView {
     /// The head this view reads at.
     pub fn head(&self) -> &Head {
         &self.head
+    }
+
+    /// The height this store began at, when it was synced from a snapshot: no block below it is held.
+    pub fn snapshot_base(&self) -> Option<u64> {
+        self.snapshot_base
+    }
+
+    /// Why a block at `height` is not served: above the head, or below the snapshot this store began from.
+    pub fn missing_block(&self, height: u64) -> String {
+        match self.snapshot_base {
+            Some(base) if height < base => format!(
+                "no block at height {height}: this node began from a snapshot at height {base} and holds no \
+                 older blocks; ask an archive node"
+            ),
+            _ => format!("no block at height {height}"),
+        }
     }
 
     /// True while no block after this view's head has been written. Every block is one atomic sled batch
@@ -54,6 +71,7 @@ impl Shard {
             chain: self.chain.clone(),
             head: self.head.clone(),
             retention_blocks: self.config.retention_blocks,
+            snapshot_base: self.snapshot_base,
         }
     }
 }

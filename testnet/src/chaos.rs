@@ -263,8 +263,7 @@ impl Injector<'_> {
         let at = self.origin.map_or(0.0, |o| o.elapsed().as_secs_f64());
         match fault.kind {
             FaultKind::Kill { down } => {
-                process::signal(pid, "KILL");
-                wait_gone(pid).await.wrap_err_with(|| format!("{name} (pid {pid}) survived SIGKILL"))?;
+                kill(pid, &name).await?;
                 tokio::time::sleep(down).await;
                 let new_pid = self.restart(fault.target, None).await?;
                 let line = format!(
@@ -275,8 +274,7 @@ impl Injector<'_> {
                 self.log.push(line);
             }
             FaultKind::Torn { blocks, down } => {
-                process::signal(pid, "KILL");
-                wait_gone(pid).await.wrap_err_with(|| format!("{name} (pid {pid}) survived SIGKILL"))?;
+                kill(pid, &name).await?;
                 let armed = self.restart(fault.target, Some(blocks)).await?;
                 let started = Instant::now();
                 while process::alive(armed) && started.elapsed() < MAX_TORN_WAIT {
@@ -284,8 +282,7 @@ impl Injector<'_> {
                 }
                 let crashed = !process::alive(armed);
                 if !crashed {
-                    process::signal(armed, "KILL");
-                    wait_gone(armed).await.wrap_err_with(|| format!("{name} (pid {armed}) survived SIGKILL"))?;
+                    kill(armed, &name).await?;
                 }
                 self.torn_crashed += usize::from(crashed);
                 tokio::time::sleep(down).await;
@@ -373,8 +370,7 @@ impl Injector<'_> {
             let net = Network::load(self.dir)?;
             let node = net.nodes.get(i).cloned().ok_or_else(|| eyre!("no node {i}"))?;
             let pid = node.pid.filter(|p| process::alive(*p)).ok_or_else(|| eyre!("{} is not running", node.name))?;
-            process::signal(pid, "KILL");
-            wait_gone(pid).await.wrap_err_with(|| format!("{} (pid {pid}) survived SIGKILL", node.name))?;
+            kill(pid, &node.name).await?;
             let mut cmd = process::node_command(&self.bins.shard_node, &node, &net)?;
             cmd.arg("--replay-check");
             let out = tokio::task::spawn_blocking(move || cmd.output()).await?.wrap_err("running --replay-check")?;
@@ -420,6 +416,12 @@ impl Injector<'_> {
         }
         Ok(())
     }
+}
+
+/// SIGKILLs `pid` (the process `name`) and waits until it is gone.
+async fn kill(pid: u32, name: &str) -> eyre::Result<()> {
+    process::signal(pid, "KILL");
+    wait_gone(pid).await.wrap_err_with(|| format!("{name} (pid {pid}) survived SIGKILL"))
 }
 
 /// Waits until `pid` is gone (a SIGKILLed process is, within milliseconds).

@@ -37,8 +37,8 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
     if would_cross(scope, side, price_micros)? {
         return Err(ExecError::InvalidOp(format!("a {side:?} order at {price_micros} would cross the book")));
     }
-    let open = store::load_account_orders(scope, &owner)?.order_ids.len();
-    if open >= limits.max_open_orders_per_account {
+    let mut orders = store::load_account_orders(scope, &owner)?;
+    if orders.order_ids.len() >= limits.max_open_orders_per_account {
         return Err(ExecError::InvalidOp(format!(
             "account has {} open orders, the most allowed",
             limits.max_open_orders_per_account
@@ -66,8 +66,10 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
             evict(scope, side, worse, &level)?
         }
     };
-    // Eviction may have taken some of the owner's own orders: its records are read after it.
-    let mut orders = store::load_account_orders(scope, &owner)?;
+    // Eviction changed the records of the owners it evicted: the owner's are read again if it was one.
+    if evicted.iter().any(|o| o.owner.as_slice() == owner.0.as_slice()) {
+        orders = store::load_account_orders(scope, &owner)?;
+    }
 
     // Checks done: from here on only corrupt state or overflow can fail.
     let order_id = store::allocate_order_id(scope)?;

@@ -70,6 +70,22 @@ fn a_shard_synced_from_a_snapshot_matches_its_source_and_follows_it() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = shardex_service::storage::open_db(dir.path()).expect("db");
+    // A block whose body is not its header's, or whose header lacks its certificate, is refused before
+    // anything is written (the sync below still finds the store empty).
+    let mut padded = block.clone();
+    padded.receipts.pop();
+    let mut unsigned = block.clone();
+    if let Some(fh) = unsigned.header.as_mut() {
+        fh.signatures.clear();
+    }
+    for (bad, why) in [(padded, "receipts_root"), (unsigned, "not certified")] {
+        let mut honest = Peer { view: view.clone(), liar: false, served: 0 };
+        let err = sync_from_snapshot(&db, &genesis, &ShardConfig::default(), bad, &mut [&mut honest], 32)
+            .expect_err("refused");
+        assert!(err.to_string().contains(why), "{err}");
+        assert_eq!(honest.served, 0, "no chunk was asked for a refused block");
+    }
+
     let (mut liar, mut honest) =
         (Peer { view: view.clone(), liar: true, served: 0 }, Peer { view: view.clone(), liar: false, served: 0 });
     let report = sync_from_snapshot(

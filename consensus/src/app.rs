@@ -47,6 +47,13 @@ pub trait BlockApp: Send + Sync + 'static {
     /// that the header it rebuilds is byte-identical. Keeps what commit needs if valid.
     async fn validate(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Verdict, AppError>;
 
+    /// Re-executes a decided block fetched from a peer while catching up, with the certificate the peer sent
+    /// beside it. `Invalid`: the certificate does not verify, or the body is not the one it certifies (the
+    /// peer is at fault and another is asked). A certified block that does not replay here is an error, not
+    /// a verdict: this node diverged from its validators (non-determinism, or a faulty quorum) and must stop.
+    /// Keeps what commit needs if valid.
+    async fn validate_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError>;
+
     /// Commits the decided block with its certificate, durably, before returning; drops or re-admits
     /// whatever else it had pending at that height.
     async fn commit(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError>;

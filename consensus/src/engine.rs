@@ -116,7 +116,8 @@ fn protocol_names(ctx: ShardCtx) -> ProtocolNames {
         consensus: format!("{p}/consensus/1"),
         discovery_kad: format!("{p}/kad/1"),
         discovery_regres: format!("{p}/discovery/1"),
-        sync: format!("{p}/sync/1"),
+        // 2: decided values carry their certificate beside the body ([`crate::CertifiedBody`]).
+        sync: format!("{p}/sync/2"),
         validator_proof: format!("{p}/validator-proof/1"),
     }
 }
@@ -180,40 +181,72 @@ impl Running {
     }
 }
 
-/// Starts consensus for the validator `key` of the shard `ctx` whose set is `genesis`.
+/// What this node is in its shard's consensus.
+#[derive(Clone)]
+pub enum Role {
+    /// A member of the genesis set: it proposes and votes, signing with this key (also its libp2p identity).
+    Validator(Keypair),
+    /// A full node outside the set: it hears proposals and votes, re-executes and commits every decided
+    /// block, and signs nothing. The key is only its libp2p identity.
+    Follower(Keypair),
+}
+
+impl Role {
+    fn key(&self) -> &Keypair {
+        match self {
+            Role::Validator(key) | Role::Follower(key) => key,
+        }
+    }
+}
+
+/// Starts consensus as `role` in the shard `ctx` whose set is `genesis`.
 pub async fn start<A: BlockApp>(
     ctx: ShardCtx,
-    key: Keypair,
+    role: Role,
     genesis: validators::ValidatorSet,
     settings: EngineSettings,
     app: Arc<A>,
     store: ProposalStore,
 ) -> Result<Running, StartError> {
     let cfg = config(ctx, &settings)?;
+    let key = role.key().clone();
     let address = Address::from(key.account());
     let peer_key =
         PeerKeypair::ed25519_from_bytes(key.secret_bytes()).map_err(|e| StartError::Identity(e.to_string()))?;
-    let signer = ShardSigner::new(key.clone(), ctx);
-    let peer_id = peer_key.public().to_peer_id().to_bytes();
-    let proof = signer
-        .sign_validator_proof(address.0.to_vec(), peer_id)
-        .await
-        .map_err(|e| StartError::Identity(format!("signing the peer binding: {e:?}")))?;
-    let proof_bytes = BorshCodec.encode(&proof).map_err(|e| StartError::Identity(e.to_string()))?;
-    let identity = NetworkIdentity::new_validator(settings.moniker.clone(), peer_key, address.to_string(), proof_bytes);
+    let verifier = Box::new(ShardVerifier::new(ctx));
+    let (identity, consensus, signer) = match role {
+        Role::Validator(_) => {
+            let signer = ShardSigner::new(key.clone(), ctx);
+            let peer_id = peer_key.public().to_peer_id().to_bytes();
+            let proof = signer
+                .sign_validator_proof(address.0.to_vec(), peer_id)
+                .await
+                .map_err(|e| StartError::Identity(format!("signing the peer binding: {e:?}")))?;
+            let proof_bytes = BorshCodec.encode(&proof).map_err(|e| StartError::Identity(e.to_string()))?;
+            let identity =
+                NetworkIdentity::new_validator(settings.moniker.clone(), peer_key, address.to_string(), proof_bytes);
+            let consensus = ConsensusContext::new_validator(address, verifier, Box::new(signer.clone()));
+            (identity, consensus, Some(signer))
+        }
+        Role::Follower(_) => {
+            let identity = NetworkIdentity::new(settings.moniker.clone(), peer_key, None);
+            (identity, ConsensusContext::new_full_node(address, verifier), None)
+        }
+    };
+    let follower = signer.is_none();
 
     let (channels, engine) = malachitebft_app_channel::start_engine(
         ctx,
         cfg,
         WalContext::new(settings.wal_path.clone(), BorshCodec),
         NetworkContext::new(identity, BorshCodec),
-        ConsensusContext::new_validator(address, Box::new(ShardVerifier::new(ctx)), Box::new(signer.clone())),
+        consensus,
         SyncContext::new(BorshCodec),
         RequestContext::new(64),
     )
     .await
     .map_err(|e| StartError::Engine(format!("{e:#}")))?;
-    info!(target: "shard::consensus", listen = %settings.listen, peers = settings.peers.len(), validators = genesis.len(), "consensus engine started");
+    info!(target: "shard::consensus", listen = %settings.listen, peers = settings.peers.len(), validators = genesis.len(), follower, "consensus engine started");
 
     let host_settings = HostSettings {
         timeouts: settings.timeouts,
@@ -223,7 +256,7 @@ pub async fn start<A: BlockApp>(
         max_sync_batch: settings.max_sync_batch,
         max_pending_proposals: 16,
     };
-    let host = Host::new(app, ctx, genesis, key.account(), Some(signer), store, host_settings);
+    let host = Host::new(app, ctx, genesis, key.account(), signer, store, host_settings);
     let host = tokio::spawn(host.run(channels));
     Ok(Running { engine, host })
 }

@@ -37,7 +37,7 @@ use crate::{
     messages::{PartInit, Proposal, ProposalPart},
     signing::{ShardSigner, ShardVerifier, Signature},
     store::{fresh_init, ProposalStore, StoreError, StoredProposal},
-    stream::{self, Assembled, BlockBody, Reassembler, StreamLimits},
+    stream::{self, Assembled, CertifiedBody, Reassembler, StreamLimits},
     types::{Address, BlockId, Height, ValidatorSet},
 };
 
@@ -419,7 +419,8 @@ impl<A: BlockApp> Host<A> {
                 value_id: id,
                 commit_signatures,
             };
-            let bytes = borsh::to_vec(&body).map_err(|e| AppError(format!("encoding block {h}: {e}")))?;
+            let bytes = borsh::to_vec(&CertifiedBody::new(body, &cert))
+                .map_err(|e| AppError(format!("encoding block {h}: {e}")))?;
             out.push(RawDecidedValue::new(Bytes::from(bytes), certificate));
         }
         Ok(out)
@@ -432,7 +433,10 @@ impl<A: BlockApp> Host<A> {
         proposer: Address,
         bytes: &[u8],
     ) -> Result<SyncedValueOutcome<ShardCtx>, HostError> {
-        let Ok(body) = borsh::from_slice::<BlockBody>(bytes) else { return Ok(SyncedValueOutcome::PeerFault) };
+        let Ok(CertifiedBody { body, round: certified_round, signatures }) = borsh::from_slice::<CertifiedBody>(bytes)
+        else {
+            return Ok(SyncedValueOutcome::PeerFault);
+        };
         if body.size_bytes() > self.settings.streams.max_block_bytes {
             return Ok(SyncedValueOutcome::PeerFault);
         }
@@ -440,21 +444,17 @@ impl<A: BlockApp> Host<A> {
             return Ok(SyncedValueOutcome::LocalTransientError);
         }
         let id = BlockId::from(body.hash());
-        let validity = match self.app.validate(None, &body).await? {
+        let certified = CertifiedBody { body, round: certified_round, signatures };
+        let validity = match self.app.validate_certified(&certified.body, &certified.certificate()).await? {
             Verdict::Valid => {
                 let init = PartInit { height, round, pol_round: Round::Nil, proposer };
-                self.store.put(height, &StoredProposal { init, signature: Signature([0; 64]), body, own: false })?;
+                let stored = StoredProposal { init, signature: Signature([0; 64]), body: certified.body, own: false };
+                self.store.put(height, &stored)?;
                 Validity::Valid
             }
             Verdict::Invalid(why) => {
-                error!(
-                    target: "shard::consensus",
-                    height = height.0,
-                    block = %id,
-                    reason = %why,
-                    "a synced block does not replay here: if it is the certified one, this node diverged from its validators"
-                );
-                Validity::Invalid
+                warn!(target: "shard::consensus", height = height.0, block = %id, reason = %why, "a peer sent a synced block its certificate does not cover; asking another");
+                return Ok(SyncedValueOutcome::PeerFault);
             }
         };
         Ok(SyncedValueOutcome::Verdict(ProposedValue {

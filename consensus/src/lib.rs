@@ -19,5 +19,5 @@ pub mod types;
 
 pub use app::{AppError, AppHead, BlockApp, Verdict};
 pub use context::ShardCtx;
-pub use engine::{start, EngineSettings, Running, StartError};
-pub use stream::{BlockBody, StreamLimits};
+pub use engine::{start, EngineSettings, Role, Running, StartError};
+pub use stream::{BlockBody, CertifiedBody, StreamLimits};

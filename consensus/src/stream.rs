@@ -11,7 +11,7 @@ use malachitebft_app_channel::app::{
     types::PeerId,
 };
 use malachitebft_engine::util::streaming::StreamContent;
-use shardex_core::{hash::block_hash, B256};
+use shardex_core::{block::Certificate, hash::block_hash, pb, B256};
 
 use crate::{
     messages::{PartInit, ProposalPart},
@@ -37,6 +37,37 @@ impl BlockBody {
     /// Bytes of header and transactions.
     pub fn size_bytes(&self) -> usize {
         self.header.len() + self.txs.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// A decided block as value sync carries it: the body and the certificate that decided it, so that a node
+/// catching up can tell a peer's bad body (refused) from a certified block that does not replay here
+/// (divergence). The engine checks the certificate it carries beside the value; this copy binds the body.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CertifiedBody {
+    /// The block.
+    pub body: BlockBody,
+    /// The deciding round.
+    pub round: u32,
+    /// `(signer, signature)` of each precommit, in signer order.
+    pub signatures: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl CertifiedBody {
+    /// `body` decided by `certificate`.
+    pub fn new(body: BlockBody, certificate: &Certificate) -> Self {
+        let signatures = certificate.signatures.iter().map(|s| (s.signer.clone(), s.signature.clone())).collect();
+        Self { body, round: certificate.round, signatures }
+    }
+
+    /// The certificate, as the shard stores it.
+    pub fn certificate(&self) -> Certificate {
+        let signatures = self
+            .signatures
+            .iter()
+            .map(|(signer, signature)| pb::HeaderSignature { signer: signer.clone(), signature: signature.clone() })
+            .collect();
+        Certificate { round: self.round, signatures }
     }
 }
 

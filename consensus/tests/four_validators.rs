@@ -1,7 +1,9 @@
 //! Four validators of one shard, in process, on loopback ports chosen at run time, deciding blocks of a toy
 //! application through the real engine, network, WAL and host. Every decided header's certificate must pass
 //! `shardex_core::block::verify_finalized`; every height has one hash on every node; with one validator
-//! stopped the rest go on, with two stopped they halt.
+//! stopped the rest go on, with two stopped they halt. Followers (full nodes outside the set) decide the
+//! same chain, one from the start and one that joins late and catches up by value sync; a follower whose
+//! application cannot replay a certified block stops with an error instead of stalling.
 
 use std::{
     collections::HashMap,
@@ -13,7 +15,7 @@ use async_trait::async_trait;
 use malachitebft_core_types::LinearTimeouts;
 use prost::Message;
 use shardex_consensus::{
-    engine::{start, EngineSettings, Running},
+    engine::{start, EngineSettings, Role, Running},
     store::ProposalStore,
     AppError, AppHead, BlockApp, BlockBody, ShardCtx, StreamLimits, Verdict,
 };
@@ -32,6 +34,8 @@ struct ToyApp {
     me: AccountId,
     validators: ValidatorSet,
     chain: Mutex<Vec<(BlockBody, Certificate)>>,
+    /// This node re-executes the block at this height differently (a non-deterministic application).
+    diverge_at: Option<u64>,
 }
 
 impl ToyApp {
@@ -82,11 +86,27 @@ impl BlockApp for ToyApp {
         let by = AccountId::from_slice(&h.proposer).ok();
         Ok(if h.height != head.height + 1 || parent != head.hash {
             Verdict::Invalid(format!("height {} parent {parent} does not extend {}", h.height, head.height))
+        } else if self.diverge_at == Some(h.height) {
+            Verdict::Invalid("re-execution rebuilds another state root".into())
         } else if proposer.is_some() && by != proposer {
             Verdict::Invalid("header names another proposer".into())
         } else {
             Verdict::Valid
         })
+    }
+
+    async fn validate_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError> {
+        let fh = certificate.clone().finalize(body.header.clone());
+        if let Err(e) = verify_finalized(&fh, CTX.chain, CTX.shard, &self.validators) {
+            return Ok(Verdict::Invalid(format!("certificate: {e}")));
+        }
+        match self.validate(None, body).await? {
+            Verdict::Valid => Ok(Verdict::Valid),
+            Verdict::Invalid(why) if why.starts_with("re-execution") => {
+                Err(AppError(format!("certified block {} does not replay here: {why}", body.hash())))
+            }
+            invalid => Ok(invalid),
+        }
     }
 
     async fn commit(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError> {
@@ -124,8 +144,20 @@ struct Node {
     _db: sled::Db,
 }
 
-async fn start_node(key: &Keypair, validators: &ValidatorSet, ports: &[u16], i: usize, dir: &std::path::Path) -> Node {
-    let app = Arc::new(ToyApp { me: key.account(), validators: validators.clone(), chain: Mutex::new(Vec::new()) });
+/// Starts node `i` (listening on `ports[i]`) as `role`, dialing the validators, which listen on the first
+/// `validators.len()` ports.
+async fn start_node(
+    role: Role,
+    validators: &ValidatorSet,
+    ports: &[u16],
+    i: usize,
+    dir: &std::path::Path,
+    diverge_at: Option<u64>,
+) -> Node {
+    let me = match &role {
+        Role::Validator(k) | Role::Follower(k) => k.account(),
+    };
+    let app = Arc::new(ToyApp { me, validators: validators.clone(), chain: Mutex::new(Vec::new()), diverge_at });
     let db = sled::open(dir.join(format!("node-{i}"))).expect("db");
     let store = ProposalStore::new(db.open_tree("consensus").expect("tree"));
     let settings = EngineSettings {
@@ -154,7 +186,7 @@ async fn start_node(key: &Keypair, validators: &ValidatorSet, ports: &[u16], i: 
         streams: StreamLimits::default(),
         max_sync_batch: 32,
     };
-    let running = start(CTX, key.clone(), validators.clone(), settings, Arc::clone(&app), store).await.expect("starts");
+    let running = start(CTX, role, validators.clone(), settings, Arc::clone(&app), store).await.expect("starts");
     Node { app, running: Some(running), _db: db }
 }
 
@@ -182,17 +214,51 @@ async fn four_validators_decide_one_chain_survive_one_down_and_halt_with_two_dow
     let dir = tempfile::tempdir().expect("tempdir");
     let keys: Vec<Keypair> = (1..=4).map(|i| Keypair::from_seed([i; 32])).collect();
     let validators = ValidatorSet::equal(&keys.iter().map(Keypair::account).collect::<Vec<_>>()).expect("set");
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    // Four validators, a follower from the start, one that joins late, and one that cannot replay height 6.
+    let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
     let mut nodes = Vec::new();
     for (i, k) in keys.iter().enumerate() {
-        nodes.push(start_node(k, &validators, &ports, i, dir.path()).await);
+        nodes.push(start_node(Role::Validator(k.clone()), &validators, &ports, i, dir.path(), None).await);
     }
+    let follower = |seed: u8| Role::Follower(Keypair::from_seed([seed; 32]));
+    let mut early = start_node(follower(0xf1), &validators, &ports, 4, dir.path(), None).await;
+    let mut diverging = start_node(follower(0xf3), &validators, &ports, 6, dir.path(), Some(6)).await;
 
     wait_for("10 heights on every validator", Duration::from_secs(60), || {
         nodes.iter().all(|n| n.app.hashes().len() >= 10)
     })
     .await;
     assert_one_chain(&nodes.iter().collect::<Vec<_>>());
+
+    // The diverging follower stops on the certified block it cannot replay, saying so, and never commits it.
+    let mut stopped = diverging.running.take().expect("running");
+    let why = tokio::time::timeout(Duration::from_secs(30), stopped.stopped()).await.expect("the follower stops");
+    assert!(why.to_string().contains("does not replay here"), "stopped for another reason: {why}");
+    assert_eq!(diverging.app.hashes().len(), 5, "committed up to the height before the one it cannot replay");
+    stopped.shutdown().await;
+
+    // A follower started now catches up by value sync; both followers hold the validators' chain.
+    let mut late = start_node(follower(0xf2), &validators, &ports, 5, dir.path(), None).await;
+    wait_for("the followers at the validators' height", Duration::from_secs(60), || {
+        let target = nodes[0].app.hashes().len();
+        early.app.hashes().len() >= target && late.app.hashes().len() >= target
+    })
+    .await;
+    assert_one_chain(&[&nodes[0], &nodes[1], &nodes[2], &nodes[3], &early, &late]);
+    for f in [&early, &late] {
+        let chain = f.app.chain.lock().expect("lock");
+        for (body, cert) in chain.iter() {
+            let fh = cert.clone().finalize(body.header.clone());
+            verify_finalized(&fh, CTX.chain, CTX.shard, &validators).expect("a follower's block is certified");
+            let h = ToyApp::header(body).expect("header");
+            assert!(validators.contains(&AccountId::from_slice(&h.proposer).expect("key")), "a follower proposed");
+        }
+    }
+    for f in [&mut early, &mut late] {
+        if let Some(r) = f.running.take() {
+            r.shutdown().await;
+        }
+    }
     // Sticky leader: with everyone up, one validator proposes every block.
     let proposers: Vec<Vec<u8>> = nodes[0]
         .app

@@ -18,7 +18,7 @@ use shardex_core::{block::MAX_CLIENT_RESPONSE_BYTES, AccountId};
 
 use crate::{
     rpc::RpcLimits,
-    shard::{ShardConfig, BLOCK_ENVELOPE_BYTES},
+    shard::{Role, ShardConfig, BLOCK_ENVELOPE_BYTES},
 };
 
 /// The whole configuration after merging file and flags.
@@ -178,6 +178,9 @@ impl<'de> Deserialize<'de> for PeerSpec {
 pub struct ConsensusSection {
     /// `solo` or `malachite`.
     pub engine: EngineKind,
+    /// `validator` (the node key is in the genesis set) or `follower` (a read replica under malachite: it
+    /// re-executes every certified block, serves queries, and forwards submissions to the proposer).
+    pub role: Role,
     /// Consensus (libp2p) listen address, e.g. `/ip4/127.0.0.1/tcp/7300`.
     pub listen: String,
     /// The other validators, `KEY@MULTIADDR@URL` each.
@@ -200,6 +203,7 @@ impl Default for ConsensusSection {
     fn default() -> Self {
         Self {
             engine: EngineKind::Solo,
+            role: Role::Validator,
             listen: String::new(),
             peers: Vec::new(),
             timeout_propose_ms: 800,
@@ -342,6 +346,9 @@ pub struct ConfigFlags {
     /// Consensus engine: solo (this node alone) or malachite (the genesis validator set).
     #[arg(long = "consensus.engine", value_name = "ENGINE")]
     pub consensus_engine: Option<EngineKind>,
+    /// This node's role: validator (its key is in the genesis set) or follower (a read replica).
+    #[arg(long = "consensus.role", value_name = "ROLE")]
+    pub consensus_role: Option<Role>,
     /// Consensus (libp2p) listen address, e.g. /ip4/127.0.0.1/tcp/7300.
     #[arg(long = "consensus.listen", value_name = "MULTIADDR")]
     pub consensus_listen: Option<String>,
@@ -384,6 +391,7 @@ impl NodeConfig {
         set(f.block_max_bytes, &mut cfg.block.max_bytes);
         set(f.state_retention_blocks, &mut cfg.state.retention_blocks);
         set(f.consensus_engine, &mut cfg.consensus.engine);
+        set(f.consensus_role, &mut cfg.consensus.role);
         set(f.consensus_listen, &mut cfg.consensus.listen);
         if !f.consensus_peers.is_empty() {
             cfg.consensus.peers = f.consensus_peers;
@@ -430,6 +438,11 @@ impl NodeConfig {
                 "engine malachite needs a libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/7300",
             ),
             (
+                "consensus.role",
+                self.consensus.role == Role::Validator || self.consensus.engine == EngineKind::Malachite,
+                "a follower follows a validator set: it needs consensus.engine = malachite and its consensus.peers",
+            ),
+            (
                 "consensus.timeout_propose_ms",
                 (100..=60_000).contains(&self.consensus.timeout_propose_ms),
                 "must be 100..=60000",
@@ -452,6 +465,7 @@ impl NodeConfig {
     /// The shard limits.
     pub fn shard(&self) -> ShardConfig {
         ShardConfig {
+            role: self.consensus.role,
             block_gas_limit: self.block.gas_limit,
             max_block_txs: self.block.max_txs,
             max_block_bytes: self.block.max_bytes,

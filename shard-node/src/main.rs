@@ -1,4 +1,5 @@
-//! `shard-node`: runs one validator of one shardex market (alone, or with its genesis validator set).
+//! `shard-node`: runs one validator of one shardex market (alone, or with its genesis validator set), or a
+//! follower of its validator set.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -11,7 +12,7 @@ use shardex_shard_node::{
     rpc,
     runtime::{run_producer, NodeHandle},
     sequencer::SoloSequencer,
-    shard::{audit, faults, Shard},
+    shard::{audit, faults, Role, Shard},
 };
 use tracing::info;
 
@@ -58,7 +59,7 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     check_engine(&cfg, &genesis, &key)?;
     let shard = Shard::open(db.clone(), genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
     let head = shard.head().clone();
-    info!(target: "shard::node", height = head.height, root = %head.state_root, node_key = %key.account(), engine = ?cfg.consensus.engine, "shard opened");
+    info!(target: "shard::node", height = head.height, root = %head.state_root, node_key = %key.account(), engine = ?cfg.consensus.engine, role = cfg.consensus.role.as_str(), "shard opened");
     let node = NodeHandle::new(shard);
 
     let listener =
@@ -95,7 +96,7 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
         head.height,
         match cfg.consensus.engine {
             EngineKind::Solo => "solo".to_owned(),
-            EngineKind::Malachite => format!("malachite {}", cfg.consensus.listen),
+            EngineKind::Malachite => format!("malachite {} {}", cfg.consensus.role.as_str(), cfg.consensus.listen),
         }
     );
 
@@ -156,7 +157,7 @@ fn arm_crash_point() -> eyre::Result<()> {
 }
 
 /// The engine must fit the genesis set: solo only when this node alone is a quorum; under malachite every
-/// configured peer must be a validator.
+/// configured peer must be a validator (a follower follows the validators it names).
 fn check_engine(cfg: &NodeConfig, genesis: &Genesis, key: &Keypair) -> eyre::Result<()> {
     let set = &genesis.validators;
     match cfg.consensus.engine {
@@ -172,6 +173,11 @@ fn check_engine(cfg: &NodeConfig, genesis: &Genesis, key: &Keypair) -> eyre::Res
             }
         }
         EngineKind::Malachite => {
+            if cfg.consensus.role == Role::Follower && cfg.consensus.peers.is_empty() {
+                return Err(eyre!(
+                    "consensus.role = follower needs consensus.peers: the validators to follow (KEY@MULTIADDR@URL)"
+                ));
+            }
             if let Some(stranger) = cfg.consensus.peers.iter().find(|p| !set.contains(&p.key)) {
                 return Err(eyre!("consensus peer {} is not in the genesis validator set", stranger.key));
             }

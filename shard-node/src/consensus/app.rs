@@ -13,7 +13,7 @@ use prost::Message;
 use shardex_consensus::{AppError, AppHead, BlockApp, BlockBody, Verdict};
 use shardex_core::{
     block::{verify_finalized, Certificate},
-    hash::b256_from_slice,
+    hash::{b256_from_slice, ordered_root},
     pb,
     tx::{verify_envelope, TxDomain, VerifiedTx},
     validators::ValidatorSet,
@@ -220,6 +220,27 @@ impl BlockApp for ShardApp {
         }
         self.candidates().insert(proposal.hash, proposal);
         Ok(Verdict::Valid)
+    }
+
+    async fn validate_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError> {
+        let fh = certificate.clone().finalize(body.header.clone());
+        let decoded = match verify_finalized(&fh, self.domain.chain, self.domain.shard, &self.validators) {
+            Ok(decoded) => decoded,
+            Err(e) => return Ok(Verdict::Invalid(format!("its certificate does not verify: {e}"))),
+        };
+        if ordered_root(&body.txs).as_slice() != decoded.header.tx_root.as_slice() {
+            return Ok(Verdict::Invalid("its txs are not the ones the certified header commits to".into()));
+        }
+        match self.validate(None, body).await? {
+            Verdict::Valid => Ok(Verdict::Valid),
+            Verdict::Invalid(why) => Err(AppError(format!(
+                "certified block {} at height {} does not replay on this node ({why}): this node diverged from \
+                 its validators (non-deterministic execution, or a faulty quorum) and stops rather than serve \
+                 state the network did not agree on",
+                body.hash(),
+                decoded.header.height
+            ))),
+        }
     }
 
     async fn commit(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError> {

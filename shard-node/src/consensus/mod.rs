@@ -16,7 +16,7 @@ pub use app::{ShardApp, ValidationLimits};
 pub use forward::Forwarder;
 pub use leader::{Leader, RoundView, Route};
 
-use crate::{config::NodeConfig, runtime::NodeHandle};
+use crate::{config::NodeConfig, runtime::NodeHandle, shard::Role};
 
 /// What the RPC needs to send submissions to the proposer.
 pub struct Routing {
@@ -26,7 +26,7 @@ pub struct Routing {
     pub forwarder: Forwarder,
 }
 
-/// Starts consensus for this validator over `node`, with `db` holding its proposals of the height in
+/// Starts consensus for this node (a validator, or a follower) over `node`, with `db` holding its proposals of the height in
 /// progress beside the shard's state.
 pub async fn start(
     node: Arc<NodeHandle>,
@@ -65,5 +65,9 @@ pub async fn start(
     let store = ProposalStore::new(db.open_tree("consensus").map_err(|e| StartError::Engine(e.to_string()))?);
     let limits = ValidationLimits { max_tx_bytes, max_future_ms: c.max_future_ms };
     let app = Arc::new(ShardApp::new(node, limits, routing));
-    engine::start(ctx, key, genesis.validators, settings, app, store).await
+    let role = match cfg.consensus.role {
+        Role::Validator => engine::Role::Validator(key),
+        Role::Follower => engine::Role::Follower(key),
+    };
+    engine::start(ctx, role, genesis.validators, settings, app, store).await
 }

@@ -516,6 +516,7 @@ fn node_status(
         mempool_txs: shard.mempool_len() as u32,
         node_key: shard.node_key().0.to_vec(),
         oldest_provable_height: shard.view().oldest_provable_height(),
+        role: shard.config().role.as_str().into(),
     }
 }
 

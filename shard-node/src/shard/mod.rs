@@ -18,7 +18,7 @@ mod view;
 pub use bridge_query::MessageView;
 pub use error::{Reject, ShardError};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
-pub use open::{ShardConfig, BLOCK_ENVELOPE_BYTES, DEFAULT_MAX_BLOCK_BYTES};
+pub use open::{Role, ShardConfig, BLOCK_ENVELOPE_BYTES, DEFAULT_MAX_BLOCK_BYTES};
 pub use produce::{Committed, Origin, Proposal, Sealed, Written};
 pub use query::{AccountView, MarketProofs, MarketView, TxState};
 pub use replay::{Rebuilder, ReplayError, Replayed};

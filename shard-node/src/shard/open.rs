@@ -13,6 +13,28 @@ use crate::{
     vm::{genesis_changes, VmParams},
 };
 
+/// What a node is in its shard's consensus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A member of the genesis validator set: it admits, proposes and votes.
+    #[default]
+    Validator,
+    /// A full node outside the set: it re-executes and commits every certified block, serves reads, and
+    /// forwards submissions to the proposer; it signs nothing.
+    Follower,
+}
+
+impl Role {
+    /// `validator` or `follower`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Validator => "validator",
+            Role::Follower => "follower",
+        }
+    }
+}
+
 /// Default bound on a block's txs, receipts and begin-block events, bytes: half the default RPC message
 /// limit, leaving room for the header and a certificate of up to 128 precommits (under 16 KiB).
 pub const DEFAULT_MAX_BLOCK_BYTES: usize = 2 << 20;
@@ -23,6 +45,8 @@ pub const BLOCK_ENVELOPE_BYTES: usize = 64 << 10;
 /// Limits of block production and admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardConfig {
+    /// What this node is in its shard.
+    pub role: Role,
     /// Gas per block.
     pub block_gas_limit: u64,
     /// Txs per block.
@@ -48,6 +72,7 @@ pub struct ShardConfig {
 impl Default for ShardConfig {
     fn default() -> Self {
         Self {
+            role: Role::Validator,
             block_gas_limit: 20_000_000,
             max_block_txs: 10_000,
             max_block_bytes: DEFAULT_MAX_BLOCK_BYTES,
@@ -110,11 +135,20 @@ pub fn genesis_block(genesis: &Genesis, state_root: B256) -> (pb::Block, B256) {
 impl Shard {
     /// Opens (or initializes) the shard stored in `db`.
     pub fn open(db: sled::Db, genesis: Genesis, key: Keypair, config: ShardConfig) -> Result<Self, ShardError> {
-        if !genesis.validators.contains(&key.account()) {
-            return Err(ShardError::Inconsistent(format!(
-                "node key {} is not in the genesis validator set",
-                key.account()
-            )));
+        match (config.role, genesis.validators.contains(&key.account())) {
+            (Role::Validator, false) => {
+                return Err(ShardError::Inconsistent(format!(
+                    "node key {} is not in the genesis validator set (run it with consensus.role = follower)",
+                    key.account()
+                )))
+            }
+            (Role::Follower, true) => {
+                return Err(ShardError::Inconsistent(format!(
+                    "node key {} is a genesis validator: a follower needs a key of its own",
+                    key.account()
+                )))
+            }
+            _ => {}
         }
         let tree = db.open_tree("shard")?;
         let engine = StateEngine::open(tree.clone(), config.retention_blocks)?;

@@ -235,7 +235,12 @@ async fn replicas(nodes: &[Node], heads: &BTreeMap<u32, u64>, outcome: &mut Outc
         let height = heads.get(shard).copied().unwrap_or(0);
         let result = compare_chains(group, height).await;
         outcome.record("replicas", result.map(|(hashes, root)| {
-            format!("shard {shard}: {} validators hold one hash at each of the last {hashes} heights and root 0x{}… at {height}", group.len(), &hex::encode(root)[..12])
+            let followers = group.iter().filter(|n| n.entry.follower).count();
+            format!(
+                "shard {shard}: {} validators and {followers} follower(s) hold one hash at each of the last {hashes} heights and root 0x{}… at {height}",
+                group.len() - followers,
+                &hex::encode(root)[..12]
+            )
         }).map_err(|e| format!("shard {shard}: {e}")));
     }
 }

@@ -69,7 +69,7 @@ pub async fn run(dir: &Path, bin_dir: Option<&Path>) -> eyre::Result<()> {
         "shardex demo on chain {} with {} shard(s) of {} validator(s)",
         net.chain_id,
         net.shards().len(),
-        net.nodes.len() / net.shards().len().max(1)
+        net.shards().first().map_or(0, |n| net.validators_of(n.shard_id).len())
     );
     println!("  alice {}", alice.account());
     println!("  bob   {}", bob.account());

@@ -83,6 +83,11 @@ struct UpArgs {
     /// keeps going while fewer than a third of its validators are down.
     #[arg(long, default_value_t = 4)]
     sequencers: usize,
+    /// Followers per shard (a new network only): read replicas that re-execute every block of the set; the
+    /// coordinator and the relayer read from them as well as from the validators. Default 1, or 0 with
+    /// `--sequencers 1` (a single validator runs the solo engine, which followers cannot follow).
+    #[arg(long)]
+    followers: Option<usize>,
     /// First gRPC port: node k (validators of shard 1 first) listens on base+k, the coordinator on base+100,
     /// the relayer on base+101, node k's consensus on base+200+k. 0 picks free ports.
     #[arg(long, default_value_t = 7100)]
@@ -175,13 +180,14 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             net
         }
         Err(_) => {
+            let followers = args.followers.unwrap_or(if args.sequencers == 1 { 0 } else { 1 });
             println!(
-                "creating a testnet in {} with shards {}, {} validator(s) each",
+                "creating a testnet in {} with shards {}, {} validator(s) and {followers} follower(s) each",
                 dir.display(),
                 args.shards.join(", "),
                 args.sequencers
             );
-            network::generate(dir, &args.shards, args.sequencers, now_ms())?
+            network::generate(dir, &args.shards, args.sequencers, followers, now_ms())?
         }
     };
     assign_ports(&mut net, args)?;
@@ -232,6 +238,7 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     for n in &net.nodes {
         let consensus = match n.p2p_port {
             0 => "solo".to_owned(),
+            _ if n.follower => format!("follower {}, {}", n.validator, n.p2p_addr()),
             _ => format!("validator {} of {}, {}", n.validator, net.validators_of(n.shard_id).len(), n.p2p_addr()),
         };
         println!("{:<16} {:>5}  {:<26} {:>7}  {consensus}", n.name, n.shard_id.0, n.endpoint, n.pid.unwrap_or(0));

@@ -93,7 +93,7 @@ impl RelayerEntry {
     }
 }
 
-/// One shard node of the testnet: a validator of its shard.
+/// One shard node of the testnet: a validator of its shard, or a follower (a read replica of its set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeEntry {
     /// Node name, e.g. `btc-perp-0` (the shard's validator 0).
@@ -120,6 +120,9 @@ pub struct NodeEntry {
     /// Its consensus (libp2p) port while its shard has several validators; 0 runs the solo engine.
     #[serde(default)]
     pub p2p_port: u16,
+    /// A follower: outside the genesis set, it re-executes the validators' blocks and serves reads.
+    #[serde(default)]
+    pub follower: bool,
 }
 
 fn default_block_interval_ms() -> u64 {
@@ -206,14 +209,32 @@ pub fn generate_relayer(dir: &Path) -> eyre::Result<RelayerEntry> {
 /// Most validators per shard a testnet runs.
 pub const MAX_SEQUENCERS: usize = 16;
 
+/// Most followers per shard a testnet runs.
+pub const MAX_FOLLOWERS: usize = 4;
+
 /// Creates keys and genesis files for `symbols` under `dir`, each shard run by `sequencers` validators (one
 /// directory each, `btc-perp-0`, `btc-perp-1`, …, with its key and the shard's genesis), shared authority
 /// keys, the coordinator's included, in `dir/keys`. Every genesis names the coordinator's key, so the shards
 /// accept its epochs, and lists every other shard with its validator set as a bridge peer, so the bridge
-/// runs between any two.
-pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_ms: u64) -> eyre::Result<Network> {
+/// runs between any two. Each shard also gets `followers` followers (`btc-perp-f0`, …) with keys of their own.
+pub fn generate(
+    dir: &Path,
+    symbols: &[String],
+    sequencers: usize,
+    followers: usize,
+    genesis_time_ms: u64,
+) -> eyre::Result<Network> {
     if !(1..=MAX_SEQUENCERS).contains(&sequencers) {
         return Err(eyre!("--sequencers takes 1 to {MAX_SEQUENCERS} validators per shard"));
+    }
+    if followers > MAX_FOLLOWERS {
+        return Err(eyre!("--followers takes 0 to {MAX_FOLLOWERS} followers per shard"));
+    }
+    if followers > 0 && sequencers == 1 {
+        return Err(eyre!(
+            "followers follow a validator set over consensus, and one validator runs the solo engine: use \
+             --sequencers 2 or more, or --followers 0"
+        ));
     }
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).wrap_err_with(|| format!("creating {}", keys_dir.display()))?;
@@ -252,8 +273,14 @@ pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_
             peers,
         };
         genesis.validate()?;
-        for (v, key) in keys.iter().enumerate() {
-            let name = format!("{}-{v}", symbol.to_lowercase());
+        let follower_keys: Vec<Keypair> = (0..followers).map(|_| Keypair::generate()).collect();
+        let members = keys.iter().enumerate().map(|(v, k)| (v, k, false));
+        let replicas = follower_keys.iter().enumerate().map(|(f, k)| (f, k, true));
+        for (v, key, follower) in members.chain(replicas) {
+            let name = match follower {
+                false => format!("{}-{v}", symbol.to_lowercase()),
+                true => format!("{}-f{v}", symbol.to_lowercase()),
+            };
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(&node_dir).wrap_err_with(|| format!("creating {}", node_dir.display()))?;
             write_key(&node_dir.join("node.key"), key)?;
@@ -269,6 +296,7 @@ pub fn generate(dir: &Path, symbols: &[String], sequencers: usize, genesis_time_
                 validator: v,
                 rpc_port: 0,
                 p2p_port: 0,
+                follower,
             });
         }
     }
@@ -340,7 +368,7 @@ impl Network {
     /// whichever validator proposes).
     pub fn shards(&self) -> Vec<&NodeEntry> {
         let mut out: Vec<&NodeEntry> = Vec::new();
-        for n in &self.nodes {
+        for n in self.nodes.iter().filter(|n| !n.follower) {
             if !out.iter().any(|o| o.shard_id == n.shard_id) {
                 out.push(n);
             }
@@ -349,9 +377,9 @@ impl Network {
         out
     }
 
-    /// Every validator node of `shard`, in genesis order.
+    /// Every validator node of `shard`, in genesis order (followers left out).
     pub fn validators_of(&self, shard: ShardId) -> Vec<&NodeEntry> {
-        let mut v: Vec<&NodeEntry> = self.nodes.iter().filter(|n| n.shard_id == shard).collect();
+        let mut v: Vec<&NodeEntry> = self.nodes.iter().filter(|n| n.shard_id == shard && !n.follower).collect();
         v.sort_by_key(|n| n.validator);
         v
     }
@@ -382,7 +410,7 @@ mod tests {
     fn every_key_file_is_written_for_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().expect("tempdir");
-        let net = generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 2, 1).expect("generate");
+        let net = generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 2, 1, 1).expect("generate");
         let mut files: Vec<PathBuf> =
             std::fs::read_dir(tmp.path().join("keys")).expect("keys dir").map(|e| e.expect("entry").path()).collect();
         files.extend(net.nodes.iter().map(|n| n.dir.join("node.key")));

@@ -67,7 +67,10 @@ pub fn node_command(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre:
         let genesis = Genesis::read_file(&node.genesis_file())?;
         let keys: Vec<AccountId> = genesis.validators.keys().collect();
         cmd.arg("--consensus.engine").arg("malachite").arg("--consensus.listen").arg(node.p2p_addr());
-        for peer in set.iter().filter(|p| p.validator != node.validator) {
+        if node.follower {
+            cmd.arg("--consensus.role").arg("follower");
+        }
+        for peer in set.iter().filter(|p| node.follower || p.validator != node.validator) {
             let key = keys.get(peer.validator).ok_or_else(|| eyre!("{} has no key in genesis", peer.name))?;
             cmd.arg("--consensus.peer").arg(format!("{key}@{}@http://127.0.0.1:{}", peer.p2p_addr(), peer.rpc_port));
         }

@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn the_bridge_is_off_with_one_shard_or_a_genesis_not_trusting_the_coordinator() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let net = network::generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 1, 1).expect("generate");
+        let net = network::generate(tmp.path(), &["BTC-PERP".into(), "ETH-PERP".into()], 1, 0, 1).expect("generate");
         assert_eq!(bridge_off_reason(&net).expect("genesis readable"), None, "a new network has the bridge");
         let one = Network { nodes: net.nodes[..1].to_vec(), ..net.clone() };
         assert!(bridge_off_reason(&one).expect("readable").is_some_and(|r| r.contains("one shard")));

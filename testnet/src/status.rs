@@ -1,9 +1,9 @@
-//! `testnet status`: every validator's height, consensus round and role (which one proposes), state root,
-//! mempool and market mode, next to what the coordinator accepted of its shard (height, lag in blocks and ms,
+//! `testnet status`: every validator's and follower's height (a follower's lag behind its validators),
+//! consensus round and role (which one proposes), state root, mempool and market mode, next to what the coordinator accepted of its shard (height, lag in blocks and ms,
 //! rejected headers), then the coordinator's latest epoch and the relayer's backlog, counts and lock-to-credit
 //! latency; `--watch` refreshes it.
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use shardex_client::ShardClient;
 
@@ -52,20 +52,35 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
         "LAG MS",
         "REJECTED"
     );
+    // Followers' lag is counted against the highest validator of their shard.
+    let mut tops: BTreeMap<u32, u64> = BTreeMap::new();
+    for n in net.nodes.iter().filter(|n| !n.follower && n.pid.is_some_and(process::alive)) {
+        let Ok(client) = ShardClient::connect(&n.endpoint).await else { continue };
+        if let Ok(s) = client.status().await {
+            let top = tops.entry(n.shard_id.0).or_default();
+            *top = (*top).max(s.height);
+        }
+    }
     for n in &net.nodes {
         let line = match (n.pid.is_some_and(process::alive), ShardClient::connect(&n.endpoint).await) {
             (false, _) => "stopped".to_owned(),
             (true, Err(e)) => format!("unreachable: {e}"),
             (true, Ok(c)) => match (c.status().await, c.market(false).await) {
-                (Ok(s), Ok(m)) => format!(
-                    "{:>8} {:>5} {:<9} 0x{:<18} {:>8} {:<15}",
-                    s.height,
-                    s.consensus_round,
-                    role(&s),
-                    &hex::encode(&s.state_root)[..16],
-                    s.mempool_txs,
-                    mode_name(m.market.map_or(0, |m| m.mode))
-                ),
+                (Ok(s), Ok(m)) => {
+                    let behind = match (n.follower, tops.get(&n.shard_id.0)) {
+                        (true, Some(top)) => format!("  ({} behind its validators)", top.saturating_sub(s.height)),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{:>8} {:>5} {:<9} 0x{:<18} {:>8} {:<15}{behind}",
+                        s.height,
+                        s.consensus_round,
+                        role(&s),
+                        &hex::encode(&s.state_root)[..16],
+                        s.mempool_txs,
+                        mode_name(m.market.map_or(0, |m| m.mode))
+                    )
+                }
                 (Err(e), _) | (_, Err(e)) => format!("error: {e}"),
             },
         };
@@ -119,8 +134,11 @@ async fn relayer_line(net: &Network) -> String {
     }
 }
 
-/// The node's part in the round in progress: `proposer`, `validator`, or `solo` for a set of one.
+/// The node's part in the round in progress: `proposer`, `validator`, `follower`, or `solo` for a set of one.
 fn role(s: &shardex_client::core::pb::NodeStatus) -> &'static str {
+    if s.role == "follower" {
+        return "follower";
+    }
     match (s.consensus_engine.as_str(), s.proposer == s.node_key) {
         ("malachite", true) => "proposer",
         ("malachite", false) => "validator",

@@ -166,8 +166,8 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
         "no torn node reached its crash point:\n{out}"
     );
     assert!(out.contains("transfers: accepted"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("replay-check ") && l.contains("every header equal")).count(), 12);
-    assert!(out.contains("replay-check: every one of 12 shard nodes reopens"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("replay-check ") && l.contains("every header equal")).count(), 15);
+    assert!(out.contains("replay-check: every one of 15 shard nodes reopens"), "{out}");
     assert!(out.contains("checking the network after the faults") && out.contains("check passed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
 
@@ -186,10 +186,12 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
     let check = testnet(dir, bins, &["check", "--timeout", "30"]);
     let out = text(&check);
     assert!(check.status.success(), "check failed:\n{out}");
-    // Every validator's head is certified, and the four validators of each shard hold one chain.
-    assert_eq!(out.lines().filter(|l| l.contains("ok    head")).count(), 12, "{out}");
+    // Every node's head is certified, and the four validators and the follower of each shard hold one chain.
+    assert_eq!(out.lines().filter(|l| l.contains("ok    head")).count(), 15, "{out}");
     assert_eq!(
-        out.lines().filter(|l| l.contains("ok    replicas") && l.contains("4 validators hold one hash")).count(),
+        out.lines()
+            .filter(|l| l.contains("ok    replicas") && l.contains("4 validators and 1 follower(s) hold one hash"))
+            .count(),
         3,
         "{out}"
     );
@@ -214,8 +216,9 @@ fn up_demo_status_down() {
     assert!(out.contains("sol-perp-0"), "{out}");
     let coord_row = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord_row.contains("http://127.0.0.1:"), "{out}");
-    // Four validators per shard by default, each shard under Malachite.
+    // Four validators and a follower per shard by default, each shard under Malachite.
     assert!(out.contains("sol-perp-3") && out.contains("validator 3 of 4, /ip4/127.0.0.1/tcp/"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("sol-perp-f0") && l.contains("follower 0, /ip4/")), "{out}");
     assert!(out.contains("coordinator key ") && out.contains(" of 3 shards"), "{out}");
     let relayer_row = out.lines().find(|l| l.starts_with("relayer ")).unwrap_or_else(|| panic!("{out}"));
     assert!(relayer_row.contains("http://127.0.0.1:"), "{out}");
@@ -226,8 +229,8 @@ fn up_demo_status_down() {
     assert!(relayer["endpoint"].as_str().is_some_and(|e| relayer_row.contains(e)), "{manifest}");
     assert!(relayer["account"].as_str().is_some_and(|a| a.len() == 64), "{manifest}");
     let config = std::fs::read_to_string(dir.join("relayer").join("relayer.toml")).expect("relayer config");
-    // The relayer (and the coordinator) reach every shard through each of its four validators.
-    assert_eq!(config.matches("[[shards]]").count(), 12, "{config}");
+    // The relayer (and the coordinator) reach every shard through each of its four validators and its follower.
+    assert_eq!(config.matches("[[shards]]").count(), 15, "{config}");
 
     let again = testnet(&dir, &bins, &["up", "--base-port", "0"]);
     assert!(!again.status.success(), "a second `up` must refuse while running");
@@ -261,6 +264,9 @@ fn up_demo_status_down() {
     let out = text(&status);
     assert!(status.status.success(), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("-perp-0")).count(), 3, "{out}");
+    // Each follower row says what it is and how far behind its validators it is.
+    assert_eq!(out.lines().filter(|l| l.contains("-perp-f0") && l.contains("follower")).count(), 3, "{out}");
+    assert!(out.lines().filter(|l| l.contains("-perp-f0")).all(|l| l.contains("behind its validators")), "{out}");
     assert!(!out.contains("stopped") && !out.contains("unreachable"), "{out}");
     let modes = ["normal", "post-only", "reduce-only", "settlement-only"];
     assert!(out.lines().filter(|l| l.contains("-perp-0")).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
@@ -285,14 +291,14 @@ fn up_demo_status_down() {
     let down = testnet(&dir, &bins, &["down"]);
     let out = text(&down);
     assert!(down.status.success(), "{out}");
-    assert_eq!(out.matches("stopped ").count(), 14, "{out}");
+    assert_eq!(out.matches("stopped ").count(), 17, "{out}");
     let order: Vec<usize> = ["stopped relayer", "stopped coordinator", "stopped btc-perp-0"]
         .iter()
         .map(|s| out.find(s).unwrap_or_else(|| panic!("{s}: {out}")))
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "relayer, then coordinator, then nodes:\n{out}");
     let after = text(&testnet(&dir, &bins, &["status"]));
-    assert_eq!(after.matches("stopped").count(), 14, "{after}");
+    assert_eq!(after.matches("stopped").count(), 17, "{after}");
     assert!(after.lines().any(|l| l.starts_with("coordinator ") && l.contains("stopped")), "{after}");
     assert!(after.lines().any(|l| l.starts_with("relayer ") && l.contains("stopped")), "{after}");
 }

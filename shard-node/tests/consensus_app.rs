@@ -2,7 +2,9 @@
 //! admitted, another re-executes it and votes for it only if it rebuilds the identical header. Every kind of
 //! bad proposal (a changed root, a forged tx signature, an extra tx, the wrong height, parent, proposer or
 //! time, undecodable bytes, more bytes than the block bound) is judged invalid with a reason and changes nothing; a decided block whose
-//! certificate lacks a quorum is refused; a certified one commits on both to the same root.
+//! certificate lacks a quorum is refused; a certified one commits on both to the same root. A follower takes
+//! certified blocks by value sync whatever its clock, refuses a peer's mismatched ones, and stops on one it
+//! cannot replay.
 
 use std::{
     sync::Arc,
@@ -23,7 +25,7 @@ use shardex_core::{
 use shardex_shard_node::{
     consensus::{Forwarder, Leader, Routing, ShardApp, ValidationLimits},
     runtime::{now_ms, NodeHandle},
-    shard::{Shard, ShardConfig},
+    shard::{Role, Shard, ShardConfig},
 };
 
 const DOMAIN: TxDomain = TxDomain { chain: ChainId(12), shard: ShardId(3) };
@@ -166,4 +168,67 @@ async fn validators_vote_only_for_blocks_they_rebuild_and_commit_only_certified_
     assert_eq!((ha.height, ha.hash, ha.state_root), (hb.height, hb.hash, hb.state_root));
     assert_eq!(ha.proposer, Some(a.key.account()));
     assert_eq!(a.node.shard().mempool_len(), 0, "the proposer's txs were retired");
+}
+
+/// A block received by value sync with its certificate: one whose certificate or txs do not match is the
+/// peer's fault (invalid, nothing changes); a certified one is taken even when its timestamp is ahead of
+/// this node's clock (a vote would refuse it, but it is final); and a certified block that does not replay
+/// here stops the node with the height and the differing field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certified_blocks_are_followed_whatever_the_clock_and_one_that_does_not_replay_stops_the_node() {
+    let keys: Vec<Keypair> = (1..=4).map(|i| Keypair::from_seed([0x70 + i; 32])).collect();
+    let other = Keypair::from_seed([0x7e; 32]).account();
+    let mut genesis = Genesis::example(Authorities { deposit: other, oracle: other, admin: other }, keys[0].account());
+    genesis.validators = ValidatorSet::equal(&keys.iter().map(Keypair::account).collect::<Vec<_>>()).expect("set");
+    (genesis.chain_id, genesis.shard_id) = (DOMAIN.chain, DOMAIN.shard);
+    let a = validator(&genesis, &keys[0]);
+    let follower_key = Keypair::from_seed([0x7f; 32]);
+    let follower =
+        validator_with(&genesis, &follower_key, ShardConfig { role: Role::Follower, ..ShardConfig::default() });
+
+    // The proposer's clock runs a minute ahead: its empty block is from the follower's future.
+    let sealed = a.node.shard().seal_empty(now_ms() + 60_000).expect("no node error").expect("sealed");
+    let proposal = sealed.stage().expect("staged");
+    let body = BlockBody { header: proposal.header_bytes.clone(), txs: vec![] };
+    let quorum = certificate(&[&keys[0], &keys[1], &keys[2]], &body);
+    match follower.app.validate(None, &body).await.expect("no node error") {
+        Verdict::Invalid(why) => assert!(why.contains("timestamp"), "{why}"),
+        Verdict::Valid => panic!("a vote must refuse a block from the future"),
+    }
+
+    // Peer faults: no quorum, a certificate for another header, txs the header does not commit to.
+    let stray = sign_tx(&keys[0], DOMAIN, 1, Op::Deposit(pb::Deposit { account: other.0.to_vec(), amount_micros: 1 }));
+    let with_tx = BlockBody { header: body.header.clone(), txs: vec![stray.encode_to_vec()] };
+    let other_header = with_header(&body, |h| h.gas_used += 1);
+    let faults = [
+        ("no quorum", body.clone(), certificate(&[&keys[0], &keys[1]], &body), "does not verify"),
+        ("another header's certificate", other_header.clone(), quorum.clone(), "does not verify"),
+        ("txs outside the header", with_tx, quorum.clone(), "txs are not the ones"),
+    ];
+    for (what, b, cert, reason) in faults {
+        match follower.app.validate_certified(&b, &cert).await.expect("a peer fault is no node error") {
+            Verdict::Invalid(why) => assert!(why.contains(reason), "{what}: {why}"),
+            Verdict::Valid => panic!("{what} was taken"),
+        }
+    }
+    assert_eq!(follower.node.shard().head().height, 0);
+
+    // The certified block is taken and commits to the proposer's header.
+    assert_eq!(follower.app.validate_certified(&body, &quorum).await.expect("taken"), Verdict::Valid);
+    follower.app.commit(&body, quorum.clone()).await.expect("commits");
+    a.app.commit(&body, quorum).await.expect("commits on the proposer");
+    assert_eq!(follower.node.shard().head().hash, a.node.shard().head().hash);
+
+    // A certified header whose state root this node does not rebuild: divergence, never a verdict.
+    let sealed = a.node.shard().seal_empty(now_ms() + 60_000).expect("no node error").expect("sealed");
+    let next = sealed.stage().expect("staged");
+    let forked =
+        with_header(&BlockBody { header: next.header_bytes.clone(), txs: vec![] }, |h| h.state_root = vec![7; 32]);
+    let certified_fork = certificate(&[&keys[0], &keys[1], &keys[2]], &forked);
+    let err = follower.app.validate_certified(&forked, &certified_fork).await.expect_err("divergence stops the node");
+    let err = err.to_string();
+    assert!(err.contains("at height 2") && err.contains("state_root") && err.contains("diverged"), "{err}");
+    let err = follower.app.commit(&forked, certified_fork).await.expect_err("and so does its commit");
+    assert!(err.to_string().contains("diverged"), "{err}");
+    assert_eq!(follower.node.shard().head().height, 1, "the diverging block was not written");
 }

@@ -100,13 +100,48 @@ impl ShardApp {
         });
     }
 
+    /// Prechecks and re-executes `body` on the head; keeps the staged block if it rebuilds the same header.
+    async fn rebuild(
+        &self,
+        proposer: Option<AccountId>,
+        body: &BlockBody,
+        clock_bound: bool,
+    ) -> Result<Verdict, AppError> {
+        let (ctx, by, txs) = match self.precheck(proposer, body, clock_bound)? {
+            Ok(checked) => checked,
+            Err(why) => return Ok(Verdict::Invalid(why)),
+        };
+        let rebuilder = self.node.shard().rebuilder();
+        let rebuilt = joined(tokio::task::spawn_blocking(move || rebuilder.rebuild(ctx, by, txs)).await)?;
+        let proposal = match rebuilt {
+            Ok(p) => p,
+            Err(ReplayError::Invalid(why)) => return Ok(Verdict::Invalid(why)),
+            Err(ReplayError::Node(e)) => return Err(fatal("re-executing a proposed block")(e)),
+        };
+        if proposal.header_bytes != body.header {
+            return Ok(Verdict::Invalid(format!(
+                "re-execution rebuilds another header ({} differs)",
+                difference(&body.header, &proposal.header)
+            )));
+        }
+        self.candidates().insert(proposal.hash, proposal);
+        Ok(Verdict::Valid)
+    }
+
     fn candidates(&self) -> std::sync::MutexGuard<'_, HashMap<B256, Proposal>> {
         self.candidates.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The checks that need no execution: shape, chain, height, parent, proposer, time, and every tx's
-    /// signature. Returns the block context, its proposer and its txs.
-    fn precheck(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Result<Prechecked, String>, AppError> {
+    /// signature. Returns the block context, its proposer and its txs. `clock_bound` refuses a timestamp
+    /// beyond this node's clock plus `max_future_ms`: a vote depends on it, but a certified block is
+    /// final whatever this node's clock says (a node whose clock is behind must still follow).
+    fn precheck(
+        &self,
+        proposer: Option<AccountId>,
+        body: &BlockBody,
+        clock_bound: bool,
+    ) -> Result<Result<Prechecked, String>, AppError> {
         let head = self.node.shard().head().clone();
         let Ok(h) = pb::BlockHeader::decode(body.header.as_slice()) else {
             return Ok(Err("header does not decode".into()));
@@ -122,7 +157,8 @@ impl ShardApp {
             return Ok(Err(format!("header names proposer {by}, not the validator that proposed it")));
         }
         let now = now_ms();
-        if h.timestamp_ms < head.timestamp_ms || h.timestamp_ms > now.saturating_add(self.limits.max_future_ms) {
+        let too_late = clock_bound && h.timestamp_ms > now.saturating_add(self.limits.max_future_ms);
+        if h.timestamp_ms < head.timestamp_ms || too_late {
             return Ok(Err(format!(
                 "timestamp {} outside [parent {}, now {now} + {} ms]",
                 h.timestamp_ms, head.timestamp_ms, self.limits.max_future_ms
@@ -148,6 +184,16 @@ type Prechecked = (BlockCtx, AccountId, Vec<VerifiedTx>);
 /// The body consensus carries for a staged proposal.
 fn body_of(p: &Proposal) -> BlockBody {
     BlockBody { header: p.header_bytes.clone(), txs: p.txs().iter().map(|t| t.envelope().encode_to_vec()).collect() }
+}
+
+/// The error that stops a node on a certified block it cannot replay.
+fn diverged(body: &BlockBody, height: u64, why: &str) -> AppError {
+    AppError(format!(
+        "certified block {} at height {height} does not replay on this node ({why}): this node diverged from its \
+         validators (non-deterministic execution, or a faulty quorum) and stops rather than serve state the \
+         network did not agree on",
+        body.hash()
+    ))
 }
 
 /// Names the first header field a rebuilt block disagrees on.
@@ -201,25 +247,7 @@ impl BlockApp for ShardApp {
     }
 
     async fn validate(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Verdict, AppError> {
-        let (ctx, by, txs) = match self.precheck(proposer, body)? {
-            Ok(checked) => checked,
-            Err(why) => return Ok(Verdict::Invalid(why)),
-        };
-        let rebuilder = self.node.shard().rebuilder();
-        let rebuilt = joined(tokio::task::spawn_blocking(move || rebuilder.rebuild(ctx, by, txs)).await)?;
-        let proposal = match rebuilt {
-            Ok(p) => p,
-            Err(ReplayError::Invalid(why)) => return Ok(Verdict::Invalid(why)),
-            Err(ReplayError::Node(e)) => return Err(fatal("re-executing a proposed block")(e)),
-        };
-        if proposal.header_bytes != body.header {
-            return Ok(Verdict::Invalid(format!(
-                "re-execution rebuilds another header ({} differs)",
-                difference(&body.header, &proposal.header)
-            )));
-        }
-        self.candidates().insert(proposal.hash, proposal);
-        Ok(Verdict::Valid)
+        self.rebuild(proposer, body, true).await
     }
 
     async fn validate_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError> {
@@ -231,15 +259,9 @@ impl BlockApp for ShardApp {
         if ordered_root(&body.txs).as_slice() != decoded.header.tx_root.as_slice() {
             return Ok(Verdict::Invalid("its txs are not the ones the certified header commits to".into()));
         }
-        match self.validate(None, body).await? {
+        match self.rebuild(None, body, false).await? {
             Verdict::Valid => Ok(Verdict::Valid),
-            Verdict::Invalid(why) => Err(AppError(format!(
-                "certified block {} at height {} does not replay on this node ({why}): this node diverged from \
-                 its validators (non-deterministic execution, or a faulty quorum) and stops rather than serve \
-                 state the network did not agree on",
-                body.hash(),
-                decoded.header.height
-            ))),
+            Verdict::Invalid(why) => Err(diverged(body, decoded.header.height, &why)),
         }
     }
 
@@ -251,8 +273,9 @@ impl BlockApp for ShardApp {
         if !self.candidates().contains_key(&hash) {
             // Decided while this node was down or behind: rebuild it now; a certified block that does not
             // replay here means this node diverged from its validators.
-            if let Verdict::Invalid(why) = self.validate(None, body).await? {
-                return Err(AppError(format!("certified block {hash} does not replay on this node: {why}")));
+            if let Verdict::Invalid(why) = self.rebuild(None, body, false).await? {
+                let height = pb::BlockHeader::decode(body.header.as_slice()).map_or(0, |h| h.height);
+                return Err(diverged(body, height, &why));
             }
         }
         let proposal =

@@ -239,8 +239,9 @@ async fn four_validators_decide_one_chain_survive_one_down_and_halt_with_two_dow
 
     // A follower started now catches up by value sync; both followers hold the validators' chain.
     let mut late = start_node(follower(0xf2), &validators, &ports, 5, dir.path(), None).await;
+    // The validators keep deciding a block every 30 ms: the followers must reach the height they had now.
+    let target = nodes[0].app.hashes().len();
     wait_for("the followers at the validators' height", Duration::from_secs(60), || {
-        let target = nodes[0].app.hashes().len();
         early.app.hashes().len() >= target && late.app.hashes().len() >= target
     })
     .await;

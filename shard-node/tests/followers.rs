@@ -23,15 +23,11 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId, B256,
 };
-use shardex_test_support::{wait_for, ShardNodeProcess};
+use shardex_test_support::{free_port, wait_for, ShardNodeProcess};
 
 const CHAIN: ChainId = ChainId(62);
 const SHARD: ShardId = ShardId(1);
 const VALIDATORS: usize = 4;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
 
 struct Ports {
     rpc: Vec<u16>,

@@ -28,7 +28,7 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId, B256,
 };
-use shardex_test_support::{start_coordinator, wait_for, ServerProcess, ShardNodeProcess};
+use shardex_test_support::{free_port, start_coordinator, wait_for, ServerProcess, ShardNodeProcess};
 
 const CHAIN: ChainId = ChainId(61);
 const SHARD: ShardId = ShardId(1);
@@ -40,10 +40,6 @@ const TAKEOVER: Duration = Duration::from_secs(2);
 
 fn seed() -> u64 {
     std::env::var("SHARDEX_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5e9_5e7)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// The coordinator binary of this profile, built by a nested `cargo build` (a no-op when fresh).

@@ -160,6 +160,12 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (for processes that must name each other's ports
+/// before any of them starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
 /// Polls `f` every 20 ms until it returns Some, or panics with `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where

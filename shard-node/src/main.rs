@@ -45,6 +45,7 @@ fn main() -> eyre::Result<()> {
         return replay_check(&cfg);
     }
     arm_crash_point()?;
+    arm_divergence()?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
 }
 
@@ -153,6 +154,17 @@ fn arm_crash_point() -> eyre::Result<()> {
     })?;
     faults::crash_before_flush_of(n);
     tracing::warn!(target: "shard::node", n, "fault injection armed: aborting before the flush of written block {n}");
+    Ok(())
+}
+
+/// Arms the divergence of `SHARDEX_DIVERGE_AT` (fault injection for divergence tests), if set.
+fn arm_divergence() -> eyre::Result<()> {
+    let Ok(value) = std::env::var(faults::ENV_DIVERGE_AT) else { return Ok(()) };
+    let height: u64 = value.parse().wrap_err_with(|| {
+        format!("{}={value:?}: expected the height whose re-execution diverges", faults::ENV_DIVERGE_AT)
+    })?;
+    faults::diverge_at(height);
+    tracing::warn!(target: "shard::node", height, "fault injection armed: the re-execution of this height diverges");
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! first is SIGKILLed and restarted on its data. Deposits go to validators and to the follower (which
 //! forwards them to the proposer). At the end every height has one header on every node, each follower's
 //! header is certified by the genesis set, followers answer tx status and account queries as the validators
-//! do, say they are followers, and never proposed a block.
+//! do, say they are followers, and never proposed a block. Then the first follower is restarted with a
+//! divergence injected at a later height: it must exit naming that height, and the set goes on.
 
 use std::{
     path::Path,
@@ -231,6 +232,26 @@ async fn followers_track_a_four_validator_shard_under_load_and_serve_its_reads()
         assert_eq!(c.status().await.expect("status").role, "follower");
     }
     assert_eq!(clients[0].status().await.expect("status").role, "validator");
+
+    // A follower whose re-execution of a certified block differs (armed by fault injection) stops with an
+    // error naming the block, and commits nothing from that height on, while the set goes on.
+    let h = height(&endpoint(early)).await.expect("the follower answers");
+    nodes[early].kill9();
+    let at = h + 5;
+    nodes[early].set_env(&[("SHARDEX_DIVERGE_AT", &at.to_string())]);
+    nodes[early].restart();
+    let exit = tokio::task::block_in_place(|| nodes[early].wait_exit(Duration::from_secs(60)));
+    assert!(!exit.success(), "a diverged follower must exit with an error");
+    let log = nodes[early].log();
+    assert!(
+        log.contains(&format!("at height {at} does not replay on this node")) && log.contains("diverged"),
+        "the follower's log does not say why it stopped:\n{log}"
+    );
+    let before = height(&endpoint(0)).await.expect("validator 0 answers");
+    wait_for(Duration::from_secs(30), "the set to go on without the follower", || async {
+        height(&endpoint(0)).await.filter(|h| *h > before)
+    })
+    .await;
     for n in &mut nodes {
         n.kill9();
     }

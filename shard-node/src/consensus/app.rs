@@ -24,7 +24,7 @@ use tracing::debug;
 use super::Routing;
 use crate::{
     runtime::{now_ms, NodeHandle},
-    shard::{Proposal, ReplayError, ShardError},
+    shard::{faults, Proposal, ReplayError, ShardError},
     vm::BlockCtx,
 };
 
@@ -111,6 +111,12 @@ impl ShardApp {
             Ok(checked) => checked,
             Err(why) => return Ok(Verdict::Invalid(why)),
         };
+        if faults::diverges(ctx.height) {
+            return Ok(Verdict::Invalid(format!(
+                "re-execution rebuilds another header (state_root differs: {} injected at this height)",
+                faults::ENV_DIVERGE_AT
+            )));
+        }
         let rebuilder = self.node.shard().rebuilder();
         let rebuilt = joined(tokio::task::spawn_blocking(move || rebuilder.rebuild(ctx, by, txs)).await)?;
         let proposal = match rebuilt {

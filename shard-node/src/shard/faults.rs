@@ -1,4 +1,4 @@
-//! Fault injection for crash testing. `testnet chaos` starts a node with `SHARDEX_CRASH_BEFORE_FLUSH=N`
+//! Fault injection for crash and divergence testing. `testnet chaos` starts a node with `SHARDEX_CRASH_BEFORE_FLUSH=N`
 //! (read by `shard-node` at start, [`ENV_CRASH_BEFORE_FLUSH`]); the node then aborts right after applying
 //! the N-th block batch it writes and before flushing it: the window in which a power cut leaves that batch
 //! wholly on disk or wholly lost, never half. Off unless armed; one relaxed atomic load per block otherwise.
@@ -26,4 +26,22 @@ pub(super) fn before_flush(height: u64) {
         eprintln!("{ENV_CRASH_BEFORE_FLUSH}: aborting after writing block {height}, before its flush");
         std::process::abort();
     }
+}
+
+/// The environment variable `shard-node` arms [`diverge_at`] from.
+pub const ENV_DIVERGE_AT: &str = "SHARDEX_DIVERGE_AT";
+
+/// The height whose re-execution this process pretends rebuilds another header; 0 = none.
+static DIVERGE_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Arms a divergence: this node's re-execution of the block at `height` is judged to rebuild another
+/// header, as a non-deterministic node's would (0 disarms). Proves that such a node stops, saying so.
+pub fn diverge_at(height: u64) {
+    DIVERGE_AT.store(height, Ordering::SeqCst);
+}
+
+/// Whether re-executing the block at `height` must be taken to diverge.
+pub fn diverges(height: u64) -> bool {
+    let at = DIVERGE_AT.load(Ordering::Relaxed);
+    at != 0 && at == height
 }

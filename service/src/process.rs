@@ -5,9 +5,15 @@ use std::path::Path;
 /// Writes `addr` to `<dir>/rpc.addr` atomically (write, then rename), so a harness polling for the file
 /// never reads half a line.
 pub fn write_addr_file(dir: &Path, addr: &str) -> std::io::Result<()> {
-    let tmp = dir.join("rpc.addr.tmp");
+    write_named_addr_file(dir, "rpc.addr", addr)
+}
+
+/// Writes `addr` to `<dir>/<name>` atomically (temp file + rename), for tests and tools to read another
+/// listener's actual address (e.g. `sync.addr`).
+pub fn write_named_addr_file(dir: &Path, name: &str, addr: &str) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     std::fs::write(&tmp, addr)?;
-    std::fs::rename(&tmp, dir.join("rpc.addr"))
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 /// Logs to stderr through `tracing` with the EnvFilter `filter` (ANSI colours only on a terminal).

@@ -1,4 +1,4 @@
-//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [consensus] [log]`,
+//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [consensus] [sync] [log]`,
 //! every value overridable by a `--section.key` flag. Defaults suit a laptop testnet.
 
 use std::{
@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub state: StateSection,
     /// The validator set's consensus.
     pub consensus: ConsensusSection,
+    /// State sync: serving snapshots, and starting from one.
+    pub sync: SyncSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -215,6 +217,55 @@ impl Default for ConsensusSection {
     }
 }
 
+/// How a node with an empty data directory starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// From the genesis file, receiving and re-executing every block since.
+    Replay,
+    /// From a snapshot of the newest certified height its `sync.peers` offer, then the blocks after it.
+    Snapshot,
+}
+
+impl SyncMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replay => "replay",
+            Self::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSection {
+    /// `replay` or `snapshot`: how an empty data directory starts (a store that holds a head always resumes
+    /// from it).
+    pub mode: SyncMode,
+    /// Peers to fetch a snapshot from: their `sync.listen` multiaddrs, e.g. `/ip4/127.0.0.1/tcp/7400`.
+    pub peers: Vec<String>,
+    /// Where to serve snapshots of this node's state (libp2p multiaddr); empty: do not serve.
+    pub listen: String,
+    /// Trie nodes asked for per chunk (at most 16384).
+    pub chunk_nodes: u32,
+    /// How long to wait for the snapshot peers' connections, ms.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        Self {
+            mode: SyncMode::Replay,
+            peers: Vec::new(),
+            listen: String::new(),
+            chunk_nodes: 4096,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -256,6 +307,7 @@ impl Default for NodeConfig {
             },
             state: StateSection { retention_blocks: shard.retention_blocks },
             consensus: ConsensusSection::default(),
+            sync: SyncSection::default(),
             log: LogSection { filter: DEFAULT_LOG_FILTER.into() },
         }
     }
@@ -364,6 +416,18 @@ pub struct ConfigFlags {
     /// Longest an idle proposer waits for a tx before proposing an empty block, in ms.
     #[arg(long = "consensus.max-idle-ms", value_name = "MS")]
     pub consensus_max_idle_ms: Option<u64>,
+    /// How an empty data directory starts: replay (from genesis) or snapshot (from sync.peers).
+    #[arg(long = "sync", visible_alias = "sync.mode", value_name = "MODE")]
+    pub sync_mode: Option<SyncMode>,
+    /// A peer to fetch a snapshot from, as its sync.listen multiaddr (repeat for each; replaces the file's).
+    #[arg(long = "sync.peer", value_name = "MULTIADDR")]
+    pub sync_peers: Vec<String>,
+    /// Where to serve state snapshots (libp2p multiaddr; port 0 picks one, written to <data_dir>/sync.addr).
+    #[arg(long = "sync.listen", value_name = "MULTIADDR")]
+    pub sync_listen: Option<String>,
+    /// Trie nodes asked for per snapshot chunk.
+    #[arg(long = "sync.chunk-nodes", value_name = "N")]
+    pub sync_chunk_nodes: Option<u32>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
@@ -399,6 +463,12 @@ impl NodeConfig {
         set(f.consensus_timeout_propose_ms, &mut cfg.consensus.timeout_propose_ms);
         set(f.consensus_timeout_vote_ms, &mut cfg.consensus.timeout_vote_ms);
         set(f.consensus_max_idle_ms, &mut cfg.consensus.max_idle_ms);
+        set(f.sync_mode, &mut cfg.sync.mode);
+        if !f.sync_peers.is_empty() {
+            cfg.sync.peers = f.sync_peers;
+        }
+        set(f.sync_listen, &mut cfg.sync.listen);
+        set(f.sync_chunk_nodes, &mut cfg.sync.chunk_nodes);
         set(f.log_filter, &mut cfg.log.filter);
         cfg.validate()?;
         Ok(cfg)
@@ -459,6 +529,27 @@ impl NodeConfig {
                 "must be at most half of consensus.timeout_propose_ms (validators would time the proposer out)",
             ),
             ("consensus.max_future_ms", (1..=60_000).contains(&self.consensus.max_future_ms), "must be 1..=60000"),
+            (
+                "sync.peers",
+                self.sync.mode == SyncMode::Replay || !self.sync.peers.is_empty(),
+                "sync.mode = snapshot needs the peers to fetch it from (their sync.listen multiaddrs)",
+            ),
+            (
+                "sync.peers",
+                self.sync.peers.iter().all(|p| p.parse::<libp2p::Multiaddr>().is_ok()),
+                "every peer must be a libp2p multiaddr, e.g. /ip4/127.0.0.1/tcp/7400",
+            ),
+            (
+                "sync.listen",
+                self.sync.listen.is_empty() || self.sync.listen.parse::<libp2p::Multiaddr>().is_ok(),
+                "must be empty (do not serve) or a libp2p multiaddr, e.g. /ip4/127.0.0.1/tcp/7400",
+            ),
+            (
+                "sync.chunk_nodes",
+                (1..=shardex_statesync::MAX_CHUNK_NODES).contains(&self.sync.chunk_nodes),
+                "must be 1..=16384",
+            ),
+            ("sync.connect_timeout_ms", (1..=600_000).contains(&self.sync.connect_timeout_ms), "must be 1..=600000"),
         ])
     }
 
@@ -549,6 +640,30 @@ mod tests {
             NodeConfig::load(Some(&path), &ConfigFlags::default()),
             Err(ConfigError::Invalid { key: "rpc.stream_idle_ms", .. })
         ));
+    }
+
+    #[test]
+    fn snapshot_sync_needs_peers_and_every_address_must_be_a_multiaddr() {
+        let flags = ConfigFlags { sync_mode: Some(SyncMode::Snapshot), ..Default::default() };
+        assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "sync.peers", .. })));
+        let flags = ConfigFlags {
+            sync_mode: Some(SyncMode::Snapshot),
+            sync_peers: vec!["127.0.0.1:7400".into()],
+            ..Default::default()
+        };
+        assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "sync.peers", .. })));
+        let flags = ConfigFlags { sync_listen: Some("0.0.0.0:7400".into()), ..Default::default() };
+        assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "sync.listen", .. })));
+        let flags = ConfigFlags { sync_chunk_nodes: Some(20_000), ..Default::default() };
+        assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "sync.chunk_nodes", .. })));
+        let flags = ConfigFlags {
+            sync_mode: Some(SyncMode::Snapshot),
+            sync_peers: vec!["/ip4/127.0.0.1/tcp/7400".into()],
+            sync_listen: Some("/ip4/127.0.0.1/tcp/0".into()),
+            ..Default::default()
+        };
+        let cfg = NodeConfig::load(None, &flags).expect("valid");
+        assert_eq!((cfg.sync.mode, cfg.sync.peers.len(), cfg.sync.chunk_nodes), (SyncMode::Snapshot, 1, 4096));
     }
 
     #[test]

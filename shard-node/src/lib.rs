@@ -9,4 +9,5 @@ pub mod runtime;
 pub mod sequencer;
 pub mod shard;
 pub mod state;
+pub mod statesync;
 pub mod vm;

@@ -7,12 +7,17 @@ use clap::Parser;
 use eyre::{eyre, WrapErr};
 use shardex_core::{genesis::Genesis, Keypair};
 use shardex_shard_node::{
-    config::{ConfigFlags, EngineKind, NodeConfig},
+    config::{ConfigFlags, EngineKind, NodeConfig, SyncMode},
     consensus::{self, Forwarder, Leader, Routing},
     rpc,
     runtime::{run_producer, NodeHandle},
     sequencer::SoloSequencer,
-    shard::{audit, faults, Role, Shard},
+    shard::{
+        audit, faults,
+        sync::{discard_interrupted, store_state, StoreState},
+        Role, Shard,
+    },
+    statesync::{sync_from_peers, NetSyncSettings, SnapshotProvider},
 };
 use tracing::info;
 
@@ -46,6 +51,7 @@ fn main() -> eyre::Result<()> {
     }
     arm_crash_point()?;
     arm_divergence()?;
+    arm_snapshot_corruption();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
 }
 
@@ -58,10 +64,14 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     let db = shardex_service::storage::open_db(&cfg.node.data_dir.join("db"))?;
     let domain = shardex_core::tx::TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
     check_engine(&cfg, &genesis, &key)?;
+    if cfg.sync.mode == SyncMode::Snapshot {
+        snapshot_sync(&cfg, &db, &genesis).await?;
+    }
     let shard = Shard::open(db.clone(), genesis, key.clone(), cfg.shard()).wrap_err("opening shard state")?;
     let head = shard.head().clone();
     info!(target: "shard::node", height = head.height, root = %head.state_root, node_key = %key.account(), engine = ?cfg.consensus.engine, role = cfg.consensus.role.as_str(), "shard opened");
     let node = NodeHandle::new(shard);
+    let _snapshots = serve_snapshots(&cfg, &key, &node).await?;
 
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
@@ -123,6 +133,83 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
         }
     };
     outcome
+}
+
+/// `sync.mode = snapshot`: an empty data directory (or one an interrupted sync left) is filled from the
+/// newest certified snapshot its peers offer; a store that holds a head resumes from it as usual.
+async fn snapshot_sync(cfg: &NodeConfig, db: &sled::Db, genesis: &Genesis) -> eyre::Result<()> {
+    match store_state(db).wrap_err("reading the store")? {
+        StoreState::Holds => {
+            info!(target: "shard::statesync", "the store holds a head: resuming from it, no snapshot needed");
+            return Ok(());
+        }
+        StoreState::Interrupted(height) => {
+            tracing::warn!(target: "shard::statesync", height, "a snapshot sync was interrupted here: discarding its partial state and starting over");
+            discard_interrupted(db).wrap_err("discarding the interrupted sync")?;
+        }
+        StoreState::Empty => {}
+    }
+    let peers = cfg.sync.peers.iter().map(|p| p.parse()).collect::<Result<Vec<_>, _>>().wrap_err("sync.peers")?;
+    let settings = NetSyncSettings {
+        peers,
+        chunk_nodes: cfg.sync.chunk_nodes,
+        connect_timeout: Duration::from_millis(cfg.sync.connect_timeout_ms),
+    };
+    println!("shard-node: state sync from {} peer(s)", settings.peers.len());
+    let mut last = std::time::Instant::now();
+    let progress = move |p: shardex_shard_node::shard::sync::SyncProgress| {
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = std::time::Instant::now();
+            println!(
+                "shard-node: state sync at height {}: {} values, {} trie nodes, {} chunks",
+                p.height, p.leaves, p.nodes, p.chunks
+            );
+        }
+    };
+    let report = sync_from_peers(db.clone(), genesis.clone(), cfg.shard(), settings, progress)
+        .await
+        .wrap_err("state sync from a snapshot failed (the data directory is left to be started over)")?;
+    for (peer, why) in &report.sync.refused {
+        println!("shard-node: state sync refused a chunk from {peer}: {why}");
+    }
+    println!(
+        "shard-node: state synced to height {}: {} values, {} trie nodes, {} bytes in {} chunks, {} ms, {} chunk(s)          refused",
+        report.sync.height,
+        report.sync.leaves,
+        report.sync.nodes,
+        report.bytes,
+        report.sync.chunks,
+        report.elapsed.as_millis(),
+        report.sync.refused.len()
+    );
+    Ok(())
+}
+
+/// Serves snapshots of this node's state on `sync.listen`, if set; the address goes to `<data_dir>/sync.addr`.
+async fn serve_snapshots(
+    cfg: &NodeConfig,
+    key: &shardex_core::Keypair,
+    node: &Arc<NodeHandle>,
+) -> eyre::Result<Option<shardex_statesync::Server>> {
+    if cfg.sync.listen.is_empty() {
+        return Ok(None);
+    }
+    let listen = cfg.sync.listen.parse().wrap_err("sync.listen")?;
+    let identity = libp2p_identity::Keypair::ed25519_from_bytes(key.secret_bytes()).wrap_err("node key")?;
+    let server = shardex_statesync::serve(listen, identity, Arc::new(SnapshotProvider::new(Arc::clone(node))))
+        .await
+        .wrap_err("serving snapshots")?;
+    shardex_service::process::write_named_addr_file(&cfg.node.data_dir, "sync.addr", &server.listen_addr.to_string())
+        .wrap_err("writing sync.addr")?;
+    Ok(Some(server))
+}
+
+/// Arms `SHARDEX_CORRUPT_SNAPSHOT` (fault injection for state sync tests), if set to anything but `0`.
+fn arm_snapshot_corruption() {
+    if std::env::var(faults::ENV_CORRUPT_SNAPSHOT).is_ok_and(|v| v != "0") {
+        faults::corrupt_snapshots(true);
+        tracing::warn!(target: "shard::node", "fault injection armed: every snapshot chunk served is corrupted");
+    }
 }
 
 /// `--replay-check`: see [`shardex_shard_node::shard::audit`].

@@ -12,7 +12,6 @@ mod support;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -28,7 +27,7 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId, B256,
 };
-use shardex_test_support::{free_port, start_coordinator, wait_for, ServerProcess, ShardNodeProcess};
+use shardex_test_support::{free_port, sibling_bin, start_coordinator, wait_for, ServerProcess, ShardNodeProcess};
 
 const CHAIN: ChainId = ChainId(61);
 const SHARD: ShardId = ShardId(1);
@@ -42,17 +41,9 @@ fn seed() -> u64 {
     std::env::var("SHARDEX_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5e9_5e7)
 }
 
-/// The coordinator binary of this profile, built by a nested `cargo build` (a no-op when fresh).
+/// The coordinator binary of this profile.
 fn coordinator_bin() -> PathBuf {
-    let node = PathBuf::from(env!("CARGO_BIN_EXE_shard-node"));
-    let dir = node.parent().expect("bin dir").to_path_buf();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-p", "shardex-coordinator", "--bins"]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("cargo build").success(), "building the coordinator failed");
-    dir.join("coordinator")
+    sibling_bin(Path::new(env!("CARGO_BIN_EXE_shard-node")), "shardex-coordinator", "coordinator")
 }
 
 struct Set {

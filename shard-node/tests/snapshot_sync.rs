@@ -13,7 +13,7 @@ use shardex_core::{
 use shardex_shard_node::{
     shard::{
         audit,
-        sync::{sync_from_snapshot, SnapshotSource},
+        sync::{discard_interrupted, store_state, sync_from_snapshot, SnapshotSource, StoreState},
         HeadView, Shard, ShardConfig,
     },
     state::SnapshotNode,
@@ -127,7 +127,7 @@ fn a_shard_synced_from_a_snapshot_matches_its_source_and_follows_it() {
 
     // This store began at a snapshot: it cannot be replayed from genesis, and says so.
     let err = audit::replay_check(
-        db,
+        db.clone(),
         genesis.clone(),
         Net::validator(),
         ShardConfig::default(),
@@ -144,6 +144,14 @@ fn a_shard_synced_from_a_snapshot_matches_its_source_and_follows_it() {
     let err = sync_from_snapshot(&db2, &genesis, &ShardConfig::default(), block, &mut [&mut only_liar], 64)
         .expect_err("no honest source");
     assert!(err.to_string().contains("every source failed"), "{err}");
-    let err = Shard::open(db2, genesis, Net::validator(), ShardConfig::default()).err().expect("refused");
+    let err =
+        Shard::open(db2.clone(), genesis.clone(), Net::validator(), ShardConfig::default()).err().expect("refused");
     assert!(err.to_string().contains("interrupted"), "{err}");
+    // `--sync snapshot` discards such a store (and only such a store) to start over.
+    assert_eq!(store_state(&db2).expect("state"), StoreState::Interrupted(height));
+    assert_eq!(discard_interrupted(&db2).expect("discarded"), height);
+    assert_eq!(store_state(&db2).expect("state"), StoreState::Empty);
+    assert!(discard_interrupted(&db2).is_err(), "an empty store is not discarded");
+    assert_eq!(store_state(&db).expect("state"), StoreState::Holds);
+    assert!(discard_interrupted(&db).is_err(), "a synced store is never discarded");
 }

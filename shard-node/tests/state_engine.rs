@@ -306,6 +306,38 @@ fn pruning_keeps_node_records_bounded() {
 }
 
 #[test]
+fn a_pinned_version_outlives_the_retention_window_until_its_lease_ends() {
+    const RETENTION: u64 = 4;
+    let pool: Vec<B256> = (0u8..16).map(|i| B256::from([i.wrapping_mul(37).wrapping_add(1); 32])).collect();
+    let round = |h: &mut Harness, n: usize| {
+        let changes: Changes = (0..3).map(|i| (pool[(n * 3 + i) % pool.len()], Some(vec![n as u8 + 1; 8]))).collect();
+        h.commit(&changes).expect("update");
+    };
+    let mut h = Harness::new(RETENTION, true);
+    h.commit(&pool.iter().map(|k| (*k, Some(vec![9; 8]))).collect()).expect("genesis");
+    round(&mut h, 1);
+    // Version 1 is being served as a snapshot: it must stay whole however far the head moves meanwhile.
+    h.engine.pin(1, std::time::Duration::from_millis(300));
+    for n in 2..20 {
+        round(&mut h, n);
+    }
+    assert_eq!(h.engine.oldest_version().expect("oldest"), Some(1));
+    let chunk = h.engine.snapshot_nodes(1, None, 10_000).expect("the pinned version exports whole");
+    assert!(chunk.len() > pool.len(), "{} nodes", chunk.len());
+    for key in &pool {
+        h.check_proof(1, key).expect("the pinned version proves");
+    }
+    assert!(matches!(h.engine.proof(0, &pool[0]), Err(StateError::VersionPruned { .. })), "older than the pin");
+
+    // Once the lease ends the next block prunes it like any other.
+    std::thread::sleep(std::time::Duration::from_millis(350));
+    round(&mut h, 20);
+    let head = h.history.len() as u64 - 1;
+    assert_eq!(h.engine.oldest_version().expect("oldest"), Some(head - RETENTION));
+    assert!(matches!(h.engine.snapshot_nodes(1, None, 10), Err(StateError::VersionPruned { .. })));
+}
+
+#[test]
 fn reopen_resumes_from_the_flushed_head() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pool = key_pool();

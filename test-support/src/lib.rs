@@ -45,6 +45,18 @@ impl ServerProcess {
         data_dir: &Path,
         log_file: &Path,
     ) -> Self {
+        Self::start_with_env(name, program, args, data_dir, log_file, &[])
+    }
+
+    /// [`ServerProcess::start`] with environment variables (kept for restarts; see [`ServerProcess::set_env`]).
+    pub fn start_with_env(
+        name: &str,
+        program: &Path,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+        data_dir: &Path,
+        log_file: &Path,
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut server = Self {
             name: name.to_owned(),
             program: program.to_path_buf(),
@@ -55,6 +67,7 @@ impl ServerProcess {
             child: None,
             endpoint: String::new(),
         };
+        server.set_env(envs);
         server.spawn();
         server
     }
@@ -134,6 +147,11 @@ impl ServerProcess {
         }
     }
 
+    /// Appends arguments for the next (re)start (later flags win over earlier ones).
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.args.extend(args.iter().map(OsString::from));
+    }
+
     /// Starts the server again, same program, arguments and directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a running {}", self.name);
@@ -158,6 +176,21 @@ impl Drop for ServerProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// The binary `name` of workspace package `package`, built beside `bin` (a binary of the test's own package,
+/// e.g. `env!("CARGO_BIN_EXE_shard-node")`) in the same profile by a nested `cargo build` (a no-op when
+/// fresh).
+pub fn sibling_bin(bin: &Path, package: &str, name: &str) -> PathBuf {
+    let dir = bin.parent().expect("bin dir").to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", package, "--bins"]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    assert!(cmd.status().expect("cargo build").success(), "building {package} failed");
+    dir.join(name)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (for processes that must name each other's ports
@@ -194,6 +227,18 @@ impl ShardNodeProcess {
     /// Writes genesis and key into `dir` and starts `program` (a `shard-node` binary) with `extra_args`
     /// after the test settings (later flags win).
     pub fn start(program: &Path, dir: &Path, genesis: &Genesis, key: &Keypair, extra_args: &[&str]) -> Self {
+        Self::start_with_env(program, dir, genesis, key, extra_args, &[])
+    }
+
+    /// [`ShardNodeProcess::start`] with environment variables (fault injection, kept for restarts).
+    pub fn start_with_env(
+        program: &Path,
+        dir: &Path,
+        genesis: &Genesis,
+        key: &Keypair,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         std::fs::create_dir_all(dir).expect("create node dir");
         std::fs::write(dir.join("genesis.toml"), genesis.to_toml()).expect("write genesis");
         key.write_file(&dir.join("node.key")).expect("write key");
@@ -209,7 +254,8 @@ impl ShardNodeProcess {
             ["--rpc.addr", "127.0.0.1:0", "--block.interval-ms", "20", "--log.filter", "info"].map(OsString::from),
         );
         args.extend(extra_args.iter().map(OsString::from));
-        let server = ServerProcess::start("shard-node", program, args, &dir.join("data"), &dir.join("node.log"));
+        let server =
+            ServerProcess::start_with_env("shard-node", program, args, &dir.join("data"), &dir.join("node.log"), envs);
         Self { dir: dir.to_path_buf(), server }
     }
 

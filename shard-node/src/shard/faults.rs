@@ -1,9 +1,11 @@
 //! Fault injection for crash and divergence testing. `testnet chaos` starts a node with `SHARDEX_CRASH_BEFORE_FLUSH=N`
 //! (read by `shard-node` at start, [`ENV_CRASH_BEFORE_FLUSH`]); the node then aborts right after applying
 //! the N-th block batch it writes and before flushing it: the window in which a power cut leaves that batch
-//! wholly on disk or wholly lost, never half. Off unless armed; one relaxed atomic load per block otherwise.
+//! wholly on disk or wholly lost, never half. `SHARDEX_DIVERGE_AT` fakes a non-deterministic re-execution, and
+//! `SHARDEX_CORRUPT_SNAPSHOT` a peer serving bad snapshot chunks. Off unless armed; one relaxed atomic load
+//! per use otherwise.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The environment variable `shard-node` arms [`crash_before_flush_of`] from.
 pub const ENV_CRASH_BEFORE_FLUSH: &str = "SHARDEX_CRASH_BEFORE_FLUSH";
@@ -44,4 +46,20 @@ pub fn diverge_at(height: u64) {
 pub fn diverges(height: u64) -> bool {
     let at = DIVERGE_AT.load(Ordering::Relaxed);
     at != 0 && at == height
+}
+
+/// The environment variable `shard-node` arms [`corrupt_snapshots`] from (any value but `0`).
+pub const ENV_CORRUPT_SNAPSHOT: &str = "SHARDEX_CORRUPT_SNAPSHOT";
+
+static CORRUPT_SNAPSHOTS: AtomicBool = AtomicBool::new(false);
+
+/// Arms snapshot corruption: every snapshot chunk this node serves has a byte of its first node flipped, as
+/// a faulty or lying peer's would. Proves that a syncing node refuses the chunk and finishes from another.
+pub fn corrupt_snapshots(on: bool) {
+    CORRUPT_SNAPSHOTS.store(on, Ordering::SeqCst);
+}
+
+/// Whether served snapshot chunks must be corrupted.
+pub fn corrupts_snapshots() -> bool {
+    CORRUPT_SNAPSHOTS.load(Ordering::Relaxed)
 }

@@ -2,12 +2,12 @@
 //!
 //! The only things trusted are the genesis file and a block at H whose header is certified by a quorum of
 //! the genesis validators: its body must match the header's roots, and the snapshot must rebuild the
-//! header's state root node by node ([`SnapshotImport`]). Chunks come from [`SnapshotSource`]s; a source
-//! whose chunk fails (a transport error, or a node that does not verify) is left for the next one, which is
-//! asked for the same range. The store is marked as syncing before the first chunk is written, so an
-//! interrupted sync is refused at the next open instead of being mistaken for a fresh store; the head at H,
-//! the genesis hash and the completed mark are written in one batch with the version's root record, then
-//! flushed. Afterwards [`Shard::open`](super::Shard::open) resumes from H like any restart, and blocks above
+//! header's state root node by node ([`SnapshotImport`]). Chunks come from [`SnapshotSource`]s, which take
+//! turns; a source whose chunk fails (a transport error, a node that does not verify, an early end) is
+//! dropped, and the next one is asked for the same range. The store is marked as syncing before the first
+//! chunk is written, so an interrupted sync is refused at the next open instead of being mistaken for a
+//! fresh store ([`discard_interrupted`] empties it to start over); the head at H, the genesis hash and the
+//! completed mark are written in one batch with the version's root record, then flushed. Afterwards [`Shard::open`](super::Shard::open) resumes from H like any restart, and blocks above
 //! H follow by value sync. Blocks below H are not held.
 
 use alloy_trie::Nibbles;
@@ -53,6 +53,107 @@ pub struct SyncReport {
     pub refused: Vec<(String, String)>,
 }
 
+/// What a data directory holds, as far as starting from a snapshot is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreState {
+    /// Nothing: a snapshot sync may start here.
+    Empty,
+    /// A snapshot sync at this height began and never finished; the store holds a partial state only.
+    Interrupted(u64),
+    /// A head: the node resumes from it.
+    Holds,
+}
+
+/// What `db` holds (see [`StoreState`]).
+pub fn store_state(db: &sled::Db) -> Result<StoreState, ShardError> {
+    let tree = db.open_tree("shard")?;
+    let chain = ChainStore::new(tree.clone());
+    if let Some((height, false)) = chain.snapshot_base()? {
+        return Ok(StoreState::Interrupted(height));
+    }
+    let engine = StateEngine::open(tree, 1)?;
+    Ok(match chain.head()?.is_some() || engine.latest_version()?.is_some() {
+        true => StoreState::Holds,
+        false => StoreState::Empty,
+    })
+}
+
+/// Empties a store that an interrupted snapshot sync left behind (it holds nothing but part of a
+/// snapshot), so that the sync can start over. Refuses any other store.
+pub fn discard_interrupted(db: &sled::Db) -> Result<u64, ShardError> {
+    let StoreState::Interrupted(height) = store_state(db)? else {
+        return Err(ShardError::Inconsistent("only a store left by an interrupted snapshot sync is discarded".into()));
+    };
+    db.open_tree("shard")?.clear()?;
+    db.open_tree("consensus")?.clear()?;
+    db.flush()?;
+    Ok(height)
+}
+
+/// A block at H checked to be certified by the genesis validators, with its body matching its header.
+#[derive(Debug, Clone)]
+pub struct CertifiedSnapshotBlock {
+    block: pb::Block,
+    height: u64,
+    state_root: alloy_primitives::B256,
+    tx_hashes: Vec<alloy_primitives::B256>,
+}
+
+impl CertifiedSnapshotBlock {
+    /// Checks `block` against `genesis`: its header's certificate, and its txs, receipts and events against
+    /// the header's roots. Nothing else about a snapshot is trusted.
+    pub fn verify(genesis: &Genesis, config: &ShardConfig, block: pb::Block) -> Result<Self, ShardError> {
+        let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
+        let fh = block.header.clone().ok_or_else(|| invalid("the block has no header"))?;
+        let decoded = verify_finalized(&fh, domain.chain, domain.shard, &genesis.validators)
+            .map_err(|e| invalid(&format!("the block's header is not certified by the genesis validators: {e}")))?;
+        let height = decoded.header.height;
+        if height == 0 {
+            return Err(invalid("a snapshot at height 0 is the genesis: start without one"));
+        }
+        let mut tx_hashes = Vec::with_capacity(block.txs.len());
+        for (i, tx) in block.txs.iter().enumerate() {
+            let verified = verify_envelope(tx.clone(), domain, config.max_tx_bytes)
+                .map_err(|e| invalid(&format!("tx {i} of the block: {e}")))?;
+            tx_hashes.push(verified.hash());
+        }
+        let roots = [
+            ("tx_root", &decoded.header.tx_root, ordered_root(&encode_all(&block.txs))),
+            ("receipts_root", &decoded.header.receipts_root, ordered_root(&encode_all(&block.receipts))),
+            ("events_root", &decoded.header.events_root, ordered_root(&encode_all(&block.block_events))),
+        ];
+        if let Some((name, _, _)) =
+            roots.iter().find(|(_, claimed, computed)| claimed.as_slice() != computed.as_slice())
+        {
+            return Err(invalid(&format!("the block's body does not match its header's {name}")));
+        }
+        Ok(Self { state_root: decoded.state_root(), block, height, tx_hashes })
+    }
+
+    /// Its height.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// The state root its header certifies.
+    pub fn state_root(&self) -> alloy_primitives::B256 {
+        self.state_root
+    }
+}
+
+/// Progress of a running sync, as reported after each applied chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// The snapshot's height.
+    pub height: u64,
+    /// Chunks applied so far.
+    pub chunks: u64,
+    /// Trie nodes imported so far.
+    pub nodes: u64,
+    /// State values imported so far.
+    pub leaves: u64,
+}
+
 /// Syncs the empty store `db` to the certified block `block` from `sources` (see the module docs).
 /// `chunk_nodes` bounds each request (at most [`MAX_SNAPSHOT_CHUNK_NODES`]).
 pub fn sync_from_snapshot(
@@ -63,7 +164,20 @@ pub fn sync_from_snapshot(
     sources: &mut [&mut dyn SnapshotSource],
     chunk_nodes: usize,
 ) -> Result<SyncReport, ShardError> {
-    let domain = TxDomain { chain: genesis.chain_id, shard: genesis.shard_id };
+    let block = CertifiedSnapshotBlock::verify(genesis, config, block)?;
+    sync_certified(db, genesis, config, block, sources, chunk_nodes, &mut |_| {})
+}
+
+/// [`sync_from_snapshot`] of a block already verified, reporting progress after every applied chunk.
+pub fn sync_certified(
+    db: &sled::Db,
+    genesis: &Genesis,
+    config: &ShardConfig,
+    block: CertifiedSnapshotBlock,
+    sources: &mut [&mut dyn SnapshotSource],
+    chunk_nodes: usize,
+    progress: &mut dyn FnMut(SyncProgress),
+) -> Result<SyncReport, ShardError> {
     let tree = db.open_tree("shard")?;
     let engine = StateEngine::open(tree.clone(), config.retention_blocks)?;
     let chain = ChainStore::new(tree.clone());
@@ -73,44 +187,36 @@ pub fn sync_from_snapshot(
     if sources.is_empty() {
         return Err(ShardError::Inconsistent("snapshot sync needs at least one source".into()));
     }
-    let fh = block.header.clone().ok_or_else(|| invalid("the block has no header"))?;
-    let decoded = verify_finalized(&fh, domain.chain, domain.shard, &genesis.validators)
-        .map_err(|e| invalid(&format!("the block's header is not certified by the genesis validators: {e}")))?;
-    let height = decoded.header.height;
-    if height == 0 {
-        return Err(invalid("a snapshot at height 0 is the genesis: start without one"));
-    }
-    let mut tx_hashes = Vec::with_capacity(block.txs.len());
-    for (i, tx) in block.txs.iter().enumerate() {
-        let verified = verify_envelope(tx.clone(), domain, config.max_tx_bytes)
-            .map_err(|e| invalid(&format!("tx {i} of the block: {e}")))?;
-        tx_hashes.push(verified.hash());
-    }
-    let roots = [
-        ("tx_root", &decoded.header.tx_root, ordered_root(&encode_all(&block.txs))),
-        ("receipts_root", &decoded.header.receipts_root, ordered_root(&encode_all(&block.receipts))),
-        ("events_root", &decoded.header.events_root, ordered_root(&encode_all(&block.block_events))),
-    ];
-    if let Some((name, _, _)) = roots.iter().find(|(_, claimed, computed)| claimed.as_slice() != computed.as_slice()) {
-        return Err(invalid(&format!("the block's body does not match its header's {name}")));
-    }
+    let CertifiedSnapshotBlock { block, height, state_root, tx_hashes } = block;
 
     let mut mark = sled::Batch::default();
     chain.stage_snapshot_base(height, false, &mut mark);
     tree.apply_batch(mark)?;
 
     let max = chunk_nodes.clamp(1, MAX_SNAPSHOT_CHUNK_NODES);
-    let mut import = SnapshotImport::new(height, decoded.state_root());
+    let mut import = SnapshotImport::new(height, state_root);
     let (mut after, mut chunks, mut refused) = (None::<Nibbles>, 0u64, Vec::new());
-    let (mut current, mut failures_in_a_row) = (0usize, 0usize);
+    // Sources take turns chunk by chunk (the serving load is spread); one whose chunk fails is dropped and
+    // the next is asked for the same range.
+    let mut live: Vec<usize> = (0..sources.len()).collect();
+    let mut turn = 0usize;
     loop {
-        let source = &mut sources[current % sources.len()];
+        if live.is_empty() {
+            return Err(ShardError::Inconsistent(format!(
+                "every source failed the snapshot chunk after {after:?}: {:?}",
+                refused.last()
+            )));
+        }
+        let index = live[turn % live.len()];
+        let source = &mut sources[index];
         let fetched = source.chunk(after.as_ref(), max);
         let outcome = fetched.and_then(|chunk| {
-            let done = chunk.is_empty();
+            if chunk.is_empty() && !import.is_complete() {
+                return Err("sent an empty chunk while nodes are still missing".to_owned());
+            }
             let mut batch = sled::Batch::default();
             let last = import.apply(&chunk, &mut batch).map_err(|e| e.to_string())?;
-            Ok((done, last, batch))
+            Ok((chunk.is_empty(), last, batch))
         });
         match outcome {
             Ok((true, _, _)) => break,
@@ -118,19 +224,14 @@ pub fn sync_from_snapshot(
                 tree.apply_batch(batch)?;
                 after = last;
                 chunks += 1;
-                failures_in_a_row = 0;
+                turn += 1;
+                let (nodes, leaves) = import.progress();
+                progress(SyncProgress { height, chunks, nodes, leaves });
             }
             Err(why) => {
-                tracing::warn!(target: "shard::sync", source = %source.name(), %why, "snapshot chunk refused; asking the next source");
+                tracing::warn!(target: "shard::sync", source = %source.name(), %why, "snapshot chunk refused; dropping the source and asking the next");
                 refused.push((source.name(), why));
-                failures_in_a_row += 1;
-                if failures_in_a_row >= sources.len() {
-                    return Err(ShardError::Inconsistent(format!(
-                        "every source failed the snapshot chunk after {after:?}: {:?}",
-                        refused.last()
-                    )));
-                }
-                current += 1;
+                live.retain(|i| *i != index);
             }
         }
     }

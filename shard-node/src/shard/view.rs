@@ -51,6 +51,10 @@ impl HeadView {
     }
 }
 
+/// How long a snapshot being served is kept from pruning after its manifest or its last chunk was asked
+/// for: a syncing node that pauses longer than this may find its height pruned and must start over.
+pub const SNAPSHOT_PIN_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl HeadView {
     /// Up to `max` trie nodes of this head's state, in path order after `after` (a snapshot chunk; see
     /// [`StateEngine::snapshot_nodes`]).
@@ -59,7 +63,35 @@ impl HeadView {
         after: Option<&alloy_trie::Nibbles>,
         max: usize,
     ) -> Result<Vec<crate::state::SnapshotNode>, ShardError> {
-        Ok(self.engine.snapshot_nodes(self.head.height, after, max)?)
+        self.snapshot_chunk_at(self.head.height, after, max)
+    }
+
+    /// Up to `max` trie nodes of the state at `height` (the head or a retained height), in path order after
+    /// `after`. Keeps `height` from pruning for [`SNAPSHOT_PIN_LEASE`] more.
+    pub fn snapshot_chunk_at(
+        &self,
+        height: u64,
+        after: Option<&alloy_trie::Nibbles>,
+        max: usize,
+    ) -> Result<Vec<crate::state::SnapshotNode>, ShardError> {
+        self.engine.pin(height, SNAPSHOT_PIN_LEASE);
+        Ok(self.engine.snapshot_nodes(height, after, max)?)
+    }
+
+    /// The snapshot this node offers: its head height and certified head block. Keeps that height from
+    /// pruning for [`SNAPSHOT_PIN_LEASE`], renewed by every chunk asked of it.
+    pub fn snapshot_manifest(&self) -> Result<(u64, shardex_core::pb::Block), ShardError> {
+        let height = self.head.height;
+        if height == 0 {
+            return Err(ShardError::Inconsistent(
+                "this node is at genesis: start from the genesis file, there is no snapshot to take".into(),
+            ));
+        }
+        self.engine.pin(height, SNAPSHOT_PIN_LEASE);
+        let block = self.chain.block(height)?.ok_or_else(|| {
+            ShardError::Inconsistent(format!("the head block {height} is missing from the block log"))
+        })?;
+        Ok((height, block))
     }
 }
 

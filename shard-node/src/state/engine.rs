@@ -11,7 +11,11 @@ use super::{
     update::Updater,
 };
 use alloy_primitives::B256;
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 /// Versions kept provable behind the head by default.
 pub const DEFAULT_RETENTION_VERSIONS: u64 = 256;
@@ -25,13 +29,15 @@ pub struct StateEngine {
     pub(super) retention_versions: u64,
     /// Upper trie levels, shared by clones.
     cache: Arc<NodeCache>,
+    /// Versions held back from pruning until a deadline (snapshots being served), shared by clones.
+    pins: Arc<Mutex<BTreeMap<u64, Instant>>>,
 }
 
 impl StateEngine {
     /// Opens the engine over `tree` (shared with the node). `retention_versions` is how many
     /// versions behind the head stay provable: `head - retention_versions ..= head`.
     pub fn open(tree: sled::Tree, retention_versions: u64) -> Result<Self> {
-        let engine = Self { tree, retention_versions, cache: Arc::default() };
+        let engine = Self { tree, retention_versions, cache: Arc::default(), pins: Arc::default() };
         // Fail early on an unreadable head rather than at the first block.
         let latest = engine.reader().latest_root()?;
         tracing::debug!(target: "shard::state", latest = ?latest.map(|(v, r)| (v, r.hash)), "state engine opened");
@@ -41,6 +47,23 @@ impl StateEngine {
     /// How many versions behind the head stay provable.
     pub fn retention_versions(&self) -> u64 {
         self.retention_versions
+    }
+
+    /// Keeps `version` whole (not pruned) for `lease` from now, or longer if it was pinned longer already:
+    /// a snapshot of it is being served. Pins live in memory only; a restart drops them.
+    pub fn pin(&self, version: u64, lease: Duration) {
+        let until = Instant::now() + lease;
+        let mut pins = self.pins.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deadline = pins.entry(version).or_insert(until);
+        *deadline = (*deadline).max(until);
+    }
+
+    /// The oldest version still pinned (expired pins are dropped).
+    pub(super) fn oldest_pinned(&self) -> Option<u64> {
+        let now = Instant::now();
+        let mut pins = self.pins.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pins.retain(|_, until| *until > now);
+        pins.keys().next().copied()
     }
 
     /// Latest version whose root is stored (`None` on an empty store).

@@ -29,7 +29,8 @@ impl StateEngine {
     /// `head_version - retention_versions` need: nodes that became stale at or before that
     /// version, their stale-index entries, and the root records of older versions.
     ///
-    /// `head_version` may be the version staged in the same batch (latest + 1).
+    /// `head_version` may be the version staged in the same batch (latest + 1). A pinned version
+    /// ([`StateEngine::pin`]) and the ones after it are kept whole while the pin lasts.
     pub fn stage_prune(&self, head_version: u64, batch: &mut sled::Batch) -> Result<PruneStats> {
         let latest = self.latest_version()?;
         let newest_allowed = latest.map_or(Some(0), |l| l.checked_add(1));
@@ -39,6 +40,7 @@ impl StateEngine {
         let Some(cutoff) = head_version.checked_sub(self.retention_versions) else {
             return Ok(PruneStats { complete: true, ..PruneStats::default() });
         };
+        let cutoff = self.oldest_pinned().map_or(cutoff, |pinned| cutoff.min(pinned));
         let mut stats = PruneStats { oldest_retained: Some(cutoff), complete: true, ..PruneStats::default() };
 
         // A node stale since `s` belongs only to versions below `s`, all older than `cutoff`.

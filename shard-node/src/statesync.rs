@@ -15,6 +15,7 @@ use alloy_trie::Nibbles;
 use prost::Message;
 use shardex_core::{genesis::Genesis, pb};
 use shardex_statesync::{Client, Peer, Provider, WireNode, WirePath};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::{
@@ -59,16 +60,19 @@ impl Provider for SnapshotProvider {
     }
 }
 
-fn to_wire(node: &SnapshotNode) -> WireNode {
+/// A snapshot node as sent.
+pub fn to_wire(node: &SnapshotNode) -> WireNode {
     WireNode { path: wire_path(&node.path), rlp: node.rlp.clone() }
 }
 
-fn wire_path(path: &Nibbles) -> WirePath {
+/// A trie path as sent.
+pub fn wire_path(path: &Nibbles) -> WirePath {
     // A path is at most 64 nibbles (32-byte keys), so its length fits a byte.
     WirePath { nibbles: path.len() as u8, packed: path.pack().to_vec() }
 }
 
-fn from_wire(path: &WirePath) -> Result<Nibbles, String> {
+/// A trie path as received (refused unless well formed).
+pub fn from_wire(path: &WirePath) -> Result<Nibbles, String> {
     if !path.is_well_formed() {
         return Err(format!("malformed trie path of {} nibbles in {} bytes", path.nibbles, path.packed.len()));
     }
@@ -77,26 +81,72 @@ fn from_wire(path: &WirePath) -> Result<Nibbles, String> {
     Ok(nibbles)
 }
 
-/// One peer as a source of chunks at one height; counts the bytes it delivered.
-struct NetSource<'a> {
-    client: &'a Client,
+/// A chunk request in flight.
+type PendingChunk = JoinHandle<Result<Vec<WireNode>, String>>;
+
+/// One peer as a source of the chunks of one height; prefetches the range it is told comes next, and
+/// counts the bytes it delivered.
+pub struct PeerSource {
+    client: Arc<Client>,
     peer: Peer,
     height: u64,
     runtime: tokio::runtime::Handle,
+    prefetched: Option<(Nibbles, usize, PendingChunk)>,
     bytes: u64,
 }
 
-impl SnapshotSource for NetSource<'_> {
+impl PeerSource {
+    /// `peer` of `client`, asked for the state at `height`; requests run on `runtime` (the caller blocks on
+    /// them from a thread outside it).
+    pub fn new(client: Arc<Client>, peer: Peer, height: u64, runtime: tokio::runtime::Handle) -> Self {
+        Self { client, peer, height, runtime, prefetched: None, bytes: 0 }
+    }
+
+    /// Bytes of trie nodes received from this peer (paths and RLP, as framed).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn request(&self, after: Option<&Nibbles>, max: usize) -> PendingChunk {
+        let (client, peer, height) = (Arc::clone(&self.client), self.peer.clone(), self.height);
+        let (after, max) = (after.map(wire_path), u32::try_from(max).unwrap_or(u32::MAX));
+        self.runtime.spawn(async move { client.chunk(&peer, height, after, max).await })
+    }
+}
+
+impl Drop for PeerSource {
+    fn drop(&mut self) {
+        if let Some((_, _, pending)) = self.prefetched.take() {
+            pending.abort();
+        }
+    }
+}
+
+impl SnapshotSource for PeerSource {
     fn name(&self) -> String {
         self.peer.to_string()
     }
 
     fn chunk(&mut self, after: Option<&Nibbles>, max: usize) -> Result<Vec<SnapshotNode>, String> {
-        let max = u32::try_from(max).unwrap_or(u32::MAX);
-        let request = self.client.chunk(&self.peer, self.height, after.map(wire_path), max);
-        let nodes = self.runtime.block_on(request)?;
+        let pending = match self.prefetched.take() {
+            Some((at, m, pending)) if Some(&at) == after && m == max => pending,
+            stale => {
+                if let Some((_, _, pending)) = stale {
+                    pending.abort();
+                }
+                self.request(after, max)
+            }
+        };
+        let nodes = self.runtime.block_on(pending).map_err(|e| format!("snapshot request failed: {e}"))??;
         self.bytes += nodes.iter().map(|n| (n.path.packed.len() + n.rlp.len() + 9) as u64).sum::<u64>();
         nodes.into_iter().map(|n| Ok(SnapshotNode { path: from_wire(&n.path)?, rlp: n.rlp })).collect()
+    }
+
+    fn prefetch(&mut self, after: &Nibbles, max: usize) {
+        if let Some((_, _, stale)) = self.prefetched.take() {
+            stale.abort();
+        }
+        self.prefetched = Some((*after, max, self.request(Some(after), max)));
     }
 }
 
@@ -167,14 +217,13 @@ pub async fn sync_from_peers(
     let runtime = tokio::runtime::Handle::current();
     let chunk_nodes = settings.chunk_nodes as usize;
     let mut progress = progress;
+    let client = Arc::new(client);
     let (sync, bytes) = tokio::task::spawn_blocking(move || {
-        let mut sources: Vec<NetSource<'_>> = order
-            .into_iter()
-            .map(|peer| NetSource { client: &client, peer, height, runtime: runtime.clone(), bytes: 0 })
-            .collect();
+        let mut sources: Vec<PeerSource> =
+            order.into_iter().map(|peer| PeerSource::new(Arc::clone(&client), peer, height, runtime.clone())).collect();
         let mut dyns: Vec<&mut dyn SnapshotSource> = sources.iter_mut().map(|s| s as &mut dyn SnapshotSource).collect();
         let report = sync_certified(&db, &genesis, &config, block, &mut dyns, chunk_nodes, &mut progress)?;
-        let bytes = sources.iter().map(|s| s.bytes).sum::<u64>();
+        let bytes = sources.iter().map(PeerSource::bytes).sum::<u64>();
         Ok::<_, ShardError>((report, bytes))
     })
     .await

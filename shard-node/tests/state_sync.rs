@@ -240,8 +240,8 @@ async fn nodes_state_sync_from_snapshots_past_a_corrupt_peer_and_a_wiped_validat
     let f = nodes[follower].client().await;
     let status = f.status().await.expect("status");
     assert_eq!(status.role, "follower");
-    let base = status.height;
-    assert!(base >= 2, "synced to height {base}");
+    let base = status.snapshot_base;
+    assert!(base >= 2 && status.height >= base, "synced to height {base}, at {}", status.height);
     let err = f.block(1).await.expect_err("no block below the snapshot");
     assert!(err.to_string().contains("began from a snapshot"), "{err}");
 
@@ -279,7 +279,9 @@ async fn nodes_state_sync_from_snapshots_past_a_corrupt_peer_and_a_wiped_validat
     let log = nodes[WIPED].log();
     assert!(log.contains("synced from a snapshot"), "the wiped validator did not sync from a snapshot:\n{log}");
     let w = nodes[WIPED].client().await;
-    assert_eq!(w.status().await.expect("status").role, "validator");
+    let status = w.status().await.expect("status");
+    assert_eq!(status.role, "validator");
+    assert!(status.snapshot_base > base, "the wiped validator began at {}", status.snapshot_base);
     let target = height(&net.endpoint(0)).await.expect("validator 0 answers");
     wait_for(Duration::from_secs(60), "the wiped validator at the set's height", || async {
         height(&net.endpoint(WIPED)).await.filter(|h| *h >= target)

@@ -4,9 +4,12 @@
 //! The fault plan is drawn from a seed before anything starts (printed, and replayable with `--seed`): one
 //! fault at a time, spaced around `--fault-every-ms`, against a shard node, the coordinator or the relayer.
 //! A shard node may also be torn: killed, then restarted armed (`SHARDEX_CRASH_BEFORE_FLUSH`) to abort
-//! between writing a block and flushing it, a few blocks later. With `--replay-check`, after `check` every
-//! shard node in turn is killed, its store replayed from genesis (`shard-node --replay-check`: the reopened
-//! head must be the state a replay computes) and restarted.
+//! between writing a block and flushing it, a few blocks later. Where shards run several validators, a shard
+//! node may also be wiped: killed, its data directory deleted, and restarted with `--sync snapshot` from the
+//! other nodes of its shard. With `--replay-check`, after `check` every shard node in turn is killed, its
+//! store replayed from genesis (`shard-node --replay-check`: the reopened head must be the state a replay
+//! computes) and restarted; a wiped node began from a snapshot and holds no blocks to replay from genesis,
+//! so it is named and skipped.
 //! Faults start once the load's setup is final, and stop before the load does. A killed process restarts on
 //! its own port with its own data, so every other process finds it again; the manifest is rewritten with its
 //! new pid after every restart, so `testnet down` stops it. Whatever happens, every frozen process is thawed
@@ -88,6 +91,9 @@ pub enum FaultKind {
     /// A shard node only: SIGKILL, then a restart armed to abort between the write and the flush of the
     /// `blocks`-th block it writes; once it has, it stays down `down` and restarts.
     Torn { blocks: u64, down: Duration },
+    /// A shard node of a multi-validator shard only: SIGKILL, its data directory deleted, and after `down` a
+    /// restart that state-syncs from the other nodes of its shard.
+    Wiped { down: Duration },
 }
 
 /// One fault of the plan: `after` the previous one ended (or the load started).
@@ -103,9 +109,10 @@ pub struct Fault {
 
 /// The fault plan of `seed` over `duration`: faults one after the other, gaps uniform in
 /// [`MIN_GAP`, 2 × `every` − `MIN_GAP`], targets uniform over `targets`; a shard node is torn with
-/// probability 1/3, otherwise (and for the other processes) kill and freeze are equally likely.
-/// The same inputs always give the same plan.
-pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target]) -> Vec<Fault> {
+/// probability 1/3, and otherwise, when `wipe` (the shards run several validators), wiped with probability
+/// 1/5; otherwise (and for the other processes) kill and freeze are equally likely. The same inputs always
+/// give the same plan.
+pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target], wipe: bool) -> Vec<Fault> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut faults = Vec::new();
     if targets.is_empty() {
@@ -116,17 +123,21 @@ pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target]) 
     loop {
         let after = Duration::from_millis(rng.gen_range(MIN_GAP.as_millis() as u64..=max_gap.as_millis() as u64));
         let target = targets[rng.gen_range(0..targets.len())];
-        let torn = matches!(target, Target::Node(_)) && rng.gen_bool(1.0 / 3.0);
+        let node = matches!(target, Target::Node(_));
+        let torn = node && rng.gen_bool(1.0 / 3.0);
+        let wiped = node && wipe && !torn && rng.gen_bool(0.2);
         let down = |rng: &mut ChaCha8Rng| Duration::from_millis(rng.gen_range(100..=MAX_DOWN.as_millis() as u64));
         let kind = if torn {
             FaultKind::Torn { blocks: rng.gen_range(1..=MAX_TORN_BLOCKS), down: down(&mut rng) }
+        } else if wiped {
+            FaultKind::Wiped { down: down(&mut rng) }
         } else if rng.gen_bool(0.5) {
             FaultKind::Kill { down: down(&mut rng) }
         } else {
             FaultKind::Freeze { frozen: Duration::from_millis(rng.gen_range(100..=MAX_FROZEN.as_millis() as u64)) }
         };
         let length = match kind {
-            FaultKind::Kill { down } | FaultKind::Torn { down, .. } => down,
+            FaultKind::Kill { down } | FaultKind::Torn { down, .. } | FaultKind::Wiped { down } => down,
             FaultKind::Freeze { frozen } => frozen,
         };
         if t + after + length >= duration {
@@ -145,22 +156,27 @@ pub async fn run(dir: &Path, args: &ChaosArgs) -> eyre::Result<()> {
     let bins = Bins::find(args.bin_dir.as_deref())?;
     let seed = args.seed.unwrap_or_else(|| crate::now_ms() ^ u64::from(std::process::id()));
     let targets = targets(&net);
+    // Wiping needs peers that serve snapshots: every shard node of a multi-validator network does.
+    let wipe = !net.nodes.is_empty() && net.nodes.iter().all(|n| n.sync_port != 0);
     let faults =
-        plan(seed, Duration::from_secs(args.load.duration), Duration::from_millis(args.fault_every_ms), &targets);
+        plan(seed, Duration::from_secs(args.load.duration), Duration::from_millis(args.fault_every_ms), &targets, wipe);
     let count = |f: fn(&FaultKind) -> bool| faults.iter().filter(|x| f(&x.kind)).count();
     println!(
         "chaos: seed {seed} (replay with --seed {seed}); {} fault(s) over {} s against {} process(es): {} SIGKILL, \
-         {} torn (SIGKILL, then a crash between a block's write and its flush), {} SIGSTOP",
+         {} torn (SIGKILL, then a crash between a block's write and its flush), {} wiped (SIGKILL, data directory \
+         deleted, restarted by state sync), {} SIGSTOP",
         faults.len(),
         args.load.duration,
         targets.len(),
         count(|k| matches!(k, FaultKind::Kill { .. })),
         count(|k| matches!(k, FaultKind::Torn { .. })),
+        count(|k| matches!(k, FaultKind::Wiped { .. })),
         count(|k| matches!(k, FaultKind::Freeze { .. })),
     );
 
     let (started, load_ended) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
-    let mut injector = Injector { dir, bins, frozen: None, log: Vec::new(), origin: None, torn_crashed: 0 };
+    let mut injector =
+        Injector { dir, bins, frozen: None, log: Vec::new(), origin: None, torn_crashed: 0, wiped: Vec::new() };
     let load = async {
         let result = load::run_observed(dir, &args.load, Some(&started)).await;
         load_ended.notify_one();
@@ -245,6 +261,19 @@ struct Injector<'a> {
     origin: Option<Instant>,
     /// Torn nodes that reached their crash point.
     torn_crashed: usize,
+    /// Nodes wiped and state-synced (their stores began from a snapshot), by manifest index.
+    wiped: Vec<usize>,
+}
+
+/// How a process is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// On its data, as it ran.
+    Plain,
+    /// A shard node armed to abort before flushing the n-th block it writes.
+    Armed(u64),
+    /// A shard node whose data directory is gone: it state-syncs from its shard's other nodes.
+    FromSnapshot,
 }
 
 impl Injector<'_> {
@@ -265,7 +294,7 @@ impl Injector<'_> {
             FaultKind::Kill { down } => {
                 kill(pid, &name).await?;
                 tokio::time::sleep(down).await;
-                let new_pid = self.restart(fault.target, None).await?;
+                let new_pid = self.restart(fault.target, Restart::Plain).await?;
                 let line = format!(
                     "[{at:>5.1}s] SIGKILL {name} (pid {pid}); restarted after {} ms as pid {new_pid}",
                     down.as_millis()
@@ -273,9 +302,27 @@ impl Injector<'_> {
                 println!("chaos {line}");
                 self.log.push(line);
             }
+            FaultKind::Wiped { down } => {
+                let Target::Node(i) = fault.target else { bail!("only shard nodes are wiped") };
+                kill(pid, &name).await?;
+                let data = net.nodes.get(i).ok_or_else(|| eyre!("no node {i}"))?.dir.join("data");
+                std::fs::remove_dir_all(&data).wrap_err_with(|| format!("deleting {}", data.display()))?;
+                tokio::time::sleep(down).await;
+                let started = Instant::now();
+                let new_pid = self.restart(fault.target, Restart::FromSnapshot).await?;
+                self.wiped.push(i);
+                let line = format!(
+                    "[{at:>5.1}s] SIGKILL {name} (pid {pid}), data directory deleted; after {} ms restarted from a \
+                     snapshot of its shard as pid {new_pid}, serving after {} ms",
+                    down.as_millis(),
+                    started.elapsed().as_millis()
+                );
+                println!("chaos {line}");
+                self.log.push(line);
+            }
             FaultKind::Torn { blocks, down } => {
                 kill(pid, &name).await?;
-                let armed = self.restart(fault.target, Some(blocks)).await?;
+                let armed = self.restart(fault.target, Restart::Armed(blocks)).await?;
                 let started = Instant::now();
                 while process::alive(armed) && started.elapsed() < MAX_TORN_WAIT {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -286,7 +333,7 @@ impl Injector<'_> {
                 }
                 self.torn_crashed += usize::from(crashed);
                 tokio::time::sleep(down).await;
-                let new_pid = self.restart(fault.target, None).await?;
+                let new_pid = self.restart(fault.target, Restart::Plain).await?;
                 let how = if crashed {
                     format!("crashed before flushing its block {blocks} after {} ms", started.elapsed().as_millis())
                 } else {
@@ -315,10 +362,10 @@ impl Injector<'_> {
         Ok(())
     }
 
-    /// Starts `target` again on its port with its data, records its pid, and waits until it answers. A node
-    /// `armed` with a block count is started with `SHARDEX_CRASH_BEFORE_FLUSH` and not waited on (it may be
-    /// gone before it answers).
-    async fn restart(&self, target: Target, armed: Option<u64>) -> eyre::Result<u32> {
+    /// Starts `target` again on its port with its data (or, [`Restart::FromSnapshot`], from its shard's
+    /// snapshots), records its pid, and waits until it answers. A node [`Restart::Armed`] is started with
+    /// `SHARDEX_CRASH_BEFORE_FLUSH` and not waited on (it may be gone before it answers).
+    async fn restart(&self, target: Target, how: Restart) -> eyre::Result<u32> {
         let mut net = Network::load(self.dir)?;
         type Start = Box<dyn FnOnce() -> eyre::Result<(u32, String)> + Send>;
         let (name, endpoint, start): (String, String, Start) = match target {
@@ -327,9 +374,17 @@ impl Injector<'_> {
                 let bin = self.bins.shard_node.clone();
                 let (name, endpoint) = (node.name.clone(), node.endpoint.clone());
                 let all = net.clone();
-                let envs: Vec<(&str, String)> =
-                    armed.map(|n| ("SHARDEX_CRASH_BEFORE_FLUSH", n.to_string())).into_iter().collect();
-                (name, endpoint, Box::new(move || process::start_node_with_env(&bin, &node, &all, &envs)))
+                let start: Start = match how {
+                    Restart::FromSnapshot => Box::new(move || process::start_node_from_snapshot(&bin, &node, &all)),
+                    Restart::Plain | Restart::Armed(_) => {
+                        let envs: Vec<(&str, String)> = match how {
+                            Restart::Armed(n) => vec![("SHARDEX_CRASH_BEFORE_FLUSH", n.to_string())],
+                            _ => Vec::new(),
+                        };
+                        Box::new(move || process::start_node_with_env(&bin, &node, &all, &envs))
+                    }
+                };
+                (name, endpoint, start)
             }
             Target::Coordinator => {
                 let entry = net.coordinator.clone().ok_or_else(|| eyre!("the network has no coordinator"))?;
@@ -356,7 +411,7 @@ impl Injector<'_> {
             *slot = Some(pid);
         }
         net.save(self.dir)?;
-        if matches!(target, Target::Node(_)) && armed.is_none() {
+        if matches!(target, Target::Node(_)) && !matches!(how, Restart::Armed(_)) {
             wait_healthy(&endpoint).await?;
         }
         Ok(pid)
@@ -369,6 +424,14 @@ impl Injector<'_> {
         for i in 0..count {
             let net = Network::load(self.dir)?;
             let node = net.nodes.get(i).cloned().ok_or_else(|| eyre!("no node {i}"))?;
+            if self.wiped.contains(&i) {
+                println!(
+                    "replay-check {}: skipped; it was wiped and began from a snapshot, so it holds no blocks from \
+                     genesis (check compared its blocks from the snapshot on)",
+                    node.name
+                );
+                continue;
+            }
             let pid = node.pid.filter(|p| process::alive(*p)).ok_or_else(|| eyre!("{} is not running", node.name))?;
             kill(pid, &node.name).await?;
             let mut cmd = process::node_command(&self.bins.shard_node, &node, &net)?;
@@ -385,10 +448,14 @@ impl Injector<'_> {
             }
             let summary = stdout.trim().trim_start_matches("replay-check: ok: ").to_owned();
             println!("replay-check {}: {summary}", node.name);
-            let new_pid = self.restart(Target::Node(i), None).await?;
+            let new_pid = self.restart(Target::Node(i), Restart::Plain).await?;
             self.log.push(format!("after the run: replay-checked {} and restarted it as pid {new_pid}", node.name));
         }
-        println!("replay-check: every one of {count} shard nodes reopens to the state a replay from genesis computes");
+        println!(
+            "replay-check: every one of {} shard nodes that began at genesis reopens to the state a replay from genesis \
+             computes",
+            count - self.wiped.len()
+        );
         Ok(())
     }
 
@@ -411,7 +478,7 @@ impl Injector<'_> {
             dead.push(Target::Relayer);
         }
         for target in dead {
-            let pid = self.restart(target, None).await?;
+            let pid = self.restart(target, Restart::Plain).await?;
             self.log.push(format!("after the run: restarted {target:?} as pid {pid}"));
         }
         Ok(())
@@ -445,23 +512,23 @@ mod tests {
 
     #[test]
     fn a_seed_always_gives_the_same_plan() {
-        let a = plan(7, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS);
-        let b = plan(7, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS);
+        let a = plan(7, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS, true);
+        let b = plan(7, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS, true);
         assert_eq!(a, b);
-        assert_ne!(a, plan(8, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS));
+        assert_ne!(a, plan(8, Duration::from_secs(60), Duration::from_millis(1_000), &TARGETS, true));
     }
 
     #[test]
     fn a_plan_fits_its_duration_and_hits_every_target_both_ways() {
         let duration = Duration::from_secs(120);
-        let faults = plan(42, duration, Duration::from_millis(800), &TARGETS);
+        let faults = plan(42, duration, Duration::from_millis(800), &TARGETS, true);
         assert!(faults.len() > 20, "{}", faults.len());
         let mut total = Duration::ZERO;
         for f in &faults {
             assert!(f.after >= MIN_GAP);
             total += f.after
                 + match f.kind {
-                    FaultKind::Kill { down } | FaultKind::Torn { down, .. } => down,
+                    FaultKind::Kill { down } | FaultKind::Torn { down, .. } | FaultKind::Wiped { down } => down,
                     FaultKind::Freeze { frozen } => frozen,
                 };
         }
@@ -471,7 +538,13 @@ mod tests {
             assert!(faults.iter().any(|f| f.target == t && matches!(f.kind, FaultKind::Freeze { .. })), "{t:?}");
             let torn = faults.iter().filter(|f| f.target == t && matches!(f.kind, FaultKind::Torn { .. })).count();
             assert_eq!(torn > 0, matches!(t, Target::Node(_)), "{t:?}: only shard nodes are torn");
+            let wiped = faults.iter().any(|f| f.target == t && matches!(f.kind, FaultKind::Wiped { .. }));
+            assert!(!wiped || matches!(t, Target::Node(_)), "{t:?}: only shard nodes are wiped");
         }
+        assert!(faults.iter().any(|f| matches!(f.kind, FaultKind::Wiped { .. })), "no node wiped");
+        // Without snapshot peers (solo shards) nothing is wiped.
+        let solo = plan(42, duration, Duration::from_millis(800), &TARGETS, false);
+        assert!(!solo.iter().any(|f| matches!(f.kind, FaultKind::Wiped { .. })));
         for f in &faults {
             if let FaultKind::Torn { blocks, .. } = f.kind {
                 assert!((1..=MAX_TORN_BLOCKS).contains(&blocks));
@@ -481,7 +554,7 @@ mod tests {
 
     #[test]
     fn no_targets_or_no_time_means_no_faults() {
-        assert!(plan(1, Duration::from_secs(60), Duration::from_secs(1), &[]).is_empty());
-        assert!(plan(1, Duration::from_millis(100), Duration::from_secs(1), &TARGETS).is_empty());
+        assert!(plan(1, Duration::from_secs(60), Duration::from_secs(1), &[], true).is_empty());
+        assert!(plan(1, Duration::from_millis(100), Duration::from_secs(1), &TARGETS, true).is_empty());
     }
 }

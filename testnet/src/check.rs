@@ -271,10 +271,18 @@ fn lagging(seen: &[(u32, &str, Option<u64>)]) -> Vec<String> {
 const COMPARED_HEIGHTS: u64 = 64;
 
 /// Every validator of a shard must hold the same block hash at each of the last heights up to `height` (the
-/// lowest of their heads): one chain, no fork. Returns how many heights were compared and the state root at
-/// `height`.
+/// lowest of their heads): one chain, no fork. A node that began from a snapshot holds no block below it, so
+/// heights below the highest such base are not compared. Returns how many heights were compared and the
+/// state root at `height`.
 async fn compare_chains(group: &[&Node], height: u64) -> Result<(u64, shardex_core::B256), String> {
-    let from = height.saturating_sub(COMPARED_HEIGHTS - 1).max(1);
+    let mut from = height.saturating_sub(COMPARED_HEIGHTS - 1).max(1);
+    for n in group {
+        let status = n.client.status().await.map_err(|e| format!("{} status: {e}", n.entry.name))?;
+        from = from.max(status.snapshot_base);
+    }
+    if from > height {
+        return Err(format!("a node began from a snapshot above the compared height {height}"));
+    }
     let mut root = shardex_core::B256::ZERO;
     for h in from..=height {
         let mut first: Option<(shardex_core::B256, &str)> = None;

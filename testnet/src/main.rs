@@ -238,8 +238,14 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     for n in &net.nodes {
         let consensus = match n.p2p_port {
             0 => "solo".to_owned(),
-            _ if n.follower => format!("follower {}, {}", n.validator, n.p2p_addr()),
-            _ => format!("validator {} of {}, {}", n.validator, net.validators_of(n.shard_id).len(), n.p2p_addr()),
+            _ if n.follower => format!("follower {}, {}, snapshots {}", n.validator, n.p2p_addr(), n.sync_addr()),
+            _ => format!(
+                "validator {} of {}, {}, snapshots {}",
+                n.validator,
+                net.validators_of(n.shard_id).len(),
+                n.p2p_addr(),
+                n.sync_addr()
+            ),
         };
         println!("{:<16} {:>5}  {:<26} {:>7}  {consensus}", n.name, n.shard_id.0, n.endpoint, n.pid.unwrap_or(0));
     }
@@ -272,11 +278,11 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-/// Fixes every node's gRPC and consensus ports before any starts: validators name each other's.
+/// Fixes every node's gRPC, consensus and state-sync ports before any starts: validators name each other's.
 fn assign_ports(net: &mut Network, args: &UpArgs) -> eyre::Result<()> {
     let total = net.nodes.len();
     if args.base_port != 0
-        && (total >= usize::from(COORDINATOR_PORT_OFFSET) || usize::from(args.base_port) + 200 + total > 65_535)
+        && (total >= usize::from(COORDINATOR_PORT_OFFSET) || usize::from(args.base_port) + 300 + total > 65_535)
     {
         bail!("{total} nodes do not fit the port layout above --base-port {}; use --base-port 0", args.base_port);
     }
@@ -287,10 +293,12 @@ fn assign_ports(net: &mut Network, args: &UpArgs) -> eyre::Result<()> {
         if args.base_port == 0 {
             node.rpc_port = process::free_port()?;
             node.p2p_port = if several { process::free_port()? } else { 0 };
+            node.sync_port = if several { process::free_port()? } else { 0 };
         } else {
             let k = k as u16;
             node.rpc_port = args.base_port + k;
             node.p2p_port = if several { args.base_port + 200 + k } else { 0 };
+            node.sync_port = if several { args.base_port + 300 + k } else { 0 };
         }
     }
     Ok(())

@@ -123,6 +123,10 @@ pub struct NodeEntry {
     /// A follower: outside the genesis set, it re-executes the validators' blocks and serves reads.
     #[serde(default)]
     pub follower: bool,
+    /// Its state-sync (libp2p) port, where it serves snapshots, while its shard has several validators; 0:
+    /// it serves none.
+    #[serde(default)]
+    pub sync_port: u16,
 }
 
 fn default_block_interval_ms() -> u64 {
@@ -142,6 +146,11 @@ impl NodeEntry {
     /// Its consensus listen address.
     pub fn p2p_addr(&self) -> String {
         format!("/ip4/127.0.0.1/tcp/{}", self.p2p_port)
+    }
+
+    /// Its state-sync listen address.
+    pub fn sync_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.sync_port)
     }
 }
 
@@ -297,6 +306,7 @@ pub fn generate(
                 rpc_port: 0,
                 p2p_port: 0,
                 follower,
+                sync_port: 0,
             });
         }
     }

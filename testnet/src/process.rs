@@ -74,8 +74,27 @@ pub fn node_command(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre:
             let key = keys.get(peer.validator).ok_or_else(|| eyre!("{} has no key in genesis", peer.name))?;
             cmd.arg("--consensus.peer").arg(format!("{key}@{}@http://127.0.0.1:{}", peer.p2p_addr(), peer.rpc_port));
         }
+        if node.sync_port != 0 {
+            cmd.arg("--sync.listen").arg(node.sync_addr());
+        }
     }
     Ok(cmd)
+}
+
+/// Starts `node` of `net` after its data directory was lost: it state-syncs from the snapshots the other
+/// nodes of its shard serve (`--sync snapshot`), then runs as usual. Returns (pid, endpoint).
+pub fn start_node_from_snapshot(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre::Result<(u32, String)> {
+    let mut cmd = node_command(shard_node, node, net)?;
+    let peers: Vec<&NodeEntry> =
+        net.nodes.iter().filter(|n| n.shard_id == node.shard_id && n.name != node.name && n.sync_port != 0).collect();
+    if peers.is_empty() {
+        bail!("{} has no peer serving snapshots: its shard runs one node", node.name);
+    }
+    cmd.arg("--sync").arg("snapshot");
+    for peer in peers {
+        cmd.arg("--sync.peer").arg(peer.sync_addr());
+    }
+    spawn(cmd, &node.name, &node.dir.join("data").join("rpc.addr"), &node.log_file())
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (for `--base-port 0`, where every port is picked

@@ -517,6 +517,7 @@ fn node_status(
         node_key: shard.node_key().0.to_vec(),
         oldest_provable_height: shard.view().oldest_provable_height(),
         role: shard.config().role.as_str().into(),
+        snapshot_base: shard.view().snapshot_base().unwrap_or(0),
     }
 }
 

@@ -36,6 +36,9 @@ pub trait SnapshotSource {
     /// Up to `max` nodes of the snapshot's version, in path order, after `after` (None: from the root).
     /// An empty answer means the trie has been sent whole.
     fn chunk(&mut self, after: Option<&Nibbles>, max: usize) -> Result<Vec<SnapshotNode>, String>;
+    /// A hint that the next call will likely be `chunk(Some(after), max)`: a networked source may start
+    /// fetching it now. The default does nothing.
+    fn prefetch(&mut self, _after: &Nibbles, _max: usize) {}
 }
 
 /// What a snapshot sync did.
@@ -193,48 +196,10 @@ pub fn sync_certified(
     chain.stage_snapshot_base(height, false, &mut mark);
     tree.apply_batch(mark)?;
 
-    let max = chunk_nodes.clamp(1, MAX_SNAPSHOT_CHUNK_NODES);
     let mut import = SnapshotImport::new(height, state_root);
-    let (mut after, mut chunks, mut refused) = (None::<Nibbles>, 0u64, Vec::new());
-    // Sources take turns chunk by chunk (the serving load is spread); one whose chunk fails is dropped and
-    // the next is asked for the same range.
-    let mut live: Vec<usize> = (0..sources.len()).collect();
-    let mut turn = 0usize;
-    loop {
-        if live.is_empty() {
-            return Err(ShardError::Inconsistent(format!(
-                "every source failed the snapshot chunk after {after:?}: {:?}",
-                refused.last()
-            )));
-        }
-        let index = live[turn % live.len()];
-        let source = &mut sources[index];
-        let fetched = source.chunk(after.as_ref(), max);
-        let outcome = fetched.and_then(|chunk| {
-            if chunk.is_empty() && !import.is_complete() {
-                return Err("sent an empty chunk while nodes are still missing".to_owned());
-            }
-            let mut batch = sled::Batch::default();
-            let last = import.apply(&chunk, &mut batch).map_err(|e| e.to_string())?;
-            Ok((chunk.is_empty(), last, batch))
-        });
-        match outcome {
-            Ok((true, _, _)) => break,
-            Ok((false, last, batch)) => {
-                tree.apply_batch(batch)?;
-                after = last;
-                chunks += 1;
-                turn += 1;
-                let (nodes, leaves) = import.progress();
-                progress(SyncProgress { height, chunks, nodes, leaves });
-            }
-            Err(why) => {
-                tracing::warn!(target: "shard::sync", source = %source.name(), %why, "snapshot chunk refused; dropping the source and asking the next");
-                refused.push((source.name(), why));
-                live.retain(|i| *i != index);
-            }
-        }
-    }
+    let (chunks, refused) = import_chunks(&tree, &mut import, sources, chunk_nodes, &mut |nodes, leaves, chunks| {
+        progress(SyncProgress { height, chunks, nodes, leaves })
+    })?;
     let (nodes, leaves) = import.progress();
     let mut batch = sled::Batch::default();
     import.finish(&mut batch).map_err(|e| invalid(&format!("the sources ended the snapshot early: {e}")))?;
@@ -246,6 +211,63 @@ pub fn sync_certified(
     db.flush()?;
     tracing::info!(target: "shard::sync", height, nodes, leaves, chunks, refused = refused.len(), "synced from a snapshot");
     Ok(SyncReport { height, nodes, leaves, chunks, refused })
+}
+
+/// Fills `import` from `sources`, applying each verified chunk to `tree` as it comes, and reports
+/// `(nodes, leaves, chunks)` after each. Sources take turns chunk by chunk (the serving load is spread), and
+/// the next source is asked to prefetch the next range as soon as a chunk arrives, before it is verified
+/// (so the peers' export overlaps this node's import); a source whose chunk fails is dropped and the next
+/// one is asked for the same range. Returns the chunks applied and the refusals, by source.
+pub fn import_chunks(
+    tree: &sled::Tree,
+    import: &mut SnapshotImport,
+    sources: &mut [&mut dyn SnapshotSource],
+    chunk_nodes: usize,
+    progress: &mut dyn FnMut(u64, u64, u64),
+) -> Result<(u64, Vec<(String, String)>), ShardError> {
+    let max = chunk_nodes.clamp(1, MAX_SNAPSHOT_CHUNK_NODES);
+    let (mut after, mut chunks, mut refused) = (None::<Nibbles>, 0u64, Vec::new());
+    let mut live: Vec<usize> = (0..sources.len()).collect();
+    let mut turn = 0usize;
+    loop {
+        if live.is_empty() {
+            return Err(ShardError::Inconsistent(format!(
+                "every source failed the snapshot chunk after {after:?}: {:?}",
+                refused.last()
+            )));
+        }
+        let index = live[turn % live.len()];
+        let fetched = sources[index].chunk(after.as_ref(), max);
+        if let Some(last) = fetched.as_ref().ok().and_then(|chunk| chunk.last()) {
+            let next = live[(turn + 1) % live.len()];
+            sources[next].prefetch(&last.path, max);
+        }
+        let outcome = fetched.and_then(|chunk| {
+            if chunk.is_empty() && !import.is_complete() {
+                return Err("sent an empty chunk while nodes are still missing".to_owned());
+            }
+            let mut batch = sled::Batch::default();
+            let last = import.apply(&chunk, &mut batch).map_err(|e| e.to_string())?;
+            Ok((chunk.is_empty(), last, batch))
+        });
+        match outcome {
+            Ok((true, _, _)) => return Ok((chunks, refused)),
+            Ok((false, last, batch)) => {
+                tree.apply_batch(batch)?;
+                after = last;
+                chunks += 1;
+                turn += 1;
+                let (nodes, leaves) = import.progress();
+                progress(nodes, leaves, chunks);
+            }
+            Err(why) => {
+                let name = sources[index].name();
+                tracing::warn!(target: "shard::sync", source = %name, %why, "snapshot chunk refused; dropping the source and asking the next");
+                refused.push((name, why));
+                live.retain(|i| *i != index);
+            }
+        }
+    }
 }
 
 fn encode_all<M: Message>(items: &[M]) -> Vec<Vec<u8>> {

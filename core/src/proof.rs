@@ -251,7 +251,10 @@ mod tests {
             proptest::prop_assert!(verify_ordered_item(root, index, &other, &nodes).is_err());
             if len > 1 {
                 let wrong = (index + 1) % len;
-                proptest::prop_assert!(verify_ordered_item(root, wrong, &items[index], &nodes).is_err());
+                // (Only when the two items differ: equal tiny items can share inlined nodes on both paths.)
+                if items[wrong] != items[index] {
+                    proptest::prop_assert!(verify_ordered_item(root, wrong, &items[index], &nodes).is_err());
+                }
                 // Several proofs from one pass equal the single ones.
                 let many = crate::hash::ordered_proofs(&items, &[index, wrong, len + 5]);
                 proptest::prop_assert_eq!(&many[0], &nodes);

@@ -43,7 +43,7 @@ fn seed() -> u64 {
 
 /// The coordinator binary of this profile.
 fn coordinator_bin() -> PathBuf {
-    sibling_bin(Path::new(env!("CARGO_BIN_EXE_shard-node")), "shardex-coordinator", "coordinator")
+    sibling_bin(Path::new(env!("CARGO_BIN_EXE_shard-node")), "coordinator")
 }
 
 struct Set {

@@ -202,7 +202,7 @@ async fn nodes_state_sync_from_snapshots_past_a_corrupt_peer_and_a_wiped_validat
     let genesis_path = nodes[0].genesis_path();
     let shards: Vec<(String, PathBuf)> = (0..VALIDATORS).map(|i| (net.endpoint(i), genesis_path.clone())).collect();
     let coordinator: ServerProcess = start_coordinator(
-        &sibling_bin(node_bin(), "shardex-coordinator", "coordinator"),
+        &sibling_bin(node_bin(), "coordinator"),
         &dir.path().join("coord"),
         &coord_key,
         &shards,

@@ -178,19 +178,54 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The binary `name` of workspace package `package`, built beside `bin` (a binary of the test's own package,
-/// e.g. `env!("CARGO_BIN_EXE_shard-node")`) in the same profile by a nested `cargo build` (a no-op when
-/// fresh).
-pub fn sibling_bin(bin: &Path, package: &str, name: &str) -> PathBuf {
-    let dir = bin.parent().expect("bin dir").to_path_buf();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", package, "--bins"]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("cargo build").success(), "building {package} failed");
-    dir.join(name)
+/// The directory of every workspace binary, beside `bin` (a binary of the test's own package, e.g.
+/// `env!("CARGO_BIN_EXE_shard-node")`), in the same profile. A nested `cargo build --workspace --tests
+/// --bins` makes sure they exist and are fresh, once per test process: under `cargo test --workspace` it is a
+/// no-op, because it resolves features exactly as that build did (dev-dependencies included); building only
+/// the binaries would resolve them without dev-dependencies and compile libp2p, the consensus engine and
+/// every shardex crate a second time.
+pub fn workspace_bins(bin: &Path) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = bin.parent().expect("bin dir").to_path_buf();
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--workspace", "--tests", "--bins"]);
+            // Cargo gives a test process its package's variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …).
+            // Some dependencies' builds track them (ring does), so passing them on would make this build
+            // see those dependencies as changed and rebuild them and everything above them, and the next
+            // `cargo test` would rebuild them back.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                let per_package = key.starts_with("CARGO_PKG_")
+                    || key.starts_with("CARGO_BIN_")
+                    || matches!(
+                        key.as_ref(),
+                        "CARGO_MANIFEST_DIR"
+                            | "CARGO_MANIFEST_PATH"
+                            | "CARGO_CRATE_NAME"
+                            | "CARGO_PRIMARY_PACKAGE"
+                            | "CARGO_TARGET_TMPDIR"
+                            | "CARGO_RUSTC_CURRENT_DIR"
+                            | "OUT_DIR"
+                    );
+                if per_package {
+                    cmd.env_remove(key.as_ref());
+                }
+            }
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().expect("cargo build").success(), "building the workspace binaries failed");
+            dir
+        })
+        .clone()
+}
+
+/// The workspace binary `name` (see [`workspace_bins`]).
+pub fn sibling_bin(bin: &Path, name: &str) -> PathBuf {
+    workspace_bins(bin).join(name)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (for processes that must name each other's ports

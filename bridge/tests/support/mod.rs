@@ -22,32 +22,10 @@ use shardex_test_support::{ServerProcess, ShardNodeProcess};
 
 pub use shardex_test_support::wait_for;
 
-/// Directory of the workspace binaries: `relayer` is this package's; `shard-node`, `coordinator` and `shardex` are
-/// built beside it with the same profile by a nested `cargo build` (a no-op when fresh).
+/// Directory of the workspace binaries: `relayer` is this package's; `shard-node`, `coordinator` and
+/// `shardex` are beside it, fresh (see `shardex_test_support::workspace_bins`).
 pub fn bin_dir() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let relayer = PathBuf::from(env!("CARGO_BIN_EXE_relayer"));
-            let dir = relayer.parent().expect("bin dir").to_path_buf();
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "-p",
-                "shardex-shard-node",
-                "-p",
-                "shardex-coordinator",
-                "-p",
-                "shardex-client",
-                "--bins",
-            ]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().expect("cargo build").success(), "building shard-node and coordinator failed");
-            dir
-        })
-        .clone()
+    shardex_test_support::workspace_bins(std::path::Path::new(env!("CARGO_BIN_EXE_relayer")))
 }
 
 /// A free loopback port (bound, then released).

@@ -5,10 +5,7 @@
 
 pub mod fake_shard;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
 use shardex_client::CoordinatorClient;
 use shardex_core::{
@@ -19,26 +16,9 @@ use shardex_core::{
 use shardex_test_support::{start_coordinator, ServerProcess, ShardNodeProcess};
 
 /// Directory of the workspace binaries. `coordinator` is this package's own; `shard-node` and `shardex`
-/// are built beside it with the same profile by a nested `cargo build` (a no-op when they are fresh, and
-/// it keeps a `cargo test -p shardex-coordinator` from running stale binaries of the other packages).
+/// are beside it, fresh (see `shardex_test_support::workspace_bins`).
 pub fn bin_dir() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_bins).clone()
-}
-
-fn build_bins() -> PathBuf {
-    let coordinator = PathBuf::from(env!("CARGO_BIN_EXE_coordinator"));
-    let dir = coordinator.parent().expect("bin dir").to_path_buf();
-    {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "shardex-shard-node", "-p", "shardex-client", "--bins"]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo build");
-        assert!(status.success(), "building shard-node and shardex failed");
-    }
-    dir
+    shardex_test_support::workspace_bins(Path::new(env!("CARGO_BIN_EXE_coordinator")))
 }
 
 /// Keys of one test shard.

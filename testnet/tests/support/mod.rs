@@ -7,28 +7,10 @@ use std::{
     process::{Command, Output},
 };
 
-/// Directory of the binaries under test. `shard-node`, `coordinator`, `relayer` and `shardex` are built
-/// beside `testnet` with the same profile by a nested `cargo build` (a no-op when they are fresh; it keeps a
-/// `cargo test -p shardex-testnet` from running missing or stale binaries of the other packages).
+/// Directory of the binaries under test: `shard-node`, `coordinator`, `relayer` and `shardex` are beside
+/// `testnet`, fresh (see `shardex_test_support::workspace_bins`).
 pub fn bin_dir() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_bins).clone()
-}
-
-fn build_bins() -> PathBuf {
-    let testnet = PathBuf::from(env!("CARGO_BIN_EXE_testnet"));
-    let dir = testnet.parent().expect("bin dir").to_path_buf();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--bins"]);
-    for package in ["shardex-shard-node", "shardex-coordinator", "shardex-bridge", "shardex-client"] {
-        cmd.args(["-p", package]);
-    }
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("cargo build");
-    assert!(status.success(), "building shard-node, coordinator, relayer and shardex failed");
-    dir
+    shardex_test_support::workspace_bins(Path::new(env!("CARGO_BIN_EXE_testnet")))
 }
 
 /// Runs `testnet --dir DIR ARGS…` with the binaries of `bins`.

@@ -145,7 +145,11 @@ pub async fn run(dir: &Path, bin_dir: Option<&Path>) -> eyre::Result<()> {
     failover::leader_failover(dir, bin_dir, &mut trading.mm, BTC_100K / 100 * 80).await?;
 
     step(11, "Every balance, proven: MPT proof -> state root -> header certified by the shard's validators");
-    for (node, client, genesis) in &clients {
+    // Proven reads go to each shard's follower where one runs (a read replica that trusts nothing but
+    // certificates), once it holds everything the demo wrote there.
+    let readers = readers(&net, &clients).await?;
+    for ((node, _, genesis), (reader, client)) in clients.iter().zip(&readers) {
+        println!("    {:<14} read from {}", node.name, reader.name);
         let market = client.market(false).await?;
         let totals = market.totals.unwrap_or_default();
         let mut shown_sum = 0i64;
@@ -189,12 +193,43 @@ pub async fn run(dir: &Path, bin_dir: Option<&Path>) -> eyre::Result<()> {
         );
         ensure!(net_in >= i128::from(shown_sum), "{}: accounts hold more than entered the shard", node.name);
     }
-    for (node, client, genesis) in &clients {
+    for ((node, _, genesis), (_, client)) in clients.iter().zip(&readers) {
         conservation(node, client, genesis).await?;
     }
-    global_proofs(dir, &net, &clients, &expected, &shown).await?;
+    global_proofs(dir, &net, &clients, &readers, &expected, &shown).await?;
     println!("\ndemo complete: every step succeeded and every balance verified");
     Ok(())
+}
+
+/// For each shard of `clients` (in order), the node to read proofs from and a client of it: the shard's
+/// first follower, once its head reached the validator's, else the validator itself.
+async fn readers(
+    net: &Network,
+    clients: &[(NodeEntry, ShardClient, Genesis)],
+) -> eyre::Result<Vec<(NodeEntry, ShardClient)>> {
+    let mut out = Vec::with_capacity(clients.len());
+    for (node, client, _) in clients {
+        let Some(follower) = net.nodes.iter().find(|n| n.follower && n.shard_id == node.shard_id) else {
+            out.push((node.clone(), client.clone()));
+            continue;
+        };
+        let reader = ShardClient::connect(&follower.endpoint)
+            .await
+            .wrap_err_with(|| format!("connecting to {}", follower.name))?;
+        let target = client.status().await?.height;
+        let deadline = tokio::time::Instant::now() + FINAL;
+        while reader.status().await?.height < target {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not reach height {target} of {} within {FINAL:?}",
+                follower.name,
+                node.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        out.push((follower.clone(), reader));
+    }
+    Ok(out)
 }
 
 /// What entered a shard and is free of escrow: deposits − withdrawals + bridged in − bridged out − escrowed.
@@ -403,6 +438,7 @@ async fn global_proofs(
     dir: &Path,
     net: &Network,
     clients: &[(NodeEntry, ShardClient, Genesis)],
+    readers: &[(NodeEntry, ShardClient)],
     expected: &BTreeMap<(u32, AccountId), i64>,
     shown: &[(String, AccountId)],
 ) -> eyre::Result<()> {
@@ -421,7 +457,14 @@ async fn global_proofs(
     }
     let epoch = epoch_committing(&coord, &heights).await?;
     println!("    epoch {epoch} commits all {} shards; coordinator key {}", clients.len(), key);
-    for (node, client, genesis) in clients {
+    for ((node, _, genesis), (reader, client)) in clients.iter().zip(readers) {
+        // The reader must hold the epoch's height of its shard.
+        let committed = coord.inclusion(epoch, node.shard_id.0).await?.entry.map_or(0, |e| e.height);
+        let deadline = tokio::time::Instant::now() + FINAL;
+        while client.status().await?.height < committed {
+            ensure!(tokio::time::Instant::now() < deadline, "{} did not reach height {committed}", reader.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for (name, who) in shown {
             let v = client
                 .account_global(&coord, &key, epoch, who, &genesis.validators)

@@ -267,6 +267,8 @@ fn up_demo_status_down() {
     assert!(out.contains(", the proposer) killed with SIGKILL"), "{out}");
     assert!(out.contains("ms after the kill") && out.contains("same root 0x"), "{out}");
     assert_eq!(out.matches("proven at height").count(), 9, "{out}");
+    // Proofs are read from each shard's follower.
+    assert_eq!(out.lines().filter(|l| l.contains("read from") && l.contains("-perp-f0")).count(), 3, "{out}");
     assert!(out.contains("commits all 3 shards"), "{out}");
     assert_eq!(out.matches("(global root 0x").count(), 9, "{out}");
 

@@ -37,7 +37,11 @@ fn show_source(r: &pb::GetMessageResponse) {
             e.locked_height,
             e.closed_height
         ),
-        _ => println!("  source (height {}): no such message", r.height),
+        _ => println!(
+            "  source (height {}): no such message (never sent, or settled and pruned after the shard's bridge \
+             retention)",
+            r.height
+        ),
     }
 }
 
@@ -47,7 +51,7 @@ fn show_destination(r: &pb::GetMessageResponse) {
             "  destination (height {}): delivered at {}, ack {}",
             r.height,
             rc.delivered_height,
-            if r.ack.is_some() { "written" } else { "absent" }
+            if r.ack.is_some() { "written" } else { "absent (pruned after the shard's bridge retention)" }
         ),
         None => println!("  destination (height {}): not delivered (receipt proven absent)", r.height),
     }

@@ -44,6 +44,24 @@ pub struct Genesis {
     /// deliveries, acks and refunds carry the peer's header certified by a quorum of its set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<Peer>,
+    /// Blocks a settled bridge message's records stay in state before they are pruned (proven absent from
+    /// then on): on the source, the outbox message and escrow that many blocks after its ack or refund; on
+    /// the destination, the ack that many blocks after delivery (the inbox receipt, which stops a second
+    /// delivery, is kept for good). 0 keeps them all. The source's relayers must prove the ack within this
+    /// window, or the escrow can neither be released nor refunded.
+    #[serde(default = "default_bridge_retention_blocks")]
+    pub bridge_retention_blocks: u64,
+}
+
+/// Default [`Genesis::bridge_retention_blocks`]: an hour of 100 ms blocks.
+pub const DEFAULT_BRIDGE_RETENTION_BLOCKS: u64 = 36_000;
+/// Smallest non-zero [`Genesis::bridge_retention_blocks`].
+pub const MIN_BRIDGE_RETENTION_BLOCKS: u64 = 16;
+/// Largest [`Genesis::bridge_retention_blocks`].
+pub const MAX_BRIDGE_RETENTION_BLOCKS: u64 = 100_000_000;
+
+fn default_bridge_retention_blocks() -> u64 {
+    DEFAULT_BRIDGE_RETENTION_BLOCKS
 }
 
 /// A bridge peer: another shard of the chain and the validator set whose precommits finalize its blocks
@@ -229,6 +247,7 @@ impl Genesis {
             validators,
             coordinator: None,
             peers: Vec::new(),
+            bridge_retention_blocks: DEFAULT_BRIDGE_RETENTION_BLOCKS,
         }
     }
 
@@ -281,6 +300,10 @@ impl Genesis {
         }
         if m.nonce_window == 0 || m.nonce_window > 1024 {
             return invalid("market.nonce_window", "must be 1 to 1024");
+        }
+        let retention = self.bridge_retention_blocks;
+        if retention != 0 && !(MIN_BRIDGE_RETENTION_BLOCKS..=MAX_BRIDGE_RETENTION_BLOCKS).contains(&retention) {
+            return invalid("bridge_retention_blocks", "must be 0 (keep every record) or 16 to 100000000");
         }
         let t = &m.trading;
         if t.maker_fee_bps > 1_000 || t.taker_fee_bps > 1_000 {
@@ -398,6 +421,7 @@ impl Genesis {
             max_positions_per_side: m.trading.max_positions_per_side,
             min_initial_margin_micros: m.trading.min_initial_margin_micros,
             coordinator_key: self.coordinator.map(|c| c.0.to_vec()).unwrap_or_default(),
+            bridge_retention_blocks: self.bridge_retention_blocks,
         }
     }
 }

@@ -54,11 +54,13 @@ pub enum Namespace {
     BridgeSeq = 0x16,
     /// Genesis validator set of a bridge peer, by shard (`BridgePeerRecord`), written at genesis.
     BridgePeer = 0x17,
+    /// Settled bridge messages to prune, by the height that prunes them (`BridgeSettledRecord`).
+    BridgeSettled = 0x18,
 }
 
 impl Namespace {
     /// Every namespace, in byte order.
-    pub const ALL: [Namespace; 23] = [
+    pub const ALL: [Namespace; 24] = [
         Self::Market,
         Self::Oracle,
         Self::Account,
@@ -82,6 +84,7 @@ impl Namespace {
         Self::BridgeEscrow,
         Self::BridgeSeq,
         Self::BridgePeer,
+        Self::BridgeSettled,
     ];
 
     /// The namespace of a byte, if it is one.
@@ -179,7 +182,7 @@ mod tests {
             assert_eq!(Namespace::from_byte(*n as u8), Some(*n));
         }
         assert_eq!(Namespace::from_byte(0), None);
-        assert_eq!(Namespace::from_byte(0x18), None);
+        assert_eq!(Namespace::from_byte(0x19), None);
     }
 
     #[test]

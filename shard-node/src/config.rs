@@ -112,6 +112,9 @@ pub struct BlockSection {
 pub struct StateSection {
     /// Heights below the head that stay provable; older trie nodes are pruned.
     pub retention_blocks: u64,
+    /// Blocks kept: 0 keeps every block (an archive node); N keeps the last N (at least
+    /// `retention_blocks`), deleting older blocks, their tx index and history entries.
+    pub keep_blocks: u64,
 }
 
 /// The default log filter: shardex at info, the consensus engine's own chatter (every step of every round)
@@ -305,7 +308,7 @@ impl Default for NodeConfig {
                 max_bytes: shard.max_block_bytes,
                 max_open_ms: shard.max_open_block_ms,
             },
-            state: StateSection { retention_blocks: shard.retention_blocks },
+            state: StateSection { retention_blocks: shard.retention_blocks, keep_blocks: shard.keep_blocks },
             consensus: ConsensusSection::default(),
             sync: SyncSection::default(),
             log: LogSection { filter: DEFAULT_LOG_FILTER.into() },
@@ -395,6 +398,9 @@ pub struct ConfigFlags {
     /// Provable heights kept below the head.
     #[arg(long = "state.retention-blocks", value_name = "N")]
     pub state_retention_blocks: Option<u64>,
+    /// Blocks kept: 0 keeps all (archive), N the last N.
+    #[arg(long = "state.keep-blocks", value_name = "N")]
+    pub state_keep_blocks: Option<u64>,
     /// Consensus engine: solo (this node alone) or malachite (the genesis validator set).
     #[arg(long = "consensus.engine", value_name = "ENGINE")]
     pub consensus_engine: Option<EngineKind>,
@@ -454,6 +460,7 @@ impl NodeConfig {
         set(f.block_gas_limit, &mut cfg.block.gas_limit);
         set(f.block_max_bytes, &mut cfg.block.max_bytes);
         set(f.state_retention_blocks, &mut cfg.state.retention_blocks);
+        set(f.state_keep_blocks, &mut cfg.state.keep_blocks);
         set(f.consensus_engine, &mut cfg.consensus.engine);
         set(f.consensus_role, &mut cfg.consensus.role);
         set(f.consensus_listen, &mut cfg.consensus.listen);
@@ -502,6 +509,12 @@ impl NodeConfig {
             ),
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
+            (
+                "state.keep_blocks",
+                self.state.keep_blocks == 0 || self.state.keep_blocks >= self.state.retention_blocks,
+                "must be 0 (keep every block) or at least state.retention_blocks (proofs at retained heights carry \
+                 their headers)",
+            ),
             (
                 "consensus.listen",
                 self.consensus.engine == EngineKind::Solo || self.consensus.listen.starts_with('/'),
@@ -564,6 +577,7 @@ impl NodeConfig {
             max_tx_bytes: self.mempool.max_tx_bytes,
             max_refusals_per_signer: self.mempool.max_refusals_per_account,
             retention_blocks: self.state.retention_blocks,
+            keep_blocks: self.state.keep_blocks,
             max_open_block_ms: self.block.max_open_ms,
             ..ShardConfig::default()
         }
@@ -640,6 +654,16 @@ mod tests {
             NodeConfig::load(Some(&path), &ConfigFlags::default()),
             Err(ConfigError::Invalid { key: "rpc.stream_idle_ms", .. })
         ));
+    }
+
+    #[test]
+    fn a_pruned_block_log_keeps_at_least_the_provable_window() {
+        let flags = ConfigFlags { state_keep_blocks: Some(100), ..Default::default() };
+        assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "state.keep_blocks", .. })));
+        let flags =
+            ConfigFlags { state_keep_blocks: Some(100), state_retention_blocks: Some(100), ..Default::default() };
+        assert_eq!(NodeConfig::load(None, &flags).expect("valid").shard().keep_blocks, 100);
+        assert_eq!(NodeConfig::default().shard().keep_blocks, 0, "an archive node by default");
     }
 
     #[test]

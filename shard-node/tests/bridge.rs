@@ -13,7 +13,7 @@ use shardex_core::{
     block::{decode_header, encode_header},
     bridge,
     coordpb::ShardEntry,
-    genesis::Peer,
+    genesis::{Peer, DEFAULT_BRIDGE_RETENTION_BLOCKS},
     global::entry_from_header,
     order::limit_order,
     pb::{self, tx_body::Op},
@@ -53,7 +53,21 @@ fn net(
     validators: &[Keypair],
     peers: Vec<Peer>,
 ) -> Net {
+    net_retaining(shard, oracle, deposit, coordinator, validators, peers, DEFAULT_BRIDGE_RETENTION_BLOCKS)
+}
+
+/// As [`net`], keeping settled bridge records `retention` blocks.
+fn net_retaining(
+    shard: ShardId,
+    oracle: &Keypair,
+    deposit: &Keypair,
+    coordinator: Option<AccountId>,
+    validators: &[Keypair],
+    peers: Vec<Peer>,
+    retention: u64,
+) -> Net {
     Net::with_validators(oracle, deposit, validators, |g| {
+        g.bridge_retention_blocks = retention;
         g.shard_id = shard;
         g.coordinator = coordinator;
         g.peers = peers;
@@ -68,11 +82,17 @@ fn world() -> World {
 
 /// Shards A (run by `a_validators`) and B (one validator), each listing the other's set as a peer.
 fn world_with(a_validators: &[Keypair]) -> World {
+    world_retaining(a_validators, DEFAULT_BRIDGE_RETENTION_BLOCKS)
+}
+
+/// As [`world_with`], both shards keeping settled bridge records `retention` blocks.
+fn world_retaining(a_validators: &[Keypair], retention: u64) -> World {
     let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
     let key = coordinator_key();
     let b_validators = [Net::validator()];
-    let mut a = net(A, &oracle, &deposit, Some(key.account()), a_validators, vec![peer(B, &b_validators)]);
-    let mut b = net(B, &oracle, &deposit, Some(key.account()), &b_validators, vec![peer(A, a_validators)]);
+    let (ka, kb) = (Some(key.account()), Some(key.account()));
+    let mut a = net_retaining(A, &oracle, &deposit, ka, a_validators, vec![peer(B, &b_validators)], retention);
+    let mut b = net_retaining(B, &oracle, &deposit, kb, &b_validators, vec![peer(A, a_validators)], retention);
     let alice = Keypair::from_seed([0x11; 32]);
     let relayer = Keypair::from_seed([0x77; 32]);
     for n in [&mut a, &mut b] {
@@ -595,4 +615,76 @@ fn bridge_ops_naming_a_shard_that_is_not_a_peer_are_refused() {
     let delivery = deliver_op(&a, &e1, B, 1).expect("deliverable");
     let what = "delivery from a shard B does not list";
     refused_naming(&mut b, &relayer, delivery, Reason::OpNotEnabled, "shard 1 is not a bridge peer of shard 2", what);
+}
+
+#[test]
+fn settled_messages_leave_state_after_the_retention_window_and_are_proven_absent() {
+    const KEEP: u64 = 16;
+    let mut w = world_retaining(&[Net::validator()], KEEP);
+    let (alice, relayer, deposit) = (w.alice.clone(), w.relayer.clone(), w.deposit.clone());
+    let me = alice.account();
+    // One block on `shard` (a 1-micro deposit to alice, who is in the conservation check).
+    let tick = |w: &mut World, shard: ShardId| {
+        let op = Op::Deposit(pb::Deposit { account: me.0.to_vec(), amount_micros: 1 });
+        w.on(shard).run(&deposit, op).expect("deposit");
+    };
+
+    // Message 1, A to B: sent, delivered, acknowledged.
+    w.a.run(&alice, transfer_op(B, &me, 100 * USD, 10)).expect("transfer");
+    let e1 = w.epoch();
+    w.relay(B, e1.import_op());
+    let delivery = deliver_op(&w.a, &e1, B, 1).expect("message 1");
+    w.relay(B, delivery.clone());
+    let delivered_at = w.b.shard.head().height;
+    let e2 = w.epoch();
+    w.relay(A, e2.import_op());
+    let ack = ack_op(&w.b, &e2, A, 1).expect("ack of 1");
+    w.relay(A, ack.clone());
+    let acked_at = w.a.shard.head().height;
+    let settled = w.a.shard.view().message(B, 1, false, false).expect("message");
+    assert_eq!(settled.escrow.expect("escrow").state, pb::MessageState::Acked as i32);
+    assert!(settled.message.is_some());
+
+    // Until the window ends, every record stays.
+    while w.a.shard.head().height < acked_at + KEEP - 1 {
+        tick(&mut w, A);
+    }
+    while w.b.shard.head().height < delivered_at + KEEP - 1 {
+        tick(&mut w, B);
+    }
+    let source = w.a.shard.view().message(B, 1, false, false).expect("message");
+    assert!(source.escrow.is_some() && source.message.is_some(), "pruned before the window ended");
+    assert!(w.b.shard.view().message(A, 1, true, false).expect("message").ack.is_some());
+
+    // The block that ends the window prunes them; they are proven absent from then on.
+    tick(&mut w, A);
+    tick(&mut w, B);
+    let (ha, hb) = (w.a.shard.head().height, w.b.shard.head().height);
+    let absent = |net: &Net, key: shardex_core::B256, height: u64, what: &str| {
+        let p = support::bridge::prove(net, key, height);
+        assert!(p.value.is_empty(), "{what} is still in state at {height}");
+        let root = shardex_core::hash::b256_from_slice(&p.state_root).expect("root");
+        bridge::verify_record(what, root, key, None, &p.nodes).unwrap_or_else(|e| panic!("{what}: {e}"));
+    };
+    absent(&w.a, bridge::escrow_key(B, 1), ha, "A's escrow of message 1");
+    absent(&w.a, bridge::outbox_key(B, 1), ha, "A's outbox message 1");
+    absent(&w.a, bridge::settled_key(ha), ha, "A's list of messages settled for this height");
+    absent(&w.b, bridge::ack_key(A, 1), hb, "B's ack of message 1");
+    absent(&w.b, bridge::settled_key(hb), hb, "B's list of messages settled for this height");
+    // The retained state of the block before still proves them.
+    let before = support::bridge::prove(&w.a, bridge::escrow_key(B, 1), ha - 1);
+    assert!(!before.value.is_empty(), "the escrow is provable at the height before pruning");
+    // The receipt that stops a second delivery stays.
+    let incoming = w.b.shard.view().message(A, 1, true, false).expect("message");
+    assert!(incoming.receipt.is_some() && incoming.ack.is_none());
+
+    // Replays stay refused; the next message takes the next seq.
+    refused(&mut w.b, &relayer, delivery, Reason::Duplicate, "delivery after the ack was pruned");
+    refused(&mut w.a, &relayer, ack, Reason::MessageState, "ack after the escrow was pruned");
+    w.a.run(&alice, transfer_op(B, &me, 10 * USD, 20)).expect("transfer");
+    assert!(w.a.shard.view().message(B, 2, false, false).expect("message").escrow.is_some());
+    w.conserved("after pruning");
+    let t = totals(&w.a);
+    assert_eq!((t.bridged_out_micros, t.escrowed_micros), (100 * USD, 10 * USD), "pruning moves no money");
+    let _ = &w.oracle;
 }

@@ -47,8 +47,13 @@ fn page_all(net: &Net, account: Option<AccountId>, limit: usize) -> Vec<(u64, u3
     let mut from = HistoryPos { height: 0, index: 0 };
     let mut out = Vec::new();
     for _ in 0..1_000 {
-        let page =
-            net.shard.view().history_reader().page(&HistoryQuery { account, from, limit, prove: true }).expect("page");
+        let page = net
+            .shard
+            .view()
+            .history_reader()
+            .page(&HistoryQuery { account, from, limit, prove: true })
+            .expect("page")
+            .expect("served");
         assert!(page.entries.len() <= limit);
         let items = verify_history_page(&page, account.as_ref(), chain, shard, &validators).expect("page verifies");
         out.extend(page.entries.iter().zip(items).map(|(e, item)| (e.height, e.index, item)));
@@ -121,7 +126,7 @@ fn pages_are_complete_proven_and_tamper_evident() {
     let validators = net.shard.genesis().validators.clone();
     let (chain, shard) = (net.domain.chain, net.domain.shard);
     let query = HistoryQuery { account: Some(taker.account()), from: HistoryPos::default(), limit: 10, prove: true };
-    let page = net.shard.view().history_reader().page(&query).expect("page");
+    let page = net.shard.view().history_reader().page(&query).expect("page").expect("served");
     let verify = |p: &pb::GetHistoryResponse| verify_history_page(p, Some(&taker.account()), chain, shard, &validators);
     assert!(verify(&page).is_ok());
     let mut altered = page.clone();
@@ -140,7 +145,8 @@ fn pages_are_complete_proven_and_tamper_evident() {
         .view()
         .history_reader()
         .page(&HistoryQuery { account: Some(maker.account()), ..query })
-        .expect("page");
+        .expect("page")
+        .expect("served");
     let lone_maker_receipt = maker_page
         .entries
         .iter()

@@ -280,6 +280,7 @@ pub fn generate(
             validators: validators.clone(),
             coordinator: Some(coordinator.public_key),
             peers,
+            bridge_retention_blocks: shardex_core::genesis::DEFAULT_BRIDGE_RETENTION_BLOCKS,
         };
         genesis.validate()?;
         let follower_keys: Vec<Keypair> = (0..followers).map(|_| Keypair::generate()).collect();

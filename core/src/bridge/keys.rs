@@ -56,6 +56,11 @@ pub fn peer_key(peer: ShardId) -> B256 {
     leaf_key(Namespace::BridgePeer, &peer.0.to_be_bytes())
 }
 
+/// The key of the settled messages the block at `height` prunes.
+pub fn settled_key(height: u64) -> B256 {
+    leaf_key(Namespace::BridgeSettled, &height.to_be_bytes())
+}
+
 /// The key of the latest imported epoch.
 pub fn imported_latest_key() -> B256 {
     leaf_key(Namespace::ImportedCommitment, &[])

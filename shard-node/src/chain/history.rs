@@ -37,20 +37,35 @@ fn market_key(height: u64) -> [u8; 9] {
     k
 }
 
+/// The account history keys of `block` at `height`: one per receipt and account its events name.
+fn account_history_keys(block: &pb::Block, height: u64) -> Vec<[u8; 45]> {
+    let mut keys = Vec::new();
+    for (index, receipt) in (0u32..).zip(&block.receipts) {
+        let accounts: BTreeSet<[u8; 32]> =
+            receipt.events.iter().filter_map(|e| <[u8; 32]>::try_from(e.account.as_slice()).ok()).collect();
+        keys.extend(accounts.iter().map(|account| account_key(account, HistoryPos { height, index })));
+    }
+    keys
+}
+
 impl ChainStore {
     /// Stages the history index entries of `block` at `height`.
     pub(super) fn stage_history(&self, block: &pb::Block, height: u64, batch: &mut sled::Batch) {
-        for (index, receipt) in (0u32..).zip(&block.receipts) {
-            let accounts: BTreeSet<[u8; 32]> =
-                receipt.events.iter().filter_map(|e| <[u8; 32]>::try_from(e.account.as_slice()).ok()).collect();
-            for account in accounts {
-                batch.insert(account_key(&account, HistoryPos { height, index }).to_vec(), &[][..]);
-            }
+        for key in account_history_keys(block, height) {
+            batch.insert(key.to_vec(), &[][..]);
         }
         if !block.block_events.is_empty() {
             let count = u32::try_from(block.block_events.len()).unwrap_or(u32::MAX);
             batch.insert(market_key(height).to_vec(), count.to_be_bytes().to_vec());
         }
+    }
+
+    /// Stages the deletion of the history index entries [`ChainStore::stage_history`] wrote for `block`.
+    pub(super) fn stage_history_removal(&self, block: &pb::Block, height: u64, batch: &mut sled::Batch) {
+        for key in account_history_keys(block, height) {
+            batch.remove(key.to_vec());
+        }
+        batch.remove(market_key(height).to_vec());
     }
 
     /// Up to `limit` receipt positions with events of `account`, from `from` (inclusive), in order.

@@ -19,6 +19,13 @@ const HEADER_PREFIX: u8 = 0x16;
 /// Snapshot base of a store that began from a state snapshot instead of genesis: `0x17` → `height ‖ done`
 /// (`done` 0 while the sync runs, 1 once its head is written). Blocks below the base are not held.
 const SNAPSHOT_BASE_KEY: [u8; 1] = [0x17];
+/// Lowest height whose block a pruned store still holds (above genesis, which is always kept): `0x18` →
+/// `height`. Absent while nothing was pruned.
+const PRUNED_BELOW_KEY: [u8; 1] = [0x18];
+
+/// Most blocks one [`ChainStore::stage_prune_blocks`] call deletes, so a block's batch stays bounded when a
+/// node first turns pruning on over a long log; the rest go with the next blocks.
+pub const PRUNE_MAX_BLOCKS_PER_CALL: u64 = 64;
 
 /// A block-log failure; storage errors are fatal to the node.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +203,49 @@ impl ChainStore {
         batch.insert(SNAPSHOT_BASE_KEY.to_vec(), value);
     }
 
+    /// The lowest height above genesis whose block this store holds after pruning (None: nothing pruned).
+    pub fn pruned_below(&self) -> Result<Option<u64>> {
+        let Some(raw) = self.tree.get(PRUNED_BELOW_KEY)? else { return Ok(None) };
+        let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| corrupt("pruned-below mark", "not 8 bytes"))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// The lowest height above genesis whose block this store holds: where pruning or a snapshot left it
+    /// (1 for an archive that began at genesis).
+    pub fn oldest_block(&self) -> Result<u64> {
+        let base = self.snapshot_base()?.map_or(1, |(height, _)| height);
+        Ok(self.pruned_below()?.map_or(base, |p| p.max(base)).max(1))
+    }
+
+    /// Stages, into `batch` (the block at `head`'s), the deletion of the blocks that fall out of a window of
+    /// the last `keep` blocks: each block, its header, its txs' index entries and its history index entries;
+    /// at most [`PRUNE_MAX_BLOCKS_PER_CALL`] of them. The genesis block is always kept (it anchors followers
+    /// of the chain). Returns how many blocks were staged for deletion.
+    pub fn stage_prune_blocks(&self, head: u64, keep: u64, batch: &mut sled::Batch) -> Result<u64> {
+        let Some(end) = head.checked_add(1).and_then(|next| next.checked_sub(keep.max(1))) else { return Ok(0) };
+        let first = self.oldest_block()?;
+        let end = end.min(first.saturating_add(PRUNE_MAX_BLOCKS_PER_CALL));
+        if end <= first {
+            return Ok(0);
+        }
+        for height in first..end {
+            if let Some(block) = self.block(height)? {
+                for tx in &block.txs {
+                    // A tx hash is included once; the check only guards the index of a later inclusion.
+                    let hash = shardex_core::hash::tx_hash(&tx.body);
+                    if self.tx_location(&hash)?.is_some_and(|l| l.height == height) {
+                        batch.remove(tx_key(&hash).to_vec());
+                    }
+                }
+                self.stage_history_removal(&block, height, batch);
+            }
+            batch.remove(block_key(height).to_vec());
+            batch.remove(header_key(height).to_vec());
+        }
+        batch.insert(PRUNED_BELOW_KEY.to_vec(), end.to_be_bytes().to_vec());
+        Ok(end - first)
+    }
+
     /// Stages the genesis hash (first start only).
     pub fn stage_genesis_hash(&self, hash: &B256, batch: &mut sled::Batch) {
         batch.insert(GENESIS_KEY.to_vec(), hash.to_vec());
@@ -222,6 +272,43 @@ mod tests {
         let fh = pb::FinalizedHeader { header: header.encode_to_vec(), signatures: Vec::new(), round: 3 };
         let tx = pb::SignedTx { body: vec![7; 300], signature: vec![8; 64] };
         pb::Block { header: Some(fh), txs: vec![tx], ..Default::default() }
+    }
+
+    #[test]
+    fn block_pruning_is_bounded_per_call_and_keeps_genesis_and_the_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("sled");
+        let store = ChainStore::new(db.open_tree("chain").expect("tree"));
+        let mut batch = sled::Batch::default();
+        for h in 0..=200 {
+            let tx_hash = shardex_core::hash::tx_hash(&block(h).txs[0].body);
+            store.stage_block(&block(h), h, &[tx_hash], &mut batch);
+        }
+        store.tree.apply_batch(batch).expect("apply");
+        assert_eq!((store.oldest_block().expect("oldest"), store.pruned_below().expect("mark")), (1, None));
+
+        // Turning pruning on over a long log: 64 blocks a call, oldest first, until the window is reached.
+        let keep = 10;
+        let mut calls = 0;
+        loop {
+            let mut batch = sled::Batch::default();
+            let pruned = store.stage_prune_blocks(200, keep, &mut batch).expect("prune");
+            store.tree.apply_batch(batch).expect("apply");
+            if pruned == 0 {
+                break;
+            }
+            assert!(pruned <= PRUNE_MAX_BLOCKS_PER_CALL);
+            calls += 1;
+        }
+        assert_eq!(calls, 3, "190 blocks in calls of at most 64");
+        assert_eq!(store.oldest_block().expect("oldest"), 191);
+        assert!(store.block(0).expect("read").is_some(), "genesis is kept");
+        assert!(store.block(190).expect("read").is_none() && store.header(190).expect("read").is_none());
+        assert!(store.block(191).expect("read").is_some());
+        let hash = |h: u64| shardex_core::hash::tx_hash(&block(h).txs[0].body);
+        // All test blocks carry the same tx, indexed at the last height that wrote it: pruning the older
+        // blocks leaves that entry alone.
+        assert_eq!(store.tx_location(&hash(200)).expect("read").map(|l| l.height), Some(200));
     }
 
     #[test]

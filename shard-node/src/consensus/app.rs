@@ -313,8 +313,8 @@ impl BlockApp for ShardApp {
     }
 
     fn history_min_height(&self) -> u64 {
-        // A store synced from a snapshot holds blocks from its base on.
-        self.node.head_view().snapshot_base().unwrap_or(1)
+        // A store synced from a snapshot, or pruned, holds blocks from its oldest on.
+        self.node.head_view().oldest_block().unwrap_or(1)
     }
 
     fn started_round(&self, height: u64, round: u32, proposer: AccountId) {

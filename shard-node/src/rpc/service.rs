@@ -391,7 +391,8 @@ impl ShardService for ShardRpc {
         // every lock.
         let page = self
             .query(move |node| node.head_view().history_reader().page(&query).map_err(|e| internal_status(&e)))
-            .await?;
+            .await?
+            .map_err(|r| reject_status(&r))?;
         Ok(Response::new(page))
     }
 
@@ -518,6 +519,7 @@ fn node_status(
         oldest_provable_height: shard.view().oldest_provable_height(),
         role: shard.config().role.as_str().into(),
         snapshot_base: shard.view().snapshot_base().unwrap_or(0),
+        oldest_block_height: shard.view().oldest_block().unwrap_or(1),
     }
 }
 

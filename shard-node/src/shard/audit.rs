@@ -43,10 +43,17 @@ pub fn replay_check(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplayReport, ShardError> {
     let started = Instant::now();
-    if let Some((base, _)) = crate::chain::ChainStore::new(db.open_tree("shard")?).snapshot_base()? {
+    let chain = crate::chain::ChainStore::new(db.open_tree("shard")?);
+    if let Some((base, _)) = chain.snapshot_base()? {
         return Err(ShardError::Inconsistent(format!(
             "this store began from a snapshot at height {base}: blocks below it are not held, so it cannot be \
              replayed from genesis"
+        )));
+    }
+    if let Some(oldest) = chain.pruned_below()? {
+        return Err(ShardError::Inconsistent(format!(
+            "this store prunes its blocks and holds them from height {oldest} on, so it cannot be replayed from \
+             genesis (run the check on an archive node, state.keep_blocks = 0)"
         )));
     }
     let stored = Shard::open(db, genesis.clone(), key.clone(), config.clone())?;

@@ -5,7 +5,7 @@
 use prost::Message;
 use shardex_core::{hash::ordered_proofs, pb, AccountId};
 
-use super::{HeadView, ShardError};
+use super::{HeadView, Reject, ShardError};
 use crate::chain::{ChainError, ChainStore, HistoryPos};
 
 /// Most entries in one page.
@@ -40,8 +40,13 @@ impl HeadView {
 }
 
 impl HistoryReader {
-    /// One page of history.
-    pub fn page(&self, query: &HistoryQuery) -> Result<pb::GetHistoryResponse, ShardError> {
+    /// One page of history; refused (`NOT_FOUND`) when it starts below the oldest block this node holds
+    /// (pruned, or before its snapshot), rather than silently starting later.
+    pub fn page(&self, query: &HistoryQuery) -> Result<Result<pb::GetHistoryResponse, Reject>, ShardError> {
+        let oldest = self.chain.oldest_block()?;
+        if query.from.height > 0 && query.from.height < oldest {
+            return Ok(Err(not_held(query.from.height, oldest)));
+        }
         let limit = if query.limit == 0 { MAX_HISTORY_ENTRIES } else { query.limit.min(MAX_HISTORY_ENTRIES) };
         // One more than the page, to know whether there is more.
         let mut positions = match &query.account {
@@ -66,10 +71,18 @@ impl HistoryReader {
         let mut response = pb::GetHistoryResponse { head_height: self.head_height, ..Default::default() };
         for group in positions.chunk_by(|a, b| a.height == b.height) {
             let height = group[0].height;
-            let block = self.chain.block(height)?.ok_or_else(|| ChainError::Corrupt {
-                what: format!("block {height}"),
-                detail: "indexed but absent".into(),
-            })?;
+            let Some(block) = self.chain.block(height)? else {
+                // Pruned while this page was read.
+                let oldest = self.chain.oldest_block()?;
+                if height < oldest {
+                    return Ok(Err(not_held(height, oldest)));
+                }
+                return Err(ChainError::Corrupt {
+                    what: format!("block {height}"),
+                    detail: "indexed but absent".into(),
+                }
+                .into());
+            };
             let items: Vec<Vec<u8>> = match query.account {
                 Some(_) => block.receipts.iter().map(Message::encode_to_vec).collect(),
                 None => block.block_events.iter().map(Message::encode_to_vec).collect(),
@@ -97,6 +110,16 @@ impl HistoryReader {
         response.more = next.height <= self.head_height;
         response.next_height = next.height;
         response.next_index = next.index;
-        Ok(response)
+        Ok(Ok(response))
     }
+}
+
+fn not_held(height: u64, oldest: u64) -> Reject {
+    Reject::new(
+        shardex_core::Reason::NotFound,
+        format!(
+            "history at height {height} is not held: this node holds blocks from height {oldest} on (pruned, or \
+             begun from a snapshot); ask an archive node"
+        ),
+    )
 }

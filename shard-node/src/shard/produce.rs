@@ -61,6 +61,8 @@ pub(super) struct CommitStore {
     tree: sled::Tree,
     engine: StateEngine,
     chain: ChainStore,
+    /// Blocks kept (0: all).
+    keep_blocks: u64,
 }
 
 /// A block written and flushed, waiting for [`Shard::finish`] to move the head.
@@ -156,6 +158,7 @@ impl Shard {
             tree: self.tree.clone(),
             engine: self.engine.clone(),
             chain: self.chain.clone(),
+            keep_blocks: self.config.keep_blocks,
         }
     }
 
@@ -253,11 +256,15 @@ impl Proposal {
         };
         store.chain.stage_block(&block, height, &tx_hashes, &mut batch);
         let pruned = store.engine.stage_prune(height, &mut batch)?;
+        let blocks_pruned = match store.keep_blocks {
+            0 => 0,
+            keep => store.chain.stage_prune_blocks(height, keep, &mut batch)?,
+        };
         store.tree.apply_batch(batch)?;
         super::faults::before_flush(height);
         store.db.flush()?;
         let head = ChainStore::head_of(&block)?;
-        debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, "written");
+        debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, blocks_pruned, "written");
         Ok(Written { committed: Committed { block: Arc::new(block), height, hash }, head, parent, tx_hashes, origin })
     }
 }

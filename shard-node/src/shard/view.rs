@@ -32,10 +32,22 @@ impl HeadView {
         self.snapshot_base
     }
 
-    /// Why a block at `height` is not served: above the head, or below the snapshot this store began from.
+    /// The lowest height above genesis whose block this node holds (1 for an archive that began at genesis;
+    /// its snapshot's height, or where pruning left it).
+    pub fn oldest_block(&self) -> Result<u64, ShardError> {
+        Ok(self.chain.oldest_block()?)
+    }
+
+    /// Why a block at `height` is not served: above the head, below the snapshot this store began from, or
+    /// pruned.
     pub fn missing_block(&self, height: u64) -> String {
-        match self.snapshot_base {
-            Some(base) if height < base => format!(
+        let pruned = self.chain.pruned_below().ok().flatten();
+        match (self.snapshot_base, pruned) {
+            (_, Some(oldest)) if height > 0 && height < oldest => format!(
+                "no block at height {height}: this node prunes its blocks and holds them from height {oldest} on; \
+                 ask an archive node"
+            ),
+            (Some(base), _) if height < base => format!(
                 "no block at height {height}: this node began from a snapshot at height {base} and holds no \
                  older blocks; ask an archive node"
             ),

@@ -101,6 +101,7 @@ pub fn begin_block(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<Vec<pb::Ev
     let mut market = load_market(scope)?;
     let mut events: Vec<pb::Event> = ops::oracle::stale_rule(scope, &mut market, ctx)?.into_iter().collect();
     events.extend(ops::funding::begin_block(scope, &market, ctx)?);
+    ops::bridge::prune_settled(scope, ctx)?;
     totals::settle(scope)?;
     Ok(events)
 }

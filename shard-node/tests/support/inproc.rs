@@ -70,6 +70,17 @@ impl Net {
         validators: &[Keypair],
         tweak: impl FnOnce(&mut Genesis),
     ) -> Self {
+        Self::with_config(oracle, deposit, validators, ShardConfig::default(), tweak)
+    }
+
+    /// As [`Net::with_validators`], the shard opened with `config`.
+    pub fn with_config(
+        oracle: &Keypair,
+        deposit: &Keypair,
+        validators: &[Keypair],
+        config: ShardConfig,
+        tweak: impl FnOnce(&mut Genesis),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = validators.first().expect("at least one validator").clone();
         let admin = Keypair::from_seed([3; 32]);
@@ -81,7 +92,7 @@ impl Net {
         tweak(&mut g);
         let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
         let db = shardex_service::storage::open_db(dir.path()).expect("db");
-        let shard = Shard::open(db, g, node.clone(), ShardConfig::default()).expect("open");
+        let shard = Shard::open(db, g, node.clone(), config).expect("open");
         Self {
             shard,
             consensus: Committee { keys: validators.to_vec(), domain },

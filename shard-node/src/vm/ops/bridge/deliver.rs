@@ -10,7 +10,8 @@ use shardex_core::{
 };
 
 use super::{
-    check_certified, coordinator_of, epoch_root, load_latest, message_event, overflow, peer, peer_validators, Here,
+    check_certified, coordinator_of, epoch_root, load_latest, message_event, overflow, peer, peer_validators,
+    schedule_prune, Here,
 };
 use crate::vm::{
     error::ExecError,
@@ -77,6 +78,7 @@ pub fn deliver(
     scope.write(receipt_key, pb::InboxReceipt { delivered_height: ctx.height }.encode_to_vec());
     let ack = pb::OutboxMessage { src_shard: here.shard.0, dst_shard: src.0, is_ack: true, ..m.clone() };
     scope.write(bridge::ack_key(src, m.seq), ack.encode_to_vec());
+    schedule_prune(scope, market, ctx, src, m.seq, true)?;
 
     Ok(vec![
         collateral_event(&account, amount, record.collateral_micros, pb::CollateralReason::BridgeIn),

@@ -4,6 +4,12 @@
 //! transitions. Every op naming another shard needs it to be a bridge peer (genesis `[[peers]]`, stored at
 //! namespace 0x17), and deliveries, acks and refunds carry that shard's header certified by its validator
 //! set. Every refusal happens before any write is kept (a failed tx's scope is dropped).
+//!
+//! Settled messages leave state after the genesis `bridge_retention_blocks`: an ack or refund on the source,
+//! and a delivery on the destination, list the message under the height that many blocks later
+//! ([`schedule_prune`]); that block's begin-block deletes the source's outbox message and escrow, or the
+//! destination's ack ([`prune_settled`]). The destination's inbox receipt is never pruned: it is what stops a
+//! second delivery, and what a refund must prove absent.
 
 mod deliver;
 mod import;
@@ -14,6 +20,8 @@ pub use deliver::deliver;
 pub use import::import;
 pub use settle::{ack, refund};
 pub use transfer::transfer_out;
+
+use crate::vm::exec::BlockCtx;
 
 use prost::Message;
 use shardex_core::{
@@ -109,6 +117,48 @@ fn load_escrow(scope: &mut TxScope<'_>, dst: ShardId, seq: u64) -> Result<pb::Br
 
 fn store_escrow(scope: &mut TxScope<'_>, dst: ShardId, seq: u64, record: &pb::BridgeEscrowRecord) {
     scope.write(bridge::escrow_key(dst, seq), record.encode_to_vec());
+}
+
+/// Lists a settled message (as a source, or `incoming` as a destination) for pruning by the block
+/// `bridge_retention_blocks` after this one; nothing when the market keeps every record.
+fn schedule_prune(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    ctx: &BlockCtx,
+    peer: ShardId,
+    seq: u64,
+    incoming: bool,
+) -> Result<(), ExecError> {
+    let retention = market.bridge_retention_blocks;
+    if retention == 0 {
+        return Ok(());
+    }
+    let due = ctx.height.checked_add(retention).ok_or_else(overflow("bridge prune height"))?;
+    let key = bridge::settled_key(due);
+    let mut record: pb::BridgeSettledRecord = load_record(scope, &key, "settled bridge messages")?;
+    record.messages.push(pb::SettledMessage { peer_shard: peer.0, seq, incoming });
+    scope.write(key, record.encode_to_vec());
+    Ok(())
+}
+
+/// Begin-block: deletes the records of the messages listed for this height (see the module docs) and the
+/// list itself. Returns how many messages were pruned.
+pub fn prune_settled(scope: &mut TxScope<'_>, ctx: &BlockCtx) -> Result<usize, ExecError> {
+    let key = bridge::settled_key(ctx.height);
+    let record: pb::BridgeSettledRecord = load_record(scope, &key, "settled bridge messages")?;
+    for m in &record.messages {
+        let peer = ShardId(m.peer_shard);
+        if m.incoming {
+            scope.write(bridge::ack_key(peer, m.seq), Vec::new());
+        } else {
+            scope.write(bridge::escrow_key(peer, m.seq), Vec::new());
+            scope.write(bridge::outbox_key(peer, m.seq), Vec::new());
+        }
+    }
+    if !record.messages.is_empty() {
+        scope.write(key, Vec::new());
+    }
+    Ok(record.messages.len())
 }
 
 fn message_event(account: &[u8], m: &pb::OutboxMessage, state: pb::MessageState, delivered: bool) -> pb::Event {

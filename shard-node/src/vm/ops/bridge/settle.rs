@@ -12,7 +12,7 @@ use shardex_core::{
 
 use super::{
     check_certified, coordinator_of, corrupt_below_zero, epoch_root, load_escrow, message_event, overflow, peer,
-    peer_validators, store_escrow, Here,
+    peer_validators, schedule_prune, store_escrow, Here,
 };
 use crate::vm::{
     error::ExecError,
@@ -61,9 +61,11 @@ fn message_of(here: &Here, dst: ShardId, seq: u64, escrow: &pb::BridgeEscrowReco
     }
 }
 
-/// Takes the escrow out of the running totals and the sender's escrow balance, marking it `state`.
+/// Takes the escrow out of the running totals and the sender's escrow balance, marking it `state`, and lists
+/// the message for pruning after the market's retention.
 fn close(
     scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
     dst: ShardId,
     seq: u64,
     mut escrow: pb::BridgeEscrowRecord,
@@ -89,6 +91,7 @@ fn close(
     escrow.state = state as i32;
     escrow.closed_height = ctx.height;
     store_escrow(scope, dst, seq, &escrow);
+    schedule_prune(scope, market, ctx, dst, seq, false)?;
     Ok(account)
 }
 
@@ -135,7 +138,7 @@ pub fn ack(
 
     let sender = escrow.sender.clone();
     let message = message_of(here, dst, ack.seq, &escrow);
-    close(scope, dst, ack.seq, escrow, pb::MessageState::Acked, ctx)?;
+    close(scope, market, dst, ack.seq, escrow, pb::MessageState::Acked, ctx)?;
     Ok(vec![message_event(&sender, &message, pb::MessageState::Acked, true)])
 }
 
@@ -189,7 +192,7 @@ pub fn refund(
     let sender = sender_of(&escrow)?;
     let message = message_of(here, dst, r.seq, &escrow);
     let amount = i64::try_from(escrow.amount_micros).map_err(|_| ExecError::Overflow("amount"))?;
-    let account = close(scope, dst, r.seq, escrow, pb::MessageState::Refunded, ctx)?;
+    let account = close(scope, market, dst, r.seq, escrow, pb::MessageState::Refunded, ctx)?;
     Ok(vec![
         collateral_event(&sender, amount, account.collateral_micros, pb::CollateralReason::BridgeRefund),
         message_event(&sender.0, &message, pb::MessageState::Refunded, false),

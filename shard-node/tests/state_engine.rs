@@ -9,7 +9,7 @@ use proptest::{
 };
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use shardex_shard_node::state::{keys, StateEngine, StateError};
+use shardex_shard_node::state::{keys, StateEngine, StateError, MAX_PINNED_VERSIONS};
 use std::collections::BTreeMap;
 
 type Changes = BTreeMap<B256, Option<Vec<u8>>>;
@@ -317,7 +317,7 @@ fn a_pinned_version_outlives_the_retention_window_until_its_lease_ends() {
     h.commit(&pool.iter().map(|k| (*k, Some(vec![9; 8]))).collect()).expect("genesis");
     round(&mut h, 1);
     // Version 1 is being served as a snapshot: it must stay whole however far the head moves meanwhile.
-    h.engine.pin(1, std::time::Duration::from_millis(300));
+    assert!(h.engine.pin(1, std::time::Duration::from_millis(300)).expect("pin"));
     for n in 2..20 {
         round(&mut h, n);
     }
@@ -335,6 +335,22 @@ fn a_pinned_version_outlives_the_retention_window_until_its_lease_ends() {
     let head = h.history.len() as u64 - 1;
     assert_eq!(h.engine.oldest_version().expect("oldest"), Some(head - RETENTION));
     assert!(matches!(h.engine.snapshot_nodes(1, None, 10), Err(StateError::VersionPruned { .. })));
+}
+
+#[test]
+fn pins_are_for_stored_versions_and_at_most_a_few_at_once() {
+    let mut h = Harness::new(64, true);
+    for v in 0u8..8 {
+        h.commit(&[(B256::from([v + 1; 32]), Some(vec![v; 8]))].into_iter().collect()).expect("commit");
+    }
+    let lease = std::time::Duration::from_secs(60);
+    assert!(!h.engine.pin(99, lease).expect("pin"), "a version never committed is not pinned");
+    for v in 0..MAX_PINNED_VERSIONS as u64 {
+        assert!(h.engine.pin(v, lease).expect("pin"), "version {v}");
+    }
+    let next = MAX_PINNED_VERSIONS as u64;
+    assert!(!h.engine.pin(next, lease).expect("pin"), "one pin more than allowed");
+    assert!(h.engine.pin(0, lease).expect("pin"), "renewing a pin is always allowed");
 }
 
 #[test]

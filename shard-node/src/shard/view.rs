@@ -79,15 +79,32 @@ impl HeadView {
     }
 
     /// Up to `max` trie nodes of the state at `height` (the head or a retained height), in path order after
-    /// `after`. Keeps `height` from pruning for [`SNAPSHOT_PIN_LEASE`] more.
+    /// `after`. Keeps `height` from pruning for [`SNAPSHOT_PIN_LEASE`] more; an error when the height is not
+    /// retained, or when as many other heights are being served as allowed
+    /// ([`crate::state::MAX_PINNED_VERSIONS`]: the serving node then answers busy).
     pub fn snapshot_chunk_at(
         &self,
         height: u64,
         after: Option<&alloy_trie::Nibbles>,
         max: usize,
     ) -> Result<Vec<crate::state::SnapshotNode>, ShardError> {
-        self.engine.pin(height, SNAPSHOT_PIN_LEASE);
+        self.pin_snapshot(height)?;
         Ok(self.engine.snapshot_nodes(height, after, max)?)
+    }
+
+    /// Pins `height` for a snapshot being served; an error names why it cannot be.
+    fn pin_snapshot(&self, height: u64) -> Result<(), ShardError> {
+        match self.engine.pin(height, SNAPSHOT_PIN_LEASE)? {
+            true => Ok(()),
+            false => match self.engine.root(height) {
+                // Stored, so the cap was hit.
+                Ok(_) => Err(ShardError::Inconsistent(format!(
+                    "busy: {} other snapshot heights are being served; retry later",
+                    crate::state::MAX_PINNED_VERSIONS
+                ))),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 
     /// The snapshot this node offers: its head height and certified head block. Keeps that height from
@@ -99,7 +116,7 @@ impl HeadView {
                 "this node is at genesis: start from the genesis file, there is no snapshot to take".into(),
             ));
         }
-        self.engine.pin(height, SNAPSHOT_PIN_LEASE);
+        self.pin_snapshot(height)?;
         let block = self.chain.block(height)?.ok_or_else(|| {
             ShardError::Inconsistent(format!("the head block {height} is missing from the block log"))
         })?;

@@ -20,6 +20,9 @@ use std::{
 /// Versions kept provable behind the head by default.
 pub const DEFAULT_RETENTION_VERSIONS: u64 = 256;
 
+/// Most versions pinned at once ([`StateEngine::pin`]): peers cannot hold back pruning for more snapshots.
+pub const MAX_PINNED_VERSIONS: usize = 4;
+
 /// A versioned Ethereum Merkle-Patricia trie over 32-byte (pre-hashed) keys, stored in the
 /// node's sled tree under the prefixes of [`keys`]. The engine never writes by itself: every
 /// write is staged into a caller-provided [`sled::Batch`], applied atomically by the caller.
@@ -50,12 +53,23 @@ impl StateEngine {
     }
 
     /// Keeps `version` whole (not pruned) for `lease` from now, or longer if it was pinned longer already:
-    /// a snapshot of it is being served. Pins live in memory only; a restart drops them.
-    pub fn pin(&self, version: u64, lease: Duration) {
-        let until = Instant::now() + lease;
+    /// a snapshot of it is being served. Only a version still stored is pinned, and at most
+    /// [`MAX_PINNED_VERSIONS`] at once: a new one beyond that is refused (false) until a pin expires. Pins
+    /// live in memory only; a restart drops them.
+    pub fn pin(&self, version: u64, lease: Duration) -> Result<bool> {
+        if self.reader().root_record(version)?.is_none() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        let until = now + lease;
         let mut pins = self.pins.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pins.retain(|_, deadline| *deadline > now);
+        if !pins.contains_key(&version) && pins.len() >= MAX_PINNED_VERSIONS {
+            return Ok(false);
+        }
         let deadline = pins.entry(version).or_insert(until);
         *deadline = (*deadline).max(until);
+        Ok(true)
     }
 
     /// The oldest version still pinned (expired pins are dropped).

@@ -17,7 +17,7 @@ mod snapshot;
 mod store;
 mod update;
 
-pub use engine::{StateEngine, DEFAULT_RETENTION_VERSIONS};
+pub use engine::{StateEngine, DEFAULT_RETENTION_VERSIONS, MAX_PINNED_VERSIONS};
 pub use error::{Result, StateError};
 pub use proof::StateProof;
 pub use prune::{PruneStats, PRUNE_MAX_NODES_PER_CALL};

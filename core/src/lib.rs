@@ -18,6 +18,7 @@ pub mod keys;
 pub mod ledger;
 pub mod money;
 pub mod nonce;
+pub mod option;
 pub mod order;
 pub mod perp;
 pub mod proof;

@@ -1,0 +1,4 @@
+//! Options math without IO: the deterministic fixed-point arithmetic the Black-76 pricer is built on
+//! ([`fixed`]). Everything here is integer-only and bounded, so every node computes the same marks.
+
+pub mod fixed;

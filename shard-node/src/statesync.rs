@@ -107,6 +107,13 @@ impl PeerSource {
         self.bytes
     }
 
+    /// Drops the prefetched request, if any.
+    fn cancel_prefetch(&mut self) {
+        if let Some((_, _, pending)) = self.prefetched.take() {
+            pending.abort();
+        }
+    }
+
     fn request(&self, after: Option<&Nibbles>, max: usize) -> PendingChunk {
         let (client, peer, height) = (Arc::clone(&self.client), self.peer.clone(), self.height);
         let (after, max) = (after.map(wire_path), u32::try_from(max).unwrap_or(u32::MAX));
@@ -116,9 +123,7 @@ impl PeerSource {
 
 impl Drop for PeerSource {
     fn drop(&mut self) {
-        if let Some((_, _, pending)) = self.prefetched.take() {
-            pending.abort();
-        }
+        self.cancel_prefetch();
     }
 }
 
@@ -131,9 +136,8 @@ impl SnapshotSource for PeerSource {
         let pending = match self.prefetched.take() {
             Some((at, m, pending)) if Some(&at) == after && m == max => pending,
             stale => {
-                if let Some((_, _, pending)) = stale {
-                    pending.abort();
-                }
+                self.prefetched = stale;
+                self.cancel_prefetch();
                 self.request(after, max)
             }
         };
@@ -143,9 +147,7 @@ impl SnapshotSource for PeerSource {
     }
 
     fn prefetch(&mut self, after: &Nibbles, max: usize) {
-        if let Some((_, _, stale)) = self.prefetched.take() {
-            stale.abort();
-        }
+        self.cancel_prefetch();
         self.prefetched = Some((*after, max, self.request(Some(after), max)));
     }
 }
@@ -204,7 +206,7 @@ pub async fn sync_from_peers(
             Err(why) => warn!(target: "shard::statesync", peer = %peer, %why, "snapshot offer refused"),
         }
     }
-    let Some((first, block)) = offers.iter().max_by_key(|(_, b)| b.height()).cloned() else {
+    let Some((first, block)) = offers.into_iter().max_by_key(|(_, b)| b.height()) else {
         return Err(ShardError::Inconsistent(
             "snapshot sync: no peer offered a snapshot certified by the genesis validators".into(),
         ));
@@ -222,7 +224,7 @@ pub async fn sync_from_peers(
         let mut sources: Vec<PeerSource> =
             order.into_iter().map(|peer| PeerSource::new(Arc::clone(&client), peer, height, runtime.clone())).collect();
         let mut dyns: Vec<&mut dyn SnapshotSource> = sources.iter_mut().map(|s| s as &mut dyn SnapshotSource).collect();
-        let report = sync_certified(&db, &genesis, &config, block, &mut dyns, chunk_nodes, &mut progress)?;
+        let report = sync_certified(&db, &genesis, block, &mut dyns, chunk_nodes, &mut progress)?;
         let bytes = sources.iter().map(PeerSource::bytes).sum::<u64>();
         Ok::<_, ShardError>((report, bytes))
     })

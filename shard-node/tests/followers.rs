@@ -6,6 +6,8 @@
 //! do, say they are followers, and never proposed a block. Then the first follower is restarted with a
 //! divergence injected at a later height: it must exit naming that height, and the set goes on.
 
+mod support;
+
 use std::{
     path::Path,
     sync::{
@@ -24,46 +26,17 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId, B256,
 };
-use shardex_test_support::{free_port, wait_for, ShardNodeProcess};
+use shardex_test_support::{wait_for, ShardNodeProcess};
+use support::set::SetPorts;
 
 const CHAIN: ChainId = ChainId(62);
 const SHARD: ShardId = ShardId(1);
 const VALIDATORS: usize = 4;
 
-struct Ports {
-    rpc: Vec<u16>,
-    p2p: Vec<u16>,
-}
-
-impl Ports {
-    fn peer(&self, keys: &[Keypair], j: usize) -> String {
-        format!("{}@/ip4/127.0.0.1/tcp/{}@http://127.0.0.1:{}", keys[j].account(), self.p2p[j], self.rpc[j])
-    }
-}
-
 /// Starts node `i`: a validator for `i < VALIDATORS`, else a follower; every node dials the validators.
-fn start(dir: &Path, genesis: &Genesis, keys: &[Keypair], ports: &Ports, i: usize) -> ShardNodeProcess {
-    let rpc = format!("127.0.0.1:{}", ports.rpc[i]);
-    let listen = format!("/ip4/127.0.0.1/tcp/{}", ports.p2p[i]);
-    let peers: Vec<String> = (0..VALIDATORS).filter(|j| *j != i).map(|j| ports.peer(keys, j)).collect();
-    let role = if i < VALIDATORS { "validator" } else { "follower" };
-    let mut args = vec![
-        "--rpc.addr",
-        &rpc,
-        "--block.interval-ms",
-        "50",
-        "--consensus.engine",
-        "malachite",
-        "--consensus.role",
-        role,
-        "--consensus.listen",
-        &listen,
-        "--log.filter",
-        "info,arc_malachitebft=warn,libp2p=warn",
-    ];
-    for p in &peers {
-        args.extend(["--consensus.peer", p.as_str()]);
-    }
+fn start(dir: &Path, genesis: &Genesis, keys: &[Keypair], ports: &SetPorts, i: usize) -> ShardNodeProcess {
+    let args = ports.node_args(keys, VALIDATORS, i);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ShardNodeProcess::start(
         Path::new(env!("CARGO_BIN_EXE_shard-node")),
         &dir.join(format!("n{i}")),
@@ -130,11 +103,8 @@ async fn followers_track_a_four_validator_shard_under_load_and_serve_its_reads()
     let validator_keys: Vec<AccountId> = keys[..VALIDATORS].iter().map(Keypair::account).collect();
     genesis.validators = ValidatorSet::equal(&validator_keys).expect("set");
     (genesis.chain_id, genesis.shard_id) = (CHAIN, SHARD);
-    let ports = Ports {
-        rpc: (0..VALIDATORS + 2).map(|_| free_port()).collect(),
-        p2p: (0..VALIDATORS + 2).map(|_| free_port()).collect(),
-    };
-    let endpoint = |i: usize| format!("http://127.0.0.1:{}", ports.rpc[i]);
+    let ports = SetPorts::free(VALIDATORS + 2);
+    let endpoint = |i: usize| ports.endpoint(i);
     let (early, late) = (VALIDATORS, VALIDATORS + 1);
 
     let mut nodes: Vec<ShardNodeProcess> = (0..=early).map(|i| start(dir.path(), &genesis, &keys, &ports, i)).collect();

@@ -8,6 +8,8 @@
 //! `--sync snapshot`: it must rejoin consensus, proven by the set deciding new blocks while another
 //! validator is down (three of four votes are needed, so the rejoined one must be voting).
 
+mod support;
+
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -21,7 +23,8 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId, B256,
 };
-use shardex_test_support::{free_port, sibling_bin, start_coordinator, wait_for, ServerProcess, ShardNodeProcess};
+use shardex_test_support::{sibling_bin, start_coordinator, wait_for, ServerProcess, ShardNodeProcess};
+use support::set::SetPorts;
 
 const CHAIN: ChainId = ChainId(63);
 const SHARD: ShardId = ShardId(1);
@@ -44,51 +47,20 @@ struct Net {
     dir: PathBuf,
     genesis: Genesis,
     keys: Vec<Keypair>,
-    rpc: Vec<u16>,
-    p2p: Vec<u16>,
+    ports: SetPorts,
 }
 
 impl Net {
     fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.rpc[i])
+        self.ports.endpoint(i)
     }
 
     /// Starts node `i` (a validator below [`VALIDATORS`], else a follower) serving snapshots on a port of
     /// its choosing; `extra` comes last.
     fn start(&self, i: usize, extra: &[&str], envs: &[(&str, &str)]) -> ShardNodeProcess {
-        let rpc = format!("127.0.0.1:{}", self.rpc[i]);
-        let listen = format!("/ip4/127.0.0.1/tcp/{}", self.p2p[i]);
-        let peers: Vec<String> = (0..VALIDATORS)
-            .filter(|j| *j != i)
-            .map(|j| {
-                format!(
-                    "{}@/ip4/127.0.0.1/tcp/{}@http://127.0.0.1:{}",
-                    self.keys[j].account(),
-                    self.p2p[j],
-                    self.rpc[j]
-                )
-            })
-            .collect();
-        let role = if i < VALIDATORS { "validator" } else { "follower" };
-        let mut args = vec![
-            "--rpc.addr",
-            &rpc,
-            "--block.interval-ms",
-            "50",
-            "--consensus.engine",
-            "malachite",
-            "--consensus.role",
-            role,
-            "--consensus.listen",
-            &listen,
-            "--sync.listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--log.filter",
-            "info,arc_malachitebft=warn,libp2p=warn",
-        ];
-        for p in &peers {
-            args.extend(["--consensus.peer", p.as_str()]);
-        }
+        let own = self.ports.node_args(&self.keys, VALIDATORS, i);
+        let mut args: Vec<&str> = own.iter().map(String::as_str).collect();
+        args.extend(["--sync.listen", "/ip4/127.0.0.1/tcp/0"]);
         args.extend(extra);
         ShardNodeProcess::start_with_env(
             node_bin(),
@@ -183,13 +155,7 @@ async fn nodes_state_sync_from_snapshots_past_a_corrupt_peer_and_a_wiped_validat
     genesis.validators = ValidatorSet::equal(&validator_keys).expect("set");
     (genesis.chain_id, genesis.shard_id) = (CHAIN, SHARD);
     genesis.market.nonce_window = 1024;
-    let net = Net {
-        dir: dir.path().to_path_buf(),
-        genesis,
-        keys,
-        rpc: (0..=VALIDATORS).map(|_| free_port()).collect(),
-        p2p: (0..=VALIDATORS).map(|_| free_port()).collect(),
-    };
+    let net = Net { dir: dir.path().to_path_buf(), genesis, keys, ports: SetPorts::free(VALIDATORS + 1) };
     let follower = VALIDATORS;
 
     let mut nodes: Vec<ShardNodeProcess> = (0..VALIDATORS)

@@ -96,6 +96,16 @@ pub enum FaultKind {
     Wiped { down: Duration },
 }
 
+impl FaultKind {
+    /// How long the target is down or frozen.
+    pub fn length(&self) -> Duration {
+        match *self {
+            Self::Kill { down } | Self::Torn { down, .. } | Self::Wiped { down } => down,
+            Self::Freeze { frozen } => frozen,
+        }
+    }
+}
+
 /// One fault of the plan: `after` the previous one ended (or the load started).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
@@ -136,10 +146,7 @@ pub fn plan(seed: u64, duration: Duration, every: Duration, targets: &[Target], 
         } else {
             FaultKind::Freeze { frozen: Duration::from_millis(rng.gen_range(100..=MAX_FROZEN.as_millis() as u64)) }
         };
-        let length = match kind {
-            FaultKind::Kill { down } | FaultKind::Torn { down, .. } | FaultKind::Wiped { down } => down,
-            FaultKind::Freeze { frozen } => frozen,
-        };
+        let length = kind.length();
         if t + after + length >= duration {
             return faults;
         }
@@ -375,14 +382,12 @@ impl Injector<'_> {
                 let (name, endpoint) = (node.name.clone(), node.endpoint.clone());
                 let all = net.clone();
                 let start: Start = match how {
-                    Restart::FromSnapshot => Box::new(move || process::start_node_from_snapshot(&bin, &node, &all)),
-                    Restart::Plain | Restart::Armed(_) => {
-                        let envs: Vec<(&str, String)> = match how {
-                            Restart::Armed(n) => vec![("SHARDEX_CRASH_BEFORE_FLUSH", n.to_string())],
-                            _ => Vec::new(),
-                        };
+                    Restart::Plain => Box::new(move || process::start_node(&bin, &node, &all)),
+                    Restart::Armed(n) => {
+                        let envs = [("SHARDEX_CRASH_BEFORE_FLUSH", n.to_string())];
                         Box::new(move || process::start_node_with_env(&bin, &node, &all, &envs))
                     }
+                    Restart::FromSnapshot => Box::new(move || process::start_node_from_snapshot(&bin, &node, &all)),
                 };
                 (name, endpoint, start)
             }
@@ -526,11 +531,7 @@ mod tests {
         let mut total = Duration::ZERO;
         for f in &faults {
             assert!(f.after >= MIN_GAP);
-            total += f.after
-                + match f.kind {
-                    FaultKind::Kill { down } | FaultKind::Torn { down, .. } | FaultKind::Wiped { down } => down,
-                    FaultKind::Freeze { frozen } => frozen,
-                };
+            total += f.after + f.kind.length();
         }
         assert!(total < duration);
         for t in TARGETS {

@@ -80,9 +80,9 @@ pub fn div(a: i128, b: i128) -> Result<i128, MathError> {
 
 /// Internal precision of [`exp`] and [`ln`]: 10^-27, nine digits beyond the result's, so that the floored
 /// series terms cannot reach the result's last digit.
-const FINE: i128 = 1_000_000_000_000_000_000_000_000_000;
+pub(super) const FINE: i128 = 1_000_000_000_000_000_000_000_000_000;
 /// [`FINE`] / [`WAD`].
-const FINE_PER_WAD: i128 = 1_000_000_000;
+pub(super) const FINE_PER_WAD: i128 = 1_000_000_000;
 /// ln 2 at [`FINE`] precision (0.693147180559945309417232121458…).
 const LN2_FINE: i128 = 693_147_180_559_945_309_417_232_121;
 

@@ -7,12 +7,7 @@
 //! from its 160th level (converged to 10^-29 relative at the boundary, faster beyond). Beyond |x| = 37 the
 //! result is 0 or 1. The error is a few units of 10^-18.
 
-use super::fixed::{exp, mul_div_floor, MathError, WAD};
-
-/// 10^-27, the internal precision.
-const FINE: i128 = 1_000_000_000_000_000_000_000_000_000;
-/// [`FINE`] / [`WAD`].
-const FINE_PER_WAD: i128 = 1_000_000_000;
+use super::fixed::{exp, mul_div_floor, MathError, FINE, FINE_PER_WAD, WAD};
 /// 1/√2 at [`FINE`] (0.707106781186547524400844362104849…).
 const INV_SQRT2: i128 = 707_106_781_186_547_524_400_844_362;
 /// 2/√π at [`FINE`] (1.128379167095512573896158903121545…).

@@ -7,8 +7,9 @@
 //! dropped, and the next one is asked for the same range. The store is marked as syncing before the first
 //! chunk is written, so an interrupted sync is refused at the next open instead of being mistaken for a
 //! fresh store ([`discard_interrupted`] empties it to start over); the head at H, the genesis hash and the
-//! completed mark are written in one batch with the version's root record, then flushed. Afterwards [`Shard::open`](super::Shard::open) resumes from H like any restart, and blocks above
-//! H follow by value sync. Blocks below H are not held.
+//! completed mark are written in one batch with the version's root record, then flushed. Afterwards
+//! [`Shard::open`](super::Shard::open) resumes from H like any restart, and blocks above H follow by value
+//! sync. Blocks below H are not held.
 
 use alloy_trie::Nibbles;
 use prost::Message;
@@ -168,25 +169,23 @@ pub fn sync_from_snapshot(
     chunk_nodes: usize,
 ) -> Result<SyncReport, ShardError> {
     let block = CertifiedSnapshotBlock::verify(genesis, config, block)?;
-    sync_certified(db, genesis, config, block, sources, chunk_nodes, &mut |_| {})
+    sync_certified(db, genesis, block, sources, chunk_nodes, &mut |_| {})
 }
 
 /// [`sync_from_snapshot`] of a block already verified, reporting progress after every applied chunk.
 pub fn sync_certified(
     db: &sled::Db,
     genesis: &Genesis,
-    config: &ShardConfig,
     block: CertifiedSnapshotBlock,
     sources: &mut [&mut dyn SnapshotSource],
     chunk_nodes: usize,
     progress: &mut dyn FnMut(SyncProgress),
 ) -> Result<SyncReport, ShardError> {
-    let tree = db.open_tree("shard")?;
-    let engine = StateEngine::open(tree.clone(), config.retention_blocks)?;
-    let chain = ChainStore::new(tree.clone());
-    if chain.head()?.is_some() || engine.latest_version()?.is_some() || chain.snapshot_base()?.is_some() {
+    if store_state(db)? != StoreState::Empty {
         return Err(ShardError::Inconsistent("snapshot sync needs an empty data directory".into()));
     }
+    let tree = db.open_tree("shard")?;
+    let chain = ChainStore::new(tree.clone());
     if sources.is_empty() {
         return Err(ShardError::Inconsistent("snapshot sync needs at least one source".into()));
     }

@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod inproc;
 pub mod ledger;
+pub mod set;
 
 use std::path::Path;
 

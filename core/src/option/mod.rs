@@ -5,3 +5,5 @@
 pub mod black76;
 pub mod fixed;
 pub mod normal;
+#[cfg(test)]
+mod vectors;

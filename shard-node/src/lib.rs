@@ -1,4 +1,5 @@
-//! shardex shard node: mempool, VM, state engine, block production and the gRPC server for one market.
+//! shardex shard node: mempool, state engine, block production and the gRPC server for one market; the
+//! market VM it runs is `shardex-vm`.
 
 pub mod chain;
 pub mod config;
@@ -10,4 +11,3 @@ pub mod sequencer;
 pub mod shard;
 pub mod state;
 pub mod statesync;
-pub mod vm;

@@ -19,7 +19,7 @@ use prost::Message;
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_core::{pb, AccountId};
-use shardex_shard_node::vm::{
+use shardex_vm::{
     book::{self, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
     Changes, ExecError, TxScope,
 };

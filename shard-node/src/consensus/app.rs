@@ -25,8 +25,8 @@ use super::Routing;
 use crate::{
     runtime::{now_ms, NodeHandle},
     shard::{faults, Proposal, ReplayError, ShardError},
-    vm::BlockCtx,
 };
+use shardex_vm::BlockCtx;
 
 /// Txs per batch when pending txs are handed over to a new leader.
 const HAND_OVER_BATCH: usize = 512;

@@ -13,7 +13,7 @@ use std::{
 use alloy_primitives::B256;
 use shardex_core::{pb, tx::VerifiedTx};
 
-use crate::vm::{BlockCtx, Changes, Outcome};
+use shardex_vm::{BlockCtx, Changes, Outcome};
 
 /// Sizes that bound the pending queue and each block in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,8 @@
 use shardex_core::{tx::VerifiedTx, Reason};
 
 use super::{HeadState, Reject, Shard, ShardError};
-use crate::{
-    mempool::{block_events_bytes, entry_bytes, Slot},
-    vm::{begin_block, execute, ExecError, Outcome, TxScope},
-};
+use crate::mempool::{block_events_bytes, entry_bytes, Slot};
+use shardex_vm::{begin_block, execute, ExecError, Outcome, TxScope};
 
 impl Shard {
     /// Admits `tx` to the mempool, or says why not. `Err(ShardError)` means the node itself failed.

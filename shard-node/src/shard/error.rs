@@ -2,7 +2,7 @@
 
 use shardex_core::{tx::TxError, Reason};
 
-use crate::vm::ExecError;
+use shardex_vm::ExecError;
 
 /// A tx or request refused with a machine-readable reason; state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -33,8 +33,8 @@ use crate::{
     chain::{ChainStore, Head},
     mempool::{Mempool, RefusalBudget, RejectLog},
     state::StateEngine,
-    vm::{StateReader, StorageError, VmParams},
 };
+use shardex_vm::{StateReader, StorageError, VmParams};
 
 /// One shard's sequencer state. Not thread-safe by itself: the node wraps it in a mutex.
 pub struct Shard {

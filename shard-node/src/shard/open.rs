@@ -10,8 +10,8 @@ use crate::{
     chain::ChainStore,
     mempool::{Mempool, PendingLimits, RefusalBudget, RejectLog},
     state::StateEngine,
-    vm::{genesis_changes, VmParams},
 };
+use shardex_vm::{genesis_changes, VmParams};
 
 /// What a node is in its shard's consensus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]

@@ -27,8 +27,8 @@ use crate::{
     chain::{ChainStore, Head},
     mempool::{Mempool, OpenBlock},
     state::StateEngine,
-    vm::{begin_block, BlockCtx, Changes, TxScope},
 };
+use shardex_vm::{begin_block, BlockCtx, Changes, TxScope};
 
 /// A candidate block with its staged writes, waiting for consensus.
 pub struct Proposal {

@@ -16,8 +16,8 @@ use crate::{
     chain::Head,
     mempool::{block_bytes, OpenBlock},
     state::StateEngine,
-    vm::{begin_block, execute, BlockCtx, Changes, TxScope, VmParams},
 };
+use shardex_vm::{begin_block, execute, BlockCtx, Changes, TxScope, VmParams};
 
 /// What replaying a block produced.
 #[derive(Debug, Clone, PartialEq)]

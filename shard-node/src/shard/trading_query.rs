@@ -8,7 +8,7 @@ use shardex_core::{
 };
 
 use super::{HeadState, HeadView, KeyRead, ShardError};
-use crate::vm::{
+use shardex_vm::{
     book::{self, Side},
     ops::{funding, oracle, positions, trade},
     records::{load_account, load_market},

@@ -4,7 +4,7 @@
 use prost::Message;
 use shardex_core::{pb, state_key, AccountId};
 
-use crate::vm::{error::ExecError, records::load_record, view::TxScope};
+use crate::{error::ExecError, records::load_record, view::TxScope};
 
 /// Long or short, as the index's side byte.
 fn side_byte(size_lots: i64) -> Option<u8> {

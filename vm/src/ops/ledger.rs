@@ -8,7 +8,7 @@ use shardex_core::{
 };
 
 use super::{funding, oracle, positions, trade};
-use crate::vm::{
+use crate::{
     book,
     error::ExecError,
     exec::BlockCtx,

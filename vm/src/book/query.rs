@@ -6,7 +6,7 @@ use super::{
     store::{self, corrupt},
     types::Side,
 };
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::{error::ExecError, view::TxScope};
 
 /// One price level as a depth snapshot shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

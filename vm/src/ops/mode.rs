@@ -10,7 +10,7 @@ use shardex_core::{
     state_key, AccountId,
 };
 
-use crate::vm::{error::ExecError, exec::BlockCtx, view::TxScope};
+use crate::{error::ExecError, exec::BlockCtx, view::TxScope};
 
 /// Severity order: a rule may only raise it.
 fn severity(mode: i32) -> u8 {

@@ -7,7 +7,7 @@ use super::{
     store::{self, corrupt},
     types::Side,
 };
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::{error::ExecError, view::TxScope};
 
 fn open_lots(record: &mut pb::AccountOrdersRecord, side: Side) -> &mut u64 {
     match side {

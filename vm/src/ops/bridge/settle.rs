@@ -14,7 +14,7 @@ use super::{
     check_certified, coordinator_of, corrupt_below_zero, epoch_root, load_escrow, message_event, overflow, peer,
     peer_validators, schedule_prune, store_escrow, Here,
 };
-use crate::vm::{
+use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::collateral_event,

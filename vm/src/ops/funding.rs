@@ -8,7 +8,7 @@ use prost::Message;
 use shardex_core::{pb, perp::funding_payment, state_key, AccountId};
 
 use super::{oracle, positions};
-use crate::vm::{
+use crate::{
     book::{self, Side},
     error::ExecError,
     exec::BlockCtx,

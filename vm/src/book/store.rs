@@ -6,7 +6,7 @@ use prost::Message;
 use shardex_core::{pb, AccountId};
 
 use super::{keys, types::Side};
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::{error::ExecError, view::TxScope};
 
 /// A `Corrupt` error for `what`: state contradicts the book's invariants.
 pub(super) fn corrupt(what: &'static str, detail: impl Into<String>) -> ExecError {
@@ -14,7 +14,7 @@ pub(super) fn corrupt(what: &'static str, detail: impl Into<String>) -> ExecErro
 }
 
 fn load<M: Message + Default>(scope: &mut TxScope<'_>, key: &B256, what: &'static str) -> Result<M, ExecError> {
-    crate::vm::records::load_record(scope, key, what)
+    crate::records::load_record(scope, key, what)
 }
 
 fn store<M: Message>(scope: &mut TxScope<'_>, key: B256, record: &M) {

@@ -9,7 +9,7 @@ use super::{
 };
 use shardex_core::pb;
 
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::{error::ExecError, view::TxScope};
 
 /// True if a limit order at `price_micros` on `side` would trade at once against the opposite side (own
 /// orders included), e.g. to reject a post-only order.
@@ -102,7 +102,7 @@ mod tests {
     use shardex_core::AccountId;
 
     use super::*;
-    use crate::vm::{
+    use crate::{
         book::{account_orders, cancel, order, order_id_by_client_id, rest, NewOrder},
         view::Changes,
     };

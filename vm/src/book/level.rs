@@ -9,7 +9,7 @@ use super::{
     store::{self, corrupt},
     types::Side,
 };
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::{error::ExecError, view::TxScope};
 
 /// Inserts `price_micros` into `prices` (best first) after every better price.
 fn insert_price(prices: &mut Vec<u64>, side: Side, price_micros: u64) -> Result<(), ExecError> {
@@ -187,7 +187,7 @@ mod tests {
     use alloy_primitives::B256;
 
     use super::*;
-    use crate::vm::view::Changes;
+    use crate::view::Changes;
 
     fn order(id: u64, side: Side, price: u64, lots: u64) -> pb::OrderRecord {
         pb::OrderRecord {

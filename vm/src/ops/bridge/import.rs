@@ -13,7 +13,7 @@ use shardex_core::{
 };
 
 use super::{coordinator_of, load_latest, Here};
-use crate::vm::{error::ExecError, records::load_record, view::TxScope};
+use crate::{error::ExecError, records::load_record, view::TxScope};
 
 /// Largest epoch record accepted, bytes (a real one is about 90).
 pub const MAX_EPOCH_RECORD_BYTES: usize = 512;

@@ -8,7 +8,7 @@ use shardex_core::{
 };
 
 use super::{coordinator_of, load_latest, message_event, overflow, peer, require_peer, store_escrow, Here};
-use crate::vm::{
+use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::{collateral_event, free_collateral, positive_amount},

@@ -72,7 +72,7 @@ mod tests {
     use shardex_core::{pb, AccountId};
 
     use super::*;
-    use crate::vm::{
+    use crate::{
         records::{load_account, store_account},
         view::Changes,
     };

@@ -9,7 +9,7 @@ use shardex_core::{
 
 use super::mode;
 
-use crate::vm::{error::ExecError, exec::BlockCtx, view::TxScope};
+use crate::{error::ExecError, exec::BlockCtx, view::TxScope};
 
 /// The latest oracle record (None before the first update).
 pub fn load(scope: &mut TxScope<'_>) -> Result<Option<pb::OracleRecord>, ExecError> {
@@ -141,7 +141,7 @@ mod tests {
     use alloy_primitives::B256;
 
     use super::*;
-    use crate::vm::view::Changes;
+    use crate::view::Changes;
 
     fn market(oracle: AccountId) -> pb::MarketRecord {
         pb::MarketRecord {

@@ -21,7 +21,7 @@ pub use import::import;
 pub use settle::{ack, refund};
 pub use transfer::transfer_out;
 
-use crate::vm::exec::BlockCtx;
+use crate::exec::BlockCtx;
 
 use prost::Message;
 use shardex_core::{
@@ -31,7 +31,7 @@ use shardex_core::{
     AccountId, ChainId, ShardId,
 };
 
-use crate::vm::{error::ExecError, records::load_record, view::TxScope};
+use crate::{error::ExecError, records::load_record, view::TxScope};
 
 /// The chain and shard executing the op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::{
     store,
     types::{BookLimits, NewOrder, Rested, Side},
 };
-use crate::vm::{error::ExecError, view::TxScope};
+use crate::{error::ExecError, view::TxScope};
 
 /// Rests `new` as a new order at the tail of its price level and returns the stored record, with the orders
 /// it evicted.

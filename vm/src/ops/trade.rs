@@ -10,7 +10,7 @@ use shardex_core::{
 };
 
 use super::{funding, mode, oracle, positions};
-use crate::vm::{
+use crate::{
     book::{self, BookLimits, Incoming, NewOrder, Side},
     error::ExecError,
     exec::BlockCtx,

@@ -13,7 +13,7 @@ use super::{
     check_certified, coordinator_of, epoch_root, load_latest, message_event, overflow, peer, peer_validators,
     schedule_prune, Here,
 };
-use crate::vm::{
+use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::{collateral_event, positive_amount},

@@ -23,7 +23,7 @@ use shardex_core::{
 };
 
 use super::{funding, mode, oracle, positions, trade};
-use crate::vm::{
+use crate::{
     book,
     error::ExecError,
     exec::BlockCtx,

@@ -90,5 +90,18 @@ pub fn describe(e: &pb::Event) -> Option<String> {
                 f.cumulative_index
             )
         }
+        pb::event::Kind::SeriesListed(l) => format!(
+            "series listed: {} {} expiring at {} ms",
+            usd(l.strike_micros),
+            match pb::OptionKind::try_from(l.kind) {
+                Ok(pb::OptionKind::Call) => "call",
+                Ok(pb::OptionKind::Put) => "put",
+                _ => "?",
+            },
+            l.expiry_ms
+        ),
+        pb::event::Kind::VolUpdated(v) => {
+            format!("volatility of expiry {} ms: {} points at {} ms", v.expiry_ms, v.points, v.timestamp_ms)
+        }
     })
 }

@@ -95,6 +95,67 @@ pub struct MarketParams {
     /// Trading fees and book limits.
     #[serde(default)]
     pub trading: TradingParams,
+    /// Present on an options market (`[market.options]`): the market then lists option series on its
+    /// oracle's underlying instead of trading a perpetual, and has no funding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionsParams>,
+}
+
+/// What an options market lists and accepts. Every limit is explicit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptionsParams {
+    /// Strikes are multiples of this, micro-USD.
+    pub strike_tick_micros: u64,
+    /// Expiries are multiples of this, ms since the Unix epoch.
+    pub expiry_step_ms: u64,
+    /// Least time between a listing and its expiry, ms.
+    pub min_tenor_ms: u64,
+    /// Most time between a listing and its expiry, ms.
+    pub max_tenor_ms: u64,
+    /// Expiries with live series at once.
+    pub max_expiries: u32,
+    /// Series per expiry.
+    pub max_series_per_expiry: u32,
+    /// Least volatility an update may carry, parts per million.
+    pub min_vol_ppm: u32,
+    /// Most volatility an update may carry, parts per million.
+    pub max_vol_ppm: u32,
+    /// Points in one volatility update.
+    pub max_vol_points: u32,
+}
+
+impl Default for OptionsParams {
+    fn default() -> Self {
+        Self {
+            strike_tick_micros: 1_000_000,
+            expiry_step_ms: 3_600_000,
+            min_tenor_ms: 3_600_000,
+            max_tenor_ms: 365 * 86_400_000,
+            max_expiries: 16,
+            max_series_per_expiry: 64,
+            min_vol_ppm: 10_000,
+            max_vol_ppm: 5_000_000,
+            max_vol_points: 64,
+        }
+    }
+}
+
+impl OptionsParams {
+    /// As stored in the market record.
+    pub fn to_pb(&self) -> pb::OptionsParams {
+        pb::OptionsParams {
+            strike_tick_micros: self.strike_tick_micros,
+            expiry_step_ms: self.expiry_step_ms,
+            min_tenor_ms: self.min_tenor_ms,
+            max_tenor_ms: self.max_tenor_ms,
+            max_expiries: self.max_expiries,
+            max_series_per_expiry: self.max_series_per_expiry,
+            min_vol_ppm: self.min_vol_ppm,
+            max_vol_ppm: self.max_vol_ppm,
+            max_vol_points: self.max_vol_points,
+        }
+    }
 }
 
 fn default_nonce_window() -> u32 {
@@ -242,6 +303,7 @@ impl Genesis {
                 maintenance_margin_bps: 500,
                 nonce_window: DEFAULT_NONCE_WINDOW,
                 trading: TradingParams::default(),
+                options: None,
             },
             authorities,
             validators,
@@ -249,6 +311,17 @@ impl Genesis {
             peers: Vec::new(),
             bridge_retention_blocks: DEFAULT_BRIDGE_RETENTION_BLOCKS,
         }
+    }
+
+    /// [`Genesis::example`] as an ETH options market (`ETH-OPTIONS`): premium tick $0.01, lots of 0.001 ETH,
+    /// default option limits (strikes on $1, expiries on the hour), no funding.
+    pub fn example_options(authorities: Authorities, validator: AccountId) -> Self {
+        let mut g = Self::example(authorities, validator);
+        g.market.symbol = "ETH-OPTIONS".into();
+        g.market.tick_size_micros = 10_000;
+        g.market.trading.funding_interval_ms = 0;
+        g.market.options = Some(OptionsParams::default());
+        g
     }
 
     /// Parses and validates a genesis TOML document.
@@ -342,6 +415,13 @@ impl Genesis {
         if t.oracle_max_age_ms == 0 {
             return invalid("market.trading.oracle_max_age_ms", "must be positive");
         }
+        if let Some(options) = &m.options {
+            crate::option::series::check_params(&options.to_pb())
+                .or_else(|problem| invalid("market.options", &problem))?;
+            if t.funding_interval_ms != 0 {
+                return invalid("market.trading.funding_interval_ms", "must be 0 on an options market (no funding)");
+            }
+        }
         if let Some(coordinator) = &self.coordinator {
             if ed25519_dalek::VerifyingKey::from_bytes(&coordinator.0).is_err() {
                 return invalid("coordinator", "must be a valid ed25519 public key");
@@ -388,7 +468,7 @@ impl Genesis {
         let m = &self.market;
         pb::MarketRecord {
             symbol: m.symbol.clone(),
-            kind: pb::MarketKind::Perpetual as i32,
+            kind: if m.options.is_some() { pb::MarketKind::Options } else { pb::MarketKind::Perpetual } as i32,
             mode: pb::MarketMode::Normal as i32,
             tick_size_micros: m.tick_size_micros,
             lot_size: m.lot_size,
@@ -422,6 +502,7 @@ impl Genesis {
             min_initial_margin_micros: m.trading.min_initial_margin_micros,
             coordinator_key: self.coordinator.map(|c| c.0.to_vec()).unwrap_or_default(),
             bridge_retention_blocks: self.bridge_retention_blocks,
+            options: m.options.as_ref().map(OptionsParams::to_pb),
         }
     }
 }
@@ -562,5 +643,33 @@ mod tests {
         assert!(err.to_string().contains("listed twice"), "{err}");
         let empty = format!("{}\n[[peers]]\nshard_id = 2\nvalidators = []\n", g.to_toml());
         assert!(Genesis::from_toml(&empty).is_err(), "an empty set is refused");
+    }
+
+    #[test]
+    fn an_options_market_round_trips_and_is_validated() {
+        let g = Genesis::example_options(
+            Authorities { deposit: AccountId([1; 32]), oracle: AccountId([2; 32]), admin: AccountId([3; 32]) },
+            crate::Keypair::from_seed([4; 32]).account(),
+        );
+        let text = g.to_toml();
+        assert!(text.contains("[market.options]"), "{text}");
+        assert_eq!(Genesis::from_toml(&text), Ok(g.clone()));
+        let record = g.market_record();
+        assert_eq!(record.kind, pb::MarketKind::Options as i32);
+        assert_eq!(record.options, Some(OptionsParams::default().to_pb()));
+        let perp = Genesis { market: MarketParams { options: None, ..g.market.clone() }, ..g.clone() };
+        assert_eq!((perp.market_record().kind, perp.market_record().options), (pb::MarketKind::Perpetual as i32, None));
+
+        let by_hand = text.replace("max_expiries = 16", "max_expiries = 0");
+        let err = Genesis::from_toml(&by_hand).expect_err("no expiries");
+        assert!(matches!(err, GenesisError::Invalid { field: "market.options", .. }), "{err}");
+        assert!(err.to_string().contains("max_expiries must be 1 to 64"), "{err}");
+        let mut funded = g.clone();
+        funded.market.trading.funding_interval_ms = 60_000;
+        let err = funded.validate().expect_err("funding on options");
+        assert!(matches!(err, GenesisError::Invalid { field: "market.trading.funding_interval_ms", .. }), "{err}");
+        // Defaults fill what an operator leaves out.
+        let short = text.replace("max_vol_points = 64\n", "");
+        assert_eq!(Genesis::from_toml(&short), Ok(g));
     }
 }

@@ -56,11 +56,17 @@ pub enum Namespace {
     BridgePeer = 0x17,
     /// Settled bridge messages to prune, by the height that prunes them (`BridgeSettledRecord`).
     BridgeSettled = 0x18,
+    /// The live expiries of an options market (`OptionChainRecord`).
+    OptionChain = 0x19,
+    /// One expiry of an options market: its series and volatility (`ExpiryRecord`), by expiry.
+    Expiry = 0x1a,
+    /// One option series (`SeriesRecord`), by (expiry, strike, kind).
+    Series = 0x1b,
 }
 
 impl Namespace {
     /// Every namespace, in byte order.
-    pub const ALL: [Namespace; 24] = [
+    pub const ALL: [Namespace; 27] = [
         Self::Market,
         Self::Oracle,
         Self::Account,
@@ -85,6 +91,9 @@ impl Namespace {
         Self::BridgeSeq,
         Self::BridgePeer,
         Self::BridgeSettled,
+        Self::OptionChain,
+        Self::Expiry,
+        Self::Series,
     ];
 
     /// The namespace of a byte, if it is one.
@@ -182,7 +191,7 @@ mod tests {
             assert_eq!(Namespace::from_byte(*n as u8), Some(*n));
         }
         assert_eq!(Namespace::from_byte(0), None);
-        assert_eq!(Namespace::from_byte(0x19), None);
+        assert_eq!(Namespace::from_byte(0x1c), None);
     }
 
     #[test]

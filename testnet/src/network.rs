@@ -180,6 +180,7 @@ fn market(symbol: &str) -> MarketParams {
         maintenance_margin_bps: 500,
         nonce_window: DEFAULT_NONCE_WINDOW,
         trading: Default::default(),
+        options: None,
     }
 }
 

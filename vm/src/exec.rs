@@ -6,7 +6,7 @@ use super::{
     error::ExecError,
     gas::GasSchedule,
     ops,
-    ops::{bridge, ledger, liquidate, mode, oracle, trade},
+    ops::{bridge, ledger, liquidate, mode, options, oracle, trade},
     records::{load_account, load_market, store_account},
     totals,
     view::TxScope,
@@ -66,11 +66,19 @@ pub fn execute(
         Some(Op::Deposit(d)) => ledger::deposit(scope, &market, &signer, d)?,
         Some(Op::Withdraw(w)) => ledger::withdraw(scope, &market, &signer, w, ctx)?,
         Some(Op::OracleUpdate(u)) => oracle::update(scope, &mut market, &signer, u, ctx)?,
-        Some(Op::PlaceOrder(o)) => trade::place(scope, &mut market, &signer, o, ctx)?,
+        Some(Op::PlaceOrder(o)) => {
+            options::refuse_on_options(&market, "place_order")?;
+            trade::place(scope, &mut market, &signer, o, ctx)?
+        }
         Some(Op::CancelOrder(c)) => trade::cancel(scope, &signer, c)?,
         Some(Op::CancelAll(_)) => trade::cancel_all(scope, &signer)?,
-        Some(Op::Liquidate(l)) => liquidate::liquidate(scope, &mut market, &signer, l, ctx)?,
+        Some(Op::Liquidate(l)) => {
+            options::refuse_on_options(&market, "liquidate")?;
+            liquidate::liquidate(scope, &mut market, &signer, l, ctx)?
+        }
         Some(Op::SetMarketMode(m)) => mode::set_by_admin(scope, &mut market, &signer, m, ctx)?,
+        Some(Op::ListSeries(l)) => options::list(scope, &market, &signer, l, ctx)?,
+        Some(Op::VolUpdate(v)) => options::update_vol(scope, &market, &signer, v, ctx)?,
         Some(Op::ImportGlobalCommitment(i)) => bridge::import(scope, &market, &here(tx), i)?,
         Some(Op::TransferOut(t)) => bridge::transfer_out(scope, &market, &here(tx), &signer, t, ctx)?,
         Some(Op::DeliverMessage(d)) => bridge::deliver(scope, &market, &here(tx), d, ctx)?,

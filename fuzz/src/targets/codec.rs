@@ -50,6 +50,12 @@ pub fn every_op() -> Vec<Op> {
         Op::TimeoutRefund(pb::TimeoutRefund { dst_shard: 4, seq: 1, ..Default::default() }),
         Op::ImportGlobalCommitment(pb::ImportGlobalCommitment { epoch_record: vec![8, 9], signature: vec![0; 64] }),
         Op::SetMarketMode(pb::SetMarketMode { mode: 2, reason: "maintenance".into() }),
+        Op::ListSeries(pb::ListSeries { expiry_ms: 1_700_006_400_000, strike_micros: 2_000_000_000, kind: 1 }),
+        Op::VolUpdate(pb::VolUpdate {
+            expiry_ms: 1_700_006_400_000,
+            timestamp_ms: 1_700_000_000_000,
+            points: vec![pb::VolPoint { strike_micros: 2_000_000_000, vol_ppm: 600_000 }],
+        }),
     ]
 }
 

@@ -5,6 +5,7 @@ pub mod funding;
 pub mod ledger;
 pub mod liquidate;
 pub mod mode;
+pub mod options;
 pub mod oracle;
 pub mod positions;
 pub mod trade;

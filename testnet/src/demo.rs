@@ -218,10 +218,14 @@ async fn readers(
             .wrap_err_with(|| format!("connecting to {}", follower.name))?;
         let target = client.status().await?.height;
         let deadline = tokio::time::Instant::now() + FINAL;
-        while reader.status().await?.height < target {
+        loop {
+            let at = reader.status().await?.height;
+            if at >= target {
+                break;
+            }
             ensure!(
                 tokio::time::Instant::now() < deadline,
-                "{} did not reach height {target} of {} within {FINAL:?}",
+                "{} did not reach height {target} of {} within {FINAL:?}: it is at height {at}",
                 follower.name,
                 node.name
             );

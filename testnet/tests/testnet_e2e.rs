@@ -212,6 +212,20 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
     assert!(out.contains("ok    epoch") && out.contains("ok    bridge"), "{out}");
 }
 
+/// The last lines of the log of every node the last line of `out` names (e.g. a node that fell behind), so
+/// a failure carries what that node was doing.
+fn logs_of_named_nodes(dir: &Path, bins: &Path, out: &str) -> String {
+    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let mut logs = String::new();
+    for name in last.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if name.contains("-perp-") || name.contains("-options-") {
+            let tail = testnet(dir, bins, &["logs", name, "--tail", "60"]);
+            logs.push_str(&format!("\n--- last log lines of {name} ---\n{}", text(&tail)));
+        }
+    }
+    logs
+}
+
 #[test]
 fn up_demo_status_down() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -250,7 +264,7 @@ fn up_demo_status_down() {
 
     let demo = testnet(&dir, &bins, &["demo"]);
     let out = text(&demo);
-    assert!(demo.status.success(), "demo failed:\n{out}");
+    assert!(demo.status.success(), "demo failed:\n{out}{}", logs_of_named_nodes(&dir, &bins, &out));
     assert!(out.contains("demo complete"), "{out}");
     assert_eq!(out.matches("refused as expected").count(), 5, "{out}");
     assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");

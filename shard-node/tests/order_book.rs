@@ -20,7 +20,7 @@ use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_core::{pb, AccountId};
 use shardex_vm::{
-    book::{self, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
+    book::{self, Book, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
     Changes, ExecError, TxScope,
 };
 
@@ -202,7 +202,9 @@ impl Model {
             let mut prices: Vec<u64> = self.orders.iter().filter(|o| o.side == side).map(|o| o.price).collect();
             prices.sort_by_key(|&p| priority(side, p));
             prices.dedup();
-            put(book::side_key(side), &|| pb::BookSideRecord { prices_micros: prices.clone() }.encode_to_vec());
+            put(book::side_key(Book::Perp, side), &|| {
+                pb::BookSideRecord { prices_micros: prices.clone() }.encode_to_vec()
+            });
             for &price in &prices {
                 let fifo: Vec<&Resting> = self.orders.iter().filter(|o| o.side == side && o.price == price).collect();
                 let level = pb::BookLevelRecord {
@@ -211,7 +213,7 @@ impl Model {
                     total_lots: fifo.iter().map(|o| o.lots).sum(),
                     order_count: fifo.len() as u32,
                 };
-                put(book::level_key(side, price), &|| level.encode_to_vec());
+                put(book::level_key(Book::Perp, side, price), &|| level.encode_to_vec());
                 for (k, o) in fifo.iter().enumerate() {
                     let record = pb::OrderRecord {
                         order_id: o.id,
@@ -225,6 +227,7 @@ impl Model {
                         prev_order_id: if k == 0 { 0 } else { fifo[k - 1].id },
                         next_order_id: fifo.get(k + 1).map_or(0, |n| n.id),
                         original_lots: o.original,
+                        series: Vec::new(),
                     };
                     put(book::order_key(o.id), &|| record.encode_to_vec());
                     if o.cid != 0 {
@@ -261,15 +264,22 @@ fn check_invariants(scope: &mut TxScope<'_>) -> u64 {
     let mut resting_lots = 0u64;
     let mut by_owner: BTreeMap<AccountId, pb::AccountOrdersRecord> = BTreeMap::new();
     for side in [Side::Buy, Side::Sell] {
-        let depth = book::depth(scope, side, usize::MAX).expect("depth");
+        let depth = book::depth(scope, Book::Perp, side, usize::MAX).expect("depth");
         let prices: Vec<u64> = depth.iter().map(|l| l.price_micros).collect();
         assert!(prices.windows(2).all(|w| side.is_better(w[0], w[1])), "{side:?} list not strictly best-first");
         for &p in &GRID {
             let listed = prices.contains(&p);
-            assert_eq!(scope.read(&book::level_key(side, p)).expect("read").is_some(), listed, "{side:?} level {p}");
+            assert_eq!(
+                scope.read(&book::level_key(Book::Perp, side, p)).expect("read").is_some(),
+                listed,
+                "{side:?} level {p}"
+            );
         }
         for level in depth {
-            let raw = scope.read(&book::level_key(side, level.price_micros)).expect("read").expect("listed level");
+            let raw = scope
+                .read(&book::level_key(Book::Perp, side, level.price_micros))
+                .expect("read")
+                .expect("listed level");
             let record = pb::BookLevelRecord::decode(raw.as_slice()).expect("level decodes");
             let (mut lots, mut count, mut prev, mut cur) = (0u64, 0u32, 0u64, record.head_order_id);
             while cur != 0 {
@@ -292,8 +302,10 @@ fn check_invariants(scope: &mut TxScope<'_>) -> u64 {
         want.order_ids.sort_unstable();
         assert_eq!(book::account_orders(scope, &owner).expect("read"), want, "account orders of {owner}");
     }
-    let (bid, ask) =
-        (book::best_price(scope, Side::Buy).expect("read"), book::best_price(scope, Side::Sell).expect("read"));
+    let (bid, ask) = (
+        book::best_price(scope, Book::Perp, Side::Buy).expect("read"),
+        book::best_price(scope, Book::Perp, Side::Sell).expect("read"),
+    );
     if let (Some(bid), Some(ask)) = (bid, ask) {
         assert!(bid < ask, "book crossed: bid {bid} ask {ask}");
     }
@@ -335,6 +347,7 @@ impl Drop for PrintSeedOnPanic {
 
 fn new_order(rng: &mut ChaCha8Rng, owner: AccountId, side: Side, height: u64) -> NewOrder {
     NewOrder {
+        book: Book::Perp,
         owner,
         side,
         price_micros: *GRID.choose(rng).expect("grid"),
@@ -363,7 +376,7 @@ fn step(
             let kind = rng.gen_range(0..10);
             let limit = (kind != 0).then_some(new.price_micros);
             let gtc = kind >= 3;
-            let inc = Incoming { owner, side, limit_price_micros: limit, lots: new.lots };
+            let inc = Incoming { book: Book::Perp, owner, side, limit_price_micros: limit, lots: new.lots };
             let out = book::match_incoming(scope, &inc, limits).expect("match");
             let (fills, stp, left, stopped) = model.match_incoming(&inc, limits);
             assert_eq!(actual_fills(&out), fills, "fills of {inc:?}");
@@ -386,7 +399,7 @@ fn step(
         // Post-only: rejected if it would take liquidity.
         65..=74 => {
             let new = new_order(rng, owner, side, height);
-            let crosses = book::would_cross(scope, side, new.price_micros).expect("would_cross");
+            let crosses = book::would_cross(scope, Book::Perp, side, new.price_micros).expect("would_cross");
             assert_eq!(crosses, model.would_cross(side, new.price_micros), "would_cross {new:?}");
             if crosses {
                 cov.post_only_rejects += 1;

@@ -132,7 +132,7 @@ impl HeadView {
         let market = load_market(&mut scope).map_err(exec_err)?;
         let levels = levels.min(market.max_price_levels as usize);
         let mut side = |s: Side| -> Result<Vec<pb::BookLevel>, ShardError> {
-            Ok(book::depth(&mut scope, s, levels)
+            Ok(book::depth(&mut scope, book::Book::Perp, s, levels)
                 .map_err(exec_err)?
                 .into_iter()
                 .map(|l| pb::BookLevel {

@@ -6,24 +6,30 @@ use shardex_core::{
     AccountId,
 };
 
-use super::types::Side;
+use super::types::{Book, Side};
 
 /// `OrderRecord` of `order_id` (id = order id, u64 BE).
 pub fn order_key(order_id: u64) -> B256 {
     leaf_key(Namespace::Order, &order_id.to_be_bytes())
 }
 
-/// `BookLevelRecord` of one price on one side (id = side byte || price u64 BE).
-pub fn level_key(side: Side, price_micros: u64) -> B256 {
-    let mut id = Vec::with_capacity(9);
-    id.push(side.byte());
-    id.extend_from_slice(&price_micros.to_be_bytes());
-    leaf_key(Namespace::BookLevel, &id)
+/// `BookLevelRecord` of one price on one side of `book` (id = book prefix || side byte || price u64 BE).
+pub fn level_key(book: Book, side: Side, price_micros: u64) -> B256 {
+    let (prefix, len) = book.id_prefix();
+    let mut id = [0u8; 26];
+    id[..len].copy_from_slice(&prefix[..len]);
+    id[len] = side.byte();
+    id[len + 1..len + 9].copy_from_slice(&price_micros.to_be_bytes());
+    leaf_key(Namespace::BookLevel, &id[..len + 9])
 }
 
-/// `BookSideRecord` of `side` (id = side byte).
-pub fn side_key(side: Side) -> B256 {
-    leaf_key(Namespace::BookSide, &[side.byte()])
+/// `BookSideRecord` of one side of `book` (id = book prefix || side byte).
+pub fn side_key(book: Book, side: Side) -> B256 {
+    let (prefix, len) = book.id_prefix();
+    let mut id = [0u8; 18];
+    id[..len].copy_from_slice(&prefix[..len]);
+    id[len] = side.byte();
+    leaf_key(Namespace::BookSide, &id[..=len])
 }
 
 /// `AccountOrdersRecord` of `owner` (id = account).
@@ -54,8 +60,20 @@ mod tests {
     fn golden_ids() {
         // Pinned layouts: a change to an id encoding moves every book record and must fail loudly.
         assert_eq!(order_key(1), keccak256([0x05, 0, 0, 0, 0, 0, 0, 0, 1]));
-        assert_eq!(level_key(Side::Sell, 258), keccak256([0x0d, 2, 0, 0, 0, 0, 0, 0, 1, 2]));
-        assert_eq!(side_key(Side::Buy), keccak256([0x0e, 1]));
+        assert_eq!(level_key(Book::Perp, Side::Sell, 258), keccak256([0x0d, 2, 0, 0, 0, 0, 0, 0, 1, 2]));
+        assert_eq!(side_key(Book::Perp, Side::Buy), keccak256([0x0e, 1]));
+        let series = shardex_core::option::series::SeriesId {
+            expiry_ms: 5,
+            strike_micros: 6,
+            kind: shardex_core::option::series::OptionKind::Put,
+        };
+        let id = series.to_bytes();
+        let book = Book::Series(series);
+        assert_eq!(
+            level_key(book, Side::Sell, 258),
+            keccak256([&[0x0d][..], &id, &[2, 0, 0, 0, 0, 0, 0, 1, 2]].concat())
+        );
+        assert_eq!(side_key(book, Side::Buy), keccak256([&[0x0e][..], &id, &[1]].concat()));
         assert_eq!(counters_key(), keccak256([0x11]));
         let owner = AccountId([7; 32]);
         assert_eq!(account_orders_key(&owner), keccak256([[0x0f].as_slice(), &[7; 32]].concat()));

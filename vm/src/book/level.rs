@@ -7,7 +7,7 @@ use shardex_core::pb;
 
 use super::{
     store::{self, corrupt},
-    types::Side,
+    types::{Book, Side},
 };
 use crate::{error::ExecError, view::TxScope};
 
@@ -39,17 +39,18 @@ pub(super) enum Room {
     Full(Vec<u64>),
 }
 
-/// Whether an order at (`side`, `price_micros`) fits without a new level beyond `max_price_levels`.
+/// Whether an order at (`side`, `price_micros`) of `book` fits without a new level beyond `max_price_levels`.
 pub(super) fn room(
     scope: &mut TxScope<'_>,
+    book: Book,
     side: Side,
     price_micros: u64,
     max_price_levels: usize,
 ) -> Result<Room, ExecError> {
-    if store::load_level(scope, side, price_micros)?.order_count > 0 {
+    if store::load_level(scope, book, side, price_micros)?.order_count > 0 {
         return Ok(Room::Free);
     }
-    let prices = store::load_side(scope, side)?.prices_micros;
+    let prices = store::load_side(scope, book, side)?.prices_micros;
     Ok(if prices.len() < max_price_levels { Room::Free } else { Room::Full(prices) })
 }
 
@@ -58,13 +59,14 @@ pub(super) fn room(
 /// worse than `price_micros`.
 pub(super) fn evictable(
     scope: &mut TxScope<'_>,
+    book: Book,
     side: Side,
     prices: &[u64],
     price_micros: u64,
     max_orders: usize,
 ) -> Result<Option<(u64, pb::BookLevelRecord)>, ExecError> {
     for &worse in prices.iter().rev().take_while(|&&p| side.is_better(price_micros, p)) {
-        let level = store::load_level(scope, side, worse)?;
+        let level = store::load_level(scope, book, side, worse)?;
         if level.order_count == 0 {
             return Err(corrupt("book side", format!("price {worse} listed without a level")));
         }
@@ -78,16 +80,16 @@ pub(super) fn evictable(
 /// Links `order` at the tail of its level (creating the level and listing its price if needed) and writes
 /// it. Sets the order's prev/next ids. The caller has checked [`room`].
 pub(super) fn append(scope: &mut TxScope<'_>, order: &mut pb::OrderRecord) -> Result<(), ExecError> {
-    let side = Side::of(order);
+    let (book, side) = (Book::of(order)?, Side::of(order));
     let price = order.price_micros;
-    let mut level = store::load_level(scope, side, price)?;
+    let mut level = store::load_level(scope, book, side, price)?;
     if level.order_count == 0 {
         if level != pb::BookLevelRecord::default() {
             return Err(corrupt("book level", format!("empty level {price} holds {level:?}")));
         }
-        let mut list = store::load_side(scope, side)?;
+        let mut list = store::load_side(scope, book, side)?;
         insert_price(&mut list.prices_micros, side, price)?;
-        store::store_side(scope, side, &list);
+        store::store_side(scope, book, side, &list);
         order.prev_order_id = 0;
         level.head_order_id = order.order_id;
     } else {
@@ -103,7 +105,7 @@ pub(super) fn append(scope: &mut TxScope<'_>, order: &mut pb::OrderRecord) -> Re
     level.tail_order_id = order.order_id;
     level.total_lots = level.total_lots.checked_add(order.remaining_lots).ok_or(ExecError::Overflow("level lots"))?;
     level.order_count = level.order_count.checked_add(1).ok_or(ExecError::Overflow("level order count"))?;
-    store::store_level(scope, side, price, &level);
+    store::store_level(scope, book, side, price, &level);
     store::store_order(scope, order);
     Ok(())
 }
@@ -111,9 +113,9 @@ pub(super) fn append(scope: &mut TxScope<'_>, order: &mut pb::OrderRecord) -> Re
 /// Unlinks `order` (as stored) from its level and deletes its record. A level left empty is deleted and its
 /// price leaves the side list (an emptied side list deletes its key). Account records are not touched.
 pub(super) fn unlink(scope: &mut TxScope<'_>, order: &pb::OrderRecord) -> Result<(), ExecError> {
-    let side = Side::of(order);
+    let (book, side) = (Book::of(order)?, Side::of(order));
     let (id, price) = (order.order_id, order.price_micros);
-    let mut level = store::load_level(scope, side, price)?;
+    let mut level = store::load_level(scope, book, side, price)?;
     if level.order_count == 0 {
         return Err(corrupt("book level", format!("order {id} rests on missing level {price}")));
     }
@@ -152,11 +154,11 @@ pub(super) fn unlink(scope: &mut TxScope<'_>, order: &pb::OrderRecord) -> Result
         if level != pb::BookLevelRecord::default() {
             return Err(corrupt("book level", format!("level {price} emptied but still holds {level:?}")));
         }
-        let mut list = store::load_side(scope, side)?;
+        let mut list = store::load_side(scope, book, side)?;
         remove_price(&mut list.prices_micros, price)?;
-        store::store_side(scope, side, &list);
+        store::store_side(scope, book, side, &list);
     }
-    store::store_level(scope, side, price, &level);
+    store::store_level(scope, book, side, price, &level);
     store::delete_order(scope, id);
     Ok(())
 }
@@ -168,14 +170,14 @@ pub(super) fn reduce(scope: &mut TxScope<'_>, order: &mut pb::OrderRecord, lots:
     if lots == 0 || lots >= order.remaining_lots {
         return Err(corrupt("order", format!("partial reduce of order {id} by {lots} of {}", order.remaining_lots)));
     }
-    let side = Side::of(order);
-    let mut level = store::load_level(scope, side, price)?;
+    let (book, side) = (Book::of(order)?, Side::of(order));
+    let mut level = store::load_level(scope, book, side, price)?;
     level.total_lots = level
         .total_lots
         .checked_sub(lots)
         .ok_or_else(|| corrupt("book level", format!("level {price} holds fewer lots than order {id}")))?;
     order.remaining_lots -= lots; // lots < remaining checked above
-    store::store_level(scope, side, price, &level);
+    store::store_level(scope, book, side, price, &level);
     store::store_order(scope, order);
     Ok(())
 }
@@ -203,7 +205,7 @@ mod tests {
 
     /// The FIFO of a level by walking from head, checking back links and the level's totals.
     fn fifo(scope: &mut TxScope<'_>, side: Side, price: u64) -> Vec<u64> {
-        let level = store::load_level(scope, side, price).expect("level");
+        let level = store::load_level(scope, Book::Perp, side, price).expect("level");
         let (mut ids, mut lots, mut prev, mut cur) = (vec![], 0, 0, level.head_order_id);
         while cur != 0 {
             let o = store::linked_order(scope, cur, "test").expect("order");
@@ -216,7 +218,7 @@ mod tests {
     }
 
     fn prices(scope: &mut TxScope<'_>, side: Side) -> Vec<u64> {
-        store::load_side(scope, side).expect("side").prices_micros
+        store::load_side(scope, Book::Perp, side).expect("side").prices_micros
     }
 
     fn with_level<R>(ids: &[u64], f: impl FnOnce(&mut TxScope<'_>) -> R) -> R {
@@ -254,8 +256,12 @@ mod tests {
     fn remove_last_order_deletes_level_and_side() {
         with_level(&[1], |s| {
             remove(s, 1);
-            assert_eq!(s.read(&super::super::keys::level_key(Side::Buy, 100)), Ok(None));
-            assert_eq!(s.read(&super::super::keys::side_key(Side::Buy)), Ok(None), "last level of the side");
+            assert_eq!(s.read(&super::super::keys::level_key(Book::Perp, Side::Buy, 100)), Ok(None));
+            assert_eq!(
+                s.read(&super::super::keys::side_key(Book::Perp, Side::Buy)),
+                Ok(None),
+                "last level of the side"
+            );
         });
     }
 
@@ -290,7 +296,7 @@ mod tests {
             let mut o = store::linked_order(s, 4, "test").expect("resting");
             reduce(s, &mut o, 3).expect("reduce");
             assert_eq!(fifo(s, Side::Buy, 100), [4, 5]);
-            assert_eq!(store::load_level(s, Side::Buy, 100).expect("level").total_lots, 6);
+            assert_eq!(store::load_level(s, Book::Perp, Side::Buy, 100).expect("level").total_lots, 6);
             assert!(reduce(s, &mut o, 1).is_err(), "reducing to zero is a removal, not a reduce");
         });
     }

@@ -8,7 +8,7 @@ use super::{
     level::{self, Room},
     matching::would_cross,
     store,
-    types::{BookLimits, NewOrder, Rested, Side},
+    types::{Book, BookLimits, NewOrder, Rested, Side},
 };
 use crate::{error::ExecError, view::TxScope};
 
@@ -30,11 +30,11 @@ use crate::{error::ExecError, view::TxScope};
 /// `max_open_orders_per_account` orders, or the side is full and no level worse than the price may be
 /// evicted.
 pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Result<Rested, ExecError> {
-    let NewOrder { owner, side, price_micros, lots, client_order_id, reduce_only, placed_height } = *new;
+    let NewOrder { book, owner, side, price_micros, lots, client_order_id, reduce_only, placed_height } = *new;
     if lots == 0 {
         return Err(ExecError::InvalidOp("an order must rest at least one lot".into()));
     }
-    if would_cross(scope, side, price_micros)? {
+    if would_cross(scope, book, side, price_micros)? {
         return Err(ExecError::InvalidOp(format!("a {side:?} order at {price_micros} would cross the book")));
     }
     let mut orders = store::load_account_orders(scope, &owner)?;
@@ -52,10 +52,11 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
             )));
         }
     }
-    let evicted = match level::room(scope, side, price_micros, limits.max_price_levels)? {
+    let evicted = match level::room(scope, book, side, price_micros, limits.max_price_levels)? {
         Room::Free => Vec::new(),
         Room::Full(prices) => {
-            let Some((worse, level)) = level::evictable(scope, side, &prices, price_micros, limits.max_evicted_orders)?
+            let Some((worse, level)) =
+                level::evictable(scope, book, side, &prices, price_micros, limits.max_evicted_orders)?
             else {
                 return Err(ExecError::InvalidOp(format!(
                     "the {side:?} side has {} price levels, the most allowed, and none worse than {price_micros} \
@@ -63,7 +64,7 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
                     limits.max_price_levels, limits.max_evicted_orders
                 )));
             };
-            evict(scope, side, worse, &level)?
+            evict(scope, book, side, worse, &level)?
         }
     };
     // Eviction changed the records of the owners it evicted: the owner's are read again if it was one.
@@ -85,6 +86,7 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
         prev_order_id: 0,
         next_order_id: 0,
         original_lots: lots,
+        series: book.series_bytes(),
     };
     account::add_open(&mut orders, side, order_id, lots)?;
     level::append(scope, &mut order)?;
@@ -95,10 +97,11 @@ pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Res
     Ok(Rested { order, evicted })
 }
 
-/// Cancels every order of the level at (`side`, `price_micros`), oldest first, and returns them as they
-/// rested; the level and its price go with the last one.
+/// Cancels every order of the level at (`side`, `price_micros`) of `book`, oldest first, and returns them as
+/// they rested; the level and its price go with the last one.
 fn evict(
     scope: &mut TxScope<'_>,
+    book: Book,
     side: Side,
     price_micros: u64,
     level: &pb::BookLevelRecord,
@@ -107,7 +110,7 @@ fn evict(
     let mut next = level.head_order_id;
     for _ in 0..level.order_count {
         let order = store::linked_order(scope, next, "evicted level")?;
-        if Side::of(&order) != side || order.price_micros != price_micros {
+        if Book::of(&order)? != book || Side::of(&order) != side || order.price_micros != price_micros {
             return Err(store::corrupt("book level", format!("order {next} linked into level {price_micros}")));
         }
         next = order.next_order_id;

@@ -5,19 +5,19 @@ use super::{
     lifecycle::remove_resting,
     query::best_price,
     store::{self, corrupt},
-    types::{BookLimits, Fill, Incoming, MatchOutcome, Side},
+    types::{Book, BookLimits, Fill, Incoming, MatchOutcome, Side},
 };
 use shardex_core::pb;
 
 use crate::{error::ExecError, view::TxScope};
 
-/// True if a limit order at `price_micros` on `side` would trade at once against the opposite side (own
-/// orders included), e.g. to reject a post-only order.
-pub fn would_cross(scope: &mut TxScope<'_>, side: Side, price_micros: u64) -> Result<bool, ExecError> {
-    Ok(best_price(scope, side.opposite())?.is_some_and(|best| side.crosses(price_micros, best)))
+/// True if a limit order at `price_micros` on `side` of `book` would trade at once against the opposite
+/// side (own orders included), e.g. to reject a post-only order.
+pub fn would_cross(scope: &mut TxScope<'_>, book: Book, side: Side, price_micros: u64) -> Result<bool, ExecError> {
+    Ok(best_price(scope, book, side.opposite())?.is_some_and(|best| side.crosses(price_micros, best)))
 }
 
-/// Matches `incoming` against the opposite side, best price first and oldest first within a price; each
+/// Matches `incoming` against the opposite side of its book, best price first and oldest first within a price; each
 /// fill trades at the maker's price.
 ///
 /// Stops when the incoming lots are used up, when the best opposite price no longer crosses the limit
@@ -49,11 +49,11 @@ pub fn match_incoming_with(
     if incoming.lots == 0 {
         return Err(ExecError::InvalidOp("an order must trade at least one lot".into()));
     }
-    let maker_side = incoming.side.opposite();
+    let (book, maker_side) = (incoming.book, incoming.side.opposite());
     let mut out = MatchOutcome { remaining_lots: incoming.lots, ..MatchOutcome::default() };
     let mut touched = 0usize;
     while out.remaining_lots > 0 {
-        let Some(price) = best_price(scope, maker_side)? else { break };
+        let Some(price) = best_price(scope, book, maker_side)? else { break };
         if incoming.limit_price_micros.is_some_and(|limit| !incoming.side.crosses(limit, price)) {
             break;
         }
@@ -63,9 +63,13 @@ pub fn match_incoming_with(
         }
         touched += 1;
 
-        let head = store::load_level(scope, maker_side, price)?.head_order_id;
+        let head = store::load_level(scope, book, maker_side, price)?.head_order_id;
         let mut maker = store::linked_order(scope, head, "level head")?;
-        if Side::of(&maker) != maker_side || maker.price_micros != price || maker.remaining_lots == 0 {
+        if Book::of(&maker)? != book
+            || Side::of(&maker) != maker_side
+            || maker.price_micros != price
+            || maker.remaining_lots == 0
+        {
             return Err(corrupt("order", format!("order {head} heads level {price} but rests as {maker:?}")));
         }
         let maker_owner = store::owner_of(&maker)?;
@@ -118,6 +122,7 @@ mod tests {
 
     fn put(s: &mut TxScope<'_>, owner: AccountId, side: Side, price: u64, lots: u64, cid: u64) -> u64 {
         let new = NewOrder {
+            book: Book::Perp,
             owner,
             side,
             price_micros: price,
@@ -130,7 +135,7 @@ mod tests {
     }
 
     fn take(s: &mut TxScope<'_>, owner: AccountId, side: Side, limit: Option<u64>, lots: u64) -> MatchOutcome {
-        let incoming = Incoming { owner, side, limit_price_micros: limit, lots };
+        let incoming = Incoming { book: Book::Perp, owner, side, limit_price_micros: limit, lots };
         match_incoming(s, &incoming, &LIMITS).expect("match")
     }
 
@@ -163,11 +168,11 @@ mod tests {
             put(s, A, Side::Buy, 99, 2, 0);
             let out = take(s, B, Side::Sell, Some(100), 5);
             assert_eq!((out.fills.len(), out.remaining_lots), (1, 3));
-            assert!(would_cross(s, Side::Sell, 99).expect("read"));
-            assert!(!would_cross(s, Side::Sell, 100).expect("read"));
+            assert!(would_cross(s, Book::Perp, Side::Sell, 99).expect("read"));
+            assert!(!would_cross(s, Book::Perp, Side::Sell, 100).expect("read"));
             let out = take(s, B, Side::Sell, None, 5);
             assert_eq!((out.fills.len(), out.remaining_lots), (1, 3));
-            assert_eq!(best_price(s, Side::Buy), Ok(None));
+            assert_eq!(best_price(s, Book::Perp, Side::Buy), Ok(None));
         });
     }
 
@@ -193,6 +198,7 @@ mod tests {
             let out = take(s, A, Side::Buy, Some(100), 10);
             assert_eq!((out.fills.len(), out.remaining_lots, out.stopped_at_fill_limit), (3, 7, true));
             let new = NewOrder {
+                book: Book::Perp,
                 owner: A,
                 side: Side::Buy,
                 price_micros: 100,
@@ -211,6 +217,7 @@ mod tests {
             let first = put(s, A, Side::Buy, 97, 1, 5);
             assert_eq!(order_id_by_client_id(s, &A, 5), Ok(Some(first)));
             let dup = NewOrder {
+                book: Book::Perp,
                 owner: A,
                 side: Side::Buy,
                 price_micros: 97,
@@ -245,6 +252,7 @@ mod tests {
             let mid = put(s, B, Side::Buy, 95, 1, 0);
             let top = put(s, B, Side::Buy, 99, 1, 0);
             let new = |owner, price| NewOrder {
+                book: Book::Perp,
                 owner,
                 side: Side::Buy,
                 price_micros: price,
@@ -259,7 +267,7 @@ mod tests {
             assert_eq!(order_id_by_client_id(s, &A, 9), Ok(None), "the evicted order's client id is free");
             let acct = account_orders(s, &A).expect("read");
             assert_eq!((acct.order_ids, acct.open_buy_lots), (vec![rested.order.order_id], 2));
-            assert_eq!(super::super::depth(s, Side::Buy, 10).expect("depth").len(), 3);
+            assert_eq!(super::super::depth(s, Book::Perp, Side::Buy, 10).expect("depth").len(), 3);
 
             // 95 now holds two orders, more than may be evicted; 97 holds one, but a price must beat a level
             // to evict it.
@@ -271,5 +279,48 @@ mod tests {
             assert_eq!(account_orders(s, &A).expect("read").open_buy_lots, 1, "A keeps only its order at 95");
             assert!(order(s, mid).expect("read").is_some() && order(s, top).expect("read").is_some());
         });
+    }
+
+    /// Each option series has a book of its own, apart from the others and from the perpetual's: orders
+    /// rest, cross and match only within their book, under the same order ids and account records.
+    #[test]
+    fn series_books_are_apart() {
+        use shardex_core::option::series::{OptionKind, SeriesId};
+        let call = SeriesId { expiry_ms: 3_600_000, strike_micros: 2_000_000_000, kind: OptionKind::Call };
+        let (c, p) = (Book::Series(call), Book::Series(SeriesId { kind: OptionKind::Put, ..call }));
+        book(|s| {
+            let new = |book, side, price| NewOrder {
+                book,
+                owner: A,
+                side,
+                price_micros: price,
+                lots: 2,
+                client_order_id: 0,
+                reduce_only: false,
+                placed_height: 1,
+            };
+            let ask = rest(s, &new(c, Side::Sell, 100), &LIMITS).expect("call ask").order;
+            assert_eq!(Book::of(&ask), Ok(c));
+            // A bid above the call's ask rests on the put's book and on the perpetual's: it crosses nothing.
+            let bid = rest(s, &new(p, Side::Buy, 120), &LIMITS).expect("put bid rests").order;
+            rest(s, &new(Book::Perp, Side::Buy, 120), &LIMITS).expect("perp bid rests");
+            assert!(would_cross(s, c, Side::Buy, 120).expect("read"));
+            assert!(!would_cross(s, p, Side::Sell, 121).expect("read"));
+            assert_eq!(best_price(s, p, Side::Buy), Ok(Some(120)));
+            assert_eq!(best_price(s, c, Side::Buy), Ok(None));
+            let take = |s: &mut TxScope<'_>, book| {
+                let incoming = Incoming { book, owner: B, side: Side::Buy, limit_price_micros: None, lots: 5 };
+                match_incoming(s, &incoming, &LIMITS).expect("match")
+            };
+            assert!(take(s, p).fills.is_empty(), "the put's book has no asks");
+            let out = take(s, c);
+            assert_eq!(out.fills.iter().map(|f| (f.maker_order_id, f.lots)).collect::<Vec<_>>(), [(ask.order_id, 2)]);
+            assert_eq!(account_orders(s, &A).expect("read").order_ids.len(), 2, "the put bid and the perp bid");
+            cancel(s, bid.order_id).expect("cancel");
+            assert_eq!(best_price(s, p, Side::Buy), Ok(None));
+            assert_eq!(best_price(s, Book::Perp, Side::Buy), Ok(Some(120)));
+        });
+        let corrupt = pb::OrderRecord { series: vec![1; 16], ..pb::OrderRecord::default() };
+        assert!(matches!(Book::of(&corrupt), Err(ExecError::Corrupt { .. })));
     }
 }

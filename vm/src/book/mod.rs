@@ -16,4 +16,4 @@ pub use keys::{account_orders_key, client_order_key, counters_key, level_key, or
 pub use lifecycle::{cancel, cancel_all, cancel_oldest, rest};
 pub use matching::{match_incoming, match_incoming_with, would_cross};
 pub use query::{account_orders, best_price, depth, order, order_id_by_client_id, DepthLevel};
-pub use types::{BookLimits, Fill, Incoming, MatchOutcome, NewOrder, Rested, Side};
+pub use types::{Book, BookLimits, Fill, Incoming, MatchOutcome, NewOrder, Rested, Side};

@@ -4,7 +4,7 @@ use shardex_core::{pb, AccountId};
 
 use super::{
     store::{self, corrupt},
-    types::Side,
+    types::{Book, Side},
 };
 use crate::{error::ExecError, view::TxScope};
 
@@ -43,17 +43,17 @@ pub fn account_orders(scope: &mut TxScope<'_>, owner: &AccountId) -> Result<pb::
     store::load_account_orders(scope, owner)
 }
 
-/// The best price on `side`, if any order rests there.
-pub fn best_price(scope: &mut TxScope<'_>, side: Side) -> Result<Option<u64>, ExecError> {
-    Ok(store::load_side(scope, side)?.prices_micros.first().copied())
+/// The best price on one side of `book`, if any order rests there.
+pub fn best_price(scope: &mut TxScope<'_>, book: Book, side: Side) -> Result<Option<u64>, ExecError> {
+    Ok(store::load_side(scope, book, side)?.prices_micros.first().copied())
 }
 
-/// The best `max_levels` levels of `side`, best first.
-pub fn depth(scope: &mut TxScope<'_>, side: Side, max_levels: usize) -> Result<Vec<DepthLevel>, ExecError> {
-    let prices = store::load_side(scope, side)?.prices_micros;
+/// The best `max_levels` levels of one side of `book`, best first.
+pub fn depth(scope: &mut TxScope<'_>, book: Book, side: Side, max_levels: usize) -> Result<Vec<DepthLevel>, ExecError> {
+    let prices = store::load_side(scope, book, side)?.prices_micros;
     let mut levels = Vec::with_capacity(prices.len().min(max_levels));
     for price_micros in prices.into_iter().take(max_levels) {
-        let level = store::load_level(scope, side, price_micros)?;
+        let level = store::load_level(scope, book, side, price_micros)?;
         if level.order_count == 0 {
             return Err(corrupt("book side", format!("price {price_micros} listed without a level")));
         }

@@ -5,7 +5,10 @@ use alloy_primitives::B256;
 use prost::Message;
 use shardex_core::{pb, AccountId};
 
-use super::{keys, types::Side};
+use super::{
+    keys,
+    types::{Book, Side},
+};
 use crate::{error::ExecError, view::TxScope};
 
 /// A `Corrupt` error for `what`: state contradicts the book's invariants.
@@ -56,28 +59,35 @@ pub(super) fn owner_of(order: &pb::OrderRecord) -> Result<AccountId, ExecError> 
     AccountId::from_slice(&order.owner).map_err(|e| corrupt("order", format!("order {}: {e}", order.order_id)))
 }
 
-/// The level at (`side`, `price`); default (order_count 0) when there is none.
+/// The level at (`side`, `price`) of `book`; default (order_count 0) when there is none.
 pub(super) fn load_level(
     scope: &mut TxScope<'_>,
+    book: Book,
     side: Side,
     price_micros: u64,
 ) -> Result<pb::BookLevelRecord, ExecError> {
-    load(scope, &keys::level_key(side, price_micros), "book level")
+    load(scope, &keys::level_key(book, side, price_micros), "book level")
 }
 
 /// Writes a level; a default (emptied) level deletes its key.
-pub(super) fn store_level(scope: &mut TxScope<'_>, side: Side, price_micros: u64, level: &pb::BookLevelRecord) {
-    store(scope, keys::level_key(side, price_micros), level);
+pub(super) fn store_level(
+    scope: &mut TxScope<'_>,
+    book: Book,
+    side: Side,
+    price_micros: u64,
+    level: &pb::BookLevelRecord,
+) {
+    store(scope, keys::level_key(book, side, price_micros), level);
 }
 
-/// The prices of `side`, best first.
-pub(super) fn load_side(scope: &mut TxScope<'_>, side: Side) -> Result<pb::BookSideRecord, ExecError> {
-    load(scope, &keys::side_key(side), "book side")
+/// The prices of one side of `book`, best first.
+pub(super) fn load_side(scope: &mut TxScope<'_>, book: Book, side: Side) -> Result<pb::BookSideRecord, ExecError> {
+    load(scope, &keys::side_key(book, side), "book side")
 }
 
-/// Writes the prices of `side`; an empty list deletes its key.
-pub(super) fn store_side(scope: &mut TxScope<'_>, side: Side, record: &pb::BookSideRecord) {
-    store(scope, keys::side_key(side), record);
+/// Writes the prices of one side of `book`; an empty list deletes its key.
+pub(super) fn store_side(scope: &mut TxScope<'_>, book: Book, side: Side, record: &pb::BookSideRecord) {
+    store(scope, keys::side_key(book, side), record);
 }
 
 /// The open orders of `owner`.

@@ -1,6 +1,49 @@
 //! The book's value types: sides, limits, incoming orders and what matching did.
 
-use shardex_core::{pb, AccountId};
+use shardex_core::{
+    option::series::{SeriesId, SERIES_ID_LEN},
+    pb, AccountId,
+};
+
+use crate::error::ExecError;
+
+/// Which book of the market an order rests on: the perpetual's (the only one of a perpetual market) or one
+/// option series' (an options market has one per listed series). Order ids are shared by every book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Book {
+    /// The perpetual's book.
+    Perp,
+    /// The book of one option series.
+    Series(SeriesId),
+}
+
+impl Book {
+    /// The start of its level and side record ids: nothing for the perpetual's book (so its keys are those
+    /// of a market without options), the 17-byte series id for a series' book.
+    pub fn id_prefix(&self) -> ([u8; SERIES_ID_LEN], usize) {
+        match self {
+            Self::Perp => ([0; SERIES_ID_LEN], 0),
+            Self::Series(s) => (s.to_bytes(), SERIES_ID_LEN),
+        }
+    }
+
+    /// `OrderRecord.series`: empty for the perpetual's book.
+    pub fn series_bytes(&self) -> Vec<u8> {
+        let (bytes, len) = self.id_prefix();
+        bytes[..len].to_vec()
+    }
+
+    /// The book a stored order rests on.
+    pub fn of(order: &pb::OrderRecord) -> Result<Self, ExecError> {
+        if order.series.is_empty() {
+            return Ok(Self::Perp);
+        }
+        SeriesId::from_bytes(&order.series).map(Self::Series).ok_or_else(|| ExecError::Corrupt {
+            what: "order",
+            detail: format!("order {} names no series ({} bytes)", order.order_id, order.series.len()),
+        })
+    }
+}
 
 /// A side of the book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,6 +134,8 @@ pub struct Rested {
 /// An order arriving at the book to take liquidity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Incoming {
+    /// The book it trades on.
+    pub book: Book,
     /// Who sends it.
     pub owner: AccountId,
     /// The side it buys or sells on.
@@ -104,6 +149,8 @@ pub struct Incoming {
 /// An order to rest on the book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewOrder {
+    /// The book it rests on.
+    pub book: Book,
     /// Who owns it.
     pub owner: AccountId,
     /// Its side.

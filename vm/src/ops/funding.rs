@@ -9,7 +9,7 @@ use shardex_core::{pb, perp::funding_payment, state_key, AccountId};
 
 use super::{oracle, positions};
 use crate::{
-    book::{self, Side},
+    book::{self, Book, Side},
     error::ExecError,
     exec::BlockCtx,
     records::{load_account, load_record, store_account},
@@ -75,8 +75,8 @@ pub fn begin_block(
     index.last_funding_ms = ctx.timestamp_ms;
     index.last_step = 0;
     let mut point = pb::FundingPoint { time_ms: ctx.timestamp_ms, ..Default::default() };
-    let bid = book::best_price(scope, Side::Buy)?;
-    let ask = book::best_price(scope, Side::Sell)?;
+    let bid = book::best_price(scope, Book::Perp, Side::Buy)?;
+    let ask = book::best_price(scope, Book::Perp, Side::Sell)?;
     if let (Ok(index_price), Some(bid), Some(ask)) = (oracle::fresh_mark(scope, market, ctx), bid, ask) {
         let mid = bid / 2 + ask / 2 + (bid % 2 + ask % 2) / 2;
         let math = super::trade::market_math(market)?;

@@ -11,7 +11,7 @@ use shardex_core::{
 
 use super::{funding, mode, oracle, positions};
 use crate::{
-    book::{self, BookLimits, Incoming, NewOrder, Side},
+    book::{self, Book, BookLimits, Incoming, NewOrder, Side},
     error::ExecError,
     exec::BlockCtx,
     records::{load_account, store_account},
@@ -241,7 +241,7 @@ pub fn place(
     }
     if plan.post_only {
         let price = plan.limit.unwrap_or_default();
-        if book::would_cross(scope, plan.side, price)? {
+        if book::would_cross(scope, Book::Perp, plan.side, price)? {
             return Err(ExecError::WouldCross { price_micros: price });
         }
     }
@@ -266,7 +266,8 @@ pub fn place(
         }
     }
 
-    let incoming = Incoming { owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
+    let incoming =
+        Incoming { book: Book::Perp, owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
     let mut fee_pool = positions::load_fee_pool(scope)?;
     let taker_sign: i64 = if plan.side == Side::Buy { 1 } else { -1 };
     let mut fill_events = Vec::new();
@@ -316,6 +317,7 @@ pub fn place(
         match plan.limit {
             Some(price) if plan.rest_remainder && !outcome.stopped_at_fill_limit => {
                 let new = NewOrder {
+                    book: Book::Perp,
                     owner: *signer,
                     side: plan.side,
                     price_micros: price,

@@ -123,6 +123,16 @@ pub struct OptionsParams {
     pub max_vol_ppm: u32,
     /// Points in one volatility update.
     pub max_vol_points: u32,
+    /// Initial margin of a short at the money, basis points of spot.
+    pub im_spot_max_bps: u32,
+    /// Least initial margin of a short, basis points of spot.
+    pub im_spot_min_bps: u32,
+    /// Maintenance margin of a short, basis points of spot.
+    pub mm_spot_bps: u32,
+    /// Least maintenance margin of a short put, basis points of its mark.
+    pub mm_put_mark_bps: u32,
+    /// Series one account may hold a position or an order in.
+    pub max_series_per_account: u32,
 }
 
 impl Default for OptionsParams {
@@ -137,6 +147,11 @@ impl Default for OptionsParams {
             min_vol_ppm: 10_000,
             max_vol_ppm: 5_000_000,
             max_vol_points: 64,
+            im_spot_max_bps: 1_500,
+            im_spot_min_bps: 1_000,
+            mm_spot_bps: 750,
+            mm_put_mark_bps: 750,
+            max_series_per_account: 32,
         }
     }
 }
@@ -154,6 +169,11 @@ impl OptionsParams {
             min_vol_ppm: self.min_vol_ppm,
             max_vol_ppm: self.max_vol_ppm,
             max_vol_points: self.max_vol_points,
+            im_spot_max_bps: self.im_spot_max_bps,
+            im_spot_min_bps: self.im_spot_min_bps,
+            mm_spot_bps: self.mm_spot_bps,
+            mm_put_mark_bps: self.mm_put_mark_bps,
+            max_series_per_account: self.max_series_per_account,
         }
     }
 }

@@ -13,7 +13,20 @@ pub fn limit_order(side: pb::Side, price_micros: u64, size_lots: u64, tif: pb::T
         size_lots,
         reduce_only: false,
         client_order_id: 0,
+        series: Vec::new(),
     }
+}
+
+/// A limit order on an option series: `limit_order` with the series' id, its price the premium in micro-USD
+/// per unit of underlying.
+pub fn option_order(
+    series: &crate::option::series::SeriesId,
+    side: pb::Side,
+    premium_micros: u64,
+    size_lots: u64,
+    tif: pb::TimeInForce,
+) -> pb::PlaceOrder {
+    pb::PlaceOrder { series: series.to_bytes().to_vec(), ..limit_order(side, premium_micros, size_lots, tif) }
 }
 
 /// A market order (immediate or cancel, any price) of `size_lots`.
@@ -26,5 +39,6 @@ pub fn market_order(side: pb::Side, size_lots: u64) -> pb::PlaceOrder {
         size_lots,
         reduce_only: false,
         client_order_id: 0,
+        series: Vec::new(),
     }
 }

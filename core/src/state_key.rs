@@ -62,11 +62,15 @@ pub enum Namespace {
     Expiry = 0x1a,
     /// One option series (`SeriesRecord`), by (expiry, strike, kind).
     Series = 0x1b,
+    /// An account's position in one option series (`OptionPositionRecord`), by (account, series).
+    OptionPosition = 0x1c,
+    /// The series an account holds positions in (`AccountSeriesRecord`), by account.
+    AccountSeries = 0x1d,
 }
 
 impl Namespace {
     /// Every namespace, in byte order.
-    pub const ALL: [Namespace; 27] = [
+    pub const ALL: [Namespace; 29] = [
         Self::Market,
         Self::Oracle,
         Self::Account,
@@ -94,6 +98,8 @@ impl Namespace {
         Self::OptionChain,
         Self::Expiry,
         Self::Series,
+        Self::OptionPosition,
+        Self::AccountSeries,
     ];
 
     /// The namespace of a byte, if it is one.
@@ -191,7 +197,7 @@ mod tests {
             assert_eq!(Namespace::from_byte(*n as u8), Some(*n));
         }
         assert_eq!(Namespace::from_byte(0), None);
-        assert_eq!(Namespace::from_byte(0x1c), None);
+        assert_eq!(Namespace::from_byte(0x1e), None);
     }
 
     #[test]

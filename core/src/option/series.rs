@@ -94,6 +94,19 @@ pub fn series_key(series: &SeriesId) -> B256 {
     leaf_key(Namespace::Series, &series.to_bytes())
 }
 
+/// The leaf key of `account`'s position in `series`.
+pub fn position_key(account: &crate::AccountId, series: &SeriesId) -> B256 {
+    let mut id = [0u8; 32 + SERIES_ID_LEN];
+    id[..32].copy_from_slice(&account.0);
+    id[32..].copy_from_slice(&series.to_bytes());
+    leaf_key(Namespace::OptionPosition, &id)
+}
+
+/// The leaf key of the series `account` holds positions in.
+pub fn account_series_key(account: &crate::AccountId) -> B256 {
+    leaf_key(Namespace::AccountSeries, &account.0)
+}
+
 /// Largest `strike_tick_micros`: $1,000,000.
 pub const MAX_STRIKE_TICK_MICROS: u64 = 1_000_000_000_000;
 /// Most expiries with live series at once.
@@ -102,6 +115,18 @@ pub const MAX_EXPIRIES: u32 = 64;
 pub const MAX_SERIES_PER_EXPIRY: u32 = 256;
 /// Most points in one volatility update.
 pub const MAX_VOL_POINTS: u32 = 256;
+/// Most series one account may hold a position or an order in (bounds the work of its margin check).
+pub const MAX_SERIES_PER_ACCOUNT: u32 = 64;
+
+/// The margin rates of `p`.
+pub fn rates(p: &pb::OptionsParams) -> super::margin::Rates {
+    super::margin::Rates {
+        im_spot_max_bps: p.im_spot_max_bps,
+        im_spot_min_bps: p.im_spot_min_bps,
+        mm_spot_bps: p.mm_spot_bps,
+        mm_put_mark_bps: p.mm_put_mark_bps,
+    }
+}
 
 /// Checks options parameters (genesis): every limit positive and within the pricer's domain.
 pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
@@ -125,6 +150,19 @@ pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
     }
     if !(1..=MAX_VOL_POINTS).contains(&p.max_vol_points) {
         return Err(format!("max_vol_points must be 1 to {MAX_VOL_POINTS}"));
+    }
+    if p.mm_spot_bps == 0
+        || p.mm_spot_bps > p.im_spot_min_bps
+        || p.im_spot_min_bps > p.im_spot_max_bps
+        || p.im_spot_max_bps > 10_000
+        || p.mm_put_mark_bps > 10_000
+    {
+        return Err(
+            "need 0 < mm_spot_bps <= im_spot_min_bps <= im_spot_max_bps <= 10000, mm_put_mark_bps <= 10000".into()
+        );
+    }
+    if !(1..=MAX_SERIES_PER_ACCOUNT).contains(&p.max_series_per_account) {
+        return Err(format!("max_series_per_account must be 1 to {MAX_SERIES_PER_ACCOUNT}"));
     }
     Ok(())
 }
@@ -216,6 +254,11 @@ mod tests {
             min_vol_ppm: 10_000,
             max_vol_ppm: 5_000_000,
             max_vol_points: 4,
+            im_spot_max_bps: 1_500,
+            im_spot_min_bps: 1_000,
+            mm_spot_bps: 750,
+            mm_put_mark_bps: 750,
+            max_series_per_account: 8,
         }
     }
 

@@ -56,6 +56,10 @@ pub fn every_op() -> Vec<Op> {
             timestamp_ms: 1_700_000_000_000,
             points: vec![pb::VolPoint { strike_micros: 2_000_000_000, vol_ppm: 600_000 }],
         }),
+        Op::PlaceOrder(pb::PlaceOrder {
+            series: [&1_700_006_400_000u64.to_be_bytes()[..], &2_000_000_000u64.to_be_bytes(), &[1]].concat(),
+            ..shardex_core::order::limit_order(pb::Side::Sell, 10_000_000, 1_000, pb::TimeInForce::Gtc)
+        }),
     ]
 }
 

@@ -44,7 +44,7 @@ pub fn deposit(
 
 /// What `account` may take out of this market (withdraw, transfer-out) at block time: all of its collateral
 /// when flat with no resting orders, otherwise what the margin at a fresh mark leaves free
-/// (`min(collateral, equity - initial requirement)`). Settles pending funding first; returns the free amount
+/// (`min(collateral, equity - initial requirement)`; on an options market, its option margin). Settles pending funding first; returns the free amount
 /// and the settled account record.
 pub fn free_collateral(
     scope: &mut TxScope<'_>,
@@ -52,6 +52,11 @@ pub fn free_collateral(
     account: &AccountId,
     ctx: &BlockCtx,
 ) -> Result<(i64, pb::AccountRecord), ExecError> {
+    if market.kind == pb::MarketKind::Options as i32 {
+        let record = load_account(scope, account)?;
+        let free = super::options::trade::free_collateral(scope, market, account, record.collateral_micros, ctx)?;
+        return Ok((free, record));
+    }
     funding::settle(scope, account)?;
     let record = load_account(scope, account)?;
     let position = positions::load(scope, account)?;

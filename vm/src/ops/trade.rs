@@ -60,15 +60,15 @@ fn side_of(raw: i32) -> Result<Side, ExecError> {
 }
 
 /// How an order may trade, after validation.
-struct Plan {
-    side: Side,
-    lots: u64,
-    limit: Option<u64>,
-    rest_remainder: bool,
-    post_only: bool,
+pub(crate) struct Plan {
+    pub(crate) side: Side,
+    pub(crate) lots: u64,
+    pub(crate) limit: Option<u64>,
+    pub(crate) rest_remainder: bool,
+    pub(crate) post_only: bool,
 }
 
-fn validate(market: &pb::MarketRecord, o: &pb::PlaceOrder, position_lots: i64) -> Result<Plan, ExecError> {
+pub(crate) fn validate(market: &pb::MarketRecord, o: &pb::PlaceOrder, position_lots: i64) -> Result<Plan, ExecError> {
     let side = side_of(o.side)?;
     let order_type =
         OrderType::try_from(o.order_type).map_err(|_| ExecError::InvalidOp("unknown order type".into()))?;
@@ -130,11 +130,11 @@ fn check_resting_band(market: &pb::MarketRecord, price: u64, mark: u64) -> Resul
     Ok(())
 }
 
-fn filled_event(account: &AccountId, fill: pb::OrderFilled) -> pb::Event {
+pub(crate) fn filled_event(account: &AccountId, fill: pb::OrderFilled) -> pb::Event {
     pb::Event { account: account.0.to_vec(), kind: Some(pb::event::Kind::OrderFilled(fill)) }
 }
 
-fn cancelled_event(order: &pb::OrderRecord, reason: CancelReason) -> pb::Event {
+pub(crate) fn cancelled_event(order: &pb::OrderRecord, reason: CancelReason) -> pb::Event {
     pb::Event {
         account: order.owner.clone(),
         kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
@@ -187,6 +187,7 @@ fn settle(
         fee_micros: paid,
         realized_pnl_micros: realized,
         position_lots: pos.size_lots,
+        series: Vec::new(),
     })
 }
 
@@ -336,6 +337,7 @@ pub fn place(
                         is_buy: rested.is_buy,
                         price_micros: rested.price_micros,
                         lots: rested.remaining_lots,
+                        series: Vec::new(),
                     })),
                 });
             }

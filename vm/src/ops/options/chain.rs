@@ -34,7 +34,8 @@ fn load_chain(scope: &mut TxScope<'_>) -> Result<pb::OptionChainRecord, ExecErro
     load_record(scope, &series::chain_key(), "option chain")
 }
 
-fn load_expiry(scope: &mut TxScope<'_>, expiry_ms: u64) -> Result<Option<pb::ExpiryRecord>, ExecError> {
+/// The record of `expiry_ms`, if a series of it was ever listed.
+pub fn load_expiry(scope: &mut TxScope<'_>, expiry_ms: u64) -> Result<Option<pb::ExpiryRecord>, ExecError> {
     let key = series::expiry_key(expiry_ms);
     match scope.read(&key)? {
         Some(bytes) => pb::ExpiryRecord::decode(bytes.as_slice())

@@ -1,0 +1,218 @@
+//! Trading option series in process: premiums move from buyer to seller at the fill with fees to the pool,
+//! positions are kept per series, and standard margin refuses a naked short the collateral cannot carry
+//! while the same short inside a call spread needs only the spread's maximum loss. Withdrawals respect the
+//! option margin. Every block is replayed and checked for conservation by the harness.
+
+mod support;
+
+use prost::Message;
+use shardex_core::{
+    genesis::{Genesis, OptionsParams},
+    option::series::{self, OptionKind, SeriesId},
+    order::{market_order, option_order},
+    pb::{self, tx_body::Op, Side, TimeInForce},
+    Keypair, Reason,
+};
+use support::inproc::Net;
+
+const HOUR: u64 = 3_600_000;
+const USD: u64 = 1_000_000;
+/// 1,000 lots of 0.001: one unit of underlying.
+const UNIT: u64 = 1_000;
+
+fn options_genesis(g: &mut Genesis) {
+    g.market.symbol = "ETH-OPTIONS".into();
+    g.market.trading.funding_interval_ms = 0;
+    g.market.options = Some(OptionsParams::default());
+}
+
+struct Market {
+    net: Net,
+    oracle: Keypair,
+    deposit: Keypair,
+    maker: Keypair,
+    expiry: u64,
+}
+
+impl Market {
+    /// An ETH options market at $2,000 with the 2,000 and 2,100 calls and the 2,000 put of the first
+    /// listable expiry, 80% volatility, and a maker holding 100,000 USD.
+    fn new() -> Self {
+        let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+        let mut net = Net::new(&oracle, &deposit, options_genesis);
+        let expiry = (net.clock_ms + HOUR).div_ceil(HOUR) * HOUR;
+        for (strike, kind) in [(2_000, OptionKind::Call), (2_100, OptionKind::Call), (2_000, OptionKind::Put)] {
+            let op = pb::ListSeries { expiry_ms: expiry, strike_micros: strike * USD, kind: kind.to_pb() as i32 };
+            net.run(&Net::admin(), Op::ListSeries(op)).expect("listed");
+        }
+        let now = net.clock_ms;
+        net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: 2_000 * USD, timestamp_ms: now }))
+            .expect("spot");
+        let points = vec![pb::VolPoint { strike_micros: 2_000 * USD, vol_ppm: 800_000 }];
+        net.run(&oracle, Op::VolUpdate(pb::VolUpdate { expiry_ms: expiry, timestamp_ms: now, points })).expect("vol");
+        let maker = support::account(40).0;
+        let mut m = Self { net, oracle, deposit, maker, expiry };
+        m.fund(&m.maker.clone(), 100_000 * USD);
+        m
+    }
+
+    fn series(&self, strike_usd: u64, kind: OptionKind) -> SeriesId {
+        SeriesId { expiry_ms: self.expiry, strike_micros: strike_usd * USD, kind }
+    }
+
+    fn fund(&mut self, who: &Keypair, micros: u64) {
+        let op = Op::Deposit(pb::Deposit { account: who.account().0.to_vec(), amount_micros: micros });
+        self.net.run(&self.deposit, op).expect("deposit");
+    }
+
+    fn quote(&mut self, s: &SeriesId, side: Side, premium_cents: u64, lots: u64) {
+        let maker = self.maker.clone();
+        let op = Op::PlaceOrder(option_order(s, side, premium_cents * 10_000, lots, TimeInForce::Gtc));
+        self.net.run(&maker, op).expect("maker quote rests");
+    }
+
+    fn collateral(&self, who: &Keypair) -> i64 {
+        let view = self.net.shard.view().account(&who.account(), None, false).expect("no node error");
+        view.expect("head").record.unwrap_or_default().collateral_micros
+    }
+
+    fn position(&self, who: &Keypair, s: &SeriesId) -> pb::OptionPositionRecord {
+        let key = series::position_key(&who.account(), s);
+        let proof = self.net.shard.view().prove_key(key, None).expect("no node error").expect("head");
+        pb::OptionPositionRecord::decode(proof.value.as_slice()).expect("decodes")
+    }
+
+    fn held(&self, who: &Keypair) -> Vec<Vec<u8>> {
+        let key = series::account_series_key(&who.account());
+        let proof = self.net.shard.view().prove_key(key, None).expect("no node error").expect("head");
+        pb::AccountSeriesRecord::decode(proof.value.as_slice()).expect("decodes").series
+    }
+
+    fn fee_pool(&self) -> i64 {
+        self.net.shard.view().market(false).expect("market").fee_pool.balance_micros as i64
+    }
+}
+
+fn take(s: &SeriesId, side: Side, lots: u64) -> Op {
+    Op::PlaceOrder(pb::PlaceOrder { series: s.to_bytes().to_vec(), ..market_order(side, lots) })
+}
+
+fn refused(m: &mut Market, key: &Keypair, op: Op, reason: Reason) -> String {
+    let root = m.net.shard.head().state_root;
+    let e = m.net.run(key, op).expect_err("refused");
+    assert_eq!(e.reason, reason, "{}", e.message);
+    assert_eq!(m.net.shard.head().state_root, root, "a refused op changed state");
+    e.message
+}
+
+#[test]
+fn a_fill_moves_the_premium_and_the_fees_and_opens_both_positions() {
+    let mut m = Market::new();
+    let call = m.series(2_000, OptionKind::Call);
+    let alice = support::account(41).0;
+    m.fund(&alice, 1_000 * USD);
+    m.quote(&call, Side::Sell, 1_000, UNIT); // $10.00 for one ETH call
+    let pool = m.fee_pool();
+    m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("alice buys one call");
+    // $10 premium; taker fee 5 bps = $0.005, maker fee 2 bps = $0.002.
+    assert_eq!(m.collateral(&alice), (1_000 * USD - 10 * USD - 5_000) as i64);
+    assert_eq!(m.collateral(&m.maker), (100_000 * USD + 10 * USD - 2_000) as i64);
+    assert_eq!(m.fee_pool() - pool, 7_000);
+    assert_eq!(m.position(&alice, &call), pb::OptionPositionRecord { size_lots: 1_000, premium_micros: 10_000_000 });
+    assert_eq!(
+        m.position(&m.maker, &call),
+        pb::OptionPositionRecord { size_lots: -1_000, premium_micros: -10_000_000 }
+    );
+    assert_eq!(m.held(&alice), vec![call.to_bytes().to_vec()]);
+
+    // The fill is reported with its series on both sides.
+    let block = m.net.shard.view().block(m.net.shard.head().height).expect("no node error").expect("block");
+    let fills: Vec<_> = block.receipts[0]
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::event::Kind::OrderFilled(f)) => Some((f.is_maker, f.lots, f.position_lots, f.series.clone())),
+            _ => None,
+        })
+        .collect();
+    let id = call.to_bytes().to_vec();
+    assert_eq!(fills, vec![(true, 1_000, -1_000, id.clone()), (false, 1_000, 1_000, id)]);
+
+    // Selling it back closes the position and its series leaves the account's list.
+    m.quote(&call, Side::Buy, 900, UNIT);
+    m.net.run(&alice, take(&call, Side::Sell, UNIT)).expect("alice sells it back");
+    assert_eq!(m.position(&alice, &call), pb::OptionPositionRecord::default());
+    assert!(m.held(&alice).is_empty());
+}
+
+#[test]
+fn a_naked_short_needs_margin_and_a_spread_only_its_maximum_loss() {
+    let mut m = Market::new();
+    let (c2000, c2100) = (m.series(2_000, OptionKind::Call), m.series(2_100, OptionKind::Call));
+    m.quote(&c2000, Side::Buy, 900, 2 * UNIT); // bids $9.00 for the 2,000 call
+    m.quote(&c2100, Side::Sell, 300, UNIT); // asks $3.00 for the 2,100 call
+
+    // Carol has 150 USD: a naked short of the 2,000 call needs 15% of spot plus the mark (over 300 USD).
+    let carol = support::account(42).0;
+    m.fund(&carol, 150 * USD);
+    let why = refused(&mut m, &carol, take(&c2000, Side::Sell, UNIT), Reason::InsufficientMargin);
+    assert!(why.contains("requirement"), "{why}");
+
+    // Bob, with the same 150 USD, buys the 2,100 call first: the short 2,000 call is then a spread whose
+    // worst loss is 100 USD.
+    let bob = support::account(43).0;
+    m.fund(&bob, 150 * USD);
+    m.net.run(&bob, take(&c2100, Side::Buy, UNIT)).expect("long the 2,100 call");
+    m.net.run(&bob, take(&c2000, Side::Sell, UNIT)).expect("short the 2,000 call inside the spread");
+    // 150 − 3 − 0.0015 + 9 − 0.0045.
+    let collateral = 150 * USD as i64 - 3 * USD as i64 - 1_500 + 9 * USD as i64 - 4_500;
+    assert_eq!(m.collateral(&bob), collateral);
+
+    // He may take out all but the spread's 100 USD, and no more.
+    let free = collateral - 100 * USD as i64;
+    let too_much = Op::Withdraw(pb::Withdraw { amount_micros: free as u64 + 1 });
+    refused(&mut m, &bob, too_much, Reason::InsufficientCollateral);
+    m.net.run(&bob, Op::Withdraw(pb::Withdraw { amount_micros: free as u64 })).expect("free collateral");
+    // Selling the long leg would leave a naked short: refused.
+    m.quote(&c2100, Side::Buy, 200, UNIT);
+    refused(&mut m, &bob, take(&c2100, Side::Sell, UNIT), Reason::InsufficientMargin);
+}
+
+#[test]
+fn bad_option_orders_are_refused_with_their_reason() {
+    let mut m = Market::new();
+    let call = m.series(2_000, OptionKind::Call);
+    let trader = support::account(44).0;
+    m.fund(&trader, 10_000 * USD);
+    let order = |s: &SeriesId, price: u64| Op::PlaceOrder(option_order(s, Side::Sell, price, UNIT, TimeInForce::Gtc));
+    let why = refused(&mut m, &trader, order(&call, 2_000 * USD + 100_000), Reason::InvalidOp);
+    assert!(why.contains("more than the option can be worth"), "{why}");
+    let unlisted = m.series(2_050, OptionKind::Call);
+    assert!(refused(&mut m, &trader, order(&unlisted, USD), Reason::InvalidOp).contains("not listed"));
+    let short_id = Op::PlaceOrder(pb::PlaceOrder { series: vec![1; 5], ..market_order(Side::Buy, 1) });
+    assert!(refused(&mut m, &trader, short_id, Reason::InvalidOp).contains("17-byte"));
+    let off_tick = Op::PlaceOrder(option_order(&call, Side::Sell, 10 * USD + 1, UNIT, TimeInForce::Gtc));
+    assert!(refused(&mut m, &trader, off_tick, Reason::InvalidOp).contains("tick"));
+
+    // A second expiry without volatility cannot be priced, so its series cannot be traded yet.
+    let later = m.expiry + 24 * HOUR;
+    let op = pb::ListSeries { expiry_ms: later, strike_micros: 2_000 * USD, kind: 1 };
+    m.net.run(&Net::admin(), Op::ListSeries(op)).expect("listed");
+    let unpriced = SeriesId { expiry_ms: later, ..call };
+    assert!(refused(&mut m, &trader, order(&unpriced, 10 * USD), Reason::StalePrice).contains("no volatility"));
+
+    // At expiry, trading is closed.
+    m.net.clock_ms = m.expiry;
+    let now = m.net.clock_ms;
+    let oracle = m.oracle.clone();
+    m.net
+        .run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: 2_000 * USD, timestamp_ms: now }))
+        .expect("spot");
+    assert!(refused(&mut m, &trader, order(&call, 10 * USD), Reason::InvalidOp).contains("trading is closed"));
+
+    // A series order on a perpetual market names no options market.
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let mut perp = Net::new(&oracle, &deposit, |_| {});
+    let e = perp.run(&trader, order(&call, 10 * USD)).expect_err("refused");
+    assert!(e.reason == Reason::InvalidOp && e.message.contains("not an options market"), "{}", e.message);
+}

@@ -1,0 +1,231 @@
+//! Trading an option series on its own book. An order is validated like a perpetual's (mode, premium tick,
+//! size, time in force, reduce-only on the series position), on a listed series before its expiry, at a
+//! premium no option can be worth more than (the spot for a call, the strike for a put). Each fill moves the
+//! premium from buyer to seller at once (the same truncated amount both ways, so it conserves money) and
+//! pays fees to the fee pool; the positions change by the lots traded. The op is refused when the taker
+//! ends with a larger initial requirement than its collateral covers, or with negative collateral.
+
+use shardex_core::{
+    option::series::{self, OptionKind, SeriesId},
+    pb::{self, CancelReason},
+    perp::{fee, MarketMath},
+    AccountId,
+};
+
+use super::{chain, margin, positions};
+use crate::{
+    book::{self, Book, Incoming, NewOrder, Side},
+    error::ExecError,
+    exec::BlockCtx,
+    ops::{mode, oracle, positions as pools, trade},
+    records::{load_account, store_account},
+    view::TxScope,
+};
+
+/// The premium moved by `signed_lots` (positive: bought) at `price`, and the fee on it at `fee_bps`:
+/// (collateral change, fee), micro-USD.
+fn premium_flow(math: &MarketMath, signed_lots: i64, price: u64, fee_bps: u32) -> Result<(i64, i64), ExecError> {
+    let notional = math.notional(signed_lots, price).map_err(|_| ExecError::Overflow("premium"))?;
+    let paid = fee(notional.checked_abs().ok_or(ExecError::Overflow("premium"))?, fee_bps)
+        .map_err(|_| ExecError::Overflow("fee"))?;
+    let change = notional.checked_neg().and_then(|n| n.checked_sub(paid)).ok_or(ExecError::Overflow("premium"))?;
+    Ok((change, paid))
+}
+
+/// One side of a fill: premium and fee into collateral, fee into the pool, lots into the position.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    scope: &mut TxScope<'_>,
+    math: &MarketMath,
+    max_series: u32,
+    account: &AccountId,
+    s: &SeriesId,
+    signed_lots: i64,
+    price: u64,
+    fee_bps: u32,
+    fee_pool: &mut i64,
+    order_id: u64,
+) -> Result<pb::OrderFilled, ExecError> {
+    let (change, paid) = premium_flow(math, signed_lots, price, fee_bps)?;
+    let mut acct = load_account(scope, account)?;
+    acct.collateral_micros = acct.collateral_micros.checked_add(change).ok_or(ExecError::Overflow("collateral"))?;
+    store_account(scope, account, &acct)?;
+    *fee_pool = fee_pool.checked_add(paid).ok_or(ExecError::Overflow("fee pool"))?;
+    let mut position = positions::load(scope, account, s)?;
+    position.size_lots = position.size_lots.checked_add(signed_lots).ok_or(ExecError::Overflow("position"))?;
+    let premium = change.checked_add(paid).and_then(i64::checked_neg).ok_or(ExecError::Overflow("premium"))?;
+    position.premium_micros = position.premium_micros.checked_add(premium).ok_or(ExecError::Overflow("premium"))?;
+    positions::store(scope, account, s, &position, max_series)?;
+    Ok(pb::OrderFilled {
+        order_id,
+        is_maker: order_id != 0,
+        is_buy: signed_lots > 0,
+        price_micros: price,
+        lots: signed_lots.unsigned_abs(),
+        fee_micros: paid,
+        realized_pnl_micros: 0,
+        position_lots: position.size_lots,
+        series: s.to_bytes().to_vec(),
+    })
+}
+
+/// The series an order names, if it is listed and not yet expired at block time.
+fn tradable(scope: &mut TxScope<'_>, o: &pb::PlaceOrder, now_ms: u64) -> Result<SeriesId, ExecError> {
+    let s = SeriesId::from_bytes(&o.series).ok_or_else(|| {
+        ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", o.series.len()))
+    })?;
+    if scope.read(&series::series_key(&s))?.is_none() {
+        return Err(ExecError::InvalidOp(format!(
+            "series {} {:?} {} is not listed",
+            s.expiry_ms, s.kind, s.strike_micros
+        )));
+    }
+    if now_ms >= s.expiry_ms {
+        return Err(ExecError::InvalidOp(format!(
+            "series expired at {} ms (block time {now_ms} ms): trading is closed",
+            s.expiry_ms
+        )));
+    }
+    Ok(s)
+}
+
+/// Places an order on an option series for `signer`.
+pub fn place(
+    scope: &mut TxScope<'_>,
+    market: &mut pb::MarketRecord,
+    signer: &AccountId,
+    o: &pb::PlaceOrder,
+    ctx: &BlockCtx,
+) -> Result<Vec<pb::Event>, ExecError> {
+    let p = *chain::params(market)?;
+    let s = tradable(scope, o, ctx.timestamp_ms)?;
+    if o.client_order_id != 0 && book::order_id_by_client_id(scope, signer, o.client_order_id)?.is_some() {
+        // Idempotent: the same client order id already rests; placing it again does nothing.
+        return Ok(Vec::new());
+    }
+    let mut events: Vec<pb::Event> = mode::expire(scope, market, signer, ctx.timestamp_ms).into_iter().collect();
+    let market: &pb::MarketRecord = market;
+    let math = trade::market_math(market)?;
+    let limits = trade::book_limits(market);
+    let bk = Book::Series(s);
+    let before = positions::load(scope, signer, &s)?;
+    let plan = trade::validate(market, o, before.size_lots)?;
+    let spot = oracle::fresh_mark(scope, market, ctx)?;
+    let cap = match s.kind {
+        OptionKind::Call => spot,
+        OptionKind::Put => s.strike_micros,
+    };
+    if let Some(price) = plan.limit.filter(|price| *price > cap) {
+        return Err(ExecError::InvalidOp(format!(
+            "a premium of {price} micro-USD is more than the option can be worth ({cap}: the {})",
+            if s.kind == OptionKind::Call { "spot" } else { "strike" }
+        )));
+    }
+    if plan.lots == 0 {
+        return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
+    }
+    if plan.post_only {
+        let price = plan.limit.unwrap_or_default();
+        if book::would_cross(scope, bk, plan.side, price)? {
+            return Err(ExecError::WouldCross { price_micros: price });
+        }
+    }
+    let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
+    let required_before = margin::account(scope, market, &p, signer, &mut marks)?.initial_micros;
+
+    let incoming =
+        Incoming { book: bk, owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
+    let mut fee_pool = pools::load_fee_pool(scope)?;
+    let taker_sign: i64 = if plan.side == Side::Buy { 1 } else { -1 };
+    let mut fill_events = Vec::new();
+    // A maker that could not pay for its fill (collateral would go negative) has its order cancelled instead.
+    let outcome = book::match_incoming_with(scope, &incoming, &limits, |scope, maker_order, lots| {
+        let maker = AccountId::from_slice(&maker_order.owner)
+            .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
+        let lots = i64::try_from(lots).map_err(|_| ExecError::Overflow("fill lots"))?;
+        let price = maker_order.price_micros;
+        let (change, _) = premium_flow(&math, -taker_sign * lots, price, market.maker_fee_bps)?;
+        if i128::from(load_account(scope, &maker)?.collateral_micros) + i128::from(change) < 0 {
+            return Ok(true);
+        }
+        let max_series = p.max_series_per_account;
+        let fill = |scope: &mut TxScope<'_>, who: &AccountId, lots: i64, fee_bps: u32, pool: &mut i64, id: u64| {
+            settle(scope, &math, max_series, who, &s, lots, price, fee_bps, pool, id)
+        };
+        let m = fill(scope, &maker, -taker_sign * lots, market.maker_fee_bps, &mut fee_pool, maker_order.order_id)?;
+        fill_events.push(trade::filled_event(&maker, m));
+        let t = fill(scope, signer, taker_sign * lots, market.taker_fee_bps, &mut fee_pool, 0)?;
+        fill_events.push(trade::filled_event(signer, t));
+        Ok(false)
+    })?;
+    pools::store_fee_pool(scope, fee_pool)?;
+    events.extend(outcome.self_trade_cancelled.iter().map(|c| trade::cancelled_event(c, CancelReason::SelfTrade)));
+    events.extend(outcome.vetoed.iter().map(|c| trade::cancelled_event(c, CancelReason::Insolvent)));
+    events.extend(fill_events);
+
+    if outcome.remaining_lots > 0 {
+        match plan.limit {
+            Some(price) if plan.rest_remainder && !outcome.stopped_at_fill_limit => {
+                let new = NewOrder {
+                    book: bk,
+                    owner: *signer,
+                    side: plan.side,
+                    price_micros: price,
+                    lots: outcome.remaining_lots,
+                    client_order_id: o.client_order_id,
+                    reduce_only: o.reduce_only,
+                    placed_height: ctx.height,
+                };
+                let book::Rested { order: rested, evicted } = book::rest(scope, &new, &limits)?;
+                events.extend(evicted.iter().map(|o| trade::cancelled_event(o, CancelReason::Evicted)));
+                events.push(pb::Event {
+                    account: signer.0.to_vec(),
+                    kind: Some(pb::event::Kind::OrderPlaced(pb::OrderPlaced {
+                        order_id: rested.order_id,
+                        client_order_id: rested.client_order_id,
+                        is_buy: rested.is_buy,
+                        price_micros: rested.price_micros,
+                        lots: rested.remaining_lots,
+                        series: rested.series.clone(),
+                    })),
+                });
+            }
+            _ => events.push(pb::Event {
+                account: signer.0.to_vec(),
+                kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
+                    order_id: 0,
+                    lots: outcome.remaining_lots,
+                    reason: CancelReason::IocRemainder as i32,
+                })),
+            }),
+        }
+    }
+
+    // The taker may not end needing more than its collateral covers (unless the op lowered what it needs),
+    // nor with negative collateral.
+    let required = margin::account(scope, market, &p, signer, &mut marks)?.initial_micros;
+    let collateral = load_account(scope, signer)?.collateral_micros;
+    if (required > required_before && collateral < required) || collateral < 0 {
+        return Err(ExecError::InsufficientMargin { equity_micros: collateral, required_micros: required });
+    }
+    Ok(events)
+}
+
+/// What `account` may take out of an options market: all of its collateral without option exposure, else
+/// its collateral less its initial requirement at a fresh spot.
+pub fn free_collateral(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    account: &AccountId,
+    collateral_micros: i64,
+    ctx: &BlockCtx,
+) -> Result<i64, ExecError> {
+    if !margin::has_exposure(scope, account)? {
+        return Ok(collateral_micros);
+    }
+    let p = *chain::params(market)?;
+    let spot = oracle::fresh_mark(scope, market, ctx)?;
+    let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
+    let required = margin::account(scope, market, &p, account, &mut marks)?.initial_micros;
+    Ok(collateral_micros.saturating_sub(required).min(collateral_micros))
+}

@@ -103,5 +103,16 @@ pub fn describe(e: &pb::Event) -> Option<String> {
         pb::event::Kind::VolUpdated(v) => {
             format!("volatility of expiry {} ms: {} points at {} ms", v.expiry_ms, v.points, v.timestamp_ms)
         }
+        pb::event::Kind::ExpirySettled(x) => {
+            format!("expiry {} ms settles at {}", x.expiry_ms, usd(x.settle_price_micros))
+        }
+        pb::event::Kind::OptionSettled(o) => format!(
+            "{who} settled {} lots of series {} at {}: paid {} -> collateral {}",
+            o.lots,
+            hex::encode(&o.series),
+            usd(o.settle_price_micros),
+            Usd::from_micros(o.payout_micros),
+            Usd::from_micros(o.collateral_micros)
+        ),
     })
 }

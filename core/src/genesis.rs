@@ -131,8 +131,10 @@ pub struct OptionsParams {
     pub mm_spot_bps: u32,
     /// Least maintenance margin of a short put, basis points of its mark.
     pub mm_put_mark_bps: u32,
-    /// Series one account may hold a position or an order in.
+    /// Series one account may hold a position in.
     pub max_series_per_account: u32,
+    /// Window before an expiry over which its settlement price averages the oracle, ms.
+    pub settle_window_ms: u64,
 }
 
 impl Default for OptionsParams {
@@ -152,6 +154,7 @@ impl Default for OptionsParams {
             mm_spot_bps: 750,
             mm_put_mark_bps: 750,
             max_series_per_account: 32,
+            settle_window_ms: 1_800_000,
         }
     }
 }
@@ -174,6 +177,7 @@ impl OptionsParams {
             mm_spot_bps: self.mm_spot_bps,
             mm_put_mark_bps: self.mm_put_mark_bps,
             max_series_per_account: self.max_series_per_account,
+            settle_window_ms: self.settle_window_ms,
         }
     }
 }

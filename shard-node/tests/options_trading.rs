@@ -216,3 +216,78 @@ fn bad_option_orders_are_refused_with_their_reason() {
     let e = perp.run(&trader, order(&call, 10 * USD)).expect_err("refused");
     assert!(e.reason == Reason::InvalidOp && e.message.contains("not an options market"), "{}", e.message);
 }
+
+/// An expiry settles at the average oracle price over its window, fixed by the first price at or after it;
+/// each side of a series is then settled by anyone, the longs paid the floor and the shorts charged the
+/// ceiling of their intrinsic value through the funding pool, which keeps the rounding dust.
+#[test]
+fn an_expiry_settles_at_the_window_average_and_pays_every_position() {
+    let mut m = Market::new();
+    let (call, put) = (m.series(2_000, OptionKind::Call), m.series(2_000, OptionKind::Put));
+    let (alice, bob, keeper) = (support::account(45).0, support::account(46).0, support::account(47).0);
+    m.fund(&alice, 1_000 * USD);
+    m.fund(&bob, 1_000 * USD);
+    m.quote(&call, Side::Sell, 1_000, 1_001);
+    m.quote(&put, Side::Sell, 1_000, UNIT);
+    m.net.run(&alice, take(&call, Side::Buy, 1_001)).expect("alice long 1.001 calls");
+    m.net.run(&bob, take(&put, Side::Buy, UNIT)).expect("bob long one put");
+    let settle = |s: &SeriesId, who: &[&Keypair]| {
+        let accounts = who.iter().map(|k| k.account().0.to_vec()).collect();
+        Op::SettleExpired(pb::SettleExpired { series: s.to_bytes().to_vec(), accounts })
+    };
+    let why = refused(&mut m, &keeper, settle(&call, &[&alice]), Reason::InvalidOp);
+    assert!(why.contains("no settlement price yet"), "{why}");
+
+    // Spot 2,000 from before the window to its middle, then 2,100.000002: the average is 2,050.000001.
+    let price = |m: &mut Market, at: u64, micros: u64| {
+        m.net.clock_ms = at;
+        let oracle = m.oracle.clone();
+        m.net
+            .run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: micros, timestamp_ms: at }))
+            .expect("spot");
+    };
+    let (window, expiry) = (OptionsParams::default().settle_window_ms, m.expiry);
+    price(&mut m, expiry - window - 10_000, 2_000 * USD);
+    m.net.clock_ms = expiry - window + 1_000;
+    let why = refused(&mut m, &alice, take(&call, Side::Sell, 1), Reason::MarketMode);
+    assert!(why.contains("settlement window"), "{why}");
+    price(&mut m, expiry - window / 2, 2_100 * USD + 2);
+    assert_eq!(settle_price(&m), 0, "not before the expiry");
+    price(&mut m, expiry + 1_000, 2_300 * USD);
+    assert_eq!(settle_price(&m), 2_050 * USD + 1);
+    let block = m.net.shard.view().block(m.net.shard.head().height).expect("no node error").expect("block");
+    let fixed = pb::ExpirySettled { expiry_ms: m.expiry, settle_price_micros: 2_050 * USD + 1 };
+    assert!(block.receipts[0].events.iter().any(|e| e.kind == Some(pb::event::Kind::ExpirySettled(fixed))));
+    let chain: pb::OptionChainRecord = {
+        let proof = m.net.shard.view().prove_key(series::chain_key(), None).expect("read").expect("head");
+        pb::OptionChainRecord::decode(proof.value.as_slice()).expect("decodes")
+    };
+    assert!(chain.expiries.is_empty() && chain.series_count == 0, "{chain:?}");
+
+    // The call is 50.000001 in the money: 1,001 lots of 0.001 are worth 50,050,001.001 micro-USD.
+    let (alice_before, maker_before) = (m.collateral(&alice), m.collateral(&m.maker));
+    m.net.run(&keeper, settle(&call, &[&alice])).expect("alice settled first");
+    assert_eq!(m.collateral(&alice) - alice_before, 50_050_001, "the long gets the floor");
+    assert_eq!(funding_pool(&m), -50_050_001, "paid ahead of the short, from the pool");
+    assert_eq!(m.position(&alice, &call), pb::OptionPositionRecord::default());
+    let why = refused(&mut m, &keeper, settle(&call, &[&alice]), Reason::InvalidOp);
+    assert!(why.contains("none of the accounts"), "{why}");
+    refused(&mut m, &keeper, settle(&call, &[&bob, &bob]), Reason::InvalidOp);
+    let maker = m.maker.clone();
+    m.net.run(&keeper, settle(&call, &[&maker])).expect("the short settles");
+    assert_eq!(m.collateral(&maker) - maker_before, -50_050_002, "the short pays the ceiling");
+    assert_eq!(funding_pool(&m), 1, "one micro-USD of dust stays in the pool");
+    // The put expired worthless: both sides close for nothing.
+    m.net.run(&keeper, settle(&put, &[&bob, &maker])).expect("worthless put");
+    assert!(m.held(&bob).is_empty() && m.held(&maker).is_empty());
+    assert_eq!(funding_pool(&m), 1);
+}
+
+fn settle_price(m: &Market) -> u64 {
+    let proof = m.net.shard.view().prove_key(series::expiry_key(m.expiry), None).expect("read").expect("head");
+    pb::ExpiryRecord::decode(proof.value.as_slice()).expect("decodes").settle_price_micros
+}
+
+fn funding_pool(m: &Market) -> i64 {
+    m.net.shard.view().market(false).expect("market").funding.pool_micros
+}

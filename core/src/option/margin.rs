@@ -219,7 +219,10 @@ mod tests {
         /// and can only lessen the worst loss).
         #[test]
         fn a_long_never_adds_margin(
-            legs in proptest::collection::vec((0u64..3, 1u64..40, proptest::bool::ANY, -5_000i64..5_000, 0u64..500), 1..8),
+            legs in proptest::collection::vec(
+                (0u64..3, 1u64..40, proptest::bool::ANY, -5_000i64..5_000, 0u64..500),
+                1..8,
+            ),
             extra in (0u64..3, 1u64..40, proptest::bool::ANY, 1i64..5_000, 0u64..500),
             spot in 500u64..4_000,
         ) {
@@ -230,7 +233,8 @@ mod tests {
             legs.sort_by_key(|l| l.series);
             legs.dedup_by_key(|l| l.series);
             let before = requirement(&legs, spot * USD, LOT, &RATES).expect("in range");
-            proptest::prop_assert!(before.initial_micros >= before.maintenance_micros && before.maintenance_micros >= 0);
+            proptest::prop_assert!(before.initial_micros >= before.maintenance_micros);
+            proptest::prop_assert!(before.maintenance_micros >= 0);
             let long = make(extra);
             let after = match legs.iter_mut().find(|l| l.series == long.series) {
                 Some(l) => { l.lots += long.lots; requirement(&legs, spot * USD, LOT, &RATES) }

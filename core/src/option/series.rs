@@ -115,6 +115,10 @@ pub const MAX_EXPIRIES: u32 = 64;
 pub const MAX_SERIES_PER_EXPIRY: u32 = 256;
 /// Most points in one volatility update.
 pub const MAX_VOL_POINTS: u32 = 256;
+/// Shortest settlement window: a minute.
+pub const MIN_SETTLE_WINDOW_MS: u64 = 60_000;
+/// Longest settlement window: a day.
+pub const MAX_SETTLE_WINDOW_MS: u64 = 86_400_000;
 /// Most series one account may hold a position or an order in (bounds the work of its margin check).
 pub const MAX_SERIES_PER_ACCOUNT: u32 = 64;
 
@@ -163,6 +167,13 @@ pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
     }
     if !(1..=MAX_SERIES_PER_ACCOUNT).contains(&p.max_series_per_account) {
         return Err(format!("max_series_per_account must be 1 to {MAX_SERIES_PER_ACCOUNT}"));
+    }
+    if !(MIN_SETTLE_WINDOW_MS..=MAX_SETTLE_WINDOW_MS).contains(&p.settle_window_ms)
+        || p.settle_window_ms > p.min_tenor_ms
+    {
+        return Err(format!(
+            "settle_window_ms must be {MIN_SETTLE_WINDOW_MS} to {MAX_SETTLE_WINDOW_MS} and at most min_tenor_ms"
+        ));
     }
     Ok(())
 }
@@ -259,6 +270,7 @@ mod tests {
             mm_spot_bps: 750,
             mm_put_mark_bps: 750,
             max_series_per_account: 8,
+            settle_window_ms: 1_800_000,
         }
     }
 

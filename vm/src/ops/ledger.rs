@@ -44,8 +44,8 @@ pub fn deposit(
 
 /// What `account` may take out of this market (withdraw, transfer-out) at block time: all of its collateral
 /// when flat with no resting orders, otherwise what the margin at a fresh mark leaves free
-/// (`min(collateral, equity - initial requirement)`; on an options market, its option margin). Settles pending funding first; returns the free amount
-/// and the settled account record.
+/// (`min(collateral, equity - initial requirement)`; on an options market, what its option margin leaves).
+/// Settles pending funding first; returns the free amount and the settled account record.
 pub fn free_collateral(
     scope: &mut TxScope<'_>,
     market: &pb::MarketRecord,

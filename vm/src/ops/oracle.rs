@@ -131,6 +131,9 @@ pub fn update(
         band_ref_ms: ref_ms,
     };
     scope.write(state_key::oracle_key(), record.encode_to_vec());
+    if let Some(p) = market.options.as_ref().filter(|_| market.kind == pb::MarketKind::Options as i32) {
+        events.extend(super::options::settle::integrate(scope, p, prev.as_ref(), u.price_micros, u.timestamp_ms)?);
+    }
     Ok(events)
 }
 

@@ -53,6 +53,17 @@ impl Marks {
                 })?)
             }
         };
+        if expiry.settle_price_micros != 0 || self.now_ms >= s.expiry_ms {
+            // Expired: worth its intrinsic value at the settlement price once fixed, at spot until then.
+            let price = if expiry.settle_price_micros != 0 { expiry.settle_price_micros } else { self.spot_micros };
+            let intrinsic = match s.kind {
+                OptionKind::Call => price.saturating_sub(s.strike_micros),
+                OptionKind::Put => s.strike_micros.saturating_sub(price),
+            };
+            let mark = intrinsic.checked_add(1).ok_or(ExecError::Overflow("mark"))?;
+            self.marks.insert(*s, mark);
+            return Ok(mark);
+        }
         let points = expiry.vol_points.as_slice();
         let vol_ppm = series::vol_at(points, s.strike_micros).ok_or_else(|| {
             ExecError::StalePrice(format!("expiry {} ms has no volatility from the oracle yet", s.expiry_ms))

@@ -1,9 +1,10 @@
 //! Options markets: the chain (series listing, volatility by strike), option positions, their standard
-//! margin and trading on each series' book.
+//! margin, trading on each series' book and settlement at expiry.
 
 pub mod chain;
 pub mod margin;
 pub mod positions;
+pub mod settle;
 pub mod trade;
 
 pub use chain::{list, params, refuse_on_options, update_vol};

@@ -69,8 +69,14 @@ fn settle(
     })
 }
 
-/// The series an order names, if it is listed and not yet expired at block time.
-fn tradable(scope: &mut TxScope<'_>, o: &pb::PlaceOrder, now_ms: u64) -> Result<SeriesId, ExecError> {
+/// The series an order names, if it is listed and not yet expired at block time (and the order is
+/// reduce-only inside the settlement window).
+fn tradable(
+    scope: &mut TxScope<'_>,
+    p: &pb::OptionsParams,
+    o: &pb::PlaceOrder,
+    now_ms: u64,
+) -> Result<SeriesId, ExecError> {
     let s = SeriesId::from_bytes(&o.series).ok_or_else(|| {
         ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", o.series.len()))
     })?;
@@ -86,6 +92,12 @@ fn tradable(scope: &mut TxScope<'_>, o: &pb::PlaceOrder, now_ms: u64) -> Result<
             s.expiry_ms
         )));
     }
+    if now_ms >= s.expiry_ms.saturating_sub(p.settle_window_ms) && !o.reduce_only {
+        return Err(ExecError::MarketMode(format!(
+            "series expiring at {} ms is in its settlement window: orders must be reduce-only",
+            s.expiry_ms
+        )));
+    }
     Ok(s)
 }
 
@@ -98,7 +110,7 @@ pub fn place(
     ctx: &BlockCtx,
 ) -> Result<Vec<pb::Event>, ExecError> {
     let p = *chain::params(market)?;
-    let s = tradable(scope, o, ctx.timestamp_ms)?;
+    let s = tradable(scope, &p, o, ctx.timestamp_ms)?;
     if o.client_order_id != 0 && book::order_id_by_client_id(scope, signer, o.client_order_id)?.is_some() {
         // Idempotent: the same client order id already rests; placing it again does nothing.
         return Ok(Vec::new());

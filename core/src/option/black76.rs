@@ -25,7 +25,7 @@ pub const MAX_TAU_MS: u64 = 10 * YEAR_MS;
 pub const MAX_TOTAL_VOL: i128 = 24 * WAD;
 
 /// What is priced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Inputs {
     /// Forward (spot), micro-USD per unit, 1 to [`MAX_PRICE_MICROS`].
     pub forward_micros: u64,

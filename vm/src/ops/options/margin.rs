@@ -4,7 +4,8 @@
 //! already in it, and a long option lends nothing.
 //!
 //! Initial margin assumes every resting sell fills (more short) and reserves the premium every resting buy
-//! would pay; maintenance is on positions alone.
+//! would pay; maintenance is on positions alone. Prices are memoized per thread by their exact inputs, so
+//! the series of a block are priced once however many orders check them.
 
 use std::collections::BTreeMap;
 
@@ -74,15 +75,42 @@ impl Marks {
             vol_ppm,
             tau_ms: s.expiry_ms.saturating_sub(self.now_ms),
         };
-        let quote = black76::quote(&inputs).map_err(|e| ExecError::InvalidOp(format!("pricing series: {e}")))?;
+        let (call, put) = quote(&inputs)?;
         let price = match s.kind {
-            OptionKind::Call => quote.call_micros,
-            OptionKind::Put => quote.put_micros,
+            OptionKind::Call => call,
+            OptionKind::Put => put,
         };
         let mark = price.checked_add(1).ok_or(ExecError::Overflow("mark"))?;
         self.marks.insert(*s, mark);
         Ok(mark)
     }
+}
+
+/// Prices memoized per thread before the memo starts over (a few hundred KiB).
+const QUOTE_MEMO_CAPACITY: usize = 1 << 14;
+
+std::thread_local! {
+    /// Black-76 inputs → (call, put). Every check in a block prices the same series at the same spot,
+    /// volatility and block time, so most checks after the first find their marks here. A pure function's
+    /// memo cannot change a result; it only saves the pricing (about 9 µs a series).
+    static QUOTES: std::cell::RefCell<std::collections::HashMap<Inputs, (u64, u64)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The call and put prices of `inputs`, through the memo.
+fn quote(inputs: &Inputs) -> Result<(u64, u64), ExecError> {
+    if let Some(prices) = QUOTES.with(|memo| memo.borrow().get(inputs).copied()) {
+        return Ok(prices);
+    }
+    let q = black76::quote(inputs).map_err(|e| ExecError::InvalidOp(format!("pricing series: {e}")))?;
+    QUOTES.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.len() >= QUOTE_MEMO_CAPACITY {
+            memo.clear();
+        }
+        memo.insert(*inputs, (q.call_micros, q.put_micros));
+    });
+    Ok((q.call_micros, q.put_micros))
 }
 
 /// An account's option requirements: `initial_micros` with its resting orders as described in the module

@@ -74,7 +74,11 @@ impl Wallet {
     /// Liquidates `account` (below maintenance margin), taking over up to `max_lots` (0 = all) of its
     /// position at the mark; the wallet must have the margin to carry it.
     pub async fn liquidate(&mut self, client: &ShardClient, account: &AccountId, max_lots: u64) -> Result<B256> {
-        self.submit(client, Op::Liquidate(pb::Liquidate { account: account.0.to_vec(), max_size_lots: max_lots })).await
+        self.submit(
+            client,
+            Op::Liquidate(pb::Liquidate { account: account.0.to_vec(), max_size_lots: max_lots, series: Vec::new() }),
+        )
+        .await
     }
 
     /// Publishes an oracle price (the wallet must hold the market's oracle key).

@@ -44,8 +44,11 @@ fn size_of(net: &Net, who: &AccountId) -> i64 {
 }
 
 fn liquidate(net: &mut Net, liquidator: &Keypair, target: &AccountId) -> (Vec<pb::Event>, u64) {
-    net.run(liquidator, Op::Liquidate(pb::Liquidate { account: target.0.to_vec(), max_size_lots: 0 }))
-        .expect("every liquidation op fits");
+    net.run(
+        liquidator,
+        Op::Liquidate(pb::Liquidate { account: target.0.to_vec(), max_size_lots: 0, series: Vec::new() }),
+    )
+    .expect("every liquidation op fits");
     let block = net.shard.view().block(net.shard.head().height).expect("no node error").expect("head block");
     let gas = block.receipts[0].gas_used;
     (last_events(net), gas)

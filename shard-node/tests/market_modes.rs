@@ -147,8 +147,11 @@ fn insurance_fund_below_floor_forces_reduce_only() {
     net.run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: PRICE / 100 * 90, timestamp_ms: t }))
         .expect("crash");
     assert_eq!(market(&net).mode, MarketMode::Normal as i32);
-    net.run(&liq, Op::Liquidate(pb::Liquidate { account: lev.account().0.to_vec(), max_size_lots: 0 }))
-        .expect("liquidate");
+    net.run(
+        &liq,
+        Op::Liquidate(pb::Liquidate { account: lev.account().0.to_vec(), max_size_lots: 0, series: Vec::new() }),
+    )
+    .expect("liquidate");
     let m = market(&net);
     assert_eq!((m.mode, m.mode_cause), (MarketMode::ReduceOnly as i32, ModeCause::InsuranceFloor as i32));
 }

@@ -165,7 +165,8 @@ fn an_options_market_trades_no_perpetual_and_a_perpetual_market_lists_no_series(
     options.run(&deposit, fund).expect("collateral is the same on every market");
     let order = Op::PlaceOrder(limit_order(Side::Buy, 2_000 * USD, 1, TimeInForce::Gtc));
     refused(&mut options, &trader, order, Reason::InvalidOp, "options market");
-    let liquidate = Op::Liquidate(pb::Liquidate { account: trader.account().0.to_vec(), max_size_lots: 0 });
+    let liquidate =
+        Op::Liquidate(pb::Liquidate { account: trader.account().0.to_vec(), max_size_lots: 0, series: Vec::new() });
     refused(&mut options, &trader, liquidate, Reason::InvalidOp, "options market");
 
     let mut perp = Net::new(&oracle, &deposit, |_| {});

@@ -291,3 +291,61 @@ fn settle_price(m: &Market) -> u64 {
 fn funding_pool(m: &Market) -> i64 {
     m.net.shard.view().market(false).expect("market").funding.pool_micros
 }
+
+/// A short call the market runs away from is liquidated: the liquidator takes the position over at the
+/// mark, the account pays the premium and the penalty, split between liquidator and insurance fund.
+#[test]
+fn a_short_below_maintenance_is_taken_over_at_the_mark() {
+    let mut m = Market::new();
+    let call = m.series(2_000, OptionKind::Call);
+    let (dave, liq) = (support::account(48).0, support::account(49).0);
+    m.fund(&dave, 320 * USD);
+    m.fund(&liq, 10_000 * USD);
+    m.quote(&call, Side::Buy, 900, UNIT);
+    m.net.run(&dave, take(&call, Side::Sell, UNIT)).expect("dave sells one call naked, just inside margin");
+    let liquidate = |who: &Keypair, s: &SeriesId| {
+        Op::Liquidate(pb::Liquidate {
+            account: who.account().0.to_vec(),
+            max_size_lots: 0,
+            series: s.to_bytes().to_vec(),
+        })
+    };
+    refused(&mut m, &liq, liquidate(&dave, &call), Reason::NotLiquidatable);
+
+    // Spot 2,250: the call is 250 in the money; maintenance 7.5% of spot plus the mark exceeds 329 USD.
+    m.net.clock_ms += 1_000;
+    let now = m.net.clock_ms;
+    let oracle = m.oracle.clone();
+    m.net
+        .run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: 2_250 * USD, timestamp_ms: now }))
+        .expect("up");
+    let put = m.series(2_000, OptionKind::Put);
+    let why = refused(&mut m, &liq, liquidate(&dave, &put), Reason::InvalidOp);
+    assert!(why.contains("no position"), "{why}");
+    let (dave_before, liq_before) = (m.collateral(&dave), m.collateral(&liq));
+    let fund_before = m.net.shard.view().market(false).expect("market").insurance.balance_micros;
+    m.net.run(&liq, liquidate(&dave, &call)).expect("liquidated");
+
+    let block = m.net.shard.view().block(m.net.shard.head().height).expect("no node error").expect("block");
+    let report = block.receipts[0]
+        .events
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(pb::event::Kind::Liquidated(l)) => Some(l.clone()),
+            _ => None,
+        })
+        .expect("a liquidation report");
+    assert_eq!((report.lots, report.series.clone()), (-1_000, call.to_bytes().to_vec()));
+    assert!(report.price_micros > 250 * USD, "at least intrinsic: {}", report.price_micros);
+    // One unit: the premium value is the mark. Penalty 1% of it, half to the liquidator.
+    let value = report.price_micros as i64;
+    assert_eq!(report.penalty_micros, (value + 99) / 100);
+    assert_eq!(report.liquidator_reward_micros, report.penalty_micros / 2);
+    assert_eq!(m.collateral(&dave), dave_before - value - report.penalty_micros);
+    assert_eq!(m.collateral(&liq), liq_before + value + report.liquidator_reward_micros);
+    let fund = m.net.shard.view().market(false).expect("market").insurance.balance_micros;
+    assert_eq!(fund - fund_before, report.insurance_delta_micros);
+    assert_eq!(m.position(&dave, &call), pb::OptionPositionRecord::default());
+    assert_eq!(m.position(&liq, &call).size_lots, -1_000);
+    assert!(m.held(&dave).is_empty());
+}

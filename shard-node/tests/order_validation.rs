@@ -91,17 +91,17 @@ fn malformed_orders_cancels_and_liquidations_are_refused_without_effect() {
         ),
         (
             "liquidate a malformed account",
-            Op::Liquidate(pb::Liquidate { account: vec![1, 2], max_size_lots: 0 }),
+            Op::Liquidate(pb::Liquidate { account: vec![1, 2], max_size_lots: 0, series: Vec::new() }),
             Reason::InvalidOp,
         ),
         (
             "liquidate oneself",
-            Op::Liquidate(pb::Liquidate { account: trader.account().0.to_vec(), max_size_lots: 0 }),
+            Op::Liquidate(pb::Liquidate { account: trader.account().0.to_vec(), max_size_lots: 0, series: Vec::new() }),
             Reason::InvalidOp,
         ),
         (
             "liquidate a healthy account",
-            Op::Liquidate(pb::Liquidate { account: other.account().0.to_vec(), max_size_lots: 0 }),
+            Op::Liquidate(pb::Liquidate { account: other.account().0.to_vec(), max_size_lots: 0, series: Vec::new() }),
             Reason::NotLiquidatable,
         ),
         (

@@ -108,7 +108,7 @@ fn run_seed(seed: u64) {
             4 => {
                 let target = accounts[rng.gen_range(0..accounts.len())];
                 liquidation_target = Some(target);
-                Op::Liquidate(pb::Liquidate { account: target.0.to_vec(), max_size_lots: 0 })
+                Op::Liquidate(pb::Liquidate { account: target.0.to_vec(), max_size_lots: 0, series: Vec::new() })
             }
             5 if rng.gen_bool(0.2) => {
                 // A crash or a spike: 5 to 15 percent.

@@ -76,6 +76,10 @@ pub fn execute(
         }
         Some(Op::CancelOrder(c)) => trade::cancel(scope, &signer, c)?,
         Some(Op::CancelAll(_)) => trade::cancel_all(scope, &signer)?,
+        Some(Op::Liquidate(l)) if !l.series.is_empty() => {
+            options::params(&market)?;
+            options::liquidate::liquidate(scope, &mut market, &signer, l, ctx)?
+        }
         Some(Op::Liquidate(l)) => {
             options::refuse_on_options(&market, "liquidate")?;
             liquidate::liquidate(scope, &mut market, &signer, l, ctx)?

@@ -43,7 +43,7 @@ pub fn every_op() -> Vec<Op> {
         Op::CancelOrder(pb::CancelOrder { target: Some(pb::cancel_order::Target::OrderId(1)) }),
         Op::CancelAll(pb::CancelAll {}),
         Op::OracleUpdate(pb::OracleUpdate { price_micros: 100_000_000_000, timestamp_ms: 1_700_000_000_000 }),
-        Op::Liquidate(pb::Liquidate { account: account.clone(), max_size_lots: 0 }),
+        Op::Liquidate(pb::Liquidate { account: account.clone(), max_size_lots: 0, series: Vec::new() }),
         Op::TransferOut(pb::TransferOut { dst_shard: 4, recipient: account, amount_micros: 1, expiry_epoch: 9 }),
         Op::DeliverMessage(pb::DeliverMessage { epoch: 3, message_proof: vec![vec![0xc0]], ..Default::default() }),
         Op::AckMessage(pb::AckMessage { epoch: 3, ..Default::default() }),

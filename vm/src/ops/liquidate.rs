@@ -242,36 +242,9 @@ pub fn liquidate(
 
     // Penalty: what the account can pay of it, split between liquidator and fund.
     let notional = math.notional(at_mark, mark).map_err(|_| ExecError::Overflow("notional"))?;
-    let penalty = fee(notional, market.liquidation_penalty_bps).map_err(|_| ExecError::Overflow("penalty"))?;
-    let mut target_acct = load_account(scope, &target)?;
-    let paid = penalty.min(target_acct.collateral_micros.max(0));
-    target_acct.collateral_micros -= paid;
-    let reward = i64::try_from(i128::from(paid) * i128::from(market.liquidator_share_bps) / 10_000)
-        .map_err(|_| ExecError::Overflow("reward"))?;
-    let mut insurance_delta = paid - reward;
-
-    // A bankrupt, fully closed account: the fund covers what it can; the rest is recorded bad debt.
     let flat = positions::load(scope, &target)?.size_lots == 0;
-    let mut bad_debt = 0u64;
-    if flat && target_acct.collateral_micros < 0 {
-        let shortfall = target_acct.collateral_micros.unsigned_abs();
-        let available =
-            u64::try_from(fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?.max(0))
-                .unwrap_or(0);
-        let cover = shortfall.min(available);
-        let cover_i = i64::try_from(cover).map_err(|_| ExecError::Overflow("cover"))?;
-        target_acct.collateral_micros += cover_i;
-        insurance_delta -= cover_i;
-        bad_debt = shortfall - cover;
-    }
-    store_account(scope, &target, &target_acct)?;
-    fund.balance_micros = fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?;
-    fund.bad_debt_micros = fund.bad_debt_micros.checked_add(bad_debt).ok_or(ExecError::Overflow("bad debt"))?;
-    scope.write(state_key::insurance_key(), fund.encode_to_vec());
-
-    let mut liq_acct = load_account(scope, liquidator)?;
-    liq_acct.collateral_micros = liq_acct.collateral_micros.checked_add(reward).ok_or(ExecError::Overflow("reward"))?;
-    store_account(scope, liquidator, &liq_acct)?;
+    let charged = charge(scope, market, &target, liquidator, notional, flat, &mut fund)?;
+    let liq_acct = load_account(scope, liquidator)?;
 
     // The liquidator must carry what it took over.
     let liq_pos = positions::load(scope, liquidator)?;
@@ -297,27 +270,95 @@ pub fn liquidate(
         liquidator: liquidator.0.to_vec(),
         lots: at_mark,
         price_micros: mark,
-        penalty_micros: paid,
-        liquidator_reward_micros: reward,
-        insurance_delta_micros: insurance_delta,
-        bad_debt_micros: bad_debt,
+        penalty_micros: charged.paid,
+        liquidator_reward_micros: charged.reward,
+        insurance_delta_micros: charged.insurance_delta,
+        bad_debt_micros: charged.bad_debt,
+        series: Vec::new(),
     };
     for who in [&target, liquidator] {
         events.push(pb::Event { account: who.0.to_vec(), kind: Some(pb::event::Kind::Liquidated(report.clone())) });
     }
-    if market.insurance_floor_micros > 0
-        && fund.balance_micros < i64::try_from(market.insurance_floor_micros).unwrap_or(i64::MAX)
-    {
-        let reason =
-            format!("insurance fund {} below its floor {}", fund.balance_micros, market.insurance_floor_micros);
-        let t = mode::Transition {
-            to: pb::MarketMode::ReduceOnly,
-            cause: pb::ModeCause::InsuranceFloor,
-            reason,
-            now_ms: ctx.timestamp_ms,
-            until_ms: 0,
-        };
-        events.extend(mode::raise(scope, market, liquidator, t));
-    }
+    events.extend(floor_rule(scope, market, liquidator, &fund, ctx));
     Ok(events)
+}
+
+/// What a liquidation's penalty came to: paid by the account, the liquidator's share, the change of the
+/// insurance fund (its share, less any shortfall it covered) and the shortfall left as bad debt.
+pub(crate) struct Charged {
+    pub(crate) paid: i64,
+    pub(crate) reward: i64,
+    pub(crate) insurance_delta: i64,
+    pub(crate) bad_debt: u64,
+}
+
+/// Charges `target` the liquidation penalty on `notional` (what its collateral can pay of it) and splits it
+/// between `liquidator` and the insurance fund. When the target is left `flat` with negative collateral,
+/// the fund covers what it can and the rest is recorded bad debt. Writes the target, the liquidator and the
+/// fund (`fund`, as loaded by the caller).
+pub(crate) fn charge(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    target: &AccountId,
+    liquidator: &AccountId,
+    notional: i64,
+    flat: bool,
+    fund: &mut pb::InsuranceFundRecord,
+) -> Result<Charged, ExecError> {
+    let notional = notional.checked_abs().ok_or(ExecError::Overflow("notional"))?;
+    let penalty = fee(notional, market.liquidation_penalty_bps).map_err(|_| ExecError::Overflow("penalty"))?;
+    let mut target_acct = load_account(scope, target)?;
+    let paid = penalty.min(target_acct.collateral_micros.max(0));
+    target_acct.collateral_micros -= paid;
+    let reward = i64::try_from(i128::from(paid) * i128::from(market.liquidator_share_bps) / 10_000)
+        .map_err(|_| ExecError::Overflow("reward"))?;
+    let mut insurance_delta = paid - reward;
+
+    // A bankrupt, fully closed account: the fund covers what it can; the rest is recorded bad debt.
+    let mut bad_debt = 0u64;
+    if flat && target_acct.collateral_micros < 0 {
+        let shortfall = target_acct.collateral_micros.unsigned_abs();
+        let available =
+            u64::try_from(fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?.max(0))
+                .unwrap_or(0);
+        let cover = shortfall.min(available);
+        let cover_i = i64::try_from(cover).map_err(|_| ExecError::Overflow("cover"))?;
+        target_acct.collateral_micros += cover_i;
+        insurance_delta -= cover_i;
+        bad_debt = shortfall - cover;
+    }
+    store_account(scope, target, &target_acct)?;
+    fund.balance_micros = fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?;
+    fund.bad_debt_micros = fund.bad_debt_micros.checked_add(bad_debt).ok_or(ExecError::Overflow("bad debt"))?;
+    scope.write(state_key::insurance_key(), fund.encode_to_vec());
+
+    let mut liq_acct = load_account(scope, liquidator)?;
+    liq_acct.collateral_micros = liq_acct.collateral_micros.checked_add(reward).ok_or(ExecError::Overflow("reward"))?;
+    store_account(scope, liquidator, &liq_acct)?;
+    Ok(Charged { paid, reward, insurance_delta, bad_debt })
+}
+
+/// The insurance-floor rule after a liquidation: a fund below `insurance_floor_micros` puts the market in
+/// reduce-only mode.
+pub(crate) fn floor_rule(
+    scope: &mut TxScope<'_>,
+    market: &mut pb::MarketRecord,
+    liquidator: &AccountId,
+    fund: &pb::InsuranceFundRecord,
+    ctx: &BlockCtx,
+) -> Option<pb::Event> {
+    if market.insurance_floor_micros == 0
+        || fund.balance_micros >= i64::try_from(market.insurance_floor_micros).unwrap_or(i64::MAX)
+    {
+        return None;
+    }
+    let reason = format!("insurance fund {} below its floor {}", fund.balance_micros, market.insurance_floor_micros);
+    let t = mode::Transition {
+        to: pb::MarketMode::ReduceOnly,
+        cause: pb::ModeCause::InsuranceFloor,
+        reason,
+        now_ms: ctx.timestamp_ms,
+        until_ms: 0,
+    };
+    mode::raise(scope, market, liquidator, t)
 }

@@ -1,7 +1,8 @@
 //! Options markets: the chain (series listing, volatility by strike), option positions, their standard
-//! margin, trading on each series' book and settlement at expiry.
+//! margin, trading on each series' book, liquidation and settlement at expiry.
 
 pub mod chain;
+pub mod liquidate;
 pub mod margin;
 pub mod positions;
 pub mod settle;

@@ -1,0 +1,112 @@
+//! Liquidating option positions. An account whose collateral is below its option maintenance requirement
+//! may be liquidated by anyone, one series per op: its resting orders are cancelled first (at most 128 an
+//! op, like a perpetual's), then the liquidator takes over its position in the named series (up to
+//! `max_size_lots`) at the mark. The account pays the liquidation penalty on the transferred premium value
+//! (what its collateral can pay), split between liquidator and insurance fund; once it holds no option
+//! position, a negative collateral is covered by the fund and what the fund cannot cover is bad debt. The
+//! liquidator must carry what it took over.
+
+use shardex_core::{option::series::SeriesId, pb, AccountId};
+
+use super::{chain, margin, positions};
+use crate::{
+    book,
+    error::ExecError,
+    exec::BlockCtx,
+    ops::{liquidate as perp, oracle, trade},
+    records::{load_account, store_account},
+    view::TxScope,
+};
+
+/// Most resting orders one op cancels (the same bound as a perpetual liquidation's).
+const MAX_CANCELS: usize = 128;
+
+/// `Liquidate` with a series on an options market.
+pub fn liquidate(
+    scope: &mut TxScope<'_>,
+    market: &mut pb::MarketRecord,
+    liquidator: &AccountId,
+    l: &pb::Liquidate,
+    ctx: &BlockCtx,
+) -> Result<Vec<pb::Event>, ExecError> {
+    let p = *chain::params(market)?;
+    let s = SeriesId::from_bytes(&l.series).ok_or_else(|| {
+        ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", l.series.len()))
+    })?;
+    let target =
+        AccountId::from_slice(&l.account).map_err(|e| ExecError::InvalidOp(format!("liquidate account: {e}")))?;
+    if &target == liquidator {
+        return Err(ExecError::InvalidOp("an account cannot liquidate itself".into()));
+    }
+    let spot = oracle::fresh_mark(scope, market, ctx)?;
+    let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
+    let collateral = load_account(scope, &target)?.collateral_micros;
+    let maintenance = margin::account(scope, market, &p, &target, &mut marks)?.maintenance_micros;
+    if collateral >= maintenance {
+        return Err(ExecError::NotLiquidatable { equity_micros: collateral, maintenance_micros: maintenance });
+    }
+
+    let (cancelled, more) = book::cancel_oldest(scope, &target, MAX_CANCELS)?;
+    let mut events: Vec<pb::Event> =
+        cancelled.iter().map(|o| trade::cancelled_event(o, pb::CancelReason::Liquidation)).collect();
+    if more {
+        return Ok(events);
+    }
+    let mut position = positions::load(scope, &target, &s)?;
+    if position.size_lots == 0 {
+        return Err(ExecError::InvalidOp(format!(
+            "the account holds no position in series {} {:?} {}",
+            s.expiry_ms, s.kind, s.strike_micros
+        )));
+    }
+    let wanted = if l.max_size_lots == 0 { u64::MAX } else { l.max_size_lots };
+    let lots = i64::try_from(position.size_lots.unsigned_abs().min(wanted)).map_err(|_| ExecError::Overflow("lots"))?;
+    let signed = position.size_lots.signum() * lots;
+    let mark = marks.mark(scope, &s)?;
+    let required_before = margin::account(scope, market, &p, liquidator, &mut marks)?.initial_micros;
+
+    // The transfer at the mark: the account closes `signed` lots, the liquidator opens them.
+    let math = trade::market_math(market)?;
+    let value = math.notional(signed, mark).map_err(|_| ExecError::Overflow("premium"))?;
+    let mut target_acct = load_account(scope, &target)?;
+    target_acct.collateral_micros =
+        target_acct.collateral_micros.checked_add(value).ok_or(ExecError::Overflow("collateral"))?;
+    store_account(scope, &target, &target_acct)?;
+    position.size_lots -= signed;
+    position.premium_micros = position.premium_micros.checked_sub(value).ok_or(ExecError::Overflow("premium"))?;
+    positions::store(scope, &target, &s, &position, p.max_series_per_account)?;
+    let mut liq_acct = load_account(scope, liquidator)?;
+    liq_acct.collateral_micros =
+        liq_acct.collateral_micros.checked_sub(value).ok_or(ExecError::Overflow("collateral"))?;
+    store_account(scope, liquidator, &liq_acct)?;
+    let mut taken = positions::load(scope, liquidator, &s)?;
+    taken.size_lots = taken.size_lots.checked_add(signed).ok_or(ExecError::Overflow("position"))?;
+    taken.premium_micros = taken.premium_micros.checked_add(value).ok_or(ExecError::Overflow("premium"))?;
+    positions::store(scope, liquidator, &s, &taken, p.max_series_per_account)?;
+
+    let flat = positions::held(scope, &target)?.is_empty();
+    let mut fund = perp::load_insurance(scope)?;
+    let charged = perp::charge(scope, market, &target, liquidator, value, flat, &mut fund)?;
+
+    let required = margin::account(scope, market, &p, liquidator, &mut marks)?.initial_micros;
+    let liq_collateral = load_account(scope, liquidator)?.collateral_micros;
+    if (required > required_before && liq_collateral < required) || liq_collateral < 0 {
+        return Err(ExecError::InsufficientMargin { equity_micros: liq_collateral, required_micros: required });
+    }
+    let report = pb::Liquidated {
+        account: target.0.to_vec(),
+        liquidator: liquidator.0.to_vec(),
+        lots: signed,
+        price_micros: mark,
+        penalty_micros: charged.paid,
+        liquidator_reward_micros: charged.reward,
+        insurance_delta_micros: charged.insurance_delta,
+        bad_debt_micros: charged.bad_debt,
+        series: l.series.clone(),
+    };
+    for who in [&target, liquidator] {
+        events.push(pb::Event { account: who.0.to_vec(), kind: Some(pb::event::Kind::Liquidated(report.clone())) });
+    }
+    events.extend(perp::floor_rule(scope, market, liquidator, &fund, ctx));
+    Ok(events)
+}

@@ -205,6 +205,12 @@ impl ShardClient {
         Ok(resp)
     }
 
+    /// On an options market: the Greeks of `account`'s option positions and their sums at the head.
+    pub async fn greeks(&self, account: &AccountId) -> Result<pb::GetGreeksResponse> {
+        let req = pb::GetGreeksRequest { account: account.0.to_vec() };
+        Ok(self.rpc.clone().get_greeks(req).await?.into_inner())
+    }
+
     /// Any state record by namespace and id at `height` (0 = head), its MPT proof verified here against the
     /// state root the node names. Returns the proof (with that root and height) and the proven value.
     pub async fn prove(

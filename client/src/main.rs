@@ -3,6 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 mod events;
+mod greeks;
 mod history;
 mod ledger;
 mod message;
@@ -51,6 +52,8 @@ enum Cmd {
     Cancel(CancelArgs),
     /// Position, margin health and resting orders of an account.
     Positions(PositionsArgs),
+    /// On an options market: the Greeks of an account's option positions, per series and summed.
+    Greeks(greeks::GreeksArgs),
     /// Order book depth.
     Book {
         /// Levels per side.
@@ -338,6 +341,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Positions(a) => positions(&client, a).await,
+        Cmd::Greeks(a) => greeks::run(&client, a).await,
         Cmd::Book { levels } => {
             let book = client.book(levels).await?;
             println!("{:>22} {:>10} {:>6}   height {}", "ASK PRICE", "LOTS", "ORDERS", book.height);

@@ -38,9 +38,20 @@ impl Market {
     /// An ETH options market at $2,000 with the 2,000 and 2,100 calls and the 2,000 put of the first
     /// listable expiry, 80% volatility, and a maker holding 100,000 USD.
     fn new() -> Self {
+        Self::at(None)
+    }
+
+    /// As [`Market::new`], every block at `clock_and_expiry.0` and the series expiring at `.1` when given.
+    fn at(clock_and_expiry: Option<(u64, u64)>) -> Self {
         let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
         let mut net = Net::new(&oracle, &deposit, options_genesis);
-        let expiry = (net.clock_ms + HOUR).div_ceil(HOUR) * HOUR;
+        let expiry = match clock_and_expiry {
+            Some((clock, expiry)) => {
+                net.clock_ms = clock;
+                expiry
+            }
+            None => (net.clock_ms + HOUR).div_ceil(HOUR) * HOUR,
+        };
         for (strike, kind) in [(2_000, OptionKind::Call), (2_100, OptionKind::Call), (2_000, OptionKind::Put)] {
             let op = pb::ListSeries { expiry_ms: expiry, strike_micros: strike * USD, kind: kind.to_pb() as i32 };
             net.run(&Net::admin(), Op::ListSeries(op)).expect("listed");
@@ -348,4 +359,45 @@ fn a_short_below_maintenance_is_taken_over_at_the_mark() {
     assert_eq!(m.position(&dave, &call), pb::OptionPositionRecord::default());
     assert_eq!(m.position(&liq, &call).size_lots, -1_000);
     assert!(m.held(&dave).is_empty());
+}
+
+/// The Greeks of a known portfolio, 30 days before expiry at spot 2,000 and 80% volatility: long two
+/// 2,000 calls, short one 2,000 put. Per unit (Black-76 at 30 digits): call 182.596816, call delta
+/// 0.545649, put delta −0.454350, gamma 0.000864012952 per USD, vega 2.272472 per point, theta −3.029963 a
+/// day. The portfolio: delta 2·0.545649 + 0.454350 = 1.545648 units, and one unit's gamma, vega and theta.
+#[test]
+fn the_greeks_of_a_known_portfolio() {
+    let clock = 1_700_002_800_000; // on the hour
+    let mut m = Market::at(Some((clock, clock + 30 * 24 * HOUR)));
+    let (call, put) = (m.series(2_000, OptionKind::Call), m.series(2_000, OptionKind::Put));
+    let alice = support::account(50).0;
+    m.fund(&alice, 5_000 * USD);
+    m.quote(&call, Side::Sell, 19_000, 2 * UNIT);
+    m.quote(&put, Side::Buy, 17_000, UNIT);
+    m.net.run(&alice, take(&call, Side::Buy, 2 * UNIT)).expect("long two calls");
+    m.net.run(&alice, take(&put, Side::Sell, UNIT)).expect("short one put");
+    assert_eq!(m.net.shard.head().timestamp_ms, clock, "30 days to expiry, exactly");
+
+    let g = m.net.shard.view().greeks(&alice.account()).expect("no node error").expect("an options market");
+    assert_eq!((g.spot_micros, g.block_time_ms), (2_000 * USD, clock));
+    let rows: Vec<_> =
+        g.series.iter().map(|s| (s.series.clone(), s.position_lots, s.price_micros, s.vol_ppm, s.delta_ppm)).collect();
+    assert_eq!(
+        rows,
+        vec![
+            (call.to_bytes().to_vec(), 2_000, 182_596_815, 800_000, 545_649),
+            (put.to_bytes().to_vec(), -1_000, 182_596_815, 800_000, -454_350),
+        ]
+    );
+    for s in &g.series {
+        assert_eq!((s.gamma_e12, s.vega_micros, s.theta_micros), (864_012_952, 2_272_472, -3_029_963));
+    }
+    assert_eq!(g.delta_micro_units, 1_545_648);
+    assert_eq!((g.gamma_e12, g.vega_micros, g.theta_micros), (864_012_952, 2_272_472, -3_029_963));
+
+    // A perpetual market has no Greeks.
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let perp = Net::new(&oracle, &deposit, |_| {});
+    let refused = perp.shard.view().greeks(&alice.account()).expect("no node error").expect_err("perpetual");
+    assert_eq!(refused.reason, Reason::InvalidOp);
 }

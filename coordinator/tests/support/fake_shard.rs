@@ -92,6 +92,9 @@ impl ShardService for Fake {
     ) -> Result<Response<pb::GetPositionResponse>, Status> {
         no()
     }
+    async fn get_greeks(&self, _: Request<pb::GetGreeksRequest>) -> Result<Response<pb::GetGreeksResponse>, Status> {
+        no()
+    }
     async fn get_open_orders(
         &self,
         _: Request<pb::GetOpenOrdersRequest>,

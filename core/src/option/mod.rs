@@ -5,6 +5,7 @@
 
 pub mod black76;
 pub mod fixed;
+pub mod greeks;
 pub mod margin;
 pub mod normal;
 pub mod series;

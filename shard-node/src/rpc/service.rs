@@ -295,6 +295,21 @@ impl ShardService for ShardRpc {
         Ok(Response::new(resp))
     }
 
+    async fn get_greeks(
+        &self,
+        request: Request<pb::GetGreeksRequest>,
+    ) -> Result<Response<pb::GetGreeksResponse>, Status> {
+        let account = parse_account(&request.into_inner().account)?;
+        let resp = self
+            .query(move |node| {
+                node.read_head(|view| view.greeks(&account))
+                    .map_err(|e| internal_status(&e))?
+                    .map_err(|r| reject_status(&r))
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
     async fn get_position(
         &self,
         request: Request<pb::GetPositionRequest>,

@@ -7,7 +7,7 @@ use shardex_core::{
     state_key, AccountId,
 };
 
-use super::{HeadState, HeadView, KeyRead, ShardError};
+use super::{HeadState, HeadView, KeyRead, Reject, ShardError};
 use shardex_vm::{
     book::{self, Side},
     ops::{funding, oracle, positions, trade},
@@ -145,5 +145,69 @@ impl HeadView {
         let bids = side(Side::Buy)?;
         let asks = side(Side::Sell)?;
         Ok((bids, asks))
+    }
+}
+
+impl HeadView {
+    /// The Greeks of `account`'s option positions at the head: each held series priced with Black-76 at the
+    /// oracle spot, the expiry's volatility at the strike and the time left to the head's block time (an
+    /// expired series is priced at its intrinsic value, with no gamma, vega or theta). `InvalidOp` on a
+    /// perpetual market,
+    /// `StalePrice` before the first oracle price or while an expiry it holds has no volatility.
+    pub fn greeks(&self, account: &AccountId) -> Result<Result<pb::GetGreeksResponse, Reject>, ShardError> {
+        use shardex_core::option::{black76::Inputs, greeks, series};
+        let base = HeadState(&self.engine);
+        let mut scope = TxScope::over(&base, Vec::new());
+        let market = load_market(&mut scope).map_err(exec_err)?;
+        let refuse = |e: ExecError| Ok(Err(Reject::new(e.reason(), e.to_string())));
+        if let Err(e) = shardex_vm::ops::options::params(&market) {
+            return refuse(e);
+        }
+        let Some(spot) = oracle::load(&mut scope).map_err(exec_err)?.map(|o| o.price_micros) else {
+            return refuse(ExecError::StalePrice("no oracle price yet".into()));
+        };
+        let now = self.head.timestamp_ms;
+        let mut resp = pb::GetGreeksResponse {
+            height: self.head.height,
+            spot_micros: spot,
+            block_time_ms: now,
+            ..Default::default()
+        };
+        let mut exposure = greeks::Exposure::default();
+        for s in shardex_vm::ops::options::positions::held(&mut scope, account).map_err(exec_err)? {
+            let lots = shardex_vm::ops::options::positions::load(&mut scope, account, &s).map_err(exec_err)?.size_lots;
+            let expiry = shardex_vm::ops::options::chain::load_expiry(&mut scope, s.expiry_ms).map_err(exec_err)?;
+            let points = expiry.map(|e| e.vol_points).unwrap_or_default();
+            let Some(vol_ppm) = series::vol_at(&points, s.strike_micros) else {
+                let why = format!("expiry {} ms has no volatility from the oracle yet", s.expiry_ms);
+                return refuse(ExecError::StalePrice(why));
+            };
+            let inputs = Inputs {
+                forward_micros: spot,
+                strike_micros: s.strike_micros,
+                vol_ppm,
+                tau_ms: s.expiry_ms.saturating_sub(now),
+            };
+            let g = match greeks::of(&inputs, s.kind) {
+                Ok(g) => g,
+                Err(e) => return refuse(ExecError::InvalidOp(format!("pricing series: {e}"))),
+            };
+            exposure.add(lots, market.lot_size, &g).map_err(|_| exec_err(ExecError::Overflow("greeks")))?;
+            resp.series.push(pb::SeriesGreeks {
+                series: s.to_bytes().to_vec(),
+                position_lots: lots,
+                price_micros: g.price_micros,
+                vol_ppm,
+                delta_ppm: g.delta_ppm,
+                gamma_e12: g.gamma_e12,
+                vega_micros: g.vega_micros,
+                theta_micros: g.theta_micros,
+            });
+        }
+        resp.delta_micro_units = exposure.delta_micro_units;
+        resp.gamma_e12 = exposure.gamma_e12;
+        resp.vega_micros = exposure.vega_micros;
+        resp.theta_micros = exposure.theta_micros;
+        Ok(Ok(resp))
     }
 }

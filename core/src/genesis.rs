@@ -135,6 +135,8 @@ pub struct OptionsParams {
     pub max_series_per_account: u32,
     /// Window before an expiry over which its settlement price averages the oracle, ms.
     pub settle_window_ms: u64,
+    /// Age beyond which an expiry's volatility is stale and its series take only reduce-only orders, ms.
+    pub vol_max_age_ms: u64,
 }
 
 impl Default for OptionsParams {
@@ -155,6 +157,7 @@ impl Default for OptionsParams {
             mm_put_mark_bps: 750,
             max_series_per_account: 32,
             settle_window_ms: 1_800_000,
+            vol_max_age_ms: 300_000,
         }
     }
 }
@@ -178,6 +181,7 @@ impl OptionsParams {
             mm_put_mark_bps: self.mm_put_mark_bps,
             max_series_per_account: self.max_series_per_account,
             settle_window_ms: self.settle_window_ms,
+            vol_max_age_ms: self.vol_max_age_ms,
         }
     }
 }

@@ -401,3 +401,35 @@ fn the_greeks_of_a_known_portfolio() {
     let refused = perp.shard.view().greeks(&alice.account()).expect("no node error").expect_err("perpetual");
     assert_eq!(refused.reason, Reason::InvalidOp);
 }
+
+/// An expiry whose volatility the oracle has not updated for `vol_max_age_ms` takes only reduce-only
+/// orders until it does.
+#[test]
+fn a_stale_volatility_allows_only_reducing_orders() {
+    let mut m = Market::new();
+    let call = m.series(2_000, OptionKind::Call);
+    let alice = support::account(51).0;
+    m.fund(&alice, 2_000 * USD);
+    m.quote(&call, Side::Sell, 1_000, 2 * UNIT);
+    m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("fresh volatility: alice buys");
+    m.quote(&call, Side::Buy, 900, UNIT);
+
+    m.net.clock_ms += OptionsParams::default().vol_max_age_ms + 1_000;
+    let (now, oracle) = (m.net.clock_ms, m.oracle.clone());
+    m.net
+        .run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: 2_000 * USD, timestamp_ms: now }))
+        .expect("spot");
+    let why = refused(&mut m, &alice, take(&call, Side::Buy, UNIT), Reason::StalePrice);
+    assert!(why.contains("reduce-only until the oracle updates it"), "{why}");
+    let reduce = Op::PlaceOrder(pb::PlaceOrder {
+        reduce_only: true,
+        ..option_order(&call, Side::Sell, 9 * USD, UNIT, TimeInForce::Ioc)
+    });
+    m.net.run(&alice, reduce).expect("reducing is allowed");
+    assert_eq!(m.position(&alice, &call).size_lots, 0);
+
+    let points = vec![pb::VolPoint { strike_micros: 2_000 * USD, vol_ppm: 750_000 }];
+    let update = pb::VolUpdate { expiry_ms: m.expiry, timestamp_ms: now, points };
+    m.net.run(&oracle, Op::VolUpdate(update)).expect("fresh volatility");
+    m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("buying again");
+}

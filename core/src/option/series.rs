@@ -168,6 +168,9 @@ pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
     if !(1..=MAX_SERIES_PER_ACCOUNT).contains(&p.max_series_per_account) {
         return Err(format!("max_series_per_account must be 1 to {MAX_SERIES_PER_ACCOUNT}"));
     }
+    if p.vol_max_age_ms == 0 {
+        return Err("vol_max_age_ms must be positive".into());
+    }
     if !(MIN_SETTLE_WINDOW_MS..=MAX_SETTLE_WINDOW_MS).contains(&p.settle_window_ms)
         || p.settle_window_ms > p.min_tenor_ms
     {
@@ -271,6 +274,7 @@ mod tests {
             mm_put_mark_bps: 750,
             max_series_per_account: 8,
             settle_window_ms: 1_800_000,
+            vol_max_age_ms: 300_000,
         }
     }
 

@@ -70,7 +70,7 @@ fn settle(
 }
 
 /// The series an order names, if it is listed and not yet expired at block time (and the order is
-/// reduce-only inside the settlement window).
+/// reduce-only inside the settlement window, or while the expiry's volatility is stale).
 fn tradable(
     scope: &mut TxScope<'_>,
     p: &pb::OptionsParams,
@@ -96,6 +96,15 @@ fn tradable(
         return Err(ExecError::MarketMode(format!(
             "series expiring at {} ms is in its settlement window: orders must be reduce-only",
             s.expiry_ms
+        )));
+    }
+    let vol_ms = chain::load_expiry(scope, s.expiry_ms)?.map_or(0, |e| e.vol_timestamp_ms);
+    let age = now_ms.saturating_sub(vol_ms);
+    if vol_ms != 0 && age > p.vol_max_age_ms && !o.reduce_only {
+        return Err(ExecError::StalePrice(format!(
+            "the volatility of expiry {} ms is {age} ms old (the market allows {} ms): orders must be reduce-only \
+             until the oracle updates it",
+            s.expiry_ms, p.vol_max_age_ms
         )));
     }
     Ok(s)

@@ -7,6 +7,7 @@ mod greeks;
 mod history;
 mod ledger;
 mod message;
+mod options;
 mod transfer;
 
 use clap::{Args, Parser, Subcommand};
@@ -16,6 +17,7 @@ use shardex_client::{
         genesis::Genesis,
         hash::b256_from_slice,
         money::parse_usd,
+        option::series::SeriesId,
         order::{limit_order, market_order},
         pb,
         validators::ValidatorSet,
@@ -54,6 +56,9 @@ enum Cmd {
     Positions(PositionsArgs),
     /// On an options market: the Greeks of an account's option positions, per series and summed.
     Greeks(greeks::GreeksArgs),
+    /// On an options market: the chain (proven), listing series, volatility updates, settlement.
+    #[command(subcommand)]
+    Options(options::OptionsCmd),
     /// Order book depth.
     Book {
         /// Levels per side.
@@ -206,6 +211,9 @@ struct OrderArgs {
     /// Client order id (non-zero makes placement idempotent).
     #[arg(long, default_value_t = 0)]
     client_id: u64,
+    /// On an options market, the series (EXPIRY_MS:STRIKE_USD:call|put); the price is then the premium.
+    #[arg(long)]
+    series: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +267,9 @@ struct LiquidateArgs {
     /// Most lots to take over (default: the whole position).
     #[arg(long, default_value_t = 0)]
     max_lots: u64,
+    /// On an options market, the series whose position is taken over (EXPIRY_MS:STRIKE_USD:call|put).
+    #[arg(long)]
+    series: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -327,7 +338,11 @@ async fn run(cli: Cli) -> eyre::Result<()> {
                 }
                 None => market_order(side, a.lots),
             };
-            let order = pb::PlaceOrder { reduce_only: a.reduce_only, client_order_id: a.client_id, ..base };
+            let series = match &a.series {
+                Some(s) => SeriesId::parse(s).map_err(|e| eyre!(e))?.to_bytes().to_vec(),
+                None => Vec::new(),
+            };
+            let order = pb::PlaceOrder { reduce_only: a.reduce_only, client_order_id: a.client_id, series, ..base };
             let hash = wallet.place_order(&client, order).await?;
             report(&client, hash, a.signer.no_wait).await
         }
@@ -342,6 +357,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         }
         Cmd::Positions(a) => positions(&client, a).await,
         Cmd::Greeks(a) => greeks::run(&client, a).await,
+        Cmd::Options(cmd) => options::run(&client, cmd, |hash| report(&client, hash, false)).await,
         Cmd::Book { levels } => {
             let book = client.book(levels).await?;
             println!("{:>22} {:>10} {:>6}   height {}", "ASK PRICE", "LOTS", "ORDERS", book.height);
@@ -380,7 +396,14 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Cmd::Liquidate(a) => {
             let target = AccountId::from_hex(&a.account)?;
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
-            let hash = wallet.liquidate(&client, &target, a.max_lots).await?;
+            let hash = match &a.series {
+                Some(s) => {
+                    let series = SeriesId::parse(s).map_err(|e| eyre!(e))?.to_bytes().to_vec();
+                    let op = pb::Liquidate { account: target.0.to_vec(), max_size_lots: a.max_lots, series };
+                    wallet.submit(&client, pb::tx_body::Op::Liquidate(op)).await?
+                }
+                None => wallet.liquidate(&client, &target, a.max_lots).await?,
+            };
             report(&client, hash, a.signer.no_wait).await
         }
         Cmd::Oracle(a) => {

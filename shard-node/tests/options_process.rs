@@ -100,8 +100,12 @@ async fn an_options_market_over_grpc() {
     );
     assert_eq!(g.delta_micro_units, 2 * mine.delta_ppm);
 
-    // The CLI prints the same.
+    // The CLI prints the same, and the chain from proven records.
     let shardex = shardex_test_support::sibling_bin(Path::new(env!("CARGO_BIN_EXE_shard-node")), "shardex");
+    let out = Command::new(&shardex).args(["--node", node.endpoint(), "options", "list"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("  {call}  (")) && text.contains("2000:70.00%"), "{text}");
     let out = Command::new(shardex)
         .args(["--node", node.endpoint(), "greeks", &taker.to_string()])
         .output()

@@ -79,6 +79,48 @@ impl SeriesId {
     }
 }
 
+impl std::fmt::Display for SeriesId {
+    /// `EXPIRY_MS:STRIKE_USD:call` (or `put`), the strike without trailing zero decimals: the form
+    /// [`SeriesId::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, frac) = (self.strike_micros / 1_000_000, self.strike_micros % 1_000_000);
+        let kind = if self.kind == OptionKind::Call { "call" } else { "put" };
+        match frac {
+            0 => write!(f, "{}:{whole}:{kind}", self.expiry_ms),
+            _ => {
+                let decimals = format!("{frac:06}");
+                write!(f, "{}:{whole}.{}:{kind}", self.expiry_ms, decimals.trim_end_matches('0'))
+            }
+        }
+    }
+}
+
+impl SeriesId {
+    /// Reads `EXPIRY_MS:STRIKE_USD:call|put` (e.g. `1700006400000:2000:call`; the strike may have up to six
+    /// decimals), or the id's 34 hex digits.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(bytes) = hex::decode(s.trim_start_matches("0x")) {
+            if let Some(id) = Self::from_bytes(&bytes) {
+                return Ok(id);
+            }
+        }
+        let mut parts = s.split(':');
+        let (Some(expiry), Some(strike), Some(kind), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("series {s:?}: expected EXPIRY_MS:STRIKE_USD:call|put"));
+        };
+        let expiry_ms = expiry.parse().map_err(|e| format!("series {s:?}: expiry: {e}"))?;
+        let strike_micros = crate::money::parse_usd(strike).map_err(|e| format!("series {s:?}: strike: {e}"))?;
+        let kind = match kind.to_ascii_lowercase().as_str() {
+            "call" | "c" => OptionKind::Call,
+            "put" | "p" => OptionKind::Put,
+            other => return Err(format!("series {s:?}: kind {other:?} is neither call nor put")),
+        };
+        Ok(Self { expiry_ms, strike_micros, kind })
+    }
+}
+
 /// The leaf key of the option chain record.
 pub fn chain_key() -> B256 {
     leaf_key(Namespace::OptionChain, &[])
@@ -297,6 +339,20 @@ mod tests {
         assert_eq!(series_key(&a), alloy_primitives::keccak256([[0x1bu8].as_slice(), &id].concat()));
         assert_eq!(expiry_key(7), alloy_primitives::keccak256([0x1a, 0, 0, 0, 0, 0, 0, 0, 7]));
         assert_eq!(chain_key(), alloy_primitives::keccak256([0x19]));
+    }
+
+    #[test]
+    fn series_names_print_and_parse() {
+        let s = SeriesId { expiry_ms: 1_700_006_400_000, strike_micros: 2_000_000_000, kind: OptionKind::Call };
+        assert_eq!(s.to_string(), "1700006400000:2000:call");
+        assert_eq!(SeriesId::parse("1700006400000:2000:call"), Ok(s));
+        assert_eq!(SeriesId::parse(&hex::encode(s.to_bytes())), Ok(s));
+        let put = SeriesId { strike_micros: 1_999_500_000, kind: OptionKind::Put, ..s };
+        assert_eq!(put.to_string(), "1700006400000:1999.5:put");
+        assert_eq!(SeriesId::parse("1700006400000:1999.5:P"), Ok(put));
+        for bad in ["", "1:2", "1:2:call:4", "x:2:call", "1:two:call", "1:2:straddle"] {
+            assert!(SeriesId::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

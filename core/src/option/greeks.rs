@@ -80,18 +80,21 @@ impl Exposure {
 mod tests {
     use super::*;
 
+    /// F = K = $2,000, σ = 80%, 30 days.
+    const ATM_MONTH: Inputs = Inputs {
+        forward_micros: 2_000_000_000,
+        strike_micros: 2_000_000_000,
+        vol_ppm: 800_000,
+        tau_ms: 30 * 86_400_000,
+    };
+
     /// Checked against Black-76 at 30 digits (mpmath): F = K = $2,000, σ = 80%, 30 days. σ√T = 0.229353,
     /// d1 = 0.114676; N(d1) = 0.545649204, n(d1) = 0.396327704. Call = F·(2N(d1) − 1) = 182.596816;
     /// gamma = n/(F·σ√T) = 0.000864012953 per USD; vega = F·n·√T = 2.272472 per point; theta =
     /// −F·n·σ/(2√T) = −3.029963 per day.
     #[test]
     fn greeks_of_an_at_the_money_month() {
-        let inputs = Inputs {
-            forward_micros: 2_000_000_000,
-            strike_micros: 2_000_000_000,
-            vol_ppm: 800_000,
-            tau_ms: 30 * 86_400_000,
-        };
+        let inputs = ATM_MONTH;
         let call = of(&inputs, OptionKind::Call).expect("in domain");
         let put = of(&inputs, OptionKind::Put).expect("in domain");
         assert_eq!(call.price_micros, 182_596_815);
@@ -107,12 +110,7 @@ mod tests {
 
     #[test]
     fn a_portfolio_sums_its_positions_by_units() {
-        let inputs = Inputs {
-            forward_micros: 2_000_000_000,
-            strike_micros: 2_000_000_000,
-            vol_ppm: 800_000,
-            tau_ms: 30 * 86_400_000,
-        };
+        let inputs = ATM_MONTH;
         let call = of(&inputs, OptionKind::Call).expect("in domain");
         let put = of(&inputs, OptionKind::Put).expect("in domain");
         // Long 2 calls and short 1 put, in lots of 0.001: 2,000 and −1,000 lots.

@@ -146,6 +146,16 @@ fn deleverage(
     Ok((signed_lots.unsigned_abs() - remaining, exhaustive))
 }
 
+/// The account a `Liquidate` names, which must not be its signer.
+pub(crate) fn target_of(l: &pb::Liquidate, liquidator: &AccountId) -> Result<AccountId, ExecError> {
+    let target =
+        AccountId::from_slice(&l.account).map_err(|e| ExecError::InvalidOp(format!("liquidate account: {e}")))?;
+    if &target == liquidator {
+        return Err(ExecError::InvalidOp("an account cannot liquidate itself".into()));
+    }
+    Ok(target)
+}
+
 /// Liquidates `l.account` on behalf of `liquidator`.
 pub fn liquidate(
     scope: &mut TxScope<'_>,
@@ -154,11 +164,7 @@ pub fn liquidate(
     l: &pb::Liquidate,
     ctx: &BlockCtx,
 ) -> Result<Vec<pb::Event>, ExecError> {
-    let target =
-        AccountId::from_slice(&l.account).map_err(|e| ExecError::InvalidOp(format!("liquidate account: {e}")))?;
-    if &target == liquidator {
-        return Err(ExecError::InvalidOp("an account cannot liquidate itself".into()));
-    }
+    let target = target_of(l, liquidator)?;
     let math = trade::market_math(market)?;
     let mark = oracle::fresh_mark(scope, market, ctx)?;
     funding::settle(scope, &target)?;

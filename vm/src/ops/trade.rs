@@ -11,7 +11,7 @@ use shardex_core::{
 
 use super::{funding, mode, oracle, positions};
 use crate::{
-    book::{self, Book, BookLimits, Incoming, NewOrder, Side},
+    book::{self, Book, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
     error::ExecError,
     exec::BlockCtx,
     records::{load_account, store_account},
@@ -310,47 +310,7 @@ pub fn place(
         Ok(false)
     })?;
     positions::store_fee_pool(scope, fee_pool)?;
-    events.extend(outcome.self_trade_cancelled.iter().map(|c| cancelled_event(c, CancelReason::SelfTrade)));
-    events.extend(outcome.vetoed.iter().map(|c| cancelled_event(c, CancelReason::Insolvent)));
-    events.extend(fill_events);
-
-    if outcome.remaining_lots > 0 {
-        match plan.limit {
-            Some(price) if plan.rest_remainder && !outcome.stopped_at_fill_limit => {
-                let new = NewOrder {
-                    book: Book::Perp,
-                    owner: *signer,
-                    side: plan.side,
-                    price_micros: price,
-                    lots: outcome.remaining_lots,
-                    client_order_id: o.client_order_id,
-                    reduce_only: o.reduce_only,
-                    placed_height: ctx.height,
-                };
-                let book::Rested { order: rested, evicted } = book::rest(scope, &new, &limits)?;
-                events.extend(evicted.iter().map(|o| cancelled_event(o, CancelReason::Evicted)));
-                events.push(pb::Event {
-                    account: signer.0.to_vec(),
-                    kind: Some(pb::event::Kind::OrderPlaced(pb::OrderPlaced {
-                        order_id: rested.order_id,
-                        client_order_id: rested.client_order_id,
-                        is_buy: rested.is_buy,
-                        price_micros: rested.price_micros,
-                        lots: rested.remaining_lots,
-                        series: Vec::new(),
-                    })),
-                });
-            }
-            _ => events.push(pb::Event {
-                account: signer.0.to_vec(),
-                kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
-                    order_id: 0,
-                    lots: outcome.remaining_lots,
-                    reason: CancelReason::IocRemainder as i32,
-                })),
-            }),
-        }
-    }
+    events.extend(after_matching(scope, Book::Perp, signer, o, &plan, &outcome, fill_events, &limits, ctx)?);
 
     // The taker may not end with more risk than its margin covers, nor with negative collateral.
     let after_pos = positions::load(scope, signer)?;
@@ -365,6 +325,66 @@ pub fn place(
             equity_micros: h.equity_micros,
             required_micros: h.initial_required_micros,
         });
+    }
+    Ok(events)
+}
+
+/// The events of a matched order, in order: the makers cancelled for self-trade or insolvency, the fills,
+/// then what became of its remainder: rested on `book` (with any level it evicted) when it may rest, else
+/// cancelled as an IOC remainder.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn after_matching(
+    scope: &mut TxScope<'_>,
+    book: Book,
+    signer: &AccountId,
+    o: &pb::PlaceOrder,
+    plan: &Plan,
+    outcome: &MatchOutcome,
+    fills: Vec<pb::Event>,
+    limits: &BookLimits,
+    ctx: &BlockCtx,
+) -> Result<Vec<pb::Event>, ExecError> {
+    let mut events: Vec<pb::Event> =
+        outcome.self_trade_cancelled.iter().map(|c| cancelled_event(c, CancelReason::SelfTrade)).collect();
+    events.extend(outcome.vetoed.iter().map(|c| cancelled_event(c, CancelReason::Insolvent)));
+    events.extend(fills);
+    if outcome.remaining_lots == 0 {
+        return Ok(events);
+    }
+    match plan.limit {
+        Some(price) if plan.rest_remainder && !outcome.stopped_at_fill_limit => {
+            let new = NewOrder {
+                book,
+                owner: *signer,
+                side: plan.side,
+                price_micros: price,
+                lots: outcome.remaining_lots,
+                client_order_id: o.client_order_id,
+                reduce_only: o.reduce_only,
+                placed_height: ctx.height,
+            };
+            let book::Rested { order: rested, evicted } = book::rest(scope, &new, limits)?;
+            events.extend(evicted.iter().map(|o| cancelled_event(o, CancelReason::Evicted)));
+            events.push(pb::Event {
+                account: signer.0.to_vec(),
+                kind: Some(pb::event::Kind::OrderPlaced(pb::OrderPlaced {
+                    order_id: rested.order_id,
+                    client_order_id: rested.client_order_id,
+                    is_buy: rested.is_buy,
+                    price_micros: rested.price_micros,
+                    lots: rested.remaining_lots,
+                    series: rested.series,
+                })),
+            });
+        }
+        _ => events.push(pb::Event {
+            account: signer.0.to_vec(),
+            kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
+                order_id: 0,
+                lots: outcome.remaining_lots,
+                reason: CancelReason::IocRemainder as i32,
+            })),
+        }),
     }
     Ok(events)
 }

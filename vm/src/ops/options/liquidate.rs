@@ -33,11 +33,7 @@ pub fn liquidate(
     let s = SeriesId::from_bytes(&l.series).ok_or_else(|| {
         ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", l.series.len()))
     })?;
-    let target =
-        AccountId::from_slice(&l.account).map_err(|e| ExecError::InvalidOp(format!("liquidate account: {e}")))?;
-    if &target == liquidator {
-        return Err(ExecError::InvalidOp("an account cannot liquidate itself".into()));
-    }
+    let target = perp::target_of(l, liquidator)?;
     let spot = oracle::fresh_mark(scope, market, ctx)?;
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
     let collateral = load_account(scope, &target)?.collateral_micros;

@@ -7,14 +7,14 @@
 
 use shardex_core::{
     option::series::{self, OptionKind, SeriesId},
-    pb::{self, CancelReason},
+    pb,
     perp::{fee, MarketMath},
     AccountId,
 };
 
 use super::{chain, margin, positions};
 use crate::{
-    book::{self, Book, Incoming, NewOrder, Side},
+    book::{self, Book, Incoming, Side},
     error::ExecError,
     exec::BlockCtx,
     ops::{mode, oracle, positions as pools, trade},
@@ -180,47 +180,7 @@ pub fn place(
         Ok(false)
     })?;
     pools::store_fee_pool(scope, fee_pool)?;
-    events.extend(outcome.self_trade_cancelled.iter().map(|c| trade::cancelled_event(c, CancelReason::SelfTrade)));
-    events.extend(outcome.vetoed.iter().map(|c| trade::cancelled_event(c, CancelReason::Insolvent)));
-    events.extend(fill_events);
-
-    if outcome.remaining_lots > 0 {
-        match plan.limit {
-            Some(price) if plan.rest_remainder && !outcome.stopped_at_fill_limit => {
-                let new = NewOrder {
-                    book: bk,
-                    owner: *signer,
-                    side: plan.side,
-                    price_micros: price,
-                    lots: outcome.remaining_lots,
-                    client_order_id: o.client_order_id,
-                    reduce_only: o.reduce_only,
-                    placed_height: ctx.height,
-                };
-                let book::Rested { order: rested, evicted } = book::rest(scope, &new, &limits)?;
-                events.extend(evicted.iter().map(|o| trade::cancelled_event(o, CancelReason::Evicted)));
-                events.push(pb::Event {
-                    account: signer.0.to_vec(),
-                    kind: Some(pb::event::Kind::OrderPlaced(pb::OrderPlaced {
-                        order_id: rested.order_id,
-                        client_order_id: rested.client_order_id,
-                        is_buy: rested.is_buy,
-                        price_micros: rested.price_micros,
-                        lots: rested.remaining_lots,
-                        series: rested.series.clone(),
-                    })),
-                });
-            }
-            _ => events.push(pb::Event {
-                account: signer.0.to_vec(),
-                kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
-                    order_id: 0,
-                    lots: outcome.remaining_lots,
-                    reason: CancelReason::IocRemainder as i32,
-                })),
-            }),
-        }
-    }
+    events.extend(trade::after_matching(scope, bk, signer, o, &plan, &outcome, fill_events, &limits, ctx)?);
 
     // The taker may not end needing more than its collateral covers (unless the op lowered what it needs),
     // nor with negative collateral.

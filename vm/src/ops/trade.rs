@@ -114,6 +114,30 @@ pub(crate) fn validate(market: &pb::MarketRecord, o: &pb::PlaceOrder, position_l
     Ok(Plan { side, lots, limit, rest_remainder, post_only })
 }
 
+impl Plan {
+    /// The order as it meets `book`.
+    pub(crate) fn incoming(&self, book: Book, owner: &AccountId) -> Incoming {
+        Incoming { book, owner: *owner, side: self.side, limit_price_micros: self.limit, lots: self.lots }
+    }
+
+    /// +1 for a buy, −1 for a sell: the sign of the taker's fills.
+    pub(crate) fn taker_sign(&self) -> i64 {
+        if self.side == Side::Buy {
+            1
+        } else {
+            -1
+        }
+    }
+}
+
+/// The owner, lots and price of a fill of `lots` against `maker_order`.
+pub(crate) fn maker_fill(maker_order: &pb::OrderRecord, lots: u64) -> Result<(AccountId, i64, u64), ExecError> {
+    let maker = AccountId::from_slice(&maker_order.owner)
+        .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
+    let lots = i64::try_from(lots).map_err(|_| ExecError::Overflow("fill lots"))?;
+    Ok((maker, lots, maker_order.price_micros))
+}
+
 /// An order that may rest must be priced within `price_band_bps` of the mark (the circuit breaker's band: the
 /// price cannot get further within its window without tripping it). Far-away orders would hold price
 /// levels at no risk, so a little margin could fill every level of a side and shut new prices out.
@@ -267,19 +291,15 @@ pub fn place(
         }
     }
 
-    let incoming =
-        Incoming { book: Book::Perp, owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
+    let incoming = plan.incoming(Book::Perp, signer);
     let mut fee_pool = positions::load_fee_pool(scope)?;
-    let taker_sign: i64 = if plan.side == Side::Buy { 1 } else { -1 };
+    let taker_sign = plan.taker_sign();
     let mut fill_events = Vec::new();
     // Each fill settles as the book reaches it, so a maker met twice sees its first fill. A maker that could
     // not pay for its fill (collateral would go negative) has its order cancelled instead: an underwater
     // account waits for liquidation, it does not trade.
     let outcome = book::match_incoming_with(scope, &incoming, &limits, |scope, maker_order, lots| {
-        let maker = AccountId::from_slice(&maker_order.owner)
-            .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
-        let lots = i64::try_from(lots).map_err(|_| ExecError::Overflow("fill lots"))?;
-        let price = maker_order.price_micros;
+        let (maker, lots, price) = maker_fill(maker_order, lots)?;
         if !can_pay(scope, &math, &maker, -taker_sign * lots, price, market.maker_fee_bps)? {
             return Ok(true);
         }

@@ -14,7 +14,7 @@ use shardex_core::{
 
 use super::{chain, margin, positions};
 use crate::{
-    book::{self, Book, Incoming, Side},
+    book::{self, Book},
     error::ExecError,
     exec::BlockCtx,
     ops::{mode, oracle, positions as pools, trade},
@@ -154,17 +154,13 @@ pub fn place(
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
     let required_before = margin::account(scope, market, &p, signer, &mut marks)?.initial_micros;
 
-    let incoming =
-        Incoming { book: bk, owner: *signer, side: plan.side, limit_price_micros: plan.limit, lots: plan.lots };
+    let incoming = plan.incoming(bk, signer);
     let mut fee_pool = pools::load_fee_pool(scope)?;
-    let taker_sign: i64 = if plan.side == Side::Buy { 1 } else { -1 };
+    let taker_sign = plan.taker_sign();
     let mut fill_events = Vec::new();
     // A maker that could not pay for its fill (collateral would go negative) has its order cancelled instead.
     let outcome = book::match_incoming_with(scope, &incoming, &limits, |scope, maker_order, lots| {
-        let maker = AccountId::from_slice(&maker_order.owner)
-            .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
-        let lots = i64::try_from(lots).map_err(|_| ExecError::Overflow("fill lots"))?;
-        let price = maker_order.price_micros;
+        let (maker, lots, price) = trade::maker_fill(maker_order, lots)?;
         let (change, _) = premium_flow(&math, -taker_sign * lots, price, market.maker_fee_bps)?;
         if i128::from(load_account(scope, &maker)?.collateral_micros) + i128::from(change) < 0 {
             return Ok(true);

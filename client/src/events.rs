@@ -100,9 +100,17 @@ pub fn describe(e: &pb::Event) -> Option<String> {
             },
             l.expiry_ms
         ),
-        pb::event::Kind::VolUpdated(v) => {
-            format!("volatility of expiry {} ms: {} points at {} ms", v.expiry_ms, v.points, v.timestamp_ms)
-        }
+        pb::event::Kind::VolUpdated(v) => format!(
+            "volatility of expiry {} ms: {} points at {} ms, moved up to {} ppm{}",
+            v.expiry_ms,
+            v.points,
+            v.timestamp_ms,
+            v.jump_ppm,
+            match v.post_only_until_ms {
+                0 => String::new(),
+                until => format!("; beyond the band: post-only until {until} ms"),
+            }
+        ),
         pb::event::Kind::ExpirySettled(x) => {
             format!("expiry {} ms settles at {}", x.expiry_ms, usd(x.settle_price_micros))
         }

@@ -137,6 +137,11 @@ pub struct OptionsParams {
     pub settle_window_ms: u64,
     /// Age beyond which an expiry's volatility is stale and its series take only reduce-only orders, ms.
     pub vol_max_age_ms: u64,
+    /// Largest move of an expiry's volatility at any strike in one update, ppm, before its series turn
+    /// post-only; 0 disables the breaker.
+    pub vol_band_ppm: u32,
+    /// How long a tripped volatility band keeps the expiry post-only, ms.
+    pub vol_band_cooldown_ms: u64,
 }
 
 impl Default for OptionsParams {
@@ -158,6 +163,8 @@ impl Default for OptionsParams {
             max_series_per_account: 32,
             settle_window_ms: 1_800_000,
             vol_max_age_ms: 300_000,
+            vol_band_ppm: 300_000,
+            vol_band_cooldown_ms: 60_000,
         }
     }
 }
@@ -182,6 +189,8 @@ impl OptionsParams {
             max_series_per_account: self.max_series_per_account,
             settle_window_ms: self.settle_window_ms,
             vol_max_age_ms: self.vol_max_age_ms,
+            vol_band_ppm: self.vol_band_ppm,
+            vol_band_cooldown_ms: self.vol_band_cooldown_ms,
         }
     }
 }

@@ -132,7 +132,13 @@ fn the_oracle_sets_an_expiry_volatility_by_strike_in_time_order() {
     net.run(&oracle, vol(e1, t0, &[(1_500, 900_000), (2_000, 700_000), (2_500, 750_000)])).expect("vol");
     assert_eq!(
         head_events(&net),
-        vec![pb::event::Kind::VolUpdated(pb::VolUpdated { expiry_ms: e1, timestamp_ms: t0, points: 3 })]
+        vec![pb::event::Kind::VolUpdated(pb::VolUpdated {
+            expiry_ms: e1,
+            timestamp_ms: t0,
+            points: 3,
+            jump_ppm: 0,
+            post_only_until_ms: 0
+        })]
     );
     let stored = expiry(&net, e1);
     assert_eq!(stored.vol_timestamp_ms, t0);
@@ -152,6 +158,20 @@ fn the_oracle_sets_an_expiry_volatility_by_strike_in_time_order() {
     net.clock_ms += 1_000;
     net.run(&oracle, vol(e1, net.clock_ms, &[(2_000, 650_000)])).expect("replaced");
     assert_eq!(expiry(&net, e1).vol_points, vec![pb::VolPoint { strike_micros: 2_000 * USD, vol_ppm: 650_000 }]);
+    assert_eq!(expiry(&net, e1).post_only_until_ms, 0, "a 25-point move is inside the 30-point band");
+    // A 35-point jump trips the band: the expiry is post-only for the cooldown.
+    net.clock_ms += 1_000;
+    net.run(&oracle, vol(e1, net.clock_ms, &[(2_000, 1_000_000)])).expect("jump");
+    let until = net.clock_ms + OptionsParams::default().vol_band_cooldown_ms;
+    assert_eq!(expiry(&net, e1).post_only_until_ms, until);
+    let jumped = pb::VolUpdated {
+        expiry_ms: e1,
+        timestamp_ms: net.clock_ms,
+        points: 1,
+        jump_ppm: 350_000,
+        post_only_until_ms: until,
+    };
+    assert_eq!(head_events(&net), vec![pb::event::Kind::VolUpdated(jumped)]);
     net.clock_ms = e1;
     refused(&mut net, &oracle, vol(e1, e1, &[(2_000, 500_000)]), Reason::InvalidOp, "is reached");
 }

@@ -433,3 +433,29 @@ fn a_stale_volatility_allows_only_reducing_orders() {
     m.net.run(&oracle, Op::VolUpdate(update)).expect("fresh volatility");
     m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("buying again");
 }
+
+/// A volatility jump beyond the band makes the expiry post-only for the cooldown: orders that would trade
+/// are refused, resting quotes are taken, and after the cooldown trading resumes.
+#[test]
+fn a_volatility_jump_makes_the_expiry_post_only_for_a_while() {
+    let mut m = Market::new();
+    let call = m.series(2_000, OptionKind::Call);
+    let alice = support::account(52).0;
+    m.fund(&alice, 2_000 * USD);
+    m.quote(&call, Side::Sell, 1_000, UNIT);
+    m.net.clock_ms += 1_000;
+    let (now, oracle) = (m.net.clock_ms, m.oracle.clone());
+    let points = vec![pb::VolPoint { strike_micros: 2_000 * USD, vol_ppm: 1_200_000 }];
+    m.net.run(&oracle, Op::VolUpdate(pb::VolUpdate { expiry_ms: m.expiry, timestamp_ms: now, points })).expect("jump");
+    let why = refused(&mut m, &alice, take(&call, Side::Buy, UNIT), Reason::MarketMode);
+    assert!(why.contains("post-only until"), "{why}");
+    let bid = Op::PlaceOrder(option_order(&call, Side::Buy, 5 * USD, UNIT, TimeInForce::PostOnly));
+    m.net.run(&alice, bid).expect("a post-only bid rests");
+
+    m.net.clock_ms += OptionsParams::default().vol_band_cooldown_ms;
+    let now = m.net.clock_ms;
+    m.net
+        .run(&oracle, Op::OracleUpdate(pb::OracleUpdate { price_micros: 2_000 * USD, timestamp_ms: now }))
+        .expect("spot");
+    m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("after the cooldown alice buys");
+}

@@ -213,6 +213,9 @@ pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
     if p.vol_max_age_ms == 0 {
         return Err("vol_max_age_ms must be positive".into());
     }
+    if p.vol_band_ppm != 0 && p.vol_band_cooldown_ms == 0 {
+        return Err("vol_band_cooldown_ms must be positive when vol_band_ppm is set".into());
+    }
     if !(MIN_SETTLE_WINDOW_MS..=MAX_SETTLE_WINDOW_MS).contains(&p.settle_window_ms)
         || p.settle_window_ms > p.min_tenor_ms
     {
@@ -295,6 +298,16 @@ pub fn vol_at(points: &[pb::VolPoint], strike_micros: u64) -> Option<u32> {
     Some(scaled.div_ceil(span) as u32)
 }
 
+/// The largest move, ppm, between two sets of volatility points at any strike either names (each read with
+/// [`vol_at`]); 0 when either set is empty.
+pub fn vol_jump(old: &[pb::VolPoint], new: &[pb::VolPoint]) -> u32 {
+    old.iter()
+        .chain(new)
+        .filter_map(|p| Some(vol_at(old, p.strike_micros)?.abs_diff(vol_at(new, p.strike_micros)?)))
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +330,8 @@ mod tests {
             max_series_per_account: 8,
             settle_window_ms: 1_800_000,
             vol_max_age_ms: 300_000,
+            vol_band_ppm: 300_000,
+            vol_band_cooldown_ms: 60_000,
         }
     }
 
@@ -399,6 +414,19 @@ mod tests {
             let e = check_vol_points(&p, &points).expect_err("refused");
             assert!(e.contains(want), "{points:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_volatility_jump_is_the_largest_move_at_any_strike_of_either_set() {
+        let old = [point(1_000, 800_000), point(2_000, 600_000)];
+        assert_eq!(vol_jump(&old, &old), 0);
+        assert_eq!(vol_jump(&[], &old), 0, "a first update moves nothing");
+        // Moved at 2,000 only.
+        assert_eq!(vol_jump(&old, &[point(1_000, 800_000), point(2_000, 700_000)]), 100_000);
+        // A new point at 1,500 where the old curve read 700,000.
+        assert_eq!(vol_jump(&old, &[point(1_000, 800_000), point(1_500, 1_000_000), point(2_000, 600_000)]), 300_000);
+        // One flat point: the old curve's ends are what moved.
+        assert_eq!(vol_jump(&old, &[point(1_500, 700_000)]), 100_000);
     }
 
     #[test]

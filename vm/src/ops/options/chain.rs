@@ -117,7 +117,8 @@ fn listed(id: &SeriesId) -> pb::SeriesListed {
 
 /// The oracle's `VolUpdate`: the points replace the expiry's volatility when the expiry is listed and not
 /// yet reached, the timestamp is later than the expiry's last and not beyond the oracle's allowance ahead
-/// of block time, and the points pass `check_vol_points`.
+/// of block time, and the points pass `check_vol_points`. A move beyond `vol_band_ppm` at any strike makes
+/// the expiry post-only for `vol_band_cooldown_ms` (block time).
 pub fn update_vol(
     scope: &mut TxScope<'_>,
     market: &pb::MarketRecord,
@@ -152,6 +153,12 @@ pub fn update_vol(
             op.timestamp_ms, market.oracle_max_future_ms
         )));
     }
+    // The volatility band: a jump beyond it makes the expiry post-only for the cooldown.
+    let jump = series::vol_jump(&expiry.vol_points, &op.points);
+    let tripped = p.vol_band_ppm != 0 && jump > p.vol_band_ppm;
+    if tripped {
+        expiry.post_only_until_ms = ctx.timestamp_ms.saturating_add(p.vol_band_cooldown_ms);
+    }
     expiry.vol_timestamp_ms = op.timestamp_ms;
     expiry.vol_points.clone_from(&op.points);
     scope.write(series::expiry_key(op.expiry_ms), expiry.encode_to_vec());
@@ -160,5 +167,7 @@ pub fn update_vol(
         expiry_ms: op.expiry_ms,
         timestamp_ms: op.timestamp_ms,
         points,
+        jump_ppm: jump,
+        post_only_until_ms: if tripped { expiry.post_only_until_ms } else { 0 },
     }))])
 }

@@ -70,7 +70,8 @@ fn settle(
 }
 
 /// The series an order names, if it is listed and not yet expired at block time (and the order is
-/// reduce-only inside the settlement window, or while the expiry's volatility is stale).
+/// reduce-only inside the settlement window or while the expiry's volatility is stale, and post-only while
+/// its volatility band is tripped).
 fn tradable(
     scope: &mut TxScope<'_>,
     p: &pb::OptionsParams,
@@ -98,7 +99,15 @@ fn tradable(
             s.expiry_ms
         )));
     }
-    let vol_ms = chain::load_expiry(scope, s.expiry_ms)?.map_or(0, |e| e.vol_timestamp_ms);
+    let expiry = chain::load_expiry(scope, s.expiry_ms)?.unwrap_or_default();
+    let post_only = o.time_in_force == pb::TimeInForce::PostOnly as i32;
+    if now_ms < expiry.post_only_until_ms && !post_only {
+        return Err(ExecError::MarketMode(format!(
+            "expiry {} ms is post-only until {} ms: its volatility jumped beyond the market's band",
+            s.expiry_ms, expiry.post_only_until_ms
+        )));
+    }
+    let vol_ms = expiry.vol_timestamp_ms;
     let age = now_ms.saturating_sub(vol_ms);
     if vol_ms != 0 && age > p.vol_max_age_ms && !o.reduce_only {
         return Err(ExecError::StalePrice(format!(

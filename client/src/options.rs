@@ -1,6 +1,6 @@
 //! `shardex options`: an options market's chain read from proven state (expiries, series, volatility and
-//! settlement prices), and the ops that shape it: listing a series (admin), a volatility update (oracle)
-//! and settling expired positions (anyone).
+//! settlement prices), and the ops that shape it: listing a series (admin), a volatility update (oracle),
+//! settling expired positions (anyone) and the admin's fallback settlement price.
 
 use std::path::PathBuf;
 
@@ -45,6 +45,21 @@ pub enum OptionsCmd {
     },
     /// Settle accounts' positions in an expired series whose settlement price is fixed (anyone may sign).
     Settle(SettleArgs),
+    /// Fix the settlement price of an expiry the oracle left unsettled past the grace period (admin key).
+    SetPrice {
+        /// Key file of the admin.
+        #[arg(long, short)]
+        key: PathBuf,
+        /// The expiry, ms since the Unix epoch.
+        #[arg(long)]
+        expiry: u64,
+        /// Settlement price in USD.
+        #[arg(long)]
+        price: String,
+        /// Why (kept in the tx).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// `shardex options settle`.
@@ -93,6 +108,10 @@ where
             let points = points.iter().map(|p| point(p)).collect::<eyre::Result<Vec<_>>>()?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
             (key, Op::VolUpdate(pb::VolUpdate { expiry_ms: expiry, timestamp_ms: now, points }))
+        }
+        OptionsCmd::SetPrice { key, expiry, price, reason } => {
+            let price_micros = parse_usd(&price).map_err(|e| eyre!("price: {e}"))?;
+            (key, Op::SetSettlementPrice(pb::SetSettlementPrice { expiry_ms: expiry, price_micros, reason }))
         }
         OptionsCmd::Settle(a) => {
             let s = SeriesId::parse(&a.series).map_err(|e| eyre!(e))?;

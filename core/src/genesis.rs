@@ -142,6 +142,8 @@ pub struct OptionsParams {
     pub vol_band_ppm: u32,
     /// How long a tripped volatility band keeps the expiry post-only, ms.
     pub vol_band_cooldown_ms: u64,
+    /// How long after an expiry the oracle has to fix its settlement price before the admin may, ms.
+    pub settle_grace_ms: u64,
 }
 
 impl Default for OptionsParams {
@@ -165,6 +167,7 @@ impl Default for OptionsParams {
             vol_max_age_ms: 300_000,
             vol_band_ppm: 300_000,
             vol_band_cooldown_ms: 60_000,
+            settle_grace_ms: 3_600_000,
         }
     }
 }
@@ -191,6 +194,7 @@ impl OptionsParams {
             vol_max_age_ms: self.vol_max_age_ms,
             vol_band_ppm: self.vol_band_ppm,
             vol_band_cooldown_ms: self.vol_band_cooldown_ms,
+            settle_grace_ms: self.settle_grace_ms,
         }
     }
 }

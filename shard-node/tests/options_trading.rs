@@ -459,3 +459,40 @@ fn a_volatility_jump_makes_the_expiry_post_only_for_a_while() {
         .expect("spot");
     m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("after the cooldown alice buys");
 }
+
+/// When no oracle price comes at or after an expiry, the admin may fix its settlement price, but only once
+/// the oracle's grace period has passed and only while the price is not fixed.
+#[test]
+fn the_admin_settles_an_expiry_the_oracle_left_unsettled_after_the_grace() {
+    let mut m = Market::new();
+    let call = m.series(2_000, OptionKind::Call);
+    let alice = support::account(53).0;
+    m.fund(&alice, 1_000 * USD);
+    m.quote(&call, Side::Sell, 1_000, UNIT);
+    m.net.run(&alice, take(&call, Side::Buy, UNIT)).expect("alice long one call");
+
+    let expiry = m.expiry;
+    let set = |price_usd: u64| {
+        Op::SetSettlementPrice(pb::SetSettlementPrice {
+            expiry_ms: expiry,
+            price_micros: price_usd * USD,
+            reason: "oracle outage".into(),
+        })
+    };
+    let (early, price) = (set(2_100), set(2_100));
+    let grace = OptionsParams::default().settle_grace_ms;
+    m.net.clock_ms = m.expiry + 1_000;
+    let why = refused(&mut m, &Net::admin(), early, Reason::InvalidOp);
+    assert!(why.contains("the admin may only from"), "{why}");
+    m.net.clock_ms = m.expiry + grace;
+    refused(&mut m, &alice, set(2_100), Reason::Unauthorized);
+    m.net.run(&Net::admin(), price).expect("the admin fixes the price");
+    assert_eq!(settle_price(&m), 2_100 * USD);
+    let why = refused(&mut m, &Net::admin(), set(2_200), Reason::InvalidOp);
+    assert!(why.contains("already settles"), "{why}");
+
+    let before = m.collateral(&alice);
+    let settle = pb::SettleExpired { series: call.to_bytes().to_vec(), accounts: vec![alice.account().0.to_vec()] };
+    m.net.run(&alice, Op::SettleExpired(settle)).expect("settled");
+    assert_eq!(m.collateral(&alice) - before, 100 * USD as i64);
+}

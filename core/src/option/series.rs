@@ -157,6 +157,8 @@ pub const MAX_EXPIRIES: u32 = 64;
 pub const MAX_SERIES_PER_EXPIRY: u32 = 256;
 /// Most points in one volatility update.
 pub const MAX_VOL_POINTS: u32 = 256;
+/// Least time the oracle has after an expiry to fix its price before the admin may: a minute.
+pub const MIN_SETTLE_GRACE_MS: u64 = 60_000;
 /// Shortest settlement window: a minute.
 pub const MIN_SETTLE_WINDOW_MS: u64 = 60_000;
 /// Longest settlement window: a day.
@@ -212,6 +214,9 @@ pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
     }
     if p.vol_max_age_ms == 0 {
         return Err("vol_max_age_ms must be positive".into());
+    }
+    if p.settle_grace_ms < MIN_SETTLE_GRACE_MS {
+        return Err(format!("settle_grace_ms must be at least {MIN_SETTLE_GRACE_MS} (a minute)"));
     }
     if p.vol_band_ppm != 0 && p.vol_band_cooldown_ms == 0 {
         return Err("vol_band_cooldown_ms must be positive when vol_band_ppm is set".into());
@@ -332,6 +337,7 @@ mod tests {
             vol_max_age_ms: 300_000,
             vol_band_ppm: 300_000,
             vol_band_cooldown_ms: 60_000,
+            settle_grace_ms: 3_600_000,
         }
     }
 

@@ -56,6 +56,15 @@ pub fn every_op() -> Vec<Op> {
             timestamp_ms: 1_700_000_000_000,
             points: vec![pb::VolPoint { strike_micros: 2_000_000_000, vol_ppm: 600_000 }],
         }),
+        Op::SettleExpired(pb::SettleExpired {
+            series: [&1_700_006_400_000u64.to_be_bytes()[..], &2_000_000_000u64.to_be_bytes(), &[2]].concat(),
+            accounts: vec![vec![7; 32]],
+        }),
+        Op::SetSettlementPrice(pb::SetSettlementPrice {
+            expiry_ms: 1_700_006_400_000,
+            price_micros: 2_050_000_000,
+            reason: "oracle outage".into(),
+        }),
         Op::PlaceOrder(pb::PlaceOrder {
             series: [&1_700_006_400_000u64.to_be_bytes()[..], &2_000_000_000u64.to_be_bytes(), &[1]].concat(),
             ..shardex_core::order::limit_order(pb::Side::Sell, 10_000_000, 1_000, pb::TimeInForce::Gtc)

@@ -1,7 +1,8 @@
 //! Settlement at expiry. The settlement price of an expiry is the time-weighted average of the oracle's
 //! spot over the `settle_window_ms` before it, integrated on chain as oracle updates arrive: each update
 //! adds the previous price times the part of the window it stood for. The first update at or after the
-//! expiry fixes the price (`ExpirySettled`), and the expiry leaves the chain's live list.
+//! expiry fixes the price (`ExpirySettled`), and the expiry leaves the chain's live list. Should no oracle
+//! price come, the admin may fix it (`SetSettlementPrice`), but only `settle_grace_ms` after the expiry.
 //!
 //! Positions are then settled by anyone's `SettleExpired` (series, up to 64 accounts): each account is paid
 //! its intrinsic value, `lots · lot_size · (S − K)⁺ / 10^6` for a call ((K − S)⁺ for a put), rounded toward
@@ -51,7 +52,7 @@ pub fn integrate(
     let mut chain: pb::OptionChainRecord = load_record(scope, &series::chain_key(), "option chain")?;
     let mut events = Vec::new();
     let mut still_live = Vec::with_capacity(chain.expiries.len());
-    for &expiry_ms in &chain.expiries {
+    for expiry_ms in chain.expiries.clone() {
         let start = expiry_ms.saturating_sub(p.settle_window_ms);
         if now_ms <= start {
             still_live.push(expiry_ms);
@@ -80,12 +81,7 @@ pub fn integrate(
                 0 => now_price,
                 covered => u64::try_from(sum / covered).map_err(|_| ExecError::Overflow("settlement price"))?,
             };
-            expiry.settle_price_micros = price;
-            chain.series_count = chain.series_count.saturating_sub(expiry.series.len() as u32);
-            events.push(pb::Event {
-                account: Vec::new(),
-                kind: Some(pb::event::Kind::ExpirySettled(pb::ExpirySettled { expiry_ms, settle_price_micros: price })),
-            });
+            events.push(fix(&mut chain, &mut expiry, expiry_ms, price));
         } else {
             still_live.push(expiry_ms);
         }
@@ -96,6 +92,57 @@ pub fn integrate(
         scope.write(series::chain_key(), chain.encode_to_vec());
     }
     Ok(events)
+}
+
+/// Fixes `expiry`'s settlement price and takes its series off the chain's live count (the caller takes the
+/// expiry off the live list and writes both records); the `ExpirySettled` event.
+fn fix(chain: &mut pb::OptionChainRecord, expiry: &mut pb::ExpiryRecord, expiry_ms: u64, price: u64) -> pb::Event {
+    expiry.settle_price_micros = price;
+    chain.series_count = chain.series_count.saturating_sub(u32::try_from(expiry.series.len()).unwrap_or(u32::MAX));
+    pb::Event {
+        account: Vec::new(),
+        kind: Some(pb::event::Kind::ExpirySettled(pb::ExpirySettled { expiry_ms, settle_price_micros: price })),
+    }
+}
+
+/// The admin's `SetSettlementPrice`: fixes the price of an expiry the oracle left unsettled for
+/// `settle_grace_ms` after it (no oracle price came at or after the expiry).
+pub fn set_price(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    signer: &AccountId,
+    op: &pb::SetSettlementPrice,
+    now_ms: u64,
+) -> Result<Vec<pb::Event>, ExecError> {
+    let p = chain::params(market)?;
+    if signer.0.as_slice() != market.admin_key.as_slice() {
+        return Err(ExecError::Unauthorized("a settlement price is set by the market's admin key".into()));
+    }
+    if op.price_micros == 0 || op.price_micros > shardex_core::option::black76::MAX_PRICE_MICROS {
+        return Err(ExecError::InvalidOp(format!("settlement price {} micro-USD is out of range", op.price_micros)));
+    }
+    let Some(mut expiry) = chain::load_expiry(scope, op.expiry_ms)? else {
+        return Err(ExecError::InvalidOp(format!("expiry {} ms has no listed series", op.expiry_ms)));
+    };
+    if expiry.settle_price_micros != 0 {
+        return Err(ExecError::InvalidOp(format!(
+            "expiry {} ms already settles at {} micro-USD",
+            op.expiry_ms, expiry.settle_price_micros
+        )));
+    }
+    let allowed = op.expiry_ms.saturating_add(p.settle_grace_ms);
+    if now_ms < allowed {
+        return Err(ExecError::InvalidOp(format!(
+            "the oracle fixes expiry {} ms's price; the admin may only from {allowed} ms (block time {now_ms} ms)",
+            op.expiry_ms
+        )));
+    }
+    let mut chain: pb::OptionChainRecord = load_record(scope, &series::chain_key(), "option chain")?;
+    let event = fix(&mut chain, &mut expiry, op.expiry_ms, op.price_micros);
+    chain.expiries.retain(|e| *e != op.expiry_ms);
+    scope.write(series::expiry_key(op.expiry_ms), expiry.encode_to_vec());
+    scope.write(series::chain_key(), chain.encode_to_vec());
+    Ok(vec![event])
 }
 
 /// The payout of `lots` of `s` settled at `price`: floor(lots · lot_size · intrinsic / 10^6).

@@ -417,7 +417,7 @@ impl Injector<'_> {
         }
         net.save(self.dir)?;
         if matches!(target, Target::Node(_)) && !matches!(how, Restart::Armed(_)) {
-            wait_healthy(&endpoint).await?;
+            wait_healthy(&endpoint, false).await?;
         }
         Ok(pid)
     }

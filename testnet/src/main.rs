@@ -218,7 +218,7 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     }
     let mut heights: BTreeMap<u32, u64> = BTreeMap::new();
     for node in &net.nodes {
-        let height = wait_healthy(&node.endpoint)
+        let height = wait_healthy(&node.endpoint, node.p2p_port != 0)
             .await
             .wrap_err_with(|| format!("{} is not healthy; see {}", node.name, node.log_file().display()))?;
         let h = heights.entry(node.shard_id.0).or_insert(height);
@@ -349,18 +349,25 @@ async fn start_relayer(
 }
 
 /// Waits until the node at `endpoint` answers `GetStatus`; returns its height.
-async fn wait_healthy(endpoint: &str) -> eyre::Result<u64> {
+/// Waits until the node at `endpoint` answers its status and, when it runs under consensus (`in_set`), a
+/// round has started there (a proposer is known), so that it takes submissions as soon as `up` returns.
+/// Returns its height.
+async fn wait_healthy(endpoint: &str, in_set: bool) -> eyre::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let status = match ShardClient::connect(endpoint).await {
             Ok(c) => c.status().await.map_err(eyre::Report::from),
             Err(e) => Err(e.into()),
         };
-        match status {
-            Ok(s) => return Ok(s.height),
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => return Err(e.wrap_err(format!("{endpoint} does not answer status"))),
+        let problem = match status {
+            Ok(s) if !in_set || !s.proposer.is_empty() => return Ok(s.height),
+            Ok(_) => eyre::eyre!("{endpoint} answers, but consensus has not started a round"),
+            Err(e) => e.wrap_err(format!("{endpoint} does not answer status")),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(problem);
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

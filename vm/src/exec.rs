@@ -66,10 +66,7 @@ pub fn execute(
         Some(Op::Deposit(d)) => ledger::deposit(scope, &market, &signer, d)?,
         Some(Op::Withdraw(w)) => ledger::withdraw(scope, &market, &signer, w, ctx)?,
         Some(Op::OracleUpdate(u)) => oracle::update(scope, &mut market, &signer, u, ctx)?,
-        Some(Op::PlaceOrder(o)) if !o.series.is_empty() => {
-            options::params(&market)?;
-            options::trade::place(scope, &mut market, &signer, o, ctx)?
-        }
+        Some(Op::PlaceOrder(o)) if !o.series.is_empty() => options::trade::place(scope, &mut market, &signer, o, ctx)?,
         Some(Op::PlaceOrder(o)) => {
             options::refuse_on_options(&market, "place_order")?;
             trade::place(scope, &mut market, &signer, o, ctx)?
@@ -77,7 +74,6 @@ pub fn execute(
         Some(Op::CancelOrder(c)) => trade::cancel(scope, &signer, c)?,
         Some(Op::CancelAll(_)) => trade::cancel_all(scope, &signer)?,
         Some(Op::Liquidate(l)) if !l.series.is_empty() => {
-            options::params(&market)?;
             options::liquidate::liquidate(scope, &mut market, &signer, l, ctx)?
         }
         Some(Op::Liquidate(l)) => {

@@ -95,12 +95,7 @@ fn amount(per_unit: i128, lots: i64, lot_size: u64) -> Result<i128, Overflow> {
 /// The payoff of `legs` (one expiry) if it settled at `price`, micro-USD ·10^6 (exact).
 fn payoff_scaled(legs: &[&Leg], price: u64, lot_size: u64) -> Result<i128, Overflow> {
     legs.iter().try_fold(0i128, |sum, leg| {
-        let (k, p) = (i128::from(leg.series.strike_micros), i128::from(price));
-        let intrinsic = match leg.series.kind {
-            OptionKind::Call => (p - k).max(0),
-            OptionKind::Put => (k - p).max(0),
-        };
-        let value = intrinsic
+        let value = i128::from(leg.series.intrinsic_micros(price))
             .checked_mul(i128::from(leg.lots))
             .and_then(|v| v.checked_mul(i128::from(lot_size)))
             .ok_or(Overflow)?;

@@ -73,6 +73,15 @@ impl SeriesId {
         Some(Self { expiry_ms: word(0)?, strike_micros: word(8)?, kind })
     }
 
+    /// Its intrinsic value, micro-USD per unit, if it settled at `price_micros`: (S − K)⁺ for a call,
+    /// (K − S)⁺ for a put.
+    pub fn intrinsic_micros(&self, price_micros: u64) -> u64 {
+        match self.kind {
+            OptionKind::Call => price_micros.saturating_sub(self.strike_micros),
+            OptionKind::Put => self.strike_micros.saturating_sub(price_micros),
+        }
+    }
+
     /// Its place in its expiry's series list.
     pub fn series_ref(&self) -> pb::SeriesRef {
         pb::SeriesRef { strike_micros: self.strike_micros, kind: self.kind.to_pb() as i32 }

@@ -155,7 +155,8 @@ impl HeadView {
     /// perpetual market,
     /// `StalePrice` before the first oracle price or while an expiry it holds has no volatility.
     pub fn greeks(&self, account: &AccountId) -> Result<Result<pb::GetGreeksResponse, Reject>, ShardError> {
-        use shardex_core::option::{black76::Inputs, greeks, series};
+        use shardex_core::option::greeks;
+        use shardex_vm::ops::options::margin as options_margin;
         let base = HeadState(&self.engine);
         let mut scope = TxScope::over(&base, Vec::new());
         let market = load_market(&mut scope).map_err(exec_err)?;
@@ -177,16 +178,9 @@ impl HeadView {
         for s in shardex_vm::ops::options::positions::held(&mut scope, account).map_err(exec_err)? {
             let lots = shardex_vm::ops::options::positions::load(&mut scope, account, &s).map_err(exec_err)?.size_lots;
             let expiry = shardex_vm::ops::options::chain::load_expiry(&mut scope, s.expiry_ms).map_err(exec_err)?;
-            let points = expiry.map(|e| e.vol_points).unwrap_or_default();
-            let Some(vol_ppm) = series::vol_at(&points, s.strike_micros) else {
-                let why = format!("expiry {} ms has no volatility from the oracle yet", s.expiry_ms);
-                return refuse(ExecError::StalePrice(why));
-            };
-            let inputs = Inputs {
-                forward_micros: spot,
-                strike_micros: s.strike_micros,
-                vol_ppm,
-                tau_ms: s.expiry_ms.saturating_sub(now),
+            let inputs = match options_margin::pricing_inputs(&expiry.unwrap_or_default(), &s, spot, now) {
+                Ok(inputs) => inputs,
+                Err(e) => return refuse(e),
             };
             let g = match greeks::of(&inputs, s.kind) {
                 Ok(g) => g,
@@ -197,7 +191,7 @@ impl HeadView {
                 series: s.to_bytes().to_vec(),
                 position_lots: lots,
                 price_micros: g.price_micros,
-                vol_ppm,
+                vol_ppm: inputs.vol_ppm,
                 delta_ppm: g.delta_ppm,
                 gamma_e12: g.gamma_e12,
                 vega_micros: g.vega_micros,

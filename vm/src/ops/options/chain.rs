@@ -45,6 +45,23 @@ pub fn load_expiry(scope: &mut TxScope<'_>, expiry_ms: u64) -> Result<Option<pb:
     }
 }
 
+/// The series an op's `series` bytes name, or `InvalidOp` when they are not a 17-byte series id.
+pub fn series_id(bytes: &[u8]) -> Result<SeriesId, ExecError> {
+    SeriesId::from_bytes(bytes)
+        .ok_or_else(|| ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", bytes.len())))
+}
+
+/// `InvalidOp` unless `s` was listed.
+pub fn ensure_listed(scope: &mut TxScope<'_>, s: &SeriesId) -> Result<(), ExecError> {
+    if scope.read(&series::series_key(s))?.is_none() {
+        return Err(ExecError::InvalidOp(format!(
+            "series {} {:?} {} is not listed",
+            s.expiry_ms, s.kind, s.strike_micros
+        )));
+    }
+    Ok(())
+}
+
 /// A market-wide event (no account).
 fn market_event(kind: pb::event::Kind) -> pb::Event {
     pb::Event { account: Vec::new(), kind: Some(kind) }

@@ -6,7 +6,7 @@
 //! position, a negative collateral is covered by the fund and what the fund cannot cover is bad debt. The
 //! liquidator must carry what it took over.
 
-use shardex_core::{option::series::SeriesId, pb, AccountId};
+use shardex_core::{pb, AccountId};
 
 use super::{chain, margin, positions};
 use crate::{
@@ -18,9 +18,6 @@ use crate::{
     view::TxScope,
 };
 
-/// Most resting orders one op cancels (the same bound as a perpetual liquidation's).
-const MAX_CANCELS: usize = 128;
-
 /// `Liquidate` with a series on an options market.
 pub fn liquidate(
     scope: &mut TxScope<'_>,
@@ -30,9 +27,7 @@ pub fn liquidate(
     ctx: &BlockCtx,
 ) -> Result<Vec<pb::Event>, ExecError> {
     let p = *chain::params(market)?;
-    let s = SeriesId::from_bytes(&l.series).ok_or_else(|| {
-        ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", l.series.len()))
-    })?;
+    let s = chain::series_id(&l.series)?;
     let target = perp::target_of(l, liquidator)?;
     let spot = oracle::fresh_mark(scope, market, ctx)?;
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
@@ -42,7 +37,7 @@ pub fn liquidate(
         return Err(ExecError::NotLiquidatable { equity_micros: collateral, maintenance_micros: maintenance });
     }
 
-    let (cancelled, more) = book::cancel_oldest(scope, &target, MAX_CANCELS)?;
+    let (cancelled, more) = book::cancel_oldest(scope, &target, perp::MAX_LIQUIDATION_CANCELS)?;
     let mut events: Vec<pb::Event> =
         cancelled.iter().map(|o| trade::cancelled_event(o, pb::CancelReason::Liquidation)).collect();
     if more {

@@ -57,24 +57,11 @@ impl Marks {
         if expiry.settle_price_micros != 0 || self.now_ms >= s.expiry_ms {
             // Expired: worth its intrinsic value at the settlement price once fixed, at spot until then.
             let price = if expiry.settle_price_micros != 0 { expiry.settle_price_micros } else { self.spot_micros };
-            let intrinsic = match s.kind {
-                OptionKind::Call => price.saturating_sub(s.strike_micros),
-                OptionKind::Put => s.strike_micros.saturating_sub(price),
-            };
-            let mark = intrinsic.checked_add(1).ok_or(ExecError::Overflow("mark"))?;
+            let mark = s.intrinsic_micros(price).checked_add(1).ok_or(ExecError::Overflow("mark"))?;
             self.marks.insert(*s, mark);
             return Ok(mark);
         }
-        let points = expiry.vol_points.as_slice();
-        let vol_ppm = series::vol_at(points, s.strike_micros).ok_or_else(|| {
-            ExecError::StalePrice(format!("expiry {} ms has no volatility from the oracle yet", s.expiry_ms))
-        })?;
-        let inputs = Inputs {
-            forward_micros: self.spot_micros,
-            strike_micros: s.strike_micros,
-            vol_ppm,
-            tau_ms: s.expiry_ms.saturating_sub(self.now_ms),
-        };
+        let inputs = pricing_inputs(expiry, s, self.spot_micros, self.now_ms)?;
         let (call, put) = quote(&inputs)?;
         let price = match s.kind {
             OptionKind::Call => call,
@@ -84,6 +71,26 @@ impl Marks {
         self.marks.insert(*s, mark);
         Ok(mark)
     }
+}
+
+/// What prices `s` at spot `spot_micros` and block time `now_ms`: the spot as forward, the strike, the
+/// volatility of its expiry (`expiry`) at the strike and the time left. `StalePrice` while the expiry has
+/// no volatility.
+pub fn pricing_inputs(
+    expiry: &pb::ExpiryRecord,
+    s: &SeriesId,
+    spot_micros: u64,
+    now_ms: u64,
+) -> Result<Inputs, ExecError> {
+    let vol_ppm = series::vol_at(&expiry.vol_points, s.strike_micros).ok_or_else(|| {
+        ExecError::StalePrice(format!("expiry {} ms has no volatility from the oracle yet", s.expiry_ms))
+    })?;
+    Ok(Inputs {
+        forward_micros: spot_micros,
+        strike_micros: s.strike_micros,
+        vol_ppm,
+        tau_ms: s.expiry_ms.saturating_sub(now_ms),
+    })
 }
 
 /// Prices memoized per thread before the memo starts over (a few hundred KiB).

@@ -13,7 +13,7 @@
 
 use prost::Message;
 use shardex_core::{
-    option::series::{self, OptionKind, SeriesId},
+    option::series::{self, SeriesId},
     pb::{self, CancelReason},
     state_key, AccountId,
 };
@@ -147,10 +147,7 @@ pub fn set_price(
 
 /// The payout of `lots` of `s` settled at `price`: floor(lots · lot_size · intrinsic / 10^6).
 pub fn payout(s: &SeriesId, lots: i64, lot_size: u64, price: u64) -> Result<i64, ExecError> {
-    let intrinsic = match s.kind {
-        OptionKind::Call => price.saturating_sub(s.strike_micros),
-        OptionKind::Put => s.strike_micros.saturating_sub(price),
-    };
+    let intrinsic = s.intrinsic_micros(price);
     let scaled = i128::from(lots)
         .checked_mul(i128::from(lot_size))
         .and_then(|v| v.checked_mul(i128::from(intrinsic)))
@@ -167,21 +164,14 @@ pub fn settle_expired(
     op: &pb::SettleExpired,
 ) -> Result<Vec<pb::Event>, ExecError> {
     let p = chain::params(market)?;
-    let s = SeriesId::from_bytes(&op.series).ok_or_else(|| {
-        ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", op.series.len()))
-    })?;
+    let s = chain::series_id(&op.series)?;
     if op.accounts.is_empty() || op.accounts.len() > MAX_SETTLE_ACCOUNTS {
         return Err(ExecError::InvalidOp(format!(
             "settle 1 to {MAX_SETTLE_ACCOUNTS} accounts, not {}",
             op.accounts.len()
         )));
     }
-    if scope.read(&series::series_key(&s))?.is_none() {
-        return Err(ExecError::InvalidOp(format!(
-            "series {} {:?} {} is not listed",
-            s.expiry_ms, s.kind, s.strike_micros
-        )));
-    }
+    chain::ensure_listed(scope, &s)?;
     let price = chain::load_expiry(scope, s.expiry_ms)?.map(|e| e.settle_price_micros).unwrap_or(0);
     if price == 0 {
         return Err(ExecError::InvalidOp(format!(

@@ -6,7 +6,7 @@
 //! ends with a larger initial requirement than its collateral covers, or with negative collateral.
 
 use shardex_core::{
-    option::series::{self, OptionKind, SeriesId},
+    option::series::{OptionKind, SeriesId},
     pb,
     perp::{fee, MarketMath},
     AccountId,
@@ -78,15 +78,8 @@ fn tradable(
     o: &pb::PlaceOrder,
     now_ms: u64,
 ) -> Result<SeriesId, ExecError> {
-    let s = SeriesId::from_bytes(&o.series).ok_or_else(|| {
-        ExecError::InvalidOp(format!("series must be a 17-byte series id, not {} bytes", o.series.len()))
-    })?;
-    if scope.read(&series::series_key(&s))?.is_none() {
-        return Err(ExecError::InvalidOp(format!(
-            "series {} {:?} {} is not listed",
-            s.expiry_ms, s.kind, s.strike_micros
-        )));
-    }
+    let s = chain::series_id(&o.series)?;
+    chain::ensure_listed(scope, &s)?;
     if now_ms >= s.expiry_ms {
         return Err(ExecError::InvalidOp(format!(
             "series expired at {} ms (block time {now_ms} ms): trading is closed",

@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use eyre::bail;
 use shardex_client::{
-    core::{option::series::SeriesId, AccountId, Keypair, Usd},
+    core::{option::series::SeriesId, Usd},
     ShardClient,
 };
 
@@ -34,11 +33,7 @@ fn fixed(value: i64, decimals: u32) -> String {
 
 /// Runs `shardex greeks`.
 pub async fn run(client: &ShardClient, a: GreeksArgs) -> eyre::Result<()> {
-    let account = match (&a.account, &a.key) {
-        (Some(hex), None) => AccountId::from_hex(hex)?,
-        (None, Some(path)) => Keypair::read_file(path)?.account(),
-        _ => bail!("give an account id or --key FILE (one of them)"),
-    };
+    let account = crate::account_arg(a.account.as_deref(), a.key.as_deref())?;
     let g = client.greeks(&account).await?;
     println!(
         "account  {account}  (height {}, spot {}, block time {} ms)",

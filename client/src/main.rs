@@ -507,12 +507,17 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result
     Ok(())
 }
 
-async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
-    let account = match (&a.account, &a.key) {
-        (Some(hex), None) => AccountId::from_hex(hex)?,
-        (None, Some(path)) => Keypair::read_file(path)?.account(),
+/// The account a command names: a hex account id or `--key FILE`, exactly one of them.
+fn account_arg(account: Option<&str>, key: Option<&std::path::Path>) -> eyre::Result<AccountId> {
+    match (account, key) {
+        (Some(hex), None) => Ok(AccountId::from_hex(hex)?),
+        (None, Some(path)) => Ok(Keypair::read_file(path)?.account()),
         _ => bail!("give an account id or --key FILE (one of them)"),
-    };
+    }
+}
+
+async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
+    let account = account_arg(a.account.as_deref(), a.key.as_deref())?;
     if !a.prove && a.genesis.is_none() && a.height == 0 {
         let rec = client.account(&account).await?;
         print_account(&account, rec.as_ref());
@@ -565,11 +570,7 @@ async fn account_global(
 }
 
 async fn positions(client: &ShardClient, a: PositionsArgs) -> eyre::Result<()> {
-    let account = match (&a.account, &a.key) {
-        (Some(hex), None) => AccountId::from_hex(hex)?,
-        (None, Some(path)) => Keypair::read_file(path)?.account(),
-        _ => bail!("give an account id or --key FILE (one of them)"),
-    };
+    let account = account_arg(a.account.as_deref(), a.key.as_deref())?;
     let p = client.position(&account, a.prove).await?;
     let usd = |m: i64| Usd::from_micros(m).to_string();
     let pos = p.position.unwrap_or_default();

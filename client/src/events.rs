@@ -122,5 +122,11 @@ pub fn describe(e: &pb::Event) -> Option<String> {
             Usd::from_micros(o.payout_micros),
             Usd::from_micros(o.collateral_micros)
         ),
+        pb::event::Kind::MarginModeSet(m) => format!(
+            "{who} is margined by {} rules: initial {}, maintenance {}",
+            if m.portfolio { "portfolio" } else { "standard" },
+            Usd::from_micros(m.initial_micros),
+            Usd::from_micros(m.maintenance_micros)
+        ),
     })
 }

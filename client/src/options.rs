@@ -1,6 +1,7 @@
 //! `shardex options`: an options market's chain read from proven state (expiries, series, volatility and
 //! settlement prices), and the ops that shape it: listing a series (admin), a volatility update (oracle),
-//! settling expired positions (anyone) and the admin's fallback settlement price.
+//! settling expired positions (anyone), an account's choice of margin rules, and the admin's fallback
+//! settlement price.
 
 use std::path::PathBuf;
 
@@ -42,6 +43,16 @@ pub enum OptionsCmd {
         /// Points STRIKE_USD:VOL_PERCENT, ascending by strike (e.g. 2000:80 2200:75.5).
         #[arg(required = true)]
         points: Vec<String>,
+    },
+    /// Choose the signer's margin rules on this market: `portfolio` (the worst loss over a grid of spot and
+    /// volatility shocks) or `standard` (per-position rules, spreads capped at their maximum loss).
+    Margin {
+        /// Key file of the account.
+        #[arg(long, short)]
+        key: PathBuf,
+        /// `portfolio` or `standard`.
+        #[arg(value_parser = ["portfolio", "standard"])]
+        rules: String,
     },
     /// Settle accounts' positions in an expired series whose settlement price is fixed (anyone may sign).
     Settle(SettleArgs),
@@ -108,6 +119,9 @@ where
             let points = points.iter().map(|p| point(p)).collect::<eyre::Result<Vec<_>>>()?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
             (key, Op::VolUpdate(pb::VolUpdate { expiry_ms: expiry, timestamp_ms: now, points }))
+        }
+        OptionsCmd::Margin { key, rules } => {
+            (key, Op::SetMarginMode(pb::SetMarginMode { portfolio: rules == "portfolio" }))
         }
         OptionsCmd::SetPrice { key, expiry, price, reason } => {
             let price_micros = parse_usd(&price).map_err(|e| eyre!("price: {e}"))?;

@@ -144,6 +144,16 @@ pub struct OptionsParams {
     pub vol_band_cooldown_ms: u64,
     /// How long after an expiry the oracle has to fix its settlement price before the admin may, ms.
     pub settle_grace_ms: u64,
+    /// Portfolio margin's largest spot move, basis points of spot; 0: the market offers no portfolio margin.
+    pub pm_spot_shock_bps: u32,
+    /// Portfolio margin's volatility rise, basis points of the volatility.
+    pub pm_vol_up_bps: u32,
+    /// Portfolio margin's volatility fall, basis points of the volatility (below 10,000).
+    pub pm_vol_down_bps: u32,
+    /// Portfolio margin's contingency per unit sold short, basis points of spot.
+    pub pm_contingency_bps: u32,
+    /// Portfolio initial margin as a multiple of its maintenance, basis points (10,000 to 30,000).
+    pub pm_im_scale_bps: u32,
 }
 
 impl Default for OptionsParams {
@@ -168,6 +178,11 @@ impl Default for OptionsParams {
             vol_band_ppm: 300_000,
             vol_band_cooldown_ms: 60_000,
             settle_grace_ms: 3_600_000,
+            pm_spot_shock_bps: 2_000,
+            pm_vol_up_bps: 5_000,
+            pm_vol_down_bps: 2_500,
+            pm_contingency_bps: 100,
+            pm_im_scale_bps: 12_500,
         }
     }
 }
@@ -195,6 +210,11 @@ impl OptionsParams {
             vol_band_ppm: self.vol_band_ppm,
             vol_band_cooldown_ms: self.vol_band_cooldown_ms,
             settle_grace_ms: self.settle_grace_ms,
+            pm_spot_shock_bps: self.pm_spot_shock_bps,
+            pm_vol_up_bps: self.pm_vol_up_bps,
+            pm_vol_down_bps: self.pm_vol_down_bps,
+            pm_contingency_bps: self.pm_contingency_bps,
+            pm_im_scale_bps: self.pm_im_scale_bps,
         }
     }
 }
@@ -705,6 +725,15 @@ mod tests {
         let err = Genesis::from_toml(&by_hand).expect_err("no expiries");
         assert!(matches!(err, GenesisError::Invalid { field: "market.options", .. }), "{err}");
         assert!(err.to_string().contains("max_expiries must be 1 to 64"), "{err}");
+        // Portfolio margin: off with a zero shock, else every shock within its bounds.
+        let off = text.replace("pm_spot_shock_bps = 2000", "pm_spot_shock_bps = 0");
+        assert_eq!(
+            Genesis::from_toml(&off).map(|g| g.market_record().options.map(|o| o.pm_spot_shock_bps)),
+            Ok(Some(0))
+        );
+        let wild = text.replace("pm_spot_shock_bps = 2000", "pm_spot_shock_bps = 6000");
+        let err = Genesis::from_toml(&wild).expect_err("shock above 50%");
+        assert!(err.to_string().contains("pm_spot_shock_bps must be 100 to 5000"), "{err}");
         let mut funded = g.clone();
         funded.market.trading.funding_interval_ms = 60_000;
         let err = funded.validate().expect_err("funding on options");

@@ -6,7 +6,8 @@
 //! The market: 4 expiries (30 to 120 days out) of 25 series each (13 calls, 12 puts around spot 3,000),
 //! 5 volatility points an expiry. Four makers each quote both sides of 25 series, deep. Sixteen takers send
 //! 1-lot market orders that buy and then sell back one series after another, so every order fills and the
-//! takers stay nearly flat.
+//! takers stay nearly flat. `ioc_fill_100_series` margins the takers by the standard rules,
+//! `ioc_fill_100_series_portfolio` by portfolio margin (each series they touch priced in 15 scenarios).
 
 #![allow(missing_docs)]
 
@@ -56,7 +57,7 @@ struct Market {
 }
 
 impl Market {
-    fn open() -> Self {
+    fn open(portfolio: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (node, deposit, oracle, admin) = (key(1), key(2), key(3), key(4));
         let authorities = Authorities { deposit: deposit.account(), oracle: oracle.account(), admin: admin.account() };
@@ -112,6 +113,9 @@ impl Market {
         assert_eq!(MAKERS * 25, m.series.len());
         for t in m.takers.clone() {
             m.fund(&deposit, &t, 10_000_000);
+            if portfolio {
+                m.submit(&t, Op::SetMarginMode(pb::SetMarginMode { portfolio: true }));
+            }
         }
         m.produce();
         m
@@ -181,8 +185,10 @@ fn run(m: &mut Market, iters: u64) -> Duration {
 fn options_matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("options_matching");
     group.throughput(Throughput::Elements(1)).sample_size(20).measurement_time(Duration::from_secs(8));
-    let mut m = Market::open();
+    let mut m = Market::open(false);
     group.bench_function("ioc_fill_100_series", |b| b.iter_custom(|iters| run(&mut m, iters)));
+    let mut m = Market::open(true);
+    group.bench_function("ioc_fill_100_series_portfolio", |b| b.iter_custom(|iters| run(&mut m, iters)));
     group.finish();
 }
 

@@ -73,10 +73,14 @@ async fn an_options_market_over_grpc() {
     fin(&client, taker_w.place_order(&client, buy).await.expect("taker buys two calls")).await;
 
     // A naked short the collateral cannot carry is refused with its reason.
-    let mut poor_w = Wallet::new(poor_key, &client).await.expect("wallet");
+    let mut poor_w = Wallet::new(poor_key.clone(), &client).await.expect("wallet");
     let sell = pb::PlaceOrder { series: call.to_bytes().to_vec(), ..market_order(pb::Side::Sell, 1_000) };
     let err = poor_w.place_order(&client, sell).await.expect_err("naked short refused");
     assert_eq!(err.reason(), Some(Reason::InsufficientMargin), "{err}");
+    // Health on an options market is the option margin: a long needs nothing.
+    let health = client.position(&taker, false).await.expect("position").health.expect("priced");
+    let collateral = client.account(&taker).await.expect("account").expect("funded").collateral_micros;
+    assert_eq!((health.equity_micros, health.initial_required_micros, health.liquidatable), (collateral, 0, false));
 
     // The Greeks, and the same figures recomputed from the proven expiry record at the answer's height.
     let g = client.greeks(&taker).await.expect("greeks");
@@ -106,7 +110,7 @@ async fn an_options_market_over_grpc() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("  {call}  (")) && text.contains("2000:70.00%"), "{text}");
-    let out = Command::new(shardex)
+    let out = Command::new(&shardex)
         .args(["--node", node.endpoint(), "greeks", &taker.to_string()])
         .output()
         .expect("run shardex");
@@ -115,4 +119,19 @@ async fn an_options_market_over_grpc() {
     let delta = format!("{}.{:06}", g.delta_micro_units / 1_000_000, g.delta_micro_units % 1_000_000);
     assert!(text.contains(&format!("total    delta {delta} units")), "{text}");
     assert!(text.contains("Call") && text.contains("70.00%"), "{text}");
+
+    // The CLI opts an account into portfolio margin; the proven account record says so.
+    let key_file = dir.path().join("poor.key");
+    poor_key.write_file(&key_file).expect("key file");
+    let out = Command::new(&shardex)
+        .args(["--node", node.endpoint(), "options", "margin", "--key"])
+        .arg(&key_file)
+        .arg("portfolio")
+        .output()
+        .expect("run shardex");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("portfolio rules"), "{text}");
+    let proven = client.account_proven(&poor, 0, Some(&genesis.validators)).await.expect("proven account");
+    assert!(proven.record.expect("funded").portfolio_margin);
 }

@@ -496,3 +496,69 @@ fn the_admin_settles_an_expiry_the_oracle_left_unsettled_after_the_grace() {
     m.net.run(&alice, Op::SettleExpired(settle)).expect("settled");
     assert_eq!(m.collateral(&alice) - before, 100 * USD as i64);
 }
+
+/// Portfolio margin, opted into per account: a calendar (short the near 2,000 call, long the next day's)
+/// that the standard rules margin as a naked short is margined by the grid as hedged. In every scenario the
+/// long call is worth at least the short one, so maintenance is the contingency (1% of spot per unit short:
+/// 20 USD) plus one micro-USD (where both are worthless, the short is valued a micro-USD above its floor),
+/// and initial 1.25 times that, rounded up. Withdrawals follow the same rules, and an account cannot
+/// switch to rules its collateral does not meet.
+#[test]
+fn portfolio_margin_recognises_a_calendar_the_standard_rules_do_not() {
+    let mut m = Market::new();
+    let near = m.series(2_000, OptionKind::Call);
+    let next = SeriesId { expiry_ms: m.expiry + 24 * HOUR, ..near };
+    let op = pb::ListSeries { expiry_ms: next.expiry_ms, strike_micros: next.strike_micros, kind: 1 };
+    m.net.run(&Net::admin(), Op::ListSeries(op)).expect("listed");
+    let (now, oracle) = (m.net.clock_ms, m.oracle.clone());
+    let points = vec![pb::VolPoint { strike_micros: 2_000 * USD, vol_ppm: 800_000 }];
+    let vol = pb::VolUpdate { expiry_ms: next.expiry_ms, timestamp_ms: now, points };
+    m.net.run(&oracle, Op::VolUpdate(vol)).expect("vol");
+    m.quote(&next, Side::Sell, 4_000, UNIT); // $40 for the next day's call
+    m.quote(&near, Side::Buy, 800, UNIT); // $8 for the near one
+
+    let carol = support::account(51).0;
+    m.fund(&carol, 200 * USD);
+    m.net.run(&carol, take(&next, Side::Buy, UNIT)).expect("long the next day's call");
+    let short = take(&near, Side::Sell, UNIT);
+    let why = refused(&mut m, &carol, short.clone(), Reason::InsufficientMargin);
+    assert!(why.contains("requirement"), "standard rules see a naked short: {why}");
+
+    let mode = |portfolio| Op::SetMarginMode(pb::SetMarginMode { portfolio });
+    m.net.run(&carol, mode(true)).expect("opts into portfolio margin");
+    let block = m.net.shard.view().block(m.net.shard.head().height).expect("no node error").expect("block");
+    let set = pb::MarginModeSet { portfolio: true, initial_micros: 0, maintenance_micros: 0 };
+    assert!(block.receipts[0].events.iter().any(|e| e.kind == Some(pb::event::Kind::MarginModeSet(set))));
+    assert!(refused(&mut m, &carol, mode(true), Reason::InvalidOp).contains("already uses portfolio"));
+    m.net.run(&carol, short).expect("the short is hedged by the long");
+
+    let health = |m: &Market| {
+        let view = m.net.shard.view().position(&carol.account(), false).expect("no node error");
+        view.health.expect("priced")
+    };
+    let h = health(&m);
+    assert_eq!((h.maintenance_required_micros, h.initial_required_micros), (20_000_001, 25_000_002));
+    assert!(!h.liquidatable);
+    // 200 − 40 − 0.02 (taker fee) + 8 − 0.004.
+    let collateral = (200 * USD - 40 * USD - 20_000 + 8 * USD - 4_000) as i64;
+    assert_eq!((h.equity_micros, m.collateral(&carol)), (collateral, collateral));
+    let free = (collateral - 25_000_002) as u64;
+    refused(&mut m, &carol, Op::Withdraw(pb::Withdraw { amount_micros: free + 1 }), Reason::InsufficientCollateral);
+    m.net.run(&carol, Op::Withdraw(pb::Withdraw { amount_micros: free - 100 * USD })).expect("within free collateral");
+
+    // Back to the standard rules would need the naked short's margin: refused.
+    let why = refused(&mut m, &carol, mode(false), Reason::InsufficientMargin);
+    assert!(why.contains("requirement"), "{why}");
+
+    // A market that offers no portfolio margin, and a perpetual market, refuse the op.
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let mut off = Net::new(&oracle, &deposit, |g| {
+        options_genesis(g);
+        g.market.options.as_mut().expect("options").pm_spot_shock_bps = 0;
+    });
+    let e = off.run(&carol, mode(true)).expect_err("refused");
+    assert!(e.reason == Reason::InvalidOp && e.message.contains("offers no portfolio margin"), "{}", e.message);
+    let mut perp = Net::new(&oracle, &deposit, |_| {});
+    let e = perp.run(&carol, mode(true)).expect_err("refused");
+    assert!(e.reason == Reason::InvalidOp && e.message.contains("not an options market"), "{}", e.message);
+}

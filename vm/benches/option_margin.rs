@@ -1,8 +1,8 @@
-//! Cost of an account's option margin check: the standard requirement of an account holding positions in
-//! 32 series over 4 expiries (long and short calls and puts) with 16 resting orders, read from state and
-//! marked with Black-76. `cold` prices every series (a block's first check of them: the block time moves
-//! every block, so each block prices its series once); `block` is any later check in the block, which
-//! finds the prices memoized.
+//! Cost of an account's option margin check: the requirement of an account holding positions in 32 series
+//! over 4 expiries (long and short calls and puts) with 16 resting orders, read from state and marked with
+//! Black-76, under the standard rules and under portfolio margin (each series priced in 15 scenarios).
+//! `cold` prices every series (a block's first check of them: the block time moves every block, so each
+//! block prices its series once); `block` is any later check in the block, which finds the prices memoized.
 #![allow(missing_docs)] // criterion macros generate undocumented items
 
 use std::collections::BTreeMap;
@@ -110,6 +110,22 @@ fn option_margin(c: &mut Criterion) {
             let mut scope = TxScope::new(&base, &empty);
             let mut marks = Marks::new(SPOT, NOW);
             margin::account(&mut scope, &market, &p, &account, &mut marks).expect("requirement")
+        })
+    });
+    let shocks = series::shocks(&p).expect("the example market offers portfolio margin");
+    group.bench_function("portfolio_cold_32_series_16_orders", |b| {
+        b.iter(|| {
+            now += 1;
+            let mut scope = TxScope::new(&base, &empty);
+            let mut marks = Marks::new(SPOT, now);
+            margin::requirement(&mut scope, &market, &p, &account, &mut marks, Some(&shocks)).expect("requirement")
+        })
+    });
+    group.bench_function("portfolio_block_32_series_16_orders", |b| {
+        b.iter(|| {
+            let mut scope = TxScope::new(&base, &empty);
+            let mut marks = Marks::new(SPOT, NOW);
+            margin::requirement(&mut scope, &market, &p, &account, &mut marks, Some(&shocks)).expect("requirement")
         })
     });
     group.finish();

@@ -85,6 +85,7 @@ pub fn execute(
         Some(Op::VolUpdate(v)) => options::update_vol(scope, &market, &signer, v, ctx)?,
         Some(Op::SettleExpired(e)) => options::settle::settle_expired(scope, &market, e)?,
         Some(Op::SetSettlementPrice(x)) => options::settle::set_price(scope, &market, &signer, x, ctx.timestamp_ms)?,
+        Some(Op::SetMarginMode(m)) => options::margin::set_mode(scope, &market, &signer, m, ctx)?,
         Some(Op::ImportGlobalCommitment(i)) => bridge::import(scope, &market, &here(tx), i)?,
         Some(Op::TransferOut(t)) => bridge::transfer_out(scope, &market, &here(tx), &signer, t, ctx)?,
         Some(Op::DeliverMessage(d)) => bridge::deliver(scope, &market, &here(tx), d, ctx)?,

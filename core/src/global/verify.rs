@@ -226,7 +226,12 @@ mod tests {
         let sequencer = Keypair::from_seed([3; 32]);
         let coordinator = Keypair::from_seed([4; 32]);
         let account = Keypair::from_seed([5; 32]).account();
-        let record = pb::AccountRecord { collateral_micros: 1_500_000, nonces: vec![1, 2], escrow_micros: 0 };
+        let record = pb::AccountRecord {
+            collateral_micros: 1_500_000,
+            nonces: vec![1, 2],
+            escrow_micros: 0,
+            portfolio_margin: false,
+        };
         let key = state_key::account_key(&account);
         let mut leaves: Vec<(B256, Vec<u8>)> =
             (0u8..10).map(|i| (alloy_primitives::keccak256([i]), vec![i; 20])).collect();
@@ -372,7 +377,12 @@ mod tests {
         assert!(matches!(check(&f), Err(GlobalError::Account(ProofError::RecordMismatch(_)))));
         // Proof value changed together with the record.
         let mut f = fixture();
-        let forged = pb::AccountRecord { collateral_micros: 9_999_999_999, nonces: vec![1, 2], escrow_micros: 0 };
+        let forged = pb::AccountRecord {
+            collateral_micros: 9_999_999_999,
+            nonces: vec![1, 2],
+            escrow_micros: 0,
+            portfolio_margin: false,
+        };
         f.resp.account = Some(forged.clone());
         if let Some(p) = f.resp.proof.as_mut() {
             p.value = forged.encode_to_vec();

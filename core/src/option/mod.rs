@@ -8,6 +8,7 @@ pub mod fixed;
 pub mod greeks;
 pub mod margin;
 pub mod normal;
+pub mod portfolio;
 pub mod series;
 #[cfg(test)]
 mod vectors;

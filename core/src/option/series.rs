@@ -168,8 +168,9 @@ pub const MAX_SERIES_PER_EXPIRY: u32 = 256;
 pub const MAX_VOL_POINTS: u32 = 256;
 /// Least time the oracle has after an expiry to fix its price before the admin may: a minute.
 pub const MIN_SETTLE_GRACE_MS: u64 = 60_000;
-/// Shortest settlement window: a minute.
-pub const MIN_SETTLE_WINDOW_MS: u64 = 60_000;
+/// Shortest settlement window: ten seconds (a local testnet's demo; a real market averages over tens of
+/// minutes).
+pub const MIN_SETTLE_WINDOW_MS: u64 = 10_000;
 /// Longest settlement window: a day.
 pub const MAX_SETTLE_WINDOW_MS: u64 = 86_400_000;
 /// Most series one account may hold a position or an order in (bounds the work of its margin check).
@@ -183,6 +184,19 @@ pub fn rates(p: &pb::OptionsParams) -> super::margin::Rates {
         mm_spot_bps: p.mm_spot_bps,
         mm_put_mark_bps: p.mm_put_mark_bps,
     }
+}
+
+/// The portfolio-margin shocks of `p`; `None` when the market offers no portfolio margin.
+pub fn shocks(p: &pb::OptionsParams) -> Option<super::portfolio::Shocks> {
+    (p.pm_spot_shock_bps != 0).then_some(super::portfolio::Shocks {
+        spot_shock_bps: p.pm_spot_shock_bps,
+        vol_up_bps: p.pm_vol_up_bps,
+        vol_down_bps: p.pm_vol_down_bps,
+        min_vol_ppm: p.min_vol_ppm,
+        max_vol_ppm: p.max_vol_ppm,
+        contingency_bps: p.pm_contingency_bps,
+        im_scale_bps: p.pm_im_scale_bps,
+    })
 }
 
 /// Checks options parameters (genesis): every limit positive and within the pricer's domain.
@@ -236,6 +250,9 @@ pub fn check_params(p: &pb::OptionsParams) -> Result<(), String> {
         return Err(format!(
             "settle_window_ms must be {MIN_SETTLE_WINDOW_MS} to {MAX_SETTLE_WINDOW_MS} and at most min_tenor_ms"
         ));
+    }
+    if let Some(shocks) = shocks(p) {
+        shocks.check()?;
     }
     Ok(())
 }
@@ -347,6 +364,7 @@ mod tests {
             vol_band_ppm: 300_000,
             vol_band_cooldown_ms: 60_000,
             settle_grace_ms: 3_600_000,
+            ..Default::default()
         }
     }
 

@@ -65,6 +65,7 @@ pub fn every_op() -> Vec<Op> {
             price_micros: 2_050_000_000,
             reason: "oracle outage".into(),
         }),
+        Op::SetMarginMode(pb::SetMarginMode { portfolio: true }),
         Op::PlaceOrder(pb::PlaceOrder {
             series: [&1_700_006_400_000u64.to_be_bytes()[..], &2_000_000_000u64.to_be_bytes(), &[1]].concat(),
             ..shardex_core::order::limit_order(pb::Side::Sell, 10_000_000, 1_000, pb::TimeInForce::Gtc)

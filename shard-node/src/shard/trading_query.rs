@@ -57,6 +57,9 @@ impl HeadView {
         let settled_collateral = load_account(&mut scope, account).map_err(exec_err)?.collateral_micros;
         let health = match oracle::load(&mut scope).map_err(exec_err)? {
             None => None,
+            Some(o) if shardex_vm::ops::options::params(&market).is_ok() => {
+                option_health(&mut scope, &market, account, o.price_micros, self.head.timestamp_ms)?
+            }
             Some(o) => {
                 let math = trade::market_math(&market).map_err(exec_err)?;
                 let pos = Position {
@@ -146,6 +149,38 @@ impl HeadView {
         let asks = side(Side::Sell)?;
         Ok((bids, asks))
     }
+}
+
+/// An options account's health at `spot_micros` and block time `now_ms`, under the margin rules it opted
+/// into: equity is collateral, the requirements are its option margin, and no single price liquidates it
+/// (`liquidation_price_micros` 0). `None` while a series it holds cannot be priced (an expiry without
+/// volatility).
+fn option_health(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    account: &AccountId,
+    spot_micros: u64,
+    now_ms: u64,
+) -> Result<Option<pb::AccountHealth>, ShardError> {
+    use shardex_vm::ops::options::{self, margin};
+    let p = *options::params(market).map_err(exec_err)?;
+    let collateral = load_account(scope, account).map_err(exec_err)?.collateral_micros;
+    let mut marks = margin::Marks::new(spot_micros, now_ms);
+    let r = match margin::account(scope, market, &p, account, &mut marks) {
+        Ok(r) => r,
+        Err(ExecError::StalePrice(_)) => return Ok(None),
+        Err(e) => return Err(exec_err(e)),
+    };
+    Ok(Some(pb::AccountHealth {
+        mark_price_micros: spot_micros,
+        equity_micros: collateral,
+        unrealized_pnl_micros: 0,
+        initial_required_micros: r.initial_micros,
+        maintenance_required_micros: r.maintenance_micros,
+        free_collateral_micros: collateral.saturating_sub(r.initial_micros),
+        liquidatable: collateral < r.maintenance_micros,
+        liquidation_price_micros: 0,
+    }))
 }
 
 impl HeadView {

@@ -1,11 +1,16 @@
-//! An account's standard option margin at block time (`shardex_core::option::margin`): each series it holds
-//! or quotes is marked with Black-76 at the oracle's spot, the expiry's volatility at the strike and the time
-//! left, plus one micro-USD so the rounding is against the account. Equity is collateral: premiums are
-//! already in it, and a long option lends nothing.
+//! An account's option margin at block time: the standard rules (`shardex_core::option::margin`), or, for an
+//! account that opted in (`SetMarginMode`), portfolio margin (`shardex_core::option::portfolio`).
 //!
-//! Initial margin assumes every resting sell fills (more short) and reserves the premium every resting buy
-//! would pay; maintenance is on positions alone. Prices are memoized per thread by their exact inputs, so
-//! the series of a block are priced once however many orders check them.
+//! Standard: each series it holds or quotes is marked with Black-76 at the oracle's spot, the expiry's
+//! volatility at the strike and the time left, plus one micro-USD so the rounding is against the account.
+//! Equity is collateral: premiums are already in it, and a long option lends nothing.
+//!
+//! Portfolio: each series is also priced in the 15 scenarios of the grid (spot and volatility shocked),
+//! and the requirement is what the positions are worth against the account in the worst of them.
+//!
+//! Either way, initial margin assumes every resting sell fills (more short) and reserves the premium every
+//! resting buy would pay; maintenance is on positions alone. Prices are memoized per thread by their exact
+//! inputs, so the series of a block are priced once (in every scenario) however many orders check them.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +18,7 @@ use shardex_core::{
     option::{
         black76::{self, Inputs},
         margin::{self, Leg, Requirement},
+        portfolio::{self, ScenarioLeg, Shocks, SCENARIOS},
         series::{self, OptionKind, SeriesId},
     },
     pb, AccountId,
@@ -22,6 +28,9 @@ use super::{chain, positions};
 use crate::{
     book::{self, Book},
     error::ExecError,
+    exec::BlockCtx,
+    ops::oracle,
+    records::{load_account, store_account},
     view::TxScope,
 };
 
@@ -31,12 +40,56 @@ pub struct Marks {
     now_ms: u64,
     expiries: BTreeMap<u64, pb::ExpiryRecord>,
     marks: BTreeMap<SeriesId, u64>,
+    scenarios: BTreeMap<SeriesId, [u64; SCENARIOS]>,
 }
 
 impl Marks {
     /// No marks yet, at `spot_micros` and block time `now_ms`.
     pub fn new(spot_micros: u64, now_ms: u64) -> Self {
-        Self { spot_micros, now_ms, expiries: BTreeMap::new(), marks: BTreeMap::new() }
+        Self { spot_micros, now_ms, expiries: BTreeMap::new(), marks: BTreeMap::new(), scenarios: BTreeMap::new() }
+    }
+
+    /// The expiry record of `s`, loaded once.
+    fn expiry(&mut self, scope: &mut TxScope<'_>, s: &SeriesId) -> Result<&pb::ExpiryRecord, ExecError> {
+        Ok(match self.expiries.entry(s.expiry_ms) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(chain::load_expiry(scope, s.expiry_ms)?.ok_or_else(|| ExecError::Corrupt {
+                    what: "expiry",
+                    detail: format!("series of expiry {} without its expiry record", s.expiry_ms),
+                })?)
+            }
+        })
+    }
+
+    /// The price of `s` per unit in each scenario of `shocks`, rounded down: Black-76 at the shocked spot and
+    /// volatility, or, once expired, its intrinsic value at the settlement price (at the shocked spot until
+    /// that is fixed). `StalePrice` while its expiry has no volatility.
+    pub fn scenarios(
+        &mut self,
+        scope: &mut TxScope<'_>,
+        s: &SeriesId,
+        shocks: &Shocks,
+    ) -> Result<[u64; SCENARIOS], ExecError> {
+        if let Some(values) = self.scenarios.get(s) {
+            return Ok(*values);
+        }
+        let (spot, now) = (self.spot_micros, self.now_ms);
+        let expiry = self.expiry(scope, s)?;
+        let mut values = [0u64; SCENARIOS];
+        if expiry.settle_price_micros != 0 {
+            values = [s.intrinsic_micros(expiry.settle_price_micros); SCENARIOS];
+        } else if now >= s.expiry_ms {
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = s.intrinsic_micros(shocks.spot(i, spot));
+            }
+        } else {
+            let base = pricing_inputs(expiry, s, spot, now)?;
+            let (calls, puts) = scenario_quotes(&base, shocks)?;
+            values = if s.kind == OptionKind::Call { calls } else { puts };
+        }
+        self.scenarios.insert(*s, values);
+        Ok(values)
     }
 
     /// The mark of `s`, micro-USD per unit: its Black-76 price, plus one micro-USD. `StalePrice` while its
@@ -45,23 +98,16 @@ impl Marks {
         if let Some(mark) = self.marks.get(s) {
             return Ok(*mark);
         }
-        let expiry = match self.expiries.entry(s.expiry_ms) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(chain::load_expiry(scope, s.expiry_ms)?.ok_or_else(|| ExecError::Corrupt {
-                    what: "expiry",
-                    detail: format!("series of expiry {} without its expiry record", s.expiry_ms),
-                })?)
-            }
-        };
-        if expiry.settle_price_micros != 0 || self.now_ms >= s.expiry_ms {
+        let (spot, now) = (self.spot_micros, self.now_ms);
+        let expiry = self.expiry(scope, s)?;
+        if expiry.settle_price_micros != 0 || now >= s.expiry_ms {
             // Expired: worth its intrinsic value at the settlement price once fixed, at spot until then.
-            let price = if expiry.settle_price_micros != 0 { expiry.settle_price_micros } else { self.spot_micros };
+            let price = if expiry.settle_price_micros != 0 { expiry.settle_price_micros } else { spot };
             let mark = s.intrinsic_micros(price).checked_add(1).ok_or(ExecError::Overflow("mark"))?;
             self.marks.insert(*s, mark);
             return Ok(mark);
         }
-        let inputs = pricing_inputs(expiry, s, self.spot_micros, self.now_ms)?;
+        let inputs = pricing_inputs(expiry, s, spot, now)?;
         let (call, put) = quote(&inputs)?;
         let price = match s.kind {
             OptionKind::Call => call,
@@ -104,6 +150,41 @@ std::thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
+/// Scenario prices memoized per thread before the memo starts over.
+const SCENARIO_MEMO_CAPACITY: usize = 1 << 12;
+
+/// Per-scenario (calls, puts) of one strike and expiry.
+type ScenarioQuotes = ([u64; SCENARIOS], [u64; SCENARIOS]);
+
+std::thread_local! {
+    /// (unshocked inputs, shocks) → the call and put prices in every scenario: one lookup per series for a
+    /// portfolio check instead of one per scenario.
+    static SCENARIO_QUOTES: std::cell::RefCell<std::collections::HashMap<(Inputs, Shocks), ScenarioQuotes>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The call and put prices of `base` in each scenario of `shocks`, through the memo.
+fn scenario_quotes(base: &Inputs, shocks: &Shocks) -> Result<ScenarioQuotes, ExecError> {
+    let key = (*base, *shocks);
+    if let Some(q) = SCENARIO_QUOTES.with(|memo| memo.borrow().get(&key).copied()) {
+        return Ok(q);
+    }
+    let (mut calls, mut puts) = ([0u64; SCENARIOS], [0u64; SCENARIOS]);
+    for i in 0..SCENARIOS {
+        let q = black76::quote(&shocks.inputs(i, base))
+            .map_err(|e| ExecError::InvalidOp(format!("pricing series: {e}")))?;
+        (calls[i], puts[i]) = (q.call_micros, q.put_micros);
+    }
+    SCENARIO_QUOTES.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.len() >= SCENARIO_MEMO_CAPACITY {
+            memo.clear();
+        }
+        memo.insert(key, (calls, puts));
+    });
+    Ok((calls, puts))
+}
+
 /// The call and put prices of `inputs`, through the memo.
 fn quote(inputs: &Inputs) -> Result<(u64, u64), ExecError> {
     if let Some(prices) = QUOTES.with(|memo| memo.borrow().get(inputs).copied()) {
@@ -120,14 +201,37 @@ fn quote(inputs: &Inputs) -> Result<(u64, u64), ExecError> {
     Ok((q.call_micros, q.put_micros))
 }
 
-/// An account's option requirements: `initial_micros` with its resting orders as described in the module
-/// docs, `maintenance_micros` on its positions.
+/// The rules an account is margined by: `Some(shocks)` for portfolio margin (it opted in, and the market
+/// offers it), `None` for the standard rules.
+pub fn rules_of(
+    scope: &mut TxScope<'_>,
+    p: &pb::OptionsParams,
+    account: &AccountId,
+) -> Result<Option<Shocks>, ExecError> {
+    Ok(if load_account(scope, account)?.portfolio_margin { series::shocks(p) } else { None })
+}
+
+/// An account's option requirements under the rules it opted into ([`rules_of`]): `initial_micros` with its
+/// resting orders as described in the module docs, `maintenance_micros` on its positions.
 pub fn account(
     scope: &mut TxScope<'_>,
     market: &pb::MarketRecord,
     p: &pb::OptionsParams,
     account: &AccountId,
     marks: &mut Marks,
+) -> Result<Requirement, ExecError> {
+    let rules = rules_of(scope, p, account)?;
+    requirement(scope, market, p, account, marks, rules.as_ref())
+}
+
+/// An account's option requirements under `portfolio` rules (`None`: the standard rules).
+pub fn requirement(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    p: &pb::OptionsParams,
+    account: &AccountId,
+    marks: &mut Marks,
+    portfolio: Option<&Shocks>,
 ) -> Result<Requirement, ExecError> {
     let mut held = BTreeMap::new();
     for s in positions::held(scope, account)? {
@@ -150,24 +254,95 @@ pub fn account(
             *size = size.checked_sub(lots).ok_or(ExecError::Overflow("worst-case lots"))?;
         }
     }
-    let legs = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
-        sizes
-            .iter()
-            .filter(|(_, lots)| **lots != 0)
-            .map(|(s, lots)| Ok(Leg { series: *s, lots: *lots, mark_micros: marks.mark(scope, s)? }))
-            .collect::<Result<Vec<_>, ExecError>>()
-    };
-    let rates = series::rates(p);
     let overflow = |_| ExecError::Overflow("option margin");
-    let spot = marks.spot_micros;
-    let initial = margin::requirement(&legs(&worst, marks, scope)?, spot, market.lot_size, &rates).map_err(overflow)?;
-    let maintenance =
-        margin::requirement(&legs(&held, marks, scope)?, spot, market.lot_size, &rates).map_err(overflow)?;
-    let initial_micros = i128::from(initial.initial_micros) + buy_premium;
+    let (spot, lot_size) = (marks.spot_micros, market.lot_size);
+    let (initial, maintenance) = match portfolio {
+        None => {
+            let legs = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
+                sizes
+                    .iter()
+                    .filter(|(_, lots)| **lots != 0)
+                    .map(|(s, lots)| Ok(Leg { series: *s, lots: *lots, mark_micros: marks.mark(scope, s)? }))
+                    .collect::<Result<Vec<_>, ExecError>>()
+            };
+            let rates = series::rates(p);
+            let initial =
+                margin::requirement(&legs(&worst, marks, scope)?, spot, lot_size, &rates).map_err(overflow)?;
+            let maintenance =
+                margin::requirement(&legs(&held, marks, scope)?, spot, lot_size, &rates).map_err(overflow)?;
+            (initial.initial_micros, maintenance.maintenance_micros)
+        }
+        Some(shocks) => {
+            let legs = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
+                sizes
+                    .iter()
+                    .filter(|(_, lots)| **lots != 0)
+                    .map(|(s, lots)| Ok(ScenarioLeg { lots: *lots, values: marks.scenarios(scope, s, shocks)? }))
+                    .collect::<Result<Vec<_>, ExecError>>()
+            };
+            let initial =
+                portfolio::requirement(&legs(&worst, marks, scope)?, spot, lot_size, shocks).map_err(overflow)?;
+            let maintenance =
+                portfolio::requirement(&legs(&held, marks, scope)?, spot, lot_size, shocks).map_err(overflow)?;
+            (initial.initial_micros, maintenance.maintenance_micros)
+        }
+    };
+    let initial_micros = i128::from(initial) + buy_premium;
     Ok(Requirement {
         initial_micros: i64::try_from(initial_micros).map_err(|_| ExecError::Overflow("option margin"))?,
-        maintenance_micros: maintenance.maintenance_micros,
+        maintenance_micros: maintenance,
     })
+}
+
+/// `SetMarginMode`: the signer's margin rules become portfolio margin (the market must offer it) or the
+/// standard rules, provided its collateral meets the new rules' initial margin at a fresh spot.
+pub fn set_mode(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    signer: &AccountId,
+    op: &pb::SetMarginMode,
+    ctx: &BlockCtx,
+) -> Result<Vec<pb::Event>, ExecError> {
+    let p = *chain::params(market)?;
+    let rules = match (op.portfolio, series::shocks(&p)) {
+        (true, None) => {
+            return Err(ExecError::InvalidOp(format!(
+                "{} offers no portfolio margin (its pm_spot_shock_bps is 0)",
+                market.symbol
+            )))
+        }
+        (true, shocks) => shocks,
+        (false, _) => None,
+    };
+    let mut record = load_account(scope, signer)?;
+    if record.portfolio_margin == op.portfolio {
+        let rules = if op.portfolio { "portfolio" } else { "standard" };
+        return Err(ExecError::InvalidOp(format!("the account already uses {rules} margin")));
+    }
+    let required = match has_exposure(scope, signer)? {
+        false => Requirement::default(),
+        true => {
+            let spot = oracle::fresh_mark(scope, market, ctx)?;
+            let mut marks = Marks::new(spot, ctx.timestamp_ms);
+            requirement(scope, market, &p, signer, &mut marks, rules.as_ref())?
+        }
+    };
+    if record.collateral_micros < required.initial_micros {
+        return Err(ExecError::InsufficientMargin {
+            equity_micros: record.collateral_micros,
+            required_micros: required.initial_micros,
+        });
+    }
+    record.portfolio_margin = op.portfolio;
+    store_account(scope, signer, &record)?;
+    Ok(vec![pb::Event {
+        account: signer.0.to_vec(),
+        kind: Some(pb::event::Kind::MarginModeSet(pb::MarginModeSet {
+            portfolio: op.portfolio,
+            initial_micros: required.initial_micros,
+            maintenance_micros: required.maintenance_micros,
+        })),
+    }])
 }
 
 /// True if `account` holds an option position or a resting order.

@@ -63,6 +63,14 @@ pub enum StartError {
         /// Why.
         why: String,
     },
+    /// The listen address is taken (Malachite's network would only log it and run deaf).
+    #[error("consensus cannot listen on {addr}: {why}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
     /// The node key cannot be a libp2p identity, or the peer binding could not be signed.
     #[error("node identity: {0}")]
     Identity(String),
@@ -107,6 +115,21 @@ fn multiaddr(what: &'static str, addr: &str) -> Result<Multiaddr, StartError> {
         addr: addr.to_owned(),
         why: e.to_string(),
     })
+}
+
+/// Fails if the TCP address of `listen` (`/ip4/A/tcp/P`, already parsed as a multiaddr) cannot be bound now. Malachite's network logs a
+/// failed listen and carries on without one, so a node whose port another process took would follow
+/// nothing and serve a frozen head; checked first, the node stops with the reason instead.
+fn check_listen(listen: &str) -> Result<(), StartError> {
+    let parts: Vec<&str> = listen.split('/').collect();
+    let after = |name: &str| parts.windows(2).find(|w| w[0] == name).map(|w| w[1]);
+    let ip = after("ip4").or_else(|| after("ip6")).and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    let port = after("tcp").and_then(|p| p.parse::<u16>().ok());
+    let (Some(ip), Some(port)) = (ip, port) else { return Ok(()) };
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(StartError::Listen { addr: listen.to_owned(), why: e.to_string() }),
+    }
 }
 
 /// libp2p protocol names of one shard, so that nodes of different chains or shards never talk consensus.
@@ -209,6 +232,7 @@ pub async fn start<A: BlockApp>(
     store: ProposalStore,
 ) -> Result<Running, StartError> {
     let cfg = config(ctx, &settings)?;
+    check_listen(&settings.listen)?;
     let key = role.key().clone();
     let address = Address::from(key.account());
     let peer_key =
@@ -259,4 +283,22 @@ pub async fn start<A: BlockApp>(
     let host = Host::new(app, ctx, genesis, key.account(), signer, store, host_settings);
     let host = tokio::spawn(host.run(channels));
     Ok(Running { engine, host })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_listen_port_stops_the_start() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = held.local_addr().expect("addr").port();
+        let addr = format!("/ip4/127.0.0.1/tcp/{port}");
+        let err = check_listen(&addr).expect_err("taken");
+        assert!(matches!(err, StartError::Listen { .. }) && err.to_string().contains(&addr), "{err}");
+        drop(held);
+        assert!(check_listen(&addr).is_ok());
+        // Addresses without a TCP port are left to libp2p.
+        assert!(check_listen("/memory/7").is_ok());
+    }
 }

@@ -229,9 +229,42 @@ pub fn sibling_bin(bin: &Path, name: &str) -> PathBuf {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (for processes that must name each other's ports
-/// before any of them starts).
+/// before any of them starts). Panics if none is; see [`try_free_port`].
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    try_free_port().expect("free port")
+}
+
+/// Lowest port [`try_free_port`] picks.
+const PORT_FLOOR: u32 = 10_000;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range where it can:
+/// outgoing connections take their local ports from that range, so a port picked there (as `bind(0)`
+/// does) can be taken by some process's connection in the moment before its server binds it. Ports are
+/// scanned from a start that differs per process and moves on with each call, so one process never picks
+/// the same port twice and concurrent test processes rarely meet. Falls back to `bind(0)`.
+pub fn try_free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ceiling = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|low| low.parse::<u32>().ok()))
+        .unwrap_or(32_768)
+        .min(65_536);
+    let span = ceiling.saturating_sub(PORT_FLOOR);
+    if span >= 1_000 {
+        // A per-process start: the pid and the clock spread concurrent processes over the range.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let seed = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(nanos);
+        let _ = NEXT.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+        for _ in 0..256 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let Ok(port) = u16::try_from(PORT_FLOOR + n % span) else { continue };
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr().map(|a| a.port())
 }
 
 /// Polls `f` every 20 ms until it returns Some, or panics with `what` after `timeout`.

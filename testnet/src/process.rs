@@ -98,10 +98,10 @@ pub fn start_node_from_snapshot(shard_node: &Path, node: &NodeEntry, net: &Netwo
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (for `--base-port 0`, where every port is picked
-/// before any node starts, since validators name each other's ports).
+/// before any node starts, since validators name each other's ports), below the ephemeral range where it
+/// can be ([`shardex_test_support::try_free_port`]).
 pub fn free_port() -> eyre::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").wrap_err("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+    shardex_test_support::try_free_port().wrap_err("finding a free port")
 }
 
 /// Starts the coordinator with its config file (listening on `port` instead of the config's address when

@@ -2,12 +2,14 @@
 //! validator-certified header and then up to a coordinator-signed epoch. Any failed step or check makes the
 //! command exit non-zero.
 //!
-//! Steps: funding, bad requests, quotes, a leveraged taker, collateral moved to another shard and used as
-//! margin there ([`bridge`]), a crash, a liquidation, the circuit breaker, the first shard's leader killed
-//! while trading goes on ([`failover`]), then the proofs.
+//! Steps: funding, bad requests, quotes, a leveraged taker, the options shard's story up to a liquidation
+//! ([`options`]), collateral moved to another shard and used as margin there ([`bridge`]), a crash, a
+//! liquidation, the circuit breaker, the first shard's leader killed while trading goes on ([`failover`]),
+//! an option series expiring and settling, then the proofs.
 
 mod bridge;
 mod failover;
+mod options;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -108,7 +110,13 @@ pub async fn run(dir: &Path, bin_dir: Option<&Path>) -> eyre::Result<()> {
         }
     }
 
-    let (first, client, _) = clients.first().ok_or_else(|| eyre!("the network has no shards"))?;
+    let (first, client, genesis) = clients.first().ok_or_else(|| eyre!("the network has no shards"))?;
+    ensure!(
+        genesis.market.options.is_none(),
+        "the demo's perpetual story runs on the first shard, and {} is an options market: list a *-PERP market \
+         first (`testnet up --shards BTC-PERP,ETH-OPTIONS`)",
+        first.name
+    );
     step(2, &format!("alice withdraws 1,234.567891 USD on {}", first.name));
     let mut alice_w = Wallet::new(alice.clone(), client).await?;
     let amount = 1_234_567_891u64;
@@ -138,13 +146,17 @@ pub async fn run(dir: &Path, bin_dir: Option<&Path>) -> eyre::Result<()> {
         .count()
         + 1;
     let mut trading = open_trading(dir, client, &deposit_key, run).await?;
+    let options = options::open(dir, &clients, &deposit_key, run).await?;
     let mut shown = vec![("alice".to_owned(), alice.account()), ("bob".to_owned(), bob.account())];
-    let bridged = bridge::cross_shard_margin(dir, &net, &clients, &deposit_key, &mut expected, run).await?;
+    // Collateral moves between the first two perpetual shards.
+    let perps: Vec<_> = clients.iter().filter(|(_, _, g)| g.market.options.is_none()).cloned().collect();
+    let bridged = bridge::cross_shard_margin(dir, &net, &perps, &deposit_key, &mut expected, run).await?;
     shown.extend(bridged);
     crash(client, &mut trading).await?;
     failover::leader_failover(dir, bin_dir, &mut trading.mm, BTC_100K / 100 * 80).await?;
+    options::settle(options, &alice).await?;
 
-    step(11, "Every balance, proven: MPT proof -> state root -> header certified by the shard's validators");
+    step(15, "Every balance, proven: MPT proof -> state root -> header certified by the shard's validators");
     // Proven reads go to each shard's follower where one runs (a read replica that trusts nothing but
     // certificates), once it holds everything the demo wrote there.
     let readers = readers(&net, &clients).await?;
@@ -365,13 +377,13 @@ async fn open_trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair, r
 /// Steps 7 to 9 on the first shard: a crash, a liquidation, the breaker.
 async fn crash(client: &ShardClient, t: &mut Trading) -> eyre::Result<()> {
     let Trading { mm: mm_w, oracle, carol, dave } = t;
-    step(7, "The price falls 8% to 92,000 USD: carol drops below maintenance margin");
+    step(10, "The price falls 8% to 92,000 USD: carol drops below maintenance margin");
     let crash = BTC_100K / 100 * 92;
     client.wait_final(oracle.oracle_update(client, crash, now_ms()).await?, FINAL).await?;
     let h = show_health(client, "carol", &carol.account()).await?;
     ensure!(h.liquidatable && h.equity_micros > 0, "carol should be liquidatable but solvent");
 
-    step(8, "dave liquidates carol: he takes the position over at the mark for half of the 1% penalty");
+    step(11, "dave liquidates carol: he takes the position over at the mark for half of the 1% penalty");
     let mut dave_w = Wallet::new(dave.clone(), client).await?;
     let inc = client.wait_final(dave_w.liquidate(client, &carol.account(), 0).await?, FINAL).await?;
     let report = inc
@@ -396,7 +408,7 @@ async fn crash(client: &ShardClient, t: &mut Trading) -> eyre::Result<()> {
     ensure!(!after.liquidatable && after.equity_micros > 0, "liquidation did not restore carol's solvency");
     show_health(client, "dave", &dave.account()).await?;
 
-    step(9, "A fall to 84,000 USD (16% inside the band window) trips the circuit breaker: post-only");
+    step(12, "A fall to 84,000 USD (16% inside the band window) trips the circuit breaker: post-only");
     client.wait_final(oracle.oracle_update(client, BTC_100K / 100 * 84, now_ms()).await?, FINAL).await?;
     let market = client.market(false).await?.market.unwrap_or_default();
     println!(
@@ -446,7 +458,7 @@ async fn global_proofs(
     expected: &BTreeMap<(u32, AccountId), i64>,
     shown: &[(String, AccountId)],
 ) -> eyre::Result<()> {
-    step(12, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
+    step(16, "Every balance, verified to the coordinator: epoch signature -> global root -> shard header -> record");
     let entry = net
         .coordinator
         .as_ref()

@@ -6,6 +6,7 @@ mod coordinator;
 mod demo;
 mod load;
 mod network;
+mod options;
 mod process;
 mod relayer;
 mod status;
@@ -76,8 +77,8 @@ enum Cmd {
 
 #[derive(Debug, Clone, Args)]
 struct UpArgs {
-    /// Markets, one shard each.
-    #[arg(long, value_delimiter = ',', default_value = "BTC-PERP,ETH-PERP,SOL-PERP")]
+    /// Markets, one shard each: perpetuals (`*-PERP`) and options on an underlying (`*-OPTIONS`).
+    #[arg(long, value_delimiter = ',', default_value = "BTC-PERP,ETH-PERP,ETH-OPTIONS")]
     shards: Vec<String>,
     /// Validators per shard (a new network only): with more than one, each shard runs Malachite BFT and
     /// keeps going while fewer than a third of its validators are down.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use eyre::{eyre, WrapErr};
 use serde::{Deserialize, Serialize};
 use shardex_core::{
-    genesis::{Authorities, Genesis, MarketParams, Peer, DEFAULT_NONCE_WINDOW},
+    genesis::{Authorities, Genesis, MarketParams, OptionsParams, Peer, TradingParams, DEFAULT_NONCE_WINDOW},
     validators::ValidatorSet,
     AccountId, ChainId, Keypair, ShardId,
 };
@@ -165,8 +165,17 @@ pub fn reference_price_usd(symbol: &str) -> u64 {
     }
 }
 
+/// True for the symbol of an options market (`ETH-OPTIONS`): its shard lists option series on the
+/// underlying named before the dash.
+pub fn is_options(symbol: &str) -> bool {
+    symbol.ends_with("-OPTIONS")
+}
+
 /// Reference market parameters for a symbol.
 fn market(symbol: &str) -> MarketParams {
+    if is_options(symbol) {
+        return options_market(symbol);
+    }
     let (tick, lot) = match symbol {
         s if s.starts_with("BTC") => (100_000, 1_000),
         s if s.starts_with("ETH") => (10_000, 10_000),
@@ -181,6 +190,35 @@ fn market(symbol: &str) -> MarketParams {
         nonce_window: DEFAULT_NONCE_WINDOW,
         trading: Default::default(),
         options: None,
+    }
+}
+
+/// An options market of the testnet: premiums on a 0.01 USD tick, lots of 0.01 of the underlying, strikes
+/// every 50 USD, and expiries every 10 seconds from 20 seconds to 30 days out, so the demo can list, trade,
+/// expire and settle a series within a minute. Settlement averages the last 10 seconds before an expiry;
+/// volatility stays fresh for an hour. Standard and portfolio margin at the defaults; no funding.
+fn options_market(symbol: &str) -> MarketParams {
+    let options = OptionsParams {
+        strike_tick_micros: 50_000_000,
+        expiry_step_ms: 10_000,
+        min_tenor_ms: 20_000,
+        max_tenor_ms: 30 * 86_400_000,
+        max_expiries: 64,
+        max_series_per_expiry: 64,
+        settle_window_ms: 10_000,
+        vol_max_age_ms: 3_600_000,
+        settle_grace_ms: 60_000,
+        ..OptionsParams::default()
+    };
+    MarketParams {
+        symbol: symbol.to_owned(),
+        tick_size_micros: 10_000,
+        lot_size: 10_000,
+        initial_margin_bps: 1_000,
+        maintenance_margin_bps: 500,
+        nonce_window: DEFAULT_NONCE_WINDOW,
+        trading: TradingParams { funding_interval_ms: 0, ..Default::default() },
+        options: Some(options),
     }
 }
 

@@ -1,5 +1,6 @@
-//! End to end: `testnet up`, `status`, `demo`, `down` as real processes (three shard nodes, the coordinator
-//! and the bridge relayer) on free ports; the network is always stopped, even when an assertion fails.
+//! End to end: `testnet up`, `status`, `demo`, `down` as real processes (three shards, two perpetual and one
+//! options market, the coordinator and the bridge relayer) on free ports; the network is always stopped,
+//! even when an assertion fails.
 
 mod support;
 
@@ -135,7 +136,8 @@ fn load_chaos_check(dir: &Path, bins: &Path) {
     let load = testnet(dir, bins, &["load", "--tps", "300", "--duration", "3"]);
     let out = text(&load);
     assert!(load.status.success(), "load failed:\n{out}");
-    assert_eq!(out.lines().filter(|l| l.contains("-perp-0: accepted")).count(), 3, "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("-0: accepted")).count(), 3, "{out}");
+    assert!(out.contains("eth-options-0: funded a market maker") && out.contains(":3000:call, premium "), "{out}");
 
     // Seed 13 over 8 s with a fault every ~0.7 s: kills, tears (a crash between a block's write and its
     // flush), a wipe (data directory deleted, back by state sync) and freezes, with one tx in ten a
@@ -236,16 +238,16 @@ fn up_demo_status_down() {
     let up = testnet(
         &dir,
         &bins,
-        &["up", "--base-port", "0", "--block-interval-ms", "20", "--shards", "BTC-PERP,ETH-PERP,SOL-PERP"],
+        &["up", "--base-port", "0", "--block-interval-ms", "20", "--shards", "BTC-PERP,ETH-PERP,ETH-OPTIONS"],
     );
     let out = text(&up);
     assert!(up.status.success(), "up failed:\n{out}");
-    assert!(out.contains("sol-perp-0"), "{out}");
+    assert!(out.contains("eth-options-0"), "{out}");
     let coord_row = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord_row.contains("http://127.0.0.1:"), "{out}");
     // Four validators and a follower per shard by default, each shard under Malachite.
-    assert!(out.contains("sol-perp-3") && out.contains("validator 3 of 4, /ip4/127.0.0.1/tcp/"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("sol-perp-f0") && l.contains("follower 0, /ip4/")), "{out}");
+    assert!(out.contains("eth-options-3") && out.contains("validator 3 of 4, /ip4/127.0.0.1/tcp/"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("eth-options-f0") && l.contains("follower 0, /ip4/")), "{out}");
     assert!(out.contains("coordinator key ") && out.contains(" of 3 shards"), "{out}");
     let relayer_row = out.lines().find(|l| l.starts_with("relayer ")).unwrap_or_else(|| panic!("{out}"));
     assert!(relayer_row.contains("http://127.0.0.1:"), "{out}");
@@ -266,23 +268,34 @@ fn up_demo_status_down() {
     let out = text(&demo);
     assert!(demo.status.success(), "demo failed:\n{out}{}", logs_of_named_nodes(&dir, &bins, &out));
     assert!(out.contains("demo complete"), "{out}");
-    assert_eq!(out.matches("refused as expected").count(), 5, "{out}");
+    assert_eq!(out.matches("refused as expected").count(), 6, "{out}");
     assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");
     assert_eq!(out.matches("= deposits - withdrawals + bridged in - bridged out (proven, height").count(), 3, "{out}");
-    // Step 6: refused for margin on the second shard, the transfer followed through the relayer, accepted.
-    assert!(out.contains("[6] erin moves 1000 USD of collateral from btc-perp-0 to eth-perp-0"), "{out}");
+    // Steps 6 to 8 on the options shard: listing and quotes, a covered call spread margined at its maximum
+    // loss, a naked call refused then accepted, Greeks, and the naked call liquidated after a 9% rise.
+    assert!(out.contains("[6] eth-options-0: the admin lists ETH options"), "{out}");
+    assert!(out.contains("the short is covered, at most 100.000000 USD to lose"), "{out}");
+    assert!(out.contains("frank: collateral") && out.contains("maintenance 100.000000 USD"), "{out}");
+    assert!(out.contains("grace sells a naked call on 300 USD -> INSUFFICIENT_MARGIN"), "{out}");
+    assert!(out.contains("grace Greeks at height") && out.contains("USD/day"), "{out}");
+    assert!(out.contains("henry took grace's short of 100 lots"), "{out}");
+    // Step 14: the short-dated call expired, settled at the window's average, paid exactly.
+    assert!(out.contains("[14] eth-options-0: the short-dated call"), "{out}");
+    assert!(out.contains("settlement price ") && out.contains("frank is paid "), "{out}");
+    // Step 9: refused for margin on the second shard, the transfer followed through the relayer, accepted.
+    assert!(out.contains("[9] erin moves 1000 USD of collateral from btc-perp-0 to eth-perp-0"), "{out}");
     assert!(out.contains("INSUFFICIENT_MARGIN") && out.contains("message 1/2/"), "{out}");
     for stage in ["DELIVERED credited on eth-perp-0", "ACKED     escrow released on btc-perp-0"] {
         assert!(out.lines().any(|l| l.trim_start().starts_with('+') && l.contains(stage)), "{stage}:\n{out}");
     }
     assert!(out.contains("proven: escrow ACKED on btc-perp-0") && out.contains("accepted: order #"), "{out}");
-    assert!(out.find("[6] erin").zip(out.find("[7] The price falls")).is_some_and(|(a, b)| a < b), "{out}");
-    // Step 10: the first shard's proposer killed, trading on under another, the node back and caught up.
+    assert!(out.find("[9] erin").zip(out.find("[10] The price falls")).is_some_and(|(a, b)| a < b), "{out}");
+    // Step 13: the first shard's proposer killed, trading on under another, the node back and caught up.
     assert!(out.contains(", the proposer) killed with SIGKILL"), "{out}");
     assert!(out.contains("ms after the kill") && out.contains("same root 0x"), "{out}");
     assert_eq!(out.matches("proven at height").count(), 9, "{out}");
     // Proofs are read from each shard's follower.
-    assert_eq!(out.lines().filter(|l| l.contains("read from") && l.contains("-perp-f0")).count(), 3, "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("read from") && l.contains("-f0")).count(), 3, "{out}");
     assert!(out.contains("commits all 3 shards"), "{out}");
     assert_eq!(out.matches("(global root 0x").count(), 9, "{out}");
 
@@ -291,16 +304,17 @@ fn up_demo_status_down() {
 
     let status = testnet(&dir, &bins, &["status"]);
     let out = text(&status);
+    let shard_row = |l: &str| l.contains("-perp-0") || l.contains("-options-0");
     assert!(status.status.success(), "{out}");
-    assert_eq!(out.lines().filter(|l| l.contains("-perp-0")).count(), 3, "{out}");
+    assert_eq!(out.lines().filter(|l| shard_row(l)).count(), 3, "{out}");
     // Each follower row says what it is and how far behind its validators it is.
-    assert_eq!(out.lines().filter(|l| l.contains("-perp-f0") && l.contains("follower")).count(), 3, "{out}");
-    assert!(out.lines().filter(|l| l.contains("-perp-f0")).all(|l| l.contains("behind its validators")), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("-f0") && l.contains("follower")).count(), 3, "{out}");
+    assert!(out.lines().filter(|l| l.contains("-f0")).all(|l| l.contains("behind its validators")), "{out}");
     assert!(!out.contains("stopped") && !out.contains("unreachable"), "{out}");
     let modes = ["normal", "post-only", "reduce-only", "settlement-only"];
-    assert!(out.lines().filter(|l| l.contains("-perp-0")).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
+    assert!(out.lines().filter(|l| shard_row(l)).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
     // Each shard row carries the coordinator's view of it; the coordinator line its latest epoch.
-    assert_eq!(out.lines().filter(|l| l.contains("-perp-0") && l.contains(" | ")).count(), 3, "{out}");
+    assert_eq!(out.lines().filter(|l| shard_row(l) && l.contains(" | ")).count(), 3, "{out}");
     let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord.contains("epoch ") && coord.contains("ms ago") && coord.contains("global root 0x"), "{out}");
 

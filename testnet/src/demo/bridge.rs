@@ -1,4 +1,4 @@
-//! Step 6 of the demo: collateral moved from one shard to another and used as margin there. A fresh trader
+//! Step 9 of the demo: collateral moved from one shard to another and used as margin there. A fresh trader
 //! funded only on the first shard is refused an order on the second for lack of margin; she locks collateral
 //! on the first shard for herself on the second (`TransferOut`), the demo follows the message through the
 //! relayer (locked → committed → delivered → acked), checks both shards' records against their proofs, and
@@ -42,7 +42,7 @@ const ASK_AFTER: Duration = Duration::from_millis(500);
 /// A message's id as (source, destination, seq).
 type MessageKey = (u32, u32, u64);
 
-/// Runs step 6 between the first two shards. Returns the trader to show in the proofs of steps 11 and 12,
+/// Runs step 9 between the first two shards. Returns the trader to show in the proofs of steps 15 and 16,
 /// or None when the step was skipped (one shard, or the bridge is off in an older network).
 pub(super) async fn cross_shard_margin(
     dir: &Path,
@@ -53,12 +53,12 @@ pub(super) async fn cross_shard_margin(
     run: usize,
 ) -> eyre::Result<Option<(String, AccountId)>> {
     let [(src_node, src, src_genesis), (dst_node, dst, dst_genesis), ..] = clients else {
-        step(6, "Collateral moved from one shard to another and used as margin there");
+        step(9, "Collateral moved from one shard to another and used as margin there");
         println!("    skipped: the network has one shard");
         return Ok(None);
     };
     step(
-        6,
+        9,
         &format!(
             "erin moves {MOVED_USD} USD of collateral from {} to {} and uses it as margin there",
             src_node.name, dst_node.name

@@ -1,4 +1,4 @@
-//! Step 10 of the demo: the first shard's leader fails. Its current proposer is SIGKILLed; trading goes on
+//! Step 13 of the demo: the first shard's leader fails. Its current proposer is SIGKILLed; trading goes on
 //! through another validator, which forwards to the next proposer; the killed validator restarts on its
 //! data and catches up with the others by value sync, to the same state root.
 
@@ -28,7 +28,7 @@ fn name_of(net: &Network, genesis: &Genesis, key: &AccountId) -> Option<String> 
     net.validators_of(first).iter().find(|n| n.validator == index).map(|n| n.name.clone())
 }
 
-/// Runs step 10 on the first shard with `mm` placing a post-only bid at `price` through a surviving
+/// Runs step 13 on the first shard with `mm` placing a post-only bid at `price` through a surviving
 /// validator. Skipped on a shard of one validator.
 pub(super) async fn leader_failover(
     dir: &Path,
@@ -36,7 +36,7 @@ pub(super) async fn leader_failover(
     mm: &mut Wallet,
     price: u64,
 ) -> eyre::Result<()> {
-    step(10, "The first shard's leader is killed: trading goes on under a new proposer, and it catches up");
+    step(13, "The first shard's leader is killed: trading goes on under a new proposer, and it catches up");
     let net = Network::load(dir)?;
     let first = net.shards().first().map(|n| n.shard_id).ok_or_else(|| eyre!("the network has no shards"))?;
     let set: Vec<_> = net.validators_of(first).into_iter().cloned().collect();

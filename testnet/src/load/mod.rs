@@ -32,7 +32,8 @@ use shardex_client::{ShardClient, Wallet};
 use shardex_core::{
     genesis::Genesis,
     hash::{b256_from_slice, tx_hash},
-    order::limit_order,
+    option::series::SeriesId,
+    order::{limit_order, option_order},
     pb::{self, tx_body::Op},
     tx::{sign_tx, TxDomain},
     AccountId, Keypair, B256,
@@ -48,6 +49,7 @@ mod tasks;
 
 use bridge::{send_transfers, BridgeLoad};
 use report::*;
+pub(crate) use setup::submit_final;
 use setup::*;
 use tasks::*;
 
@@ -225,11 +227,17 @@ struct Signed {
     hash: B256,
 }
 
-/// The market as the load sees it.
+/// The market as the load sees it: on a perpetual market the quotes sit around the oracle price; on an
+/// options market around the Black-76 premium of one series.
 #[derive(Debug, Clone, Copy)]
 struct Market {
+    /// What the oracle publishes, micro-USD.
+    spot_micros: u64,
+    /// Where the quotes centre: the spot, or the series' premium.
     price_micros: u64,
     tick_micros: u64,
+    /// The series every order names on an options market.
+    series: Option<SeriesId>,
 }
 
 impl Market {
@@ -238,13 +246,41 @@ impl Market {
     fn for_symbol(symbol: &str, tick_micros: u64) -> Self {
         let floor = (QUOTE_LEVELS + 1) * tick_micros;
         let price = (reference_price_usd(symbol) * USD).max(floor * 10);
-        Self { price_micros: price - price % tick_micros, tick_micros }
+        let price = price - price % tick_micros;
+        Self { spot_micros: price, price_micros: price, tick_micros, series: None }
+    }
+
+    /// Quotes around the premium `premium_micros` of `series` (on the tick, with room for the levels below).
+    fn for_series(spot_micros: u64, series: SeriesId, premium_micros: u64, tick_micros: u64) -> Self {
+        let floor = (QUOTE_LEVELS + 1) * tick_micros;
+        let price = (premium_micros - premium_micros % tick_micros).max(floor);
+        Self { spot_micros, price_micros: price, tick_micros, series: Some(series) }
     }
 
     fn quote_price(&self, side: pb::Side, level: u64) -> u64 {
         match side {
             pb::Side::Sell => self.price_micros + level * self.tick_micros,
             _ => self.price_micros - level * self.tick_micros,
+        }
+    }
+
+    /// A limit order on this market (on the series, for options).
+    fn order(&self, side: pb::Side, price_micros: u64, lots: u64, tif: pb::TimeInForce) -> pb::PlaceOrder {
+        match &self.series {
+            Some(s) => option_order(s, side, price_micros, lots, tif),
+            None => limit_order(side, price_micros, lots, tif),
+        }
+    }
+
+    /// What the quotes are around, for the setup line.
+    fn describe(&self) -> String {
+        let price = shardex_core::Usd::from_micros(self.price_micros as i64);
+        match &self.series {
+            Some(s) => format!(
+                "series {s}, premium {price} at spot {}",
+                shardex_core::Usd::from_micros(self.spot_micros as i64)
+            ),
+            None => format!("price {price}"),
         }
     }
 }
@@ -328,10 +364,10 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
             .await
             .wrap_err_with(|| format!("setting up {}", node.name))?;
         println!(
-            "  {}: funded a market maker and {} takers; price {}; {} quote levels of {} lots per side",
+            "  {}: funded a market maker and {} takers; {}; {} quote levels of {} lots per side",
             load.name,
             a.takers.len(),
-            shardex_core::Usd::from_micros(load.market.price_micros as i64),
+            load.market.describe(),
             QUOTE_LEVELS,
             QUOTE_LOTS
         );

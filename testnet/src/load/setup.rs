@@ -13,7 +13,7 @@ pub(super) fn taker_order(m: &Market, k: u64) -> pb::PlaceOrder {
         pb::Side::Buy => pb::Side::Sell,
         _ => pb::Side::Buy,
     };
-    limit_order(side, m.quote_price(through, QUOTE_LEVELS), lots, tif)
+    m.order(side, m.quote_price(through, QUOTE_LEVELS), lots, tif)
 }
 
 /// The orders that bring every quote level back to [`QUOTE_LOTS`], given the book.
@@ -24,7 +24,7 @@ pub(super) fn missing_quotes(m: &Market, book: &pb::GetBookResponse) -> Vec<pb::
             let price = m.quote_price(side, level);
             let have = levels.iter().find(|l| l.price_micros == price).map_or(0, |l| l.total_lots);
             if have < QUOTE_LOTS / 2 {
-                orders.push(limit_order(side, price, QUOTE_LOTS - have, pb::TimeInForce::Gtc));
+                orders.push(m.order(side, price, QUOTE_LOTS - have, pb::TimeInForce::Gtc));
             }
         }
     }
@@ -42,7 +42,7 @@ pub(super) fn loopback_only(node: &NodeEntry) -> eyre::Result<()> {
 
 /// Submits setup `txs` in batches, every one of which must be accepted, and waits until the last is final
 /// (blocks take the mempool in order, so then all are).
-pub(super) async fn submit_final(client: &ShardClient, txs: Vec<pb::SignedTx>, what: &str) -> eyre::Result<()> {
+pub(crate) async fn submit_final(client: &ShardClient, txs: Vec<pb::SignedTx>, what: &str) -> eyre::Result<()> {
     let mut last = None;
     let mut txs = txs.into_iter().peekable();
     while txs.peek().is_some() {
@@ -70,7 +70,7 @@ pub(super) async fn setup(
     loopback_only(node)?;
     let client = ShardClient::connect(&node.endpoint).await.wrap_err_with(|| format!("connecting to {}", node.name))?;
     let genesis = Genesis::read_file(&node.genesis_file()).wrap_err_with(|| format!("genesis of {}", node.name))?;
-    let market = Market::for_symbol(&genesis.market.symbol, genesis.market.tick_size_micros);
+    let mut market = Market::for_symbol(&genesis.market.symbol, genesis.market.tick_size_micros);
     let keys = dir.join("keys");
     let mut deposit = Wallet::new(Keypair::read_file(&keys.join("deposit.key"))?, &client).await?;
     let mut oracle = Wallet::new(Keypair::read_file(&keys.join("oracle.key"))?, &client).await?;
@@ -101,6 +101,9 @@ pub(super) async fn setup(
             pb::MarketMode::try_from(mode).map_or("unknown", |m| m.as_str_name())
         );
     }
+    if let Some(options) = &genesis.market.options {
+        market = options_market(&client, &keys, &mut oracle, options, market).await?;
+    }
     let quotes = missing_quotes(&market, &pb::GetBookResponse::default());
     let txs = quotes.into_iter().map(|o| maker.sign(&client, Op::PlaceOrder(o))).collect();
     submit_final(&client, txs, "market-maker quotes").await?;
@@ -120,6 +123,29 @@ pub(super) async fn setup(
         signer: Arc::default(),
     };
     Ok((load, Actors { takers, maker_key, maker, oracle }))
+}
+
+/// On an options market: the at-the-money call of the daily expiry ([`crate::options::daily_expiry_ms`]),
+/// listed if it is not yet, with the volatility published; the quotes centre on its premium at `spot`.
+async fn options_market(
+    client: &ShardClient,
+    keys: &Path,
+    oracle: &mut Wallet,
+    options: &shardex_core::genesis::OptionsParams,
+    spot: Market,
+) -> eyre::Result<Market> {
+    let tick = options.strike_tick_micros.max(1);
+    let strike = (spot.spot_micros + tick / 2) / tick * tick;
+    let now = crate::now_ms();
+    let series = SeriesId {
+        expiry_ms: crate::options::daily_expiry_ms(now),
+        strike_micros: strike,
+        kind: shardex_core::option::series::OptionKind::Call,
+    };
+    let mut admin = Wallet::new(Keypair::read_file(&keys.join("admin.key"))?, client).await?;
+    crate::options::list_and_price(client, &mut admin, oracle, &[series]).await?;
+    let premium = crate::options::price(&series, spot.spot_micros, now)?;
+    Ok(Market::for_series(spot.spot_micros, series, premium, spot.tick_micros))
 }
 
 /// Signs every taker order of a shard, round robin over the takers, into the lanes' buffers (taker `a`

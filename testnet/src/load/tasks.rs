@@ -157,7 +157,7 @@ pub(super) async fn market_maker(client: ShardClient, mut maker: Wallet, market:
 pub(super) async fn oracle_feed(client: ShardClient, mut oracle: Wallet, market: Market, stats: Arc<Mutex<Stats>>) {
     loop {
         tokio::time::sleep(ORACLE_EVERY).await;
-        if oracle.oracle_update(&client, market.price_micros, crate::now_ms()).await.is_err() {
+        if oracle.oracle_update(&client, market.spot_micros, crate::now_ms()).await.is_err() {
             lock(&stats).oracle_failed += 1;
         }
     }

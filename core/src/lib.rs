@@ -32,7 +32,7 @@ pub mod vote;
 pub use alloy_primitives::{Bytes, B256};
 pub use ids::{AccountId, ChainId, ShardId};
 pub use keys::Keypair;
-pub use money::Usd;
+pub use money::{Lots, Price, Usd};
 pub use reason::Reason;
 pub use shardex_proto::coordinator::v1 as coordpb;
 pub use shardex_proto::shard::v1 as pb;

@@ -1,4 +1,6 @@
-//! Money as integers: collateral in micro-USD with checked arithmetic and no floating point.
+//! Money as integers, typed so that amounts of different kinds cannot be swapped: collateral in micro-USD
+//! ([`Usd`], signed), prices in micro-USD per unit of underlying ([`Price`]) and sizes in lots ([`Lots`]),
+//! each with checked arithmetic and no floating point.
 
 use std::fmt;
 
@@ -71,6 +73,87 @@ impl fmt::Display for Usd {
     }
 }
 
+/// A price: micro-USD per whole unit of the underlying (a perpetual's limit or mark, an option's premium).
+/// A limit price of 0 never rests; the type itself only keeps prices and sizes apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Price(u64);
+
+impl Price {
+    /// From micro-USD per unit.
+    pub const fn from_micros(micros: u64) -> Self {
+        Self(micros)
+    }
+
+    /// Micro-USD per unit.
+    pub const fn micros(self) -> u64 {
+        self.0
+    }
+
+    /// The mean of `self` and `other`, rounded down, without overflow.
+    pub const fn midpoint_floor(self, other: Self) -> Self {
+        Self(self.0 / 2 + other.0 / 2 + (self.0 % 2 + other.0 % 2) / 2)
+    }
+}
+
+impl fmt::Display for Price {
+    /// As [`Usd`]: `3000.500000 USD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match i64::try_from(self.0) {
+            Ok(m) => Usd(m).fmt(f),
+            Err(_) => write!(f, "{} micro-USD", self.0),
+        }
+    }
+}
+
+/// A size: a number of lots of the market's `lot_size` (an order's, a fill's, a resting remainder).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Lots(u64);
+
+impl Lots {
+    /// None.
+    pub const ZERO: Self = Self(0);
+
+    /// From a count of lots.
+    pub const fn new(lots: u64) -> Self {
+        Self(lots)
+    }
+
+    /// The count of lots.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// True when zero.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `self - rhs`, or `Overflow` below zero.
+    pub fn checked_sub(self, rhs: Self) -> Result<Self, Overflow> {
+        self.0.checked_sub(rhs.0).map(Self).ok_or(Overflow)
+    }
+
+    /// `self + rhs`, or `Overflow`.
+    pub fn checked_add(self, rhs: Self) -> Result<Self, Overflow> {
+        self.0.checked_add(rhs.0).map(Self).ok_or(Overflow)
+    }
+
+    /// The size as a signed position change: positive for `buy`, negative otherwise; `Overflow` above
+    /// `i64::MAX` lots.
+    pub fn signed(self, buy: bool) -> Result<i64, Overflow> {
+        let lots = i64::try_from(self.0).map_err(|_| Overflow)?;
+        Ok(if buy { lots } else { -lots })
+    }
+}
+
+impl fmt::Display for Lots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} lots", self.0)
+    }
+}
+
 /// Parses a decimal USD amount with at most six decimals (`"12.5"`, `"0.000001"`) into micro-USD.
 pub fn parse_usd(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -114,6 +197,17 @@ mod tests {
         assert!(parse_usd("1e6").is_err());
         assert!(parse_usd("").is_err());
         assert!(parse_usd("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn prices_and_sizes_are_their_own_types() {
+        assert_eq!(Price::from_micros(3_000_500_000).to_string(), "3000.500000 USD");
+        assert_eq!(Price::from_micros(u64::MAX).to_string(), "18446744073709551615 micro-USD");
+        assert_eq!(Lots::new(3).checked_sub(Lots::new(4)), Err(Overflow));
+        assert_eq!(Lots::new(u64::MAX).checked_add(Lots::new(1)), Err(Overflow));
+        assert_eq!((Lots::new(5).signed(true), Lots::new(5).signed(false)), (Ok(5), Ok(-5)));
+        assert_eq!(Lots::new(u64::MAX).signed(true), Err(Overflow));
+        assert_eq!(Lots::new(7).to_string(), "7 lots");
     }
 
     #[test]

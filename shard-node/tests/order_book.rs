@@ -18,7 +18,7 @@ use alloy_primitives::B256;
 use prost::Message;
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use shardex_core::{pb, AccountId};
+use shardex_core::{pb, AccountId, Lots, Price};
 use shardex_vm::{
     book::{self, Book, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
     Changes, ExecError, TxScope,
@@ -108,11 +108,11 @@ impl Model {
 
     /// Returns fills, self-trade-cancelled ids, remaining lots and whether the fill limit stopped it.
     fn match_incoming(&mut self, inc: &Incoming, limits: &BookLimits) -> (Vec<ModelFill>, Vec<u64>, u64, bool) {
-        let (mut fills, mut stp, mut left, mut touched) = (vec![], vec![], inc.lots, 0);
+        let (mut fills, mut stp, mut left, mut touched) = (vec![], vec![], inc.lots.get(), 0);
         while left > 0 {
             let Some(i) = self.best_index(inc.side.opposite()) else { break };
             let price = self.orders[i].price;
-            let crosses = inc.limit_price_micros.is_none_or(|l| match inc.side {
+            let crosses = inc.limit_price.map(Price::micros).is_none_or(|l| match inc.side {
                 Side::Buy => price <= l,
                 Side::Sell => price >= l,
             });
@@ -141,7 +141,7 @@ impl Model {
 
     /// Rests `new`; returns its id and the ids of the orders it evicted.
     fn rest(&mut self, new: &NewOrder, limits: &BookLimits) -> Result<(u64, Vec<u64>), Reject> {
-        if self.would_cross(new.side, new.price_micros) {
+        if self.would_cross(new.side, new.price.micros()) {
             return Err(Reject::Crosses);
         }
         if self.orders.iter().filter(|o| o.owner == new.owner).count() >= limits.max_open_orders_per_account {
@@ -152,9 +152,10 @@ impl Model {
         }
         let levels: BTreeSet<u64> = self.orders.iter().filter(|o| o.side == new.side).map(|o| o.price).collect();
         let mut evicted = Vec::new();
-        if !levels.contains(&new.price_micros) && levels.len() >= limits.max_price_levels {
+        if !levels.contains(&new.price.micros()) && levels.len() >= limits.max_price_levels {
             // The worst level worse than the new price with few enough orders gives way.
-            let mut worse: Vec<u64> = levels.into_iter().filter(|&p| new.side.is_better(new.price_micros, p)).collect();
+            let mut worse: Vec<u64> =
+                levels.into_iter().filter(|&p| new.side.is_better(new.price, Price::from_micros(p))).collect();
             worse.sort_by_key(|&p| std::cmp::Reverse(priority(new.side, p)));
             let count = |p: u64| self.orders.iter().filter(|o| o.side == new.side && o.price == p).count();
             let gone = worse.into_iter().find(|&p| count(p) <= limits.max_evicted_orders).ok_or(Reject::MaxLevels)?;
@@ -167,9 +168,9 @@ impl Model {
             id,
             owner: new.owner,
             side: new.side,
-            price: new.price_micros,
-            lots: new.lots,
-            original: new.lots,
+            price: new.price.micros(),
+            lots: new.lots.get(),
+            original: new.lots.get(),
             cid: new.client_order_id,
             reduce_only: new.reduce_only,
             height: new.placed_height,
@@ -256,7 +257,7 @@ fn expected_account(orders: &[Resting], owner: &AccountId) -> pb::AccountOrdersR
 }
 
 fn actual_fills(out: &MatchOutcome) -> Vec<ModelFill> {
-    out.fills.iter().map(|f| (f.maker_order_id, f.maker, f.price_micros, f.lots, f.maker_done)).collect()
+    out.fills.iter().map(|f| (f.maker_order_id, f.maker, f.price.micros(), f.lots.get(), f.maker_done)).collect()
 }
 
 /// Invariants read from state alone, without the model. Returns the lots resting on the book.
@@ -265,8 +266,9 @@ fn check_invariants(scope: &mut TxScope<'_>) -> u64 {
     let mut by_owner: BTreeMap<AccountId, pb::AccountOrdersRecord> = BTreeMap::new();
     for side in [Side::Buy, Side::Sell] {
         let depth = book::depth(scope, Book::Perp, side, usize::MAX).expect("depth");
-        let prices: Vec<u64> = depth.iter().map(|l| l.price_micros).collect();
-        assert!(prices.windows(2).all(|w| side.is_better(w[0], w[1])), "{side:?} list not strictly best-first");
+        let prices: Vec<u64> = depth.iter().map(|l| l.price.micros()).collect();
+        let better = |a, b| side.is_better(Price::from_micros(a), Price::from_micros(b));
+        assert!(prices.windows(2).all(|w| better(w[0], w[1])), "{side:?} list not strictly best-first");
         for &p in &GRID {
             let listed = prices.contains(&p);
             assert_eq!(
@@ -277,14 +279,14 @@ fn check_invariants(scope: &mut TxScope<'_>) -> u64 {
         }
         for level in depth {
             let raw = scope
-                .read(&book::level_key(Book::Perp, side, level.price_micros))
+                .read(&book::level_key(Book::Perp, side, level.price.micros()))
                 .expect("read")
                 .expect("listed level");
             let record = pb::BookLevelRecord::decode(raw.as_slice()).expect("level decodes");
             let (mut lots, mut count, mut prev, mut cur) = (0u64, 0u32, 0u64, record.head_order_id);
             while cur != 0 {
                 let o = book::order(scope, cur).expect("read").expect("linked order rests");
-                assert_eq!((o.prev_order_id, o.is_buy, o.price_micros), (prev, side.is_buy(), level.price_micros));
+                assert_eq!((o.prev_order_id, o.is_buy, o.price_micros), (prev, side.is_buy(), level.price.micros()));
                 assert!(o.remaining_lots > 0 && o.remaining_lots <= o.original_lots, "order {cur} lots");
                 let owner = AccountId::from_slice(&o.owner).expect("owner");
                 let acct = by_owner.entry(owner).or_default();
@@ -292,8 +294,8 @@ fn check_invariants(scope: &mut TxScope<'_>) -> u64 {
                 *if side.is_buy() { &mut acct.open_buy_lots } else { &mut acct.open_sell_lots } += o.remaining_lots;
                 (lots, count, prev, cur) = (lots + o.remaining_lots, count + 1, cur, o.next_order_id);
             }
-            assert_eq!(record.tail_order_id, prev, "{side:?} level {} tail", level.price_micros);
-            assert_eq!((level.total_lots, level.order_count), (lots, count), "{side:?} level {}", level.price_micros);
+            assert_eq!(record.tail_order_id, prev, "{side:?} level {} tail", level.price);
+            assert_eq!((level.total.get(), level.order_count), (lots, count), "{side:?} level {}", level.price);
             resting_lots += lots;
         }
     }
@@ -350,8 +352,8 @@ fn new_order(rng: &mut ChaCha8Rng, owner: AccountId, side: Side, height: u64) ->
         book: Book::Perp,
         owner,
         side,
-        price_micros: *GRID.choose(rng).expect("grid"),
-        lots: rng.gen_range(1..=6),
+        price: Price::from_micros(*GRID.choose(rng).expect("grid")),
+        lots: Lots::new(rng.gen_range(1..=6)),
         client_order_id: if rng.gen_bool(0.3) { rng.gen_range(1..=3) } else { 0 },
         reduce_only: rng.gen_bool(0.1),
         placed_height: height,
@@ -374,33 +376,34 @@ fn step(
         0..=64 => {
             let new = new_order(rng, owner, side, height);
             let kind = rng.gen_range(0..10);
-            let limit = (kind != 0).then_some(new.price_micros);
+            let limit = (kind != 0).then_some(new.price);
             let gtc = kind >= 3;
-            let inc = Incoming { book: Book::Perp, owner, side, limit_price_micros: limit, lots: new.lots };
+            let inc = Incoming { book: Book::Perp, owner, side, limit_price: limit, lots: new.lots };
             let out = book::match_incoming(scope, &inc, limits).expect("match");
             let (fills, stp, left, stopped) = model.match_incoming(&inc, limits);
             assert_eq!(actual_fills(&out), fills, "fills of {inc:?}");
             let cancelled: Vec<u64> = out.self_trade_cancelled.iter().map(|o| o.order_id).collect();
             assert_eq!(cancelled, stp, "self-trade cancellations of {inc:?}");
-            assert_eq!((out.remaining_lots, out.stopped_at_fill_limit), (left, stopped), "remainder of {inc:?}");
-            assert_eq!(inc.lots, out.fills.iter().map(|f| f.lots).sum::<u64>() + out.remaining_lots, "lots of {inc:?}");
+            assert_eq!((out.remaining.get(), out.stopped_at_fill_limit), (left, stopped), "remainder of {inc:?}");
+            let filled: u64 = out.fills.iter().map(|f| f.lots.get()).sum();
+            assert_eq!(inc.lots.get(), filled + out.remaining.get(), "lots of {inc:?}");
             cov.fills += fills.len() as u64;
             cov.partial_fills += fills.iter().filter(|f| !f.4).count() as u64;
             cov.self_trades += stp.len() as u64;
             cov.fill_limit_stops += u64::from(stopped);
-            model.seen.maker_filled += out.fills.iter().map(|f| f.lots).sum::<u64>();
+            model.seen.maker_filled += filled;
             model.seen.removed += out.self_trade_cancelled.iter().map(|o| o.remaining_lots).sum::<u64>();
             if !gtc || left == 0 {
                 return true;
             }
-            let new = NewOrder { lots: left, ..new };
+            let new = NewOrder { lots: Lots::new(left), ..new };
             rest_checked(scope, model, &new, limits, cov)
         }
         // Post-only: rejected if it would take liquidity.
         65..=74 => {
             let new = new_order(rng, owner, side, height);
-            let crosses = book::would_cross(scope, Book::Perp, side, new.price_micros).expect("would_cross");
-            assert_eq!(crosses, model.would_cross(side, new.price_micros), "would_cross {new:?}");
+            let crosses = book::would_cross(scope, Book::Perp, side, new.price).expect("would_cross");
+            assert_eq!(crosses, model.would_cross(side, new.price.micros()), "would_cross {new:?}");
             if crosses {
                 cov.post_only_rejects += 1;
                 return false;
@@ -466,7 +469,8 @@ fn rest_checked(
     match model.rest(new, limits) {
         Ok((id, evicted)) => {
             let book::Rested { order: got, evicted: got_evicted } = got.expect("rest the model accepts");
-            assert_eq!((got.order_id, got.remaining_lots, got.original_lots), (id, new.lots, new.lots), "rest {new:?}");
+            let lots = new.lots.get();
+            assert_eq!((got.order_id, got.remaining_lots, got.original_lots), (id, lots, lots), "rest {new:?}");
             assert_eq!(got_evicted.iter().map(|o| o.order_id).collect::<Vec<_>>(), evicted, "evicted by {new:?}");
             model.seen.rested += got.remaining_lots;
             model.seen.removed += got_evicted.iter().map(|o| o.remaining_lots).sum::<u64>();

@@ -13,7 +13,7 @@ use prost::Message;
 use shardex_core::{
     genesis::{Authorities, Genesis},
     option::series::{self, OptionKind, SeriesId},
-    pb, AccountId, Keypair,
+    pb, AccountId, Keypair, Lots, Price,
 };
 use shardex_vm::{
     book::{self, Book, BookLimits, NewOrder, Side},
@@ -72,8 +72,8 @@ fn state(account: &AccountId) -> (BTreeMap<B256, Vec<u8>>, pb::MarketRecord) {
             book: Book::Series(*s),
             owner: *account,
             side,
-            price_micros: price,
-            lots: 500,
+            price: Price::from_micros(price),
+            lots: Lots::new(500),
             client_order_id: 0,
             reduce_only: false,
             placed_height: 1,

@@ -139,8 +139,8 @@ impl HeadView {
                 .map_err(exec_err)?
                 .into_iter()
                 .map(|l| pb::BookLevel {
-                    price_micros: l.price_micros,
-                    total_lots: l.total_lots,
+                    price_micros: l.price.micros(),
+                    total_lots: l.total.get(),
                     order_count: l.order_count,
                 })
                 .collect())

@@ -3,7 +3,7 @@
 //! prices of the side's levels, best first (price priority). A level exists iff it holds an order, and the
 //! side list equals the set of existing levels.
 
-use shardex_core::pb;
+use shardex_core::{pb, Price};
 
 use super::{
     store::{self, corrupt},
@@ -16,7 +16,8 @@ fn insert_price(prices: &mut Vec<u64>, side: Side, price_micros: u64) -> Result<
     if prices.contains(&price_micros) {
         return Err(corrupt("book side", format!("price {price_micros} listed without a level")));
     }
-    let at = prices.iter().position(|&p| side.is_better(price_micros, p)).unwrap_or(prices.len());
+    let at = prices.iter().position(|&p| side.is_better(Price::from_micros(price_micros), Price::from_micros(p)));
+    let at = at.unwrap_or(prices.len());
     prices.insert(at, price_micros);
     Ok(())
 }
@@ -65,7 +66,8 @@ pub(super) fn evictable(
     price_micros: u64,
     max_orders: usize,
 ) -> Result<Option<(u64, pb::BookLevelRecord)>, ExecError> {
-    for &worse in prices.iter().rev().take_while(|&&p| side.is_better(price_micros, p)) {
+    let price = Price::from_micros(price_micros);
+    for &worse in prices.iter().rev().take_while(|&&p| side.is_better(price, Price::from_micros(p))) {
         let level = store::load_level(scope, book, side, worse)?;
         if level.order_count == 0 {
             return Err(corrupt("book side", format!("price {worse} listed without a level")));

@@ -30,13 +30,14 @@ use crate::{error::ExecError, view::TxScope};
 /// `max_open_orders_per_account` orders, or the side is full and no level worse than the price may be
 /// evicted.
 pub fn rest(scope: &mut TxScope<'_>, new: &NewOrder, limits: &BookLimits) -> Result<Rested, ExecError> {
-    let NewOrder { book, owner, side, price_micros, lots, client_order_id, reduce_only, placed_height } = *new;
-    if lots == 0 {
+    let NewOrder { book, owner, side, price, lots, client_order_id, reduce_only, placed_height } = *new;
+    if lots.is_zero() {
         return Err(ExecError::InvalidOp("an order must rest at least one lot".into()));
     }
-    if would_cross(scope, book, side, price_micros)? {
-        return Err(ExecError::InvalidOp(format!("a {side:?} order at {price_micros} would cross the book")));
+    if would_cross(scope, book, side, price)? {
+        return Err(ExecError::InvalidOp(format!("a {side:?} order at {price} would cross the book")));
     }
+    let (price_micros, lots) = (price.micros(), lots.get());
     let mut orders = store::load_account_orders(scope, &owner)?;
     if orders.order_ids.len() >= limits.max_open_orders_per_account {
         return Err(ExecError::InvalidOp(format!(

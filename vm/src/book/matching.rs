@@ -7,14 +7,14 @@ use super::{
     store::{self, corrupt},
     types::{Book, BookLimits, Fill, Incoming, MatchOutcome, Side},
 };
-use shardex_core::pb;
+use shardex_core::{pb, Lots, Price};
 
 use crate::{error::ExecError, view::TxScope};
 
-/// True if a limit order at `price_micros` on `side` of `book` would trade at once against the opposite
-/// side (own orders included), e.g. to reject a post-only order.
-pub fn would_cross(scope: &mut TxScope<'_>, book: Book, side: Side, price_micros: u64) -> Result<bool, ExecError> {
-    Ok(best_price(scope, book, side.opposite())?.is_some_and(|best| side.crosses(price_micros, best)))
+/// True if a limit order at `price` on `side` of `book` would trade at once against the opposite side (own
+/// orders included), e.g. to reject a post-only order.
+pub fn would_cross(scope: &mut TxScope<'_>, book: Book, side: Side, price: Price) -> Result<bool, ExecError> {
+    Ok(best_price(scope, book, side.opposite())?.is_some_and(|best| side.crosses(price, best)))
 }
 
 /// Matches `incoming` against the opposite side of its book, best price first and oldest first within a price; each
@@ -44,17 +44,17 @@ pub fn match_incoming_with(
     scope: &mut TxScope<'_>,
     incoming: &Incoming,
     limits: &BookLimits,
-    mut veto: impl FnMut(&mut TxScope<'_>, &pb::OrderRecord, u64) -> Result<bool, ExecError>,
+    mut veto: impl FnMut(&mut TxScope<'_>, &pb::OrderRecord, Lots) -> Result<bool, ExecError>,
 ) -> Result<MatchOutcome, ExecError> {
-    if incoming.lots == 0 {
+    if incoming.lots.is_zero() {
         return Err(ExecError::InvalidOp("an order must trade at least one lot".into()));
     }
     let (book, maker_side) = (incoming.book, incoming.side.opposite());
-    let mut out = MatchOutcome { remaining_lots: incoming.lots, ..MatchOutcome::default() };
+    let mut out = MatchOutcome { remaining: incoming.lots, ..MatchOutcome::default() };
     let mut touched = 0usize;
-    while out.remaining_lots > 0 {
+    while !out.remaining.is_zero() {
         let Some(price) = best_price(scope, book, maker_side)? else { break };
-        if incoming.limit_price_micros.is_some_and(|limit| !incoming.side.crosses(limit, price)) {
+        if incoming.limit_price.is_some_and(|limit| !incoming.side.crosses(limit, price)) {
             break;
         }
         if touched >= limits.max_fills_per_order {
@@ -63,11 +63,11 @@ pub fn match_incoming_with(
         }
         touched += 1;
 
-        let head = store::load_level(scope, book, maker_side, price)?.head_order_id;
+        let head = store::load_level(scope, book, maker_side, price.micros())?.head_order_id;
         let mut maker = store::linked_order(scope, head, "level head")?;
         if Book::of(&maker)? != book
             || Side::of(&maker) != maker_side
-            || maker.price_micros != price
+            || maker.price_micros != price.micros()
             || maker.remaining_lots == 0
         {
             return Err(corrupt("order", format!("order {head} heads level {price} but rests as {maker:?}")));
@@ -79,21 +79,22 @@ pub fn match_incoming_with(
             continue;
         }
 
-        let lots = out.remaining_lots.min(maker.remaining_lots);
+        let lots = out.remaining.min(Lots::new(maker.remaining_lots));
         if veto(scope, &maker, lots)? {
             remove_resting(scope, &maker)?;
             out.vetoed.push(maker);
             continue;
         }
-        let maker_done = lots == maker.remaining_lots;
+        let maker_done = lots.get() == maker.remaining_lots;
         if maker_done {
             remove_resting(scope, &maker)?;
         } else {
-            level::reduce(scope, &mut maker, lots)?;
-            account::record_partial_fill(scope, &maker_owner, maker_side, lots)?;
+            level::reduce(scope, &mut maker, lots.get())?;
+            account::record_partial_fill(scope, &maker_owner, maker_side, lots.get())?;
         }
-        out.remaining_lots -= lots; // lots <= remaining_lots by construction
-        out.fills.push(Fill { maker_order_id: head, maker: maker_owner, price_micros: price, lots, maker_done });
+        // lots <= remaining by construction.
+        out.remaining = out.remaining.checked_sub(lots).map_err(|_| ExecError::Overflow("incoming lots"))?;
+        out.fills.push(Fill { maker_order_id: head, maker: maker_owner, price, lots, maker_done });
     }
     Ok(out)
 }
@@ -125,8 +126,8 @@ mod tests {
             book: Book::Perp,
             owner,
             side,
-            price_micros: price,
-            lots,
+            price: Price::from_micros(price),
+            lots: Lots::new(lots),
             client_order_id: cid,
             reduce_only: false,
             placed_height: 7,
@@ -135,7 +136,13 @@ mod tests {
     }
 
     fn take(s: &mut TxScope<'_>, owner: AccountId, side: Side, limit: Option<u64>, lots: u64) -> MatchOutcome {
-        let incoming = Incoming { book: Book::Perp, owner, side, limit_price_micros: limit, lots };
+        let incoming = Incoming {
+            book: Book::Perp,
+            owner,
+            side,
+            limit_price: limit.map(Price::from_micros),
+            lots: Lots::new(lots),
+        };
         match_incoming(s, &incoming, &LIMITS).expect("match")
     }
 
@@ -152,9 +159,9 @@ mod tests {
             let a3 = put(s, A, Side::Sell, 100, 2, 0);
             let out = take(s, B, Side::Buy, Some(105), 5);
             let got: Vec<_> =
-                out.fills.iter().map(|f| (f.maker_order_id, f.price_micros, f.lots, f.maker_done)).collect();
+                out.fills.iter().map(|f| (f.maker_order_id, f.price.micros(), f.lots.get(), f.maker_done)).collect();
             assert_eq!(got, [(a2, 100, 2, true), (a3, 100, 2, true), (a1, 101, 1, false)]);
-            assert_eq!(out.remaining_lots, 0);
+            assert_eq!(out.remaining.get(), 0);
             assert_eq!(order(s, a1).expect("read").map(|o| o.remaining_lots), Some(1));
             let acct = account_orders(s, &A).expect("read");
             assert_eq!((acct.order_ids, acct.open_sell_lots), (vec![a1], 1));
@@ -167,11 +174,11 @@ mod tests {
             put(s, A, Side::Buy, 100, 2, 0);
             put(s, A, Side::Buy, 99, 2, 0);
             let out = take(s, B, Side::Sell, Some(100), 5);
-            assert_eq!((out.fills.len(), out.remaining_lots), (1, 3));
-            assert!(would_cross(s, Book::Perp, Side::Sell, 99).expect("read"));
-            assert!(!would_cross(s, Book::Perp, Side::Sell, 100).expect("read"));
+            assert_eq!((out.fills.len(), out.remaining.get()), (1, 3));
+            assert!(would_cross(s, Book::Perp, Side::Sell, Price::from_micros(99)).expect("read"));
+            assert!(!would_cross(s, Book::Perp, Side::Sell, Price::from_micros(100)).expect("read"));
             let out = take(s, B, Side::Sell, None, 5);
-            assert_eq!((out.fills.len(), out.remaining_lots), (1, 3));
+            assert_eq!((out.fills.len(), out.remaining.get()), (1, 3));
             assert_eq!(best_price(s, Book::Perp, Side::Buy), Ok(None));
         });
     }
@@ -183,7 +190,7 @@ mod tests {
             let other = put(s, B, Side::Sell, 100, 3, 0);
             let out = take(s, A, Side::Buy, Some(100), 2);
             assert_eq!(out.self_trade_cancelled.iter().map(|o| o.order_id).collect::<Vec<_>>(), [own]);
-            assert_eq!(out.fills.iter().map(|f| (f.maker_order_id, f.lots)).collect::<Vec<_>>(), [(other, 2)]);
+            assert_eq!(out.fills.iter().map(|f| (f.maker_order_id, f.lots.get())).collect::<Vec<_>>(), [(other, 2)]);
             assert_eq!(order_id_by_client_id(s, &A, 42), Ok(None));
             assert_eq!(account_orders(s, &A), Ok(Default::default()));
         });
@@ -196,13 +203,13 @@ mod tests {
                 put(s, B, Side::Sell, 100, 1, 0);
             }
             let out = take(s, A, Side::Buy, Some(100), 10);
-            assert_eq!((out.fills.len(), out.remaining_lots, out.stopped_at_fill_limit), (3, 7, true));
+            assert_eq!((out.fills.len(), out.remaining.get(), out.stopped_at_fill_limit), (3, 7, true));
             let new = NewOrder {
                 book: Book::Perp,
                 owner: A,
                 side: Side::Buy,
-                price_micros: 100,
-                lots: 7,
+                price: Price::from_micros(100),
+                lots: Lots::new(7),
                 client_order_id: 0,
                 reduce_only: false,
                 placed_height: 0,
@@ -220,8 +227,8 @@ mod tests {
                 book: Book::Perp,
                 owner: A,
                 side: Side::Buy,
-                price_micros: 97,
-                lots: 1,
+                price: Price::from_micros(97),
+                lots: Lots::new(1),
                 client_order_id: 5,
                 reduce_only: false,
                 placed_height: 0,
@@ -229,11 +236,11 @@ mod tests {
             assert!(rest(s, &dup, &LIMITS).is_err(), "client id reserved while resting");
             put(s, A, Side::Buy, 98, 1, 0);
             put(s, A, Side::Buy, 99, 1, 0);
-            let new_level = NewOrder { owner: B, price_micros: 96, client_order_id: 0, ..dup };
+            let new_level = NewOrder { owner: B, price: Price::from_micros(96), client_order_id: 0, ..dup };
             assert!(rest(s, &new_level, &LIMITS).is_err(), "max price levels, and 96 is worse than every level");
             put(s, B, Side::Buy, 99, 1, 0);
             put(s, A, Side::Buy, 99, 1, 0);
-            let fifth = NewOrder { price_micros: 99, client_order_id: 0, ..dup };
+            let fifth = NewOrder { price: Price::from_micros(99), client_order_id: 0, ..dup };
             assert!(rest(s, &fifth, &LIMITS).is_err(), "max open orders");
             cancel(s, first).expect("cancel");
             assert_eq!(order_id_by_client_id(s, &A, 5), Ok(None));
@@ -255,8 +262,8 @@ mod tests {
                 book: Book::Perp,
                 owner,
                 side: Side::Buy,
-                price_micros: price,
-                lots: 2,
+                price: Price::from_micros(price),
+                lots: Lots::new(2),
                 client_order_id: 0,
                 reduce_only: false,
                 placed_height: 8,
@@ -293,8 +300,8 @@ mod tests {
                 book,
                 owner: A,
                 side,
-                price_micros: price,
-                lots: 2,
+                price: Price::from_micros(price),
+                lots: Lots::new(2),
                 client_order_id: 0,
                 reduce_only: false,
                 placed_height: 1,
@@ -304,21 +311,24 @@ mod tests {
             // A bid above the call's ask rests on the put's book and on the perpetual's: it crosses nothing.
             let bid = rest(s, &new(p, Side::Buy, 120), &LIMITS).expect("put bid rests").order;
             rest(s, &new(Book::Perp, Side::Buy, 120), &LIMITS).expect("perp bid rests");
-            assert!(would_cross(s, c, Side::Buy, 120).expect("read"));
-            assert!(!would_cross(s, p, Side::Sell, 121).expect("read"));
-            assert_eq!(best_price(s, p, Side::Buy), Ok(Some(120)));
+            assert!(would_cross(s, c, Side::Buy, Price::from_micros(120)).expect("read"));
+            assert!(!would_cross(s, p, Side::Sell, Price::from_micros(121)).expect("read"));
+            assert_eq!(best_price(s, p, Side::Buy), Ok(Some(Price::from_micros(120))));
             assert_eq!(best_price(s, c, Side::Buy), Ok(None));
             let take = |s: &mut TxScope<'_>, book| {
-                let incoming = Incoming { book, owner: B, side: Side::Buy, limit_price_micros: None, lots: 5 };
+                let incoming = Incoming { book, owner: B, side: Side::Buy, limit_price: None, lots: Lots::new(5) };
                 match_incoming(s, &incoming, &LIMITS).expect("match")
             };
             assert!(take(s, p).fills.is_empty(), "the put's book has no asks");
             let out = take(s, c);
-            assert_eq!(out.fills.iter().map(|f| (f.maker_order_id, f.lots)).collect::<Vec<_>>(), [(ask.order_id, 2)]);
+            assert_eq!(
+                out.fills.iter().map(|f| (f.maker_order_id, f.lots.get())).collect::<Vec<_>>(),
+                [(ask.order_id, 2)]
+            );
             assert_eq!(account_orders(s, &A).expect("read").order_ids.len(), 2, "the put bid and the perp bid");
             cancel(s, bid.order_id).expect("cancel");
             assert_eq!(best_price(s, p, Side::Buy), Ok(None));
-            assert_eq!(best_price(s, Book::Perp, Side::Buy), Ok(Some(120)));
+            assert_eq!(best_price(s, Book::Perp, Side::Buy), Ok(Some(Price::from_micros(120))));
         });
         let corrupt = pb::OrderRecord { series: vec![1; 16], ..pb::OrderRecord::default() };
         assert!(matches!(Book::of(&corrupt), Err(ExecError::Corrupt { .. })));

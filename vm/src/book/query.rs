@@ -1,6 +1,6 @@
 //! Read-only views of the book, for the VM, queries and tests.
 
-use shardex_core::{pb, AccountId};
+use shardex_core::{pb, AccountId, Lots, Price};
 
 use super::{
     store::{self, corrupt},
@@ -12,9 +12,9 @@ use crate::{error::ExecError, view::TxScope};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DepthLevel {
     /// The level's price.
-    pub price_micros: u64,
+    pub price: Price,
     /// Lots resting at that price.
-    pub total_lots: u64,
+    pub total: Lots,
     /// Orders resting at that price.
     pub order_count: u32,
 }
@@ -44,8 +44,8 @@ pub fn account_orders(scope: &mut TxScope<'_>, owner: &AccountId) -> Result<pb::
 }
 
 /// The best price on one side of `book`, if any order rests there.
-pub fn best_price(scope: &mut TxScope<'_>, book: Book, side: Side) -> Result<Option<u64>, ExecError> {
-    Ok(store::load_side(scope, book, side)?.prices_micros.first().copied())
+pub fn best_price(scope: &mut TxScope<'_>, book: Book, side: Side) -> Result<Option<Price>, ExecError> {
+    Ok(store::load_side(scope, book, side)?.prices_micros.first().copied().map(Price::from_micros))
 }
 
 /// The best `max_levels` levels of one side of `book`, best first.
@@ -57,7 +57,11 @@ pub fn depth(scope: &mut TxScope<'_>, book: Book, side: Side, max_levels: usize)
         if level.order_count == 0 {
             return Err(corrupt("book side", format!("price {price_micros} listed without a level")));
         }
-        levels.push(DepthLevel { price_micros, total_lots: level.total_lots, order_count: level.order_count });
+        levels.push(DepthLevel {
+            price: Price::from_micros(price_micros),
+            total: Lots::new(level.total_lots),
+            order_count: level.order_count,
+        });
     }
     Ok(levels)
 }

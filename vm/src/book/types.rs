@@ -2,7 +2,7 @@
 
 use shardex_core::{
     option::series::{SeriesId, SERIES_ID_LEN},
-    pb, AccountId,
+    pb, AccountId, Lots, Price,
 };
 
 use crate::error::ExecError;
@@ -91,18 +91,18 @@ impl Side {
     }
 
     /// True if price `a` has priority over price `b` on this side (higher bid, lower ask).
-    pub fn is_better(self, a_micros: u64, b_micros: u64) -> bool {
+    pub fn is_better(self, a: Price, b: Price) -> bool {
         match self {
-            Self::Buy => a_micros > b_micros,
-            Self::Sell => a_micros < b_micros,
+            Self::Buy => a > b,
+            Self::Sell => a < b,
         }
     }
 
-    /// True if a taker on this side with limit `limit_micros` trades against a maker resting at `maker_micros`.
-    pub fn crosses(self, limit_micros: u64, maker_micros: u64) -> bool {
+    /// True if a taker on this side with limit `limit` trades against a maker resting at `maker`.
+    pub fn crosses(self, limit: Price, maker: Price) -> bool {
         match self {
-            Self::Buy => maker_micros <= limit_micros,
-            Self::Sell => maker_micros >= limit_micros,
+            Self::Buy => maker <= limit,
+            Self::Sell => maker >= limit,
         }
     }
 }
@@ -141,9 +141,9 @@ pub struct Incoming {
     /// The side it buys or sells on.
     pub side: Side,
     /// Worst price it accepts; `None` is a market order (any price).
-    pub limit_price_micros: Option<u64>,
-    /// Size to trade, in lots (> 0).
-    pub lots: u64,
+    pub limit_price: Option<Price>,
+    /// Size to trade (> 0).
+    pub lots: Lots,
 }
 
 /// An order to rest on the book.
@@ -156,9 +156,9 @@ pub struct NewOrder {
     /// Its side.
     pub side: Side,
     /// Its limit price.
-    pub price_micros: u64,
-    /// Its size in lots (> 0).
-    pub lots: u64,
+    pub price: Price,
+    /// Its size (> 0).
+    pub lots: Lots,
     /// The owner's id for it; 0 = none. Reserved while the order rests.
     pub client_order_id: u64,
     /// Stored for the caller's reduce-only checks; the book ignores it.
@@ -175,9 +175,9 @@ pub struct Fill {
     /// The maker order's owner.
     pub maker: AccountId,
     /// Trade price: the maker's limit price.
-    pub price_micros: u64,
+    pub price: Price,
     /// Traded size.
-    pub lots: u64,
+    pub lots: Lots,
     /// True if the maker order is now fully filled and gone from the book.
     pub maker_done: bool,
 }
@@ -191,8 +191,8 @@ pub struct MatchOutcome {
     pub self_trade_cancelled: Vec<pb::OrderRecord>,
     /// Maker orders refused by the caller's veto and removed from the book (records as they rested).
     pub vetoed: Vec<pb::OrderRecord>,
-    /// Incoming lots left untraded: `lots = Σ fills.lots + remaining_lots`.
-    pub remaining_lots: u64,
+    /// Incoming lots left untraded: `lots = Σ fills.lots + remaining`.
+    pub remaining: Lots,
     /// True if matching stopped because `max_fills_per_order` makers were touched while lots remained.
     pub stopped_at_fill_limit: bool,
 }

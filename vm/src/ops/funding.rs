@@ -78,7 +78,7 @@ pub fn begin_block(
     let bid = book::best_price(scope, Book::Perp, Side::Buy)?;
     let ask = book::best_price(scope, Book::Perp, Side::Sell)?;
     if let (Ok(index_price), Some(bid), Some(ask)) = (oracle::fresh_mark(scope, market, ctx), bid, ask) {
-        let mid = bid / 2 + ask / 2 + (bid % 2 + ask % 2) / 2;
+        let mid = bid.midpoint_floor(ask).micros();
         let math = super::trade::market_math(market)?;
         let step = math
             .premium_index(mid, index_price, market.funding_clamp_bps)

@@ -6,7 +6,7 @@
 use shardex_core::{
     pb::{self, CancelReason, MarketMode, OrderType, TimeInForce},
     perp::{fee, health, MarketMath, Position},
-    AccountId,
+    AccountId, Lots, Price,
 };
 
 use super::{funding, mode, oracle, positions};
@@ -62,8 +62,8 @@ fn side_of(raw: i32) -> Result<Side, ExecError> {
 /// How an order may trade, after validation.
 pub(crate) struct Plan {
     pub(crate) side: Side,
-    pub(crate) lots: u64,
-    pub(crate) limit: Option<u64>,
+    pub(crate) lots: Lots,
+    pub(crate) limit: Option<Price>,
     pub(crate) rest_remainder: bool,
     pub(crate) post_only: bool,
 }
@@ -111,13 +111,13 @@ pub(crate) fn validate(market: &pb::MarketRecord, o: &pb::PlaceOrder, position_l
         };
         lots = lots.min(reducible);
     }
-    Ok(Plan { side, lots, limit, rest_remainder, post_only })
+    Ok(Plan { side, lots: Lots::new(lots), limit: limit.map(Price::from_micros), rest_remainder, post_only })
 }
 
 impl Plan {
     /// The order as it meets `book`.
     pub(crate) fn incoming(&self, book: Book, owner: &AccountId) -> Incoming {
-        Incoming { book, owner: *owner, side: self.side, limit_price_micros: self.limit, lots: self.lots }
+        Incoming { book, owner: *owner, side: self.side, limit_price: self.limit, lots: self.lots }
     }
 
     /// +1 for a buy, −1 for a sell: the sign of the taker's fills.
@@ -131,10 +131,10 @@ impl Plan {
 }
 
 /// The owner, lots and price of a fill of `lots` against `maker_order`.
-pub(crate) fn maker_fill(maker_order: &pb::OrderRecord, lots: u64) -> Result<(AccountId, i64, u64), ExecError> {
+pub(crate) fn maker_fill(maker_order: &pb::OrderRecord, lots: Lots) -> Result<(AccountId, i64, u64), ExecError> {
     let maker = AccountId::from_slice(&maker_order.owner)
         .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
-    let lots = i64::try_from(lots).map_err(|_| ExecError::Overflow("fill lots"))?;
+    let lots = lots.signed(true).map_err(|_| ExecError::Overflow("fill lots"))?;
     Ok((maker, lots, maker_order.price_micros))
 }
 
@@ -259,15 +259,15 @@ pub fn place(
     let plan = validate(market, o, before_pos.size_lots)?;
     let mark = oracle::fresh_mark(scope, market, ctx)?;
     if let (true, Some(price)) = (plan.rest_remainder, plan.limit) {
-        check_resting_band(market, price, mark)?;
+        check_resting_band(market, price.micros(), mark)?;
     }
-    if plan.lots == 0 {
+    if plan.lots.is_zero() {
         return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
     }
     if plan.post_only {
         let price = plan.limit.unwrap_or_default();
         if book::would_cross(scope, Book::Perp, plan.side, price)? {
-            return Err(ExecError::WouldCross { price_micros: price });
+            return Err(ExecError::WouldCross { price_micros: price.micros() });
         }
     }
     // An account without equity cannot take more risk: refused before matching touches the book, so an
@@ -277,7 +277,7 @@ pub fn place(
         Side::Buy => &mut with_order.open_buy_lots,
         Side::Sell => &mut with_order.open_sell_lots,
     };
-    *open = open.saturating_add(plan.lots);
+    *open = open.saturating_add(plan.lots.get());
     if worst_case_lots(before_pos.size_lots, &with_order) > risk_before {
         let collateral = load_account(scope, signer)?.collateral_micros;
         let pos = Position { size_lots: before_pos.size_lots, entry_notional_micros: before_pos.entry_notional_micros };
@@ -368,7 +368,7 @@ pub(crate) fn after_matching(
         outcome.self_trade_cancelled.iter().map(|c| cancelled_event(c, CancelReason::SelfTrade)).collect();
     events.extend(outcome.vetoed.iter().map(|c| cancelled_event(c, CancelReason::Insolvent)));
     events.extend(fills);
-    if outcome.remaining_lots == 0 {
+    if outcome.remaining.is_zero() {
         return Ok(events);
     }
     match plan.limit {
@@ -377,8 +377,8 @@ pub(crate) fn after_matching(
                 book,
                 owner: *signer,
                 side: plan.side,
-                price_micros: price,
-                lots: outcome.remaining_lots,
+                price,
+                lots: outcome.remaining,
                 client_order_id: o.client_order_id,
                 reduce_only: o.reduce_only,
                 placed_height: ctx.height,
@@ -401,7 +401,7 @@ pub(crate) fn after_matching(
             account: signer.0.to_vec(),
             kind: Some(pb::event::Kind::OrderCancelled(pb::OrderCancelled {
                 order_id: 0,
-                lots: outcome.remaining_lots,
+                lots: outcome.remaining.get(),
                 reason: CancelReason::IocRemainder as i32,
             })),
         }),

@@ -9,7 +9,7 @@ use shardex_core::{
     option::series::{OptionKind, SeriesId},
     pb,
     perp::{fee, MarketMath},
-    AccountId,
+    AccountId, Price,
 };
 
 use super::{chain, margin, positions};
@@ -138,19 +138,19 @@ pub fn place(
         OptionKind::Call => spot,
         OptionKind::Put => s.strike_micros,
     };
-    if let Some(price) = plan.limit.filter(|price| *price > cap) {
+    if let Some(price) = plan.limit.map(Price::micros).filter(|price| *price > cap) {
         return Err(ExecError::InvalidOp(format!(
             "a premium of {price} micro-USD is more than the option can be worth ({cap}: the {})",
             if s.kind == OptionKind::Call { "spot" } else { "strike" }
         )));
     }
-    if plan.lots == 0 {
+    if plan.lots.is_zero() {
         return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
     }
     if plan.post_only {
         let price = plan.limit.unwrap_or_default();
         if book::would_cross(scope, bk, plan.side, price)? {
-            return Err(ExecError::WouldCross { price_micros: price });
+            return Err(ExecError::WouldCross { price_micros: price.micros() });
         }
     }
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);

@@ -53,9 +53,21 @@ impl Usd {
         self.0.checked_sub(rhs.0).map(Self).ok_or(Overflow)
     }
 
+    /// `-self`, or `Overflow` (for `i64::MIN` micro-USD).
+    pub fn checked_neg(self) -> Result<Self, Overflow> {
+        self.0.checked_neg().map(Self).ok_or(Overflow)
+    }
+
     /// True when strictly below zero.
     pub const fn is_negative(self) -> bool {
         self.0 < 0
+    }
+}
+
+impl From<Usd> for i128 {
+    /// Micro-USD, for exact wide sums.
+    fn from(u: Usd) -> Self {
+        i128::from(u.0)
     }
 }
 

@@ -9,7 +9,34 @@ use proptest::test_runner::RngSeed;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_core::money::Overflow;
-use shardex_core::perp::{fee, funding_payment, health, liquidation_price, MarketMath, Position};
+use shardex_core::perp::{self, Health, MarketMath, Position};
+use shardex_core::{Lots, Price, Usd};
+
+// The perp math on raw integers (micro-USD, micro-USD per unit, lots), as these invariants are stated.
+
+fn notional(m: &MarketMath, lots: i64, price: u64) -> Result<i64, Overflow> {
+    m.notional(lots, Price::from_micros(price)).map(Usd::micros)
+}
+
+fn fee(notional: i64, bps: u32) -> Result<i64, Overflow> {
+    perp::fee(Usd::from_micros(notional), bps).map(Usd::micros)
+}
+
+fn funding_payment(size_lots: i64, delta: i64) -> Result<i64, Overflow> {
+    perp::funding_payment(size_lots, delta).map(Usd::micros)
+}
+
+fn apply_fill(pos: &mut Position, m: &MarketMath, lots: i64, price: u64) -> Result<i64, Overflow> {
+    pos.apply_fill(m, lots, Price::from_micros(price)).map(Usd::micros)
+}
+
+fn health(m: &MarketMath, collateral: i64, pos: &Position, buy: u64, sell: u64, mark: u64) -> Result<Health, Overflow> {
+    perp::health(m, Usd::from_micros(collateral), pos, Lots::new(buy), Lots::new(sell), Price::from_micros(mark))
+}
+
+fn liquidation_price(m: &MarketMath, collateral: i64, pos: &Position) -> Result<Option<u64>, Overflow> {
+    perp::liquidation_price(m, Usd::from_micros(collateral), pos).map(|p| p.map(Price::micros))
+}
 
 /// Seed of every randomized test here.
 const SEED: u64 = 0x9e4f_c0de_2026;
@@ -72,7 +99,7 @@ impl Ledger {
     /// `Σ collateral − Σ entry + fees + funding pool`: must stay equal to the deposits.
     fn invariant(&self) -> i128 {
         let collateral: i128 = self.accounts.iter().map(|a| i128::from(a.collateral_micros)).sum();
-        let entry: i128 = self.accounts.iter().map(|a| i128::from(a.pos.entry_notional_micros)).sum();
+        let entry: i128 = self.accounts.iter().map(|a| i128::from(a.pos.entry_notional.micros())).sum();
         collateral - entry + i128::from(self.fee_pool_micros) + i128::from(self.funding_pool_micros)
     }
 
@@ -92,12 +119,12 @@ impl Ledger {
         maker_bps: u32,
     ) -> Result<(Kind, Kind), Overflow> {
         let math = self.math;
-        let notional = math.notional(lots, price)?;
+        let notional = notional(&math, lots, price)?;
         let (buy_fee, sell_fee) = (fee(notional, taker_bps)?, fee(notional, maker_bps)?);
         let (b, s) = (self.accounts[buyer], self.accounts[seller]);
         let (mut bpos, mut spos) = (b.pos, s.pos);
-        let b_realized = bpos.apply_fill(&math, lots, price);
-        let s_realized = spos.apply_fill(&math, -lots, price);
+        let b_realized = apply_fill(&mut bpos, &math, lots, price);
+        let s_realized = apply_fill(&mut spos, &math, -lots, price);
         if b_realized.is_err() {
             assert_eq!(bpos, b.pos, "a failed fill changed the position");
         }
@@ -198,7 +225,7 @@ proptest! {
         }
         if ledger.close_all(close_price).is_ok() {
             prop_assert!(ledger.accounts.iter().all(|a| a.pos == Position::FLAT));
-            let entries: i128 = ledger.accounts.iter().map(|a| i128::from(a.pos.entry_notional_micros)).sum();
+            let entries: i128 = ledger.accounts.iter().map(|a| i128::from(a.pos.entry_notional.micros())).sum();
             prop_assert_eq!(entries, 0);
             let collateral: i128 = ledger.accounts.iter().map(|a| i128::from(a.collateral_micros)).sum();
             prop_assert_eq!(collateral + i128::from(ledger.fee_pool_micros), ledger.deposits_micros);
@@ -215,24 +242,24 @@ proptest! {
         steps in prop::collection::vec((any::<i64>(), any::<u64>()), 1..20),
     ) {
         let math = MarketMath::new(lot, 10_000, 1).expect("valid");
-        let mut pos = Position { size_lots: start.0, entry_notional_micros: start.1 };
+        let mut pos = Position { size_lots: start.0, entry_notional: Usd::from_micros(start.1) };
         for (lots, price) in steps {
             let before = pos;
-            match pos.apply_fill(&math, lots, price) {
+            match apply_fill(&mut pos, &math, lots, price) {
                 Ok(realized) => {
-                    let fill = i128::from(math.notional(lots, price).expect("notional fitted"));
-                    let d_entry = i128::from(pos.entry_notional_micros) - i128::from(before.entry_notional_micros);
+                    let fill = i128::from(notional(&math, lots, price).expect("notional fitted"));
+                    let d_entry = i128::from(pos.entry_notional.micros()) - i128::from(before.entry_notional.micros());
                     prop_assert_eq!(i128::from(realized), d_entry - fill);
                     prop_assert_eq!(i128::from(pos.size_lots), i128::from(before.size_lots) + i128::from(lots));
                 }
                 Err(Overflow) => prop_assert_eq!(pos, before),
             }
-            let _ = pos.unrealized_pnl(&math, price);
+            let _ = pos.unrealized_pnl(&math, Price::from_micros(price));
             let _ = health(&math, lots, &pos, price, price, price);
             let _ = liquidation_price(&math, lots, &pos);
             let _ = fee(lots, u32::try_from(price >> 32).unwrap_or(u32::MAX));
             let _ = funding_payment(pos.size_lots, lots);
-            let _ = math.premium_index(price, price.rotate_left(7), 10_000);
+            let _ = math.premium_index(Price::from_micros(price), Price::from_micros(price.rotate_left(7)), 10_000);
         }
     }
 
@@ -249,7 +276,7 @@ proptest! {
         extra in 0i64..1_000_000_000_000,
     ) {
         let mut pos = Position::FLAT;
-        if pos.apply_fill(&math, size, entry_price).is_err() {
+        if apply_fill(&mut pos, &math, size, entry_price).is_err() {
             return Ok(());
         }
         let (Ok(poor), Ok(rich)) = (
@@ -260,9 +287,9 @@ proptest! {
         };
         prop_assert!(!rich.liquidatable || poor.liquidatable);
         prop_assert!(!poor.can_open || rich.can_open);
-        prop_assert!(rich.free_collateral_micros >= poor.free_collateral_micros);
-        prop_assert_eq!(rich.equity_micros - poor.equity_micros, extra);
-        prop_assert_eq!(rich.maintenance_required_micros, poor.maintenance_required_micros);
+        prop_assert!(rich.free_collateral.micros() >= poor.free_collateral.micros());
+        prop_assert_eq!(rich.equity.micros() - poor.equity.micros(), extra);
+        prop_assert_eq!(rich.maintenance_required.micros(), poor.maintenance_required.micros());
 
         if let (Ok(Some(poor_liq)), Ok(rich_liq)) = (
             liquidation_price(&math, collateral, &pos),
@@ -288,7 +315,7 @@ proptest! {
     ) {
         prop_assume!(size != 0);
         let mut pos = Position::FLAT;
-        if pos.apply_fill(&math, size, entry_price).is_err() {
+        if apply_fill(&mut pos, &math, size, entry_price).is_err() {
             return Ok(());
         }
         let is_liquidatable = |mark: u64| health(&math, collateral, &pos, 0, 0, mark).map(|h| h.liquidatable);
@@ -300,7 +327,7 @@ proptest! {
             }
             Ok(Some(liq)) => {
                 if let Ok(h) = health(&math, collateral, &pos, 0, 0, liq) {
-                    prop_assert!(h.liquidatable && h.equity_micros <= h.maintenance_required_micros);
+                    prop_assert!(h.liquidatable && h.equity.micros() <= h.maintenance_required.micros());
                 } else {
                     prop_assert_eq!(liq, u64::MAX);
                 }

@@ -14,7 +14,7 @@ use shardex_core::{
     order::{limit_order, market_order},
     pb::{self, tx_body::Op},
     perp::{health, MarketMath, Position},
-    AccountId, Keypair, Reason,
+    AccountId, Keypair, Lots, Price, Reason, Usd,
 };
 use shardex_shard_node::shard::Shard;
 use support::inproc::Net;
@@ -156,9 +156,10 @@ fn run_seed(seed: u64) {
                     assert_eq!((t.open_buy, t.open_sell), (0, 0), "seed {seed} step {step}: liquidated orders left");
                 }
                 if is_order && after.risk() > before.risk() {
-                    let pos = Position { size_lots: after.size, entry_notional_micros: after.entry };
-                    let h =
-                        health(&math, after.collateral, &pos, after.open_buy, after.open_sell, mark).expect("health");
+                    let pos = Position { size_lots: after.size, entry_notional: Usd::from_micros(after.entry) };
+                    let (buys, sells) = (Lots::new(after.open_buy), Lots::new(after.open_sell));
+                    let collateral = Usd::from_micros(after.collateral);
+                    let h = health(&math, collateral, &pos, buys, sells, Price::from_micros(mark)).expect("health");
                     assert!(h.can_open, "seed {seed} step {step}: an order added risk beyond initial margin: {h:?}");
                 }
             }

@@ -25,7 +25,7 @@ use shardex_vm::{
 const USD: u64 = 1_000_000;
 const NOW: u64 = 1_700_000_000_000;
 const HOUR: u64 = 3_600_000;
-const SPOT: u64 = 3_000 * USD;
+const SPOT: Price = Price::from_micros(3_000 * USD);
 
 fn state(account: &AccountId) -> (BTreeMap<B256, Vec<u8>>, pb::MarketRecord) {
     let k = |seed| Keypair::from_seed([seed; 32]).account();

@@ -2,7 +2,7 @@
 
 use alloy_primitives::B256;
 use prost::Message;
-use shardex_core::{genesis::Genesis, pb, state_key, AccountId};
+use shardex_core::{genesis::Genesis, pb, state_key, AccountId, Usd};
 
 use super::{
     error::ExecError,
@@ -43,6 +43,19 @@ pub fn store_account(
     scope.totals_delta_mut().collateral_changed(before, record.collateral_micros)?;
     scope.write(key, record.encode_to_vec());
     Ok(())
+}
+
+/// The account record's collateral.
+pub fn collateral(record: &pb::AccountRecord) -> Usd {
+    Usd::from_micros(record.collateral_micros)
+}
+
+/// Adds `amount` to the account record's collateral (takes it when negative), checked: every change of an
+/// account's collateral in the VM passes here, as typed micro-USD. Returns the new collateral.
+pub fn credit(record: &mut pb::AccountRecord, amount: Usd) -> Result<Usd, ExecError> {
+    let after = collateral(record).checked_add(amount).map_err(|_| ExecError::Overflow("collateral"))?;
+    record.collateral_micros = after.micros();
+    Ok(after)
 }
 
 /// The collateral field of a stored account record, decoded without its nonce window.

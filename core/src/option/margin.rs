@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::series::{OptionKind, SeriesId};
+use crate::money::Usd;
 
 /// Margin rates, basis points (of spot, or of the mark for `mm_put_mark_bps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +41,13 @@ pub struct Leg {
     pub mark_micros: u64,
 }
 
-/// Initial and maintenance requirements, micro-USD.
+/// Initial and maintenance requirements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Requirement {
     /// Needed to add risk.
-    pub initial_micros: i64,
+    pub initial: Usd,
     /// Below this equity the account is liquidatable.
-    pub maintenance_micros: i64,
+    pub maintenance: Usd,
 }
 
 /// An amount too large for the margin arithmetic (the caller refuses the op).
@@ -131,8 +132,8 @@ pub fn requirement(legs: &[Leg], spot_micros: u64, lot_size: u64, rates: &Rates)
         initial = initial.checked_add(im).ok_or(Overflow)?;
         maintenance = maintenance.checked_add(mm).ok_or(Overflow)?;
     }
-    let to_i64 = |v: i128| i64::try_from(v).map_err(|_| Overflow);
-    Ok(Requirement { initial_micros: to_i64(initial)?, maintenance_micros: to_i64(maintenance)? })
+    let to_usd = |v: i128| i64::try_from(v).map(Usd::from_micros).map_err(|_| Overflow);
+    Ok(Requirement { initial: to_usd(initial)?, maintenance: to_usd(maintenance)? })
 }
 
 #[cfg(test)]
@@ -151,7 +152,7 @@ mod tests {
 
     fn req(legs: &[Leg], spot_usd: u64) -> (i64, i64) {
         let r = requirement(legs, spot_usd * USD, LOT, &RATES).expect("in range");
-        (r.initial_micros, r.maintenance_micros)
+        (r.initial.micros(), r.maintenance.micros())
     }
 
     /// Hand-checked: spot $2,000, 1,000 lots = 1 unit of underlying.
@@ -204,7 +205,7 @@ mod tests {
             mark_micros: 1,
         }];
         let r = requirement(&tiny, 3, LOT, &RATES).expect("in range");
-        assert_eq!((r.initial_micros, r.maintenance_micros), (1, 1));
+        assert_eq!((r.initial.micros(), r.maintenance.micros()), (1, 1));
         let huge = [leg(1, 10_000_000, OptionKind::Call, i64::MIN + 1, 10_000_000)];
         assert_eq!(requirement(&huge, 10_000_000 * USD, u64::MAX, &RATES), Err(Overflow));
     }
@@ -228,15 +229,15 @@ mod tests {
             legs.sort_by_key(|l| l.series);
             legs.dedup_by_key(|l| l.series);
             let before = requirement(&legs, spot * USD, LOT, &RATES).expect("in range");
-            proptest::prop_assert!(before.initial_micros >= before.maintenance_micros);
-            proptest::prop_assert!(before.maintenance_micros >= 0);
+            proptest::prop_assert!(before.initial.micros() >= before.maintenance.micros());
+            proptest::prop_assert!(before.maintenance.micros() >= 0);
             let long = make(extra);
             let after = match legs.iter_mut().find(|l| l.series == long.series) {
                 Some(l) => { l.lots += long.lots; requirement(&legs, spot * USD, LOT, &RATES) }
                 None => { legs.push(long); requirement(&legs, spot * USD, LOT, &RATES) }
             }.expect("in range");
-            proptest::prop_assert!(after.initial_micros <= before.initial_micros, "{before:?} -> {after:?}");
-            proptest::prop_assert!(after.maintenance_micros <= before.maintenance_micros, "{before:?} -> {after:?}");
+            proptest::prop_assert!(after.initial.micros() <= before.initial.micros(), "{before:?} -> {after:?}");
+            proptest::prop_assert!(after.maintenance.micros() <= before.maintenance.micros(), "{before:?} -> {after:?}");
         }
     }
 }

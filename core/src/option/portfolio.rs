@@ -141,8 +141,8 @@ pub fn requirement(
         .ok_or(Overflow)?;
     let maintenance = ceil_div(worst, MICROS) + ceil_div(contingency, MICROS * BPS);
     let initial = ceil_div(maintenance.checked_mul(i128::from(shocks.im_scale_bps)).ok_or(Overflow)?, BPS);
-    let to_i64 = |v: i128| i64::try_from(v).map_err(|_| Overflow);
-    Ok(Requirement { initial_micros: to_i64(initial)?, maintenance_micros: to_i64(maintenance)? })
+    let to_usd = |v: i128| i64::try_from(v).map(crate::money::Usd::from_micros).map_err(|_| Overflow);
+    Ok(Requirement { initial: to_usd(initial)?, maintenance: to_usd(maintenance)? })
 }
 
 #[cfg(test)]
@@ -199,8 +199,8 @@ mod tests {
         let short_call = ScenarioLeg { lots: -1_000, values: grid(2_000, OptionKind::Call, 2_000, 500_000, 0) };
         let r = requirement(&[short_call], 2_000 * USD, LOT, &SHOCKS).expect("in range");
         // Worst at +20%: the call is worth $400 (+1 micro-USD against the account); contingency 1% of spot.
-        assert_eq!(r.maintenance_micros, (400 * USD + 1 + 20 * USD) as i64);
-        assert_eq!(r.initial_micros, ((400 * USD + 1 + 20 * USD) * 5).div_ceil(4) as i64);
+        assert_eq!(r.maintenance.micros(), (400 * USD + 1 + 20 * USD) as i64);
+        assert_eq!(r.initial.micros(), ((400 * USD + 1 + 20 * USD) * 5).div_ceil(4) as i64);
         // Longs alone need nothing.
         let long = ScenarioLeg { lots: 3_000, ..short_call };
         assert_eq!(requirement(&[long], 2_000 * USD, LOT, &SHOCKS), Ok(Requirement::default()));
@@ -215,8 +215,8 @@ mod tests {
         let (week, month) = (7 * DAY_MS, 30 * DAY_MS);
         // A call spread: at most its $100 width plus the contingency of the short leg, whatever the grid.
         let spread = pm(&[leg(2_000, OptionKind::Call, -1_000, month), leg(2_100, OptionKind::Call, 1_000, month)]);
-        assert!(spread.maintenance_micros <= (100 * USD + 20 * USD + 1) as i64, "{spread:?}");
-        assert!(spread.maintenance_micros > (20 * USD) as i64, "{spread:?}");
+        assert!(spread.maintenance.micros() <= (100 * USD + 20 * USD + 1) as i64, "{spread:?}");
+        assert!(spread.maintenance.micros() > (20 * USD) as i64, "{spread:?}");
         // A calendar: the short week call is covered by the long month call at the same strike. The standard
         // rule sees a naked short (the legs are in different expiries); the grid sees the hedge.
         let calendar = pm(&[leg(2_000, OptionKind::Call, -1_000, week), leg(2_000, OptionKind::Call, 1_000, month)]);
@@ -233,11 +233,11 @@ mod tests {
             &rates,
         )
         .expect("in range");
-        assert!(calendar.maintenance_micros * 3 < standard.maintenance_micros, "{calendar:?} vs {standard:?}");
+        assert!(calendar.maintenance.micros() * 3 < standard.maintenance.micros(), "{calendar:?} vs {standard:?}");
         // Adding a long put to a short put lowers the requirement.
         let naked = pm(&[leg(1_900, OptionKind::Put, -1_000, month)]);
         let hedged = pm(&[leg(1_900, OptionKind::Put, -1_000, month), leg(1_800, OptionKind::Put, 1_000, month)]);
-        assert!(hedged.maintenance_micros < naked.maintenance_micros, "{hedged:?} vs {naked:?}");
+        assert!(hedged.maintenance.micros() < naked.maintenance.micros(), "{hedged:?} vs {naked:?}");
     }
 
     #[test]

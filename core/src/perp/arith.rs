@@ -48,6 +48,11 @@ pub(crate) fn to_i64(v: i128) -> Result<i64, Overflow> {
     i64::try_from(v).map_err(|_| Overflow)
 }
 
+/// `v` micro-USD as [`Usd`](crate::money::Usd), or `Overflow` outside i64.
+pub(crate) fn to_usd(v: i128) -> Result<crate::money::Usd, Overflow> {
+    to_i64(v).map(crate::money::Usd::from_micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,9 @@ use super::arith::{self, BPS, MICROS};
 use super::health::health;
 use super::market::MarketMath;
 use super::position::Position;
-use crate::money::Overflow;
+use crate::money::{Lots, Overflow, Price, Usd};
 
-/// The liquidation price of `pos` backed by `collateral_micros`, in micro-USD per whole base unit.
+/// The liquidation price of `pos` backed by `collateral`.
 ///
 /// Rounded conservatively, toward the current price side: for a long, the highest mark at which
 /// [`health`] reports it liquidatable (every higher mark is safe); for a short, the
@@ -20,13 +20,13 @@ use crate::money::Overflow;
 /// makes it liquidatable. A long liquidatable at every mark returns `Some(u64::MAX)` (where `health` itself
 /// may overflow), a short `Some(1)`. `Overflow` when the boundary lies where the account's amounts do not fit
 /// i64, so `health` could not be evaluated there either.
-pub fn liquidation_price(math: &MarketMath, collateral_micros: i64, pos: &Position) -> Result<Option<u64>, Overflow> {
+pub fn liquidation_price(math: &MarketMath, collateral: Usd, pos: &Position) -> Result<Option<Price>, Overflow> {
     if pos.is_flat() {
         return Ok(None);
     }
     let probe = Probe {
         k: arith::mul(i128::from(pos.size_lots), i128::from(math.lot_size()))?,
-        c: i128::from(collateral_micros) - i128::from(pos.entry_notional_micros),
+        c: i128::from(collateral.micros()) - i128::from(pos.entry_notional.micros()),
         mm_bps: i128::from(math.maintenance_margin_bps()),
     };
     let long = probe.k > 0;
@@ -34,11 +34,11 @@ pub fn liquidation_price(math: &MarketMath, collateral_micros: i64, pos: &Positi
     match boundary {
         Some(mark) if !(long && mark == u64::MAX) => {
             // A boundary where the account's amounts do not fit i64 is one no margin check can evaluate.
-            let at = health(math, collateral_micros, pos, 0, 0, mark)?;
+            let at = health(math, collateral, pos, Lots::ZERO, Lots::ZERO, Price::from_micros(mark))?;
             debug_assert!(at.liquidatable);
-            Ok(Some(mark))
+            Ok(Some(Price::from_micros(mark)))
         }
-        other => Ok(other),
+        other => Ok(other.map(Price::from_micros)),
     }
 }
 
@@ -135,6 +135,23 @@ impl Probe {
 mod tests {
     use super::*;
 
+    /// [`health`] on raw integers, flat of orders.
+    fn health(
+        m: &MarketMath,
+        collateral: i64,
+        pos: &Position,
+        _: u64,
+        _: u64,
+        mark: u64,
+    ) -> Result<super::super::health::Health, Overflow> {
+        super::health(m, Usd::from_micros(collateral), pos, Lots::ZERO, Lots::ZERO, Price::from_micros(mark))
+    }
+
+    /// [`liquidation_price`] on raw integers.
+    fn liquidation_price(m: &MarketMath, collateral: i64, pos: &Position) -> Result<Option<u64>, Overflow> {
+        super::liquidation_price(m, Usd::from_micros(collateral), pos).map(|p| p.map(Price::micros))
+    }
+
     const USD: i64 = 1_000_000;
 
     fn btc() -> MarketMath {
@@ -156,7 +173,7 @@ mod tests {
         // MM = 0.05 * 0.01 * m at m = 850 / 0.0095 = 89,473.684210... USD. Equity moves one micro-USD
         // per 100 micro-USD of mark and the requirement rounds up, so the highest liquidatable mark is
         // 89 ticks above the exact root.
-        let pos = Position { size_lots: 10, entry_notional_micros: 1_000 * USD };
+        let pos = Position { size_lots: 10, entry_notional: Usd::from_micros(1_000 * USD) };
         let liq = liquidation_price(&btc(), 150 * USD, &pos).expect("fits").expect("liquidatable");
         assert_eq!(liq, 89_473_684_299);
         assert!(liquidatable(&btc(), 150 * USD, &pos, liq));
@@ -168,7 +185,7 @@ mod tests {
         // Short 10 lots from 100k with 150 USD: 150 - 0.01*(m - 100k) = 0.0005 m at m = 1150 / 0.0105 USD
         // = 109,523.809523... USD; with the short's liability and the requirement both rounded up, the
         // lowest liquidatable mark is 22 ticks below the exact root.
-        let pos = Position { size_lots: -10, entry_notional_micros: -1_000 * USD };
+        let pos = Position { size_lots: -10, entry_notional: Usd::from_micros(-1_000 * USD) };
         let liq = liquidation_price(&btc(), 150 * USD, &pos).expect("fits").expect("liquidatable");
         assert_eq!(liq, 109_523_809_501);
         assert!(liquidatable(&btc(), 150 * USD, &pos, liq));
@@ -178,12 +195,12 @@ mod tests {
     #[test]
     fn flat_and_fully_backed_longs_have_none() {
         assert_eq!(liquidation_price(&btc(), 0, &Position::FLAT), Ok(None));
-        let pos = Position { size_lots: 10, entry_notional_micros: 1_000 * USD };
+        let pos = Position { size_lots: 10, entry_notional: Usd::from_micros(1_000 * USD) };
         assert_eq!(liquidation_price(&btc(), 1_000 * USD + 1, &pos), Ok(None));
         // Backed exactly: only dust marks (equity 0, requirement rounded up to 1 micro-USD) liquidate it.
         assert_eq!(liquidation_price(&btc(), 1_000 * USD, &pos), Ok(Some(99)));
         // Underwater short: liquidatable at every positive mark.
-        let short = Position { size_lots: -10, entry_notional_micros: -1_000 * USD };
+        let short = Position { size_lots: -10, entry_notional: Usd::from_micros(-1_000 * USD) };
         assert_eq!(liquidation_price(&btc(), -1_001 * USD, &short), Ok(Some(1)));
     }
 
@@ -192,7 +209,7 @@ mod tests {
         // 1.05e16 base micro-units (about 1e10 whole units): at the boundary the notional exceeds i64.
         let m = MarketMath::new(207_868_226, 9_056, 9_052).expect("valid market");
         let mut pos = Position::FLAT;
-        pos.apply_fill(&m, 50_724_171, 91_643_770).expect("fits");
+        pos.apply_fill(&m, 50_724_171, Price::from_micros(91_643_770)).expect("fits");
         assert_eq!(liquidation_price(&m, 710_548_693_660, &pos), Err(Overflow));
     }
 
@@ -208,8 +225,8 @@ mod tests {
                 for size in [-3i64, -1, 1, 2] {
                     for entry_price in [1u64, 7, 5_000] {
                         for collateral in [-3i64, 0, 1, 2, 50, 700, 4_000] {
-                            let entry = m.notional(size, entry_price).expect("fits");
-                            let pos = Position { size_lots: size, entry_notional_micros: entry };
+                            let entry = m.notional(size, Price::from_micros(entry_price)).expect("fits");
+                            let pos = Position { size_lots: size, entry_notional: entry };
                             let ctx = format!("lot {lot} mm {mm} {pos:?} collateral {collateral}");
                             let got = liquidation_price(&m, collateral, &pos).expect("fits");
                             let scan: Vec<u64> =

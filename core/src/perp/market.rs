@@ -1,7 +1,7 @@
 //! Per-market parameters and the notional of a fill: the one conversion from lots and price to micro-USD.
 
 use super::arith::{self, BPS, MICROS};
-use crate::money::Overflow;
+use crate::money::{Lots, Overflow, Price, Usd};
 
 /// Basis points in 100%: the largest margin requirement a market may set.
 pub const MAX_MARGIN_BPS: u32 = 10_000;
@@ -81,34 +81,34 @@ impl MarketMath {
         self.maintenance_margin_bps
     }
 
-    /// Signed notional of `lots` at `price_micros`, in micro-USD: `lots * lot_size * price / 1e6`.
+    /// Signed notional of `lots` (positive long) at `price`: `lots * lot_size * price / 1e6` micro-USD.
     ///
     /// Rounded toward zero, so `notional(-q, p) == -notional(q, p)`: the buyer's entry gains exactly what
     /// the seller's loses, which is what keeps fills conserving money.
-    pub fn notional(&self, lots: i64, price_micros: u64) -> Result<i64, Overflow> {
-        arith::to_i64(arith::trunc_div(self.scaled_notional(i128::from(lots), price_micros)?, MICROS))
+    pub fn notional(&self, lots: i64, price: Price) -> Result<Usd, Overflow> {
+        arith::to_usd(arith::trunc_div(self.scaled_notional(i128::from(lots), price)?, MICROS))
     }
 
     /// `lots * lot_size * price`: the notional in micro-USD times 1e6, exact, for callers that round it.
-    pub(crate) fn scaled_notional(&self, lots: i128, price_micros: u64) -> Result<i128, Overflow> {
-        arith::mul(arith::mul(lots, i128::from(self.lot_size))?, i128::from(price_micros))
+    pub(crate) fn scaled_notional(&self, lots: i128, price: Price) -> Result<i128, Overflow> {
+        arith::mul(arith::mul(lots, i128::from(self.lot_size))?, i128::from(price.micros()))
     }
 
     /// `abs_lots * lot_size * mark * bps / (1e6 * 1e4)`, rounded up: a requirement never understated.
-    pub(crate) fn margin(&self, abs_lots: u128, mark_micros: u64, bps: u32) -> Result<i64, Overflow> {
+    pub(crate) fn margin(&self, abs_lots: u128, mark: Price, bps: u32) -> Result<Usd, Overflow> {
         let lots = i128::try_from(abs_lots).map_err(|_| Overflow)?;
-        let scaled = arith::mul(self.scaled_notional(lots, mark_micros)?, i128::from(bps))?;
-        arith::to_i64(arith::ceil_div(scaled, MICROS * BPS))
+        let scaled = arith::mul(self.scaled_notional(lots, mark)?, i128::from(bps))?;
+        arith::to_usd(arith::ceil_div(scaled, MICROS * BPS))
     }
 
-    /// Initial margin of `abs_lots` at `mark_micros`, in micro-USD, rounded up.
-    pub fn initial_margin(&self, abs_lots: u64, mark_micros: u64) -> Result<i64, Overflow> {
-        self.margin(u128::from(abs_lots), mark_micros, self.initial_margin_bps)
+    /// Initial margin of `lots` at `mark`, rounded up.
+    pub fn initial_margin(&self, lots: Lots, mark: Price) -> Result<Usd, Overflow> {
+        self.margin(u128::from(lots.get()), mark, self.initial_margin_bps)
     }
 
-    /// Maintenance margin of `abs_lots` at `mark_micros`, in micro-USD, rounded up.
-    pub fn maintenance_margin(&self, abs_lots: u64, mark_micros: u64) -> Result<i64, Overflow> {
-        self.margin(u128::from(abs_lots), mark_micros, self.maintenance_margin_bps)
+    /// Maintenance margin of `lots` at `mark`, rounded up.
+    pub fn maintenance_margin(&self, lots: Lots, mark: Price) -> Result<Usd, Overflow> {
+        self.margin(u128::from(lots.get()), mark, self.maintenance_margin_bps)
     }
 }
 
@@ -121,8 +121,10 @@ mod tests {
         MarketMath::new(1_000, 1_000, 500).expect("valid market")
     }
 
-    /// 100,000 USD per BTC in micro-USD.
-    const BTC_100K: u64 = 100_000_000_000;
+    /// 100,000 USD per BTC.
+    const BTC_100K: Price = Price::from_micros(100_000_000_000);
+    const P: fn(u64) -> Price = Price::from_micros;
+    const U: fn(i64) -> Usd = Usd::from_micros;
 
     #[test]
     fn constructor_validates() {
@@ -137,31 +139,31 @@ mod tests {
     #[test]
     fn one_btc_lot_at_100k_is_100_usd() {
         let m = btc();
-        assert_eq!(m.notional(1, BTC_100K), Ok(100_000_000));
-        assert_eq!(m.notional(-3, BTC_100K), Ok(-300_000_000));
-        assert_eq!(m.initial_margin(1, BTC_100K), Ok(10_000_000));
-        assert_eq!(m.maintenance_margin(1, BTC_100K), Ok(5_000_000));
+        assert_eq!(m.notional(1, BTC_100K), Ok(U(100_000_000)));
+        assert_eq!(m.notional(-3, BTC_100K), Ok(U(-300_000_000)));
+        assert_eq!(m.initial_margin(Lots::new(1), BTC_100K), Ok(U(10_000_000)));
+        assert_eq!(m.maintenance_margin(Lots::new(1), BTC_100K), Ok(U(5_000_000)));
     }
 
     #[test]
     fn notional_truncates_symmetrically_and_margin_rounds_up() {
         let m = btc();
         // 1 lot at 0.000999 USD per BTC: 1000 * 999 / 1e6 = 0.999 micro-USD.
-        assert_eq!(m.notional(1, 999), Ok(0));
-        assert_eq!(m.notional(-1, 999), Ok(0));
-        assert_eq!(m.notional(7, 1_234_567), Ok(8_641));
-        assert_eq!(m.notional(-7, 1_234_567), Ok(-8_641));
+        assert_eq!(m.notional(1, P(999)), Ok(U(0)));
+        assert_eq!(m.notional(-1, P(999)), Ok(U(0)));
+        assert_eq!(m.notional(7, P(1_234_567)), Ok(U(8_641)));
+        assert_eq!(m.notional(-7, P(1_234_567)), Ok(U(-8_641)));
         // 7 lots at 1.234567 USD: notional 8641.969 micro-USD, 5% of it is 432.098 -> 433.
-        assert_eq!(m.maintenance_margin(7, 1_234_567), Ok(433));
-        assert_eq!(m.initial_margin(0, BTC_100K), Ok(0));
+        assert_eq!(m.maintenance_margin(Lots::new(7), P(1_234_567)), Ok(U(433)));
+        assert_eq!(m.initial_margin(Lots::ZERO, BTC_100K), Ok(U(0)));
     }
 
     #[test]
     fn overflow_is_an_error() {
         let m = MarketMath::new(u64::MAX, 10_000, 10_000).expect("valid market");
-        assert_eq!(m.notional(i64::MAX, u64::MAX), Err(Overflow));
-        assert_eq!(m.notional(i64::MIN, 1), Err(Overflow));
-        assert_eq!(m.initial_margin(u64::MAX, u64::MAX), Err(Overflow));
+        assert_eq!(m.notional(i64::MAX, P(u64::MAX)), Err(Overflow));
+        assert_eq!(m.notional(i64::MIN, P(1)), Err(Overflow));
+        assert_eq!(m.initial_margin(Lots::new(u64::MAX), P(u64::MAX)), Err(Overflow));
         assert_eq!(btc().notional(i64::MAX, BTC_100K), Err(Overflow));
     }
 }

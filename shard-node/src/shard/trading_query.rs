@@ -1,11 +1,7 @@
 //! Trading queries at the head: position with margin health, open orders, book depth. They read through
 //! the same code the VM uses (a tx scope over committed state with no pending changes).
 
-use shardex_core::{
-    pb,
-    perp::{health, liquidation_price, Position},
-    state_key, AccountId,
-};
+use shardex_core::{pb, perp::liquidation_price, state_key, AccountId, Price, Usd};
 
 use super::{HeadState, HeadView, KeyRead, Reject, ShardError};
 use shardex_vm::{
@@ -62,32 +58,21 @@ impl HeadView {
             }
             Some(o) => {
                 let math = trade::market_math(&market).map_err(exec_err)?;
-                let pos = Position {
-                    size_lots: settled_pos.size_lots,
-                    entry_notional_micros: settled_pos.entry_notional_micros,
-                };
-                let collateral = settled_collateral;
+                let (pos, mark) = (positions::perp(&settled_pos), Price::from_micros(o.price_micros));
+                let collateral = Usd::from_micros(settled_collateral);
                 let overflow = |_| ShardError::Exec(ExecError::Overflow("health"));
-                let h = health(
-                    &math,
-                    collateral,
-                    &pos,
-                    open_orders.open_buy_lots,
-                    open_orders.open_sell_lots,
-                    o.price_micros,
-                )
-                .map_err(overflow)?;
-                let upnl = pos.unrealized_pnl(&math, o.price_micros).map_err(overflow)?;
+                let h = trade::health_of(&math, collateral, &settled_pos, &open_orders, mark).map_err(exec_err)?;
+                let upnl = pos.unrealized_pnl(&math, mark).map_err(overflow)?;
                 let liq = liquidation_price(&math, collateral, &pos).map_err(overflow)?;
                 Some(pb::AccountHealth {
                     mark_price_micros: o.price_micros,
-                    equity_micros: h.equity_micros,
-                    unrealized_pnl_micros: upnl,
-                    initial_required_micros: h.initial_required_micros,
-                    maintenance_required_micros: h.maintenance_required_micros,
-                    free_collateral_micros: h.free_collateral_micros,
+                    equity_micros: h.equity.micros(),
+                    unrealized_pnl_micros: upnl.micros(),
+                    initial_required_micros: h.initial_required.micros(),
+                    maintenance_required_micros: h.maintenance_required.micros(),
+                    free_collateral_micros: h.free_collateral.micros(),
                     liquidatable: h.liquidatable,
-                    liquidation_price_micros: liq.unwrap_or(0),
+                    liquidation_price_micros: liq.map_or(0, Price::micros),
                 })
             }
         };
@@ -110,7 +95,7 @@ impl HeadView {
     pub fn fee_pool(&self) -> Result<i64, ShardError> {
         let base = HeadState(&self.engine);
         let mut scope = TxScope::over(&base, Vec::new());
-        positions::load_fee_pool(&mut scope).map_err(exec_err)
+        positions::load_fee_pool(&mut scope).map(Usd::micros).map_err(exec_err)
     }
 
     /// The account's resting orders, oldest first as the account record lists them.
@@ -165,7 +150,7 @@ fn option_health(
     use shardex_vm::ops::options::{self, margin};
     let p = *options::params(market).map_err(exec_err)?;
     let collateral = load_account(scope, account).map_err(exec_err)?.collateral_micros;
-    let mut marks = margin::Marks::new(spot_micros, now_ms);
+    let mut marks = margin::Marks::new(Price::from_micros(spot_micros), now_ms);
     let r = match margin::account(scope, market, &p, account, &mut marks) {
         Ok(r) => r,
         Err(ExecError::StalePrice(_)) => return Ok(None),
@@ -175,10 +160,10 @@ fn option_health(
         mark_price_micros: spot_micros,
         equity_micros: collateral,
         unrealized_pnl_micros: 0,
-        initial_required_micros: r.initial_micros,
-        maintenance_required_micros: r.maintenance_micros,
-        free_collateral_micros: collateral.saturating_sub(r.initial_micros),
-        liquidatable: collateral < r.maintenance_micros,
+        initial_required_micros: r.initial.micros(),
+        maintenance_required_micros: r.maintenance.micros(),
+        free_collateral_micros: collateral.saturating_sub(r.initial.micros()),
+        liquidatable: collateral < r.maintenance.micros(),
         liquidation_price_micros: 0,
     }))
 }

@@ -5,14 +5,14 @@
 //! keeps the difference and the payments not yet claimed, so money is conserved exactly.
 
 use prost::Message;
-use shardex_core::{pb, perp::funding_payment, state_key, AccountId};
+use shardex_core::{pb, perp::funding_payment, state_key, AccountId, Usd};
 
 use super::{oracle, positions};
 use crate::{
     book::{self, Book, Side},
     error::ExecError,
     exec::BlockCtx,
-    records::{load_account, load_record, store_account},
+    records::{credit, load_account, load_record, store_account},
     view::TxScope,
 };
 
@@ -30,11 +30,11 @@ fn store(scope: &mut TxScope<'_>, record: &pb::FundingIndexRecord) {
 
 /// Settles `account`'s funding up to the current index: credits or debits collateral, moves the opposite
 /// amount through the pool, and marks the position settled. Returns the collateral change.
-pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<i64, ExecError> {
+pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<Usd, ExecError> {
     let mut record = positions::load(scope, account)?;
     let mut index = load(scope)?;
     if record.last_funding_index == index.cumulative_index {
-        return Ok(0);
+        return Ok(Usd::ZERO);
     }
     let delta =
         index.cumulative_index.checked_sub(record.last_funding_index).ok_or(ExecError::Overflow("funding delta"))?;
@@ -42,12 +42,12 @@ pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<i64, ExecE
     record.last_funding_index = index.cumulative_index;
     // The size does not change, so the side index and its limit are untouched.
     positions::store(scope, account, &record, u32::MAX)?;
-    if payment != 0 {
+    if payment != Usd::ZERO {
         let mut acct = load_account(scope, account)?;
-        acct.collateral_micros =
-            acct.collateral_micros.checked_add(payment).ok_or(ExecError::Overflow("collateral"))?;
+        credit(&mut acct, payment)?;
         store_account(scope, account, &acct)?;
-        index.pool_micros = index.pool_micros.checked_sub(payment).ok_or(ExecError::Overflow("funding pool"))?;
+        index.pool_micros =
+            index.pool_micros.checked_sub(payment.micros()).ok_or(ExecError::Overflow("funding pool"))?;
         store(scope, &index);
     }
     Ok(payment)
@@ -78,7 +78,7 @@ pub fn begin_block(
     let bid = book::best_price(scope, Book::Perp, Side::Buy)?;
     let ask = book::best_price(scope, Book::Perp, Side::Sell)?;
     if let (Ok(index_price), Some(bid), Some(ask)) = (oracle::fresh_mark(scope, market, ctx), bid, ask) {
-        let mid = bid.midpoint_floor(ask).micros();
+        let mid = bid.midpoint_floor(ask);
         let math = super::trade::market_math(market)?;
         let step = math
             .premium_index(mid, index_price, market.funding_clamp_bps)
@@ -86,7 +86,12 @@ pub fn begin_block(
         index.cumulative_index =
             index.cumulative_index.checked_add(step).ok_or(ExecError::Overflow("funding index"))?;
         index.last_step = step;
-        point = pb::FundingPoint { time_ms: ctx.timestamp_ms, step, mid_micros: mid, index_micros: index_price };
+        point = pb::FundingPoint {
+            time_ms: ctx.timestamp_ms,
+            step,
+            mid_micros: mid.micros(),
+            index_micros: index_price.micros(),
+        };
     }
     index.history.push(point);
     let excess = index.history.len().saturating_sub(FUNDING_HISTORY_LEN);

@@ -1,18 +1,14 @@
 //! The collateral ledger: deposits from the on-ramp, withdrawals, and the free collateral both withdraw and
 //! transfer-out may take.
 
-use shardex_core::{
-    pb,
-    perp::{health, Position},
-    AccountId,
-};
+use shardex_core::{pb, perp::health, AccountId, Lots, Usd};
 
 use super::{funding, oracle, positions, trade};
 use crate::{
     book,
     error::ExecError,
     exec::BlockCtx,
-    records::{load_account, load_totals, store_account, store_totals},
+    records::{collateral, credit, load_account, load_totals, store_account, store_totals},
     view::TxScope,
 };
 
@@ -31,7 +27,7 @@ pub fn deposit(
     let amount = positive_amount(d.amount_micros)?;
 
     let mut record = load_account(scope, &account)?;
-    record.collateral_micros = record.collateral_micros.checked_add(amount).ok_or(ExecError::Overflow("collateral"))?;
+    let balance = credit(&mut record, amount)?;
     store_account(scope, &account, &record)?;
 
     let mut totals = load_totals(scope)?;
@@ -39,7 +35,7 @@ pub fn deposit(
         totals.deposited_micros.checked_add(d.amount_micros).ok_or(ExecError::Overflow("deposited total"))?;
     store_totals(scope, &totals);
 
-    Ok(vec![collateral_event(&account, amount, record.collateral_micros, pb::CollateralReason::Deposit)])
+    Ok(vec![collateral_event(&account, amount, balance, pb::CollateralReason::Deposit)])
 }
 
 /// What `account` may take out of this market (withdraw, transfer-out) at block time: all of its collateral
@@ -51,10 +47,10 @@ pub fn free_collateral(
     market: &pb::MarketRecord,
     account: &AccountId,
     ctx: &BlockCtx,
-) -> Result<(i64, pb::AccountRecord), ExecError> {
+) -> Result<(Usd, pb::AccountRecord), ExecError> {
     if market.kind == pb::MarketKind::Options as i32 {
         let record = load_account(scope, account)?;
-        let free = super::options::trade::free_collateral(scope, market, account, record.collateral_micros, ctx)?;
+        let free = super::options::trade::free_collateral(scope, market, account, collateral(&record), ctx)?;
         return Ok((free, record));
     }
     funding::settle(scope, account)?;
@@ -62,14 +58,14 @@ pub fn free_collateral(
     let position = positions::load(scope, account)?;
     let orders = book::account_orders(scope, account)?;
     if position.size_lots == 0 && orders.open_buy_lots == 0 && orders.open_sell_lots == 0 {
-        return Ok((record.collateral_micros, record));
+        return Ok((collateral(&record), record));
     }
     let mark = oracle::fresh_mark(scope, market, ctx)?;
     let math = trade::market_math(market)?;
-    let pos = Position { size_lots: position.size_lots, entry_notional_micros: position.entry_notional_micros };
-    let free = health(&math, record.collateral_micros, &pos, orders.open_buy_lots, orders.open_sell_lots, mark)
+    let (buys, sells) = (Lots::new(orders.open_buy_lots), Lots::new(orders.open_sell_lots));
+    let free = health(&math, collateral(&record), &positions::perp(&position), buys, sells, mark)
         .map_err(|_| ExecError::Overflow("health"))?
-        .free_collateral_micros;
+        .free_collateral;
     Ok((free, record))
 }
 
@@ -84,9 +80,13 @@ pub fn withdraw(
     let amount = positive_amount(w.amount_micros)?;
     let (free, mut record) = free_collateral(scope, market, signer, ctx)?;
     if amount > free {
-        return Err(ExecError::InsufficientCollateral { requested_micros: w.amount_micros, free_micros: free });
+        return Err(ExecError::InsufficientCollateral {
+            requested_micros: w.amount_micros,
+            free_micros: free.micros(),
+        });
     }
-    record.collateral_micros -= amount;
+    let taken = amount.checked_neg().map_err(|_| ExecError::Overflow("amount"))?;
+    let balance = credit(&mut record, taken)?;
     store_account(scope, signer, &record)?;
 
     let mut totals = load_totals(scope)?;
@@ -94,24 +94,24 @@ pub fn withdraw(
         totals.withdrawn_micros.checked_add(w.amount_micros).ok_or(ExecError::Overflow("withdrawn total"))?;
     store_totals(scope, &totals);
 
-    Ok(vec![collateral_event(signer, -amount, record.collateral_micros, pb::CollateralReason::Withdraw)])
+    Ok(vec![collateral_event(signer, taken, balance, pb::CollateralReason::Withdraw)])
 }
 
-/// A positive amount as i64.
-pub fn positive_amount(micros: u64) -> Result<i64, ExecError> {
+/// A positive wire amount as [`Usd`].
+pub fn positive_amount(micros: u64) -> Result<Usd, ExecError> {
     if micros == 0 {
         return Err(ExecError::InvalidOp("amount must be positive".into()));
     }
-    i64::try_from(micros).map_err(|_| ExecError::Overflow("amount"))
+    Usd::from_u64_micros(micros).map_err(|_| ExecError::Overflow("amount"))
 }
 
 /// A collateral change of `account` by `delta` to `balance`.
-pub fn collateral_event(account: &AccountId, delta: i64, balance: i64, reason: pb::CollateralReason) -> pb::Event {
+pub fn collateral_event(account: &AccountId, delta: Usd, balance: Usd, reason: pb::CollateralReason) -> pb::Event {
     pb::Event {
         account: account.0.to_vec(),
         kind: Some(pb::event::Kind::CollateralChanged(pb::CollateralChanged {
-            delta_micros: delta,
-            balance_micros: balance,
+            delta_micros: delta.micros(),
+            balance_micros: balance.micros(),
             reason: reason as i32,
         })),
     }

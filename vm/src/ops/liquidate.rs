@@ -18,8 +18,8 @@
 use prost::Message;
 use shardex_core::{
     pb,
-    perp::{fee, health, MarketMath, Position},
-    state_key, AccountId,
+    perp::{fee, MarketMath, Position},
+    state_key, AccountId, Price, Usd,
 };
 
 use super::{funding, mode, oracle, positions, trade};
@@ -27,7 +27,7 @@ use crate::{
     book,
     error::ExecError,
     exec::BlockCtx,
-    records::{load_account, load_record, store_account},
+    records::{collateral, credit, load_account, load_record, store_account},
     view::TxScope,
 };
 
@@ -46,10 +46,6 @@ fn cap_key() -> alloy_primitives::B256 {
     state_key::leaf_key(state_key::Namespace::LiquidationCap, &[])
 }
 
-fn position_of(record: &pb::PositionRecord) -> Position {
-    Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros }
-}
-
 /// Moves `signed_lots` of position into `account` at `price`, crediting realized PnL to its collateral.
 /// Returns the realized PnL.
 fn take(
@@ -58,18 +54,18 @@ fn take(
     math: &shardex_core::perp::MarketMath,
     account: &AccountId,
     signed_lots: i64,
-    price: u64,
-) -> Result<i64, ExecError> {
+    price: Price,
+) -> Result<Usd, ExecError> {
     let mut record = positions::load(scope, account)?;
-    let mut pos = position_of(&record);
+    let mut pos = positions::perp(&record);
     let realized = pos.apply_fill(math, signed_lots, price).map_err(|_| ExecError::Overflow("position"))?;
     record.size_lots = pos.size_lots;
-    record.entry_notional_micros = pos.entry_notional_micros;
+    record.entry_notional_micros = pos.entry_notional.micros();
     record.realized_pnl_micros =
-        record.realized_pnl_micros.checked_add(realized).ok_or(ExecError::Overflow("realized"))?;
+        record.realized_pnl_micros.checked_add(realized.micros()).ok_or(ExecError::Overflow("realized"))?;
     positions::store(scope, account, &record, market.max_positions_per_side)?;
     let mut acct = load_account(scope, account)?;
-    acct.collateral_micros = acct.collateral_micros.checked_add(realized).ok_or(ExecError::Overflow("collateral"))?;
+    credit(&mut acct, realized)?;
     store_account(scope, account, &acct)?;
     Ok(realized)
 }
@@ -77,13 +73,13 @@ fn take(
 /// The price at which closing all of `pos` leaves `collateral + covered` at zero: the bankruptcy price,
 /// rounded so that closing there never loses more than `collateral + covered` (up for a long, down for a
 /// short; at least 1).
-fn bankruptcy_price(math: &MarketMath, pos: &Position, collateral: i64, covered: i64) -> Result<u64, ExecError> {
+fn bankruptcy_price(math: &MarketMath, pos: &Position, collateral: Usd, covered: Usd) -> Result<Price, ExecError> {
     let scaled_lots = i128::from(pos.size_lots.unsigned_abs()) * i128::from(math.lot_size());
     if scaled_lots == 0 {
         return Err(ExecError::InvalidOp("no position to close".into()));
     }
     let budget = i128::from(collateral) + i128::from(covered);
-    let entry = i128::from(pos.entry_notional_micros.unsigned_abs());
+    let entry = i128::from(pos.entry_notional.micros().unsigned_abs());
     let price = if pos.size_lots > 0 {
         // notional(size, p) >= entry - budget
         let need = (entry - budget) * 1_000_000;
@@ -92,7 +88,7 @@ fn bankruptcy_price(math: &MarketMath, pos: &Position, collateral: i64, covered:
         // notional(|size|, p) <= entry + budget
         ((entry + budget) * 1_000_000).div_euclid(scaled_lots)
     };
-    u64::try_from(price.max(1)).map_err(|_| ExecError::Overflow("bankruptcy price"))
+    u64::try_from(price.max(1)).map(Price::from_micros).map_err(|_| ExecError::Overflow("bankruptcy price"))
 }
 
 /// Auto-deleveraging: closes up to `lots` of the bankrupt `target` against the most profitable opposite
@@ -107,15 +103,15 @@ fn deleverage(
     math: &MarketMath,
     target: &AccountId,
     signed_lots: i64,
-    price: u64,
-    mark: u64,
+    price: Price,
+    mark: Price,
     events: &mut Vec<pb::Event>,
 ) -> Result<(u64, bool), ExecError> {
     let mut ranked = Vec::new();
     for account in positions::accounts_on_side_of(scope, -signed_lots)? {
         let p = positions::load(scope, &account)?;
-        let upnl = position_of(&p).unrealized_pnl(math, mark).map_err(|_| ExecError::Overflow("unrealized pnl"))?;
-        if upnl > 0 {
+        let upnl = positions::perp(&p).unrealized_pnl(math, mark).map_err(|_| ExecError::Overflow("unrealized pnl"))?;
+        if upnl > Usd::ZERO {
             ranked.push((std::cmp::Reverse(upnl), account, p.size_lots));
         }
     }
@@ -137,8 +133,8 @@ fn deleverage(
             kind: Some(pb::event::Kind::Deleveraged(pb::Deleveraged {
                 bankrupt_account: target.0.to_vec(),
                 lots: -q_signed,
-                price_micros: price,
-                realized_pnl_micros: realized,
+                price_micros: price.micros(),
+                realized_pnl_micros: realized.micros(),
             })),
         });
         remaining -= q;
@@ -170,13 +166,12 @@ pub fn liquidate(
     funding::settle(scope, &target)?;
     funding::settle(scope, liquidator)?;
     let target_pos = positions::load(scope, &target)?;
-    let target_collateral = load_account(scope, &target)?.collateral_micros;
-    let h = health(&math, target_collateral, &position_of(&target_pos), 0, 0, mark)
-        .map_err(|_| ExecError::Overflow("health"))?;
+    let target_collateral = collateral(&load_account(scope, &target)?);
+    let h = trade::health_of(&math, target_collateral, &target_pos, &pb::AccountOrdersRecord::default(), mark)?;
     if !h.liquidatable {
         return Err(ExecError::NotLiquidatable {
-            equity_micros: h.equity_micros,
-            maintenance_micros: h.maintenance_required_micros,
+            equity_micros: h.equity.micros(),
+            maintenance_micros: h.maintenance_required.micros(),
         });
     }
 
@@ -221,13 +216,13 @@ pub fn liquidate(
     let mut deleveraged = 0u64;
     let full_close = lots == target_pos.size_lots.unsigned_abs();
     if full_close {
-        let mut probe = position_of(&target_pos);
+        let mut probe = positions::perp(&target_pos);
         let realized = probe.apply_fill(&math, -signed, mark).map_err(|_| ExecError::Overflow("position"))?;
         let after = i128::from(target_collateral) + i128::from(realized);
         let available = i128::from(fund.balance_micros.max(0));
         if after < 0 && -after > available {
-            let covered = i64::try_from(available).map_err(|_| ExecError::Overflow("fund"))?;
-            let price = bankruptcy_price(&math, &position_of(&target_pos), target_collateral, covered)?;
+            let covered = Usd::from_micros(fund.balance_micros.max(0));
+            let price = bankruptcy_price(&math, &positions::perp(&target_pos), target_collateral, covered)?;
             let (closed, exhaustive) = deleverage(scope, market, &math, &target, signed, price, mark, &mut events)?;
             deleveraged = closed;
             // What the counterparties of this op did not absorb waits for the next op while others remain;
@@ -250,24 +245,16 @@ pub fn liquidate(
     let notional = math.notional(at_mark, mark).map_err(|_| ExecError::Overflow("notional"))?;
     let flat = positions::load(scope, &target)?.size_lots == 0;
     let charged = charge(scope, market, &target, liquidator, notional, flat, &mut fund)?;
-    let liq_acct = load_account(scope, liquidator)?;
+    let liq_collateral = collateral(&load_account(scope, liquidator)?);
 
     // The liquidator must carry what it took over.
     let liq_pos = positions::load(scope, liquidator)?;
     let orders = book::account_orders(scope, liquidator)?;
-    let lh = health(
-        &math,
-        liq_acct.collateral_micros,
-        &position_of(&liq_pos),
-        orders.open_buy_lots,
-        orders.open_sell_lots,
-        mark,
-    )
-    .map_err(|_| ExecError::Overflow("health"))?;
+    let lh = trade::health_of(&math, liq_collateral, &liq_pos, &orders, mark)?;
     if liq_pos.size_lots.unsigned_abs() > liquidator_risk_before && !lh.can_open {
         return Err(ExecError::InsufficientMargin {
-            equity_micros: lh.equity_micros,
-            required_micros: lh.initial_required_micros,
+            equity_micros: lh.equity.micros(),
+            required_micros: lh.initial_required.micros(),
         });
     }
 
@@ -275,10 +262,10 @@ pub fn liquidate(
         account: target.0.to_vec(),
         liquidator: liquidator.0.to_vec(),
         lots: at_mark,
-        price_micros: mark,
-        penalty_micros: charged.paid,
-        liquidator_reward_micros: charged.reward,
-        insurance_delta_micros: charged.insurance_delta,
+        price_micros: mark.micros(),
+        penalty_micros: charged.paid.micros(),
+        liquidator_reward_micros: charged.reward.micros(),
+        insurance_delta_micros: charged.insurance_delta.micros(),
         bad_debt_micros: charged.bad_debt,
         series: Vec::new(),
     };
@@ -292,9 +279,9 @@ pub fn liquidate(
 /// What a liquidation's penalty came to: paid by the account, the liquidator's share, the change of the
 /// insurance fund (its share, less any shortfall it covered) and the shortfall left as bad debt.
 pub(crate) struct Charged {
-    pub(crate) paid: i64,
-    pub(crate) reward: i64,
-    pub(crate) insurance_delta: i64,
+    pub(crate) paid: Usd,
+    pub(crate) reward: Usd,
+    pub(crate) insurance_delta: Usd,
     pub(crate) bad_debt: u64,
 }
 
@@ -307,39 +294,40 @@ pub(crate) fn charge(
     market: &pb::MarketRecord,
     target: &AccountId,
     liquidator: &AccountId,
-    notional: i64,
+    notional: Usd,
     flat: bool,
     fund: &mut pb::InsuranceFundRecord,
 ) -> Result<Charged, ExecError> {
-    let notional = notional.checked_abs().ok_or(ExecError::Overflow("notional"))?;
-    let penalty = fee(notional, market.liquidation_penalty_bps).map_err(|_| ExecError::Overflow("penalty"))?;
+    let overflow = |what| move |_| ExecError::Overflow(what);
+    let penalty = fee(notional, market.liquidation_penalty_bps).map_err(overflow("penalty"))?;
     let mut target_acct = load_account(scope, target)?;
-    let paid = penalty.min(target_acct.collateral_micros.max(0));
-    target_acct.collateral_micros -= paid;
+    // Between 0 and the penalty, so every amount below fits.
+    let paid = penalty.min(collateral(&target_acct).max(Usd::ZERO));
+    credit(&mut target_acct, paid.checked_neg().map_err(overflow("penalty"))?)?;
     let reward = i64::try_from(i128::from(paid) * i128::from(market.liquidator_share_bps) / 10_000)
+        .map(Usd::from_micros)
         .map_err(|_| ExecError::Overflow("reward"))?;
-    let mut insurance_delta = paid - reward;
+    let mut insurance_delta = paid.checked_sub(reward).map_err(overflow("reward"))?;
 
     // A bankrupt, fully closed account: the fund covers what it can; the rest is recorded bad debt.
     let mut bad_debt = 0u64;
-    if flat && target_acct.collateral_micros < 0 {
-        let shortfall = target_acct.collateral_micros.unsigned_abs();
-        let available =
-            u64::try_from(fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?.max(0))
-                .unwrap_or(0);
-        let cover = shortfall.min(available);
-        let cover_i = i64::try_from(cover).map_err(|_| ExecError::Overflow("cover"))?;
-        target_acct.collateral_micros += cover_i;
-        insurance_delta -= cover_i;
-        bad_debt = shortfall - cover;
+    if flat && collateral(&target_acct).is_negative() {
+        let shortfall = collateral(&target_acct).micros().unsigned_abs();
+        let available = Usd::from_micros(fund.balance_micros).checked_add(insurance_delta).map_err(overflow("fund"))?;
+        let cover = shortfall.min(u64::try_from(available.micros().max(0)).unwrap_or(0));
+        let cover = Usd::from_u64_micros(cover).map_err(overflow("cover"))?;
+        credit(&mut target_acct, cover)?;
+        insurance_delta = insurance_delta.checked_sub(cover).map_err(overflow("fund"))?;
+        bad_debt = shortfall - cover.micros().unsigned_abs();
     }
     store_account(scope, target, &target_acct)?;
-    fund.balance_micros = fund.balance_micros.checked_add(insurance_delta).ok_or(ExecError::Overflow("fund"))?;
+    fund.balance_micros =
+        fund.balance_micros.checked_add(insurance_delta.micros()).ok_or(ExecError::Overflow("fund"))?;
     fund.bad_debt_micros = fund.bad_debt_micros.checked_add(bad_debt).ok_or(ExecError::Overflow("bad debt"))?;
     scope.write(state_key::insurance_key(), fund.encode_to_vec());
 
     let mut liq_acct = load_account(scope, liquidator)?;
-    liq_acct.collateral_micros = liq_acct.collateral_micros.checked_add(reward).ok_or(ExecError::Overflow("reward"))?;
+    credit(&mut liq_acct, reward)?;
     store_account(scope, liquidator, &liq_acct)?;
     Ok(Charged { paid, reward, insurance_delta, bad_debt })
 }

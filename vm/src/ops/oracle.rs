@@ -4,7 +4,7 @@
 use prost::Message;
 use shardex_core::{
     pb::{self, MarketMode, ModeCause},
-    state_key, AccountId,
+    state_key, AccountId, Price,
 };
 
 use super::mode;
@@ -23,7 +23,7 @@ pub fn load(scope: &mut TxScope<'_>) -> Result<Option<pb::OracleRecord>, ExecErr
 }
 
 /// The mark price if the oracle is fresh at `ctx`'s block time, else `StalePrice`.
-pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &BlockCtx) -> Result<u64, ExecError> {
+pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &BlockCtx) -> Result<Price, ExecError> {
     let Some(o) = load(scope)? else {
         return Err(ExecError::StalePrice("no oracle price yet".into()));
     };
@@ -34,7 +34,7 @@ pub fn fresh_mark(scope: &mut TxScope<'_>, market: &pb::MarketRecord, ctx: &Bloc
             market.oracle_max_age_ms
         )));
     }
-    Ok(o.price_micros)
+    Ok(Price::from_micros(o.price_micros))
 }
 
 /// Begin-block rule: an oracle price older than `oracle_max_age_ms` at block time puts the market in
@@ -182,9 +182,9 @@ mod tests {
             matches!(update(&mut s, &mut m, &oracle, &up(6, 10_100), &ctx), Err(ExecError::InvalidOp(_))),
             "not after last"
         );
-        assert_eq!(fresh_mark(&mut s, &m, &ctx), Ok(5));
+        assert_eq!(fresh_mark(&mut s, &m, &ctx), Ok(Price::from_micros(5)));
         let later = BlockCtx { height: 2, timestamp_ms: 11_100 };
-        assert_eq!(fresh_mark(&mut s, &m, &later), Ok(5), "exactly max age is still fresh");
+        assert_eq!(fresh_mark(&mut s, &m, &later), Ok(Price::from_micros(5)), "exactly max age is still fresh");
         let stale = BlockCtx { height: 3, timestamp_ms: 11_101 };
         assert!(matches!(fresh_mark(&mut s, &m, &stale), Err(ExecError::StalePrice(_))));
     }

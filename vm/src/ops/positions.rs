@@ -2,7 +2,7 @@
 //! auto-deleveraging scans). The index changes only when a position opens, closes or flips.
 
 use prost::Message;
-use shardex_core::{pb, state_key, AccountId};
+use shardex_core::{pb, perp::Position, state_key, AccountId, Usd};
 
 use crate::{error::ExecError, records::load_record, view::TxScope};
 
@@ -26,6 +26,11 @@ fn count_key(side: u8) -> alloy_primitives::B256 {
 /// The account's position (default when flat and never traded).
 pub fn load(scope: &mut TxScope<'_>, account: &AccountId) -> Result<pb::PositionRecord, ExecError> {
     load_record(scope, &state_key::position_key(account), "position")
+}
+
+/// The margin math's view of a stored position: size and typed entry notional.
+pub fn perp(record: &pb::PositionRecord) -> Position {
+    Position { size_lots: record.size_lots, entry_notional: Usd::from_micros(record.entry_notional_micros) }
 }
 
 /// Writes the account's position, keeping the side index in step and adding its change of entry notional
@@ -106,14 +111,14 @@ pub fn accounts_on_side_of(scope: &mut TxScope<'_>, size_lots: i64) -> Result<Ve
 }
 
 /// The fee pool balance.
-pub fn load_fee_pool(scope: &mut TxScope<'_>) -> Result<i64, ExecError> {
+pub fn load_fee_pool(scope: &mut TxScope<'_>) -> Result<Usd, ExecError> {
     let record: pb::FeePoolRecord = load_record(scope, &state_key::fee_pool_key(), "fee pool")?;
-    i64::try_from(record.balance_micros).map_err(|_| ExecError::Overflow("fee pool"))
+    Usd::from_u64_micros(record.balance_micros).map_err(|_| ExecError::Overflow("fee pool"))
 }
 
 /// Writes the fee pool balance (never negative: fees only flow in).
-pub fn store_fee_pool(scope: &mut TxScope<'_>, balance_micros: i64) -> Result<(), ExecError> {
-    let balance_micros = u64::try_from(balance_micros).map_err(|_| ExecError::Overflow("fee pool"))?;
+pub fn store_fee_pool(scope: &mut TxScope<'_>, balance: Usd) -> Result<(), ExecError> {
+    let balance_micros = u64::try_from(balance.micros()).map_err(|_| ExecError::Overflow("fee pool"))?;
     scope.write(state_key::fee_pool_key(), pb::FeePoolRecord { balance_micros }.encode_to_vec());
     Ok(())
 }

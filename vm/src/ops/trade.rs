@@ -5,8 +5,8 @@
 
 use shardex_core::{
     pb::{self, CancelReason, MarketMode, OrderType, TimeInForce},
-    perp::{fee, health, MarketMath, Position},
-    AccountId, Lots, Price,
+    perp::{fee, health, Health, MarketMath},
+    AccountId, Lots, Price, Usd,
 };
 
 use super::{funding, mode, oracle, positions};
@@ -14,7 +14,7 @@ use crate::{
     book::{self, Book, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
     error::ExecError,
     exec::BlockCtx,
-    records::{load_account, store_account},
+    records::{collateral, credit, load_account, store_account},
     view::TxScope,
 };
 
@@ -131,11 +131,29 @@ impl Plan {
 }
 
 /// The owner, lots and price of a fill of `lots` against `maker_order`.
-pub(crate) fn maker_fill(maker_order: &pb::OrderRecord, lots: Lots) -> Result<(AccountId, i64, u64), ExecError> {
+pub(crate) fn maker_fill(maker_order: &pb::OrderRecord, lots: Lots) -> Result<(AccountId, i64, Price), ExecError> {
     let maker = AccountId::from_slice(&maker_order.owner)
         .map_err(|e| ExecError::Corrupt { what: "order owner", detail: e.to_string() })?;
     let lots = lots.signed(true).map_err(|_| ExecError::Overflow("fill lots"))?;
-    Ok((maker, lots, maker_order.price_micros))
+    Ok((maker, lots, Price::from_micros(maker_order.price_micros)))
+}
+
+/// The health of a perpetual account with `collateral`, its stored position and resting orders, at `mark`.
+pub fn health_of(
+    math: &MarketMath,
+    collateral: Usd,
+    position: &pb::PositionRecord,
+    orders: &pb::AccountOrdersRecord,
+    mark: Price,
+) -> Result<Health, ExecError> {
+    let (buys, sells) = (Lots::new(orders.open_buy_lots), Lots::new(orders.open_sell_lots));
+    health(math, collateral, &positions::perp(position), buys, sells, mark).map_err(overflow("health"))
+}
+
+/// The fee of `fee_bps` on a fill of `signed_lots` at `price`.
+fn fill_fee(math: &MarketMath, signed_lots: i64, price: Price, fee_bps: u32) -> Result<Usd, ExecError> {
+    let notional = math.notional(signed_lots, price).map_err(overflow("notional"))?;
+    fee(notional, fee_bps).map_err(overflow("fee"))
 }
 
 /// An order that may rest must be priced within `price_band_bps` of the mark (the circuit breaker's band: the
@@ -177,39 +195,34 @@ fn settle(
     max_positions: u32,
     account: &AccountId,
     signed_lots: i64,
-    price: u64,
+    price: Price,
     fee_bps: u32,
-    fee_pool: &mut i64,
+    fee_pool: &mut Usd,
     order_id: u64,
 ) -> Result<pb::OrderFilled, ExecError> {
     funding::settle(scope, account)?;
     let mut record = positions::load(scope, account)?;
-    let mut pos = Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros };
+    let mut pos = positions::perp(&record);
     let realized = pos.apply_fill(math, signed_lots, price).map_err(overflow("position"))?;
-    let notional = math.notional(signed_lots, price).map_err(overflow("notional"))?;
-    let paid = fee(notional.checked_abs().ok_or(ExecError::Overflow("notional"))?, fee_bps).map_err(overflow("fee"))?;
+    let paid = fill_fee(math, signed_lots, price, fee_bps)?;
     record.size_lots = pos.size_lots;
-    record.entry_notional_micros = pos.entry_notional_micros;
+    record.entry_notional_micros = pos.entry_notional.micros();
     record.realized_pnl_micros =
-        record.realized_pnl_micros.checked_add(realized).ok_or(ExecError::Overflow("realized"))?;
+        record.realized_pnl_micros.checked_add(realized.micros()).ok_or(ExecError::Overflow("realized"))?;
     positions::store(scope, account, &record, max_positions)?;
 
     let mut acct = load_account(scope, account)?;
-    acct.collateral_micros = acct
-        .collateral_micros
-        .checked_add(realized)
-        .and_then(|c| c.checked_sub(paid))
-        .ok_or(ExecError::Overflow("collateral"))?;
+    credit(&mut acct, realized.checked_sub(paid).map_err(overflow("collateral"))?)?;
     store_account(scope, account, &acct)?;
-    *fee_pool = fee_pool.checked_add(paid).ok_or(ExecError::Overflow("fee pool"))?;
+    *fee_pool = fee_pool.checked_add(paid).map_err(overflow("fee pool"))?;
     Ok(pb::OrderFilled {
         order_id,
         is_maker: order_id != 0,
         is_buy: signed_lots > 0,
-        price_micros: price,
+        price_micros: price.micros(),
         lots: signed_lots.unsigned_abs(),
-        fee_micros: paid,
-        realized_pnl_micros: realized,
+        fee_micros: paid.micros(),
+        realized_pnl_micros: realized.micros(),
         position_lots: pos.size_lots,
         series: Vec::new(),
     })
@@ -222,17 +235,15 @@ fn can_pay(
     math: &MarketMath,
     account: &AccountId,
     signed_lots: i64,
-    price: u64,
+    price: Price,
     fee_bps: u32,
 ) -> Result<bool, ExecError> {
     funding::settle(scope, account)?;
-    let record = positions::load(scope, account)?;
-    let mut pos = Position { size_lots: record.size_lots, entry_notional_micros: record.entry_notional_micros };
+    let mut pos = positions::perp(&positions::load(scope, account)?);
     let realized = pos.apply_fill(math, signed_lots, price).map_err(overflow("position"))?;
-    let notional = math.notional(signed_lots, price).map_err(overflow("notional"))?;
-    let paid = fee(notional.checked_abs().ok_or(ExecError::Overflow("notional"))?, fee_bps).map_err(overflow("fee"))?;
-    let collateral = i128::from(load_account(scope, account)?.collateral_micros);
-    Ok(collateral + i128::from(realized) - i128::from(paid) >= 0)
+    let paid = fill_fee(math, signed_lots, price, fee_bps)?;
+    let collateral = collateral(&load_account(scope, account)?);
+    Ok(i128::from(collateral) + i128::from(realized) - i128::from(paid) >= 0)
 }
 
 /// Places an order for `signer`.
@@ -259,7 +270,7 @@ pub fn place(
     let plan = validate(market, o, before_pos.size_lots)?;
     let mark = oracle::fresh_mark(scope, market, ctx)?;
     if let (true, Some(price)) = (plan.rest_remainder, plan.limit) {
-        check_resting_band(market, price.micros(), mark)?;
+        check_resting_band(market, price.micros(), mark.micros())?;
     }
     if plan.lots.is_zero() {
         return Err(ExecError::InvalidOp("a reduce-only order must reduce the position".into()));
@@ -279,14 +290,12 @@ pub fn place(
     };
     *open = open.saturating_add(plan.lots.get());
     if worst_case_lots(before_pos.size_lots, &with_order) > risk_before {
-        let collateral = load_account(scope, signer)?.collateral_micros;
-        let pos = Position { size_lots: before_pos.size_lots, entry_notional_micros: before_pos.entry_notional_micros };
-        let h = health(&math, collateral, &pos, before_orders.open_buy_lots, before_orders.open_sell_lots, mark)
-            .map_err(overflow("health"))?;
-        if h.equity_micros <= 0 {
+        let collateral = collateral(&load_account(scope, signer)?);
+        let h = health_of(&math, collateral, &before_pos, &before_orders, mark)?;
+        if h.equity <= Usd::ZERO {
             return Err(ExecError::InsufficientMargin {
-                equity_micros: h.equity_micros,
-                required_micros: h.initial_required_micros,
+                equity_micros: h.equity.micros(),
+                required_micros: h.initial_required.micros(),
             });
         }
     }
@@ -335,15 +344,13 @@ pub fn place(
     // The taker may not end with more risk than its margin covers, nor with negative collateral.
     let after_pos = positions::load(scope, signer)?;
     let after_orders = book::account_orders(scope, signer)?;
-    let collateral = load_account(scope, signer)?.collateral_micros;
-    let pos = Position { size_lots: after_pos.size_lots, entry_notional_micros: after_pos.entry_notional_micros };
-    let h = health(&math, collateral, &pos, after_orders.open_buy_lots, after_orders.open_sell_lots, mark)
-        .map_err(overflow("health"))?;
+    let collateral = collateral(&load_account(scope, signer)?);
+    let h = health_of(&math, collateral, &after_pos, &after_orders, mark)?;
     let risk_grew = worst_case_lots(after_pos.size_lots, &after_orders) > risk_before;
-    if (risk_grew && !h.can_open) || collateral < 0 {
+    if (risk_grew && !h.can_open) || collateral.is_negative() {
         return Err(ExecError::InsufficientMargin {
-            equity_micros: h.equity_micros,
-            required_micros: h.initial_required_micros,
+            equity_micros: h.equity.micros(),
+            required_micros: h.initial_required.micros(),
         });
     }
     Ok(events)

@@ -17,7 +17,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::{collateral_event, positive_amount},
-    records::{load_account, load_totals, store_account, store_totals},
+    records::{credit, load_account, load_totals, store_account, store_totals},
     view::TxScope,
 };
 
@@ -68,7 +68,7 @@ pub fn deliver(
     scope.charge_proof_nodes((d.header_proof.len() + d.message_proof.len()) as u64);
 
     let mut record = load_account(scope, &account)?;
-    record.collateral_micros = record.collateral_micros.checked_add(amount).ok_or_else(overflow("collateral"))?;
+    let balance = credit(&mut record, amount)?;
     store_account(scope, &account, &record)?;
     let mut totals = load_totals(scope)?;
     totals.bridged_in_micros =
@@ -81,7 +81,7 @@ pub fn deliver(
     schedule_prune(scope, market, ctx, src, m.seq, true)?;
 
     Ok(vec![
-        collateral_event(&account, amount, record.collateral_micros, pb::CollateralReason::BridgeIn),
+        collateral_event(&account, amount, balance, pb::CollateralReason::BridgeIn),
         message_event(&account.0, m, pb::MessageState::Unspecified, true),
     ])
 }

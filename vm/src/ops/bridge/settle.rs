@@ -7,7 +7,7 @@
 use prost::Message;
 use shardex_core::{
     bridge::{self, verify_entry, verify_record, BridgeError, MAX_PROVEN_VALUE_BYTES},
-    pb, AccountId, ShardId,
+    pb, AccountId, ShardId, Usd,
 };
 
 use super::{
@@ -18,7 +18,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::collateral_event,
-    records::{load_account, load_totals, store_account, store_totals},
+    records::{collateral, credit, load_account, load_totals, store_account, store_totals},
     view::TxScope,
 };
 
@@ -83,8 +83,8 @@ fn close(
         totals.bridged_out_micros =
             totals.bridged_out_micros.checked_add(escrow.amount_micros).ok_or_else(overflow("bridged out"))?;
     } else {
-        let amount = i64::try_from(escrow.amount_micros).map_err(|_| ExecError::Overflow("amount"))?;
-        account.collateral_micros = account.collateral_micros.checked_add(amount).ok_or_else(overflow("collateral"))?;
+        let amount = Usd::from_u64_micros(escrow.amount_micros).map_err(|_| ExecError::Overflow("amount"))?;
+        credit(&mut account, amount)?;
     }
     store_totals(scope, &totals);
     store_account(scope, &sender, &account)?;
@@ -191,10 +191,10 @@ pub fn refund(
 
     let sender = sender_of(&escrow)?;
     let message = message_of(here, dst, r.seq, &escrow);
-    let amount = i64::try_from(escrow.amount_micros).map_err(|_| ExecError::Overflow("amount"))?;
+    let amount = Usd::from_u64_micros(escrow.amount_micros).map_err(|_| ExecError::Overflow("amount"))?;
     let account = close(scope, market, dst, r.seq, escrow, pb::MessageState::Refunded, ctx)?;
     Ok(vec![
-        collateral_event(&sender, amount, account.collateral_micros, pb::CollateralReason::BridgeRefund),
+        collateral_event(&sender, amount, collateral(&account), pb::CollateralReason::BridgeRefund),
         message_event(&sender.0, &message, pb::MessageState::Refunded, false),
     ])
 }

@@ -12,7 +12,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::{collateral_event, free_collateral, positive_amount},
-    records::{load_record, load_totals, store_account, store_totals},
+    records::{credit, load_record, load_totals, store_account, store_totals},
     view::TxScope,
 };
 
@@ -52,9 +52,13 @@ pub fn transfer_out(
     }
     let (free, mut record) = free_collateral(scope, market, signer, ctx)?;
     if amount > free {
-        return Err(ExecError::InsufficientCollateral { requested_micros: t.amount_micros, free_micros: free });
+        return Err(ExecError::InsufficientCollateral {
+            requested_micros: t.amount_micros,
+            free_micros: free.micros(),
+        });
     }
-    record.collateral_micros -= amount;
+    let taken = amount.checked_neg().map_err(|_| ExecError::Overflow("amount"))?;
+    let balance = credit(&mut record, taken)?;
     record.escrow_micros = record.escrow_micros.checked_add(t.amount_micros).ok_or_else(overflow("escrow"))?;
     store_account(scope, signer, &record)?;
 
@@ -89,7 +93,7 @@ pub fn transfer_out(
     store_totals(scope, &totals);
 
     Ok(vec![
-        collateral_event(signer, -amount, record.collateral_micros, pb::CollateralReason::BridgeOut),
+        collateral_event(signer, taken, balance, pb::CollateralReason::BridgeOut),
         message_event(&signer.0, &message, pb::MessageState::Locked, false),
     ])
 }

@@ -14,7 +14,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::{liquidate as perp, oracle, trade},
-    records::{load_account, store_account},
+    records::{collateral, credit, load_account, store_account},
     view::TxScope,
 };
 
@@ -31,10 +31,13 @@ pub fn liquidate(
     let target = perp::target_of(l, liquidator)?;
     let spot = oracle::fresh_mark(scope, market, ctx)?;
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
-    let collateral = load_account(scope, &target)?.collateral_micros;
-    let maintenance = margin::account(scope, market, &p, &target, &mut marks)?.maintenance_micros;
-    if collateral >= maintenance {
-        return Err(ExecError::NotLiquidatable { equity_micros: collateral, maintenance_micros: maintenance });
+    let held = collateral(&load_account(scope, &target)?);
+    let maintenance = margin::account(scope, market, &p, &target, &mut marks)?.maintenance;
+    if held >= maintenance {
+        return Err(ExecError::NotLiquidatable {
+            equity_micros: held.micros(),
+            maintenance_micros: maintenance.micros(),
+        });
     }
 
     let (cancelled, more) = book::cancel_oldest(scope, &target, perp::MAX_LIQUIDATION_CANCELS)?;
@@ -54,44 +57,46 @@ pub fn liquidate(
     let lots = i64::try_from(position.size_lots.unsigned_abs().min(wanted)).map_err(|_| ExecError::Overflow("lots"))?;
     let signed = position.size_lots.signum() * lots;
     let mark = marks.mark(scope, &s)?;
-    let required_before = margin::account(scope, market, &p, liquidator, &mut marks)?.initial_micros;
+    let required_before = margin::account(scope, market, &p, liquidator, &mut marks)?.initial;
 
     // The transfer at the mark: the account closes `signed` lots, the liquidator opens them.
     let math = trade::market_math(market)?;
     let value = math.notional(signed, mark).map_err(|_| ExecError::Overflow("premium"))?;
     let mut target_acct = load_account(scope, &target)?;
-    target_acct.collateral_micros =
-        target_acct.collateral_micros.checked_add(value).ok_or(ExecError::Overflow("collateral"))?;
+    credit(&mut target_acct, value)?;
     store_account(scope, &target, &target_acct)?;
     position.size_lots -= signed;
-    position.premium_micros = position.premium_micros.checked_sub(value).ok_or(ExecError::Overflow("premium"))?;
+    position.premium_micros =
+        position.premium_micros.checked_sub(value.micros()).ok_or(ExecError::Overflow("premium"))?;
     positions::store(scope, &target, &s, &position, p.max_series_per_account)?;
     let mut liq_acct = load_account(scope, liquidator)?;
-    liq_acct.collateral_micros =
-        liq_acct.collateral_micros.checked_sub(value).ok_or(ExecError::Overflow("collateral"))?;
+    credit(&mut liq_acct, value.checked_neg().map_err(|_| ExecError::Overflow("premium"))?)?;
     store_account(scope, liquidator, &liq_acct)?;
     let mut taken = positions::load(scope, liquidator, &s)?;
     taken.size_lots = taken.size_lots.checked_add(signed).ok_or(ExecError::Overflow("position"))?;
-    taken.premium_micros = taken.premium_micros.checked_add(value).ok_or(ExecError::Overflow("premium"))?;
+    taken.premium_micros = taken.premium_micros.checked_add(value.micros()).ok_or(ExecError::Overflow("premium"))?;
     positions::store(scope, liquidator, &s, &taken, p.max_series_per_account)?;
 
     let flat = positions::held(scope, &target)?.is_empty();
     let mut fund = perp::load_insurance(scope)?;
     let charged = perp::charge(scope, market, &target, liquidator, value, flat, &mut fund)?;
 
-    let required = margin::account(scope, market, &p, liquidator, &mut marks)?.initial_micros;
-    let liq_collateral = load_account(scope, liquidator)?.collateral_micros;
-    if (required > required_before && liq_collateral < required) || liq_collateral < 0 {
-        return Err(ExecError::InsufficientMargin { equity_micros: liq_collateral, required_micros: required });
+    let required = margin::account(scope, market, &p, liquidator, &mut marks)?.initial;
+    let liq_collateral = collateral(&load_account(scope, liquidator)?);
+    if (required > required_before && liq_collateral < required) || liq_collateral.is_negative() {
+        return Err(ExecError::InsufficientMargin {
+            equity_micros: liq_collateral.micros(),
+            required_micros: required.micros(),
+        });
     }
     let report = pb::Liquidated {
         account: target.0.to_vec(),
         liquidator: liquidator.0.to_vec(),
         lots: signed,
-        price_micros: mark,
-        penalty_micros: charged.paid,
-        liquidator_reward_micros: charged.reward,
-        insurance_delta_micros: charged.insurance_delta,
+        price_micros: mark.micros(),
+        penalty_micros: charged.paid.micros(),
+        liquidator_reward_micros: charged.reward.micros(),
+        insurance_delta_micros: charged.insurance_delta.micros(),
         bad_debt_micros: charged.bad_debt,
         series: l.series.clone(),
     };

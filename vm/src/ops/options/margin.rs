@@ -21,7 +21,7 @@ use shardex_core::{
         portfolio::{self, ScenarioLeg, Shocks, SCENARIOS},
         series::{self, OptionKind, SeriesId},
     },
-    pb, AccountId,
+    pb, AccountId, Price, Usd,
 };
 
 use super::{chain, positions};
@@ -30,7 +30,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::oracle,
-    records::{load_account, store_account},
+    records::{collateral, load_account, store_account},
     view::TxScope,
 };
 
@@ -44,9 +44,15 @@ pub struct Marks {
 }
 
 impl Marks {
-    /// No marks yet, at `spot_micros` and block time `now_ms`.
-    pub fn new(spot_micros: u64, now_ms: u64) -> Self {
-        Self { spot_micros, now_ms, expiries: BTreeMap::new(), marks: BTreeMap::new(), scenarios: BTreeMap::new() }
+    /// No marks yet, at `spot` and block time `now_ms`.
+    pub fn new(spot: Price, now_ms: u64) -> Self {
+        Self {
+            spot_micros: spot.micros(),
+            now_ms,
+            expiries: BTreeMap::new(),
+            marks: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
+        }
     }
 
     /// The expiry record of `s`, loaded once.
@@ -92,11 +98,11 @@ impl Marks {
         Ok(values)
     }
 
-    /// The mark of `s`, micro-USD per unit: its Black-76 price, plus one micro-USD. `StalePrice` while its
-    /// expiry has no volatility.
-    pub fn mark(&mut self, scope: &mut TxScope<'_>, s: &SeriesId) -> Result<u64, ExecError> {
+    /// The mark of `s`: its Black-76 price, plus one micro-USD. `StalePrice` while its expiry has no
+    /// volatility.
+    pub fn mark(&mut self, scope: &mut TxScope<'_>, s: &SeriesId) -> Result<Price, ExecError> {
         if let Some(mark) = self.marks.get(s) {
-            return Ok(*mark);
+            return Ok(Price::from_micros(*mark));
         }
         let (spot, now) = (self.spot_micros, self.now_ms);
         let expiry = self.expiry(scope, s)?;
@@ -105,7 +111,7 @@ impl Marks {
             let price = if expiry.settle_price_micros != 0 { expiry.settle_price_micros } else { spot };
             let mark = s.intrinsic_micros(price).checked_add(1).ok_or(ExecError::Overflow("mark"))?;
             self.marks.insert(*s, mark);
-            return Ok(mark);
+            return Ok(Price::from_micros(mark));
         }
         let inputs = pricing_inputs(expiry, s, spot, now)?;
         let (call, put) = quote(&inputs)?;
@@ -115,7 +121,7 @@ impl Marks {
         };
         let mark = price.checked_add(1).ok_or(ExecError::Overflow("mark"))?;
         self.marks.insert(*s, mark);
-        Ok(mark)
+        Ok(Price::from_micros(mark))
     }
 }
 
@@ -211,8 +217,8 @@ pub fn rules_of(
     Ok(if load_account(scope, account)?.portfolio_margin { series::shocks(p) } else { None })
 }
 
-/// An account's option requirements under the rules it opted into ([`rules_of`]): `initial_micros` with its
-/// resting orders as described in the module docs, `maintenance_micros` on its positions.
+/// An account's option requirements under the rules it opted into ([`rules_of`]): `initial` with its
+/// resting orders as described in the module docs, `maintenance` on its positions.
 pub fn account(
     scope: &mut TxScope<'_>,
     market: &pb::MarketRecord,
@@ -262,7 +268,7 @@ pub fn requirement(
                 sizes
                     .iter()
                     .filter(|(_, lots)| **lots != 0)
-                    .map(|(s, lots)| Ok(Leg { series: *s, lots: *lots, mark_micros: marks.mark(scope, s)? }))
+                    .map(|(s, lots)| Ok(Leg { series: *s, lots: *lots, mark_micros: marks.mark(scope, s)?.micros() }))
                     .collect::<Result<Vec<_>, ExecError>>()
             };
             let rates = series::rates(p);
@@ -270,7 +276,7 @@ pub fn requirement(
                 margin::requirement(&legs(&worst, marks, scope)?, spot, lot_size, &rates).map_err(overflow)?;
             let maintenance =
                 margin::requirement(&legs(&held, marks, scope)?, spot, lot_size, &rates).map_err(overflow)?;
-            (initial.initial_micros, maintenance.maintenance_micros)
+            (initial.initial, maintenance.maintenance)
         }
         Some(shocks) => {
             let legs = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
@@ -284,14 +290,13 @@ pub fn requirement(
                 portfolio::requirement(&legs(&worst, marks, scope)?, spot, lot_size, shocks).map_err(overflow)?;
             let maintenance =
                 portfolio::requirement(&legs(&held, marks, scope)?, spot, lot_size, shocks).map_err(overflow)?;
-            (initial.initial_micros, maintenance.maintenance_micros)
+            (initial.initial, maintenance.maintenance)
         }
     };
-    let initial_micros = i128::from(initial) + buy_premium;
-    Ok(Requirement {
-        initial_micros: i64::try_from(initial_micros).map_err(|_| ExecError::Overflow("option margin"))?,
-        maintenance_micros: maintenance,
-    })
+    let initial = i64::try_from(i128::from(initial) + buy_premium)
+        .map(Usd::from_micros)
+        .map_err(|_| ExecError::Overflow("option margin"))?;
+    Ok(Requirement { initial, maintenance })
 }
 
 /// `SetMarginMode`: the signer's margin rules become portfolio margin (the market must offer it) or the
@@ -327,10 +332,10 @@ pub fn set_mode(
             requirement(scope, market, &p, signer, &mut marks, rules.as_ref())?
         }
     };
-    if record.collateral_micros < required.initial_micros {
+    if collateral(&record) < required.initial {
         return Err(ExecError::InsufficientMargin {
             equity_micros: record.collateral_micros,
-            required_micros: required.initial_micros,
+            required_micros: required.initial.micros(),
         });
     }
     record.portfolio_margin = op.portfolio;
@@ -339,8 +344,8 @@ pub fn set_mode(
         account: signer.0.to_vec(),
         kind: Some(pb::event::Kind::MarginModeSet(pb::MarginModeSet {
             portfolio: op.portfolio,
-            initial_micros: required.initial_micros,
-            maintenance_micros: required.maintenance_micros,
+            initial_micros: required.initial.micros(),
+            maintenance_micros: required.maintenance.micros(),
         })),
     }])
 }

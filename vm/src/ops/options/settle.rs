@@ -15,7 +15,7 @@ use prost::Message;
 use shardex_core::{
     option::series::{self, SeriesId},
     pb::{self, CancelReason},
-    state_key, AccountId,
+    state_key, AccountId, Price, Usd,
 };
 
 use super::{chain, positions};
@@ -23,7 +23,7 @@ use crate::{
     book::{self, Book},
     error::ExecError,
     ops::trade,
-    records::{load_account, load_record, store_account},
+    records::{credit, load_account, load_record, store_account},
     view::TxScope,
 };
 
@@ -146,13 +146,15 @@ pub fn set_price(
 }
 
 /// The payout of `lots` of `s` settled at `price`: floor(lots · lot_size · intrinsic / 10^6).
-pub fn payout(s: &SeriesId, lots: i64, lot_size: u64, price: u64) -> Result<i64, ExecError> {
-    let intrinsic = s.intrinsic_micros(price);
+pub fn payout(s: &SeriesId, lots: i64, lot_size: u64, price: Price) -> Result<Usd, ExecError> {
+    let intrinsic = s.intrinsic_micros(price.micros());
     let scaled = i128::from(lots)
         .checked_mul(i128::from(lot_size))
         .and_then(|v| v.checked_mul(i128::from(intrinsic)))
         .ok_or(ExecError::Overflow("settlement payout"))?;
-    i64::try_from(scaled.div_euclid(1_000_000)).map_err(|_| ExecError::Overflow("settlement payout"))
+    i64::try_from(scaled.div_euclid(1_000_000))
+        .map(Usd::from_micros)
+        .map_err(|_| ExecError::Overflow("settlement payout"))
 }
 
 /// `SettleExpired`: settles `accounts`' positions in a series whose expiry has its price (see the module
@@ -195,12 +197,12 @@ pub fn settle_expired(
         if position.size_lots == 0 {
             continue;
         }
-        let paid = payout(&s, position.size_lots, market.lot_size, price)?;
+        let paid = payout(&s, position.size_lots, market.lot_size, Price::from_micros(price))?;
         let mut record = load_account(scope, account)?;
-        record.collateral_micros =
-            record.collateral_micros.checked_add(paid).ok_or(ExecError::Overflow("collateral"))?;
+        let balance = credit(&mut record, paid)?;
         store_account(scope, account, &record)?;
-        funding.pool_micros = funding.pool_micros.checked_sub(paid).ok_or(ExecError::Overflow("funding pool"))?;
+        funding.pool_micros =
+            funding.pool_micros.checked_sub(paid.micros()).ok_or(ExecError::Overflow("funding pool"))?;
         positions::store(scope, account, &s, &pb::OptionPositionRecord::default(), p.max_series_per_account)?;
         events.push(pb::Event {
             account: account.0.to_vec(),
@@ -208,8 +210,8 @@ pub fn settle_expired(
                 series: op.series.clone(),
                 lots: position.size_lots,
                 settle_price_micros: price,
-                payout_micros: paid,
-                collateral_micros: record.collateral_micros,
+                payout_micros: paid.micros(),
+                collateral_micros: balance.micros(),
             })),
         });
     }

@@ -9,7 +9,7 @@ use shardex_core::{
     option::series::{OptionKind, SeriesId},
     pb,
     perp::{fee, MarketMath},
-    AccountId, Price,
+    AccountId, Price, Usd,
 };
 
 use super::{chain, margin, positions};
@@ -18,17 +18,17 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::{mode, oracle, positions as pools, trade},
-    records::{load_account, store_account},
+    records::{collateral, credit, load_account, store_account},
     view::TxScope,
 };
 
 /// The premium moved by `signed_lots` (positive: bought) at `price`, and the fee on it at `fee_bps`:
-/// (collateral change, fee), micro-USD.
-fn premium_flow(math: &MarketMath, signed_lots: i64, price: u64, fee_bps: u32) -> Result<(i64, i64), ExecError> {
-    let notional = math.notional(signed_lots, price).map_err(|_| ExecError::Overflow("premium"))?;
-    let paid = fee(notional.checked_abs().ok_or(ExecError::Overflow("premium"))?, fee_bps)
-        .map_err(|_| ExecError::Overflow("fee"))?;
-    let change = notional.checked_neg().and_then(|n| n.checked_sub(paid)).ok_or(ExecError::Overflow("premium"))?;
+/// (collateral change, fee).
+fn premium_flow(math: &MarketMath, signed_lots: i64, price: Price, fee_bps: u32) -> Result<(Usd, Usd), ExecError> {
+    let overflow = |_| ExecError::Overflow("premium");
+    let notional = math.notional(signed_lots, price).map_err(overflow)?;
+    let paid = fee(notional, fee_bps).map_err(|_| ExecError::Overflow("fee"))?;
+    let change = notional.checked_neg().and_then(|n| n.checked_sub(paid)).map_err(overflow)?;
     Ok((change, paid))
 }
 
@@ -41,28 +41,29 @@ fn settle(
     account: &AccountId,
     s: &SeriesId,
     signed_lots: i64,
-    price: u64,
+    price: Price,
     fee_bps: u32,
-    fee_pool: &mut i64,
+    fee_pool: &mut Usd,
     order_id: u64,
 ) -> Result<pb::OrderFilled, ExecError> {
     let (change, paid) = premium_flow(math, signed_lots, price, fee_bps)?;
     let mut acct = load_account(scope, account)?;
-    acct.collateral_micros = acct.collateral_micros.checked_add(change).ok_or(ExecError::Overflow("collateral"))?;
+    credit(&mut acct, change)?;
     store_account(scope, account, &acct)?;
-    *fee_pool = fee_pool.checked_add(paid).ok_or(ExecError::Overflow("fee pool"))?;
+    *fee_pool = fee_pool.checked_add(paid).map_err(|_| ExecError::Overflow("fee pool"))?;
     let mut position = positions::load(scope, account, s)?;
     position.size_lots = position.size_lots.checked_add(signed_lots).ok_or(ExecError::Overflow("position"))?;
-    let premium = change.checked_add(paid).and_then(i64::checked_neg).ok_or(ExecError::Overflow("premium"))?;
-    position.premium_micros = position.premium_micros.checked_add(premium).ok_or(ExecError::Overflow("premium"))?;
+    let premium = change.checked_add(paid).and_then(Usd::checked_neg).map_err(|_| ExecError::Overflow("premium"))?;
+    position.premium_micros =
+        position.premium_micros.checked_add(premium.micros()).ok_or(ExecError::Overflow("premium"))?;
     positions::store(scope, account, s, &position, max_series)?;
     Ok(pb::OrderFilled {
         order_id,
         is_maker: order_id != 0,
         is_buy: signed_lots > 0,
-        price_micros: price,
+        price_micros: price.micros(),
         lots: signed_lots.unsigned_abs(),
-        fee_micros: paid,
+        fee_micros: paid.micros(),
         realized_pnl_micros: 0,
         position_lots: position.size_lots,
         series: s.to_bytes().to_vec(),
@@ -135,7 +136,7 @@ pub fn place(
     let plan = trade::validate(market, o, before.size_lots)?;
     let spot = oracle::fresh_mark(scope, market, ctx)?;
     let cap = match s.kind {
-        OptionKind::Call => spot,
+        OptionKind::Call => spot.micros(),
         OptionKind::Put => s.strike_micros,
     };
     if let Some(price) = plan.limit.map(Price::micros).filter(|price| *price > cap) {
@@ -154,7 +155,7 @@ pub fn place(
         }
     }
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
-    let required_before = margin::account(scope, market, &p, signer, &mut marks)?.initial_micros;
+    let required_before = margin::account(scope, market, &p, signer, &mut marks)?.initial;
 
     let incoming = plan.incoming(bk, signer);
     let mut fee_pool = pools::load_fee_pool(scope)?;
@@ -164,11 +165,11 @@ pub fn place(
     let outcome = book::match_incoming_with(scope, &incoming, &limits, |scope, maker_order, lots| {
         let (maker, lots, price) = trade::maker_fill(maker_order, lots)?;
         let (change, _) = premium_flow(&math, -taker_sign * lots, price, market.maker_fee_bps)?;
-        if i128::from(load_account(scope, &maker)?.collateral_micros) + i128::from(change) < 0 {
+        if i128::from(collateral(&load_account(scope, &maker)?)) + i128::from(change) < 0 {
             return Ok(true);
         }
         let max_series = p.max_series_per_account;
-        let fill = |scope: &mut TxScope<'_>, who: &AccountId, lots: i64, fee_bps: u32, pool: &mut i64, id: u64| {
+        let fill = |scope: &mut TxScope<'_>, who: &AccountId, lots: i64, fee_bps: u32, pool: &mut Usd, id: u64| {
             settle(scope, &math, max_series, who, &s, lots, price, fee_bps, pool, id)
         };
         let m = fill(scope, &maker, -taker_sign * lots, market.maker_fee_bps, &mut fee_pool, maker_order.order_id)?;
@@ -182,10 +183,13 @@ pub fn place(
 
     // The taker may not end needing more than its collateral covers (unless the op lowered what it needs),
     // nor with negative collateral.
-    let required = margin::account(scope, market, &p, signer, &mut marks)?.initial_micros;
-    let collateral = load_account(scope, signer)?.collateral_micros;
-    if (required > required_before && collateral < required) || collateral < 0 {
-        return Err(ExecError::InsufficientMargin { equity_micros: collateral, required_micros: required });
+    let required = margin::account(scope, market, &p, signer, &mut marks)?.initial;
+    let collateral = collateral(&load_account(scope, signer)?);
+    if (required > required_before && collateral < required) || collateral.is_negative() {
+        return Err(ExecError::InsufficientMargin {
+            equity_micros: collateral.micros(),
+            required_micros: required.micros(),
+        });
     }
     Ok(events)
 }
@@ -196,15 +200,15 @@ pub fn free_collateral(
     scope: &mut TxScope<'_>,
     market: &pb::MarketRecord,
     account: &AccountId,
-    collateral_micros: i64,
+    collateral: Usd,
     ctx: &BlockCtx,
-) -> Result<i64, ExecError> {
+) -> Result<Usd, ExecError> {
     if !margin::has_exposure(scope, account)? {
-        return Ok(collateral_micros);
+        return Ok(collateral);
     }
     let p = *chain::params(market)?;
     let spot = oracle::fresh_mark(scope, market, ctx)?;
     let mut marks = margin::Marks::new(spot, ctx.timestamp_ms);
-    let required = margin::account(scope, market, &p, account, &mut marks)?.initial_micros;
-    Ok(collateral_micros.saturating_sub(required).min(collateral_micros))
+    let required = margin::account(scope, market, &p, account, &mut marks)?.initial;
+    Ok(Usd::from_micros(collateral.micros().saturating_sub(required.micros())).min(collateral))
 }

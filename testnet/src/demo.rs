@@ -285,6 +285,19 @@ async fn show_health(client: &ShardClient, name: &str, who: &AccountId) -> eyre:
     Ok(h)
 }
 
+/// The `Liquidated` event of a final liquidation tx.
+fn liquidated(inc: pb::tx_status::Included) -> eyre::Result<pb::Liquidated> {
+    inc.receipt
+        .map(|r| r.events)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            Some(pb::event::Kind::Liquidated(l)) => Some(l),
+            _ => None,
+        })
+        .ok_or_else(|| eyre!("no liquidation event"))
+}
+
 /// Returns the market to normal mode (by the admin key) if it is in another.
 async fn ensure_normal_mode(dir: &Path, client: &ShardClient) -> eyre::Result<()> {
     let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
@@ -386,16 +399,7 @@ async fn crash(client: &ShardClient, t: &mut Trading) -> eyre::Result<()> {
     step(11, "dave liquidates carol: he takes the position over at the mark for half of the 1% penalty");
     let mut dave_w = Wallet::new(dave.clone(), client).await?;
     let inc = client.wait_final(dave_w.liquidate(client, &carol.account(), 0).await?, FINAL).await?;
-    let report = inc
-        .receipt
-        .map(|r| r.events)
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|e| match e.kind {
-            Some(pb::event::Kind::Liquidated(l)) => Some(l),
-            _ => None,
-        })
-        .ok_or_else(|| eyre!("no liquidation event"))?;
+    let report = liquidated(inc)?;
     println!(
         "    {} lots @ {}: penalty {}, dave earns {}, insurance fund {:+}",
         report.lots,

@@ -175,16 +175,7 @@ pub(super) async fn open(
     let liquidate =
         pb::Liquidate { account: grace.account().0.to_vec(), max_size_lots: 0, series: atm_call.to_bytes().to_vec() };
     let inc = client.wait_final(henry_w.submit(client, Op::Liquidate(liquidate)).await?, FINAL).await?;
-    let report = inc
-        .receipt
-        .map(|r| r.events)
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|e| match e.kind {
-            Some(pb::event::Kind::Liquidated(l)) => Some(l),
-            _ => None,
-        })
-        .ok_or_else(|| eyre!("no liquidation event"))?;
+    let report = super::liquidated(inc)?;
     println!(
         "    henry took grace's short of {} lots of {atm_call} over at {}: penalty {}, henry earns {}, insurance \
          fund {:+}",

@@ -4,7 +4,7 @@
 //! separately on stderr.
 //!
 //! Sizes: `SHARDEX_BENCH_LEAVES` (default `10000,100000,1000000`) and `SHARDEX_BENCH_TOUCHED`
-//! (default `100,1000`), comma-separated.
+//! (default `100,1000,10000`), comma-separated.
 //!
 //! Group `snapshot`: one whole snapshot of the head version of a store of `N` leaves, exported as
 //! trie-node chunks of 16,384 and imported (verified, staged, applied, finished) into an empty store on
@@ -19,7 +19,7 @@ use support::{env_sizes, Store};
 
 fn state_root(c: &mut Criterion) {
     let leaves = env_sizes("SHARDEX_BENCH_LEAVES", &[10_000, 100_000, 1_000_000]);
-    let touched = env_sizes("SHARDEX_BENCH_TOUCHED", &[100, 1_000]);
+    let touched = env_sizes("SHARDEX_BENCH_TOUCHED", &[100, 1_000, 10_000]);
     let mut group = c.benchmark_group("state_root");
     group.sample_size(20).measurement_time(Duration::from_secs(10));
     for &n in &leaves {

@@ -58,6 +58,14 @@ pub fn credit(record: &mut pb::AccountRecord, amount: Usd) -> Result<Usd, ExecEr
     Ok(after)
 }
 
+/// Loads `account`, adds `amount` to its collateral ([`credit`]) and stores it. Returns the new collateral.
+pub fn credit_account(scope: &mut TxScope<'_>, account: &AccountId, amount: Usd) -> Result<Usd, ExecError> {
+    let mut record = load_account(scope, account)?;
+    let balance = credit(&mut record, amount)?;
+    store_account(scope, account, &record)?;
+    Ok(balance)
+}
+
 /// The collateral field of a stored account record, decoded without its nonce window.
 fn stored_collateral(bytes: &[u8]) -> Result<i64, ExecError> {
     /// `AccountRecord` with only field 1: the rest is skipped rather than decoded into a vector.

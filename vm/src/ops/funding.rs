@@ -12,7 +12,7 @@ use crate::{
     book::{self, Book, Side},
     error::ExecError,
     exec::BlockCtx,
-    records::{credit, load_account, load_record, store_account},
+    records::{credit_account, load_record},
     view::TxScope,
 };
 
@@ -43,9 +43,7 @@ pub fn settle(scope: &mut TxScope<'_>, account: &AccountId) -> Result<Usd, ExecE
     // The size does not change, so the side index and its limit are untouched.
     positions::store(scope, account, &record, u32::MAX)?;
     if payment != Usd::ZERO {
-        let mut acct = load_account(scope, account)?;
-        credit(&mut acct, payment)?;
-        store_account(scope, account, &acct)?;
+        credit_account(scope, account, payment)?;
         index.pool_micros =
             index.pool_micros.checked_sub(payment.micros()).ok_or(ExecError::Overflow("funding pool"))?;
         store(scope, &index);

@@ -8,7 +8,7 @@ use crate::{
     book,
     error::ExecError,
     exec::BlockCtx,
-    records::{collateral, credit, load_account, load_totals, store_account, store_totals},
+    records::{collateral, credit, credit_account, load_account, load_totals, store_account, store_totals},
     view::TxScope,
 };
 
@@ -26,9 +26,7 @@ pub fn deposit(
         AccountId::from_slice(&d.account).map_err(|e| ExecError::InvalidOp(format!("deposit account: {e}")))?;
     let amount = positive_amount(d.amount_micros)?;
 
-    let mut record = load_account(scope, &account)?;
-    let balance = credit(&mut record, amount)?;
-    store_account(scope, &account, &record)?;
+    let balance = credit_account(scope, &account, amount)?;
 
     let mut totals = load_totals(scope)?;
     totals.deposited_micros =

@@ -27,7 +27,7 @@ use crate::{
     book,
     error::ExecError,
     exec::BlockCtx,
-    records::{collateral, credit, load_account, load_record, store_account},
+    records::{collateral, credit, credit_account, load_account, load_record, store_account},
     view::TxScope,
 };
 
@@ -64,9 +64,7 @@ fn take(
     record.realized_pnl_micros =
         record.realized_pnl_micros.checked_add(realized.micros()).ok_or(ExecError::Overflow("realized"))?;
     positions::store(scope, account, &record, market.max_positions_per_side)?;
-    let mut acct = load_account(scope, account)?;
-    credit(&mut acct, realized)?;
-    store_account(scope, account, &acct)?;
+    credit_account(scope, account, realized)?;
     Ok(realized)
 }
 
@@ -326,9 +324,7 @@ pub(crate) fn charge(
     fund.bad_debt_micros = fund.bad_debt_micros.checked_add(bad_debt).ok_or(ExecError::Overflow("bad debt"))?;
     scope.write(state_key::insurance_key(), fund.encode_to_vec());
 
-    let mut liq_acct = load_account(scope, liquidator)?;
-    credit(&mut liq_acct, reward)?;
-    store_account(scope, liquidator, &liq_acct)?;
+    credit_account(scope, liquidator, reward)?;
     Ok(Charged { paid, reward, insurance_delta, bad_debt })
 }
 

@@ -14,7 +14,7 @@ use crate::{
     book::{self, Book, BookLimits, Incoming, MatchOutcome, NewOrder, Side},
     error::ExecError,
     exec::BlockCtx,
-    records::{collateral, credit, load_account, store_account},
+    records::{collateral, credit_account, load_account},
     view::TxScope,
 };
 
@@ -211,9 +211,7 @@ fn settle(
         record.realized_pnl_micros.checked_add(realized.micros()).ok_or(ExecError::Overflow("realized"))?;
     positions::store(scope, account, &record, max_positions)?;
 
-    let mut acct = load_account(scope, account)?;
-    credit(&mut acct, realized.checked_sub(paid).map_err(overflow("collateral"))?)?;
-    store_account(scope, account, &acct)?;
+    credit_account(scope, account, realized.checked_sub(paid).map_err(overflow("collateral"))?)?;
     *fee_pool = fee_pool.checked_add(paid).map_err(overflow("fee pool"))?;
     Ok(pb::OrderFilled {
         order_id,

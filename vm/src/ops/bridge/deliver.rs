@@ -17,7 +17,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::ledger::{collateral_event, positive_amount},
-    records::{credit, load_account, load_totals, store_account, store_totals},
+    records::{credit_account, load_totals, store_totals},
     view::TxScope,
 };
 
@@ -67,9 +67,7 @@ pub fn deliver(
     verify_record("message proof", proven.state_root, key, Some(&m.encode_to_vec()), &d.message_proof)?;
     scope.charge_proof_nodes((d.header_proof.len() + d.message_proof.len()) as u64);
 
-    let mut record = load_account(scope, &account)?;
-    let balance = credit(&mut record, amount)?;
-    store_account(scope, &account, &record)?;
+    let balance = credit_account(scope, &account, amount)?;
     let mut totals = load_totals(scope)?;
     totals.bridged_in_micros =
         totals.bridged_in_micros.checked_add(m.amount_micros).ok_or_else(overflow("bridged in"))?;

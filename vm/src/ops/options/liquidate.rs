@@ -14,7 +14,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::{liquidate as perp, oracle, trade},
-    records::{collateral, credit, load_account, store_account},
+    records::{collateral, credit_account, load_account},
     view::TxScope,
 };
 
@@ -62,16 +62,12 @@ pub fn liquidate(
     // The transfer at the mark: the account closes `signed` lots, the liquidator opens them.
     let math = trade::market_math(market)?;
     let value = math.notional(signed, mark).map_err(|_| ExecError::Overflow("premium"))?;
-    let mut target_acct = load_account(scope, &target)?;
-    credit(&mut target_acct, value)?;
-    store_account(scope, &target, &target_acct)?;
+    credit_account(scope, &target, value)?;
     position.size_lots -= signed;
     position.premium_micros =
         position.premium_micros.checked_sub(value.micros()).ok_or(ExecError::Overflow("premium"))?;
     positions::store(scope, &target, &s, &position, p.max_series_per_account)?;
-    let mut liq_acct = load_account(scope, liquidator)?;
-    credit(&mut liq_acct, value.checked_neg().map_err(|_| ExecError::Overflow("premium"))?)?;
-    store_account(scope, liquidator, &liq_acct)?;
+    credit_account(scope, liquidator, value.checked_neg().map_err(|_| ExecError::Overflow("premium"))?)?;
     let mut taken = positions::load(scope, liquidator, &s)?;
     taken.size_lots = taken.size_lots.checked_add(signed).ok_or(ExecError::Overflow("position"))?;
     taken.premium_micros = taken.premium_micros.checked_add(value.micros()).ok_or(ExecError::Overflow("premium"))?;

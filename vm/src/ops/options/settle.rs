@@ -23,7 +23,7 @@ use crate::{
     book::{self, Book},
     error::ExecError,
     ops::trade,
-    records::{credit, load_account, load_record, store_account},
+    records::{credit_account, load_record},
     view::TxScope,
 };
 
@@ -198,9 +198,7 @@ pub fn settle_expired(
             continue;
         }
         let paid = payout(&s, position.size_lots, market.lot_size, Price::from_micros(price))?;
-        let mut record = load_account(scope, account)?;
-        let balance = credit(&mut record, paid)?;
-        store_account(scope, account, &record)?;
+        let balance = credit_account(scope, account, paid)?;
         funding.pool_micros =
             funding.pool_micros.checked_sub(paid.micros()).ok_or(ExecError::Overflow("funding pool"))?;
         positions::store(scope, account, &s, &pb::OptionPositionRecord::default(), p.max_series_per_account)?;

@@ -18,7 +18,7 @@ use crate::{
     error::ExecError,
     exec::BlockCtx,
     ops::{mode, oracle, positions as pools, trade},
-    records::{collateral, credit, load_account, store_account},
+    records::{collateral, credit_account, load_account},
     view::TxScope,
 };
 
@@ -47,9 +47,7 @@ fn settle(
     order_id: u64,
 ) -> Result<pb::OrderFilled, ExecError> {
     let (change, paid) = premium_flow(math, signed_lots, price, fee_bps)?;
-    let mut acct = load_account(scope, account)?;
-    credit(&mut acct, change)?;
-    store_account(scope, account, &acct)?;
+    credit_account(scope, account, change)?;
     *fee_pool = fee_pool.checked_add(paid).map_err(|_| ExecError::Overflow("fee pool"))?;
     let mut position = positions::load(scope, account, s)?;
     position.size_lots = position.size_lots.checked_add(signed_lots).ok_or(ExecError::Overflow("position"))?;

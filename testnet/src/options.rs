@@ -28,12 +28,16 @@ pub fn daily_expiry_ms(now_ms: u64) -> u64 {
     (now_ms + 12 * HOUR_MS).div_ceil(DAY_MS) * DAY_MS
 }
 
-/// The series of `expiry_ms` listed at the head.
-pub async fn listed(client: &ShardClient, expiry_ms: u64) -> eyre::Result<Vec<SeriesId>> {
+/// The proven record of `expiry_ms` at the head, if it was ever listed.
+async fn expiry_record(client: &ShardClient, expiry_ms: u64) -> eyre::Result<Option<pb::ExpiryRecord>> {
     let height = client.status().await?.height;
     let (_, value) = client.prove(Namespace::Expiry, &expiry_ms.to_be_bytes(), height).await?;
-    let Some(bytes) = value else { return Ok(Vec::new()) };
-    let record = pb::ExpiryRecord::decode(bytes.as_slice()).wrap_err("expiry record")?;
+    value.map(|bytes| pb::ExpiryRecord::decode(bytes.as_slice()).wrap_err("expiry record")).transpose()
+}
+
+/// The series of `expiry_ms` listed at the head.
+pub async fn listed(client: &ShardClient, expiry_ms: u64) -> eyre::Result<Vec<SeriesId>> {
+    let Some(record) = expiry_record(client, expiry_ms).await? else { return Ok(Vec::new()) };
     record
         .series
         .iter()
@@ -46,10 +50,8 @@ pub async fn listed(client: &ShardClient, expiry_ms: u64) -> eyre::Result<Vec<Se
 
 /// The settlement price of `expiry_ms` at the head, 0 until fixed.
 pub async fn settlement_price(client: &ShardClient, expiry_ms: u64) -> eyre::Result<u64> {
-    let height = client.status().await?.height;
-    let (_, value) = client.prove(Namespace::Expiry, &expiry_ms.to_be_bytes(), height).await?;
-    let bytes = value.ok_or_else(|| eyre!("expiry {expiry_ms} has no record"))?;
-    Ok(pb::ExpiryRecord::decode(bytes.as_slice()).wrap_err("expiry record")?.settle_price_micros)
+    let record = expiry_record(client, expiry_ms).await?.ok_or_else(|| eyre!("expiry {expiry_ms} has no record"))?;
+    Ok(record.settle_price_micros)
 }
 
 /// Lists those of `series` not yet listed (signed by `admin`) and publishes [`VOL_PPM`] for each of their

@@ -260,39 +260,28 @@ pub fn requirement(
             *size = size.checked_sub(lots).ok_or(ExecError::Overflow("worst-case lots"))?;
         }
     }
-    let overflow = |_| ExecError::Overflow("option margin");
     let (spot, lot_size) = (marks.spot_micros, market.lot_size);
-    let (initial, maintenance) = match portfolio {
-        None => {
-            let legs = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
-                sizes
-                    .iter()
-                    .filter(|(_, lots)| **lots != 0)
+    // The requirement of one set of positions under the account's rules.
+    let of = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
+        let open = sizes.iter().filter(|(_, lots)| **lots != 0);
+        let r = match portfolio {
+            None => {
+                let legs = open
                     .map(|(s, lots)| Ok(Leg { series: *s, lots: *lots, mark_micros: marks.mark(scope, s)?.micros() }))
-                    .collect::<Result<Vec<_>, ExecError>>()
-            };
-            let rates = series::rates(p);
-            let initial =
-                margin::requirement(&legs(&worst, marks, scope)?, spot, lot_size, &rates).map_err(overflow)?;
-            let maintenance =
-                margin::requirement(&legs(&held, marks, scope)?, spot, lot_size, &rates).map_err(overflow)?;
-            (initial.initial, maintenance.maintenance)
-        }
-        Some(shocks) => {
-            let legs = |sizes: &BTreeMap<SeriesId, i64>, marks: &mut Marks, scope: &mut TxScope<'_>| {
-                sizes
-                    .iter()
-                    .filter(|(_, lots)| **lots != 0)
+                    .collect::<Result<Vec<_>, ExecError>>()?;
+                margin::requirement(&legs, spot, lot_size, &series::rates(p))
+            }
+            Some(shocks) => {
+                let legs = open
                     .map(|(s, lots)| Ok(ScenarioLeg { lots: *lots, values: marks.scenarios(scope, s, shocks)? }))
-                    .collect::<Result<Vec<_>, ExecError>>()
-            };
-            let initial =
-                portfolio::requirement(&legs(&worst, marks, scope)?, spot, lot_size, shocks).map_err(overflow)?;
-            let maintenance =
-                portfolio::requirement(&legs(&held, marks, scope)?, spot, lot_size, shocks).map_err(overflow)?;
-            (initial.initial, maintenance.maintenance)
-        }
+                    .collect::<Result<Vec<_>, ExecError>>()?;
+                portfolio::requirement(&legs, spot, lot_size, shocks)
+            }
+        };
+        r.map_err(|_| ExecError::Overflow("option margin"))
     };
+    let initial = of(&worst, marks, scope)?.initial;
+    let maintenance = of(&held, marks, scope)?.maintenance;
     let initial = i64::try_from(i128::from(initial) + buy_premium)
         .map(Usd::from_micros)
         .map_err(|_| ExecError::Overflow("option margin"))?;

@@ -315,7 +315,7 @@ async fn ensure_normal_mode(dir: &Path, client: &ShardClient) -> eyre::Result<()
     Ok(())
 }
 
-/// The traders of the first shard between steps 5 and 7 (the cross-shard step runs in between).
+/// The traders of the first shard between steps 5 and 10 (the options and cross-shard steps run in between).
 struct Trading {
     mm: Wallet,
     oracle: Wallet,
@@ -387,7 +387,7 @@ async fn open_trading(dir: &Path, client: &ShardClient, deposit_key: &Keypair, r
     Ok(Trading { mm: mm_w, oracle, carol, dave })
 }
 
-/// Steps 7 to 9 on the first shard: a crash, a liquidation, the breaker.
+/// Steps 10 to 12 on the first shard: a crash, a liquidation, the breaker.
 async fn crash(client: &ShardClient, t: &mut Trading) -> eyre::Result<()> {
     let Trading { mm: mm_w, oracle, carol, dave } = t;
     step(10, "The price falls 8% to 92,000 USD: carol drops below maintenance margin");
@@ -452,7 +452,7 @@ async fn conservation(node: &NodeEntry, client: &ShardClient, genesis: &Genesis)
     Ok(())
 }
 
-/// Step 12: the balances of step 11 again, each verified up to one coordinator-signed epoch that commits
+/// Step 16: the balances of step 15 again, each verified up to one coordinator-signed epoch that commits
 /// every shard at or above its current height (so after everything the demo did).
 async fn global_proofs(
     dir: &Path,

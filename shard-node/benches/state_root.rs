@@ -12,6 +12,10 @@
 
 mod support;
 
+/// The node's allocator (see `main.rs`), so the figures are the node's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use shardex_shard_node::state::{SnapshotImport, StateEngine, MAX_SNAPSHOT_CHUNK_NODES};
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@ use proptest::{
     prelude::*,
     test_runner::{RngSeed, TestCaseError},
 };
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardex_shard_node::state::{keys, StateEngine, StateError, MAX_PINNED_VERSIONS};
 use std::collections::BTreeMap;
@@ -581,4 +581,144 @@ fn snapshot_chunks_import_verified_and_a_bad_chunk_is_refused() {
 
 fn src_nodes_so_far(import: &shardex_shard_node::state::SnapshotImport) -> usize {
     import.progress().0 as usize
+}
+
+/// An engine whose wide versions are staged on `threads` threads (the engine takes the size of the rayon pool
+/// it is opened in).
+fn engine_with_threads(tree: &sled::Tree, retention: u64, threads: usize) -> StateEngine {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    pool.install(|| StateEngine::open(tree.clone(), retention).expect("open engine"))
+}
+
+/// Every node record (key and bytes) of a store.
+fn node_records(h: &Harness) -> Vec<(sled::IVec, sled::IVec)> {
+    h.tree.scan_prefix([keys::NODE_PREFIX]).collect::<Result<_, _>>().expect("scan nodes")
+}
+
+/// A random wide block over `model`: updates (some to the same value), inserts (half of them sharing all but
+/// the last bytes with a live key, so leaves split deep), deletes of live and absent keys, with values short
+/// enough to be inlined now and then.
+fn wide_block(rng: &mut ChaCha8Rng, model: &Model, size: usize) -> Changes {
+    let live: Vec<B256> = model.keys().copied().collect();
+    let value = |rng: &mut ChaCha8Rng| {
+        let len = if rng.next_u32().is_multiple_of(8) {
+            1 + rng.next_u32() as usize % 2
+        } else {
+            8 + rng.next_u32() as usize % 56
+        };
+        let mut value = vec![0u8; len];
+        rng.fill_bytes(&mut value);
+        value
+    };
+    let mut changes = Changes::new();
+    while changes.len() < size {
+        let roll = rng.next_u32() % 100;
+        let pick = |rng: &mut ChaCha8Rng| live.get(rng.next_u32() as usize % live.len().max(1)).copied();
+        match roll {
+            0..=54 => {
+                if let Some(key) = pick(rng) {
+                    let same = rng.next_u32().is_multiple_of(10);
+                    let new = if same { model[&key].clone() } else { value(rng) };
+                    changes.insert(key, Some(new));
+                }
+            }
+            55..=64 => {
+                if let Some(mut key) = pick(rng) {
+                    let tail = 1 + rng.next_u32() as usize % 3;
+                    rng.fill_bytes(&mut key.0[32 - tail..]);
+                    changes.insert(key, Some(value(rng)));
+                }
+            }
+            65..=79 => {
+                let mut key = B256::ZERO;
+                rng.fill_bytes(&mut key.0);
+                changes.insert(key, Some(value(rng)));
+            }
+            80..=94 => {
+                if let Some(key) = pick(rng) {
+                    changes.insert(key, None);
+                }
+            }
+            _ => {
+                let mut key = B256::ZERO;
+                rng.fill_bytes(&mut key.0);
+                changes.insert(key, None);
+            }
+        }
+    }
+    changes
+}
+
+/// The differential test of the state engine on wide versions (past the threshold where the root's subtries
+/// are staged on several threads): on random wide blocks over a few thousand keys, one engine staging on four
+/// threads and one on a single thread both reach the from-scratch `HashBuilder` root at every version, write
+/// byte-identical node records, and prove what the model holds. Along the way: proposals staged and
+/// discarded, both engines reopened (their in-memory tries dropped), a block deleting all but one key (the
+/// root collapses), the trie emptied and refilled; at the end every stale node is pruned and nothing else.
+#[test]
+fn wide_blocks_match_a_from_scratch_root_on_any_number_of_threads() {
+    const RETENTION: u64 = 3;
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_0d1f);
+    let mut wide = Harness::new(RETENTION, true);
+    let mut narrow = Harness::new(RETENTION, true);
+    wide.engine = engine_with_threads(&wide.tree, RETENTION, 4);
+    narrow.engine = engine_with_threads(&narrow.tree, RETENTION, 1);
+
+    let mut blocks: Vec<Changes> = Vec::new();
+    let mut model = Model::new();
+    let mut plan = |changes: Changes, model: &mut Model| {
+        for (key, value) in &changes {
+            match value {
+                Some(value) => model.insert(*key, value.clone()),
+                None => model.remove(key),
+            };
+        }
+        blocks.push(changes);
+    };
+    let first: Changes = (0..3_000).map(|_| (B256::from(rng.gen::<[u8; 32]>()), Some(vec![7; 40]))).collect();
+    plan(first, &mut model);
+    for _ in 0..8 {
+        let size = 300 + rng.next_u32() as usize % 900;
+        plan(wide_block(&mut rng, &model, size), &mut model);
+    }
+    // All but one key deleted in one wide block: the root collapses.
+    let keep = *model.keys().nth(17).expect("a key to keep");
+    plan(model.keys().filter(|key| **key != keep).map(|key| (*key, None)).collect(), &mut model);
+    plan((0..600).map(|_| (B256::from(rng.gen::<[u8; 32]>()), Some(vec![3; 33]))).collect(), &mut model);
+    plan(model.keys().map(|key| (*key, None)).collect(), &mut model);
+    plan((0..400).map(|_| (B256::from(rng.gen::<[u8; 32]>()), Some(vec![1]))).collect(), &mut model);
+    for _ in 0..3 {
+        let size = 256 + rng.next_u32() as usize % 300;
+        plan(wide_block(&mut rng, &model, size), &mut model);
+    }
+
+    for (version, changes) in blocks.iter().enumerate() {
+        if version == 4 {
+            for h in [&wide, &narrow] {
+                for attempt in 0..2 {
+                    let lost = wide_block(&mut ChaCha8Rng::seed_from_u64(attempt), &h.model(), 700);
+                    h.engine.stage(version as u64, &lost, &mut sled::Batch::default()).expect("stage lost proposal");
+                }
+            }
+        }
+        if version == 6 {
+            wide.engine = engine_with_threads(&wide.tree, RETENTION, 4);
+            narrow.engine = engine_with_threads(&narrow.tree, RETENTION, 1);
+        }
+        let root = wide.commit(changes).expect("wide engine commits");
+        assert_eq!(narrow.commit(changes).expect("one-thread engine commits"), root, "version {version}");
+        assert!(node_records(&wide) == node_records(&narrow), "version {version}: node records differ");
+        let head = version as u64;
+        let sample: Vec<B256> = changes.keys().step_by(37).chain(wide.model().keys().step_by(53)).copied().collect();
+        for key in &sample {
+            wide.check_proof(head, key).expect("proof at the head");
+            if let Some(older) = head.checked_sub(2) {
+                wide.check_proof(older, key).expect("proof two versions back");
+            }
+        }
+        assert!(wide.engine.iter_leaves().map(|leaf| leaf.expect("leaf")).eq(wide.model()), "flat table");
+    }
+    assert_eq!(wide.model(), model);
+    wide.check_no_garbage(RETENTION).expect("wide engine leaves no garbage");
+    narrow.check_no_garbage(RETENTION).expect("one-thread engine leaves no garbage");
 }

@@ -1,78 +1,107 @@
-//! Writing the changed nodes of a staged version into the caller's batch.
+//! Encoding and hashing the changed nodes of a staged version, and the version's in-memory trie.
+//!
+//! Every changed node is encoded, hashed and written at `(version, path)`; every node of the result (changed,
+//! loaded or untouched) becomes a node of the version's in-memory trie ([`Resident`]).
 
 use super::{
-    cache::NodeCache,
     keys,
     node::{ChildRef, Kind, MemNode, NodeRef},
     record::{encode_branch, encode_extension, encode_leaf, EncodedNode},
+    resident::{Resident, Shape},
 };
-use alloy_primitives::{keccak256, B256};
 use alloy_trie::{nodes::RlpNode, Nibbles};
+use std::sync::Arc;
 
-/// Writes every dirty node at `(version, path)` into `batch`.
-pub(crate) struct Committer<'a> {
+/// A node record to insert: sled key and record bytes (converted where they are made, on the hashing threads).
+pub(crate) type NodeWrite = (sled::IVec, sled::IVec);
+
+/// Writes every dirty node at `(version, path)`.
+pub(crate) struct Committer {
     version: u64,
-    batch: &'a mut sled::Batch,
-    cache: &'a NodeCache,
-    /// Number of node records written (for tracing).
-    pub(crate) written: usize,
+    /// The records written so far.
+    pub(crate) writes: Vec<NodeWrite>,
 }
 
-impl<'a> Committer<'a> {
-    /// Writes nodes of `version` into `batch`.
-    pub(crate) fn new(version: u64, batch: &'a mut sled::Batch, cache: &'a NodeCache) -> Self {
-        Self { version, batch, cache, written: 0 }
+impl Committer {
+    /// Commits nodes of `version`.
+    pub(crate) fn new(version: u64) -> Self {
+        Self { version, writes: Vec::new() }
     }
 
-    /// Commits the trie rooted at `root`; returns the root hash and the root node's version.
-    pub(crate) fn commit_root(&mut self, root: NodeRef) -> (B256, u64) {
-        let root = self.commit(root, Nibbles::new());
-        // The root hash is always `keccak256(rlp(root))`; a reference shorter than 32 bytes is
-        // that RLP itself.
-        let hash = root.rlp.as_hash().unwrap_or_else(|| keccak256(root.rlp.as_slice()));
-        (hash, root.version)
-    }
-
-    /// Commits a subtree at `path` and returns the reference its parent embeds.
-    fn commit(&mut self, node: NodeRef, path: Nibbles) -> ChildRef {
+    /// Commits a subtree at `path` and returns it as resident.
+    pub(crate) fn commit(&mut self, node: NodeRef, path: Nibbles) -> Arc<Resident> {
         match node {
-            NodeRef::Stored(child) => child,
+            NodeRef::Stored(child) => Resident::unloaded(child),
+            NodeRef::Resident(node) => node,
             NodeRef::Mem(node) => self.commit_mem(*node, path),
         }
     }
 
-    /// Writes an in-memory node (unless unmodified) and returns its reference.
-    fn commit_mem(&mut self, node: MemNode, path: Nibbles) -> ChildRef {
-        // Unmodified nodes are never written again (their children are unmodified too).
-        if let Some(origin) = node.origin {
-            return origin;
-        }
-        let encoded = match node.kind {
-            Kind::Leaf { key, value } => encode_leaf(&key, &value),
+    /// Writes an in-memory node (unless unmodified: then neither are its children) and returns it as resident.
+    fn commit_mem(&mut self, node: MemNode, path: Nibbles) -> Arc<Resident> {
+        let MemNode { kind, origin } = node;
+        let (shape, reference) = match kind {
+            Kind::Leaf { key, value } => {
+                let reference = self.reference(origin, &path, || encode_leaf(&key, &value));
+                (Shape::Leaf { key }, reference)
+            }
             Kind::Extension { key, child } => {
                 let child = self.commit(*child, path.join(&key));
-                encode_extension(&key, &child)
+                let reference = self.reference(origin, &path, || encode_extension(&key, &child.reference));
+                (Shape::Extension { key, child }, reference)
             }
             Kind::Branch { children } => {
-                let mut refs: [Option<ChildRef>; 16] = Default::default();
-                for ((nibble, child), slot) in (0u8..).zip(*children).zip(refs.iter_mut()) {
-                    if let Some(child) = child {
-                        let mut child_path = path;
-                        child_path.push(nibble);
-                        *slot = Some(self.commit(child, child_path));
-                    }
+                let mut slots = empty_slots();
+                for ((nibble, child), slot) in (0u8..).zip(*children).zip(slots.iter_mut()) {
+                    *slot = child.map(|child| self.commit(child, child_path(path, nibble)));
                 }
-                encode_branch(&refs)
+                return self.branch(&path, slots, origin);
             }
         };
-        let reference = RlpNode::from_rlp(encoded.rlp());
-        self.cache.put(&path, self.version, &reference, &encoded.bytes);
-        self.write(&path, encoded);
-        ChildRef { version: self.version, rlp: reference }
+        Arc::new(Resident { reference, shape })
     }
 
-    fn write(&mut self, path: &Nibbles, encoded: EncodedNode) {
-        self.batch.insert(keys::node_key(self.version, path), encoded.bytes);
-        self.written += 1;
+    /// A branch at `path` over committed children: written unless unmodified (`origin`).
+    pub(crate) fn branch(
+        &mut self,
+        path: &Nibbles,
+        children: Box<[Option<Arc<Resident>>; 16]>,
+        origin: Option<ChildRef>,
+    ) -> Arc<Resident> {
+        let reference = self.reference(origin, path, || encode_resident_branch(&children));
+        Arc::new(Resident { reference, shape: Shape::Branch { children } })
     }
+
+    /// The node's stored reference if it is unmodified, else the reference of its new record, written.
+    fn reference(
+        &mut self,
+        origin: Option<ChildRef>,
+        path: &Nibbles,
+        encode: impl FnOnce() -> EncodedNode,
+    ) -> ChildRef {
+        match origin {
+            Some(origin) => origin,
+            None => self.write(path, encode()),
+        }
+    }
+
+    fn write(&mut self, path: &Nibbles, encoded: EncodedNode) -> ChildRef {
+        let reference = ChildRef { version: self.version, rlp: RlpNode::from_rlp(encoded.rlp()) };
+        self.writes.push((keys::node_key(self.version, path).into(), encoded.bytes.into()));
+        reference
+    }
+}
+
+/// Sixteen empty resident child slots.
+pub(crate) fn empty_slots() -> Box<[Option<Arc<Resident>>; 16]> {
+    Box::new(std::array::from_fn(|_| None))
+}
+
+fn encode_resident_branch(children: &[Option<Arc<Resident>>; 16]) -> EncodedNode {
+    encode_branch(children.iter().map(|child| child.as_ref().map(|child| &child.reference)))
+}
+
+pub(crate) fn child_path(mut path: Nibbles, nibble: u8) -> Nibbles {
+    path.push(nibble);
+    path
 }

@@ -13,9 +13,11 @@ mod node;
 mod proof;
 mod prune;
 mod record;
+mod resident;
 mod snapshot;
 mod store;
 mod update;
+mod wide;
 
 pub use engine::{StateEngine, DEFAULT_RETENTION_VERSIONS, MAX_PINNED_VERSIONS};
 pub use error::{Result, StateError};

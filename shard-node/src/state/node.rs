@@ -3,7 +3,9 @@
 //! Only the nodes along changed paths are loaded; everything else stays a [`ChildRef`]
 //! (the child's version and its RLP reference), which is all a parent needs to re-encode itself.
 
+use super::resident::Resident;
 use alloy_trie::{nodes::RlpNode, Nibbles};
+use std::sync::Arc;
 
 /// A stored child as seen by its parent: the version it was written at and its RLP reference
 /// (`rlp(keccak(rlp(node)))`, or the node's own RLP when that is shorter than 32 bytes).
@@ -22,6 +24,8 @@ pub(crate) enum NodeRef {
     Stored(ChildRef),
     /// Loaded or newly created.
     Mem(Box<MemNode>),
+    /// Unchanged by this version and held by the in-memory trie of the previous one.
+    Resident(Arc<Resident>),
 }
 
 /// A node in memory.

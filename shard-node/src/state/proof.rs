@@ -88,7 +88,9 @@ impl StateEngine {
             };
             current = match next {
                 NodeRef::Stored(child) => child,
-                NodeRef::Mem(_) => return Err(StateError::corrupt("decoded child not a reference", path.to_vec())),
+                NodeRef::Mem(_) | NodeRef::Resident(_) => {
+                    return Err(StateError::corrupt("decoded child not a reference", path.to_vec()))
+                }
             };
         }
     }

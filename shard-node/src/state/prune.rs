@@ -69,6 +69,7 @@ impl StateEngine {
             batch.remove(root);
             stats.roots_pruned += 1;
         }
+        self.count_writes(usize::try_from(stats.nodes_pruned).unwrap_or(usize::MAX));
         tracing::debug!(target: "shard::state", head_version, cutoff, ?stats, "state prune staged");
         Ok(stats)
     }

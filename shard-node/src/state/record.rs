@@ -60,12 +60,12 @@ pub(crate) fn encode_extension(key: &Nibbles, child: &ChildRef) -> EncodedNode {
     EncodedNode { bytes, rlp_start: 1 + 8 }
 }
 
-/// Encodes a branch record from its children in nibble order.
-pub(crate) fn encode_branch(children: &[Option<ChildRef>; 16]) -> EncodedNode {
+/// Encodes a branch record from its (sixteen) children in nibble order.
+pub(crate) fn encode_branch<'c>(children: impl IntoIterator<Item = Option<&'c ChildRef>>) -> EncodedNode {
     let mut mask = TrieMask::default();
     let mut stack = Vec::with_capacity(16);
     let mut versions = Vec::with_capacity(16 * 8);
-    for (nibble, child) in (0u8..).zip(children.iter()) {
+    for (nibble, child) in (0u8..16).zip(children) {
         if let Some(child) = child {
             mask.set_bit(nibble);
             stack.push(child.rlp.clone());
@@ -262,7 +262,7 @@ mod tests {
         let mut children: [Option<ChildRef>; 16] = Default::default();
         children[2] = Some(hashed.clone());
         children[15] = Some(inline.clone());
-        let enc = encode_branch(&children);
+        let enc = encode_branch(children.iter().map(Option::as_ref));
         let expected =
             BranchNode::new(vec![hashed.rlp.clone(), inline.rlp.clone()], TrieMask::new((1 << 2) | (1 << 15)));
         assert_eq!(enc.rlp(), alloy_rlp::encode(&expected));
@@ -283,7 +283,7 @@ mod tests {
         let mut children: [Option<ChildRef>; 16] = Default::default();
         children[0] = Some(child.clone());
         children[1] = Some(child);
-        let branch = encode_branch(&children).bytes;
+        let branch = encode_branch(children.iter().map(Option::as_ref)).bytes;
         let path = full_path(1);
         for len in 0..branch.len() {
             assert!(decode_node(&branch[..len], &path, b"k").is_err(), "prefix {len}");

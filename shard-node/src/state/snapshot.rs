@@ -79,7 +79,9 @@ fn collect(
     }
     let stored = |r: &NodeRef| match r {
         NodeRef::Stored(c) => Ok(c.clone()),
-        NodeRef::Mem(_) => Err(StateError::corrupt("a decoded node holds a loaded child", path.pack())),
+        NodeRef::Mem(_) | NodeRef::Resident(_) => {
+            Err(StateError::corrupt("a decoded node holds a loaded child", path.pack()))
+        }
     };
     match node.kind {
         Kind::Leaf { .. } => Ok(()),
@@ -225,7 +227,7 @@ impl SnapshotImport {
                         pending.insert(below, rlp.clone());
                         children[usize::from(nibble)] = Some(child(rlp));
                     }
-                    record::encode_branch(&children)
+                    record::encode_branch(children.iter().map(Option::as_ref))
                 }
                 TrieNode::EmptyRoot => return Err(malformed("empty node inside a trie")),
             };

@@ -8,10 +8,13 @@
 use super::{
     error::{Result, StateError},
     node::{empty_children, ChildRef, Kind, MemNode, NodeRef},
+    record::encode_leaf,
+    resident::{Resident, Shape},
     store::NodeReader,
 };
 use alloy_primitives::B256;
-use alloy_trie::Nibbles;
+use alloy_trie::{nodes::RlpNode, Nibbles};
+use std::sync::Arc;
 
 /// Mutates the trie of one staged version.
 pub(crate) struct Updater<'a> {
@@ -44,33 +47,47 @@ impl<'a> Updater<'a> {
         key: &B256,
         change: Option<&[u8]>,
     ) -> Result<(Option<NodeRef>, bool)> {
-        let key = Nibbles::unpack(key);
-        match (change, root) {
-            (Some(value), root) => {
-                let (root, changed) = self.insert_at(root, Nibbles::new(), key, value)?;
-                Ok((Some(root), changed))
+        self.apply_at(root, Nibbles::new(), Nibbles::unpack(key), change)
+    }
+
+    /// [`Self::apply`] on the subtrie at `path` (its slot `node`), for the key whose nibbles below `path`
+    /// are `rest`.
+    pub(crate) fn apply_at(
+        &mut self,
+        node: Option<NodeRef>,
+        path: Nibbles,
+        rest: Nibbles,
+        change: Option<&[u8]>,
+    ) -> Result<(Option<NodeRef>, bool)> {
+        match (change, node) {
+            (Some(value), node) => {
+                let (node, changed) = self.insert_at(node, path, rest, value)?;
+                Ok((Some(node), changed))
             }
             (None, None) => Ok((None, false)),
-            (None, Some(root)) => match self.delete_at(root, Nibbles::new(), key)? {
-                Deleted::Absent(root) => Ok((Some(root), false)),
-                Deleted::Removed(root) => Ok((root, true)),
+            (None, Some(node)) => match self.delete_at(node, path, rest)? {
+                Deleted::Absent(node) => Ok((Some(node), false)),
+                Deleted::Removed(node) => Ok((node, true)),
             },
         }
     }
 
-    /// Loads `node` if it is still in storage.
-    fn resolve(&mut self, node: NodeRef, path: &Nibbles) -> Result<MemNode> {
-        match node {
-            NodeRef::Mem(node) => Ok(*node),
-            NodeRef::Stored(child) => {
-                self.loaded += 1;
-                self.reader.load_mem(child, path)
-            }
-        }
+    /// `node` as an in-memory node: loaded from storage unless it is in memory in full already.
+    pub(crate) fn resolve(&mut self, node: NodeRef, path: &Nibbles) -> Result<MemNode> {
+        let child = match node {
+            NodeRef::Mem(node) => return Ok(*node),
+            NodeRef::Resident(node) => match node.expand() {
+                Some(kind) => return Ok(MemNode { kind, origin: Some(node.reference.clone()) }),
+                None => node.reference.clone(),
+            },
+            NodeRef::Stored(child) => child,
+        };
+        self.loaded += 1;
+        self.reader.load_mem(child, path)
     }
 
     /// Records that the stored copy of a node at `path` is replaced.
-    fn mark_stale(&mut self, origin: Option<ChildRef>, path: Nibbles) {
+    pub(crate) fn mark_stale(&mut self, origin: Option<ChildRef>, path: Nibbles) {
         if let Some(origin) = origin {
             self.stale.push((origin.version, path));
         }
@@ -85,6 +102,18 @@ impl<'a> Updater<'a> {
     ) -> Result<(NodeRef, bool)> {
         let Some(node) = slot else {
             return Ok((NodeRef::leaf(rest, value.to_vec()), true));
+        };
+        let node = match node {
+            // The common update: the key's own leaf, in memory without its value. The new leaf's reference
+            // equals the old one exactly when the value is unchanged.
+            NodeRef::Resident(leaf) if matches!(&leaf.shape, Shape::Leaf { key } if *key == rest) => {
+                if RlpNode::from_rlp(encode_leaf(&rest, value).rlp()) == leaf.reference.rlp {
+                    return Ok((NodeRef::Resident(leaf), false));
+                }
+                self.mark_stale(Some(leaf.reference.clone()), path);
+                return Ok((NodeRef::leaf(rest, value.to_vec()), true));
+            }
+            node => node,
         };
         let MemNode { kind, origin } = self.resolve(node, &path)?;
         match kind {
@@ -151,6 +180,12 @@ impl<'a> Updater<'a> {
     }
 
     fn delete_at(&mut self, node: NodeRef, path: Nibbles, rest: Nibbles) -> Result<Deleted> {
+        let node = match node {
+            NodeRef::Resident(leaf) if matches!(leaf.shape, Shape::Leaf { .. }) => {
+                return Ok(self.delete_resident_leaf(leaf, path, &rest));
+            }
+            node => node,
+        };
         let MemNode { kind, origin } = self.resolve(node, &path)?;
         match kind {
             Kind::Leaf { key, .. } if key == rest => {
@@ -191,6 +226,16 @@ impl<'a> Updater<'a> {
             }
             // A leaf with another key, or an extension the key leaves: the key is absent.
             kind => Ok(Deleted::Absent(keep(kind, origin))),
+        }
+    }
+
+    /// Deletes `rest` at an in-memory leaf: no read is needed to remove it or to find that it is another key.
+    fn delete_resident_leaf(&mut self, leaf: Arc<Resident>, path: Nibbles, rest: &Nibbles) -> Deleted {
+        if matches!(&leaf.shape, Shape::Leaf { key } if key == rest) {
+            self.mark_stale(Some(leaf.reference.clone()), path);
+            Deleted::Removed(None)
+        } else {
+            Deleted::Absent(NodeRef::Resident(leaf))
         }
     }
 

@@ -51,6 +51,10 @@ pub struct Store {
     rng: ChaCha8Rng,
     pub apply_total: Duration,
     pub applied: u32,
+    /// Untimed pause after each applied version (`SHARDEX_BENCH_IDLE_MS`, default 0): the gap between
+    /// blocks in which a node's sled writes its log and the engine's reclaimer frees sled's garbage. With
+    /// none, that background work competes with the next `stage` for the cores.
+    pub idle: Duration,
 }
 
 impl Store {
@@ -68,6 +72,7 @@ impl Store {
             rng: ChaCha8Rng::seed_from_u64(leaves),
             apply_total: Duration::ZERO,
             applied: 0,
+            idle: Duration::ZERO,
         };
         while store.next_index < leaves {
             let end = (store.next_index + BUILD_KEYS_PER_VERSION).min(leaves);
@@ -82,6 +87,7 @@ impl Store {
         }
         store.apply_total = Duration::ZERO;
         store.applied = 0;
+        store.idle = Duration::from_millis(env_sizes("SHARDEX_BENCH_IDLE_MS", &[0]).first().copied().unwrap_or(0));
         store
     }
 
@@ -114,6 +120,9 @@ impl Store {
         self.apply_total += start.elapsed();
         self.applied += 1;
         self.next_version += 1;
+        if !self.idle.is_zero() {
+            std::thread::sleep(self.idle);
+        }
         staged
     }
 }

@@ -6,7 +6,7 @@ use super::{
     keys,
     node::NodeRef,
     record::RootRecord,
-    resident::Heads,
+    resident::{Heads, Resident},
     store::NodeReader,
     wide::{stage_serial, stage_wide, Staged},
 };
@@ -49,8 +49,9 @@ pub struct StateEngine {
     hash_threads: usize,
     /// Records the last staged version wrote, shared by clones (see [`StateEngine::reclaim_sled_garbage`]).
     last_writes: Arc<AtomicUsize>,
-    /// The thread that frees sled's garbage, told how many writes to free after; `None` if it could not start.
-    reclaimer: Option<mpsc::Sender<usize>>,
+    /// The thread that frees memory off the staging path (sled's garbage, replaced in-memory tries); `None` if
+    /// it could not start.
+    reclaimer: Option<mpsc::Sender<Chore>>,
     /// Versions held back from pruning until a deadline (snapshots being served), shared by clones.
     pins: Arc<Mutex<BTreeMap<u64, Instant>>>,
 }
@@ -203,7 +204,8 @@ impl StateEngine {
                 // The root hash is always `keccak256(rlp(root))`; a reference shorter than 32 bytes is that RLP.
                 let hash = rlp.as_hash().unwrap_or_else(|| keccak256(rlp.as_slice()));
                 let record = RootRecord { hash, node_version: Some(root.reference.version) };
-                self.heads.insert(version, record, root);
+                let replaced = self.heads.insert(version, record, root);
+                self.free_off_thread(Chore::DropTries(replaced));
                 record
             }
         };
@@ -245,12 +247,19 @@ impl StateEngine {
     /// the collector in proportion to what the previous version wrote (and pruned) while this one is staged.
     fn reclaim_sled_garbage(&self) {
         let writes = self.last_writes.swap(0, Ordering::Relaxed);
-        if writes == 0 {
-            return;
+        if writes > 0 {
+            self.free_off_thread(Chore::FlushSledGarbage(writes));
         }
-        let sent = self.reclaimer.as_ref().is_some_and(|reclaimer| reclaimer.send(writes).is_ok());
-        if !sent {
-            flush_sled_garbage(writes);
+    }
+
+    /// Hands `chore` to the reclaimer thread, or does it here if there is none.
+    fn free_off_thread(&self, chore: Chore) {
+        let unsent = match &self.reclaimer {
+            Some(reclaimer) => reclaimer.send(chore).err().map(|mpsc::SendError(chore)| chore),
+            None => Some(chore),
+        };
+        if let Some(chore) = unsent {
+            chore.run();
         }
     }
 
@@ -278,26 +287,41 @@ impl StateEngine {
     }
 }
 
-/// Flushes crossbeam-epoch's global collector about enough times to free the garbage of `writes` sled writes
-/// (each flush frees up to 8 × 64 deferred objects).
-fn flush_sled_garbage(writes: usize) {
-    for _ in 0..writes / GARBAGE_WRITES_PER_FLUSH + 1 {
-        crossbeam_epoch::pin().flush();
+/// Work for the reclaimer thread.
+enum Chore {
+    /// Flush crossbeam-epoch's global collector about enough times to free the garbage of this many sled writes
+    /// (each flush frees up to 8 × 64 deferred objects).
+    FlushSledGarbage(usize),
+    /// Drop in-memory tries no version stages on any more: freeing the nodes a version replaced (about as many
+    /// as it wrote) took about 18 ms at 10,000 touched keys over 10^6 leaves, on the staging path.
+    DropTries(Vec<Arc<Resident>>),
+}
+
+impl Chore {
+    fn run(self) {
+        match self {
+            Self::FlushSledGarbage(writes) => {
+                for _ in 0..writes / GARBAGE_WRITES_PER_FLUSH + 1 {
+                    crossbeam_epoch::pin().flush();
+                }
+            }
+            Self::DropTries(tries) => drop(tries),
+        }
     }
 }
 
-/// Starts the thread that frees sled's garbage; it ends when the last clone of the engine is dropped.
-fn spawn_reclaimer() -> Option<mpsc::Sender<usize>> {
-    let (sender, receiver) = mpsc::channel::<usize>();
-    let spawned = std::thread::Builder::new().name("shardex-sled-gc".into()).spawn(move || {
-        for writes in receiver {
-            flush_sled_garbage(writes);
+/// Starts the reclaimer thread; it ends when the last clone of the engine is dropped.
+fn spawn_reclaimer() -> Option<mpsc::Sender<Chore>> {
+    let (sender, receiver) = mpsc::channel::<Chore>();
+    let spawned = std::thread::Builder::new().name("shardex-reclaim".into()).spawn(move || {
+        for chore in receiver {
+            chore.run();
         }
     });
     match spawned {
         Ok(_) => Some(sender),
         Err(err) => {
-            tracing::warn!(target: "shard::state", %err, "no reclaimer thread: sled garbage is freed while staging");
+            tracing::warn!(target: "shard::state", %err, "no reclaimer thread: memory is freed while staging");
             None
         }
     }

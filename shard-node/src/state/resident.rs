@@ -105,14 +105,25 @@ impl Heads {
     }
 
     /// Remembers the trie staged for `version`. Tries older than `version - 1` are dropped: nothing stages
-    /// on them any more.
-    pub(crate) fn insert(&self, version: u64, record: RootRecord, root: Arc<Resident>) {
-        let Ok(mut entries) = self.entries.lock() else { return };
-        entries.retain(|head| head.version.saturating_add(1) >= version && head.record != record);
-        if entries.len() >= MAX_HEADS {
-            entries.remove(0);
+    /// on them any more. Returns the tries no longer kept, for the caller to free where it suits.
+    #[must_use = "the replaced tries are returned to be dropped off the staging path"]
+    pub(crate) fn insert(&self, version: u64, record: RootRecord, root: Arc<Resident>) -> Vec<Arc<Resident>> {
+        let Ok(mut entries) = self.entries.lock() else { return vec![root] };
+        let mut replaced = Vec::new();
+        let mut kept = Vec::with_capacity(entries.len() + 1);
+        for head in entries.drain(..) {
+            if head.version.saturating_add(1) >= version && head.record != record {
+                kept.push(head);
+            } else {
+                replaced.push(head.root);
+            }
         }
-        entries.push(Head { version, record, root });
+        if kept.len() >= MAX_HEADS {
+            replaced.push(kept.remove(0).root);
+        }
+        kept.push(Head { version, record, root });
+        *entries = kept;
+        replaced
     }
 }
 
@@ -133,7 +144,7 @@ mod tests {
     #[test]
     fn a_head_is_found_only_by_its_exact_root_record() {
         let heads = Heads::default();
-        heads.insert(5, record(1, 5), root(1, 5));
+        let _ = heads.insert(5, record(1, 5), root(1, 5));
         assert!(heads.get(5, &record(1, 5)).is_some());
         // Same hash, other root-node version (a store rewritten by snapshot sync): not the same trie.
         assert!(heads.get(5, &record(1, 4)).is_none());
@@ -144,17 +155,17 @@ mod tests {
     #[test]
     fn competing_proposals_are_kept_and_old_versions_dropped() {
         let heads = Heads::default();
-        heads.insert(5, record(1, 5), root(1, 5));
+        let _ = heads.insert(5, record(1, 5), root(1, 5));
         for byte in 2..5 {
-            heads.insert(6, record(byte, 6), root(byte, 6));
+            let _ = heads.insert(6, record(byte, 6), root(byte, 6));
         }
         assert!(heads.get(5, &record(1, 5)).is_some(), "the base of the proposals stays");
         assert!((2..5).all(|byte| heads.get(6, &record(byte, 6)).is_some()));
-        heads.insert(7, record(9, 7), root(9, 7));
+        assert_eq!(heads.insert(7, record(9, 7), root(9, 7)).len(), 1, "version 5's trie is handed back");
         assert!(heads.get(5, &record(1, 5)).is_none(), "two versions behind is dropped");
         assert!(heads.get(6, &record(3, 6)).is_some());
         for byte in 10..30 {
-            heads.insert(7, record(byte, 7), root(byte, 7));
+            let _ = heads.insert(7, record(byte, 7), root(byte, 7));
         }
         assert!(heads.entries.lock().expect("lock").len() <= MAX_HEADS);
         assert!(heads.get(7, &record(29, 7)).is_some(), "the newest is kept");

@@ -23,8 +23,8 @@ use std::{
 /// Versions kept provable behind the head by default.
 pub const DEFAULT_RETENTION_VERSIONS: u64 = 256;
 
-/// Fewest changes in a version for its subtries to be hashed on several threads (below it, starting the
-/// threads costs more than they save).
+/// Fewest changes in a version for the root's subtries to be updated and hashed on several threads (below it,
+/// handing work to the pool costs more than it saves).
 pub const PARALLEL_HASH_MIN_CHANGES: usize = 256;
 
 /// Writes of a version per flush of sled's garbage collector before the next version (see
@@ -205,7 +205,9 @@ impl StateEngine {
                 let hash = rlp.as_hash().unwrap_or_else(|| keccak256(rlp.as_slice()));
                 let record = RootRecord { hash, node_version: Some(root.reference.version) };
                 let replaced = self.heads.insert(version, record, root);
-                self.free_off_thread(Chore::DropTries(replaced));
+                if !replaced.is_empty() {
+                    self.free_off_thread(Chore::DropTries(replaced));
+                }
                 record
             }
         };

@@ -77,14 +77,7 @@ pub fn liquidate(
     let mut fund = perp::load_insurance(scope)?;
     let charged = perp::charge(scope, market, &target, liquidator, value, flat, &mut fund)?;
 
-    let required = margin::account(scope, market, &p, liquidator, &mut marks)?.initial;
-    let liq_collateral = collateral(&load_account(scope, liquidator)?);
-    if (required > required_before && liq_collateral < required) || liq_collateral.is_negative() {
-        return Err(ExecError::InsufficientMargin {
-            equity_micros: liq_collateral.micros(),
-            required_micros: required.micros(),
-        });
-    }
+    margin::check_after_op(scope, market, &p, liquidator, &mut marks, required_before)?;
     let report = pb::Liquidated {
         account: target.0.to_vec(),
         liquidator: liquidator.0.to_vec(),

@@ -288,6 +288,28 @@ pub fn requirement(
     Ok(Requirement { initial, maintenance })
 }
 
+/// The check after an op that may raise `holder`'s requirement (a trade, taking over a liquidated position):
+/// the account may not end needing more initial margin than its collateral covers, unless the op lowered what
+/// it needs (`initial_before`, its initial requirement before the op), nor end with negative collateral.
+pub fn check_after_op(
+    scope: &mut TxScope<'_>,
+    market: &pb::MarketRecord,
+    p: &pb::OptionsParams,
+    holder: &AccountId,
+    marks: &mut Marks,
+    initial_before: Usd,
+) -> Result<(), ExecError> {
+    let required = account(scope, market, p, holder, marks)?.initial;
+    let collateral = collateral(&load_account(scope, holder)?);
+    if (required > initial_before && collateral < required) || collateral.is_negative() {
+        return Err(ExecError::InsufficientMargin {
+            equity_micros: collateral.micros(),
+            required_micros: required.micros(),
+        });
+    }
+    Ok(())
+}
+
 /// `SetMarginMode`: the signer's margin rules become portfolio margin (the market must offer it) or the
 /// standard rules, provided its collateral meets the new rules' initial margin at a fresh spot.
 pub fn set_mode(

@@ -181,14 +181,7 @@ pub fn place(
 
     // The taker may not end needing more than its collateral covers (unless the op lowered what it needs),
     // nor with negative collateral.
-    let required = margin::account(scope, market, &p, signer, &mut marks)?.initial;
-    let collateral = collateral(&load_account(scope, signer)?);
-    if (required > required_before && collateral < required) || collateral.is_negative() {
-        return Err(ExecError::InsufficientMargin {
-            equity_micros: collateral.micros(),
-            required_micros: required.micros(),
-        });
-    }
+    margin::check_after_op(scope, market, &p, signer, &mut marks, required_before)?;
     Ok(events)
 }
 

@@ -1,10 +1,11 @@
-//! Cache of the upper trie levels.
+//! Cache of the upper trie levels as read from sled.
 //!
-//! The nodes nearest the root are rewritten by almost every version, so without a cache each
-//! version would read them back from sled right after writing them. Entries are keyed by
+//! Staging starts from the in-memory trie of the previous version (`resident.rs`); this cache
+//! serves the reads that still go to sled: proofs and snapshot export, which walk from the root,
+//! and the loads of staging after a restart. It is filled by those reads. Entries are keyed by
 //! position and hold the newest node seen there; a hit requires the parent's exact reference
-//! (version and RLP reference), so a node staged by a batch that was never applied can never be
-//! served in place of the stored one.
+//! (version and RLP reference), so a stale or never-applied node can never be served in place of
+//! the stored one.
 
 use super::node::ChildRef;
 use alloy_trie::{nodes::RlpNode, Nibbles};

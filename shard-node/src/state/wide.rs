@@ -106,37 +106,38 @@ pub(crate) fn stage_wide<'c>(
         work.into_par_iter().map(|subtries| stage_part(reader, version, subtries)).collect::<Result<Vec<_>>>()?;
 
     let mut slots = empty_slots();
-    let mut staged = Staged { root: None, writes: Vec::new(), stale: updater.stale, changed: Vec::new(), loaded: 0 };
-    staged.loaded = updater.loaded;
+    let mut committer = Committer::new(version);
+    let mut changed = Vec::new();
     for part in parts {
         for (nibble, child) in part.children {
             if let Some(slot) = slots.get_mut(usize::from(nibble)) {
                 *slot = child;
             }
         }
-        staged.writes.extend(part.writes);
-        staged.stale.extend(part.stale);
-        staged.changed.extend(part.changed);
-        staged.loaded += part.loaded;
+        committer.writes.extend(part.writes);
+        updater.stale.extend(part.stale);
+        updater.loaded += part.loaded;
+        changed.extend(part.changed);
     }
     if slots.iter().filter(|slot| slot.is_some()).count() < 2 {
         return Ok(None);
     }
     // The stale entries and changed keys come grouped by thread rather than in key order; both are read as
     // sets (pruning, the flat table). Only the root's own record is left to write.
-    let origin = if staged.changed.is_empty() {
+    let origin = if changed.is_empty() {
         origin
     } else {
-        if let Some(origin) = origin {
-            staged.stale.push((origin.version, Nibbles::new()));
-        }
+        updater.mark_stale(origin, Nibbles::new());
         None
     };
-    let mut committer = Committer::new(version);
-    committer.writes = staged.writes;
-    staged.root = Some(committer.branch(&Nibbles::new(), slots, origin));
-    staged.writes = committer.writes;
-    Ok(Some(staged))
+    let root = committer.branch(&Nibbles::new(), slots, origin);
+    Ok(Some(Staged {
+        root: Some(root),
+        writes: committer.writes,
+        stale: updater.stale,
+        changed,
+        loaded: updater.loaded,
+    }))
 }
 
 /// Updates and commits one thread's subtries.

@@ -5,7 +5,7 @@ use shardex_core::{ChainId, ShardId};
 
 use crate::{
     messages::{Proposal, ProposalPart, Vote},
-    signing::Ed25519Strict,
+    signing::Ed25519,
     types::{Address, BlockId, Height, Validator, ValidatorSet},
 };
 
@@ -29,7 +29,7 @@ impl mc::Context for ShardCtx {
     type Value = BlockId;
     type Vote = Vote;
     type Extension = Vec<u8>;
-    type SigningScheme = Ed25519Strict;
+    type SigningScheme = Ed25519;
 
     fn select_proposer<'a>(&self, validator_set: &'a ValidatorSet, _height: Height, round: Round) -> &'a Validator {
         // The engine never asks for the proposer of the nil round; treat it as round 0.

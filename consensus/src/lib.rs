@@ -1,10 +1,10 @@
 //! shardex sequencer sets: each shard's validators agree on one block log with Malachite (Tendermint BFT)
 //! through its app-channel API.
 //!
-//! The engine's view of a shard ([`types`], [`messages`], [`context`]), signing under shardex's strict
-//! ed25519 rules and vote layouts ([`signing`]), the wire and WAL format ([`codec`]), blocks streamed as
-//! proposal parts ([`stream`]), proposals kept across a restart ([`store`]), the seam the shard implements
-//! ([`app`]), the loop that answers the engine ([`host`]) and starting it all ([`engine`]).
+//! The engine's view of a shard ([`types`], [`messages`], [`context`]), signing under shardex's ed25519 rule
+//! (ZIP-215, small-order keys refused) and vote layouts ([`signing`]), the wire and WAL format ([`codec`]),
+//! blocks streamed as proposal parts ([`stream`]), proposals kept across a restart ([`store`]), the seam the
+//! shard implements ([`app`]), the loop that answers the engine ([`host`]) and starting it all ([`engine`]).
 
 pub mod app;
 pub mod codec;

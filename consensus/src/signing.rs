@@ -1,4 +1,5 @@
-//! Signing consensus messages with ed25519 under shardex's rules: `verify_strict`, and the domain-separated
+//! Signing consensus messages with ed25519 under shardex's rules: `shardex_core::signing`'s verification rule
+//! (ZIP-215 with small-order keys refused), and the domain-separated
 //! layouts of `shardex_core::vote`. The engine counts exactly the votes every shardex verifier (coordinator,
 //! VM, SDK, tools) accepts, because both run the same function over the same bytes.
 
@@ -44,11 +45,11 @@ pub struct BadLength {
     got: usize,
 }
 
-/// ed25519 with `verify_strict`, keys as the 32 bytes genesis lists.
+/// ed25519 under `shardex_core::signing`'s rule, keys as the 32 bytes genesis lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ed25519Strict;
+pub struct Ed25519;
 
-impl SigningScheme for Ed25519Strict {
+impl SigningScheme for Ed25519 {
     type DecodingError = BadLength;
     type Signature = Signature;
     type PublicKey = Address;
@@ -147,7 +148,7 @@ impl Signer<ShardCtx> for ShardSigner {
     }
 }
 
-/// Verifies consensus messages of one shard with `verify_strict`.
+/// Verifies consensus messages of one shard under `shardex_core::signing`'s rule.
 #[derive(Clone, Copy)]
 pub struct ShardVerifier {
     ctx: ShardCtx,
@@ -209,9 +210,7 @@ impl Verifier<ShardCtx> for ShardVerifier {
 
     async fn verify_validator_proof(&self, proof: &ValidatorProof<ShardCtx>) -> Result<VerificationResult, Error> {
         let Ok(key) = AccountId::from_slice(&proof.public_key) else { return result(false) };
-        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&key.0) else { return result(false) };
-        let sig = ed25519_dalek::Signature::from_bytes(&proof.signature.0);
-        result(vk.verify_strict(&proof.preimage(), &sig).is_ok())
+        result(signing::verify_raw(&key, &proof.signature.0, &proof.preimage()).is_ok())
     }
 }
 

@@ -484,8 +484,8 @@ impl Genesis {
             }
         }
         if let Some(coordinator) = &self.coordinator {
-            if ed25519_dalek::VerifyingKey::from_bytes(&coordinator.0).is_err() {
-                return invalid("coordinator", "must be a valid ed25519 public key");
+            if let Err(e) = crate::signing::check_signer(coordinator) {
+                return invalid("coordinator", &format!("must be an ed25519 public key that can sign: {e}"));
             }
             if self.validators.contains(coordinator) {
                 return invalid("coordinator", "must differ from every validator key");

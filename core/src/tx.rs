@@ -140,6 +140,69 @@ pub fn decode_and_verify(bytes: &[u8], domain: TxDomain, max_tx_bytes: usize) ->
 /// Verifies an already-decoded envelope (as tonic hands it over), with the same checks and limits: at most
 /// `max_tx_bytes`, or [`MAX_PROOF_TX_BYTES`] for an op carrying bridge proofs.
 pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: usize) -> Result<VerifiedTx, TxError> {
+    let tx = check_format(envelope, domain, max_tx_bytes)?;
+    signing::verify(&tx.signer, &tx.envelope.signature, Domain::Tx, domain.chain, domain.shard, &tx.envelope.body)?;
+    Ok(tx)
+}
+
+/// Verifies many envelopes (a submitted batch, a block's txs) with the checks of [`verify_envelope`], each
+/// verdict the one it would give: the format checks run per tx and the signatures as batches, spread with
+/// their format checks over rayon's threads (see [`signing::verify_each`]). Blocks the calling thread: run
+/// it on a blocking or rayon thread, not an async runtime's worker.
+pub fn verify_envelopes(
+    envelopes: Vec<pb::SignedTx>,
+    domain: TxDomain,
+    max_tx_bytes: usize,
+) -> Vec<Result<VerifiedTx, TxError>> {
+    use rayon::prelude::*;
+    let per_chunk = signing::chunk_len(envelopes.len());
+    if envelopes.len() <= per_chunk {
+        return verify_chunk(envelopes, domain, max_tx_bytes);
+    }
+    envelopes
+        .into_par_iter()
+        .chunks(per_chunk)
+        .flat_map_iter(|chunk| verify_chunk(chunk, domain, max_tx_bytes))
+        .collect()
+}
+
+/// [`verify_envelopes`] on one thread.
+fn verify_chunk(
+    envelopes: Vec<pb::SignedTx>,
+    domain: TxDomain,
+    max_tx_bytes: usize,
+) -> Vec<Result<VerifiedTx, TxError>> {
+    let mut checked: Vec<Result<VerifiedTx, TxError>> = Vec::with_capacity(envelopes.len());
+    let mut pending = Vec::with_capacity(envelopes.len());
+    for envelope in envelopes {
+        let tx = check_format(envelope, domain, max_tx_bytes).and_then(|tx| {
+            let e = &tx.envelope;
+            pending.push(signing::Pending::new(
+                &tx.signer,
+                &e.signature,
+                Domain::Tx,
+                domain.chain,
+                domain.shard,
+                &e.body,
+            )?);
+            Ok(tx)
+        });
+        checked.push(tx);
+    }
+    let mut verdicts = signing::verify_batch(&pending).into_iter();
+    for tx in &mut checked {
+        if tx.is_ok() {
+            if let Some(Err(e)) = verdicts.next() {
+                *tx = Err(e.into());
+            }
+        }
+    }
+    checked
+}
+
+/// Every check of [`verify_envelope`] but the signature's equation. Not public: a `VerifiedTx` leaves this
+/// module only once its signature verified.
+fn check_format(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: usize) -> Result<VerifiedTx, TxError> {
     let size = envelope.encoded_len();
     let outer = max_tx_bytes.max(MAX_PROOF_TX_BYTES);
     if size > outer {
@@ -171,7 +234,6 @@ pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: u
         return Err(TxError::MissingOp);
     }
     let signer = AccountId::from_slice(&body.signer).map_err(|_| SignatureError::BadSigner)?;
-    signing::verify(&signer, &envelope.signature, Domain::Tx, domain.chain, domain.shard, &envelope.body)?;
     Ok(VerifiedTx { hash: tx_hash(&envelope.body), signer, body, envelope })
 }
 
@@ -266,6 +328,39 @@ mod tests {
         let mut no_op = body.clone();
         no_op.op = None;
         assert_eq!(check(&sign_body(&k, D, &no_op).encode_to_vec()), Err(Reason::InvalidOp));
+    }
+
+    /// A batch gives every envelope the verdict it gets alone, in order, whatever the mix and however the
+    /// batch is split across threads.
+    #[test]
+    fn a_batch_gets_the_verdicts_of_single_verification() {
+        let keys: Vec<_> = (0u8..5).map(|i| Keypair::from_seed([i; 32])).collect();
+        let other_shard = TxDomain { shard: ShardId(4), ..D };
+        let kinds = |i: usize, k: &Keypair| -> pb::SignedTx {
+            let good = sign_tx(k, D, i as u64, withdraw(i as u64));
+            match (i + 4) % 6 {
+                0 => sign_tx(k, other_shard, 1, withdraw(1)),
+                1 => {
+                    let mut flipped = good;
+                    flipped.signature[i % 64] ^= 1;
+                    flipped
+                }
+                2 => pb::SignedTx { signature: vec![0; 63], ..good },
+                3 => pb::SignedTx { body: vec![0xff, 0xff], ..good },
+                _ => good,
+            }
+        };
+        for n in [1, 7, 100, 301] {
+            let envelopes: Vec<_> = (0..n).map(|i| kinds(i, &keys[i % keys.len()])).collect();
+            let alone: Vec<_> = envelopes
+                .iter()
+                .map(|e| verify_envelope(e.clone(), D, DEFAULT_MAX_TX_BYTES).map(|t| t.hash()))
+                .collect();
+            let batched: Vec<_> =
+                verify_envelopes(envelopes, D, DEFAULT_MAX_TX_BYTES).into_iter().map(|r| r.map(|t| t.hash())).collect();
+            assert_eq!(batched, alone, "n = {n}");
+            assert!(alone.iter().any(Result::is_ok) && (n < 6 || alone.iter().any(Result::is_err)));
+        }
     }
 
     /// The proof-tx bound holds the largest certificate: a refund (the op with the most proofs) with three

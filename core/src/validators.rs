@@ -41,8 +41,8 @@ pub enum ValidatorSetError {
         /// Its power.
         power: u64,
     },
-    /// A key that is not an ed25519 public key.
-    #[error("validator key {0} is not a valid ed25519 public key")]
+    /// A key that is not an ed25519 public key, or one of small order, which cannot sign.
+    #[error("validator key {0} is not an ed25519 public key that can sign (a curve point not of small order)")]
     BadKey(AccountId),
 }
 
@@ -72,7 +72,7 @@ impl ValidatorSet {
             if !(1..=MAX_VOTING_POWER).contains(&v.power) {
                 return Err(ValidatorSetError::BadPower { key: v.key, power: v.power });
             }
-            if ed25519_dalek::VerifyingKey::from_bytes(&v.key.0).is_err() {
+            if crate::signing::check_signer(&v.key).is_err() {
                 return Err(ValidatorSetError::BadKey(v.key));
             }
             if validators[..i].iter().any(|w| w.key == v.key) {
@@ -182,6 +182,10 @@ mod tests {
         let bogus = AccountId([2; 32]);
         assert!(ed25519_dalek::VerifyingKey::from_bytes(&bogus.0).is_err());
         assert_eq!(ValidatorSet::equal(&[bogus]), Err(ValidatorSetError::BadKey(bogus)));
+        // The identity point: a small-order key anyone could "sign" for.
+        let mut identity = AccountId([0; 32]);
+        identity.0[0] = 1;
+        assert_eq!(ValidatorSet::equal(&[identity]), Err(ValidatorSetError::BadKey(identity)));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn sign_vote(
     signing::sign(key, kind.domain(), chain, shard, &vote_payload(height, round, block))
 }
 
-/// Verifies a vote signature (ed25519 `verify_strict`).
+/// Verifies a vote signature under [`signing`]'s rule.
 pub fn verify_vote(
     signer: &AccountId,
     signature: &[u8],

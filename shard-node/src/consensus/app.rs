@@ -15,7 +15,7 @@ use shardex_core::{
     block::{verify_finalized, Certificate},
     hash::{b256_from_slice, ordered_root},
     pb,
-    tx::{verify_envelope, TxDomain, VerifiedTx},
+    tx::{verify_envelopes, TxDomain, VerifiedTx},
     validators::ValidatorSet,
     AccountId, B256,
 };
@@ -118,7 +118,19 @@ impl ShardApp {
             )));
         }
         let rebuilder = self.node.shard().rebuilder();
-        let rebuilt = joined(tokio::task::spawn_blocking(move || rebuilder.rebuild(ctx, by, txs)).await)?;
+        let (domain, max_tx_bytes) = (self.domain, self.limits.max_tx_bytes);
+        let rebuilt = joined(
+            tokio::task::spawn_blocking(move || {
+                // The signatures as batches, each tx with the verdict it would get alone.
+                let txs = verify_envelopes(txs, domain, max_tx_bytes)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, tx)| tx.map_err(|e| ReplayError::Invalid(format!("tx {i}: {e}"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                rebuilder.rebuild(ctx, by, txs)
+            })
+            .await,
+        )?;
         let proposal = match rebuilt {
             Ok(p) => p,
             Err(ReplayError::Invalid(why)) => return Ok(Verdict::Invalid(why)),
@@ -138,8 +150,8 @@ impl ShardApp {
         self.candidates.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The checks that need no execution: shape, chain, height, parent, proposer, time, and every tx's
-    /// signature. Returns the block context, its proposer and its txs. `clock_bound` refuses a timestamp
+    /// The cheap checks that need no execution: shape, chain, height, parent, proposer, time, and every tx's
+    /// envelope decoding. Returns the block context, its proposer and its txs. `clock_bound` refuses a timestamp
     /// beyond this node's clock plus `max_future_ms`: a vote depends on it, but a certified block is
     /// final whatever this node's clock says (a node whose clock is behind must still follow).
     fn precheck(
@@ -172,20 +184,18 @@ impl ShardApp {
         }
         let mut txs = Vec::with_capacity(body.txs.len());
         for (i, bytes) in body.txs.iter().enumerate() {
-            let verified = pb::SignedTx::decode(bytes.as_slice())
-                .map_err(|e| e.to_string())
-                .and_then(|tx| verify_envelope(tx, self.domain, self.limits.max_tx_bytes).map_err(|e| e.to_string()));
-            match verified {
+            match pb::SignedTx::decode(bytes.as_slice()) {
                 Ok(tx) => txs.push(tx),
-                Err(why) => return Ok(Err(format!("tx {i}: {why}"))),
+                Err(why) => return Ok(Err(format!("tx {i}: malformed tx: envelope: {why}"))),
             }
         }
         Ok(Ok((BlockCtx { height: h.height, timestamp_ms: h.timestamp_ms }, by, txs)))
     }
 }
 
-/// A proposed block that passed [`ShardApp::precheck`]: its context, proposer and verified txs.
-type Prechecked = (BlockCtx, AccountId, Vec<VerifiedTx>);
+/// A proposed block that passed [`ShardApp::precheck`]: its context, proposer and decoded txs, whose
+/// signatures and limits are still to check (off the runtime, as batches).
+type Prechecked = (BlockCtx, AccountId, Vec<pb::SignedTx>);
 
 /// The body consensus carries for a staged proposal.
 fn body_of(p: &Proposal) -> BlockBody {

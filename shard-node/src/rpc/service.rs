@@ -1,12 +1,13 @@
 //! The Shard service: every handler validates its input, does the work under the shard lock, and maps
-//! rejections to statuses with reasons. Signature checks run before the lock is taken.
+//! rejections to statuses with reasons. Signature checks run before the lock is taken, on blocking and rayon
+//! threads: a batch's signatures are checked as batches.
 
 use std::sync::Arc;
 
 use shardex_core::{
     hash::b256_from_slice,
     pb,
-    tx::{verify_envelope, VerifiedTx},
+    tx::{verify_envelope, verify_envelopes, VerifiedTx},
     AccountId, Reason,
 };
 use shardex_proto::shard::v1::shard_service_server::ShardService;
@@ -102,19 +103,28 @@ impl ShardRpc {
         }
     }
 
-    fn verify(&self, tx: pb::SignedTx) -> Result<VerifiedTx, Reject> {
-        verify_envelope(tx, self.domain, self.max_tx_bytes).map_err(Reject::from)
+    /// Runs signature checks on a blocking thread (which hands a batch's parts to rayon's threads), so the
+    /// runtime's workers keep serving while they run.
+    async fn off_runtime<T: Send + 'static>(&self, check: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+        tokio::task::spawn_blocking(check).await.map_err(|e| {
+            tracing::error!(target: "shard::rpc", error = %e, "signature check task failed");
+            reject_status(&Reject::new(Reason::Unavailable, "checking signatures failed on the node; see its log"))
+        })
     }
 
-    /// Verifies outside the lock, then admits a whole slice under one lock acquisition.
-    fn submit_many(&self, txs: Vec<pb::SignedTx>) -> Result<Vec<pb::SubmitResult>, Status> {
-        let verified: Vec<(Vec<u8>, Result<VerifiedTx, Reject>)> = txs
-            .into_iter()
-            .map(|tx| {
-                let hash = shardex_core::hash::tx_hash(&tx.body).to_vec();
-                (hash, self.verify(tx))
-            })
-            .collect();
+    /// Verifies one submission off the runtime.
+    async fn verify(&self, tx: pb::SignedTx) -> Result<Result<VerifiedTx, Reject>, Status> {
+        let (domain, max_tx_bytes) = (self.domain, self.max_tx_bytes);
+        self.off_runtime(move || verify_envelope(tx, domain, max_tx_bytes).map_err(Reject::from)).await
+    }
+
+    /// Verifies a slice off the runtime, its signatures as batches (each tx gets the verdict it would get
+    /// alone), then admits it under one lock acquisition.
+    async fn submit_many(&self, txs: Vec<pb::SignedTx>) -> Result<Vec<pb::SubmitResult>, Status> {
+        let hashes: Vec<Vec<u8>> = txs.iter().map(|tx| shardex_core::hash::tx_hash(&tx.body).to_vec()).collect();
+        let (domain, max_tx_bytes) = (self.domain, self.max_tx_bytes);
+        let verified = self.off_runtime(move || verify_envelopes(txs, domain, max_tx_bytes)).await?;
+        let verified = hashes.into_iter().zip(verified.into_iter().map(|v| v.map_err(Reject::from)));
         let mut shard = self.node.shard();
         let mut results = Vec::with_capacity(verified.len());
         for (hash, v) in verified {
@@ -153,7 +163,7 @@ impl ShardService for ShardRpc {
         }
         let tx = request.into_inner();
         let hash = shardex_core::hash::tx_hash(&tx.body).to_vec();
-        let verified = self.verify(tx).map_err(|r| reject_status(&r))?;
+        let verified = self.verify(tx).await?.map_err(|r| reject_status(&r))?;
         let (verdict, full) = {
             let mut shard = self.node.shard();
             let verdict = shard.admit(verified, now_ms()).map_err(|e| internal_status(&e))?;
@@ -181,7 +191,7 @@ impl ShardService for ShardRpc {
         if let Some((proposer, routing)) = elsewhere {
             return routing.forwarder.submit_batch(&proposer, txs).await;
         }
-        Ok(Response::new(pb::SubmitBatchResponse { results: self.submit_many(txs)? }))
+        Ok(Response::new(pb::SubmitBatchResponse { results: self.submit_many(txs).await? }))
     }
 
     async fn submit_stream(
@@ -210,7 +220,7 @@ impl ShardService for ShardRpc {
                     Some((proposer, routing)) => {
                         results.extend(routing.forwarder.submit_batch(&proposer, txs).await?.into_inner().results)
                     }
-                    None => results.extend(self.submit_many(txs)?),
+                    None => results.extend(self.submit_many(txs).await?),
                 }
             }
             if end {

@@ -18,7 +18,7 @@ use shardex_core::{
     genesis::Genesis,
     hash::ordered_root,
     pb,
-    tx::{verify_envelope, TxDomain},
+    tx::{verify_envelopes, TxDomain},
 };
 
 use super::{
@@ -115,12 +115,11 @@ impl CertifiedSnapshotBlock {
         if height == 0 {
             return Err(invalid("a snapshot at height 0 is the genesis: start without one"));
         }
-        let mut tx_hashes = Vec::with_capacity(block.txs.len());
-        for (i, tx) in block.txs.iter().enumerate() {
-            let verified = verify_envelope(tx.clone(), domain, config.max_tx_bytes)
-                .map_err(|e| invalid(&format!("tx {i} of the block: {e}")))?;
-            tx_hashes.push(verified.hash());
-        }
+        let tx_hashes = verify_envelopes(block.txs.clone(), domain, config.max_tx_bytes)
+            .into_iter()
+            .enumerate()
+            .map(|(i, tx)| tx.map(|t| t.hash()).map_err(|e| invalid(&format!("tx {i} of the block: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
         let roots = [
             ("tx_root", &decoded.header.tx_root, ordered_root(&encode_all(&block.txs))),
             ("receipts_root", &decoded.header.receipts_root, ordered_root(&encode_all(&block.receipts))),

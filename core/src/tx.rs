@@ -174,10 +174,12 @@ fn verify_chunk(
 ) -> Vec<Result<VerifiedTx, TxError>> {
     let mut checked: Vec<Result<VerifiedTx, TxError>> = Vec::with_capacity(envelopes.len());
     let mut pending = Vec::with_capacity(envelopes.len());
+    let mut keys = signing::Keys::default();
     for envelope in envelopes {
         let tx = check_format(envelope, domain, max_tx_bytes).and_then(|tx| {
             let e = &tx.envelope;
-            pending.push(signing::Pending::new(
+            pending.push(signing::Pending::new_with(
+                &mut keys,
                 &tx.signer,
                 &e.signature,
                 Domain::Tx,

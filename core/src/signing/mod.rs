@@ -19,6 +19,8 @@
 //! ed25519-dalek's `verify_strict` (the rule before) accepts a strict subset: it refuses small-order
 //! components in `R` that this rule accepts.
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 use crate::{
@@ -108,7 +110,8 @@ fn signature_array(signature: &[u8]) -> Result<&[u8; 64], SignatureError> {
 /// Verifies a signature over the raw `message` (already domain-separated by the caller) under the rule of
 /// this module.
 pub fn verify_raw(signer: &AccountId, signature: &[u8], message: &[u8]) -> Result<(), SignatureError> {
-    zip215::Prepared::new(&signer.0, signature_array(signature)?, &[message])?.verify()
+    let key = zip215::decode_key(&signer.0)?;
+    zip215::Prepared::new(&signer.0, key, signature_array(signature)?, &[message])?.verify()
 }
 
 /// Verifies one signature over the domain-separated message under the rule of this module.
@@ -139,12 +142,42 @@ impl Pending {
         shard: ShardId,
         payload: &[u8],
     ) -> Result<Self, SignatureError> {
-        let tag = domain.tag();
+        let key = zip215::decode_key(&signer.0)?;
+        Self::prepare(signer, key, signature, (domain, chain, shard), payload)
+    }
+
+    /// [`Pending::new`], decoding each signer's key once per `keys` (a batch from a few keys decodes only
+    /// those).
+    pub fn new_with(
+        keys: &mut Keys,
+        signer: &AccountId,
+        signature: &[u8],
+        domain: Domain,
+        chain: ChainId,
+        shard: ShardId,
+        payload: &[u8],
+    ) -> Result<Self, SignatureError> {
+        let key = (*keys.0.entry(signer.0).or_insert_with(|| zip215::decode_key(&signer.0)))?;
+        Self::prepare(signer, key, signature, (domain, chain, shard), payload)
+    }
+
+    fn prepare(
+        signer: &AccountId,
+        key: curve25519_dalek::EdwardsPoint,
+        signature: &[u8],
+        (domain, chain, shard): (Domain, ChainId, ShardId),
+        payload: &[u8],
+    ) -> Result<Self, SignatureError> {
+        let signature = signature_array(signature)?;
         let (chain, shard) = (chain.0.to_be_bytes(), shard.0.to_be_bytes());
-        let message: [&[u8]; 4] = [tag, &chain, &shard, payload];
-        zip215::Prepared::new(&signer.0, signature_array(signature)?, &message).map(Self)
+        let message: [&[u8]; 4] = [domain.tag(), &chain, &shard, payload];
+        zip215::Prepared::new(&signer.0, key, signature, &message).map(Self)
     }
 }
+
+/// Keys decoded so far (or refused) while preparing one batch.
+#[derive(Default)]
+pub struct Keys(HashMap<[u8; 32], Result<curve25519_dalek::EdwardsPoint, SignatureError>>);
 
 /// Signatures per batch below which spreading over threads costs more than it saves.
 pub const MIN_SIGNATURES_PER_THREAD: usize = 32;

@@ -1,11 +1,11 @@
 //! The arithmetic of ZIP-215 ed25519 verification on curve25519-dalek, single and batched.
 //!
-//! Decoding happens once, in [`Prepared::new`], for both paths: a key or `R` that is not a curve point, a
-//! small-order key, or a non-canonical `s` is refused there with the same error either way. What remains is
-//! the cofactored equation `[8]([s]B − R − [k]A) = 0`, checked alone by [`Prepared::verify`] or as one
-//! random linear combination by [`verify_batch`]. For a valid signature `[s]B − R − [k]A` is a small-order
-//! point, which the factor 8 removes whatever the combination's weights: a batch of valid signatures always
-//! passes, and one with an invalid signature fails except with probability about 2^-128.
+//! Decoding happens once, in [`decode_key`] and [`Prepared::new`], for both paths: a key or `R` that is not
+//! a curve point, a small-order key, or a non-canonical `s` is refused there with the same error either way.
+//! What remains is the cofactored equation `[8]([s]B − R − [k]A) = 0`, checked alone by [`Prepared::verify`]
+//! or as one random linear combination by [`verify_batch`]. For a valid signature `[s]B − R − [k]A` is a
+//! small-order point, which the factor 8 removes whatever the combination's weights: a batch of valid
+//! signatures always passes, and one with an invalid signature fails except with probability about 2^-128.
 //!
 //! The `ed25519-consensus` crate implements the same rule (without the key rule); the tests check both
 //! agree on every edge case.
@@ -43,9 +43,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Decodes `signature` by the key `key_bytes` over `message` (the concatenation of its parts).
-    pub fn new(key_bytes: &[u8; 32], signature: &[u8; 64], message: &[&[u8]]) -> Result<Self, SignatureError> {
-        let key = decode_key(key_bytes)?;
+    /// Decodes `signature` by `key` (decoded from `key_bytes` by [`decode_key`]) over `message` (the
+    /// concatenation of its parts).
+    pub fn new(
+        key_bytes: &[u8; 32],
+        key: EdwardsPoint,
+        signature: &[u8; 64],
+        message: &[&[u8]],
+    ) -> Result<Self, SignatureError> {
         let (r_bytes, s_bytes) = signature.split_at(32);
         let r_bytes: [u8; 32] = r_bytes.try_into().map_err(|_| SignatureError::Invalid)?;
         let s_bytes: [u8; 32] = s_bytes.try_into().map_err(|_| SignatureError::Invalid)?;
@@ -112,8 +117,12 @@ mod tests {
             .is_ok_and(|k| k.verify(&ed25519_consensus::Signature::from(*sig), msg).is_ok())
     }
 
+    fn prepare(key: &[u8; 32], sig: &[u8; 64], parts: &[&[u8]]) -> Result<Prepared, SignatureError> {
+        Prepared::new(key, decode_key(key)?, sig, parts)
+    }
+
     fn ours(key: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Result<(), SignatureError> {
-        Prepared::new(key, sig, &[msg]).and_then(|p| p.verify())
+        prepare(key, sig, &[msg]).and_then(|p| p.verify())
     }
 
     proptest! {
@@ -155,13 +164,13 @@ mod tests {
                 prop_assert_eq!(verdict, Ok(()));
             }
             // A batch of it among honest signatures passes exactly when it verifies alone.
-            if let Ok(p) = Prepared::new(&key, &sig, &[&msg]) {
+            if let Ok(p) = prepare(&key, &sig, &[&msg]) {
                 let honest: Vec<Prepared> = (0..3u8)
                     .map(|i| {
                         let (a, r) = (edge::scalar(i), edge::scalar(i + 100));
                         let key = edge::compress(edge::base(a));
                         let sig = edge::sign(a, key, r, edge::compress(edge::base(r) + times(i)), &msg);
-                        Prepared::new(&key, &sig, &[&msg]).expect("decodes")
+                        prepare(&key, &sig, &[&msg]).expect("decodes")
                     })
                     .collect();
                 let all: Vec<&Prepared> = honest.iter().chain(std::iter::once(&p)).collect();
@@ -176,7 +185,7 @@ mod tests {
         let key = edge::compress(edge::base(a));
         let r = edge::scalar(10);
         let sig = edge::sign(a, key, r, edge::compress(edge::base(r)), b"abcdef");
-        let ok = |parts: &[&[u8]]| Prepared::new(&key, &sig, parts).and_then(|p| p.verify()).is_ok();
+        let ok = |parts: &[&[u8]]| prepare(&key, &sig, parts).and_then(|p| p.verify()).is_ok();
         assert!(ok(&[b"abcdef"]) && ok(&[b"abc", b"def"]) && ok(&[b"", b"abcdef", b""]));
         assert!(!ok(&[b"def", b"abc"]) && !ok(&[b"abcde"]));
     }

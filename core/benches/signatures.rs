@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("batch_all_threads/{n}_by_{signers}"), |b| {
             b.iter_batched(
                 || data.clone(),
-                |batch| assert!(signing::verify_each(&pending(&batch)).iter().all(Result::is_ok)),
+                |batch| assert!(signing::verify_each(pending(&batch)).iter().all(Result::is_ok)),
                 BatchSize::SmallInput,
             )
         });

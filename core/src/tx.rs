@@ -147,22 +147,27 @@ pub fn verify_envelope(envelope: pb::SignedTx, domain: TxDomain, max_tx_bytes: u
 
 /// Verifies many envelopes (a submitted batch, a block's txs) with the checks of [`verify_envelope`], each
 /// verdict the one it would give: the format checks run per tx and the signatures as batches, spread with
-/// their format checks over rayon's threads (see [`signing::verify_each`]). Blocks the calling thread: run
-/// it on a blocking or rayon thread, not an async runtime's worker.
+/// their format checks over rayon's threads ([`signing::in_shares`]). Blocks the calling thread: run it on a
+/// blocking or rayon thread, not an async runtime's worker.
 pub fn verify_envelopes(
     envelopes: Vec<pb::SignedTx>,
     domain: TxDomain,
     max_tx_bytes: usize,
 ) -> Vec<Result<VerifiedTx, TxError>> {
-    use rayon::prelude::*;
-    let per_chunk = signing::chunk_len(envelopes.len());
-    if envelopes.len() <= per_chunk {
-        return verify_chunk(envelopes, domain, max_tx_bytes);
-    }
-    envelopes
-        .into_par_iter()
-        .chunks(per_chunk)
-        .flat_map_iter(|chunk| verify_chunk(chunk, domain, max_tx_bytes))
+    signing::in_shares(envelopes, |share| verify_chunk(share, domain, max_tx_bytes))
+}
+
+/// A block's txs, all of which must verify ([`verify_envelopes`]); the error names the first bad tx by its
+/// index in the block.
+pub fn verify_all(
+    envelopes: Vec<pb::SignedTx>,
+    domain: TxDomain,
+    max_tx_bytes: usize,
+) -> Result<Vec<VerifiedTx>, (usize, TxError)> {
+    verify_envelopes(envelopes, domain, max_tx_bytes)
+        .into_iter()
+        .enumerate()
+        .map(|(i, tx)| tx.map_err(|e| (i, e)))
         .collect()
 }
 

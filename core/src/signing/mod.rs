@@ -183,21 +183,21 @@ pub struct Keys(HashMap<[u8; 32], Result<curve25519_dalek::EdwardsPoint, Signatu
 pub const MIN_SIGNATURES_PER_THREAD: usize = 32;
 
 /// Checks every pending signature, with the verdict single verification would give each (the rule makes
-/// batch and single verification agree). The signatures are checked as batches spread over rayon's threads;
-/// a batch that fails is checked one by one to name the bad signatures. Blocks the calling thread: call it
-/// from a blocking or rayon thread, not an async runtime's worker.
-pub fn verify_each(items: &[Pending]) -> Vec<Result<(), SignatureError>> {
-    let per_chunk = chunk_len(items.len());
-    if items.len() <= per_chunk {
-        return verify_batch(items);
-    }
-    items.par_chunks(per_chunk).flat_map_iter(verify_batch).collect()
+/// batch and single verification agree). The signatures are checked as batches spread over rayon's threads
+/// ([`in_shares`]); a batch that fails is checked one by one to name the bad signatures. Blocks the calling
+/// thread: call it from a blocking or rayon thread, not an async runtime's worker.
+pub fn verify_each(items: Vec<Pending>) -> Vec<Result<(), SignatureError>> {
+    in_shares(items, |share| verify_batch(&share))
 }
 
-/// How many of `n` signatures each thread checks: an even share of rayon's threads, at least
-/// [`MIN_SIGNATURES_PER_THREAD`].
-pub fn chunk_len(n: usize) -> usize {
-    n.div_ceil(rayon::current_num_threads().max(1)).max(MIN_SIGNATURES_PER_THREAD)
+/// Runs `check` on an even share of `items` per rayon thread (at least [`MIN_SIGNATURES_PER_THREAD`] each,
+/// so a small batch stays on the calling thread) and returns its verdicts in the order of `items`.
+pub fn in_shares<T: Send, R: Send>(items: Vec<T>, check: impl Fn(Vec<T>) -> Vec<R> + Sync + Send) -> Vec<R> {
+    let share = items.len().div_ceil(rayon::current_num_threads().max(1)).max(MIN_SIGNATURES_PER_THREAD);
+    if items.len() <= share {
+        return check(items);
+    }
+    items.into_par_iter().chunks(share).flat_map_iter(check).collect()
 }
 
 /// [`verify_each`] on the calling thread: one batch, checked one by one only if it fails.
@@ -259,9 +259,9 @@ mod tests {
                 })
                 .collect()
         };
-        assert!(verify_each(&pending(None)).iter().all(Result::is_ok));
+        assert!(verify_each(pending(None)).iter().all(Result::is_ok));
         for bad in [0, 3, n - 1] {
-            let verdicts = verify_each(&pending(Some(bad)));
+            let verdicts = verify_each(pending(Some(bad)));
             assert_eq!(verdicts.len(), n as usize);
             for (i, v) in (0u8..).zip(verdicts) {
                 assert_eq!(v, if i == bad { Err(SignatureError::Invalid) } else { Ok(()) }, "item {i}, bad {bad}");
@@ -451,7 +451,7 @@ mod tests {
             assert_eq!(verify(&signer, &c.sig, Domain::Tx, CHAIN, SHARD, PAYLOAD), c.verdict, "{}", c.name);
             assert_eq!(strict_accepts(&c.signer, &c.sig, &msg), c.strict_accepts, "{}", c.name);
             let pending = Pending::new(&signer, &c.sig, Domain::Tx, CHAIN, SHARD, PAYLOAD);
-            let batched = pending.map(|p| verify_each(&[p])[0]).and_then(|r| r);
+            let batched = pending.map(|p| verify_each(vec![p])[0]).and_then(|r| r);
             assert_eq!(batched, c.verdict, "{} (batched)", c.name);
         }
     }
@@ -491,7 +491,7 @@ mod tests {
                     Err(e) => batched[i] = Err(e),
                 }
             }
-            for (slot, verdict) in slots.into_iter().zip(verify_each(&pending)) {
+            for (slot, verdict) in slots.into_iter().zip(verify_each(pending)) {
                 batched[slot] = verdict;
             }
             proptest::prop_assert_eq!(batched, single);

@@ -15,7 +15,7 @@ use shardex_core::{
     block::{verify_finalized, Certificate},
     hash::{b256_from_slice, ordered_root},
     pb,
-    tx::{verify_envelopes, TxDomain, VerifiedTx},
+    tx::{verify_all, TxDomain, VerifiedTx},
     validators::ValidatorSet,
     AccountId, B256,
 };
@@ -122,11 +122,8 @@ impl ShardApp {
         let rebuilt = joined(
             tokio::task::spawn_blocking(move || {
                 // The signatures as batches, each tx with the verdict it would get alone.
-                let txs = verify_envelopes(txs, domain, max_tx_bytes)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, tx)| tx.map_err(|e| ReplayError::Invalid(format!("tx {i}: {e}"))))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let txs = verify_all(txs, domain, max_tx_bytes)
+                    .map_err(|(i, e)| ReplayError::Invalid(format!("tx {i}: {e}")))?;
                 rebuilder.rebuild(ctx, by, txs)
             })
             .await,

@@ -121,9 +121,15 @@ impl ShardRpc {
     /// Verifies a slice off the runtime, its signatures as batches (each tx gets the verdict it would get
     /// alone), then admits it under one lock acquisition.
     async fn submit_many(&self, txs: Vec<pb::SignedTx>) -> Result<Vec<pb::SubmitResult>, Status> {
-        let hashes: Vec<Vec<u8>> = txs.iter().map(|tx| shardex_core::hash::tx_hash(&tx.body).to_vec()).collect();
         let (domain, max_tx_bytes) = (self.domain, self.max_tx_bytes);
-        let verified = self.off_runtime(move || verify_envelopes(txs, domain, max_tx_bytes)).await?;
+        let (hashes, verified) = self
+            .off_runtime(move || {
+                // Refused txs are answered by hash too, and their bodies are gone after the check.
+                let hashes: Vec<Vec<u8>> =
+                    txs.iter().map(|tx| shardex_core::hash::tx_hash(&tx.body).to_vec()).collect();
+                (hashes, verify_envelopes(txs, domain, max_tx_bytes))
+            })
+            .await?;
         let verified = hashes.into_iter().zip(verified.into_iter().map(|v| v.map_err(Reject::from)));
         let mut shard = self.node.shard();
         let mut results = Vec::with_capacity(verified.len());

@@ -107,11 +107,8 @@ impl Shard {
         let height = header.height;
         let at = |why: String| ShardError::Inconsistent(format!("block {height}: {why}"));
         let proposer = AccountId::from_slice(&header.proposer).map_err(|e| at(format!("proposer: {e}")))?;
-        let txs = shardex_core::tx::verify_envelopes(block.txs.clone(), self.domain, self.config.max_tx_bytes)
-            .into_iter()
-            .enumerate()
-            .map(|(i, tx)| tx.map_err(|e| at(format!("tx {i}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let txs = shardex_core::tx::verify_all(block.txs.clone(), self.domain, self.config.max_tx_bytes)
+            .map_err(|(i, e)| at(format!("tx {i}: {e}")))?;
         let ctx = BlockCtx { height, timestamp_ms: header.timestamp_ms };
         let proposal = self.rebuilder().rebuild(ctx, proposer, txs).map_err(|e| match e {
             ReplayError::Invalid(why) => at(why),

@@ -18,7 +18,7 @@ use shardex_core::{
     genesis::Genesis,
     hash::ordered_root,
     pb,
-    tx::{verify_envelopes, TxDomain},
+    tx::{verify_all, TxDomain, VerifiedTx},
 };
 
 use super::{
@@ -115,11 +115,11 @@ impl CertifiedSnapshotBlock {
         if height == 0 {
             return Err(invalid("a snapshot at height 0 is the genesis: start without one"));
         }
-        let tx_hashes = verify_envelopes(block.txs.clone(), domain, config.max_tx_bytes)
-            .into_iter()
-            .enumerate()
-            .map(|(i, tx)| tx.map(|t| t.hash()).map_err(|e| invalid(&format!("tx {i} of the block: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tx_hashes: Vec<_> = verify_all(block.txs.clone(), domain, config.max_tx_bytes)
+            .map_err(|(i, e)| invalid(&format!("tx {i} of the block: {e}")))?
+            .iter()
+            .map(VerifiedTx::hash)
+            .collect();
         let roots = [
             ("tx_root", &decoded.header.tx_root, ordered_root(&encode_all(&block.txs))),
             ("receipts_root", &decoded.header.receipts_root, ordered_root(&encode_all(&block.receipts))),

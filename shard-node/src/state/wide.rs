@@ -2,10 +2,11 @@
 //!
 //! Below a root branch, the sixteen subtries are independent: a key's change touches only the subtrie of its
 //! first nibble. A wide version therefore updates and commits (encodes, hashes) each subtrie on one of a few
-//! threads (nibble `n` in group `n % threads`, on rayon's pool), and then only the root is re-encoded. Each subtrie's result
-//! depends only on its own changes, so the root, the node records and the stale index are the same as staging
-//! the keys one by one on one thread. The one case that is not independent (the root keeping fewer than two
-//! children, so that it collapses) is handed back to the caller, which stages the version on one thread.
+//! threads (nibble `n` in group `n % threads`, on rayon's pool), and then only the root is re-encoded. Each
+//! subtrie's result depends only on its own changes, so the root, the node records and the stale index are the
+//! same as staging the keys one by one on one thread. The one case that is not independent (the root keeping
+//! fewer than two children, so that it collapses) is handed back to the caller, which stages the version on
+//! one thread.
 
 use super::{
     commit::{child_path, empty_slots, Committer, NodeWrite},

@@ -115,11 +115,17 @@ pub struct StateSection {
     /// Blocks kept: 0 keeps every block (an archive node); N keeps the last N (at least
     /// `retention_blocks`), deleting older blocks, their tx index and history entries.
     pub keep_blocks: u64,
+    /// Head-state values kept in memory so admission rarely reads storage (0 turns the cache off; about 200
+    /// bytes each).
+    pub head_cache_entries: usize,
 }
 
 /// The default log filter: shardex at info, the consensus engine's own chatter (every step of every round)
 /// and libp2p's at warn.
 pub const DEFAULT_LOG_FILTER: &str = "info,arc_malachitebft=warn,libp2p=warn";
+
+/// Largest `state.head_cache_entries`.
+pub const MAX_HEAD_CACHE_ENTRIES: usize = 1 << 26;
 
 /// Which consensus decides blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -308,7 +314,11 @@ impl Default for NodeConfig {
                 max_bytes: shard.max_block_bytes,
                 max_open_ms: shard.max_open_block_ms,
             },
-            state: StateSection { retention_blocks: shard.retention_blocks, keep_blocks: shard.keep_blocks },
+            state: StateSection {
+                retention_blocks: shard.retention_blocks,
+                keep_blocks: shard.keep_blocks,
+                head_cache_entries: shard.head_cache_entries,
+            },
             consensus: ConsensusSection::default(),
             sync: SyncSection::default(),
             log: LogSection { filter: DEFAULT_LOG_FILTER.into() },
@@ -401,6 +411,9 @@ pub struct ConfigFlags {
     /// Blocks kept: 0 keeps all (archive), N the last N.
     #[arg(long = "state.keep-blocks", value_name = "N")]
     pub state_keep_blocks: Option<u64>,
+    /// Head-state values kept in memory for admission (0: off).
+    #[arg(long = "state.head-cache-entries", value_name = "N")]
+    pub state_head_cache_entries: Option<usize>,
     /// Consensus engine: solo (this node alone) or malachite (the genesis validator set).
     #[arg(long = "consensus.engine", value_name = "ENGINE")]
     pub consensus_engine: Option<EngineKind>,
@@ -461,6 +474,7 @@ impl NodeConfig {
         set(f.block_max_bytes, &mut cfg.block.max_bytes);
         set(f.state_retention_blocks, &mut cfg.state.retention_blocks);
         set(f.state_keep_blocks, &mut cfg.state.keep_blocks);
+        set(f.state_head_cache_entries, &mut cfg.state.head_cache_entries);
         set(f.consensus_engine, &mut cfg.consensus.engine);
         set(f.consensus_role, &mut cfg.consensus.role);
         set(f.consensus_listen, &mut cfg.consensus.listen);
@@ -509,6 +523,11 @@ impl NodeConfig {
             ),
             ("rpc.max_batch_txs", self.rpc.max_batch_txs > 0, "must be positive"),
             ("state.retention_blocks", self.state.retention_blocks > 0, "must be positive"),
+            (
+                "state.head_cache_entries",
+                self.state.head_cache_entries <= MAX_HEAD_CACHE_ENTRIES,
+                "must be at most 67108864 (about 13 GB)",
+            ),
             (
                 "state.keep_blocks",
                 self.state.keep_blocks == 0 || self.state.keep_blocks >= self.state.retention_blocks,
@@ -578,6 +597,7 @@ impl NodeConfig {
             max_refusals_per_signer: self.mempool.max_refusals_per_account,
             retention_blocks: self.state.retention_blocks,
             keep_blocks: self.state.keep_blocks,
+            head_cache_entries: self.state.head_cache_entries,
             max_open_block_ms: self.block.max_open_ms,
             ..ShardConfig::default()
         }
@@ -664,6 +684,13 @@ mod tests {
             ConfigFlags { state_keep_blocks: Some(100), state_retention_blocks: Some(100), ..Default::default() };
         assert_eq!(NodeConfig::load(None, &flags).expect("valid").shard().keep_blocks, 100);
         assert_eq!(NodeConfig::default().shard().keep_blocks, 0, "an archive node by default");
+        let flags = ConfigFlags { state_head_cache_entries: Some(MAX_HEAD_CACHE_ENTRIES + 1), ..Default::default() };
+        assert!(matches!(
+            NodeConfig::load(None, &flags),
+            Err(ConfigError::Invalid { key: "state.head_cache_entries", .. })
+        ));
+        let flags = ConfigFlags { state_head_cache_entries: Some(0), ..Default::default() };
+        assert_eq!(NodeConfig::load(None, &flags).expect("valid").shard().head_cache_entries, 0);
     }
 
     #[test]

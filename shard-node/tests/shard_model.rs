@@ -2,7 +2,7 @@
 //! replays and overdrafts, blocks at random points, then a reopen. After every block the node's balances
 //! equal the model's, conservation holds (Σ collateral = deposited − withdrawn, and the ledger totals' Σ
 //! collateral equals it), every rejection is the one the model predicts, and a rejected tx changes nothing.
-//! Replay a failure with SHARDEX_TEST_SEED.
+//! Seeds run with the head cache off, tiny and at its default size. Replay a failure with SHARDEX_TEST_SEED.
 
 mod support;
 
@@ -19,7 +19,7 @@ use shardex_core::{
 use shardex_shard_node::{
     runtime::produce_one,
     sequencer::SoloSequencer,
-    shard::{Shard, ShardConfig},
+    shard::{Shard, ShardConfig, DEFAULT_HEAD_CACHE_ENTRIES},
 };
 
 const NONCE_WINDOW: usize = 4;
@@ -63,7 +63,9 @@ fn run_seed(seed: u64) {
     let deposit = Keypair::from_seed([2; 32]);
     let g = genesis(&node, &deposit);
     let domain = TxDomain { chain: g.chain_id, shard: g.shard_id };
-    let config = ShardConfig { max_block_txs: 7, ..ShardConfig::default() };
+    // The head cache off, tiny (evicting all the time) and at its default size.
+    let head_cache_entries = [0, 5, DEFAULT_HEAD_CACHE_ENTRIES][seed as usize % 3];
+    let config = ShardConfig { max_block_txs: 7, head_cache_entries, ..ShardConfig::default() };
     let open = || {
         let db = shardex_service::storage::open_db(dir.path()).expect("open sled");
         Shard::open(db, g.clone(), node.clone(), config.clone()).expect("open shard")

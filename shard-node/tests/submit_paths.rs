@@ -31,6 +31,7 @@ async fn batch_and_stream_submission() {
     // A batch with a good tx, a replay of it, garbage, and another good tx: one result each, in order.
     let good1 = authority.sign(&client, deposit(&alice, 1));
     let replay = good1.clone();
+    let included = good1.clone();
     let garbage = pb::SignedTx { body: vec![0xde, 0xad], signature: vec![] };
     let good2 = authority.sign(&client, deposit(&alice, 2));
     let results = client.submit_batch(vec![good1, replay, garbage, good2]).await.expect("batch");
@@ -52,6 +53,11 @@ async fn batch_and_stream_submission() {
     client.wait_final(last, Duration::from_secs(10)).await.expect("final");
     let rec = client.account(&alice).await.expect("q").expect("alice");
     assert_eq!(rec.collateral_micros, 13 * USD as i64);
+
+    // Once included, the same tx is still a duplicate (found by the nonce it used), and says where it is.
+    let results = client.submit_batch(vec![included]).await.expect("batch");
+    assert_eq!((results[0].accepted, results[0].reason.as_str()), (false, "DUPLICATE_TX"));
+    assert!(results[0].message.contains("already included, in block"), "{}", results[0].message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,9 +2,10 @@
 //! and every block pending before it). Only if it succeeds does it enter that block; a refused tx changes
 //! nothing.
 
+use alloy_primitives::B256;
 use shardex_core::{tx::VerifiedTx, Reason};
 
-use super::{HeadState, Reject, Shard, ShardError};
+use super::{CachedHead, Reject, Shard, ShardError};
 use crate::mempool::{block_events_bytes, entry_bytes, Slot};
 use shardex_vm::{begin_block, execute, ExecError, Outcome, TxScope};
 
@@ -28,7 +29,8 @@ impl Shard {
         };
         if let Err(reject) = &verdict {
             self.rejected.record(hash, reject.reason.as_str(), &reject.message);
-            // Refusals that cost an execution count; those decided before it do not.
+            // Refusals that cost an execution count; those decided before it (or, for an included duplicate, at
+            // its first step, the nonce) do not.
             if !matches!(reject.reason, Reason::DuplicateTx | Reason::MempoolFull | Reason::RateLimited) {
                 self.refusals.charge(height, &signer);
             }
@@ -38,8 +40,10 @@ impl Shard {
 
     fn try_admit(&mut self, tx: VerifiedTx, now_ms: u64) -> Result<Result<(), Reject>, ShardError> {
         let hash = tx.hash();
-        if self.mempool.contains(&hash) || self.chain.tx_location(&hash)?.is_some() {
-            return Ok(Err(Reject::new(Reason::DuplicateTx, format!("tx {hash} is already pending or included"))));
+        // An included tx is found by its nonce, which it used (see `refused`): the block index is read only then,
+        // since storage reads wait while a block is written.
+        if self.mempool.contains(&hash) {
+            return Ok(Err(Reject::new(Reason::DuplicateTx, format!("tx {hash} is already pending"))));
         }
         if self.mempool.is_full() {
             return Ok(Err(Reject::new(
@@ -47,7 +51,7 @@ impl Shard {
                 format!("mempool holds its limit of {} txs; retry after the next block", self.config.mempool_max_txs),
             )));
         }
-        let base = HeadState(&self.engine);
+        let base = CachedHead::new(&self.engine, &self.cache);
         if let Slot::Tail(ctx) = self.mempool.slot(now_ms) {
             let mut scope = TxScope::over(&base, self.mempool.layers());
             match execute(&mut scope, &self.params, &tx, &ctx) {
@@ -58,7 +62,7 @@ impl Shard {
                 }
                 // Out of gas or byte room in the tail: the tx opens the next block instead.
                 Ok(_) => {}
-                Err(e) => return refused(e),
+                Err(e) => return self.refused(&hash, e),
             }
         }
 
@@ -73,7 +77,7 @@ impl Shard {
         let mut scope = TxScope::over(&base, layers);
         let outcome = match execute(&mut scope, &self.params, &tx, &ctx) {
             Ok(outcome) => outcome,
-            Err(e) => return refused(e),
+            Err(e) => return self.refused(&hash, e),
         };
         if outcome.gas_used > self.config.block_gas_limit {
             return Ok(Err(too_big(&outcome, self.config.block_gas_limit)));
@@ -94,10 +98,21 @@ impl Shard {
     }
 }
 
-fn refused(e: ExecError) -> Result<Result<(), Reject>, ShardError> {
-    if e.is_fatal() {
-        Err(ShardError::Exec(e))
-    } else {
+impl Shard {
+    /// The refusal of a tx whose execution failed with `e`. Every tx uses its signer's nonce first, so a tx
+    /// already included fails there; it is answered as the duplicate it is.
+    fn refused(&self, hash: &B256, e: ExecError) -> Result<Result<(), Reject>, ShardError> {
+        if e.is_fatal() {
+            return Err(ShardError::Exec(e));
+        }
+        if matches!(e, ExecError::Nonce(_)) {
+            if let Some(at) = self.chain.tx_location(hash)? {
+                return Ok(Err(Reject::new(
+                    Reason::DuplicateTx,
+                    format!("tx {hash} is already included, in block {}", at.height),
+                )));
+            }
+        }
         Ok(Err(Reject::from(&e)))
     }
 }

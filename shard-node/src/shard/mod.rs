@@ -6,6 +6,7 @@ pub mod audit;
 mod bridge_query;
 mod error;
 pub mod faults;
+mod head_cache;
 mod history;
 mod open;
 mod produce;
@@ -17,6 +18,7 @@ mod view;
 
 pub use bridge_query::MessageView;
 pub use error::{Reject, ShardError};
+pub use head_cache::{CacheStats, DEFAULT_HEAD_CACHE_ENTRIES};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::{Role, ShardConfig, BLOCK_ENVELOPE_BYTES, DEFAULT_MAX_BLOCK_BYTES};
 pub use produce::{Committed, Origin, Proposal, Sealed, Written};
@@ -25,8 +27,11 @@ pub use replay::{Rebuilder, ReplayError, Replayed};
 pub use trading_query::PositionView;
 pub use view::HeadView;
 
+use std::cell::RefCell;
+
 use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};
 
+use head_cache::HeadCache;
 use query::KeyRead;
 
 use crate::{
@@ -51,6 +56,8 @@ pub struct Shard {
     params: VmParams,
     config: ShardConfig,
     head: Head,
+    /// Head values admission and queries read before storage; moves with `head` (see `head_cache`).
+    cache: RefCell<HeadCache>,
     /// The height this store began at when it was synced from a snapshot (no blocks below it are held).
     snapshot_base: Option<u64>,
 }
@@ -90,13 +97,43 @@ impl Shard {
     pub fn config(&self) -> &ShardConfig {
         &self.config
     }
+
+    /// Head-state reads answered from memory and from storage since the node started.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.borrow().stats()
+    }
 }
 
-/// Committed head state, read through the state engine's flat table.
+/// Committed head state, read through the state engine's flat table: for readers off the shard lock (views,
+/// re-execution of another validator's block).
 struct HeadState<'a>(&'a StateEngine);
 
 impl StateReader for HeadState<'_> {
     fn read(&self, key: &alloy_primitives::B256) -> Result<Option<Vec<u8>>, StorageError> {
         self.0.get(key).map_err(|e| StorageError(e.to_string()))
+    }
+}
+
+/// Committed head state for readers under the shard lock: the head cache, else the flat table (filling the
+/// cache). Built from the two fields rather than `&Shard`, so that the mempool can be borrowed mutably beside it.
+struct CachedHead<'a> {
+    engine: &'a StateEngine,
+    cache: &'a RefCell<HeadCache>,
+}
+
+impl<'a> CachedHead<'a> {
+    fn new(engine: &'a StateEngine, cache: &'a RefCell<HeadCache>) -> Self {
+        Self { engine, cache }
+    }
+}
+
+impl StateReader for CachedHead<'_> {
+    fn read(&self, key: &alloy_primitives::B256) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(value) = self.cache.borrow_mut().get(key) {
+            return Ok(value);
+        }
+        let value = self.engine.get(key).map_err(|e| StorageError(e.to_string()))?;
+        self.cache.borrow_mut().fill(*key, value.clone());
+        Ok(value)
     }
 }

@@ -5,7 +5,7 @@ use alloy_primitives::B256;
 use shardex_core::{block::encode_header, genesis::Genesis, hash::ordered_root, pb, tx::TxDomain, Keypair};
 use tracing::info;
 
-use super::{Shard, ShardError};
+use super::{head_cache::HeadCache, Shard, ShardError};
 use crate::{
     chain::ChainStore,
     mempool::{Mempool, PendingLimits, RefusalBudget, RejectLog},
@@ -70,6 +70,8 @@ pub struct ShardConfig {
     pub max_refusals_per_signer: u32,
     /// How long an open block keeps taking txs after its timestamp, ms.
     pub max_open_block_ms: u64,
+    /// Head-state values kept in memory for admission (0: none, every read goes to storage).
+    pub head_cache_entries: usize,
 }
 
 impl Default for ShardConfig {
@@ -86,6 +88,7 @@ impl Default for ShardConfig {
             reject_log_capacity: 10_000,
             max_refusals_per_signer: 64,
             max_open_block_ms: 1_000,
+            head_cache_entries: super::DEFAULT_HEAD_CACHE_ENTRIES,
         }
     }
 }
@@ -203,6 +206,7 @@ impl Shard {
             }
         };
 
+        let cache = std::cell::RefCell::new(HeadCache::new(config.head_cache_entries));
         Ok(Self {
             db,
             tree,
@@ -217,6 +221,7 @@ impl Shard {
             params: VmParams::default(),
             config,
             head,
+            cache,
             snapshot_base: snapshot_base.map(|(height, _)| height),
         })
     }

@@ -22,7 +22,7 @@ use shardex_core::{
 };
 use tracing::debug;
 
-use super::{HeadState, Shard, ShardError};
+use super::{CachedHead, Shard, ShardError};
 use crate::{
     chain::{ChainStore, Head},
     mempool::{Mempool, OpenBlock},
@@ -71,6 +71,8 @@ pub struct Written {
     head: Head,
     parent: Head,
     tx_hashes: Vec<B256>,
+    /// The block's state writes, for the head cache.
+    writes: Arc<Changes>,
     origin: Origin,
 }
 
@@ -169,7 +171,7 @@ impl Shard {
             return Ok(None);
         }
         let ctx = self.mempool.next_ctx(now_ms);
-        let base = HeadState(&self.engine);
+        let base = CachedHead::new(&self.engine, &self.cache);
         let mut begin = TxScope::over(&base, Vec::new());
         let block_events = begin_block(&mut begin, &ctx).map_err(ShardError::Exec)?;
         let writes = begin.into_writes();
@@ -194,7 +196,7 @@ impl Shard {
     /// on a head that is not the chain's), so the mempool is emptied and the txs it held that the block did
     /// not include are returned, in order, for the caller to send to the proposer or admit again.
     pub fn finish(&mut self, written: Written) -> Result<(Committed, Vec<VerifiedTx>), ShardError> {
-        let Written { committed, head, parent, tx_hashes, origin } = written;
+        let Written { committed, head, parent, tx_hashes, writes, origin } = written;
         if parent != self.head {
             // Only the producer commits, so this is a bug, and the store is already ahead of memory.
             return Err(ShardError::Inconsistent(format!(
@@ -203,6 +205,7 @@ impl Shard {
             )));
         }
         self.head = head;
+        self.cache.get_mut().apply(&writes);
         let orphans = match origin {
             Origin::Sealed => {
                 self.mempool.retire(&tx_hashes);
@@ -265,7 +268,8 @@ impl Proposal {
         store.db.flush()?;
         let head = ChainStore::head_of(&block)?;
         debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, blocks_pruned, "written");
-        Ok(Written { committed: Committed { block: Arc::new(block), height, hash }, head, parent, tx_hashes, origin })
+        let committed = Committed { block: Arc::new(block), height, hash };
+        Ok(Written { committed, head, parent, tx_hashes, writes: sealed.writes, origin })
     }
 }
 

@@ -5,4 +5,4 @@ mod history;
 mod store;
 
 pub use history::HistoryPos;
-pub use store::{ChainError, ChainStore, Head, TxLocation};
+pub use store::{ChainError, ChainStore, Head, TxLocation, STORE_FORMAT};

@@ -22,6 +22,12 @@ const SNAPSHOT_BASE_KEY: [u8; 1] = [0x17];
 /// Lowest height whose block a pruned store still holds (above genesis, which is always kept): `0x18` →
 /// `height`. Absent while nothing was pruned.
 const PRUNED_BELOW_KEY: [u8; 1] = [0x18];
+/// The layout this store is written in: `0x19` → [`STORE_FORMAT`] (u32), written with every head pointer.
+const FORMAT_KEY: [u8; 1] = [0x19];
+
+/// The store layout this node reads and writes. A store without the key is format 1 (account history one entry
+/// per receipt); format 2 packs it per account and block.
+pub const STORE_FORMAT: u32 = 2;
 
 /// Most blocks one [`ChainStore::stage_prune_blocks`] call deletes, so a block's batch stays bounded when a
 /// node first turns pruning on over a long log; the rest go with the next blocks.
@@ -185,6 +191,21 @@ impl ChainStore {
         }
         self.stage_history(block, height, batch);
         batch.insert(HEAD_KEY.to_vec(), height.to_be_bytes().to_vec());
+        batch.insert(FORMAT_KEY.to_vec(), STORE_FORMAT.to_be_bytes().to_vec());
+    }
+
+    /// The layout the store was written in (1 for a store written before the layout was recorded); None for an
+    /// empty store.
+    pub fn store_format(&self) -> Result<Option<u32>> {
+        if self.tree.get(HEAD_KEY)?.is_none() {
+            return Ok(None);
+        }
+        match self.tree.get(FORMAT_KEY)? {
+            None => Ok(Some(1)),
+            Some(raw) => <[u8; 4]>::try_from(raw.as_ref())
+                .map(|b| Some(u32::from_be_bytes(b)))
+                .map_err(|_| corrupt("store format", "not 4 bytes")),
+        }
     }
 
     /// The snapshot this store began from: `(height, complete)`, None for a store that began at genesis.

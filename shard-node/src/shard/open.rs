@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::{head_cache::HeadCache, Shard, ShardError};
 use crate::{
-    chain::ChainStore,
+    chain::{ChainStore, STORE_FORMAT},
     mempool::{Mempool, PendingLimits, RefusalBudget, RejectLog},
     state::StateEngine,
 };
@@ -169,6 +169,15 @@ impl Shard {
                  data directory and sync again"
             )));
         }
+        match chain.store_format()? {
+            Some(format) if format != STORE_FORMAT => {
+                return Err(ShardError::Inconsistent(format!(
+                    "the data directory is in store format {format} and this node reads format {STORE_FORMAT}: \
+                     delete it and start again (the node syncs from genesis or a peer's snapshot)"
+                )))
+            }
+            _ => {}
+        }
         let head = match chain.head()? {
             Some(head) => {
                 let (_, expected) = genesis_block(&genesis, genesis_root(&genesis));
@@ -311,7 +320,13 @@ mod tests {
         assert!(err.to_string().contains("different genesis"), "{err}");
 
         let stranger = Keypair::from_seed([8; 32]);
-        let err = Shard::open(db, g_with_node, stranger, ShardConfig::default()).err().expect("refused");
+        let err =
+            Shard::open(db.clone(), g_with_node.clone(), stranger, ShardConfig::default()).err().expect("refused");
         assert!(err.to_string().contains("not in the genesis validator set"), "{err}");
+
+        // A store written before its layout was recorded (format 1) is refused, saying what to do.
+        db.open_tree("shard").expect("tree").remove([0x19]).expect("remove");
+        let err = Shard::open(db, g_with_node, node, ShardConfig::default()).err().expect("refused");
+        assert!(err.to_string().contains("store format 1 and this node reads format 2"), "{err}");
     }
 }

@@ -57,7 +57,7 @@ fn account_history_entries(block: &pb::Block, height: u64) -> Vec<([u8; 41], Vec
 
 /// The receipt indexes of one stored account history entry.
 fn unpack_indexes<'a>(key: &[u8], value: &'a [u8]) -> Result<impl Iterator<Item = u32> + 'a> {
-    if value.is_empty() || value.len() % 4 != 0 {
+    if value.is_empty() || !value.len().is_multiple_of(4) {
         return Err(corrupt("account history entry", hex::encode(key)));
     }
     Ok(value.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])))

@@ -532,6 +532,7 @@ fn node_status(
     round: Option<crate::consensus::RoundView>,
 ) -> pb::NodeStatus {
     let head = shard.head();
+    let (work, cache) = (shard.block_work(), shard.cache_stats());
     pb::NodeStatus {
         consensus_engine: engine.into(),
         consensus_height: round.map_or(head.height + 1, |r| r.height),
@@ -551,6 +552,12 @@ fn node_status(
         role: shard.config().role.as_str().into(),
         snapshot_base: shard.view().snapshot_base().unwrap_or(0),
         oldest_block_height: shard.view().oldest_block().unwrap_or(1),
+        blocks_staged: work.staged,
+        stage_micros: work.stage_micros,
+        blocks_written: work.written,
+        write_micros: work.write_micros,
+        head_cache_hits: cache.hits,
+        head_cache_misses: cache.misses,
     }
 }
 

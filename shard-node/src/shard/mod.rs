@@ -21,7 +21,7 @@ pub use error::{Reject, ShardError};
 pub use head_cache::{CacheStats, DEFAULT_HEAD_CACHE_ENTRIES};
 pub use history::{HistoryQuery, HistoryReader, MAX_HISTORY_BLOCKS, MAX_HISTORY_ENTRIES};
 pub use open::{Role, ShardConfig, BLOCK_ENVELOPE_BYTES, DEFAULT_MAX_BLOCK_BYTES};
-pub use produce::{Committed, Origin, Proposal, Sealed, Written};
+pub use produce::{BlockWork, Committed, Origin, Proposal, Sealed, Written};
 pub use query::{AccountView, MarketProofs, MarketView, TxState};
 pub use replay::{Rebuilder, ReplayError, Replayed};
 pub use trading_query::PositionView;
@@ -56,8 +56,10 @@ pub struct Shard {
     params: VmParams,
     config: ShardConfig,
     head: Head,
-    /// Head values admission and queries read before storage; moves with `head` (see `head_cache`).
+    /// Head values admission reads before storage; moves with `head` (see `head_cache`).
     cache: RefCell<HeadCache>,
+    /// Blocks staged and written, and the time they took.
+    timings: std::sync::Arc<produce::BlockTimings>,
     /// The height this store began at when it was synced from a snapshot (no blocks below it are held).
     snapshot_base: Option<u64>,
 }

@@ -231,6 +231,7 @@ impl Shard {
             config,
             head,
             cache,
+            timings: Default::default(),
             snapshot_base: snapshot_base.map(|(height, _)| height),
         })
     }

@@ -9,7 +9,13 @@
 //! before and after the batch lands. Queries that read committed state take the node's commit gate (see
 //! `runtime`), which `write` + `finish` hold exclusively, so they never see the new state under the old head.
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
 
 use alloy_primitives::B256;
 use prost::Message;
@@ -63,6 +69,47 @@ pub(super) struct CommitStore {
     chain: ChainStore,
     /// Blocks kept (0: all).
     keep_blocks: u64,
+    timings: Arc<BlockTimings>,
+}
+
+/// Blocks staged and written by this node since it started, and the time that took: shared by every
+/// [`CommitStore`] of a shard, counted without its lock.
+#[derive(Debug, Default)]
+pub(super) struct BlockTimings {
+    staged: AtomicU64,
+    stage_micros: AtomicU64,
+    written: AtomicU64,
+    write_micros: AtomicU64,
+}
+
+impl BlockTimings {
+    fn count(count: &AtomicU64, micros: &AtomicU64, since: Instant) {
+        count.fetch_add(1, Ordering::Relaxed);
+        let elapsed = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        micros.fetch_add(elapsed, Ordering::Relaxed);
+    }
+
+    pub(super) fn work(&self) -> BlockWork {
+        BlockWork {
+            staged: self.staged.load(Ordering::Relaxed),
+            stage_micros: self.stage_micros.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+            write_micros: self.write_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Block work of a node since it started (see [`Shard::block_work`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockWork {
+    /// State roots staged: this node's proposals and the blocks it re-executed.
+    pub staged: u64,
+    /// Time staging took, in total, µs (state root and header).
+    pub stage_micros: u64,
+    /// Blocks written and flushed.
+    pub written: u64,
+    /// Time writing took, in total, µs (the block's batch applied, pruning staged, flushed).
+    pub write_micros: u64,
 }
 
 /// A block written and flushed, waiting for [`Shard::finish`] to move the head.
@@ -161,7 +208,13 @@ impl Shard {
             engine: self.engine.clone(),
             chain: self.chain.clone(),
             keep_blocks: self.config.keep_blocks,
+            timings: Arc::clone(&self.timings),
         }
+    }
+
+    /// Blocks this node staged and wrote since it started, and the time that took.
+    pub fn block_work(&self) -> BlockWork {
+        self.timings.work()
     }
 
     /// Seals a block without txs at `now_ms` (its begin-block work only): what a proposer with nothing
@@ -242,6 +295,7 @@ impl Proposal {
     /// Writes the decided block: one atomic batch (state, block, receipts, tx index, history indexes, head
     /// pointer, pruning), flushed before returning. Needs no shard lock (see the module docs).
     pub fn write(self, certificate: Certificate) -> Result<Written, ShardError> {
+        let started = Instant::now();
         let Proposal { header, header_bytes, hash, block: sealed, mut batch, parent, store, origin } = self;
         let height = header.height;
         if height != parent.height + 1 || header.parent_hash != parent.hash.as_slice() {
@@ -268,6 +322,7 @@ impl Proposal {
         store.db.flush()?;
         let head = ChainStore::head_of(&block)?;
         debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, blocks_pruned, "written");
+        BlockTimings::count(&store.timings.written, &store.timings.write_micros, started);
         let committed = Committed { block: Arc::new(block), height, hash };
         Ok(Written { committed, head, parent, tx_hashes, writes: sealed.writes, origin })
     }
@@ -296,6 +351,7 @@ impl Sealed {
     }
 
     pub(super) fn stage_as(self, origin: Origin) -> Result<Proposal, ShardError> {
+        let started = Instant::now();
         let Sealed { block, parent, store, domain, proposer } = self;
         let BlockCtx { height, timestamp_ms } = block.ctx;
         let mut batch = sled::Batch::default();
@@ -319,6 +375,7 @@ impl Sealed {
             events_root: ordered_root(&encoded_events).to_vec(),
         };
         let (header_bytes, hash) = encode_header(&header);
+        BlockTimings::count(&store.timings.staged, &store.timings.stage_micros, started);
         Ok(Proposal { header, header_bytes, hash, block, batch, parent, store, origin })
     }
 }

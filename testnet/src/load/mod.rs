@@ -395,6 +395,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     for load in &shards {
         heights.push(load.client.status().await.wrap_err_with(|| format!("status of {}", load.name))?.height + 1);
     }
+    let work_before = work_snapshot(&shards).await;
     let cpu_before = cpu_snapshot(&shards);
     let start = Instant::now();
     if let Some(started) = started {
@@ -451,6 +452,8 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
         .zip(&cpu_before)
         .map(|(after, before)| after.iter().zip(before).map(|(a, b)| (a - b).max(0.0) / sent_s).collect())
         .collect();
+    let work =
+        work_snapshot(&shards).await.iter().zip(&work_before).map(|(a, b)| a.and_then(|a| a.since(b))).collect();
     let drain_end = Instant::now() + DRAIN;
     let in_flight = |shards: &[ShardLoad]| {
         shards.iter().any(|s| !lock(&s.stats).sub.pending.is_empty())
@@ -476,7 +479,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     for (load, key) in shards.iter().zip(makers) {
         withdraw_quotes(&load.client, key).await;
     }
-    let client = Client { cpu, reference_sign_rate };
+    let client = Client { cpu, work, reference_sign_rate };
     report(&shards, sent_s, start.elapsed(), &client, bridge.as_deref()).await
 }
 
@@ -524,6 +527,8 @@ fn oldest(pending: &HashMap<B256, Instant>) -> Vec<B256> {
 struct Client {
     /// Cores used while sending: per shard, one per validator; then this process (alone).
     cpu: Vec<Vec<f64>>,
+    /// Per shard, the block work of the node the load talks to while sending (None: its status failed).
+    work: Vec<Option<NodeWork>>,
     /// Orders/s one idle core signed before the run.
     reference_sign_rate: f64,
 }

@@ -46,6 +46,68 @@ pub(super) fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
+/// Block work and head-cache reads a node reports in its status (counters since it started).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct NodeWork {
+    staged: u64,
+    stage_micros: u64,
+    written: u64,
+    write_micros: u64,
+    cache_hits: u64,
+    cache_misses: u64,
+}
+
+impl NodeWork {
+    fn of(status: &pb::NodeStatus) -> Self {
+        Self {
+            staged: status.blocks_staged,
+            stage_micros: status.stage_micros,
+            written: status.blocks_written,
+            write_micros: status.write_micros,
+            cache_hits: status.head_cache_hits,
+            cache_misses: status.head_cache_misses,
+        }
+    }
+
+    /// The work done between `before` and `self` (None when the node restarted in between: its counters
+    /// started again).
+    pub(super) fn since(&self, before: &Option<Self>) -> Option<Self> {
+        let before = before.as_ref()?;
+        Some(Self {
+            staged: self.staged.checked_sub(before.staged)?,
+            stage_micros: self.stage_micros.checked_sub(before.stage_micros)?,
+            written: self.written.checked_sub(before.written)?,
+            write_micros: self.write_micros.checked_sub(before.write_micros)?,
+            cache_hits: self.cache_hits.checked_sub(before.cache_hits)?,
+            cache_misses: self.cache_misses.checked_sub(before.cache_misses)?,
+        })
+    }
+
+    /// One report line: time per block staged and written, and the share of reads the head cache answered.
+    fn line(&self) -> String {
+        let per_block = |micros: u64, blocks: u64| micros as f64 / 1_000.0 / blocks.max(1) as f64;
+        let reads = self.cache_hits + self.cache_misses;
+        format!(
+            "{} state roots staged, {:.1} ms each; {} blocks written, {:.1} ms each (batch applied and flushed); \
+             head cache answered {:.1}% of {reads} admission reads",
+            self.staged,
+            per_block(self.stage_micros, self.staged),
+            self.written,
+            per_block(self.write_micros, self.written),
+            100.0 * self.cache_hits as f64 / reads.max(1) as f64,
+        )
+    }
+}
+
+/// The block work counters of the node each shard's load talks to.
+pub(super) async fn work_snapshot(shards: &[ShardLoad]) -> Vec<Option<NodeWork>> {
+    let mut out = Vec::with_capacity(shards.len());
+    for load in shards {
+        out.push(load.client.status().await.ok().map(|s| NodeWork::of(&s)));
+    }
+    out
+}
+
 pub(super) async fn report(
     shards: &[ShardLoad],
     sent_s: f64,
@@ -92,6 +154,9 @@ pub(super) async fn report(
             .map(|((name, _), c)| format!("{name} {c:.2} cores ({:.0} µs/order)", per_order(*c)))
             .collect();
         println!("    validators' CPU: {}", each.join(", "));
+        if let Some(work) = client.work.get(i).copied().flatten() {
+            println!("    node the load talks to: {}", work.line());
+        }
         println!(
             "    blocks followed {} (unreadable {}), header arrived p50 {} ms p90 {} ms after \
              the block timestamp; not final after the drain {}; lost with a killed node {}; quote top-ups {} ({} \

@@ -39,6 +39,17 @@ fn load_reports_rate_and_latency() {
     let (p50, p90, p99) = (number_after(shard, "p50 "), number_after(shard, "p90 "), number_after(shard, "p99 "));
     assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "latency percentiles out of order:\n{out}");
     assert!(out.contains("client signing:"), "{out}");
+    // The node's own block work over the run: blocks written, and admission's reads.
+    let work = out.lines().find(|l| l.contains("node the load talks to:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(number_after(work, "talks to: ") > 0.0 && number_after(work, " each; ") > 0.0, "no blocks:\n{out}");
+    assert!(number_after(work, "% of ") > 0.0, "no admission reads counted:\n{out}");
+
+    // Every order signed before the clock starts.
+    let load = testnet(&dir, &bins, &["load", "--tps", "200", "--duration", "2", "--presign"]);
+    let out = text(&load);
+    assert!(load.status.success(), "load --presign failed:\n{out}");
+    assert!(out.contains("signed all 400 orders ahead"), "{out}");
+    assert!(out.contains("signed before the clock started"), "{out}");
 
     let down = testnet(&dir, &bins, &["down"]);
     assert!(down.status.success(), "{}", text(&down));

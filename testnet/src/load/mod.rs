@@ -4,7 +4,9 @@
 //! every second, so it never goes stale); the market maker keeps deep two-sided quotes and tops them up as
 //! they are consumed; the takers send IOC and GTC limit orders that cross the quotes, paced to the target
 //! rate (split evenly over shards) and submitted with `SubmitBatch`. Orders are signed ahead of sending on
-//! one thread per shard, which reports its own rate, so a reader can tell client signing from node limits.
+//! one thread per shard, which reports its own rate, so a reader can tell client signing from node limits;
+//! with `--presign` every order is signed before the clock starts, so the client's CPU while sending is the
+//! sending alone. The node's status gives its block staging and write times over the run, reported per block.
 //!
 //! Final means in a flushed block: a follower per shard reads `StreamHeaders` and, for each header, the
 //! block's receipts (`GetBlock`); a tx is final when the header of the block holding it arrives, and its
@@ -69,6 +71,10 @@ const PACE_TICK: Duration = Duration::from_millis(5);
 const PRESIGN_S: f64 = 1.0;
 /// How long to wait for the signers to fill their buffers before the clock starts.
 const PRESIGN_WAIT: Duration = Duration::from_secs(5);
+/// Most orders `--presign` holds (about 250 bytes each).
+const MAX_PRESIGNED: u64 = 2_000_000;
+/// How long `--presign` waits for every order to be signed (one core signs 30k to 50k a second).
+const PRESIGN_ALL_WAIT: Duration = Duration::from_secs(180);
 /// After the last batch, how long to wait for accepted orders to become final.
 const DRAIN: Duration = Duration::from_secs(10);
 /// Setup steps (deposits, first price, first quotes) must be final within this.
@@ -115,6 +121,10 @@ pub struct LoadArgs {
     /// the takers and waits for its previous batch, so every account's nonces reach the node in order.
     #[arg(long, default_value_t = 4)]
     pub lanes: usize,
+    /// Sign every order before the clock starts (at most 2,000,000), so that signing takes no CPU while the node
+    /// is measured: what the node can take, rather than what one client core can sign beside it.
+    #[arg(long)]
+    pub presign: bool,
     /// Fraction of the txs that are cross-shard transfers (0.0 to 1.0) between load accounts funded on every
     /// shard; the rest are orders. Needs two shards and the relayer.
     #[arg(long, default_value_t = 0.0)]
@@ -130,6 +140,10 @@ impl LoadArgs {
         ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1 to {MAX_BATCH}");
         ensure!((1..=MAX_LANES).contains(&self.lanes), "--lanes must be 1 to {MAX_LANES}");
         ensure!((0.0..=1.0).contains(&self.bridge_ratio), "--bridge-ratio must be 0.0 to 1.0");
+        ensure!(
+            !self.presign || self.tps.saturating_mul(self.duration) <= MAX_PRESIGNED,
+            "--presign signs --tps × --duration orders ahead: at most {MAX_PRESIGNED}"
+        );
         Ok(())
     }
 }
@@ -386,9 +400,15 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
         signers.push(thread);
         want += prefill;
     }
-    let deadline = Instant::now() + PRESIGN_WAIT;
+    let signing = Instant::now();
+    let deadline = signing + if args.presign { PRESIGN_ALL_WAIT } else { PRESIGN_WAIT };
     while signed(&shards) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if args.presign {
+        let signed = signed(&shards);
+        ensure!(signed >= want, "--presign: {signed} of {want} orders signed in {PRESIGN_ALL_WAIT:?}");
+        println!("  signed all {signed} orders ahead in {:.1} s", signing.elapsed().as_secs_f64());
     }
 
     let mut heights = Vec::new();
@@ -452,8 +472,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
         .zip(&cpu_before)
         .map(|(after, before)| after.iter().zip(before).map(|(a, b)| (a - b).max(0.0) / sent_s).collect())
         .collect();
-    let work =
-        work_snapshot(&shards).await.iter().zip(&work_before).map(|(a, b)| a.and_then(|a| a.since(b))).collect();
+    let work = work_snapshot(&shards).await.iter().zip(&work_before).map(|(a, b)| a.and_then(|a| a.since(b))).collect();
     let drain_end = Instant::now() + DRAIN;
     let in_flight = |shards: &[ShardLoad]| {
         shards.iter().any(|s| !lock(&s.stats).sub.pending.is_empty())
@@ -479,7 +498,7 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     for (load, key) in shards.iter().zip(makers) {
         withdraw_quotes(&load.client, key).await;
     }
-    let client = Client { cpu, work, reference_sign_rate };
+    let client = Client { cpu, work, reference_sign_rate, presigned: args.presign };
     report(&shards, sent_s, start.elapsed(), &client, bridge.as_deref()).await
 }
 
@@ -531,6 +550,8 @@ struct Client {
     work: Vec<Option<NodeWork>>,
     /// Orders/s one idle core signed before the run.
     reference_sign_rate: f64,
+    /// Every order was signed before the clock started (`--presign`).
+    presigned: bool,
 }
 
 /// The once-a-second progress line, summed over shards.

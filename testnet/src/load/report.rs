@@ -194,15 +194,25 @@ pub(super) async fn report(
         shards.iter().map(|s| s.rate_per_s).sum::<f64>(),
         shards.len()
     );
-    println!(
-        "client signing: {signed_all} orders on {} thread(s), {:.0} orders/s per thread while signing under load \
-         ({:.0}/s on an idle core before the run), busy {:.0}% of the sending time; load process CPU {:.2} cores",
-        shards.len(),
-        signed_all as f64 / busy_s.max(1e-9),
-        client.reference_sign_rate,
-        100.0 * busy_s / (sent_s * shards.len() as f64),
-        client.cpu.last().and_then(|c| c.first()).copied().unwrap_or(0.0)
-    );
+    let load_cpu = client.cpu.last().and_then(|c| c.first()).copied().unwrap_or(0.0);
+    if client.presigned {
+        println!(
+            "client signing: all {signed_all} orders signed before the clock started, {:.0} orders/s per thread \
+             ({:.0}/s on an idle core); load process CPU {load_cpu:.2} cores while sending",
+            signed_all as f64 / busy_s.max(1e-9),
+            client.reference_sign_rate,
+        );
+    } else {
+        println!(
+            "client signing: {signed_all} orders on {} thread(s), {:.0} orders/s per thread while signing under \
+             load ({:.0}/s on an idle core before the run), busy {:.0}% of the sending time; load process CPU \
+             {load_cpu:.2} cores",
+            shards.len(),
+            signed_all as f64 / busy_s.max(1e-9),
+            client.reference_sign_rate,
+            100.0 * busy_s / (sent_s * shards.len() as f64),
+        );
+    }
     if let Some(b) = bridge {
         failures.extend(b.report(sent_s).await);
     }

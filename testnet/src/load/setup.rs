@@ -180,7 +180,16 @@ pub(super) fn start_signer(
     args: &LoadArgs,
 ) -> eyre::Result<(Vec<mpsc::Receiver<Signed>>, std::thread::JoinHandle<()>, u64)> {
     let lanes = args.lanes.min(takers.len());
-    let buffer = ((load.rate_per_s / lanes as f64 * PRESIGN_S) as usize).max(2 * args.batch);
+    let buffer = match args.presign {
+        // Every order of the run fits in its lane's buffer: order i is taker i mod K's, which sends on lane
+        // (i mod K) mod lanes, so a lane gets at most ceil(total / K) orders of ceil(K / lanes) takers.
+        true => {
+            let (k, lanes) = (takers.len().max(1) as u64, lanes.max(1) as u64);
+            let most = load.orders.div_ceil(k).saturating_mul(k.div_ceil(lanes));
+            usize::try_from(most).unwrap_or(usize::MAX).max(1)
+        }
+        false => ((load.rate_per_s / lanes as f64 * PRESIGN_S) as usize).max(2 * args.batch),
+    };
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..lanes).map(|_| mpsc::channel(buffer)).unzip();
     let (domain, market, total, stats) = (load.client.domain(), load.market, load.orders, load.signer.clone());
     let thread = std::thread::Builder::new()

@@ -96,9 +96,7 @@ impl Shard {
         self.mempool.open(ctx, block_events, begin_writes, tx, outcome, writes);
         Ok(Ok(()))
     }
-}
 
-impl Shard {
     /// The refusal of a tx whose execution failed with `e`. Every tx uses its signer's nonce first, so a tx
     /// already included fails there; it is answered as the duplicate it is.
     fn refused(&self, hash: &B256, e: ExecError) -> Result<Result<(), Reject>, ShardError> {

@@ -51,7 +51,7 @@ impl Shard {
                 format!("mempool holds its limit of {} txs; retry after the next block", self.config.mempool_max_txs),
             )));
         }
-        let base = CachedHead::new(&self.engine, &self.cache);
+        let base = CachedHead::new(&self.engine, &self.cache, self.head.height);
         if let Slot::Tail(ctx) = self.mempool.slot(now_ms) {
             let mut scope = TxScope::over(&base, self.mempool.layers());
             match execute(&mut scope, &self.params, &tx, &ctx) {

@@ -1,16 +1,18 @@
-//! Committed head values in memory, so that admission does not read storage for the keys it touches again and
-//! again (accounts, positions, book levels, the market record).
+//! Committed head values in memory, so that admission and the re-execution of blocks do not read storage for
+//! the keys they touch again and again (accounts, positions, book levels, the market record).
 //!
-//! Storage reads on the admission path cost more than their own time: sled serialises every read against a
-//! batch being applied, so while a decided block is written (tens of milliseconds for a wide block), admission
-//! would wait on it while holding the shard lock. With the keys it touches in memory, admission and the write of
-//! the previous block run side by side.
+//! Storage reads cost more than their own time: sled serialises every read against a batch being applied, so
+//! while a decided block is written (tens of milliseconds for a wide block), admission would wait on it while
+//! holding the shard lock. With the keys it touches in memory, admission and the write of the previous block
+//! run side by side.
 //!
-//! The cache holds exactly the head's values: an entry is filled from storage only under the shard lock (which
-//! the head moves under), and [`HeadCache::apply`] writes each committed block's writes in as the head moves
-//! past it. A key a block writes never reads from storage while that block is between its write and the head
-//! moving: until then admission reads it from the block's own pending writes. Absent keys are cached too
-//! (`None`), since a first order of a fresh account reads several of them.
+//! The cache holds the values of one head height, which it records. [`HeadCache::apply`] writes each committed
+//! block's writes in as the head moves past it (`Shard::finish`, the one place the head moves). A reader says
+//! which head it reads at: it is answered only at the cache's height, and what it read from storage is kept
+//! only if the cache is still at that height. So a re-execution running off the shard lock, whose head a
+//! commit can overtake, never leaves a value of an older head behind. A key a block writes never reads from
+//! storage while that block is between its write and the head moving, for admission: it reads the block's own
+//! pending writes. Absent keys are cached too (`None`), since a first order of a fresh account reads several.
 //!
 //! Memory is bounded by [`HeadCache::capacity`] entries in two generations: entries go into the young one;
 //! when it is full it becomes the old one and the previous old generation is dropped. A hit in the old
@@ -28,6 +30,8 @@ pub const DEFAULT_HEAD_CACHE_ENTRIES: usize = 1 << 20;
 /// Head values by state key (`None`: absent at the head), at most [`Self::capacity`] of them.
 #[derive(Debug)]
 pub(crate) struct HeadCache {
+    /// The head height whose values the cache holds.
+    height: u64,
     young: HashMap<B256, Option<Vec<u8>>>,
     old: HashMap<B256, Option<Vec<u8>>>,
     /// Entries per generation.
@@ -45,9 +49,16 @@ pub struct CacheStats {
 }
 
 impl HeadCache {
-    /// A cache of at most `capacity` entries; 0 turns it off (every read goes to storage).
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self { young: HashMap::new(), old: HashMap::new(), generation: capacity / 2, stats: CacheStats::default() }
+    /// An empty cache of the head at `height`, of at most `capacity` entries; 0 turns it off (every read goes
+    /// to storage).
+    pub(crate) fn new(capacity: usize, height: u64) -> Self {
+        Self {
+            height,
+            young: HashMap::new(),
+            old: HashMap::new(),
+            generation: capacity / 2,
+            stats: CacheStats::default(),
+        }
     }
 
     /// Most entries held at once.
@@ -67,8 +78,13 @@ impl HeadCache {
         self.stats
     }
 
-    /// The head value of `key` if cached (`Some(None)`: absent at the head).
-    pub(crate) fn get(&mut self, key: &B256) -> Option<Option<Vec<u8>>> {
+    /// The value of `key` at head `height` if cached (`Some(None)`: absent there); None also when the cache
+    /// holds another height.
+    pub(crate) fn get(&mut self, key: &B256, height: u64) -> Option<Option<Vec<u8>>> {
+        if height != self.height {
+            self.stats.misses += 1;
+            return None;
+        }
         if let Some(value) = self.young.get(key) {
             self.stats.hits += 1;
             return Some(value.clone());
@@ -86,17 +102,27 @@ impl HeadCache {
         }
     }
 
-    /// Remembers `value`, just read from storage at the head, for `key`.
-    pub(crate) fn fill(&mut self, key: B256, value: Option<Vec<u8>>) {
-        self.insert(key, value);
+    /// Remembers `value`, read from storage by a reader at head `height`, for `key`: kept only if the cache is
+    /// at that height still.
+    pub(crate) fn fill(&mut self, key: B256, value: Option<Vec<u8>>, height: u64) {
+        if height == self.height {
+            self.insert(key, value);
+        }
     }
 
-    /// Moves the cache to the next head: `writes` are the committed block's (`None` deletes). Every written key
-    /// is cached with its new value (the keys a block writes are the ones the next blocks read).
-    pub(crate) fn apply(&mut self, writes: &Changes) {
+    /// Moves the cache to head `height`, whose block wrote `writes` (`None` deletes). Every written key is
+    /// cached with its new value (the keys a block writes are the ones the next blocks read).
+    pub(crate) fn apply(&mut self, writes: &Changes, height: u64) {
         for (key, value) in writes {
             self.insert(*key, value.clone());
         }
+        self.height = height;
+    }
+
+    /// Drops every entry (kept height): what is left after a panic mid-update cannot be trusted.
+    pub(crate) fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
     }
 
     /// A key lives in at most one generation, so the young one never shadows a stale old entry that could
@@ -123,70 +149,90 @@ mod tests {
 
     #[test]
     fn writes_replace_filled_values_and_deletions_cache_absence() {
-        let mut cache = HeadCache::new(8);
-        assert_eq!(cache.get(&key(1)), None, "a miss");
-        cache.fill(key(1), Some(vec![1]));
-        cache.fill(key(2), None);
-        assert_eq!(cache.get(&key(1)), Some(Some(vec![1])));
-        assert_eq!(cache.get(&key(2)), Some(None), "absence is cached");
-        cache.apply(&[(key(1), None), (key(2), Some(vec![2])), (key(3), Some(vec![3]))].into());
-        assert_eq!(cache.get(&key(1)), Some(None), "a deletion caches absence");
-        assert_eq!(cache.get(&key(2)), Some(Some(vec![2])));
-        assert_eq!(cache.get(&key(3)), Some(Some(vec![3])), "written keys are cached");
+        let mut cache = HeadCache::new(8, 0);
+        assert_eq!(cache.get(&key(1), 0), None, "a miss");
+        cache.fill(key(1), Some(vec![1]), 0);
+        cache.fill(key(2), None, 0);
+        assert_eq!(cache.get(&key(1), 0), Some(Some(vec![1])));
+        assert_eq!(cache.get(&key(2), 0), Some(None), "absence is cached");
+        cache.apply(&[(key(1), None), (key(2), Some(vec![2])), (key(3), Some(vec![3]))].into(), 1);
+        assert_eq!(cache.get(&key(1), 1), Some(None), "a deletion caches absence");
+        assert_eq!(cache.get(&key(2), 1), Some(Some(vec![2])));
+        assert_eq!(cache.get(&key(3), 1), Some(Some(vec![3])), "written keys are cached");
         assert_eq!(cache.stats(), CacheStats { hits: 5, misses: 1 });
+        // A reader still at height 0 is not answered, and what it read there is not kept.
+        assert_eq!(cache.get(&key(2), 0), None);
+        cache.fill(key(4), Some(vec![0]), 0);
+        assert_eq!(cache.get(&key(4), 1), None);
     }
 
     proptest::proptest! {
-        /// Against a model of the head: whatever mix of storage reads (fills) and committed blocks (applies),
-        /// the cache never holds more than its capacity and never answers other than the head's value.
+        /// Against a model of every head: whatever mix of readers at the head, readers a commit overtook (they
+        /// read at the previous head and fill late) and committed blocks, the cache never holds more than its
+        /// capacity and never answers other than the value at the height asked.
         #[test]
         fn answers_only_head_values_within_capacity(
             capacity in 0usize..12,
-            steps in proptest::collection::vec((0u32..24, proptest::option::of(0u8..4), proptest::bool::ANY), 1..300),
+            steps in proptest::collection::vec((0u32..24, proptest::option::of(0u8..4), 0u8..4), 1..300),
         ) {
-            let mut cache = HeadCache::new(capacity);
-            let mut head: HashMap<B256, Vec<u8>> = HashMap::new();
-            for (n, value, is_block) in steps {
+            let mut cache = HeadCache::new(capacity, 0);
+            let mut heads: Vec<HashMap<B256, Vec<u8>>> = vec![HashMap::new()];
+            for (n, value, action) in steps {
                 let k = key(n);
-                match cache.get(&k) {
-                    Some(cached) => proptest::prop_assert_eq!(cached.as_ref(), head.get(&k), "key {}", n),
-                    None => cache.fill(k, head.get(&k).cloned()),
-                }
-                if is_block {
-                    // A block writing this key and the next one.
-                    let writes: Changes = [(k, value.map(|v| vec![v])), (key(n + 1), Some(vec![n as u8]))].into();
-                    for (k, v) in &writes {
-                        match v {
-                            Some(v) => head.insert(*k, v.clone()),
-                            None => head.remove(k),
-                        };
+                let height = heads.len() - 1;
+                match action {
+                    0 | 1 => match cache.get(&k, height as u64) {
+                        Some(cached) => proptest::prop_assert_eq!(cached.as_ref(), heads[height].get(&k), "key {}", n),
+                        None => cache.fill(k, heads[height].get(&k).cloned(), height as u64),
+                    },
+                    2 if height > 0 => {
+                        proptest::prop_assert!(cache.get(&k, height as u64 - 1).is_none(), "answered an old head");
+                        cache.fill(k, heads[height - 1].get(&k).cloned(), height as u64 - 1);
                     }
-                    cache.apply(&writes);
+                    _ => {
+                        // A block writing this key and the next one.
+                        let writes: Changes = [(k, value.map(|v| vec![v])), (key(n + 1), Some(vec![n as u8]))].into();
+                        let mut next = heads[height].clone();
+                        for (k, v) in &writes {
+                            match v {
+                                Some(v) => next.insert(*k, v.clone()),
+                                None => next.remove(k),
+                            };
+                        }
+                        heads.push(next);
+                        cache.apply(&writes, height as u64 + 1);
+                    }
                 }
                 proptest::prop_assert!(cache.len() <= cache.capacity());
+            }
+            let height = heads.len() - 1;
+            for n in 0..25 {
+                if let Some(cached) = cache.get(&key(n), height as u64) {
+                    proptest::prop_assert_eq!(cached.as_ref(), heads[height].get(&key(n)), "key {} at the end", n);
+                }
             }
         }
     }
 
     #[test]
     fn an_old_entry_read_again_survives_the_next_rotation() {
-        let mut cache = HeadCache::new(4);
-        cache.fill(key(1), Some(vec![1]));
-        cache.fill(key(2), Some(vec![2]));
-        cache.fill(key(3), Some(vec![3])); // 1 and 2 old
-        assert_eq!(cache.get(&key(1)), Some(Some(vec![1]))); // back to young: {3, 1}
-        cache.fill(key(4), Some(vec![4])); // rotates: old {3, 1}, young {4}
-        cache.fill(key(5), Some(vec![5])); // young {4, 5}
-        cache.fill(key(6), Some(vec![6])); // rotates: old {4, 5}; 1 and 3 are dropped
-        assert_eq!(cache.get(&key(1)), None);
-        assert_eq!(cache.get(&key(5)), Some(Some(vec![5])));
+        let mut cache = HeadCache::new(4, 0);
+        cache.fill(key(1), Some(vec![1]), 0);
+        cache.fill(key(2), Some(vec![2]), 0);
+        cache.fill(key(3), Some(vec![3]), 0); // 1 and 2 old
+        assert_eq!(cache.get(&key(1), 0), Some(Some(vec![1]))); // back to young: {3, 1}
+        cache.fill(key(4), Some(vec![4]), 0); // rotates: old {3, 1}, young {4}
+        cache.fill(key(5), Some(vec![5]), 0); // young {4, 5}
+        cache.fill(key(6), Some(vec![6]), 0); // rotates: old {4, 5}; 1 and 3 are dropped
+        assert_eq!(cache.get(&key(1), 0), None);
+        assert_eq!(cache.get(&key(5), 0), Some(Some(vec![5])));
     }
 
     #[test]
     fn capacity_zero_caches_nothing() {
-        let mut cache = HeadCache::new(0);
-        cache.fill(key(1), Some(vec![1]));
-        cache.apply(&[(key(2), None)].into());
-        assert_eq!((cache.get(&key(1)), cache.get(&key(2)), cache.len()), (None, None, 0));
+        let mut cache = HeadCache::new(0, 0);
+        cache.fill(key(1), Some(vec![1]), 0);
+        cache.apply(&[(key(2), None)].into(), 1);
+        assert_eq!((cache.get(&key(1), 1), cache.get(&key(2), 1), cache.len()), (None, None, 0));
     }
 }

@@ -27,7 +27,7 @@ pub use replay::{Rebuilder, ReplayError, Replayed};
 pub use trading_query::PositionView;
 pub use view::HeadView;
 
-use std::cell::RefCell;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use shardex_core::{genesis::Genesis, tx::TxDomain, Keypair};
 
@@ -56,10 +56,10 @@ pub struct Shard {
     params: VmParams,
     config: ShardConfig,
     head: Head,
-    /// Head values admission reads before storage; moves with `head` (see `head_cache`).
-    cache: RefCell<HeadCache>,
+    /// Head values admission and re-execution read before storage; moves with `head` (see `head_cache`).
+    cache: Arc<Mutex<HeadCache>>,
     /// Blocks staged and written, and the time they took.
-    timings: std::sync::Arc<produce::BlockTimings>,
+    timings: Arc<produce::BlockTimings>,
     /// The height this store began at when it was synced from a snapshot (no blocks below it are held).
     snapshot_base: Option<u64>,
 }
@@ -102,12 +102,12 @@ impl Shard {
 
     /// Head-state reads answered from memory and from storage since the node started.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.borrow().stats()
+        lock_cache(&self.cache).stats()
     }
 }
 
-/// Committed head state, read through the state engine's flat table: for readers off the shard lock (views,
-/// re-execution of another validator's block).
+/// Committed head state, read through the state engine's flat table: for views, which read off the shard lock
+/// at a head of their own.
 struct HeadState<'a>(&'a StateEngine);
 
 impl StateReader for HeadState<'_> {
@@ -116,26 +116,42 @@ impl StateReader for HeadState<'_> {
     }
 }
 
-/// Committed head state for readers under the shard lock: the head cache, else the flat table (filling the
-/// cache). Built from the two fields rather than `&Shard`, so that the mempool can be borrowed mutably beside it.
+/// Locks the head cache. A panic while it was held may have left it half updated: it is emptied, and serves
+/// again from the next reads.
+fn lock_cache(cache: &Mutex<HeadCache>) -> MutexGuard<'_, HeadCache> {
+    match cache.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => {
+            let mut guard = poisoned.into_inner();
+            guard.clear();
+            cache.clear_poison();
+            guard
+        }
+    }
+}
+
+/// Committed state at head `height`: the head cache, else the flat table (filling the cache). Admission reads
+/// through it under the shard lock; the re-execution of another validator's block off the lock, where a commit
+/// may overtake it (the cache then neither answers it nor keeps what it read; see `head_cache`).
 struct CachedHead<'a> {
     engine: &'a StateEngine,
-    cache: &'a RefCell<HeadCache>,
+    cache: &'a Mutex<HeadCache>,
+    height: u64,
 }
 
 impl<'a> CachedHead<'a> {
-    fn new(engine: &'a StateEngine, cache: &'a RefCell<HeadCache>) -> Self {
-        Self { engine, cache }
+    fn new(engine: &'a StateEngine, cache: &'a Mutex<HeadCache>, height: u64) -> Self {
+        Self { engine, cache, height }
     }
 }
 
 impl StateReader for CachedHead<'_> {
     fn read(&self, key: &alloy_primitives::B256) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(value) = self.cache.borrow_mut().get(key) {
+        if let Some(value) = lock_cache(self.cache).get(key, self.height) {
             return Ok(value);
         }
         let value = self.engine.get(key).map_err(|e| StorageError(e.to_string()))?;
-        self.cache.borrow_mut().fill(*key, value.clone());
+        lock_cache(self.cache).fill(*key, value.clone(), self.height);
         Ok(value)
     }
 }

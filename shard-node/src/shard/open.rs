@@ -215,7 +215,7 @@ impl Shard {
             }
         };
 
-        let cache = std::cell::RefCell::new(HeadCache::new(config.head_cache_entries));
+        let cache = std::sync::Arc::new(std::sync::Mutex::new(HeadCache::new(config.head_cache_entries, head.height)));
         Ok(Self {
             db,
             tree,

@@ -224,7 +224,7 @@ impl Shard {
             return Ok(None);
         }
         let ctx = self.mempool.next_ctx(now_ms);
-        let base = CachedHead::new(&self.engine, &self.cache);
+        let base = CachedHead::new(&self.engine, &self.cache, self.head.height);
         let mut begin = TxScope::over(&base, Vec::new());
         let block_events = begin_block(&mut begin, &ctx).map_err(ShardError::Exec)?;
         let writes = begin.into_writes();
@@ -258,7 +258,7 @@ impl Shard {
             )));
         }
         self.head = head;
-        self.cache.get_mut().apply(&writes);
+        super::lock_cache(&self.cache).apply(&writes, self.head.height);
         let orphans = match origin {
             Origin::Sealed => {
                 self.mempool.retire(&tx_hashes);

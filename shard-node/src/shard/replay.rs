@@ -3,14 +3,15 @@
 //! ([`Rebuilder`], off the shard lock), and the in-process tests check that admission-time execution (which
 //! block production relies on) is exactly what a replay computes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use shardex_core::{pb, tx::VerifiedTx, AccountId};
 
 use super::{
+    head_cache::HeadCache,
     produce::{CommitStore, Origin, Proposal, Sealed},
-    HeadState, Shard, ShardError,
+    CachedHead, Shard, ShardError,
 };
 use crate::{
     chain::Head,
@@ -43,6 +44,7 @@ pub enum ReplayError {
 
 fn replay_on(
     engine: &StateEngine,
+    cache: &Mutex<HeadCache>,
     params: &VmParams,
     head: &Head,
     ctx: BlockCtx,
@@ -54,7 +56,7 @@ fn replay_on(
             ctx.height, head.height
         )));
     }
-    let base = HeadState(engine);
+    let base = CachedHead::new(engine, cache, head.height);
     let mut writes = Changes::new();
     let mut scope = TxScope::new(&base, &writes);
     let block_events = begin_block(&mut scope, &ctx).map_err(ShardError::Exec)?;
@@ -90,7 +92,7 @@ impl Shard {
     /// Re-executes the block (`ctx`, `txs`) on top of the committed head, which must be its parent. A tx
     /// that fails makes the block invalid: `ShardError::Inconsistent` names it.
     pub fn replay(&self, ctx: BlockCtx, txs: &[VerifiedTx]) -> Result<Replayed, ShardError> {
-        replay_on(&self.engine, &self.params, &self.head, ctx, txs).map_err(|e| match e {
+        replay_on(&self.engine, &self.cache, &self.params, &self.head, ctx, txs).map_err(|e| match e {
             ReplayError::Invalid(why) => ShardError::Inconsistent(why),
             ReplayError::Node(e) => e,
         })
@@ -124,6 +126,7 @@ impl Shard {
     pub fn rebuilder(&self) -> Rebuilder {
         Rebuilder {
             engine: self.engine.clone(),
+            cache: Arc::clone(&self.cache),
             params: self.params,
             head: self.head.clone(),
             store: self.commit_store(),
@@ -139,6 +142,8 @@ impl Shard {
 /// only, which does not move while the height is undecided).
 pub struct Rebuilder {
     engine: StateEngine,
+    /// The shard's head cache, read at this rebuilder's head.
+    cache: Arc<Mutex<HeadCache>>,
     params: VmParams,
     head: Head,
     store: CommitStore,
@@ -161,7 +166,8 @@ impl Rebuilder {
         if txs.len() > self.max_block_txs {
             return Err(ReplayError::Invalid(format!("{} txs, more than {} per block", txs.len(), self.max_block_txs)));
         }
-        let Replayed { writes, receipts, block_events } = replay_on(&self.engine, &self.params, &self.head, ctx, &txs)?;
+        let Replayed { writes, receipts, block_events } =
+            replay_on(&self.engine, &self.cache, &self.params, &self.head, ctx, &txs)?;
         let gas = receipts.iter().map(|r| r.gas_used).fold(0u64, u64::saturating_add);
         if gas > self.block_gas_limit {
             return Err(ReplayError::Invalid(format!("{gas} gas, more than {} per block", self.block_gas_limit)));

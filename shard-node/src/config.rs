@@ -115,8 +115,8 @@ pub struct StateSection {
     /// Blocks kept: 0 keeps every block (an archive node); N keeps the last N (at least
     /// `retention_blocks`), deleting older blocks, their tx index and history entries.
     pub keep_blocks: u64,
-    /// Head-state values kept in memory so admission rarely reads storage (0 turns the cache off; about 200
-    /// bytes each).
+    /// Head-state values kept in memory so admission and re-execution rarely read storage (0 turns the cache
+    /// off; about 200 bytes each).
     pub head_cache_entries: usize,
 }
 
@@ -411,7 +411,7 @@ pub struct ConfigFlags {
     /// Blocks kept: 0 keeps all (archive), N the last N.
     #[arg(long = "state.keep-blocks", value_name = "N")]
     pub state_keep_blocks: Option<u64>,
-    /// Head-state values kept in memory for admission (0: off).
+    /// Head-state values kept in memory for admission and re-execution (0: off).
     #[arg(long = "state.head-cache-entries", value_name = "N")]
     pub state_head_cache_entries: Option<usize>,
     /// Consensus engine: solo (this node alone) or malachite (the genesis validator set).

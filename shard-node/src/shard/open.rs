@@ -70,7 +70,7 @@ pub struct ShardConfig {
     pub max_refusals_per_signer: u32,
     /// How long an open block keeps taking txs after its timestamp, ms.
     pub max_open_block_ms: u64,
-    /// Head-state values kept in memory for admission (0: none, every read goes to storage).
+    /// Head-state values kept in memory for admission and re-execution (0: none, every read goes to storage).
     pub head_cache_entries: usize,
 }
 

@@ -41,18 +41,23 @@ fn market_key(height: u64) -> [u8; 9] {
 /// The account history entries of `block` at `height`: per account its events name, the indexes of the
 /// receipts naming it, packed.
 fn account_history_entries(block: &pb::Block, height: u64) -> Vec<([u8; 41], Vec<u8>)> {
-    let mut receipts: BTreeMap<[u8; 32], Vec<u8>> = BTreeMap::new();
+    let mut receipts: BTreeMap<[u8; 32], Vec<u32>> = BTreeMap::new();
     for (index, receipt) in (0u32..).zip(&block.receipts) {
         for event in &receipt.events {
             let Ok(account) = <[u8; 32]>::try_from(event.account.as_slice()) else { continue };
             let indexes = receipts.entry(account).or_default();
             // Receipts come in order, so a receipt already listed is the last one.
-            if indexes.len() < 4 || indexes[indexes.len() - 4..] != index.to_be_bytes() {
-                indexes.extend_from_slice(&index.to_be_bytes());
+            if indexes.last() != Some(&index) {
+                indexes.push(index);
             }
         }
     }
-    receipts.into_iter().map(|(account, indexes)| (account_key(&account, height), indexes)).collect()
+    receipts
+        .into_iter()
+        .map(|(account, indexes)| {
+            (account_key(&account, height), indexes.iter().flat_map(|i| i.to_be_bytes()).collect())
+        })
+        .collect()
 }
 
 /// The receipt indexes of one stored account history entry.

@@ -472,7 +472,12 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
         .zip(&cpu_before)
         .map(|(after, before)| after.iter().zip(before).map(|(a, b)| (a - b).max(0.0) / sent_s).collect())
         .collect();
-    let work = work_snapshot(&shards).await.iter().zip(&work_before).map(|(a, b)| a.and_then(|a| a.since(b))).collect();
+    let work = work_snapshot(&shards)
+        .await
+        .iter()
+        .zip(&work_before)
+        .map(|(a, b)| a.zip(*b).and_then(|(a, b)| a.since(&b)))
+        .collect();
     let drain_end = Instant::now() + DRAIN;
     let in_flight = |shards: &[ShardLoad]| {
         shards.iter().any(|s| !lock(&s.stats).sub.pending.is_empty())

@@ -71,8 +71,7 @@ impl NodeWork {
 
     /// The work done between `before` and `self` (None when the node restarted in between: its counters
     /// started again).
-    pub(super) fn since(&self, before: &Option<Self>) -> Option<Self> {
-        let before = before.as_ref()?;
+    pub(super) fn since(&self, before: &Self) -> Option<Self> {
         Some(Self {
             staged: self.staged.checked_sub(before.staged)?,
             stage_micros: self.stage_micros.checked_sub(before.stage_micros)?,

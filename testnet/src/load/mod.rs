@@ -591,3 +591,20 @@ impl Progress {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(tps: u64, duration: u64, presign: bool) -> LoadArgs {
+        LoadArgs { tps, duration, accounts: 16, batch: 256, lanes: 4, presign, bridge_ratio: 0.0 }
+    }
+
+    #[test]
+    fn presign_is_bounded_by_the_orders_it_holds() {
+        assert!(args(100_000, 20, true).check().is_ok(), "exactly the bound");
+        let err = args(100_000, 21, true).check().expect_err("over the bound");
+        assert!(err.to_string().contains("--presign signs --tps × --duration orders ahead"), "{err}");
+        assert!(args(100_000, 21, false).check().is_ok(), "signing as it sends holds one second of orders");
+    }
+}

@@ -51,6 +51,21 @@ fn load_reports_rate_and_latency() {
     assert!(out.contains("signed all 400 orders ahead"), "{out}");
     assert!(out.contains("signed before the clock started"), "{out}");
 
+    // A wider state and more takers than one funding batch; a second run funds only the missing accounts.
+    let load =
+        testnet(&dir, &bins, &["load", "--tps", "200", "--duration", "1", "--prefill", "2500", "--accounts", "1500"]);
+    let out = text(&load);
+    assert!(load.status.success(), "load --prefill failed:\n{out}");
+    assert!(out.contains("holds 2500 prefill accounts (2500 funded now"), "{out}");
+    assert!(out.contains("funded a market maker and 1500 takers"), "{out}");
+    let load = testnet(&dir, &bins, &["load", "--tps", "200", "--duration", "1", "--prefill", "3000"]);
+    let out = text(&load);
+    assert!(load.status.success(), "second load --prefill failed:\n{out}");
+    assert!(
+        out.contains("holds 3000 prefill accounts (500 funded now") && out.contains("2500 from earlier runs"),
+        "{out}"
+    );
+
     let down = testnet(&dir, &bins, &["down"]);
     assert!(down.status.success(), "{}", text(&down));
 }

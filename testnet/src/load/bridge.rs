@@ -16,7 +16,7 @@ use crate::{
 /// Each transfer moves this much.
 const TRANSFER_USD: u64 = 1;
 /// What a bridge account gets on every shard.
-const BRIDGE_ACCOUNT_USD: u64 = 1_000_000;
+pub(super) const BRIDGE_ACCOUNT_USD: u64 = 1_000_000;
 /// Epochs until a transfer expires: far beyond any run, so nothing is refunded.
 const EXPIRY_EPOCHS: u64 = 100_000;
 
@@ -85,13 +85,6 @@ impl BridgeLoad {
             relayer: entry,
             relayer_before,
             expiry_epoch,
-        })
-    }
-
-    /// The deposits funding every bridge account on one shard.
-    pub fn deposits(&self) -> impl Iterator<Item = Op> + '_ {
-        self.accounts.iter().map(|k| {
-            Op::Deposit(pb::Deposit { account: k.account().0.to_vec(), amount_micros: BRIDGE_ACCOUNT_USD * USD })
         })
     }
 

@@ -1,9 +1,11 @@
 //! `testnet load`: signed orders at a fixed rate against a running testnet, measured end to end.
 //!
-//! Per shard: the deposit key funds a market maker and K takers; the oracle key publishes a price (again
-//! every second, so it never goes stale); the market maker keeps deep two-sided quotes and tops them up as
-//! they are consumed; the takers send IOC and GTC limit orders that cross the quotes, paced to the target
-//! rate (split evenly over shards) and submitted with `SubmitBatch`. Orders are signed ahead of sending on
+//! Per shard: the deposit key funds a market maker and K takers (up to 100,000, [`fund`]); the oracle key
+//! publishes a price (again every second, so it never goes stale); the market maker keeps deep two-sided
+//! quotes and tops them up as they are consumed; the takers send IOC and GTC limit orders that cross the
+//! quotes, each taker a buy and then the sell that closes it, paced to the target rate (split evenly over
+//! shards) and submitted with `SubmitBatch`. With `--prefill N`, every shard first holds N funded accounts
+//! of fixed ids that no one trades, so the load runs over a state of that size. Orders are signed ahead of sending on
 //! one thread per shard, which reports its own rate, so a reader can tell client signing from node limits;
 //! with `--presign` every order is signed before the clock starts, so the client's CPU while sending is the
 //! sending alone. The node's status gives its block staging and write times over the run, reported per block.
@@ -45,11 +47,13 @@ use tokio::sync::mpsc;
 use crate::network::{reference_price_usd, Network, NodeEntry};
 
 mod bridge;
+mod fund;
 mod report;
 mod setup;
 mod tasks;
 
-use bridge::{send_transfers, BridgeLoad};
+use bridge::{send_transfers, BridgeLoad, BRIDGE_ACCOUNT_USD};
+use fund::{fund, prefill};
 use report::*;
 pub(crate) use setup::submit_final;
 use setup::*;
@@ -60,7 +64,11 @@ const MAX_TPS: u64 = 100_000;
 /// Largest `--duration`, seconds.
 const MAX_DURATION_S: u64 = 300;
 /// Largest `--accounts` per shard.
-const MAX_ACCOUNTS: usize = 1024;
+const MAX_ACCOUNTS: usize = 100_000;
+/// Largest `--accounts` with `--bridge-ratio` (each is also a bridge account, funded on every shard).
+const MAX_BRIDGE_ACCOUNTS: usize = 1024;
+/// Largest `--prefill`.
+const MAX_PREFILL: u64 = 2_000_000;
 /// Largest `--batch` (the node's default `rpc.max_batch_txs`).
 const MAX_BATCH: usize = 1024;
 /// Largest `--lanes`.
@@ -111,9 +119,13 @@ pub struct LoadArgs {
     /// Seconds of load.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// Taker accounts per shard.
+    /// Taker accounts per shard (fresh keys each run, funded before the clock starts).
     #[arg(long, default_value_t = 16)]
     pub accounts: usize,
+    /// Before the run, make every shard hold at least this many extra funded accounts (fixed ids; a later
+    /// run reuses them and funds only what is missing), so the load runs over a state of that size.
+    #[arg(long, default_value_t = 0)]
+    pub prefill: u64,
     /// Orders per `SubmitBatch`, at most.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -137,6 +149,11 @@ impl LoadArgs {
         ensure!((1..=MAX_TPS).contains(&self.tps), "--tps must be 1 to {MAX_TPS}");
         ensure!((1..=MAX_DURATION_S).contains(&self.duration), "--duration must be 1 to {MAX_DURATION_S} s");
         ensure!((1..=MAX_ACCOUNTS).contains(&self.accounts), "--accounts must be 1 to {MAX_ACCOUNTS}");
+        ensure!(
+            self.bridge_ratio == 0.0 || self.accounts <= MAX_BRIDGE_ACCOUNTS,
+            "--accounts must be at most {MAX_BRIDGE_ACCOUNTS} with --bridge-ratio"
+        );
+        ensure!(self.prefill <= MAX_PREFILL, "--prefill must be at most {MAX_PREFILL}");
         ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1 to {MAX_BATCH}");
         ensure!((1..=MAX_LANES).contains(&self.lanes), "--lanes must be 1 to {MAX_LANES}");
         ensure!((0.0..=1.0).contains(&self.bridge_ratio), "--bridge-ratio must be 0.0 to 1.0");
@@ -178,6 +195,8 @@ struct Submissions {
     sent: u64,
     accepted: u64,
     refused: BTreeMap<String, u64>,
+    /// The first message of each refusal reason, so a report says why as well as how often.
+    first_refusal: BTreeMap<String, String>,
     /// Txs in batches whose call failed as a whole.
     rpc_failed: u64,
     last_rpc_error: Option<String>,
@@ -207,6 +226,7 @@ impl Submissions {
                     if let Some(h) = b256_from_slice(&r.tx_hash) {
                         self.pending.remove(&h);
                     }
+                    self.first_refusal.entry(r.reason.clone()).or_insert(r.message);
                     *self.refused.entry(r.reason).or_default() += 1;
                 }
             }
@@ -370,6 +390,11 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
             b.expiry_epoch
         );
     }
+    if args.prefill > 0 {
+        for node in net.shards() {
+            prefill_shard(node, dir, args.prefill).await.wrap_err_with(|| format!("prefilling {}", node.name))?;
+        }
+    }
     let mut shards = Vec::new();
     let mut actors = Vec::new();
     for node in net.shards() {
@@ -507,6 +532,23 @@ pub async fn run_observed(dir: &Path, args: &LoadArgs, started: Option<&tokio::s
     report(&shards, sent_s, start.elapsed(), &client, bridge.as_deref()).await
 }
 
+/// Makes the shard of `node` hold the prefill accounts `0..want` ([`fund::prefill_account`]), and says how many it
+/// funded now.
+async fn prefill_shard(node: &NodeEntry, dir: &Path, want: u64) -> eyre::Result<()> {
+    loopback_only(node)?;
+    let client = ShardClient::connect(&node.endpoint).await.wrap_err_with(|| format!("connecting to {}", node.name))?;
+    let deposit = Keypair::read_file(&dir.join("keys").join("deposit.key"))?;
+    let started = Instant::now();
+    let funded = prefill(&client, &deposit, &node.name, want).await?;
+    println!(
+        "  {}: holds {want} prefill accounts ({funded} funded now in {:.1} s, {} from earlier runs)",
+        node.name,
+        started.elapsed().as_secs_f64(),
+        want - funded
+    );
+    Ok(())
+}
+
 /// Accepted txs still pending this long into the drain are asked about.
 const LOST_AGE: Duration = Duration::from_secs(1);
 /// How often the drain asks, and how many txs per shard at most each time.
@@ -597,7 +639,7 @@ mod tests {
     use super::*;
 
     fn args(tps: u64, duration: u64, presign: bool) -> LoadArgs {
-        LoadArgs { tps, duration, accounts: 16, batch: 256, lanes: 4, presign, bridge_ratio: 0.0 }
+        LoadArgs { tps, duration, accounts: 16, prefill: 0, batch: 256, lanes: 4, presign, bridge_ratio: 0.0 }
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub(super) async fn report(
             lat(99.0),
             lat(100.0),
         );
+        for (reason, message) in &s.sub.first_refusal {
+            println!("    first {reason} refusal: {message}");
+        }
         let cores = client.cpu.get(i).cloned().unwrap_or_default();
         let per_order = |c: f64| 1e6 * c * sent_s / s.sub.accepted.max(1) as f64;
         let each: Vec<String> = load

@@ -72,21 +72,20 @@ pub(super) async fn setup(
     let genesis = Genesis::read_file(&node.genesis_file()).wrap_err_with(|| format!("genesis of {}", node.name))?;
     let mut market = Market::for_symbol(&genesis.market.symbol, genesis.market.tick_size_micros);
     let keys = dir.join("keys");
-    let mut deposit = Wallet::new(Keypair::read_file(&keys.join("deposit.key"))?, &client).await?;
+    let deposit = Keypair::read_file(&keys.join("deposit.key"))?;
     let mut oracle = Wallet::new(Keypair::read_file(&keys.join("oracle.key"))?, &client).await?;
     let maker_key = Keypair::generate();
     let mut maker = Wallet::with_nonce(maker_key.clone(), 0);
     let takers: Vec<Keypair> = (0..args.accounts).map(|_| Keypair::generate()).collect();
 
-    let fund = |to: AccountId, usd: u64| Op::Deposit(pb::Deposit { account: to.0.to_vec(), amount_micros: usd * USD });
-    let mut txs = vec![deposit.sign(&client, fund(maker.account(), MAKER_USD))];
-    txs.extend(takers.iter().map(|t| deposit.sign(&client, fund(t.account(), TAKER_USD))));
+    let mut recipients = vec![(maker.account(), MAKER_USD * USD)];
+    recipients.extend(takers.iter().map(|t| (t.account(), TAKER_USD * USD)));
     if let Some(b) = bridge {
-        txs.extend(b.deposits().map(|op| deposit.sign(&client, op)));
+        recipients.extend(b.accounts.iter().map(|k| (k.account(), BRIDGE_ACCOUNT_USD * USD)));
     }
+    fund(&client, &deposit, recipients, &format!("{}: funding the market maker and takers", node.name)).await?;
     let price = Op::OracleUpdate(pb::OracleUpdate { price_micros: market.price_micros, timestamp_ms: crate::now_ms() });
-    txs.push(oracle.sign(&client, price));
-    submit_final(&client, txs, "deposits and the first price").await?;
+    submit_final(&client, vec![oracle.sign(&client, price)], "the first price").await?;
     // A market left outside normal mode (a tripped breaker after `testnet demo`, or the jump to this price
     // just now) refuses the takers' orders: the admin returns it to normal first.
     let mode = client.market(false).await?.market.map_or(0, |m| m.mode);
@@ -148,8 +147,10 @@ async fn options_market(
     Ok(Market::for_series(spot.spot_micros, series, premium, spot.tick_micros))
 }
 
-/// Signs every taker order of a shard, round robin over the takers, into the lanes' buffers (taker `a`
-/// always goes to lane `a % lanes`). Stops after `total` orders or when the lanes are gone.
+/// Signs every taker order of a shard into the lanes' buffers: order `i` is taker `(i / 2) mod K`'s, so each
+/// taker sends a buy and the sell that closes it one after the other (a market caps the open positions per
+/// side, and a wide load's takers would otherwise hold one each), round robin over the takers; taker `a`
+/// always goes to lane `a % lanes`. Stops after `total` orders or when the lanes are gone.
 pub(super) fn sign_orders(
     takers: Vec<Keypair>,
     domain: TxDomain,
@@ -160,7 +161,7 @@ pub(super) fn sign_orders(
 ) {
     let mut next = vec![0u64; takers.len()];
     for i in 0..total {
-        let a = (i % takers.len() as u64) as usize;
+        let a = ((i / 2) % takers.len() as u64) as usize;
         let start = Instant::now();
         let tx = sign_tx(&takers[a], domain, next[a], Op::PlaceOrder(taker_order(&market, next[a])));
         let hash = tx_hash(&tx.body);
@@ -181,11 +182,13 @@ pub(super) fn start_signer(
 ) -> eyre::Result<(Vec<mpsc::Receiver<Signed>>, std::thread::JoinHandle<()>, u64)> {
     let lanes = args.lanes.min(takers.len());
     let buffer = match args.presign {
-        // Every order of the run fits in its lane's buffer: order i is taker i mod K's, which sends on lane
-        // (i mod K) mod lanes, so a lane gets at most ceil(total / K) orders of ceil(K / lanes) takers.
+        // Every order of the run fits in its lane's buffer: pair p (orders 2p and 2p + 1) is taker p mod K's,
+        // which sends on lane (p mod K) mod lanes, so a lane gets at most 2 ceil(ceil(total / 2) / K) orders
+        // of each of ceil(K / lanes) takers.
         true => {
             let (k, lanes) = (takers.len().max(1) as u64, lanes.max(1) as u64);
-            let most = load.orders.div_ceil(k).saturating_mul(k.div_ceil(lanes));
+            let per_taker = 2 * load.orders.div_ceil(2).div_ceil(k);
+            let most = per_taker.saturating_mul(k.div_ceil(lanes));
             usize::try_from(most).unwrap_or(usize::MAX).max(1)
         }
         false => ((load.rate_per_s / lanes as f64 * PRESIGN_S) as usize).max(2 * args.batch),

@@ -83,16 +83,21 @@ impl NodeWork {
     }
 
     /// One report line: time per block staged and written, and the share of reads the head cache answered.
-    fn line(&self) -> String {
+    /// The report line, with each stage's share of `over_s` seconds (the sending time the counters cover).
+    fn line(&self, over_s: f64) -> String {
         let per_block = |micros: u64, blocks: u64| micros as f64 / 1_000.0 / blocks.max(1) as f64;
+        let share = |micros: u64| 100.0 * micros as f64 / 1e6 / over_s.max(1e-3);
         let reads = self.cache_hits + self.cache_misses;
         format!(
             "{} state roots staged, {:.1} ms each; {} blocks written, {:.1} ms each (batch applied and flushed); \
-             head cache answered {:.1}% of {reads} admission reads",
+             staging {:.1}% and writing {:.1}% of the sending time; head cache answered {:.1}% of {reads} admission \
+             reads",
             self.staged,
             per_block(self.stage_micros, self.staged),
             self.written,
             per_block(self.write_micros, self.written),
+            share(self.stage_micros),
+            share(self.write_micros),
             100.0 * self.cache_hits as f64 / reads.max(1) as f64,
         )
     }
@@ -157,7 +162,7 @@ pub(super) async fn report(
             .collect();
         println!("    validators' CPU: {}", each.join(", "));
         if let Some(work) = client.work.get(i).copied().flatten() {
-            println!("    node the load talks to: {}", work.line());
+            println!("    node the load talks to: {}", work.line(sent_s));
         }
         println!(
             "    blocks followed {} (unreadable {}), header arrived p50 {} ms p90 {} ms after \

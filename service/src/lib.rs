@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod metrics;
 pub mod process;
 pub mod status;
 pub mod storage;

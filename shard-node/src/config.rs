@@ -1,4 +1,5 @@
-//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [consensus] [sync] [log]`,
+//! Node configuration: a TOML file with sections `[node] [rpc] [mempool] [block] [state] [consensus] [sync] [log]
+//! [metrics]`,
 //! every value overridable by a `--section.key` flag. Defaults suit a laptop testnet.
 
 use std::{
@@ -41,6 +42,8 @@ pub struct NodeConfig {
     pub sync: SyncSection,
     /// Logging.
     pub log: LogSection,
+    /// Prometheus metrics.
+    pub metrics: MetricsSection,
 }
 
 /// `[node]`.
@@ -275,6 +278,15 @@ impl Default for SyncSection {
     }
 }
 
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where to serve Prometheus metrics (`GET /metrics`); empty serves none. Port 0 picks a free port, written
+    /// to `<data_dir>/metrics.addr`.
+    pub addr: String,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -322,6 +334,7 @@ impl Default for NodeConfig {
             consensus: ConsensusSection::default(),
             sync: SyncSection::default(),
             log: LogSection { filter: DEFAULT_LOG_FILTER.into() },
+            metrics: MetricsSection::default(),
         }
     }
 }
@@ -450,6 +463,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Where to serve Prometheus metrics (port 0 = any free port, written to <data_dir>/metrics.addr).
+    #[arg(long = "metrics.addr", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 impl NodeConfig {
@@ -491,6 +507,7 @@ impl NodeConfig {
         set(f.sync_listen, &mut cfg.sync.listen);
         set(f.sync_chunk_nodes, &mut cfg.sync.chunk_nodes);
         set(f.log_filter, &mut cfg.log.filter);
+        set(f.metrics_addr, &mut cfg.metrics.addr);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -624,11 +641,19 @@ mod tests {
     fn flags_override_file_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("node.toml");
-        std::fs::write(&path, "[block]\ninterval_ms = 50\n[rpc]\naddr = \"127.0.0.1:9\"\n").expect("write");
+        std::fs::write(
+            &path,
+            "[block]\ninterval_ms = 50\n[rpc]\naddr = \"127.0.0.1:9\"\n[metrics]\naddr = \"127.0.0.1:1\"\n",
+        )
+        .expect("write");
         let flags = ConfigFlags { rpc_addr: Some("127.0.0.1:0".into()), ..Default::default() };
         let cfg = NodeConfig::load(Some(&path), &flags).expect("valid");
         assert_eq!(cfg.block.interval_ms, 50);
         assert_eq!(cfg.rpc.addr, "127.0.0.1:0");
+        assert_eq!(cfg.metrics.addr, "127.0.0.1:1");
+        let flags = ConfigFlags { metrics_addr: Some("127.0.0.1:0".into()), ..Default::default() };
+        assert_eq!(NodeConfig::load(Some(&path), &flags).expect("valid").metrics.addr, "127.0.0.1:0");
+        assert_eq!(NodeConfig::default().metrics.addr, "", "metrics are off unless asked for");
         assert_eq!(cfg.mempool.max_txs, ShardConfig::default().mempool_max_txs);
 
         std::fs::write(&path, "[block]\ninterval_ms = 0\n").expect("write");

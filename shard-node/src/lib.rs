@@ -5,6 +5,7 @@ pub mod chain;
 pub mod config;
 pub mod consensus;
 pub mod mempool;
+pub mod metrics;
 pub mod rpc;
 pub mod runtime;
 pub mod sequencer;

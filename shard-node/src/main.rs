@@ -76,6 +76,20 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
+    let metrics = match cfg.metrics.addr.as_str() {
+        "" => {
+            // No address from an earlier run is left behind for a scraper to find.
+            let _ = std::fs::remove_file(cfg.node.data_dir.join("metrics.addr"));
+            None
+        }
+        addr => {
+            let bound = shardex_service::metrics::serve(addr).await.wrap_err("serving metrics")?;
+            shardex_service::process::write_named_addr_file(&cfg.node.data_dir, "metrics.addr", &bound.to_string())
+                .wrap_err("writing metrics.addr")?;
+            Some(bound)
+        }
+    };
+    // Last: a harness that waits for rpc.addr finds metrics.addr already written.
     shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
 
     // Block production: the solo producer, or the consensus engine driving the shard.
@@ -101,20 +115,22 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
         }
     };
     println!(
-        "shard-node ready: chain {} shard {} height {} rpc {local} consensus {}",
+        "shard-node ready: chain {} shard {} height {} rpc {local} consensus {}{}",
         domain.chain,
         domain.shard,
         head.height,
         match cfg.consensus.engine {
             EngineKind::Solo => "solo".to_owned(),
             EngineKind::Malachite => format!("malachite {} {}", cfg.consensus.role.as_str(), cfg.consensus.listen),
-        }
+        },
+        metrics.map_or_else(String::new, |m| format!(" metrics http://{m}/metrics"))
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (rpc_node, limits, server_limits) = (Arc::clone(&node), cfg.rpc_limits(), cfg.rpc.limits.clone());
+    let metrics_db = metrics.map(|_| db.clone());
     let server = tokio::spawn(async move {
-        rpc::serve(rpc_node, limits, &server_limits, routing, listener, async {
+        rpc::serve(rpc_node, limits, &server_limits, routing, listener, metrics_db, async {
             let _ = stop_rx.await;
         })
         .await

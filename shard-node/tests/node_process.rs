@@ -92,7 +92,8 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = TestKeys::new(10);
     let genesis = keys.genesis(77, 3);
-    let mut node = NodeProcess::start(dir.path(), &genesis, &keys.node, &["--mempool.max-tx-bytes", "1024"]);
+    let args = ["--mempool.max-tx-bytes", "1024", "--metrics.addr", "127.0.0.1:0"];
+    let mut node = NodeProcess::start(dir.path(), &genesis, &keys.node, &args);
     let client = node.client().await;
     assert_eq!(client.domain(), TxDomain { chain: ChainId(77), shard: ShardId(3) });
 
@@ -215,6 +216,19 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let h = alice_w.withdraw(&client, 100 * USD).await.expect("withdraw");
     let last = client.wait_final(h, FINAL).await.expect("final");
 
+    // Its metrics count what happened: admissions, refusals by reason, block work, the head and the store.
+    let metrics =
+        scrape_until(&node.dir.join("data"), |m| value(m, "shardex_head_height") >= Some(last.height as f64)).await;
+    assert!(value(&metrics, "shardex_txs_admitted_total") >= Some(5.0), "{metrics}");
+    for reason in ["MALFORMED", "WRONG_SHARD"] {
+        let refused = value(&metrics, &format!("shardex_txs_refused_total{{reason=\"{reason}\"}}"));
+        assert!(refused >= Some(1.0), "{reason} refusals not counted:\n{metrics}");
+    }
+    for histogram in ["shardex_block_stage_seconds", "shardex_block_write_seconds", "shardex_block_flush_seconds"] {
+        assert!(value(&metrics, &format!("{histogram}_count")) >= Some(last.height as f64), "{histogram}:\n{metrics}");
+    }
+    assert!(value(&metrics, "shardex_store_bytes") > Some(0.0), "{metrics}");
+
     // SIGKILL and restart: same height, root, balances; proofs verify against the signed header.
     let before_kill = snapshot(&client, &[alice, bob]).await;
     assert_eq!(before_kill.0, last.height);
@@ -255,6 +269,26 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
         shardex_core::block::verify_finalized(&fh, domain.chain, domain.shard, &genesis.validators).expect("signed");
     assert_eq!(d.header.tx_count, 1);
     assert_eq!(block.txs[0].encode_to_vec().len(), block.txs[0].encoded_len());
+}
+
+/// The value of the sample named `name` (with its labels, if any) in a Prometheus text page.
+fn value(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Scrapes the node whose data directory is `data` (its `metrics.addr`) until `done` holds, for up to 10 s.
+async fn scrape_until(data: &std::path::Path, done: impl Fn(&str) -> bool) -> String {
+    let addr: std::net::SocketAddr =
+        std::fs::read_to_string(data.join("metrics.addr")).expect("metrics.addr").trim().parse().expect("address");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, page) = shardex_service::metrics::get(addr, "/metrics").await.expect("scrape");
+        assert_eq!(code, 200, "{page}");
+        if done(&page) || std::time::Instant::now() > deadline {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The head's height and state root as `shard-node --replay-check` prints them, after asserting it passed.

@@ -138,6 +138,10 @@ impl NodeEntry {
     pub fn log_file(&self) -> PathBuf {
         self.dir.join("node.log")
     }
+    /// Where the running node serves Prometheus metrics (`host:port`, from the address file it writes).
+    pub fn metrics_addr(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("data").join("metrics.addr")).ok().map(|a| a.trim().to_owned())
+    }
     /// Its genesis file.
     pub fn genesis_file(&self) -> PathBuf {
         self.dir.join("genesis.toml")

@@ -61,7 +61,9 @@ pub fn node_command(shard_node: &Path, node: &NodeEntry, net: &Network) -> eyre:
         .arg("--rpc.addr")
         .arg(format!("127.0.0.1:{}", node.rpc_port))
         .arg("--block.interval-ms")
-        .arg(node.block_interval_ms.to_string());
+        .arg(node.block_interval_ms.to_string())
+        .arg("--metrics.addr")
+        .arg("127.0.0.1:0");
     let set = net.validators_of(node.shard_id);
     if set.len() > 1 {
         let genesis = Genesis::read_file(&node.genesis_file())?;

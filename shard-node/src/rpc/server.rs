@@ -9,7 +9,16 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use super::service::ShardRpc;
-use crate::{consensus::Routing, runtime::NodeHandle};
+use crate::{consensus::Routing, metrics, runtime::NodeHandle};
+
+/// Aborts a task when dropped: the sampler ends with the server.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Limits of the RPC surface; every one explicit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +51,21 @@ impl Default for RpcLimits {
 }
 
 /// Serves the node on `listener` until `shutdown` resolves; `routing` sends submissions to the proposer under
-/// a validator set.
+/// a validator set. With `metrics_db` (the node's store), the node's status is sampled into its metrics every
+/// second meanwhile.
 pub async fn serve(
     node: Arc<NodeHandle>,
     limits: RpcLimits,
     server: &ServerLimits,
     routing: Option<Arc<Routing>>,
     listener: TcpListener,
+    metrics_db: Option<sled::Db>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let shard = ShardServiceServer::new(ShardRpc::new(node, limits, routing))
+    let rpc = ShardRpc::new(node, limits, routing);
+    let _sampler =
+        metrics_db.map(|db| AbortOnDrop(tokio::spawn(metrics::sample_every_second(db, rpc.status_sampler()))));
+    let shard = ShardServiceServer::new(rpc)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <ShardServiceServer<ShardRpc> as tonic::server::NamedService>::NAME;

@@ -103,6 +103,17 @@ impl ShardRpc {
         }
     }
 
+    /// What the metrics sampler reads: the node's status and the streams open now. Blocking (it takes the shard
+    /// lock); the sampler runs it on a blocking thread.
+    pub(super) fn status_sampler(&self) -> impl Fn() -> Option<(pb::NodeStatus, usize)> + Clone + Send + 'static {
+        let (node, routing, subscribers) = (Arc::clone(&self.node), self.routing.clone(), self.subscribers.clone());
+        move || {
+            let round = routing.as_ref().map(|r| r.leader.view());
+            let engine = if routing.is_some() { "malachite" } else { "solo" };
+            Some((node_status(&node.shard_at_head(), engine, round), subscribers.active()))
+        }
+    }
+
     /// Runs signature checks on a blocking thread (which hands a batch's parts to rayon's threads), so the
     /// runtime's workers keep serving while they run.
     async fn off_runtime<T: Send + 'static>(&self, check: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
@@ -133,6 +144,7 @@ impl ShardRpc {
         let verified = hashes.into_iter().zip(verified.into_iter().map(|v| v.map_err(Reject::from)));
         let mut shard = self.node.shard();
         let mut results = Vec::with_capacity(verified.len());
+        let mut refused = Vec::new();
         for (hash, v) in verified {
             let verdict = match v {
                 Ok(tx) => shard.admit(tx, now_ms()).map_err(|e| internal_status(&e))?,
@@ -140,12 +152,15 @@ impl ShardRpc {
             };
             results.push(match verdict {
                 Ok(()) => pb::SubmitResult { tx_hash: hash, accepted: true, ..Default::default() },
-                Err(r) => pb::SubmitResult {
-                    tx_hash: hash,
-                    accepted: false,
-                    reason: r.reason.to_string(),
-                    message: r.message,
-                },
+                Err(r) => {
+                    refused.push(r.reason);
+                    pb::SubmitResult {
+                        tx_hash: hash,
+                        accepted: false,
+                        reason: r.reason.to_string(),
+                        message: r.message,
+                    }
+                }
             });
         }
         let full = shard.block_is_full();
@@ -153,6 +168,8 @@ impl ShardRpc {
         if full {
             self.node.wake_producer();
         }
+        let admitted = results.iter().filter(|r| r.accepted).count() as u64;
+        crate::metrics::submissions(admitted, refused);
         Ok(results)
     }
 }
@@ -169,14 +186,21 @@ impl ShardService for ShardRpc {
         }
         let tx = request.into_inner();
         let hash = shardex_core::hash::tx_hash(&tx.body).to_vec();
-        let verified = self.verify(tx).await?.map_err(|r| reject_status(&r))?;
-        let (verdict, full) = {
-            let mut shard = self.node.shard();
-            let verdict = shard.admit(verified, now_ms()).map_err(|e| internal_status(&e))?;
-            (verdict, shard.block_is_full())
+        let verdict = match self.verify(tx).await? {
+            Ok(verified) => {
+                let mut shard = self.node.shard();
+                let verdict = shard.admit(verified, now_ms()).map_err(|e| internal_status(&e))?;
+                if shard.block_is_full() {
+                    drop(shard);
+                    self.node.wake_producer();
+                }
+                verdict
+            }
+            Err(reject) => Err(reject),
         };
-        if full {
-            self.node.wake_producer();
+        match &verdict {
+            Ok(()) => crate::metrics::submissions(1, []),
+            Err(r) => crate::metrics::submissions(0, [r.reason]),
         }
         verdict.map_err(|r| reject_status(&r))?;
         Ok(Response::new(pb::SubmitResult { tx_hash: hash, accepted: true, ..Default::default() }))

@@ -319,10 +319,13 @@ impl Proposal {
         };
         store.tree.apply_batch(batch)?;
         super::faults::before_flush(height);
+        let flushing = Instant::now();
         store.db.flush()?;
+        let flush = flushing.elapsed();
         let head = ChainStore::head_of(&block)?;
         debug!(target: "shard::block", height, txs = tx_hashes.len(), hash = %hash, ?pruned, blocks_pruned, "written");
         BlockTimings::count(&store.timings.written, &store.timings.write_micros, started);
+        crate::metrics::block_written(started.elapsed(), flush, tx_hashes.len());
         let committed = Committed { block: Arc::new(block), height, hash };
         Ok(Written { committed, head, parent, tx_hashes, writes: sealed.writes, origin })
     }
@@ -376,6 +379,7 @@ impl Sealed {
         };
         let (header_bytes, hash) = encode_header(&header);
         BlockTimings::count(&store.timings.staged, &store.timings.stage_micros, started);
+        crate::metrics::block_staged(started.elapsed());
         Ok(Proposal { header, header_bytes, hash, block, batch, parent, store, origin })
     }
 }

@@ -11,6 +11,7 @@ pub use shardex_service::config::ShardSection;
 use shardex_service::{
     config::{check, read_toml, set, set_shards},
     grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
+    metrics::{MetricsFlags, MetricsSection},
 };
 
 use crate::tracker::TrackerLimits;
@@ -31,6 +32,8 @@ pub struct RelayerConfig {
     pub rpc: RpcSection,
     /// Logging.
     pub log: LogSection,
+    /// Prometheus metrics.
+    pub metrics: MetricsSection,
     /// The shards relayed between.
     pub shards: Vec<ShardSection>,
 }
@@ -153,6 +156,7 @@ impl Default for RelayerConfig {
                 limits: ServerLimits::default(),
             },
             log: LogSection { filter: "info".into() },
+            metrics: MetricsSection::default(),
             shards: Vec::new(),
         }
     }
@@ -228,6 +232,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 }
 
 impl RelayerConfig {
@@ -250,6 +257,7 @@ impl RelayerConfig {
         f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.log_filter, &mut cfg.log.filter);
+        f.metrics.apply(&mut cfg.metrics);
         set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;
         Ok(cfg)
@@ -310,6 +318,10 @@ mod tests {
         .expect("write");
         let cfg = RelayerConfig::load(Some(&path), &ConfigFlags::default()).expect("valid");
         assert_eq!((cfg.relay.poll_interval_ms, cfg.shards.len()), (20, 2));
+        assert_eq!(cfg.metrics.addr, "", "metrics are off unless asked for");
+        let metrics = MetricsFlags { metrics_addr: Some("127.0.0.1:0".into()) };
+        let cfg = RelayerConfig::load(Some(&path), &ConfigFlags { metrics, ..Default::default() }).expect("valid");
+        assert_eq!(cfg.metrics.addr, "127.0.0.1:0");
         let flags =
             ConfigFlags { poll_interval_ms: Some(5), shards: vec!["http://c:1=c.toml".into()], ..Default::default() };
         assert!(matches!(RelayerConfig::load(Some(&path), &flags), Err(ConfigError::Invalid { key: "shards", .. })));

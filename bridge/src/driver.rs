@@ -180,6 +180,7 @@ impl Driver {
     fn advance(&self, id: MessageId, stage: Stage, time_ms: u64) {
         let moved = self.shared.tracker().advance(id, stage, time_ms);
         if let Some(m) = moved {
+            crate::metrics::moved(&m);
             info!(target: "relayer::message", message = %id, stage = stage.name(), "message moved");
             self.emit(&m, 0, "");
         }

@@ -18,6 +18,7 @@ pub mod epochs;
 pub mod error;
 pub mod follow;
 pub mod lifecycle;
+pub mod metrics;
 pub mod rpc;
 pub mod store;
 pub mod tracker;

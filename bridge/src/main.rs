@@ -21,6 +21,7 @@ use shardex_bridge::{
     tracker::Tracker,
 };
 use shardex_core::{genesis::Genesis, AccountId};
+use shardex_service::metrics::TaskGuard;
 use tracing::info;
 
 /// Relays cross-shard collateral messages: imports the coordinator's epochs, delivers, acks and refunds
@@ -114,13 +115,19 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
+    let metrics = shardex_service::metrics::serve_configured(&cfg.metrics, &cfg.node.data_dir)
+        .await
+        .wrap_err("serving metrics")?;
+    let _sampler = metrics.map(|_| TaskGuard::spawn(shardex_bridge::metrics::sample_every_second(Arc::clone(&shared))));
+    // Last: a harness that waits for rpc.addr finds metrics.addr already written.
     shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
     info!(target: "relayer::node", chain = chain.0, shards = links.len(), account = %key.account(), "relayer started");
     println!(
-        "relayer ready: chain {chain} shards {} from {} account {} rpc {local}",
+        "relayer ready: chain {chain} shards {} from {} account {} rpc {local}{}",
         links.len(),
         starts.join(","),
-        key.account()
+        key.account(),
+        metrics.map_or_else(String::new, |m| format!(" metrics http://{m}/metrics"))
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (rpc_shared, max_message_bytes, limits) =

@@ -174,51 +174,54 @@ impl BridgeService for BridgeRpc {
     }
 
     async fn get_status(&self, _req: Request<bpb::GetStatusRequest>) -> Result<Response<bpb::RelayerStatus>, Status> {
-        let t = self.shared.tracker();
-        let stage = |name: &str| match name {
-            "locked" => bpb::Stage::Locked,
-            "committed" => bpb::Stage::Committed,
-            "delivered" => bpb::Stage::Delivered,
-            _ => bpb::Stage::Unspecified,
-        };
-        let backlog =
-            t.backlog().into_iter().map(|(n, count)| bpb::StageCount { stage: stage(n) as i32, count }).collect();
-        let (p50, samples) = t.latency_quantile_ms(0.5);
-        let (p99, _) = t.latency_quantile_ms(0.99);
-        let c = &t.counters;
-        let errors = c.errors.iter().map(|(r, n)| bpb::ReasonCount { reason: r.clone(), count: *n }).collect();
-        let cursors = self.shared.cursors().clone();
-        let shards = self
-            .shared
-            .links
-            .values()
-            .map(|l| {
-                let cur = cursors.get(&l.shard).copied().unwrap_or_default();
-                bpb::ShardCursor {
-                    shard_id: l.shard.0,
-                    endpoint: l.endpoint().to_owned(),
-                    next_height: cur.next,
-                    safe_height: cur.safe,
-                    connected: l.connected.load(std::sync::atomic::Ordering::Relaxed),
-                    imported_epoch: cur.imported,
-                }
-            })
-            .collect();
-        Ok(Response::new(bpb::RelayerStatus {
-            relayer_account: self.shared.account.0.to_vec(),
-            latest_epoch: self.shared.latest_epoch.load(std::sync::atomic::Ordering::Relaxed),
-            backlog,
-            delivered: c.delivered,
-            acked: c.acked,
-            refunded: c.refunded,
-            latency_p50_ms: p50,
-            latency_p99_ms: p99,
-            latency_samples: u32::try_from(samples).unwrap_or(u32::MAX),
-            errors,
-            shards,
-            submitted: c.submitted,
-            duplicates: c.duplicates,
-        }))
+        Ok(Response::new(status(&self.shared)))
+    }
+}
+
+/// The relayer's status as `GetStatus` answers it (the metrics sampler reads it too).
+pub fn status(shared: &Shared) -> bpb::RelayerStatus {
+    let t = shared.tracker();
+    let stage = |name: &str| match name {
+        "locked" => bpb::Stage::Locked,
+        "committed" => bpb::Stage::Committed,
+        "delivered" => bpb::Stage::Delivered,
+        _ => bpb::Stage::Unspecified,
+    };
+    let backlog = t.backlog().into_iter().map(|(n, count)| bpb::StageCount { stage: stage(n) as i32, count }).collect();
+    let (p50, samples) = t.latency_quantile_ms(0.5);
+    let (p99, _) = t.latency_quantile_ms(0.99);
+    let c = &t.counters;
+    let errors = c.errors.iter().map(|(r, n)| bpb::ReasonCount { reason: r.clone(), count: *n }).collect();
+    let cursors = shared.cursors().clone();
+    let shards = shared
+        .links
+        .values()
+        .map(|l| {
+            let cur = cursors.get(&l.shard).copied().unwrap_or_default();
+            bpb::ShardCursor {
+                shard_id: l.shard.0,
+                endpoint: l.endpoint().to_owned(),
+                next_height: cur.next,
+                safe_height: cur.safe,
+                connected: l.connected.load(std::sync::atomic::Ordering::Relaxed),
+                imported_epoch: cur.imported,
+            }
+        })
+        .collect();
+    bpb::RelayerStatus {
+        relayer_account: shared.account.0.to_vec(),
+        latest_epoch: shared.latest_epoch.load(std::sync::atomic::Ordering::Relaxed),
+        backlog,
+        delivered: c.delivered,
+        acked: c.acked,
+        refunded: c.refunded,
+        latency_p50_ms: p50,
+        latency_p99_ms: p99,
+        latency_samples: u32::try_from(samples).unwrap_or(u32::MAX),
+        errors,
+        shards,
+        submitted: c.submitted,
+        duplicates: c.duplicates,
     }
 }
 

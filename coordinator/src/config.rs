@@ -15,6 +15,7 @@ pub use shardex_service::config::ShardSection;
 use shardex_service::{
     config::{check, read_toml, set, set_shards},
     grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
+    metrics::{MetricsFlags, MetricsSection},
 };
 
 use crate::{
@@ -39,6 +40,8 @@ pub struct CoordConfig {
     pub follow: FollowSection,
     /// Logging.
     pub log: LogSection,
+    /// Prometheus metrics.
+    pub metrics: MetricsSection,
     /// The shards to follow.
     pub shards: Vec<ShardSection>,
 }
@@ -140,6 +143,7 @@ impl Default for CoordConfig {
                 max_recent_rejections: 32,
             },
             log: LogSection { filter: "info".into() },
+            metrics: MetricsSection::default(),
             shards: Vec::new(),
         }
     }
@@ -214,6 +218,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 }
 
 impl CoordConfig {
@@ -233,6 +240,7 @@ impl CoordConfig {
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
         set(f.follow_stall_timeout_ms, &mut cfg.follow.stall_timeout_ms);
         set(f.log_filter, &mut cfg.log.filter);
+        f.metrics.apply(&mut cfg.metrics);
         set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;
         Ok(cfg)
@@ -360,6 +368,10 @@ mod tests {
         let cfg = CoordConfig::load(Some(&path), &ConfigFlags::default()).expect("valid");
         assert_eq!(cfg.epoch.interval_ms, 100);
         assert_eq!(cfg.shards.len(), 1);
+        assert_eq!(cfg.metrics.addr, "", "metrics are off unless asked for");
+        let metrics = MetricsFlags { metrics_addr: Some("127.0.0.1:0".into()) };
+        let cfg = CoordConfig::load(Some(&path), &ConfigFlags { metrics, ..Default::default() }).expect("valid");
+        assert_eq!(cfg.metrics.addr, "127.0.0.1:0");
         let flags = ConfigFlags {
             epoch_interval_ms: Some(250),
             shards: vec!["http://a:1=ga.toml".into(), "http://b:2=gb.toml".into()],

@@ -9,6 +9,7 @@ pub mod config;
 pub mod epoch;
 pub mod error;
 pub mod follower;
+pub mod metrics;
 pub mod registry;
 pub mod rpc;
 pub mod runtime;

@@ -12,6 +12,7 @@ use shardex_coordinator::{
     runtime::{run_epochs, Coordinator},
     store::Store,
 };
+use shardex_service::metrics::TaskGuard;
 use tracing::info;
 
 /// Follows every shard's finalized headers and signs one global commitment per epoch; serves epochs,
@@ -66,12 +67,19 @@ async fn run(cfg: CoordConfig, release: Vec<u32>) -> eyre::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
+    let metrics = shardex_service::metrics::serve_configured(&cfg.metrics, &cfg.node.data_dir)
+        .await
+        .wrap_err("serving metrics")?;
+    let _sampler =
+        metrics.map(|_| TaskGuard::spawn(shardex_coordinator::metrics::sample_every_second(Arc::clone(&coord))));
+    // Last: a harness that waits for rpc.addr finds metrics.addr already written.
     shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
     println!(
-        "coordinator ready: chain {chain} shards {} epoch {} key {} rpc {local}",
+        "coordinator ready: chain {chain} shards {} epoch {} key {} rpc {local}{}",
         shard_ids.len(),
         coord.latest_number(),
-        key.account()
+        key.account(),
+        metrics.map_or_else(String::new, |m| format!(" metrics http://{m}/metrics"))
     );
 
     let followers = select_all(

@@ -137,6 +137,7 @@ impl Coordinator {
         tokio::task::spawn_blocking(move || this.store.commit_epoch(&to_store, this.settings.retention_epochs))
             .await
             .map_err(|e| CoordinatorError::Corrupt(format!("epoch commit task: {e}")))??;
+        crate::metrics::epoch_committed(built.record.number, u64::from(built.record.new_headers), started.elapsed());
         debug!(
             target: "coordinator::epoch",
             number = built.record.number,

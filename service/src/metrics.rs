@@ -5,7 +5,10 @@
 //! [`MAX_REQUEST_BYTES`] read within [`REQUEST_TIMEOUT`], at most [`MAX_CONNECTIONS`] connections at once
 //! (more wait to be accepted). Anything but `GET /metrics` gets 404 or 405.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{
@@ -27,12 +30,64 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// How often the recorder's histograms are compacted.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// The name of the file a server writes its bound metrics address to, in its data directory.
+pub const ADDR_FILE: &str = "metrics.addr";
+
+/// `[metrics]` of every server's config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where to serve Prometheus metrics (`GET /metrics`); empty serves none. Port 0 picks a free port, written
+    /// to `<data_dir>/metrics.addr`.
+    pub addr: String,
+}
+
+/// `--metrics.addr`, overriding `[metrics] addr`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetricsFlags {
+    /// Where to serve Prometheus metrics (port 0 = any free port, written to <data_dir>/metrics.addr).
+    #[arg(long = "metrics.addr", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+}
+
+impl MetricsFlags {
+    /// Applies the flag to `section`.
+    pub fn apply(self, section: &mut MetricsSection) {
+        if let Some(addr) = self.metrics_addr {
+            section.addr = addr;
+        }
+    }
+}
+
+/// Serves metrics as `section` says: none when its address is empty (and an address file left by an earlier
+/// run is removed), else [`serve`], with the bound address written to `<data_dir>/metrics.addr`. Call it before
+/// writing `rpc.addr`, so that a supervisor waiting for that file finds this one written.
+pub async fn serve_configured(section: &MetricsSection, data_dir: &Path) -> Result<Option<SocketAddr>, MetricsError> {
+    let file = data_dir.join(ADDR_FILE);
+    if section.addr.is_empty() {
+        let _ = std::fs::remove_file(&file);
+        return Ok(None);
+    }
+    let bound = serve(&section.addr).await?;
+    crate::process::write_named_addr_file(data_dir, ADDR_FILE, &bound.to_string())
+        .map_err(|source| MetricsError::AddrFile { path: file, source })?;
+    Ok(Some(bound))
+}
+
 /// Why metrics could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// Another recorder is installed in this process already.
     #[error("a metrics recorder is installed in this process already")]
     AlreadyInstalled,
+    /// The bound address could not be written to its file.
+    #[error("writing {path}: {source}")]
+    AddrFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The recorder refused its configuration.
     #[error("building the metrics recorder: {0}")]
     Build(String),
@@ -142,6 +197,23 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::R
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// A background task that is aborted when this is dropped: a server's metrics sampler ends with the server.
+#[derive(Debug)]
+pub struct TaskGuard(tokio::task::JoinHandle<()>);
+
+impl TaskGuard {
+    /// Spawns `task` on the current runtime.
+    pub fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Fetches `http://{addr}{path}` with one plain HTTP/1.1 GET: the status line's code and the body. For tests

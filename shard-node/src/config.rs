@@ -13,6 +13,7 @@ pub use shardex_service::config::ConfigError;
 use shardex_service::{
     config::{check, read_toml, set},
     grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
+    metrics::{MetricsFlags, MetricsSection},
 };
 
 use shardex_core::{block::MAX_CLIENT_RESPONSE_BYTES, AccountId};
@@ -278,15 +279,6 @@ impl Default for SyncSection {
     }
 }
 
-/// `[metrics]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsSection {
-    /// Where to serve Prometheus metrics (`GET /metrics`); empty serves none. Port 0 picks a free port, written
-    /// to `<data_dir>/metrics.addr`.
-    pub addr: String,
-}
-
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -463,9 +455,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
-    /// Where to serve Prometheus metrics (port 0 = any free port, written to <data_dir>/metrics.addr).
-    #[arg(long = "metrics.addr", value_name = "HOST:PORT")]
-    pub metrics_addr: Option<String>,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 }
 
 impl NodeConfig {
@@ -507,7 +499,7 @@ impl NodeConfig {
         set(f.sync_listen, &mut cfg.sync.listen);
         set(f.sync_chunk_nodes, &mut cfg.sync.chunk_nodes);
         set(f.log_filter, &mut cfg.log.filter);
-        set(f.metrics_addr, &mut cfg.metrics.addr);
+        f.metrics.apply(&mut cfg.metrics);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -651,7 +643,8 @@ mod tests {
         assert_eq!(cfg.block.interval_ms, 50);
         assert_eq!(cfg.rpc.addr, "127.0.0.1:0");
         assert_eq!(cfg.metrics.addr, "127.0.0.1:1");
-        let flags = ConfigFlags { metrics_addr: Some("127.0.0.1:0".into()), ..Default::default() };
+        let metrics = MetricsFlags { metrics_addr: Some("127.0.0.1:0".into()) };
+        let flags = ConfigFlags { metrics, ..Default::default() };
         assert_eq!(NodeConfig::load(Some(&path), &flags).expect("valid").metrics.addr, "127.0.0.1:0");
         assert_eq!(NodeConfig::default().metrics.addr, "", "metrics are off unless asked for");
         assert_eq!(cfg.mempool.max_txs, ShardConfig::default().mempool_max_txs);

@@ -76,19 +76,9 @@ async fn run(cfg: NodeConfig) -> eyre::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&cfg.rpc.addr).await.wrap_err_with(|| format!("binding {}", cfg.rpc.addr))?;
     let local = listener.local_addr()?;
-    let metrics = match cfg.metrics.addr.as_str() {
-        "" => {
-            // No address from an earlier run is left behind for a scraper to find.
-            let _ = std::fs::remove_file(cfg.node.data_dir.join("metrics.addr"));
-            None
-        }
-        addr => {
-            let bound = shardex_service::metrics::serve(addr).await.wrap_err("serving metrics")?;
-            shardex_service::process::write_named_addr_file(&cfg.node.data_dir, "metrics.addr", &bound.to_string())
-                .wrap_err("writing metrics.addr")?;
-            Some(bound)
-        }
-    };
+    let metrics = shardex_service::metrics::serve_configured(&cfg.metrics, &cfg.node.data_dir)
+        .await
+        .wrap_err("serving metrics")?;
     // Last: a harness that waits for rpc.addr finds metrics.addr already written.
     shardex_service::process::write_addr_file(&cfg.node.data_dir, &local.to_string()).wrap_err("writing rpc.addr")?;
 

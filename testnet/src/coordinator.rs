@@ -26,6 +26,7 @@ pub fn write_config(dir: &Path, net: &Network, entry: &CoordinatorEntry, port: u
     cfg.node.key_file = abs(&coordinator_key_file(dir))?;
     cfg.epoch.interval_ms = epoch_ms;
     cfg.rpc.addr = format!("127.0.0.1:{port}");
+    cfg.metrics.addr = "127.0.0.1:0".into();
     cfg.shards = net.shard_sections()?;
     let path = entry.config_file();
     std::fs::write(&path, toml::to_string_pretty(&cfg)?).wrap_err_with(|| format!("writing {}", path.display()))?;

@@ -256,10 +256,8 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     if let Some(r) = &net.relayer {
         println!("{:<16} {:>5}  {:<26} {:>7}", network::RELAYER, "all", r.endpoint, r.pid.unwrap_or(0));
     }
-    let metrics: Vec<String> =
-        net.nodes.iter().filter_map(|n| n.metrics_addr().map(|a| format!("{} {a}", n.name))).collect();
-    if !metrics.is_empty() {
-        println!("\nPrometheus metrics (GET http://ADDR/metrics): {}", metrics.join(", "));
+    if let Some(line) = net.metrics_line() {
+        println!("\n{line}");
     }
     if let Some(c) = &net.coordinator {
         println!("\ncoordinator key {}", c.public_key);

@@ -60,6 +60,10 @@ impl CoordinatorEntry {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
+    /// Where the running coordinator serves Prometheus metrics (`host:port`).
+    pub fn metrics_addr(&self) -> Option<String> {
+        metrics_addr(&self.data_dir())
+    }
 }
 
 /// The bridge relayer of the testnet: carries cross-shard collateral messages between every shard.
@@ -90,6 +94,10 @@ impl RelayerEntry {
     /// Its data directory (scan cursors, `rpc.addr`).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+    /// Where the running relayer serves Prometheus metrics (`host:port`).
+    pub fn metrics_addr(&self) -> Option<String> {
+        metrics_addr(&self.data_dir())
     }
 }
 
@@ -129,6 +137,11 @@ pub struct NodeEntry {
     pub sync_port: u16,
 }
 
+/// The metrics address a server wrote into its data directory `data`, if it serves metrics.
+fn metrics_addr(data: &Path) -> Option<String> {
+    std::fs::read_to_string(data.join("metrics.addr")).ok().map(|a| a.trim().to_owned())
+}
+
 fn default_block_interval_ms() -> u64 {
     100
 }
@@ -138,9 +151,9 @@ impl NodeEntry {
     pub fn log_file(&self) -> PathBuf {
         self.dir.join("node.log")
     }
-    /// Where the running node serves Prometheus metrics (`host:port`, from the address file it writes).
+    /// Where the running node serves Prometheus metrics (`host:port`).
     pub fn metrics_addr(&self) -> Option<String> {
-        std::fs::read_to_string(self.dir.join("data").join("metrics.addr")).ok().map(|a| a.trim().to_owned())
+        metrics_addr(&self.dir.join("data"))
     }
     /// Its genesis file.
     pub fn genesis_file(&self) -> PathBuf {
@@ -358,6 +371,17 @@ pub fn generate(
 }
 
 impl Network {
+    /// Where every server serves Prometheus metrics, as one line (`name host:port, …`), from the address files
+    /// the running servers wrote; None when none serves any.
+    pub fn metrics_line(&self) -> Option<String> {
+        let nodes = self.nodes.iter().filter_map(|n| n.metrics_addr().map(|a| format!("{} {a}", n.name)));
+        let coordinator =
+            self.coordinator.as_ref().and_then(|c| c.metrics_addr()).map(|a| format!("{COORDINATOR} {a}"));
+        let relayer = self.relayer.as_ref().and_then(|r| r.metrics_addr()).map(|a| format!("{RELAYER} {a}"));
+        let all: Vec<String> = nodes.chain(coordinator).chain(relayer).collect();
+        (!all.is_empty()).then(|| format!("Prometheus metrics (GET http://ADDR/metrics): {}", all.join(", ")))
+    }
+
     /// The manifest path inside `dir`.
     pub fn manifest(dir: &Path) -> PathBuf {
         dir.join("network.toml")

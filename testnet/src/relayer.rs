@@ -76,6 +76,7 @@ pub fn write_config(dir: &Path, net: &Network, entry: &RelayerEntry, port: u16) 
     cfg.coordinator.endpoint = coordinator.endpoint.clone();
     cfg.coordinator.key = coordinator.public_key.to_hex();
     cfg.rpc.addr = format!("127.0.0.1:{port}");
+    cfg.metrics.addr = "127.0.0.1:0".into();
     cfg.shards = net.shard_sections()?;
     let path = entry.config_file();
     std::fs::write(&path, toml::to_string_pretty(&cfg)?).wrap_err_with(|| format!("writing {}", path.display()))?;

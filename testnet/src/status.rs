@@ -115,6 +115,9 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
     };
     println!("{COORDINATOR:<16} {summary}");
     println!("{RELAYER:<16} {}", relayer_line(&net).await);
+    if let Some(line) = net.metrics_line() {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{bin_dir, testnet, text, Down};
+use support::{bin_dir, metrics_addrs, sample, scrape, testnet, text, Down};
 
 /// The number after `label` on `line`, e.g. `number_after("accepted 198.2 orders/s", "accepted ")`.
 fn number_after(line: &str, label: &str) -> f64 {
@@ -69,28 +69,14 @@ fn load_reports_rate_and_latency() {
     );
 
     // The node's Prometheus metrics, where `up` said, count the load's orders and blocks.
-    let line = text(&up).lines().find(|l| l.starts_with("Prometheus metrics")).map(str::to_owned);
-    let addr = line.as_deref().and_then(|l| l.split("btc-perp-0 ").nth(1)).unwrap_or_else(|| panic!("{}", text(&up)));
-    let page = scrape(addr.split([',', ' ']).next().unwrap_or_default());
-    let sample = |name: &str| -> f64 {
-        let line = page.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{page}"));
-        number_after(line, &format!("{name} "))
-    };
-    assert!(sample("shardex_txs_admitted_total") > 0.0 && sample("shardex_block_write_seconds_count") > 0.0);
+    let servers = metrics_addrs(&text(&up));
+    let (_, addr) = servers.iter().find(|(name, _)| name == "btc-perp-0").unwrap_or_else(|| panic!("{servers:?}"));
+    let page = scrape(addr);
+    assert!(sample(&page, "shardex_txs_admitted_total") > Some(0.0), "{page}");
+    assert!(sample(&page, "shardex_block_write_seconds_count") > Some(0.0), "{page}");
 
     let down = testnet(&dir, &bins, &["down"]);
     assert!(down.status.success(), "{}", text(&down));
-}
-
-/// `GET /metrics` from `addr` (`host:port`), with a plain HTTP/1.1 request; the body.
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    write!(stream, "GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
 }
 
 /// The percentiles after `label` on `line`, e.g. `lock-to-credit p50 12.0 ms p90 … p99 …`.

@@ -12,7 +12,7 @@ use std::{
 
 use shardex_core::Keypair;
 
-use support::{bin_dir, testnet, text, Down};
+use support::{bin_dir, metrics_addrs, sample, scrape, testnet, text, Down};
 
 /// Runs the `shardex` CLI against `endpoint`.
 fn shardex(bins: &Path, endpoint: &str, args: &[&str]) -> Output {
@@ -228,6 +228,32 @@ fn logs_of_named_nodes(dir: &Path, bins: &Path, out: &str) -> String {
     logs
 }
 
+/// Scrapes every server `status` listed while the network runs: 15 shard nodes, the coordinator and the relayer,
+/// each with figures of the work the demo just made it do (blocks, epochs, a delivered transfer).
+fn every_server_serves_metrics(status: &str) {
+    let servers = metrics_addrs(status);
+    assert_eq!(servers.len(), 17, "{servers:?}");
+    for (name, addr) in &servers {
+        let page = scrape(addr);
+        let positive = |metric: &str| assert!(sample(&page, metric) > Some(0.0), "{name}: {metric}\n{page}");
+        match name.as_str() {
+            "coordinator" => {
+                positive("shardex_coordinator_epoch");
+                positive("shardex_coordinator_epoch_seconds_count");
+                positive("shardex_coordinator_shard_height{shard=\"1\"}");
+            }
+            "relayer" => {
+                positive("shardex_relayer_delivered_total");
+                positive("shardex_relayer_lock_to_credit_seconds_count");
+            }
+            _ => {
+                positive("shardex_head_height");
+                positive("shardex_block_write_seconds_count");
+            }
+        }
+    }
+}
+
 #[test]
 fn up_demo_status_down() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -268,6 +294,8 @@ fn up_demo_status_down() {
     let out = text(&demo);
     assert!(demo.status.success(), "demo failed:\n{out}{}", logs_of_named_nodes(&dir, &bins, &out));
     assert!(out.contains("demo complete"), "{out}");
+    // The demo restarted a validator (on a new metrics port): `status` lists the addresses as they are now.
+    every_server_serves_metrics(&text(&testnet(&dir, &bins, &["status"])));
     assert_eq!(out.matches("refused as expected").count(), 6, "{out}");
     assert!(out.contains("LIQUIDATABLE") && out.contains("MODE_CAUSE_PRICE_BAND"), "{out}");
     assert_eq!(out.matches("= deposits - withdrawals + bridged in - bridged out (proven, height").count(), 3, "{out}");
@@ -304,17 +332,19 @@ fn up_demo_status_down() {
 
     let status = testnet(&dir, &bins, &["status"]);
     let out = text(&status);
-    let shard_row = |l: &str| l.contains("-perp-0") || l.contains("-options-0");
     assert!(status.status.success(), "{out}");
-    assert_eq!(out.lines().filter(|l| shard_row(l)).count(), 3, "{out}");
+    // The table's rows (the metrics line at the end names every node too).
+    let rows = || out.lines().filter(|l| !l.starts_with("Prometheus metrics"));
+    let shard_row = |l: &&str| l.contains("-perp-0") || l.contains("-options-0");
+    assert_eq!(rows().filter(shard_row).count(), 3, "{out}");
     // Each follower row says what it is and how far behind its validators it is.
-    assert_eq!(out.lines().filter(|l| l.contains("-f0") && l.contains("follower")).count(), 3, "{out}");
-    assert!(out.lines().filter(|l| l.contains("-f0")).all(|l| l.contains("behind its validators")), "{out}");
+    assert_eq!(rows().filter(|l| l.contains("-f0") && l.contains("follower")).count(), 3, "{out}");
+    assert!(rows().filter(|l| l.contains("-f0")).all(|l| l.contains("behind its validators")), "{out}");
     assert!(!out.contains("stopped") && !out.contains("unreachable"), "{out}");
     let modes = ["normal", "post-only", "reduce-only", "settlement-only"];
-    assert!(out.lines().filter(|l| shard_row(l)).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
+    assert!(rows().filter(shard_row).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
     // Each shard row carries the coordinator's view of it; the coordinator line its latest epoch.
-    assert_eq!(out.lines().filter(|l| shard_row(l) && l.contains(" | ")).count(), 3, "{out}");
+    assert_eq!(rows().filter(|l| shard_row(l) && l.contains(" | ")).count(), 3, "{out}");
     let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord.contains("epoch ") && coord.contains("ms ago") && coord.contains("global root 0x"), "{out}");
 

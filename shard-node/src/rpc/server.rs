@@ -4,21 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use shardex_proto::shard::v1::shard_service_server::ShardServiceServer;
-use shardex_service::grpc::ServerLimits;
+use shardex_service::{grpc::ServerLimits, metrics::TaskGuard};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use super::service::ShardRpc;
 use crate::{consensus::Routing, metrics, runtime::NodeHandle};
-
-/// Aborts a task when dropped: the sampler ends with the server.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// Limits of the RPC surface; every one explicit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +54,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let rpc = ShardRpc::new(node, limits, routing);
-    let _sampler =
-        metrics_db.map(|db| AbortOnDrop(tokio::spawn(metrics::sample_every_second(db, rpc.status_sampler()))));
+    let _sampler = metrics_db.map(|db| TaskGuard::spawn(metrics::sample_every_second(db, rpc.status_sampler())));
     let shard = ShardServiceServer::new(rpc)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);

@@ -32,13 +32,24 @@ struct Cli {
     /// TOML config file; flags override its values.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, then the file, then environment variables, then flags) as
+    /// TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
     #[command(flatten)]
     flags: ConfigFlags,
 }
 
+/// Every setting's environment variable is `SHARDEX_RELAYER_<SECTION>_<KEY>`.
+const ENV_PREFIX: &str = "SHARDEX_RELAYER";
+
 fn main() -> eyre::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = shardex_service::config::parse_with_env(ENV_PREFIX);
     let cfg = RelayerConfig::load(cli.config.as_deref(), &cli.flags)?;
+    if cli.print_config {
+        print!("{}", toml::to_string(&cfg).wrap_err("printing the configuration")?);
+        return Ok(());
+    }
     shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg))
 }

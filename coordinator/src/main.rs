@@ -23,6 +23,10 @@ struct Cli {
     /// TOML config file; flags override its values.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Print the effective configuration (defaults, then the file, then environment variables, then flags) as
+    /// TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
     #[command(flatten)]
     flags: ConfigFlags,
     /// Operator action: lift the hold an equivocation put on this shard (its evidence stays), then run.
@@ -31,9 +35,16 @@ struct Cli {
     release_shards: Vec<u32>,
 }
 
+/// Every setting's environment variable is `SHARDEX_COORDINATOR_<SECTION>_<KEY>`.
+const ENV_PREFIX: &str = "SHARDEX_COORDINATOR";
+
 fn main() -> eyre::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = shardex_service::config::parse_with_env(ENV_PREFIX);
     let cfg = CoordConfig::load(cli.config.as_deref(), &cli.flags)?;
+    if cli.print_config {
+        print!("{}", toml::to_string(&cfg).wrap_err("printing the configuration")?);
+        return Ok(());
+    }
     shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg, cli.release_shards))
 }

@@ -82,6 +82,51 @@ pub fn check<'a>(checks: impl IntoIterator<Item = (&'static str, bool, &'a str)>
     }
 }
 
+/// The environment variable of the option `--long` under `prefix`: `{prefix}_{LONG}` in upper case, with `.`
+/// and `-` as `_` (`--rpc.addr` of `SHARDEX_NODE` is `SHARDEX_NODE_RPC_ADDR`).
+pub fn env_var_name(prefix: &str, long: &str) -> String {
+    format!("{prefix}_{}", long.replace(['.', '-'], "_").to_uppercase())
+}
+
+/// Gives every option of `cmd` that takes a value an environment variable ([`env_var_name`]; an option whose
+/// long name is not a `section.key` is named by its dotted alias when it has one). A flag on the command line
+/// overrides its variable, which overrides the config file. Returns the command and every variable name.
+pub fn with_env_vars(cmd: clap::Command, prefix: &str) -> (clap::Command, std::collections::BTreeSet<String>) {
+    let mut names = std::collections::BTreeSet::new();
+    let cmd = cmd.mut_args(|arg| {
+        let Some(long) = arg.get_long() else { return arg };
+        if !arg.get_action().takes_values() {
+            return arg;
+        }
+        let dotted = arg.get_visible_aliases().into_iter().flatten().find(|a| a.contains('.'));
+        let name = env_var_name(prefix, if long.contains('.') { long } else { dotted.unwrap_or(long) });
+        names.insert(name.clone());
+        arg.env(name)
+    });
+    (cmd, names)
+}
+
+/// Parses the command line of `C` as [`clap::Parser::parse`] does, with [`with_env_vars`] under `prefix`. A
+/// variable that starts with `{prefix}_` but names no option is refused (exit 2, listing it), so a misspelt
+/// setting is never silently ignored.
+pub fn parse_with_env<C: clap::Parser>(prefix: &str) -> C {
+    let (mut cmd, names) = with_env_vars(C::command(), prefix);
+    let ours = format!("{prefix}_");
+    let unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(key, _)| key.into_string().ok())
+        .filter(|key| key.starts_with(&ours) && !names.contains(key))
+        .collect();
+    if !unknown.is_empty() {
+        let message = format!(
+            "unknown environment variable {}: each setting's is {prefix}_<SECTION>_<KEY> (see --help)",
+            unknown.join(", ")
+        );
+        cmd.error(clap::error::ErrorKind::UnknownArgument, message).exit();
+    }
+    let matches = cmd.get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +135,33 @@ mod tests {
     #[serde(default, deny_unknown_fields)]
     struct Cfg {
         a: u64,
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[arg(long = "rpc.addr")]
+        rpc_addr: Option<String>,
+        #[arg(long = "sync", visible_alias = "sync.mode")]
+        sync_mode: Option<String>,
+        #[arg(long = "max-things")]
+        max_things: Option<u32>,
+        #[arg(long)]
+        replay_check: bool,
+    }
+
+    #[test]
+    fn every_option_with_a_value_gets_its_variable() {
+        use clap::CommandFactory;
+        let (cmd, names) = with_env_vars(Cli::command(), "SHARDEX_T");
+        let expected = ["SHARDEX_T_MAX_THINGS", "SHARDEX_T_RPC_ADDR", "SHARDEX_T_SYNC_MODE"];
+        assert_eq!(names.iter().map(String::as_str).collect::<Vec<_>>(), expected);
+        let env_of = |long: &str| {
+            let arg = cmd.get_arguments().find(|a| a.get_long() == Some(long)).expect("option");
+            arg.get_env().map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env_of("rpc.addr").as_deref(), Some("SHARDEX_T_RPC_ADDR"));
+        assert_eq!(env_of("sync").as_deref(), Some("SHARDEX_T_SYNC_MODE"), "named by its dotted alias");
+        assert_eq!(env_of("replay-check"), None, "a switch takes no variable");
     }
 
     #[test]

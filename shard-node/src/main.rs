@@ -38,13 +38,24 @@ struct Cli {
     /// and exit (non-zero, naming the first differing height, if they part).
     #[arg(long)]
     replay_check: bool,
+    /// Print the effective configuration (defaults, then the file, then environment variables, then flags) as
+    /// TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
     #[command(flatten)]
     flags: ConfigFlags,
 }
 
+/// Every setting's environment variable is `SHARDEX_NODE_<SECTION>_<KEY>` (`--rpc.addr`: `SHARDEX_NODE_RPC_ADDR`).
+const ENV_PREFIX: &str = "SHARDEX_NODE";
+
 fn main() -> eyre::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = shardex_service::config::parse_with_env(ENV_PREFIX);
     let cfg = NodeConfig::load(cli.config.as_deref(), &cli.flags)?;
+    if cli.print_config {
+        print!("{}", toml::to_string(&cfg).wrap_err("printing the configuration")?);
+        return Ok(());
+    }
     shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
     if cli.replay_check {
         return replay_check(&cfg);

@@ -115,3 +115,44 @@ fn load_with_bridge_transfers_reports_lock_to_credit() {
     let down = testnet(&dir, &bins, &["down"]);
     assert!(down.status.success(), "{}", text(&down));
 }
+
+/// Every server takes each setting from an environment variable, which a flag overrides; `--print-config`
+/// shows the result; a misspelt variable of a server's prefix is refused, naming it.
+#[test]
+fn servers_take_env_vars_and_print_their_config() {
+    let bins = bin_dir();
+    let run = |bin: &str, env: &[(&str, &str)], args: &[&str]| {
+        let out = std::process::Command::new(bins.join(bin))
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {bin}: {e}"));
+        (out.status.success(), text(&out))
+    };
+    let key = "11".repeat(32);
+    let relayer_args = ["--shard", "http://a:1=a.toml", "--shard", "http://b:1=b.toml", "--coordinator.key", &key];
+    let cases: [(&str, &str, &str, Vec<&str>); 3] = [
+        ("shard-node", "SHARDEX_NODE_BLOCK_INTERVAL_MS", "[block]", vec![]),
+        ("coordinator", "SHARDEX_COORDINATOR_EPOCH_INTERVAL_MS", "[epoch]", vec!["--shard", "http://a:1=a.toml"]),
+        ("relayer", "SHARDEX_RELAYER_RELAY_POLL_INTERVAL_MS", "[relay]", relayer_args.to_vec()),
+    ];
+    for (bin, var, section, args) in cases {
+        let prefix = var.split('_').take(2).collect::<Vec<_>>().join("_");
+        let metrics_var = format!("{prefix}_METRICS_ADDR");
+        let env = [(var, "345"), (metrics_var.as_str(), "127.0.0.1:9")];
+        let mut with_flag = args.clone();
+        with_flag.extend(["--print-config", "--metrics.addr", "127.0.0.1:0"]);
+        let (ok, out) = run(bin, &env, &with_flag);
+        assert!(ok, "{bin}: {out}");
+        let block = out.split(section).nth(1).unwrap_or_else(|| panic!("{bin}: no {section}:\n{out}"));
+        assert!(block.lines().take_while(|l| !l.starts_with('[')).any(|l| l.ends_with("= 345")), "{bin}: {out}");
+        let metrics = out.split("[metrics]").nth(1).unwrap_or_else(|| panic!("{bin}: {out}"));
+        assert!(metrics.contains("addr = \"127.0.0.1:0\""), "{bin}: the flag must win over the variable:\n{out}");
+
+        let typo = format!("{prefix}_METRICS_ADRR");
+        let mut print = args.clone();
+        print.push("--print-config");
+        let (ok, out) = run(bin, &[(typo.as_str(), "x")], &print);
+        assert!(!ok && out.contains(&format!("unknown environment variable {typo}")), "{bin}: {out}");
+    }
+}

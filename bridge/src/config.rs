@@ -12,6 +12,7 @@ use shardex_service::{
     config::{check, read_toml, set, set_shards},
     grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
     metrics::{MetricsFlags, MetricsSection},
+    process::LogFormat,
 };
 
 use crate::tracker::TrackerLimits;
@@ -125,6 +126,8 @@ pub struct RpcSection {
 pub struct LogSection {
     /// `tracing` filter.
     pub filter: String,
+    /// `text` (one readable line per event) or `json` (one JSON object per line).
+    pub format: LogFormat,
 }
 
 impl Default for RelayerConfig {
@@ -155,7 +158,7 @@ impl Default for RelayerConfig {
                 stream_stall_ms: 10_000,
                 limits: ServerLimits::default(),
             },
-            log: LogSection { filter: "info".into() },
+            log: LogSection { filter: "info".into(), format: LogFormat::Text },
             metrics: MetricsSection::default(),
             shards: Vec::new(),
         }
@@ -232,6 +235,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Log line format: text or json.
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsFlags,
@@ -257,6 +263,7 @@ impl RelayerConfig {
         f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.log_filter, &mut cfg.log.filter);
+        set(f.log_format, &mut cfg.log.format);
         f.metrics.apply(&mut cfg.metrics);
         set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;

@@ -16,6 +16,7 @@ use shardex_service::{
     config::{check, read_toml, set, set_shards},
     grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
     metrics::{MetricsFlags, MetricsSection},
+    process::LogFormat,
 };
 
 use crate::{
@@ -112,6 +113,8 @@ pub struct FollowSection {
 pub struct LogSection {
     /// `tracing` filter, e.g. `info,coordinator::follow=debug`.
     pub filter: String,
+    /// `text` (one readable line per event) or `json` (one JSON object per line).
+    pub format: LogFormat,
 }
 
 impl Default for CoordConfig {
@@ -142,7 +145,7 @@ impl Default for CoordConfig {
                 stall_timeout_ms: ms(follow.stall_timeout),
                 max_recent_rejections: 32,
             },
-            log: LogSection { filter: "info".into() },
+            log: LogSection { filter: "info".into(), format: LogFormat::Text },
             metrics: MetricsSection::default(),
             shards: Vec::new(),
         }
@@ -218,6 +221,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Log line format: text or json.
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsFlags,
@@ -240,6 +246,7 @@ impl CoordConfig {
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
         set(f.follow_stall_timeout_ms, &mut cfg.follow.stall_timeout_ms);
         set(f.log_filter, &mut cfg.log.filter);
+        set(f.log_format, &mut cfg.log.format);
         f.metrics.apply(&mut cfg.metrics);
         set_shards(&f.shards, &mut cfg.shards)?;
         cfg.validate()?;

@@ -45,7 +45,7 @@ fn main() -> eyre::Result<()> {
         print!("{}", toml::to_string(&cfg).wrap_err("printing the configuration")?);
         return Ok(());
     }
-    shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
+    shardex_service::process::init_stderr_logging(&cfg.log.filter, cfg.log.format).wrap_err("log.filter")?;
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg, cli.release_shards))
 }
 

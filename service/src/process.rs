@@ -16,14 +16,28 @@ pub fn write_named_addr_file(dir: &Path, name: &str, addr: &str) -> std::io::Res
     std::fs::rename(&tmp, dir.join(name))
 }
 
-/// Logs to stderr through `tracing` with the EnvFilter `filter` (ANSI colours only on a terminal).
-pub fn init_stderr_logging(filter: &str) -> Result<(), tracing_subscriber::filter::ParseError> {
-    tracing_subscriber::fmt()
+/// How a server writes its log lines (`[log] format`, `--log.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (ANSI colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with `message`) and the spans
+    /// the event is in.
+    Json,
+}
+
+/// Logs to stderr through `tracing` with the EnvFilter `filter`, in `format`.
+pub fn init_stderr_logging(filter: &str, format: LogFormat) -> Result<(), tracing_subscriber::filter::ParseError> {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
         .with_target(true)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+    }
     Ok(())
 }
 

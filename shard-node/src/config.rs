@@ -14,6 +14,7 @@ use shardex_service::{
     config::{check, read_toml, set},
     grpc::{stream_checks, ServerLimitFlags, ServerLimits, StreamLimitFlags},
     metrics::{MetricsFlags, MetricsSection},
+    process::LogFormat,
 };
 
 use shardex_core::{block::MAX_CLIENT_RESPONSE_BYTES, AccountId};
@@ -285,6 +286,8 @@ impl Default for SyncSection {
 pub struct LogSection {
     /// `tracing` filter, e.g. `info,shard::block=debug`.
     pub filter: String,
+    /// `text` (one readable line per event) or `json` (one JSON object per line).
+    pub format: LogFormat,
 }
 
 impl Default for NodeConfig {
@@ -325,7 +328,7 @@ impl Default for NodeConfig {
             },
             consensus: ConsensusSection::default(),
             sync: SyncSection::default(),
-            log: LogSection { filter: DEFAULT_LOG_FILTER.into() },
+            log: LogSection { filter: DEFAULT_LOG_FILTER.into(), format: LogFormat::Text },
             metrics: MetricsSection::default(),
         }
     }
@@ -455,6 +458,9 @@ pub struct ConfigFlags {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long = "log.filter", value_name = "FILTER")]
     pub log_filter: Option<String>,
+    /// Log line format: text or json.
+    #[arg(long = "log.format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsFlags,
@@ -499,6 +505,7 @@ impl NodeConfig {
         set(f.sync_listen, &mut cfg.sync.listen);
         set(f.sync_chunk_nodes, &mut cfg.sync.chunk_nodes);
         set(f.log_filter, &mut cfg.log.filter);
+        set(f.log_format, &mut cfg.log.format);
         f.metrics.apply(&mut cfg.metrics);
         cfg.validate()?;
         Ok(cfg)

@@ -56,7 +56,7 @@ fn main() -> eyre::Result<()> {
         print!("{}", toml::to_string(&cfg).wrap_err("printing the configuration")?);
         return Ok(());
     }
-    shardex_service::process::init_stderr_logging(&cfg.log.filter).wrap_err("log.filter")?;
+    shardex_service::process::init_stderr_logging(&cfg.log.filter, cfg.log.format).wrap_err("log.filter")?;
     if cli.replay_check {
         return replay_check(&cfg);
     }

@@ -92,7 +92,7 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = TestKeys::new(10);
     let genesis = keys.genesis(77, 3);
-    let args = ["--mempool.max-tx-bytes", "1024", "--metrics.addr", "127.0.0.1:0"];
+    let args = ["--mempool.max-tx-bytes", "1024", "--metrics.addr", "127.0.0.1:0", "--log.format", "json"];
     let mut node = NodeProcess::start(dir.path(), &genesis, &keys.node, &args);
     let client = node.client().await;
     assert_eq!(client.domain(), TxDomain { chain: ChainId(77), shard: ShardId(3) });
@@ -228,6 +228,15 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
         assert!(value(&metrics, &format!("{histogram}_count")) >= Some(last.height as f64), "{histogram}:\n{metrics}");
     }
     assert!(value(&metrics, "shardex_store_bytes") > Some(0.0), "{metrics}");
+
+    // With --log.format json every log line is one JSON object (stdout's ready line aside).
+    let log = node.log();
+    let events: Vec<&str> = log.lines().filter(|l| !l.starts_with("shard-node ready")).collect();
+    assert!(events.iter().all(|l| l.starts_with("{\"timestamp\":") && l.ends_with('}')), "{log}");
+    assert!(
+        events.iter().any(|l| l.contains("\"message\":\"shard opened\"") && l.contains("\"level\":\"INFO\"")),
+        "{log}"
+    );
 
     // SIGKILL and restart: same height, root, balances; proofs verify against the signed header.
     let before_kill = snapshot(&client, &[alice, bob]).await;

@@ -145,6 +145,11 @@ impl StreamLimitFlags {
     }
 }
 
+/// The health service's name, served beside every service and advertised by reflection.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// The reflection service's name, advertised by itself.
+pub const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+
 /// Serves `routes` (the service named `service_name`, with its message limits set) on `listener` under
 /// `limits` until `shutdown` resolves.
 pub async fn serve(
@@ -158,8 +163,13 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status(service_name, tonic_health::ServingStatus::Serving).await;
     let mut routes = routes.add_service(health_service);
+    // Reflection advertises what this server serves, not every service the descriptor set describes.
     match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(service_name)
+        .with_service_name(HEALTH_SERVICE)
+        .with_service_name(REFLECTION_SERVICE)
         .build_v1()
     {
         Ok(reflection) => routes = routes.add_service(reflection),

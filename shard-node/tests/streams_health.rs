@@ -87,7 +87,8 @@ async fn header_and_event_streams_health_and_reflection() {
         .expect("health");
     assert_eq!(resp.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
-    // Server reflection lists the Shard service.
+    // Server reflection lists what this server serves: the Shard service, health and reflection, and not the
+    // coordinator's or the relayer's services, whose descriptors it also holds.
     use tonic_reflection::pb::v1::{
         server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
         server_reflection_response::MessageResponse, ServerReflectionRequest,
@@ -102,7 +103,10 @@ async fn header_and_event_streams_health_and_reflection() {
     let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
         panic!("unexpected reflection answer")
     };
-    assert!(list.service.iter().any(|s| s.name == "shardex.shard.v1.ShardService"), "{list:?}");
+    let mut names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    let served = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "shardex.shard.v1.ShardService"];
+    assert_eq!(names, served, "{list:?}");
 }
 
 /// Opens an account-event stream, returning the status when the server refuses it.

@@ -1,7 +1,7 @@
 //! The relayer's Prometheus metrics (listed in `docs/operations.md`): lock-to-credit latency as each delivery
 //! is seen, and what `GetStatus` reports sampled once a second.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use metrics::{counter, gauge, histogram};
 use shardex_proto::bridge::v1 as bpb;
@@ -10,8 +10,6 @@ use crate::{driver::Shared, lifecycle::Message};
 
 /// Lock-to-credit time of each delivered message: block time of its delivery minus block time of its lock.
 pub const LOCK_TO_CREDIT_SECONDS: &str = "shardex_relayer_lock_to_credit_seconds";
-/// How often [`sample_every_second`] samples.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Records a message that moved to a new stage: a delivery's lock-to-credit time.
 pub fn moved(message: &Message) {
@@ -54,7 +52,7 @@ fn stage_name(stage: bpb::Stage) -> &'static str {
 /// Samples the relayer's status every second until the runtime stops.
 pub async fn sample_every_second(shared: Arc<Shared>) {
     loop {
-        tokio::time::sleep(SAMPLE_EVERY).await;
+        tokio::time::sleep(shardex_service::metrics::SAMPLE_EVERY).await;
         status(&crate::rpc::status(&shared));
     }
 }

@@ -9,8 +9,6 @@ use crate::runtime::Coordinator;
 
 /// Time to build, sign, store and flush one epoch.
 pub const EPOCH_SECONDS: &str = "shardex_coordinator_epoch_seconds";
-/// How often [`sample_every_second`] samples.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Records a committed epoch: its number, how many shards it moved forward, and how long it took.
 pub fn epoch_committed(number: u64, shards_advanced: u64, elapsed: Duration) {
@@ -23,7 +21,7 @@ pub fn epoch_committed(number: u64, shards_advanced: u64, elapsed: Duration) {
 /// accepted, how far behind the shard's own head that is, whether a header stream is open, and refusals.
 pub async fn sample_every_second(coord: Arc<Coordinator>) {
     loop {
-        tokio::time::sleep(SAMPLE_EVERY).await;
+        tokio::time::sleep(shardex_service::metrics::SAMPLE_EVERY).await;
         for v in coord.registry.views() {
             let shard = v.spec.shard.0.to_string();
             let accepted = v.head.as_ref().map_or(0, |h| h.height);

@@ -27,6 +27,8 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Scrapes served at once.
 pub const MAX_CONNECTIONS: usize = 16;
+/// How often every server samples the figures its `GetStatus` reports into gauges.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How often the recorder's histograms are compacted.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -216,23 +218,22 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Fetches `http://{addr}{path}` with one plain HTTP/1.1 GET: the status line's code and the body. For tests
-/// and the testnet, which scrape the servers they start.
-pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((code, body.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fetches `http://{addr}{path}` with one plain HTTP/1.1 GET: the status line's code and the body.
+    async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        Ok((code, body.to_owned()))
+    }
 
     #[tokio::test]
     async fn serves_recorded_metrics_and_refuses_other_requests() {

@@ -19,8 +19,6 @@ pub const BLOCK_TXS: &str = "shardex_block_txs";
 pub const TXS_ADMITTED: &str = "shardex_txs_admitted_total";
 /// Txs refused at submission, by `reason`.
 pub const TXS_REFUSED: &str = "shardex_txs_refused_total";
-/// How often [`sample_every_second`] samples.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// The store's size on disk is read every this many samples (it lists sled's files).
 const STORE_SIZE_EVERY: u64 = 10;
 
@@ -70,23 +68,24 @@ pub fn status(s: &pb::NodeStatus, subscribers: usize, store_bytes: Option<u64>) 
 }
 
 /// Samples `status` every second, and the size of `db` every tenth time, until the runtime stops. `status`
-/// runs on a blocking thread (it takes the shard lock); a sample that fails is skipped.
+/// runs on a blocking thread (it takes the shard lock); a sample whose thread failed is skipped.
 pub async fn sample_every_second<F>(db: sled::Db, status: F)
 where
-    F: Fn() -> Option<(pb::NodeStatus, usize)> + Clone + Send + 'static,
+    F: Fn() -> (pb::NodeStatus, usize) + Clone + Send + 'static,
 {
     let mut ticks = 0u64;
     loop {
-        tokio::time::sleep(SAMPLE_EVERY).await;
+        tokio::time::sleep(shardex_service::metrics::SAMPLE_EVERY).await;
         let read_size = ticks.is_multiple_of(STORE_SIZE_EVERY);
         ticks += 1;
         let (db, status) = (db.clone(), status.clone());
         let sampled = tokio::task::spawn_blocking(move || {
             let size = if read_size { db.size_on_disk().ok() } else { None };
-            status().map(|(s, subscribers)| (s, subscribers, size))
+            let (s, subscribers) = status();
+            (s, subscribers, size)
         })
         .await;
-        if let Ok(Some((s, subscribers, size))) = sampled {
+        if let Ok((s, subscribers, size)) = sampled {
             self::status(&s, subscribers, size);
         }
     }

@@ -14,6 +14,7 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, ChainId, Reason, ShardId, B256,
 };
+use shardex_test_support::{metric_sample, scrape_metrics};
 use support::{account, NodeProcess, TestKeys};
 use tonic::Code;
 
@@ -218,16 +219,20 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
 
     // Its metrics count what happened: admissions, refusals by reason, block work, the head and the store.
     let metrics =
-        scrape_until(&node.dir.join("data"), |m| value(m, "shardex_head_height") >= Some(last.height as f64)).await;
-    assert!(value(&metrics, "shardex_txs_admitted_total") >= Some(5.0), "{metrics}");
+        scrape_until(&node.dir.join("data"), |m| metric_sample(m, "shardex_head_height") >= Some(last.height as f64))
+            .await;
+    assert!(metric_sample(&metrics, "shardex_txs_admitted_total") >= Some(5.0), "{metrics}");
     for reason in ["MALFORMED", "WRONG_SHARD"] {
-        let refused = value(&metrics, &format!("shardex_txs_refused_total{{reason=\"{reason}\"}}"));
+        let refused = metric_sample(&metrics, &format!("shardex_txs_refused_total{{reason=\"{reason}\"}}"));
         assert!(refused >= Some(1.0), "{reason} refusals not counted:\n{metrics}");
     }
     for histogram in ["shardex_block_stage_seconds", "shardex_block_write_seconds", "shardex_block_flush_seconds"] {
-        assert!(value(&metrics, &format!("{histogram}_count")) >= Some(last.height as f64), "{histogram}:\n{metrics}");
+        assert!(
+            metric_sample(&metrics, &format!("{histogram}_count")) >= Some(last.height as f64),
+            "{histogram}:\n{metrics}"
+        );
     }
-    assert!(value(&metrics, "shardex_store_bytes") > Some(0.0), "{metrics}");
+    assert!(metric_sample(&metrics, "shardex_store_bytes") > Some(0.0), "{metrics}");
 
     // With --log.format json every log line is one JSON object (stdout's ready line aside).
     let log = node.log();
@@ -280,19 +285,13 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     assert_eq!(block.txs[0].encode_to_vec().len(), block.txs[0].encoded_len());
 }
 
-/// The value of the sample named `name` (with its labels, if any) in a Prometheus text page.
-fn value(page: &str, name: &str) -> Option<f64> {
-    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// Scrapes the node whose data directory is `data` (its `metrics.addr`) until `done` holds, for up to 10 s.
 async fn scrape_until(data: &std::path::Path, done: impl Fn(&str) -> bool) -> String {
-    let addr: std::net::SocketAddr =
-        std::fs::read_to_string(data.join("metrics.addr")).expect("metrics.addr").trim().parse().expect("address");
+    let addr = std::fs::read_to_string(data.join("metrics.addr")).expect("metrics.addr").trim().to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (code, page) = shardex_service::metrics::get(addr, "/metrics").await.expect("scrape");
-        assert_eq!(code, 200, "{page}");
+        let scrape = addr.clone();
+        let page = tokio::task::spawn_blocking(move || scrape_metrics(&scrape)).await.expect("scrape");
         if done(&page) || std::time::Instant::now() > deadline {
             return page;
         }

@@ -228,6 +228,23 @@ pub fn sibling_bin(bin: &Path, name: &str) -> PathBuf {
     workspace_bins(bin).join(name)
 }
 
+/// `GET /metrics` from a server's metrics listener at `addr` (`host:port`) with one plain HTTP/1.1 request,
+/// which must answer 200; the Prometheus page.
+pub fn scrape_metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    write!(stream, "GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{addr}: {response}");
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+/// The value of the sample `name` (with its labels, if any) on a Prometheus page.
+pub fn metric_sample(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (for processes that must name each other's ports
 /// before any of them starts). Panics if none is; see [`try_free_port`].
 pub fn free_port() -> u16 {

@@ -139,7 +139,7 @@ pub struct NodeEntry {
 
 /// The metrics address a server wrote into its data directory `data`, if it serves metrics.
 fn metrics_addr(data: &Path) -> Option<String> {
-    std::fs::read_to_string(data.join("metrics.addr")).ok().map(|a| a.trim().to_owned())
+    std::fs::read_to_string(data.join(shardex_service::metrics::ADDR_FILE)).ok().map(|a| a.trim().to_owned())
 }
 
 fn default_block_interval_ms() -> u64 {

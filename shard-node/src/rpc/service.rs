@@ -105,12 +105,12 @@ impl ShardRpc {
 
     /// What the metrics sampler reads: the node's status and the streams open now. Blocking (it takes the shard
     /// lock); the sampler runs it on a blocking thread.
-    pub(super) fn status_sampler(&self) -> impl Fn() -> Option<(pb::NodeStatus, usize)> + Clone + Send + 'static {
+    pub(super) fn status_sampler(&self) -> impl Fn() -> (pb::NodeStatus, usize) + Clone + Send + 'static {
         let (node, routing, subscribers) = (Arc::clone(&self.node), self.routing.clone(), self.subscribers.clone());
         move || {
             let round = routing.as_ref().map(|r| r.leader.view());
             let engine = if routing.is_some() { "malachite" } else { "solo" };
-            Some((node_status(&node.shard_at_head(), engine, round), subscribers.active()))
+            (node_status(&node.shard_at_head(), engine, round), subscribers.active())
         }
     }
 
@@ -168,8 +168,7 @@ impl ShardRpc {
         if full {
             self.node.wake_producer();
         }
-        let admitted = results.iter().filter(|r| r.accepted).count() as u64;
-        crate::metrics::submissions(admitted, refused);
+        crate::metrics::submissions((results.len() - refused.len()) as u64, refused);
         Ok(results)
     }
 }

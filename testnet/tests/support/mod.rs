@@ -48,18 +48,4 @@ pub fn metrics_addrs(output: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `GET /metrics` from `addr` (`host:port`) with a plain HTTP/1.1 request, which must answer 200; the page.
-pub fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    write!(stream, "GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    assert!(response.starts_with("HTTP/1.1 200"), "{addr}: {response}");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
-}
-
-/// The value of the sample `name` (with its labels, if any) on a metrics page.
-pub fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
+pub use shardex_test_support::{metric_sample as sample, scrape_metrics as scrape};

@@ -7,5 +7,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== browser test tools (Chromium, playwright-core)"
+./scripts/browser-setup.sh
 echo "== cargo test"
 cargo test --workspace --locked

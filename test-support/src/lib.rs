@@ -231,13 +231,46 @@ pub fn sibling_bin(bin: &Path, name: &str) -> PathBuf {
 /// `GET /metrics` from a server's metrics listener at `addr` (`host:port`) with one plain HTTP/1.1 request,
 /// which must answer 200; the Prometheus page.
 pub fn scrape_metrics(addr: &str) -> String {
+    match http_get(addr, "/metrics") {
+        Ok((200, body)) => body,
+        Ok((status, body)) => panic!("{addr}: HTTP {status}: {body}"),
+        Err(e) => panic!("{addr}: {e}"),
+    }
+}
+
+/// `GET path` from `addr` (`host:port`, or an `http://host:port` URL) with one plain HTTP/1.1 request
+/// (`connection: close`): the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    write!(stream, "GET /metrics HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").expect("request");
+    let addr = addr.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n")?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    assert!(response.starts_with("HTTP/1.1 200"), "{addr}: {response}");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    stream.read_to_string(&mut response)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{addr}{path}: {what}"));
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| bad("no end of the response head"))?;
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| bad("not an HTTP/1.1 response"))?;
+    let chunked = head.lines().any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    Ok((status, if chunked { dechunk(body).ok_or_else(|| bad("bad chunked body"))? } else { body.to_owned() }))
+}
+
+/// The payload of a `transfer-encoding: chunked` body.
+fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// The value of the sample `name` (with its labels, if any) on a Prometheus page.

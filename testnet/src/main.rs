@@ -4,6 +4,7 @@ mod chaos;
 mod check;
 mod coordinator;
 mod demo;
+mod explorer;
 mod load;
 mod network;
 mod options;
@@ -36,10 +37,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Generate keys and genesis (first time), start every node, the coordinator and the bridge relayer, wait
-    /// until each answers and an epoch commits every shard that has a block, print endpoints.
+    /// Generate keys and genesis (first time), start every node, the coordinator, the bridge relayer and the
+    /// explorer, wait until each answers and an epoch commits every shard that has a block, print endpoints.
     Up(UpArgs),
-    /// Stop the relayer, the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
+    /// Stop the explorer, the relayer, the coordinator and every node (SIGTERM, then SIGKILL after 5 s).
     Down,
     /// Heights, state roots, mempools and market modes of every node; the coordinator's latest epoch and
     /// per-shard lag; the relayer's backlog, counts and lock-to-credit latency.
@@ -90,7 +91,8 @@ struct UpArgs {
     #[arg(long)]
     followers: Option<usize>,
     /// First gRPC port: node k (validators of shard 1 first) listens on base+k, the coordinator on base+100,
-    /// the relayer on base+101, node k's consensus on base+200+k. 0 picks free ports.
+    /// the relayer on base+101, the explorer's page on base+102, node k's consensus on base+200+k. 0 picks
+    /// free ports.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Block interval of every node, ms.
@@ -172,6 +174,7 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     }
     let shard_node = process::bin_path(args.bin_dir.as_deref(), "shard-node")?;
     let coordinator = process::bin_path(args.bin_dir.as_deref(), "coordinator")?;
+    let explorer_bin = process::bin_path(args.bin_dir.as_deref(), "explorer")?;
     let mut net = match Network::load(dir) {
         Ok(net) => {
             if net.any_running(process::alive) {
@@ -234,6 +237,11 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
             None
         }
     };
+    let port = if args.base_port == 0 { 0 } else { args.base_port.saturating_add(explorer::EXPLORER_PORT_OFFSET) };
+    if let Err(e) = explorer::start(dir, &mut net, &explorer_bin, port).await {
+        let _ = down(dir);
+        return Err(e);
+    }
 
     println!("\n{:<16} {:>5}  {:<26} {:>7}  CONSENSUS", "NODE", "SHARD", "ENDPOINT", "PID");
     for n in &net.nodes {
@@ -258,6 +266,9 @@ async fn up(dir: &Path, args: &UpArgs) -> eyre::Result<()> {
     }
     if let Some(line) = net.metrics_line() {
         println!("\n{line}");
+    }
+    if let Some(e) = &net.explorer {
+        println!("explorer: open {}/ in a browser (shards, epochs, books, trades, bridge, verified balances)", e.url);
     }
     if let Some(c) = &net.coordinator {
         println!("\ncoordinator key {}", c.public_key);
@@ -377,11 +388,12 @@ async fn wait_healthy(endpoint: &str, in_set: bool) -> eyre::Result<u64> {
 
 fn down(dir: &Path) -> eyre::Result<()> {
     let mut net = Network::load(dir)?;
-    // The relayer, then the coordinator, so neither logs the shards going away.
+    // The explorer, the relayer, then the coordinator, so none logs the shards going away.
+    let explorer = net.explorer.as_mut().map(|e| (network::EXPLORER.to_owned(), &mut e.pid));
     let relayer = net.relayer.as_mut().map(|r| (network::RELAYER.to_owned(), &mut r.pid));
     let coordinator = net.coordinator.as_mut().map(|c| (network::COORDINATOR.to_owned(), &mut c.pid));
     let nodes = net.nodes.iter_mut().map(|n| (n.name.clone(), &mut n.pid));
-    for (name, pid_slot) in relayer.into_iter().chain(coordinator).chain(nodes) {
+    for (name, pid_slot) in explorer.into_iter().chain(relayer).chain(coordinator).chain(nodes) {
         if let Some(pid) = pid_slot.take() {
             if process::stop(pid, Duration::from_secs(5)) {
                 println!("stopped {name} (pid {pid})");

@@ -29,6 +29,43 @@ pub struct Network {
     /// written before it named the coordinator's key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relayer: Option<RelayerEntry>,
+    /// The explorer serving the network's live web page (absent in manifests written before it was part of
+    /// `up`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explorer: Option<ExplorerEntry>,
+}
+
+/// The explorer of the testnet: a web page of every shard, epoch and bridge message, fed by their gRPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExplorerEntry {
+    /// Its directory (config, log, `data/http.addr`).
+    pub dir: PathBuf,
+    /// The page's address (`http://127.0.0.1:PORT`), known once it started.
+    pub url: String,
+    /// Process id while running.
+    pub pid: Option<u32>,
+}
+
+/// Name of the explorer in `status` and `logs`.
+pub const EXPLORER: &str = "explorer";
+
+impl ExplorerEntry {
+    /// The explorer of the testnet in `dir`, not started.
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.join(EXPLORER), url: String::new(), pid: None }
+    }
+    /// Its log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("explorer.log")
+    }
+    /// Its TOML config, rewritten by every `up`.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("explorer.toml")
+    }
+    /// Where it writes its bound address.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
 }
 
 /// The coordinator of the testnet: signs one global commitment per epoch over every shard's latest header.
@@ -367,7 +404,7 @@ pub fn generate(
             });
         }
     }
-    Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator), relayer: None })
+    Ok(Network { chain_id: TESTNET_CHAIN_ID, nodes, coordinator: Some(coordinator), relayer: None, explorer: None })
 }
 
 impl Network {
@@ -412,6 +449,9 @@ impl Network {
         if let Some(r) = self.relayer.as_ref().filter(|_| name == RELAYER) {
             return Ok(r.log_file());
         }
+        if let Some(e) = self.explorer.as_ref().filter(|_| name == EXPLORER) {
+            return Ok(e.log_file());
+        }
         match self.nodes.iter().find(|n| n.name == name) {
             Some(n) => Ok(n.log_file()),
             None => {
@@ -421,6 +461,9 @@ impl Network {
                 }
                 if self.relayer.is_some() {
                     names.push(RELAYER);
+                }
+                if self.explorer.is_some() {
+                    names.push(EXPLORER);
                 }
                 Err(eyre!("no node {name:?}; nodes are {}", names.join(", ")))
             }
@@ -467,6 +510,7 @@ impl Network {
         self.nodes.iter().all(|n| n.pid.is_some_and(&alive))
             && self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
             && self.relayer.as_ref().is_none_or(|r| r.pid.is_some_and(&alive))
+            && self.explorer.as_ref().is_none_or(|e| e.pid.is_some_and(&alive))
     }
 
     /// True while any process of the network runs.
@@ -474,6 +518,7 @@ impl Network {
         self.nodes.iter().any(|n| n.pid.is_some_and(&alive))
             || self.coordinator.as_ref().is_some_and(|c| c.pid.is_some_and(&alive))
             || self.relayer.as_ref().is_some_and(|r| r.pid.is_some_and(&alive))
+            || self.explorer.as_ref().is_some_and(|e| e.pid.is_some_and(&alive))
     }
 }
 

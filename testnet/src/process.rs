@@ -11,7 +11,9 @@ use eyre::{bail, eyre, WrapErr};
 
 use shardex_core::{genesis::Genesis, AccountId};
 
-use crate::network::{CoordinatorEntry, Network, NodeEntry, RelayerEntry, COORDINATOR, RELAYER};
+use crate::network::{
+    CoordinatorEntry, ExplorerEntry, Network, NodeEntry, RelayerEntry, COORDINATOR, EXPLORER, RELAYER,
+};
 
 /// Where a workspace binary (`shard-node`, `coordinator`, `relayer`) is: `--bin-dir`, `$SHARDEX_BIN_DIR`, or beside this executable.
 pub fn bin_path(bin_dir: Option<&Path>, name: &str) -> eyre::Result<PathBuf> {
@@ -130,6 +132,16 @@ pub fn start_relayer(relayer: &Path, entry: &RelayerEntry, port: Option<u16>) ->
         cmd.arg("--rpc.addr").arg(format!("127.0.0.1:{port}"));
     }
     spawn(cmd, RELAYER, &entry.data_dir().join("rpc.addr"), &entry.log_file())
+}
+
+/// Starts the explorer with its config file and waits for it to report its HTTP address. Returns (pid,
+/// `http://ADDR`).
+pub fn start_explorer(explorer: &Path, entry: &ExplorerEntry) -> eyre::Result<(u32, String)> {
+    let mut cmd = Command::new(explorer);
+    cmd.arg("-c").arg(entry.config_file());
+    let data = entry.data_dir();
+    std::fs::create_dir_all(&data).wrap_err_with(|| format!("creating {}", data.display()))?;
+    spawn(cmd, EXPLORER, &data.join(shardex_explorer::ADDR_FILE), &entry.log_file())
 }
 
 /// Spawns `cmd` in its own process group with stderr appended to `log`, and waits until it writes its

@@ -9,7 +9,7 @@ use shardex_client::ShardClient;
 
 use crate::{
     coordinator::{self, CoordStatus},
-    network::{Network, COORDINATOR, RELAYER},
+    network::{Network, COORDINATOR, EXPLORER, RELAYER},
     now_ms, process, relayer,
 };
 
@@ -115,6 +115,7 @@ pub async fn print(dir: &Path) -> eyre::Result<()> {
     };
     println!("{COORDINATOR:<16} {summary}");
     println!("{RELAYER:<16} {}", relayer_line(&net).await);
+    println!("{EXPLORER:<16} {}", explorer_line(&net));
     if let Some(line) = net.metrics_line() {
         println!("{line}");
     }
@@ -133,6 +134,18 @@ async fn relayer_line(net: &Network) -> String {
         Some(r) => match relayer::status(r).await {
             Ok(s) => relayer::summary(&s, &r.endpoint),
             Err(e) => format!("unreachable: {e:#}"),
+        },
+    }
+}
+
+/// The explorer's row: its page and how many shards it shows, or why there is none.
+fn explorer_line(net: &Network) -> String {
+    match &net.explorer {
+        None => "not part of this network (run `testnet down` and `testnet up` to add it)".into(),
+        Some(e) if !e.pid.is_some_and(process::alive) => "stopped".into(),
+        Some(e) => match crate::explorer::overview_shards(&e.url) {
+            Ok(n) => format!("{}/ showing {n} shards", e.url),
+            Err(err) => format!("unreachable: {err:#}"),
         },
     }
 }

@@ -155,4 +155,11 @@ fn servers_take_env_vars_and_print_their_config() {
         let (ok, out) = run(bin, &[(typo.as_str(), "x")], &print);
         assert!(!ok && out.contains(&format!("unknown environment variable {typo}")), "{bin}: {out}");
     }
+    // The explorer serves no metrics; its page address plays the flag-over-variable part.
+    let args = ["--shard", "http://a:1=a.toml", "--print-config", "--http.addr", "127.0.0.1:0"];
+    let env = [("SHARDEX_EXPLORER_VIEW_POLL_MS", "345"), ("SHARDEX_EXPLORER_HTTP_ADDR", "127.0.0.1:9")];
+    let (ok, out) = run("explorer", &env, &args);
+    assert!(ok && out.contains("poll_ms = 345") && out.contains("addr = \"127.0.0.1:0\""), "explorer: {out}");
+    let (ok, out) = run("explorer", &[("SHARDEX_EXPLORER_VIEW_POL_MS", "1")], &args);
+    assert!(!ok && out.contains("unknown environment variable SHARDEX_EXPLORER_VIEW_POL_MS"), "explorer: {out}");
 }

@@ -48,4 +48,5 @@ pub fn metrics_addrs(output: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+#[allow(unused_imports)]
 pub use shardex_test_support::{metric_sample as sample, scrape_metrics as scrape};

@@ -31,7 +31,7 @@ const fail = async (page, what) => {
   process.exit(1);
 };
 
-const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+const page = await browser.newPage({ viewport: { width: 1800, height: 1000 } });
 const errors = [];
 page.on("pageerror", (e) => errors.push(e.message));
 const response = await page.goto(url, { waitUntil: "load", timeout: TIMEOUT });

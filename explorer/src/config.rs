@@ -113,7 +113,7 @@ impl Default for ExplorerConfig {
             view: ViewSection {
                 poll_ms: 500,
                 book_levels: 10,
-                trades: 30,
+                trades: 20,
                 epochs: 12,
                 messages: 30,
                 timeout_ms: 2_000,

@@ -9,5 +9,7 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== browser test tools (Chromium, playwright-core)"
 ./scripts/browser-setup.sh
+echo "== python client packages"
+./scripts/client-setup.sh
 echo "== cargo test"
 cargo test --workspace --locked

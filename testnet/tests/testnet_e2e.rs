@@ -345,6 +345,19 @@ fn up_demo_status_down() {
     assert!(rows().filter(shard_row).all(|l| modes.iter().any(|m| l.contains(m))), "{out}");
     // Each shard row carries the coordinator's view of it; the coordinator line its latest epoch.
     assert_eq!(rows().filter(|l| shard_row(l) && l.contains(" | ")).count(), 3, "{out}");
+    // The explorer's line: its page shows the three shards, each with its four validators and follower.
+    let explorer = out.lines().find(|l| l.starts_with("explorer ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(explorer.contains("showing 3 shards"), "{out}");
+    let url = explorer.split_whitespace().nth(1).unwrap_or_default().trim_end_matches('/');
+    let (code, body) = shardex_test_support::http_get(url, "/api/overview").expect("the explorer answers");
+    assert_eq!(code, 200, "{body}");
+    let overview: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    for shard in overview["shards"].as_array().expect("shards") {
+        let nodes = shard["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 5, "{shard}");
+        assert!(nodes.iter().all(|n| n["error"].is_null()), "every node answers the explorer: {shard}");
+    }
+    assert!(overview["bridge"]["messages"].as_array().is_some_and(|m| !m.is_empty()), "{overview}");
     let coord = out.lines().find(|l| l.starts_with("coordinator ")).unwrap_or_else(|| panic!("{out}"));
     assert!(coord.contains("epoch ") && coord.contains("ms ago") && coord.contains("global root 0x"), "{out}");
 
@@ -364,14 +377,15 @@ fn up_demo_status_down() {
     let down = testnet(&dir, &bins, &["down"]);
     let out = text(&down);
     assert!(down.status.success(), "{out}");
-    assert_eq!(out.matches("stopped ").count(), 17, "{out}");
-    let order: Vec<usize> = ["stopped relayer", "stopped coordinator", "stopped btc-perp-0"]
+    assert_eq!(out.matches("stopped ").count(), 18, "{out}");
+    let order: Vec<usize> = ["stopped explorer", "stopped relayer", "stopped coordinator", "stopped btc-perp-0"]
         .iter()
         .map(|s| out.find(s).unwrap_or_else(|| panic!("{s}: {out}")))
         .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "relayer, then coordinator, then nodes:\n{out}");
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "explorer, relayer, coordinator, then nodes:\n{out}");
     let after = text(&testnet(&dir, &bins, &["status"]));
-    assert_eq!(after.matches("stopped").count(), 17, "{after}");
+    assert_eq!(after.matches("stopped").count(), 18, "{after}");
+    assert!(after.lines().any(|l| l.starts_with("explorer ") && l.contains("stopped")), "{after}");
     assert!(after.lines().any(|l| l.starts_with("coordinator ") && l.contains("stopped")), "{after}");
     assert!(after.lines().any(|l| l.starts_with("relayer ") && l.contains("stopped")), "{after}");
 }

@@ -16,11 +16,12 @@ pub const EXPLORER_PORT_OFFSET: u16 = 102;
 /// How long `up` waits for the explorer's overview to name every shard.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Writes the explorer's TOML config for the network as it runs now and checks the explorer would accept it.
-pub fn write_config(net: &Network, entry: &ExplorerEntry, port: u16) -> eyre::Result<()> {
+/// The explorer's config for the network as it runs now: every node of every shard with its genesis, the
+/// coordinator with its key and the relayer, with the page on `port` (0: any free one).
+pub fn config(net: &Network, data_dir: &Path, port: u16) -> eyre::Result<ExplorerConfig> {
     let abs = |p: &Path| std::path::absolute(p).wrap_err_with(|| format!("resolving {}", p.display()));
     let mut cfg = ExplorerConfig::default();
-    cfg.node.data_dir = abs(&entry.data_dir())?;
+    cfg.node.data_dir = abs(data_dir)?;
     cfg.http.addr = format!("127.0.0.1:{port}");
     if let Some(c) = &net.coordinator {
         cfg.coordinator.endpoint = c.endpoint.clone();
@@ -30,6 +31,12 @@ pub fn write_config(net: &Network, entry: &ExplorerEntry, port: u16) -> eyre::Re
         cfg.relayer.endpoint = r.endpoint.clone();
     }
     cfg.shards = net.shard_sections()?;
+    Ok(cfg)
+}
+
+/// Writes the explorer's TOML config ([`config`]) and checks the explorer would accept it.
+pub fn write_config(net: &Network, entry: &ExplorerEntry, port: u16) -> eyre::Result<()> {
+    let cfg = config(net, &entry.data_dir(), port)?;
     std::fs::create_dir_all(&entry.dir).wrap_err_with(|| format!("creating {}", entry.dir.display()))?;
     let path = entry.config_file();
     std::fs::write(&path, toml::to_string_pretty(&cfg)?).wrap_err_with(|| format!("writing {}", path.display()))?;

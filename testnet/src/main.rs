@@ -11,6 +11,7 @@ mod options;
 mod process;
 mod relayer;
 mod status;
+mod top;
 
 use std::{
     collections::BTreeMap,
@@ -48,6 +49,20 @@ enum Cmd {
         /// Refresh every SECS seconds (default 1) until interrupted.
         #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
         watch: Option<u64>,
+    },
+    /// The network live in the terminal: every node's role, height, round and mempool; each market's head,
+    /// best bid and ask and last trade; the coordinator's epochs and the heights they commit; the bridge's
+    /// messages with their stages. q or Esc quits.
+    Top {
+        /// Print one screen as text once every shard has a block, and exit (for scripts and logs).
+        #[arg(long)]
+        once: bool,
+        /// Width of the `--once` screen, in columns.
+        #[arg(long, default_value_t = 160, value_parser = clap::value_parser!(u16).range(40..=1000))]
+        width: u16,
+        /// Height of the `--once` screen, in rows.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(10..=1000))]
+        height: u16,
     },
     /// Print a node's log.
     Logs {
@@ -128,6 +143,8 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Cmd::Down => down(&dir),
         Cmd::Status { watch: None } => status::print(&dir).await,
         Cmd::Status { watch: Some(secs) } => status::watch(&dir, std::time::Duration::from_secs(secs.max(1))).await,
+        Cmd::Top { once: true, width, height } => top::once(&dir, width, height).await,
+        Cmd::Top { once: false, .. } => top::run(&dir).await,
         Cmd::Logs { node, tail } => {
             let log = Network::load(&dir)?.log_file(&node)?;
             let text = std::fs::read_to_string(&log).wrap_err_with(|| format!("reading {}", log.display()))?;

@@ -2,6 +2,7 @@
 //! `scripts/browser-setup.sh`, which `scripts/test.sh` runs first) drives the page while a load with bridge
 //! transfers runs, and checks that it shows every shard, updates by itself, lists trades, epochs and bridge
 //! messages, and verifies a clicked account on every shard. Its JSON API refuses bad input with clear errors.
+//! `testnet top --once` prints the same overview as one terminal screen.
 
 mod support;
 
@@ -27,7 +28,7 @@ fn browser_dir() -> PathBuf {
 }
 
 #[test]
-fn the_explorer_page_shows_the_network_live_in_a_headless_browser() {
+fn the_explorer_page_and_top_show_the_network_live() {
     let chromium = std::env::var("SHARDEX_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists() && browser_dir().join("node_modules/playwright-core").exists(),
@@ -110,4 +111,15 @@ fn the_explorer_page_shows_the_network_live_in_a_headless_browser() {
     }
     let logs = text(&testnet(&dir, &bins, &["logs", "explorer"]));
     assert!(logs.contains("explorer serving"), "{logs}");
+
+    // `testnet top` draws the same overview in the terminal; `--once` prints one screen.
+    let top = testnet(&dir, &bins, &["top", "--once", "--width", "160", "--height", "40"]);
+    let screen = text(&top);
+    assert!(top.status.success(), "{screen}");
+    for want in ["BTC-PERP", "ETH-OPTIONS", "proposer", "validator", "coordinator epochs", "signed ✓", "bridge ·"] {
+        assert!(screen.contains(want), "no {want:?} on the screen:\n{screen}");
+    }
+    assert_eq!(screen.lines().filter(|l| l.contains("127.0.0.1:")).count(), 8, "every node has a row:\n{screen}");
+    let top = testnet(&dir, &bins, &["top"]);
+    assert!(!top.status.success() && text(&top).contains("needs a terminal"), "{}", text(&top));
 }

@@ -238,5 +238,5 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let name = <BridgeServiceServer<BridgeRpc> as tonic::server::NamedService>::NAME;
-    shardex_service::grpc::serve(Routes::new(service), name, limits, listener, shutdown).await
+    shardex_service::grpc::serve(Routes::new(service), name, limits, listener, None, shutdown).await
 }

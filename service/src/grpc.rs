@@ -11,6 +11,8 @@ use shardex_proto::FILE_DESCRIPTOR_SET;
 use tokio::net::TcpListener;
 use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
 use tonic::service::Routes;
+
+use crate::metrics::TaskGuard;
 use tracing::{info, warn};
 
 /// `[rpc.limits]`: what one client connection may hold of a server.
@@ -151,17 +153,41 @@ pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 pub const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
 
 /// Serves `routes` (the service named `service_name`, with its message limits set) on `listener` under
-/// `limits` until `shutdown` resolves.
+/// `limits` until `shutdown` resolves. The health service reports the server (both `service_name` and the
+/// whole server, `""`) `SERVING` while `ready` holds true, `NOT_SERVING` while it holds false; without
+/// `ready`, `SERVING` from the start.
 pub async fn serve(
     routes: Routes,
     service_name: &'static str,
     limits: &ServerLimits,
     listener: TcpListener,
+    ready: Option<tokio::sync::watch::Receiver<bool>>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status(service_name, tonic_health::ServingStatus::Serving).await;
+    let report = move |health: tonic_health::server::HealthReporter, serving: bool| async move {
+        let status =
+            if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+        health.set_service_status(service_name, status).await;
+        health.set_service_status("", status).await;
+    };
+    let _health_task = match ready {
+        None => {
+            report(health, true).await;
+            None
+        }
+        Some(mut ready) => {
+            let serving = *ready.borrow_and_update();
+            report(health.clone(), serving).await;
+            Some(TaskGuard::spawn(async move {
+                while ready.changed().await.is_ok() {
+                    let serving = *ready.borrow_and_update();
+                    report(health.clone(), serving).await;
+                }
+            }))
+        }
+    };
     let mut routes = routes.add_service(health_service);
     // Reflection advertises what this server serves, not every service the descriptor set describes.
     match tonic_reflection::server::Builder::configure()

@@ -77,6 +77,9 @@ pub struct RpcSection {
     /// A stream whose client reads nothing for this long while its buffer is full is dropped with
     /// `RESOURCE_EXHAUSTED` (`SLOW_CONSUMER`), ms.
     pub stream_stall_ms: u64,
+    /// Under a validator set, health reports `NOT_SERVING` while the head block is older than this by the
+    /// node's clock (starting behind and catching up, or the set deciding no blocks), ms; 0: always `SERVING`.
+    pub health_max_head_age_ms: u64,
     /// `[rpc.limits]`: per-connection limits.
     pub limits: ServerLimits,
 }
@@ -307,6 +310,7 @@ impl Default for NodeConfig {
                 max_subscribers: rpc.max_subscribers,
                 stream_idle_ms: u64::try_from(rpc.stream_idle.as_millis()).unwrap_or(u64::MAX),
                 stream_stall_ms: u64::try_from(rpc.stream_stall.as_millis()).unwrap_or(u64::MAX),
+                health_max_head_age_ms: u64::try_from(rpc.health_max_head_age.as_millis()).unwrap_or(u64::MAX),
                 limits: ServerLimits::default(),
             },
             mempool: MempoolSection {
@@ -386,6 +390,9 @@ pub struct ConfigFlags {
     /// Largest SubmitBatch in txs.
     #[arg(long = "rpc.max-batch-txs", value_name = "N")]
     pub rpc_max_batch_txs: Option<usize>,
+    /// Under a validator set, health is NOT_SERVING while the head block is older than this, ms (0: never).
+    #[arg(long = "rpc.health-max-head-age-ms", value_name = "MS")]
+    pub rpc_health_max_head_age_ms: Option<u64>,
     /// Stream limits.
     #[command(flatten)]
     pub rpc_streams: StreamLimitFlags,
@@ -477,6 +484,7 @@ impl NodeConfig {
         set(f.rpc_addr, &mut cfg.rpc.addr);
         set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
         set(f.rpc_max_batch_txs, &mut cfg.rpc.max_batch_txs);
+        set(f.rpc_health_max_head_age_ms, &mut cfg.rpc.health_max_head_age_ms);
         f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.mempool_max_txs, &mut cfg.mempool.max_txs);
@@ -627,6 +635,7 @@ impl NodeConfig {
             max_subscribers: self.rpc.max_subscribers,
             stream_idle: Duration::from_millis(self.rpc.stream_idle_ms),
             stream_stall: Duration::from_millis(self.rpc.stream_stall_ms),
+            health_max_head_age: Duration::from_millis(self.rpc.health_max_head_age_ms),
             ..RpcLimits::default()
         }
     }

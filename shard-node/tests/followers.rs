@@ -4,7 +4,8 @@
 //! forwards them to the proposer). At the end every height has one header on every node, each follower's
 //! header is certified by the genesis set, followers answer tx status and account queries as the validators
 //! do, say they are followers, and never proposed a block. Then the first follower is restarted with a
-//! divergence injected at a later height: it must exit naming that height, and the set goes on.
+//! divergence injected at a later height: it must exit naming that height, and the set goes on. Health says
+//! NOT_SERVING while validator 0 runs alone at genesis, and SERVING on every node once blocks are decided.
 
 mod support;
 
@@ -44,6 +45,15 @@ fn start(dir: &Path, genesis: &Genesis, keys: &[Keypair], ports: &SetPorts, i: u
         &keys[i],
         &args,
     )
+}
+
+/// The node's health for the Shard service: Some(true) for SERVING, None while it does not answer.
+async fn serving(endpoint: String) -> Option<bool> {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+    let channel = tonic::transport::Endpoint::from_shared(endpoint).ok()?.connect().await.ok()?;
+    let request = HealthCheckRequest { service: "shardex.shard.v1.ShardService".into() };
+    let status = HealthClient::new(channel).check(request).await.ok()?.into_inner().status;
+    Some(status == ServingStatus::Serving as i32)
 }
 
 async fn height(endpoint: &str) -> Option<u64> {
@@ -107,12 +117,26 @@ async fn followers_track_a_four_validator_shard_under_load_and_serve_its_reads()
     let endpoint = |i: usize| ports.endpoint(i);
     let (early, late) = (VALIDATORS, VALIDATORS + 1);
 
-    let mut nodes: Vec<ShardNodeProcess> = (0..=early).map(|i| start(dir.path(), &genesis, &keys, &ports, i)).collect();
+    // Alone, validator 0 decides no block: its head stays genesis (block time in 2023), so its health says it
+    // is not current, though it answers.
+    let mut nodes = vec![start(dir.path(), &genesis, &keys, &ports, 0)];
+    let alone = wait_for(Duration::from_secs(30), "validator 0 answers health", || serving(endpoint(0))).await;
+    assert!(!alone, "a validator without a quorum, at genesis, must report NOT_SERVING");
+    nodes.extend((1..=early).map(|i| start(dir.path(), &genesis, &keys, &ports, i)));
     wait_for(Duration::from_secs(60), "the set and its follower at height 3", || async {
         match (height(&endpoint(0)).await, height(&endpoint(early)).await) {
             (Some(v), Some(f)) if v >= 3 && f >= 3 => Some(()),
             _ => None,
         }
+    })
+    .await;
+    wait_for(Duration::from_secs(10), "every node reports SERVING once blocks are decided", || async {
+        for i in 0..=early {
+            if !serving(endpoint(i)).await? {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
 

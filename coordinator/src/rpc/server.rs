@@ -47,5 +47,5 @@ pub async fn serve(
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <CoordinatorServiceServer<CoordinatorRpc> as tonic::server::NamedService>::NAME;
-    shardex_service::grpc::serve(Routes::new(service), name, server, listener, shutdown).await
+    shardex_service::grpc::serve(Routes::new(service), name, server, listener, None, shutdown).await
 }

@@ -26,6 +26,9 @@ pub struct RpcLimits {
     pub stream_idle: Duration,
     /// A stream whose client reads nothing for this long with its buffer full is dropped (`SLOW_CONSUMER`).
     pub stream_stall: Duration,
+    /// Under a validator set, health reports `NOT_SERVING` while the head block is older than this by the
+    /// node's clock (catching up, or the set is not deciding blocks); zero: always `SERVING`.
+    pub health_max_head_age: Duration,
 }
 
 impl Default for RpcLimits {
@@ -37,6 +40,7 @@ impl Default for RpcLimits {
             max_subscribers: 256,
             stream_idle: Duration::from_secs(600),
             stream_stall: Duration::from_secs(10),
+            health_max_head_age: Duration::from_secs(5),
         }
     }
 }
@@ -53,11 +57,55 @@ pub async fn serve(
     metrics_db: Option<sled::Db>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    // A solo node decides alone: once serving, it is as current as its shard. A member of a set is
+    // current once its head is recent.
+    let (ready, readiness) = tokio::sync::watch::channel(routing.is_none());
+    let _readiness = (routing.is_some() && !limits.health_max_head_age.is_zero())
+        .then(|| TaskGuard::spawn(track_readiness(Arc::clone(&node), limits.health_max_head_age, ready)));
     let rpc = ShardRpc::new(node, limits, routing);
     let _sampler = metrics_db.map(|db| TaskGuard::spawn(metrics::sample_every_second(db, rpc.status_sampler())));
     let shard = ShardServiceServer::new(rpc)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <ShardServiceServer<ShardRpc> as tonic::server::NamedService>::NAME;
-    shardex_service::grpc::serve(Routes::new(shard), name, server, listener, shutdown).await
+    shardex_service::grpc::serve(Routes::new(shard), name, server, listener, Some(readiness), shutdown).await
+}
+
+/// How often a set member's readiness is re-checked.
+const READINESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Keeps `ready` true while the head block is at most `max_age` old by this node's clock, and logs each
+/// change: a node starting or restarting behind its set reports `NOT_SERVING` until it has caught up.
+async fn track_readiness(node: Arc<NodeHandle>, max_age: Duration, ready: tokio::sync::watch::Sender<bool>) {
+    let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+    let mut tick = tokio::time::interval(READINESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (height, block_ms) = {
+            let shard = node.shard_at_head();
+            (shard.head().height, shard.head().timestamp_ms)
+        };
+        let age_ms = now_ms().saturating_sub(block_ms);
+        let current = age_ms <= max_age_ms;
+        if ready.send_if_modified(|r| std::mem::replace(r, current) != current) {
+            if current {
+                tracing::info!(target: "shard::rpc", height, age_ms, "caught up: health reports SERVING");
+            } else {
+                tracing::warn!(
+                    target: "shard::rpc",
+                    height,
+                    age_ms,
+                    max_age_ms,
+                    "head block too old (catching up, or the set decides no blocks): health reports NOT_SERVING"
+                );
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

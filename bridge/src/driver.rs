@@ -283,8 +283,9 @@ impl Driver {
 
     /// Runs up to `max_steps_per_pass` steps of message `id`; a failure backs it off.
     async fn work_on(&self, id: MessageId, latest: Option<&(u64, shardex_core::coordpb::SignedEpoch)>) {
+        let span = tracing::info_span!(target: "relayer::message", "relay", message = %id);
         for _ in 0..self.settings.max_steps_per_pass {
-            match self.step(id, latest).await {
+            match tracing::Instrument::instrument(self.step(id, latest), span.clone()).await {
                 Ok(Outcome::Again) => continue,
                 Ok(Outcome::Stop) => break,
                 Err(e) => {

@@ -125,6 +125,12 @@ impl Coordinator {
 
     /// Builds, stores (flushed) and then publishes the next epoch.
     pub async fn produce_epoch(self: &Arc<Self>) -> Result<BuiltEpoch> {
+        let number = self.latest_number() + 1;
+        let span = tracing::info_span!(target: "coordinator::epoch", "epoch", number);
+        tracing::Instrument::instrument(self.produce_epoch_inner(), span).await
+    }
+
+    async fn produce_epoch_inner(self: &Arc<Self>) -> Result<BuiltEpoch> {
         let (prev, prev_entries) = {
             let l = self.latest.read().unwrap_or_else(|p| p.into_inner());
             (l.as_ref().map(|l| l.link.clone()), l.as_ref().map(|l| l.entries.clone()).unwrap_or_default())

@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, time::Duration};
 use metrics::{counter, gauge, histogram};
 use shardex_core::{pb, Reason};
 
+/// How long a proposed block was open taking admitted txs: from its timestamp to its seal.
+pub const BLOCK_BUILD_SECONDS: &str = "shardex_block_build_seconds";
 /// Time to stage a block's state root and header: this node's proposals and the blocks it re-executed.
 pub const BLOCK_STAGE_SECONDS: &str = "shardex_block_stage_seconds";
 /// Time to write a block: its batch applied and flushed.
@@ -21,6 +23,11 @@ pub const TXS_ADMITTED: &str = "shardex_txs_admitted_total";
 pub const TXS_REFUSED: &str = "shardex_txs_refused_total";
 /// The store's size on disk is read every this many samples (it lists sled's files).
 const STORE_SIZE_EVERY: u64 = 10;
+
+/// Records a sealed block that was open `ms` milliseconds.
+pub fn block_built(ms: u64) {
+    histogram!(BLOCK_BUILD_SECONDS).record(ms as f64 / 1e3);
+}
 
 /// Records a staged block.
 pub fn block_staged(elapsed: Duration) {

@@ -199,9 +199,11 @@ fn produce_due_blocks(node: &NodeHandle, consensus: &mut dyn Consensus, tick: bo
 /// seal and to finish; staging, consensus and the storage write run beside admission into later blocks.
 /// Only this task commits blocks, so the head cannot move between seal and finish.
 fn produce_locked_briefly(node: &NodeHandle, consensus: &mut dyn Consensus) -> Result<Option<Committed>, ShardError> {
+    let span = tracing::info_span!(target: "shard::block", "block", height = tracing::field::Empty).entered();
     let start = Instant::now();
     let Some(sealed) = node.shard().seal()? else { return Ok(None) };
     let sealed_at = Instant::now();
+    span.record("height", sealed.height());
     let proposal = sealed.stage()?;
     let staged_at = Instant::now();
     let certificate = consensus.decide(&proposal).map_err(|e| ShardError::Inconsistent(e.to_string()))?;

@@ -93,7 +93,16 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = TestKeys::new(10);
     let genesis = keys.genesis(77, 3);
-    let args = ["--mempool.max-tx-bytes", "1024", "--metrics.addr", "127.0.0.1:0", "--log.format", "json"];
+    let args = [
+        "--mempool.max-tx-bytes",
+        "1024",
+        "--metrics.addr",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+        "--log.filter",
+        "info,shard::block=debug",
+    ];
     let mut node = NodeProcess::start(dir.path(), &genesis, &keys.node, &args);
     let client = node.client().await;
     assert_eq!(client.domain(), TxDomain { chain: ChainId(77), shard: ShardId(3) });
@@ -226,7 +235,12 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
         let refused = metric_sample(&metrics, &format!("shardex_txs_refused_total{{reason=\"{reason}\"}}"));
         assert!(refused >= Some(1.0), "{reason} refusals not counted:\n{metrics}");
     }
-    for histogram in ["shardex_block_stage_seconds", "shardex_block_write_seconds", "shardex_block_flush_seconds"] {
+    for histogram in [
+        "shardex_block_build_seconds",
+        "shardex_block_stage_seconds",
+        "shardex_block_write_seconds",
+        "shardex_block_flush_seconds",
+    ] {
         assert!(
             metric_sample(&metrics, &format!("{histogram}_count")) >= Some(last.height as f64),
             "{histogram}:\n{metrics}"
@@ -242,6 +256,9 @@ async fn deposits_withdrawals_bad_inputs_and_kill9_restart() {
         events.iter().any(|l| l.contains("\"message\":\"shard opened\"") && l.contains("\"level\":\"INFO\"")),
         "{log}"
     );
+    // Block production runs in a `block` span naming its height: its events carry it.
+    let produced = format!("\"span\":{{\"height\":{},\"name\":\"block\"}}", last.height);
+    assert!(events.iter().any(|l| l.contains("block produced") && l.contains(&produced)), "no {produced}:\n{log}");
 
     // SIGKILL and restart: same height, root, balances; proofs verify against the signed header.
     let before_kill = snapshot(&client, &[alice, bob]).await;

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use shardex_core::{pb, ShardId};
 use shardex_proto::shard::v1::shard_service_client::ShardServiceClient;
 use tonic::transport::{Channel, Endpoint};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::accept::{accept, anchor, equivocation, Head, Rejection};
 use crate::{registry::now_ms, runtime::Coordinator};
@@ -151,7 +151,10 @@ async fn session(coord: &Arc<Coordinator>, shard: ShardId, limits: &FollowLimits
             msg = stream.message() => match msg {
                 Ok(Some(fh)) => {
                     stall_at = tokio::time::Instant::now() + stall;
-                    if let Err(end) = handle(coord, shard, &mut rpc, &mut head, fh, limits).await {
+                    let height = shardex_core::block::decode_header(&fh).map_or(0, |d| d.header.height);
+                    let span = tracing::info_span!(target: "coordinator::follow", "header", shard = shard.0, height);
+                    let handled = handle(coord, shard, &mut rpc, &mut head, fh, limits).instrument(span).await;
+                    if let Err(end) = handled {
                         return end;
                     }
                 }

@@ -19,7 +19,7 @@ use shardex_core::{
     validators::ValidatorSet,
     AccountId, B256,
 };
-use tracing::debug;
+use tracing::{debug, info_span, Instrument};
 
 use super::Routing;
 use crate::{
@@ -232,6 +232,46 @@ impl BlockApp for ShardApp {
     }
 
     async fn build(&self, height: u64, deadline: Instant) -> Result<BlockBody, AppError> {
+        let span = info_span!(target: "shard::consensus", "propose", height);
+        self.build_block(height, deadline).instrument(span).await
+    }
+
+    async fn validate(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Verdict, AppError> {
+        let span = info_span!(target: "shard::consensus", "validate", height = header_height(body));
+        self.rebuild(proposer, body, true).instrument(span).await
+    }
+
+    async fn validate_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError> {
+        let span = info_span!(target: "shard::consensus", "sync_block", height = header_height(body));
+        self.check_certified(body, certificate).instrument(span).await
+    }
+
+    async fn commit(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError> {
+        let span = info_span!(target: "shard::consensus", "commit", height = header_height(body));
+        self.commit_block(body, certificate).instrument(span).await
+    }
+
+    fn decided(&self, height: u64) -> Result<Option<(BlockBody, Certificate)>, AppError> {
+        self.decided_block(height)
+    }
+
+    fn history_min_height(&self) -> u64 {
+        // A store synced from a snapshot, or pruned, holds blocks from its oldest on.
+        self.node.head_view().oldest_block().unwrap_or(1)
+    }
+
+    fn started_round(&self, height: u64, round: u32, proposer: AccountId) {
+        self.routing.leader.started(height, round, proposer);
+    }
+}
+
+/// The height a proposed block's header names (0 when it does not decode: the checks then say why).
+fn header_height(body: &BlockBody) -> u64 {
+    pb::BlockHeader::decode(body.header.as_slice()).map_or(0, |h| h.height)
+}
+
+impl ShardApp {
+    async fn build_block(&self, height: u64, deadline: Instant) -> Result<BlockBody, AppError> {
         let sealed = loop {
             {
                 let mut shard = self.node.shard();
@@ -259,11 +299,7 @@ impl BlockApp for ShardApp {
         Ok(body)
     }
 
-    async fn validate(&self, proposer: Option<AccountId>, body: &BlockBody) -> Result<Verdict, AppError> {
-        self.rebuild(proposer, body, true).await
-    }
-
-    async fn validate_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError> {
+    async fn check_certified(&self, body: &BlockBody, certificate: &Certificate) -> Result<Verdict, AppError> {
         let fh = certificate.clone().finalize(body.header.clone());
         let decoded = match verify_finalized(&fh, self.domain.chain, self.domain.shard, &self.validators) {
             Ok(decoded) => decoded,
@@ -278,7 +314,7 @@ impl BlockApp for ShardApp {
         }
     }
 
-    async fn commit(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError> {
+    async fn commit_block(&self, body: &BlockBody, certificate: Certificate) -> Result<(), AppError> {
         let fh = certificate.clone().finalize(body.header.clone());
         verify_finalized(&fh, self.domain.chain, self.domain.shard, &self.validators)
             .map_err(|e| AppError(format!("the engine's commit certificate does not verify: {e}")))?;
@@ -306,7 +342,7 @@ impl BlockApp for ShardApp {
         Ok(())
     }
 
-    fn decided(&self, height: u64) -> Result<Option<(BlockBody, Certificate)>, AppError> {
+    fn decided_block(&self, height: u64) -> Result<Option<(BlockBody, Certificate)>, AppError> {
         if height == 0 {
             return Ok(None);
         }
@@ -317,14 +353,5 @@ impl BlockApp for ShardApp {
             let certificate = Certificate::of(&fh);
             Some((BlockBody { header: fh.header, txs }, certificate))
         }))
-    }
-
-    fn history_min_height(&self) -> u64 {
-        // A store synced from a snapshot, or pruned, holds blocks from its oldest on.
-        self.node.head_view().oldest_block().unwrap_or(1)
-    }
-
-    fn started_round(&self, height: u64, round: u32, proposer: AccountId) {
-        self.routing.leader.started(height, round, proposer);
     }
 }

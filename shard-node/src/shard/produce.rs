@@ -188,6 +188,8 @@ impl Shard {
                 self.head.height, self.head.timestamp_ms
             )));
         }
+        // How long the block was open, taking admitted txs: from its timestamp (fixed when it opened) to now.
+        crate::metrics::block_built(crate::runtime::now_ms().saturating_sub(timestamp_ms));
         Ok(Some(self.sealed(block)))
     }
 
@@ -347,6 +349,11 @@ fn last_imported_epoch(writes: &Changes, engine: &StateEngine) -> Result<u64, Sh
 }
 
 impl Sealed {
+    /// The height of the sealed block.
+    pub fn height(&self) -> u64 {
+        self.block.ctx.height
+    }
+
     /// Stages the block's state root and builds its header. Reads committed state only: the shard must not
     /// commit another block meanwhile (block production is sequential).
     pub fn stage(self) -> Result<Proposal, ShardError> {

@@ -120,6 +120,7 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
         cursor_flush: Duration::from_millis(cfg.relay.cursor_flush_ms),
     };
     let coord = Coordinator::new(cfg.coordinator.endpoint.clone(), coordinator_key, chain);
+    let store_db = store.db();
     let driver =
         tokio::spawn(Driver::new(Arc::clone(&shared), coord, key.clone(), settings, store).run(ev_rx, epoch_rx));
 
@@ -148,6 +149,10 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
         Duration::from_millis(cfg.rpc.stream_idle_ms),
         Duration::from_millis(cfg.rpc.stream_stall_ms),
     );
+    let _streams = metrics.map(|_| {
+        let sample = shardex_service::metrics::sample_streams_and_store;
+        TaskGuard::spawn(sample("shardex_relayer", subscribers.clone(), store_db))
+    });
     let server = tokio::spawn(async move {
         rpc::serve(rpc_shared, subscribers, max_message_bytes, &limits, listener, async {
             let _ = stop_rx.await;

@@ -10,6 +10,7 @@ const CURSOR: u8 = 0x01;
 /// Cursors in sled.
 #[derive(Debug, Clone)]
 pub struct CursorStore {
+    db: sled::Db,
     tree: sled::Tree,
 }
 
@@ -24,7 +25,12 @@ impl CursorStore {
     pub fn open(path: &std::path::Path) -> Result<Self> {
         let db = shardex_service::storage::open_db(path).map_err(|e| RelayerError::Store(e.to_string()))?;
         let tree = db.open_tree("relayer").map_err(|e| RelayerError::Store(e.to_string()))?;
-        Ok(Self { tree })
+        Ok(Self { db, tree })
+    }
+
+    /// The database (for its size on disk).
+    pub fn db(&self) -> sled::Db {
+        self.db.clone()
     }
 
     /// The stored cursor of `shard`.

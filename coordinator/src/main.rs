@@ -99,8 +99,9 @@ async fn run(cfg: CoordConfig, release: Vec<u32>) -> eyre::Result<()> {
     let epochs = tokio::spawn(run_epochs(Arc::clone(&coord)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (rpc_coord, limits, server_limits) = (Arc::clone(&coord), cfg.rpc_limits(), cfg.rpc.limits.clone());
+    let sample_metrics = metrics.is_some();
     let server = tokio::spawn(async move {
-        rpc::serve(rpc_coord, limits, &server_limits, listener, async {
+        rpc::serve(rpc_coord, limits, &server_limits, listener, sample_metrics, async {
             let _ = stop_rx.await;
         })
         .await

@@ -77,6 +77,11 @@ impl Store {
         Self::from_db(db)
     }
 
+    /// The database (for its size on disk).
+    pub fn db(&self) -> sled::Db {
+        self.db.clone()
+    }
+
     /// Uses an open database (tests use a temporary one).
     pub fn from_db(db: sled::Db) -> Result<Self> {
         let tree = db.open_tree("coord")?;

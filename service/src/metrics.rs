@@ -201,6 +201,22 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::R
     stream.shutdown().await
 }
 
+/// Samples, every [`SAMPLE_EVERY`] until dropped, the stream subscribers open now into
+/// `{prefix}_stream_subscribers`, and every tenth time the store's size on disk into `{prefix}_store_bytes`
+/// (it lists the store's files).
+pub async fn sample_streams_and_store(prefix: &'static str, subscribers: crate::stream::Subscribers, db: sled::Db) {
+    let (streams, store) = (format!("{prefix}_stream_subscribers"), format!("{prefix}_store_bytes"));
+    for n in 0u64.. {
+        if n % 10 == 0 {
+            if let Ok(bytes) = db.size_on_disk() {
+                metrics::gauge!(store.clone()).set(bytes as f64);
+            }
+        }
+        metrics::gauge!(streams.clone()).set(subscribers.active() as f64);
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
 /// A background task that is aborted when this is dropped: a server's metrics sampler ends with the server.
 #[derive(Debug)]
 pub struct TaskGuard(tokio::task::JoinHandle<()>);

@@ -241,10 +241,16 @@ fn every_server_serves_metrics(status: &str) {
                 positive("shardex_coordinator_epoch");
                 positive("shardex_coordinator_epoch_seconds_count");
                 positive("shardex_coordinator_shard_height{shard=\"1\"}");
+                positive("shardex_coordinator_store_bytes");
+                // The relayer and the explorer follow its epochs.
+                assert!(sample(&page, "shardex_coordinator_stream_subscribers") >= Some(2.0), "{name}\n{page}");
             }
             "relayer" => {
                 positive("shardex_relayer_delivered_total");
                 positive("shardex_relayer_lock_to_credit_seconds_count");
+                positive("shardex_relayer_store_bytes");
+                // The explorer follows its message lifecycles.
+                positive("shardex_relayer_stream_subscribers");
             }
             _ => {
                 positive("shardex_head_height");

@@ -35,15 +35,22 @@ impl Default for RpcLimits {
     }
 }
 
-/// Serves the coordinator on `listener` until `shutdown` resolves.
+/// Serves the coordinator on `listener` until `shutdown` resolves; with `sample_metrics`, its open epoch
+/// streams and its store's size are sampled into metrics meanwhile.
 pub async fn serve(
     coord: Arc<Coordinator>,
     limits: RpcLimits,
     server: &ServerLimits,
     listener: TcpListener,
+    sample_metrics: bool,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = CoordinatorServiceServer::new(CoordinatorRpc::new(coord, limits))
+    let rpc = CoordinatorRpc::new(Arc::clone(&coord), limits);
+    let _sampler = sample_metrics.then(|| {
+        let sample = shardex_service::metrics::sample_streams_and_store;
+        shardex_service::metrics::TaskGuard::spawn(sample("shardex_coordinator", rpc.subscribers(), coord.store.db()))
+    });
+    let service = CoordinatorServiceServer::new(rpc)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
     let name = <CoordinatorServiceServer<CoordinatorRpc> as tonic::server::NamedService>::NAME;

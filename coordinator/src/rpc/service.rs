@@ -27,6 +27,11 @@ impl CoordinatorRpc {
         Self { coord, subscribers: Subscribers::new(limits.max_subscribers, limits.stream_idle, limits.stream_stall) }
     }
 
+    /// The epoch-stream subscriber slots.
+    pub fn subscribers(&self) -> Subscribers {
+        self.subscribers.clone()
+    }
+
     fn epoch_or_not_found(&self, number: u64) -> Result<coordpb::SignedEpoch, Status> {
         if number == 0 || number > self.coord.latest_number() {
             return Err(reject(Reason::NotFound, format!("no epoch {number} yet")));

@@ -92,6 +92,12 @@ enum Cmd {
     },
     /// Show the node's status.
     Status,
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `shardex completions bash > /etc/bash_completion.d/shardex`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,12 +306,17 @@ async fn run(cli: Cli) -> eyre::Result<()> {
     if let Cmd::Keys(k) = &cli.cmd {
         return keys(k);
     }
+    if let Cmd::Completions { shell } = cli.cmd {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "shardex", &mut std::io::stdout());
+        return Ok(());
+    }
     if let Cmd::Message(a) = cli.cmd {
         return message::run(&cli.node, a).await;
     }
     let client = ShardClient::connect(&cli.node).await?;
     match cli.cmd {
-        Cmd::Keys(_) | Cmd::Message(_) => unreachable_keys(),
+        Cmd::Keys(_) | Cmd::Message(_) | Cmd::Completions { .. } => ran_without_a_node(),
         Cmd::Deposit(a) => {
             let to = AccountId::from_hex(&a.to)?;
             let amount = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
@@ -468,8 +479,8 @@ async fn run(cli: Cli) -> eyre::Result<()> {
     }
 }
 
-fn unreachable_keys() -> eyre::Result<()> {
-    bail!("keys commands run without a node")
+fn ran_without_a_node() -> eyre::Result<()> {
+    bail!("this command runs without a node")
 }
 
 fn keys(cmd: &KeysCmd) -> eyre::Result<()> {

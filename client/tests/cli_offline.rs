@@ -41,3 +41,20 @@ fn unreachable_node_and_bad_key_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ed25519 secret key"));
 }
+
+#[test]
+fn completion_scripts_name_every_command_and_bad_shells_are_refused() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = shardex(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["deposit", "order", "history", "transfer", "completions"] {
+            assert!(script.contains(command), "{shell}: no {command} in the script");
+        }
+    }
+    // Works without a node: nothing is dialled.
+    let out = shardex(&["--node", "http://127.0.0.1:9", "completions", "bash"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_shardex"));
+    let out = shardex(&["completions", "tcsh"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("invalid value 'tcsh'"));
+}

@@ -86,6 +86,12 @@ enum Cmd {
     /// Black-box invariants over gRPC, each from proofs: finalized heads, replicas, one epoch committing
     /// every shard, conservation per shard, and the bridge settled.
     Check(check::CheckArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `testnet completions bash > /etc/bash_completion.d/testnet`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// `load` while shard nodes, the coordinator and the relayer are SIGKILLed and restarted or SIGSTOPped and
     /// resumed (a seeded plan, the seed printed), then `check`.
     Chaos(chaos::ChaosArgs),
@@ -171,6 +177,15 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         Cmd::Load(args) => load::run(&dir, &args).await,
         Cmd::Check(args) => check::run(&dir, &args).await,
         Cmd::Chaos(args) => chaos::run(&dir, &args).await,
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "testnet",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 

@@ -117,7 +117,8 @@ fn load_with_bridge_transfers_reports_lock_to_credit() {
 }
 
 /// Every server takes each setting from an environment variable, which a flag overrides; `--print-config`
-/// shows the result; a misspelt variable of a server's prefix is refused, naming it.
+/// shows the result; a misspelt variable of a server's prefix is refused, naming it. (`testnet` also prints its
+/// shell completion script here.)
 #[test]
 fn servers_take_env_vars_and_print_their_config() {
     let bins = bin_dir();
@@ -160,6 +161,8 @@ fn servers_take_env_vars_and_print_their_config() {
     let env = [("SHARDEX_EXPLORER_VIEW_POLL_MS", "345"), ("SHARDEX_EXPLORER_HTTP_ADDR", "127.0.0.1:9")];
     let (ok, out) = run("explorer", &env, &args);
     assert!(ok && out.contains("poll_ms = 345") && out.contains("addr = \"127.0.0.1:0\""), "explorer: {out}");
+    let (ok, out) = run("testnet", &[], &["completions", "zsh"]);
+    assert!(ok && out.contains("#compdef testnet") && out.contains("chaos") && out.contains("top"), "{out}");
     let (ok, out) = run("explorer", &[("SHARDEX_EXPLORER_VIEW_POL_MS", "1")], &args);
     assert!(!ok && out.contains("unknown environment variable SHARDEX_EXPLORER_VIEW_POL_MS"), "explorer: {out}");
 }

@@ -32,9 +32,41 @@ fn fixed(value: i64, decimals: u32) -> String {
 }
 
 /// Runs `shardex greeks`.
-pub async fn run(client: &ShardClient, a: GreeksArgs) -> eyre::Result<()> {
+pub async fn run(client: &ShardClient, a: GreeksArgs, out: crate::output::Output) -> eyre::Result<()> {
     let account = crate::account_arg(a.account.as_deref(), a.key.as_deref())?;
     let g = client.greeks(&account).await?;
+    if out.json() {
+        use crate::output::{usd as json_usd, usd_u};
+        let series: Vec<serde_json::Value> = g
+            .series
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "series": SeriesId::from_bytes(&s.series).map_or_else(|| hex::encode(&s.series), |id| id.to_string()),
+                    "position_lots": s.position_lots,
+                    "price_usd": usd_u(s.price_micros),
+                    "vol": fixed(i64::from(s.vol_ppm), 6),
+                    "delta": fixed(s.delta_ppm, 6),
+                    "gamma_per_usd": fixed(s.gamma_e12, 12),
+                    "vega_usd_per_point": json_usd(s.vega_micros),
+                    "theta_usd_per_day": json_usd(s.theta_micros),
+                })
+            })
+            .collect();
+        return crate::output::emit(&serde_json::json!({
+            "account": account.to_hex(),
+            "height": g.height,
+            "spot_usd": usd_u(g.spot_micros),
+            "block_time_ms": g.block_time_ms,
+            "series": series,
+            "total": {
+                "delta_units": fixed(g.delta_micro_units, 6),
+                "gamma_per_usd": fixed(g.gamma_e12, 12),
+                "vega_usd_per_point": json_usd(g.vega_micros),
+                "theta_usd_per_day": json_usd(g.theta_micros),
+            },
+        }));
+    }
     println!(
         "account  {account}  (height {}, spot {}, block time {} ms)",
         g.height,

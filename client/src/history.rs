@@ -35,7 +35,7 @@ pub struct HistoryArgs {
 }
 
 /// Prints up to `limit` proven entries, fetching as many pages as needed.
-pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
+pub async fn run(client: &ShardClient, a: HistoryArgs, out: crate::output::Output) -> eyre::Result<()> {
     let account = match (&a.account, &a.key, a.market) {
         (Some(hex), None, false) => Some(AccountId::from_hex(hex)?),
         (None, Some(path), false) => Some(shardex_core::Keypair::read_file(path)?.account()),
@@ -46,12 +46,17 @@ pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
 
     let mut from = HistoryPos { height: a.from, index: 0 };
     let (mut shown, mut head) = (0usize, 0u64);
+    let mut entries = Vec::new();
     while shown < a.limit {
         let want = u32::try_from(a.limit - shown).unwrap_or(u32::MAX).min(256);
         let page = client.history(account.as_ref(), from, want, &validators).await?;
         head = page.head_height;
         for item in &page.items {
-            print_item(item, account.as_ref());
+            if out.json() {
+                entries.push(item_json(item, account.as_ref()));
+            } else {
+                print_item(item, account.as_ref());
+            }
         }
         shown += page.items.len();
         match page.next {
@@ -59,10 +64,38 @@ pub async fn run(client: &ShardClient, a: HistoryArgs) -> eyre::Result<()> {
             _ => break,
         }
     }
+    if out.json() {
+        return crate::output::emit(&serde_json::json!({
+            "head_height": head,
+            "entries": entries,
+            "proven": "each entry against a header certified by the genesis validator set",
+        }));
+    }
     println!(
         "{shown} entries up to height {head}, each proven against a header certified by the genesis validator set"
     );
     Ok(())
+}
+
+/// One entry as JSON: a receipt's events that touch `account`, or a market event.
+fn item_json(item: &HistoryItem, account: Option<&AccountId>) -> serde_json::Value {
+    use crate::output::event;
+    match item {
+        HistoryItem::Receipt { height, timestamp_ms, receipt } => serde_json::json!({
+            "height": height,
+            "timestamp_ms": timestamp_ms,
+            "tx_hash": hex::encode(&receipt.tx_hash),
+            "events": receipt
+                .events
+                .iter()
+                .filter(|e| account.is_some_and(|a| e.account == a.0))
+                .map(event)
+                .collect::<Vec<_>>(),
+        }),
+        HistoryItem::Market { height, timestamp_ms, event: e, .. } => {
+            serde_json::json!({ "height": height, "timestamp_ms": timestamp_ms, "event": event(e) })
+        }
+    }
 }
 
 fn print_item(item: &HistoryItem, account: Option<&AccountId>) {

@@ -33,13 +33,38 @@ fn usd(micros: i128) -> String {
 }
 
 /// Prints the proven totals and pools and fails when the identity does not hold.
-pub async fn run(client: &ShardClient, a: LedgerArgs) -> eyre::Result<()> {
+pub async fn run(client: &ShardClient, a: LedgerArgs, out: crate::output::Output) -> eyre::Result<()> {
     let validators = match &a.genesis {
         Some(path) => Some(Genesis::read_file(path)?.validators),
         None => None,
     };
     let v = client.ledger(a.height, validators.as_ref()).await?;
     let (t, p) = (&v.totals, &v.pools);
+    if out.json() {
+        let exact = |m: i128| usd(m).trim_end_matches(" USD").to_owned();
+        let conservation = v.check_conservation();
+        crate::output::emit(&serde_json::json!({
+            "market": v.market.symbol,
+            "shard_id": client.domain().shard.0,
+            "height": v.height,
+            "state_root": hex::encode(v.state_root),
+            "header_certified_by_genesis_validators": v.header_checked,
+            "deposited_usd": exact(t.deposited_micros.into()),
+            "withdrawn_usd": exact(t.withdrawn_micros.into()),
+            "bridged_in_usd": exact(t.bridged_in_micros.into()),
+            "bridged_out_usd": exact(t.bridged_out_micros.into()),
+            "escrowed_usd": exact(t.escrowed_micros.into()),
+            "collateral_usd": exact(t.collateral_micros.into()),
+            "entry_notional_usd": exact(t.entry_notional_micros.into()),
+            "fee_pool_usd": exact(p.fee_pool_micros.into()),
+            "insurance_fund_usd": exact(p.insurance_fund_micros.into()),
+            "funding_pool_usd": exact(p.funding_pool_micros.into()),
+            "held_usd": exact(held_micros(t, p)),
+            "net_inflow_usd": exact(net_inflow_micros(t)),
+            "conservation_holds": conservation.is_ok(),
+        }))?;
+        return conservation.map_err(|e| eyre::eyre!(e));
+    }
     println!("market          {} (shard {})", v.market.symbol, client.domain().shard);
     println!("deposited       {}", usd(t.deposited_micros.into()));
     println!("withdrawn       {}", usd(t.withdrawn_micros.into()));

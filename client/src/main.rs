@@ -8,10 +8,13 @@ mod history;
 mod ledger;
 mod message;
 mod options;
+mod output;
 mod transfer;
 
 use clap::{Args, Parser, Subcommand};
 use eyre::{bail, eyre, WrapErr};
+use output::Output;
+use serde_json::json;
 use shardex_client::{
     core::{
         genesis::Genesis,
@@ -33,6 +36,9 @@ struct Cli {
     /// gRPC endpoint of the shard node.
     #[arg(long, global = true, env = "SHARDEX_NODE", default_value = "http://127.0.0.1:7100")]
     node: String,
+    /// How results print: readable text, or one JSON document (money as exact decimal USD strings).
+    #[arg(long, global = true, env = "SHARDEX_OUTPUT", value_enum, default_value_t = Output::Text)]
+    output: Output,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -303,8 +309,9 @@ fn parse_hash(s: &str) -> eyre::Result<B256> {
 }
 
 async fn run(cli: Cli) -> eyre::Result<()> {
+    let out = cli.output;
     if let Cmd::Keys(k) = &cli.cmd {
-        return keys(k);
+        return keys(k, out);
     }
     if let Cmd::Completions { shell } = cli.cmd {
         let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -312,7 +319,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         return Ok(());
     }
     if let Cmd::Message(a) = cli.cmd {
-        return message::run(&cli.node, a).await;
+        return message::run(&cli.node, a, out).await;
     }
     let client = ShardClient::connect(&cli.node).await?;
     match cli.cmd {
@@ -322,16 +329,16 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             let amount = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let hash = wallet.deposit(&client, &to, amount).await?;
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
         Cmd::Withdraw(a) => {
             let amount = parse_usd(&a.amount).map_err(|e| eyre!(e))?;
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let hash = wallet.withdraw(&client, amount).await?;
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
-        Cmd::Account(a) => account(&client, a).await,
-        Cmd::Transfer(a) => transfer::run(&client, a).await,
+        Cmd::Account(a) => account(&client, a, out).await,
+        Cmd::Transfer(a) => transfer::run(&client, a, out).await,
         Cmd::Order(a) => {
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let side = match a.side {
@@ -355,7 +362,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             };
             let order = pb::PlaceOrder { reduce_only: a.reduce_only, client_order_id: a.client_id, series, ..base };
             let hash = wallet.place_order(&client, order).await?;
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
         Cmd::Cancel(a) => {
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
@@ -364,13 +371,24 @@ async fn run(cli: Cli) -> eyre::Result<()> {
                 (None, true) => wallet.cancel_all(&client).await?,
                 _ => bail!("give an order id or --all"),
             };
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
-        Cmd::Positions(a) => positions(&client, a).await,
-        Cmd::Greeks(a) => greeks::run(&client, a).await,
-        Cmd::Options(cmd) => options::run(&client, cmd, |hash| report(&client, hash, false)).await,
+        Cmd::Positions(a) => positions(&client, a, out).await,
+        Cmd::Greeks(a) => greeks::run(&client, a, out).await,
+        Cmd::Options(cmd) => options::run(&client, cmd, out, |hash| report(&client, hash, false, out)).await,
         Cmd::Book { levels } => {
             let book = client.book(levels).await?;
+            if out.json() {
+                let side = |levels: &[pb::BookLevel]| -> Vec<serde_json::Value> {
+                    levels
+                        .iter()
+                        .map(|l| json!({ "price_usd": output::usd_u(l.price_micros), "lots": l.total_lots, "orders": l.order_count }))
+                        .collect()
+                };
+                return output::emit(
+                    &json!({ "height": book.height, "bids": side(&book.bids), "asks": side(&book.asks) }),
+                );
+            }
             println!("{:>22} {:>10} {:>6}   height {}", "ASK PRICE", "LOTS", "ORDERS", book.height);
             for l in book.asks.iter().rev() {
                 println!(
@@ -402,7 +420,7 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let op = pb::tx_body::Op::SetMarketMode(pb::SetMarketMode { mode: mode as i32, reason: a.reason });
             let hash = wallet.submit(&client, op).await?;
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
         Cmd::Liquidate(a) => {
             let target = AccountId::from_hex(&a.account)?;
@@ -415,19 +433,22 @@ async fn run(cli: Cli) -> eyre::Result<()> {
                 }
                 None => wallet.liquidate(&client, &target, a.max_lots).await?,
             };
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
         Cmd::Oracle(a) => {
             let price = parse_usd(&a.price).map_err(|e| eyre!(e))?;
             let mut wallet = Wallet::new(Keypair::read_file(&a.signer.key)?, &client).await?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
             let hash = wallet.oracle_update(&client, price, now).await?;
-            report(&client, hash, a.signer.no_wait).await
+            report(&client, hash, a.signer.no_wait, out).await
         }
-        Cmd::History(a) => history::run(&client, a).await,
-        Cmd::Ledger(a) => ledger::run(&client, a).await,
+        Cmd::History(a) => history::run(&client, a, out).await,
+        Cmd::Ledger(a) => ledger::run(&client, a, out).await,
         Cmd::Tx { hash } => {
             let status = client.tx_status(parse_hash(&hash)?).await?;
+            if out.json() {
+                return output::emit(&output::tx_status(&status));
+            }
             print_status(&status);
             Ok(())
         }
@@ -435,6 +456,38 @@ async fn run(cli: Cli) -> eyre::Result<()> {
             let block = client.block(height).await?;
             let fh = block.header.as_ref().ok_or_else(|| eyre!("block without header"))?;
             let d = shardex_client::core::block::decode_header(fh)?;
+            if out.json() {
+                let h = &d.header;
+                let receipts: Vec<serde_json::Value> = block
+                    .receipts
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "index": r.index,
+                            "tx_hash": hex::encode(&r.tx_hash),
+                            "gas_used": r.gas_used,
+                            "events": r.events.iter().map(output::event).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                return output::emit(&json!({
+                    "height": h.height,
+                    "hash": hex::encode(d.hash),
+                    "parent_hash": hex::encode(&h.parent_hash),
+                    "timestamp_ms": h.timestamp_ms,
+                    "state_root": hex::encode(&h.state_root),
+                    "tx_root": hex::encode(&h.tx_root),
+                    "receipts_root": hex::encode(&h.receipts_root),
+                    "events_root": hex::encode(&h.events_root),
+                    "proposer": hex::encode(&h.proposer),
+                    "gas_used": h.gas_used,
+                    "round": fh.round,
+                    "signatures": fh.signatures.len(),
+                    "txs": block.txs.len(),
+                    "receipts": receipts,
+                    "block_events": block.block_events.iter().map(output::event).collect::<Vec<_>>(),
+                }));
+            }
             println!("height       {}", d.header.height);
             println!("hash         0x{}", hex::encode(d.hash));
             println!("parent       0x{}", hex::encode(&d.header.parent_hash));
@@ -452,6 +505,26 @@ async fn run(cli: Cli) -> eyre::Result<()> {
         }
         Cmd::Status => {
             let s = client.status().await?;
+            if out.json() {
+                return output::emit(&json!({
+                    "chain_id": s.chain_id,
+                    "shard_id": s.shard_id,
+                    "symbol": s.symbol,
+                    "height": s.height,
+                    "state_root": hex::encode(&s.state_root),
+                    "block_hash": hex::encode(&s.block_hash),
+                    "mempool_txs": s.mempool_txs,
+                    "oldest_provable_height": s.oldest_provable_height,
+                    "node_key": hex::encode(&s.node_key),
+                    "role": s.role,
+                    "consensus_engine": s.consensus_engine,
+                    "consensus_height": s.consensus_height,
+                    "consensus_round": s.consensus_round,
+                    "proposer": hex::encode(&s.proposer),
+                    "round_changes": s.round_changes,
+                    "validators": s.validators,
+                }));
+            }
             println!("chain {} shard {} ({})", s.chain_id, s.shard_id, s.symbol);
             println!("height      {}", s.height);
             println!("state_root  0x{}", hex::encode(&s.state_root));
@@ -483,25 +556,33 @@ fn ran_without_a_node() -> eyre::Result<()> {
     bail!("this command runs without a node")
 }
 
-fn keys(cmd: &KeysCmd) -> eyre::Result<()> {
-    match cmd {
+fn keys(cmd: &KeysCmd, output: Output) -> eyre::Result<()> {
+    let account = match cmd {
         KeysCmd::New { out, force } => {
             if out.exists() && !force {
                 bail!("{} exists; pass --force to overwrite", out.display());
             }
             let key = Keypair::generate();
             key.write_file(out).wrap_err_with(|| format!("writing {}", out.display()))?;
-            println!("{}", key.account());
-            Ok(())
+            key.account()
         }
-        KeysCmd::Show { key } => {
-            println!("{}", Keypair::read_file(key)?.account());
-            Ok(())
-        }
+        KeysCmd::Show { key } => Keypair::read_file(key)?.account(),
+    };
+    if output.json() {
+        return output::emit(&json!({ "account": account.to_hex() }));
     }
+    println!("{account}");
+    Ok(())
 }
 
-async fn report(client: &ShardClient, hash: B256, no_wait: bool) -> eyre::Result<()> {
+async fn report(client: &ShardClient, hash: B256, no_wait: bool, out: Output) -> eyre::Result<()> {
+    if out.json() {
+        if no_wait {
+            return output::emit(&json!({ "tx_hash": hex::encode(hash), "status": "admitted" }));
+        }
+        client.wait_final(hash, Duration::from_secs(30)).await?;
+        return output::emit(&output::tx_status(&client.tx_status(hash).await?));
+    }
     println!("tx 0x{} admitted", hex::encode(hash));
     if no_wait {
         return Ok(());
@@ -527,10 +608,15 @@ fn account_arg(account: Option<&str>, key: Option<&std::path::Path>) -> eyre::Re
     }
 }
 
-async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
+async fn account(client: &ShardClient, a: AccountArgs, out: Output) -> eyre::Result<()> {
     let account = account_arg(a.account.as_deref(), a.key.as_deref())?;
     if !a.prove && a.genesis.is_none() && a.height == 0 {
         let rec = client.account(&account).await?;
+        if out.json() {
+            return output::emit(
+                &json!({ "account": account.to_hex(), "record": output::account_record(rec.as_ref()) }),
+            );
+        }
         print_account(&account, rec.as_ref());
         return Ok(());
     }
@@ -541,9 +627,20 @@ async fn account(client: &ShardClient, a: AccountArgs) -> eyre::Result<()> {
     if a.global {
         let validators =
             validators.ok_or_else(|| eyre!("--global needs --genesis FILE (the shard's validator set)"))?;
-        return account_global(client, &account, &a, &validators).await;
+        return account_global(client, &account, &a, &validators, out).await;
     }
     let v = client.account_proven(&account, a.height, validators.as_ref()).await?;
+    if out.json() {
+        return output::emit(&json!({
+            "account": account.to_hex(),
+            "record": output::account_record(v.record.as_ref()),
+            "proof": {
+                "height": v.height,
+                "state_root": hex::encode(v.state_root),
+                "header_certified_by_genesis_validators": v.header_checked,
+            },
+        }));
+    }
     print_account(&account, v.record.as_ref());
     println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.height);
     if v.header_checked {
@@ -557,11 +654,28 @@ async fn account_global(
     account: &AccountId,
     a: &AccountArgs,
     validators: &ValidatorSet,
+    out: Output,
 ) -> eyre::Result<()> {
     let key_hex = a.coordinator_key.as_deref().ok_or_else(|| eyre!("--global needs --coordinator-key"))?;
     let coordinator_key = AccountId::from_hex(key_hex).wrap_err("--coordinator-key")?;
     let coordinator = CoordinatorClient::connect(&a.coordinator).await?;
     let v = client.account_global(&coordinator, &coordinator_key, a.epoch, account, validators).await?;
+    if out.json() {
+        return output::emit(&json!({
+            "account": account.to_hex(),
+            "record": output::account_record(v.record.as_ref()),
+            "proof": {
+                "height": v.entry.height,
+                "state_root": hex::encode(v.state_root),
+                "block_hash": hex::encode(v.block_hash),
+                "header_certified_by_genesis_validators": true,
+                "epoch": v.epoch.record.number,
+                "epoch_hash": hex::encode(v.epoch.hash),
+                "global_root": hex::encode(v.epoch.global_root),
+                "coordinator": coordinator_key.to_hex(),
+            },
+        }));
+    }
     print_account(account, v.record.as_ref());
     println!("proof       verified against state root 0x{} at height {}", hex::encode(v.state_root), v.entry.height);
     println!("header      0x{} certified by the genesis validator set", hex::encode(v.block_hash));
@@ -580,9 +694,48 @@ async fn account_global(
     Ok(())
 }
 
-async fn positions(client: &ShardClient, a: PositionsArgs) -> eyre::Result<()> {
+async fn positions(client: &ShardClient, a: PositionsArgs, out: Output) -> eyre::Result<()> {
     let account = account_arg(a.account.as_deref(), a.key.as_deref())?;
     let p = client.position(&account, a.prove).await?;
+    if out.json() {
+        let pos = p.position.unwrap_or_default();
+        let health = p.health.map(|h| {
+            json!({
+                "mark_usd": output::usd_u(h.mark_price_micros),
+                "equity_usd": output::usd(h.equity_micros),
+                "unrealized_pnl_usd": output::usd(h.unrealized_pnl_micros),
+                "initial_required_usd": output::usd(h.initial_required_micros),
+                "maintenance_required_usd": output::usd(h.maintenance_required_micros),
+                "free_collateral_usd": output::usd(h.free_collateral_micros),
+                "liquidation_price_usd": (h.liquidation_price_micros > 0).then(|| output::usd_u(h.liquidation_price_micros)),
+                "liquidatable": h.liquidatable,
+            })
+        });
+        let orders: Vec<serde_json::Value> = client
+            .open_orders(&account)
+            .await?
+            .iter()
+            .map(|o| {
+                json!({
+                    "order_id": o.order_id,
+                    "side": if o.is_buy { "buy" } else { "sell" },
+                    "remaining_lots": o.remaining_lots,
+                    "price_usd": output::usd_u(o.price_micros),
+                    "client_order_id": o.client_order_id,
+                })
+            })
+            .collect();
+        return output::emit(&json!({
+            "account": account.to_hex(),
+            "height": p.height,
+            "collateral_usd": output::usd(p.account.as_ref().map_or(0, |r| r.collateral_micros)),
+            "position_lots": pos.size_lots,
+            "entry_notional_usd": output::usd(pos.entry_notional_micros),
+            "health": health,
+            "orders": orders,
+            "proven_against_state_root": a.prove.then(|| hex::encode(&p.state_root)),
+        }));
+    }
     let usd = |m: i64| Usd::from_micros(m).to_string();
     let pos = p.position.unwrap_or_default();
     println!("account      {account}  (height {})", p.height);

@@ -57,8 +57,33 @@ fn show_destination(r: &pb::GetMessageResponse) {
     }
 }
 
+/// The source side as JSON (null fields when the source holds no such message).
+fn source_json(r: &pb::GetMessageResponse) -> serde_json::Value {
+    match (&r.escrow, &r.message) {
+        (Some(e), Some(m)) => serde_json::json!({
+            "height": r.height,
+            "escrow_state": pb::MessageState::try_from(e.state).unwrap_or_default().as_str_name(),
+            "amount_usd": crate::output::usd_u(m.amount_micros),
+            "recipient": hex::encode(&m.account),
+            "expiry_epoch": m.expiry_epoch,
+            "locked_height": e.locked_height,
+            "closed_height": e.closed_height,
+        }),
+        _ => serde_json::json!({ "height": r.height, "escrow_state": null }),
+    }
+}
+
+/// The destination side as JSON.
+fn destination_json(r: &pb::GetMessageResponse) -> serde_json::Value {
+    serde_json::json!({
+        "height": r.height,
+        "delivered_height": r.receipt.as_ref().map(|rc| rc.delivered_height),
+        "ack_written": r.ack.is_some(),
+    })
+}
+
 /// Prints the message as both shards hold it, every record checked against its proof.
-pub async fn run(node: &str, a: MessageArgs) -> eyre::Result<()> {
+pub async fn run(node: &str, a: MessageArgs, out: crate::output::Output) -> eyre::Result<()> {
     let (src, dst) = (ShardId(a.src), ShardId(a.dst));
     if let Some(url) = &a.bridge {
         let resp = BridgeClient::connect(url).await?.message(a.src, a.dst, a.seq).await?;
@@ -75,6 +100,18 @@ pub async fn run(node: &str, a: MessageArgs) -> eyre::Result<()> {
         verify_message_response(d, chain, dst, src, a.seq, true, None)?;
         let life = resp.lifecycle.unwrap_or_default();
         let stage = shardex_proto::bridge::v1::Stage::try_from(life.stage).map_or("UNKNOWN", |s| s.as_str_name());
+        if out.json() {
+            return crate::output::emit(&serde_json::json!({
+                "message": { "src_shard": a.src, "dst_shard": a.dst, "seq": a.seq },
+                "stage": stage,
+                "tracked": resp.tracked,
+                "attempts": life.attempts,
+                "last_error": life.last_error,
+                "source": source_json(s),
+                "destination": destination_json(d),
+                "proofs_verified": true,
+            }));
+        }
         println!(
             "message {}/{}/{}: {stage} (relayer {}tracking it)",
             a.src,
@@ -98,6 +135,14 @@ pub async fn run(node: &str, a: MessageArgs) -> eyre::Result<()> {
     };
     let s = source.message(dst, a.seq, false, true, None).await?;
     let d = destination.message(src, a.seq, true, true, None).await?;
+    if out.json() {
+        return crate::output::emit(&serde_json::json!({
+            "message": { "src_shard": a.src, "dst_shard": a.dst, "seq": a.seq },
+            "source": source_json(&s),
+            "destination": destination_json(&d),
+            "proofs_verified": true,
+        }));
+    }
     println!("message {}/{}/{} (proofs verified)", a.src, a.dst, a.seq);
     show_source(&s);
     show_destination(&d);

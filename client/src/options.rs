@@ -102,13 +102,18 @@ async fn record<M: Message + Default>(client: &ShardClient, ns: Namespace, id: &
 }
 
 /// Runs `shardex options`; `report` waits for and prints a submitted tx.
-pub async fn run<F, Fut>(client: &ShardClient, cmd: OptionsCmd, report: F) -> eyre::Result<()>
+pub async fn run<F, Fut>(
+    client: &ShardClient,
+    cmd: OptionsCmd,
+    out: crate::output::Output,
+    report: F,
+) -> eyre::Result<()>
 where
     F: FnOnce(shardex_client::core::B256) -> Fut,
     Fut: std::future::Future<Output = eyre::Result<()>>,
 {
     let op = match cmd {
-        OptionsCmd::List => return list(client).await,
+        OptionsCmd::List => return list(client, out).await,
         OptionsCmd::Add { key, series } => {
             let s = SeriesId::parse(&series).map_err(|e| eyre!(e))?;
             let op =
@@ -140,9 +145,40 @@ where
     report(hash).await
 }
 
-async fn list(client: &ShardClient) -> eyre::Result<()> {
+async fn list(client: &ShardClient, out: crate::output::Output) -> eyre::Result<()> {
     let height = client.status().await?.height;
     let chain: pb::OptionChainRecord = record(client, Namespace::OptionChain, &[], height).await?;
+    if out.json() {
+        let mut expiries = Vec::new();
+        for expiry_ms in &chain.expiries {
+            let e: pb::ExpiryRecord = record(client, Namespace::Expiry, &expiry_ms.to_be_bytes(), height).await?;
+            let mut series = Vec::new();
+            for r in &e.series {
+                let kind =
+                    series::OptionKind::from_pb(r.kind).ok_or_else(|| eyre!("series of unknown kind {}", r.kind))?;
+                let id = SeriesId { expiry_ms: *expiry_ms, strike_micros: r.strike_micros, kind };
+                series.push(serde_json::json!({ "series": id.to_string(), "id": hex::encode(id.to_bytes()) }));
+            }
+            let vol: Vec<serde_json::Value> = e
+                .vol_points
+                .iter()
+                .map(|p| serde_json::json!({ "strike_usd": crate::output::usd_u(p.strike_micros), "vol_ppm": p.vol_ppm }))
+                .collect();
+            expiries.push(serde_json::json!({
+                "expiry_ms": expiry_ms,
+                "vol_points": vol,
+                "vol_timestamp_ms": e.vol_timestamp_ms,
+                "settle_price_usd": (e.settle_price_micros != 0).then(|| crate::output::usd_u(e.settle_price_micros)),
+                "series": series,
+            }));
+        }
+        return crate::output::emit(&serde_json::json!({
+            "height": height,
+            "series_count": chain.series_count,
+            "expiries": expiries,
+            "proven": true,
+        }));
+    }
     println!(
         "option chain at height {height}: {} live series in {} expiries (every record proven)",
         chain.series_count,

@@ -54,7 +54,7 @@ async fn check_destination(client: &ShardClient, to: u32) -> eyre::Result<()> {
 }
 
 /// Submits the transfer-out, waits for its block and prints the message id.
-pub async fn run(client: &ShardClient, a: TransferArgs) -> eyre::Result<()> {
+pub async fn run(client: &ShardClient, a: TransferArgs, out: crate::output::Output) -> eyre::Result<()> {
     let key = shardex_core::Keypair::read_file(&a.key)?;
     let recipient = match &a.to {
         Some(hex) => AccountId::from_hex(hex)?,
@@ -88,6 +88,16 @@ pub async fn run(client: &ShardClient, a: TransferArgs) -> eyre::Result<()> {
         _ => None,
     });
     let c = locked.ok_or_else(|| eyre!("the transfer's receipt names no message"))?;
+    if out.json() {
+        return crate::output::emit(&serde_json::json!({
+            "tx_hash": hex::encode(hash),
+            "height": inc.height,
+            "message": { "src_shard": c.src_shard, "dst_shard": c.dst_shard, "seq": c.seq },
+            "amount_usd": crate::output::usd_u(amount_micros),
+            "recipient": recipient.to_hex(),
+            "expiry_epoch": expiry_epoch,
+        }));
+    }
     println!("tx 0x{} final in block {}", hex::encode(hash), inc.height);
     println!(
         "message {}/{}/{} locked: {}.{:06} USD to {recipient}, expiry epoch {expiry_epoch}",

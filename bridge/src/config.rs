@@ -219,6 +219,30 @@ pub struct ConfigFlags {
     /// Largest reconnect delay of streams in ms.
     #[arg(long = "follow.max-backoff-ms", value_name = "MS")]
     pub follow_max_backoff_ms: Option<u64>,
+    /// First reconnect delay of streams in ms.
+    #[arg(long = "follow.min-backoff-ms", value_name = "MS")]
+    pub follow_min_backoff_ms: Option<u64>,
+    /// Shard events buffered between the followers and the relaying loop.
+    #[arg(long = "follow.max-buffered-events", value_name = "N")]
+    pub follow_max_buffered_events: Option<usize>,
+    /// Steps run on one message in a pass.
+    #[arg(long = "relay.max-steps-per-pass", value_name = "N")]
+    pub max_steps_per_pass: Option<u32>,
+    /// Closed messages remembered for status and lifecycle queries.
+    #[arg(long = "relay.max-recent-closed", value_name = "N")]
+    pub max_recent_closed: Option<usize>,
+    /// Deliveries the lock-to-credit percentiles are computed over.
+    #[arg(long = "relay.latency-window", value_name = "N")]
+    pub latency_window: Option<usize>,
+    /// How often scan cursors are flushed, ms.
+    #[arg(long = "relay.cursor-flush-ms", value_name = "MS")]
+    pub cursor_flush_ms: Option<u64>,
+    /// Largest gRPC message in bytes.
+    #[arg(long = "rpc.max-message-bytes", value_name = "BYTES")]
+    pub rpc_max_message_bytes: Option<usize>,
+    /// Lifecycle events kept for stream subscribers that are behind.
+    #[arg(long = "rpc.stream-buffer", value_name = "N")]
+    pub rpc_stream_buffer: Option<usize>,
     /// gRPC listen address (port 0 = any free port).
     #[arg(long = "rpc.addr", value_name = "HOST:PORT")]
     pub rpc_addr: Option<String>,
@@ -259,6 +283,14 @@ impl RelayerConfig {
         set(f.max_open, &mut cfg.relay.max_open);
         set(f.max_concurrent, &mut cfg.relay.max_concurrent);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
+        set(f.follow_min_backoff_ms, &mut cfg.follow.min_backoff_ms);
+        set(f.follow_max_buffered_events, &mut cfg.follow.max_buffered_events);
+        set(f.max_steps_per_pass, &mut cfg.relay.max_steps_per_pass);
+        set(f.max_recent_closed, &mut cfg.relay.max_recent_closed);
+        set(f.latency_window, &mut cfg.relay.latency_window);
+        set(f.cursor_flush_ms, &mut cfg.relay.cursor_flush_ms);
+        set(f.rpc_max_message_bytes, &mut cfg.rpc.max_message_bytes);
+        set(f.rpc_stream_buffer, &mut cfg.rpc.stream_buffer);
         set(f.rpc_addr, &mut cfg.rpc.addr);
         f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
@@ -350,5 +382,13 @@ mod tests {
     fn default_config_round_trips_through_toml() {
         let text = toml::to_string(&RelayerConfig::default()).expect("serializes");
         assert_eq!(toml::from_str::<RelayerConfig>(&text).expect("parses"), RelayerConfig::default());
+    }
+
+    #[test]
+    fn every_key_has_a_flag() {
+        use clap::Args as _;
+        let cmd = ConfigFlags::augment_args(clap::Command::new("flags"));
+        let missing = shardex_service::config::keys_without_flags(&RelayerConfig::default(), &cmd, &["shards"]);
+        assert!(missing.is_empty(), "config keys without a flag (nor an environment variable): {missing:?}");
     }
 }

@@ -208,6 +208,18 @@ pub struct ConfigFlags {
     /// Largest reconnect delay in ms.
     #[arg(long = "follow.max-backoff-ms", value_name = "MS")]
     pub follow_max_backoff_ms: Option<u64>,
+    /// Longest wait to connect to a shard node, ms.
+    #[arg(long = "follow.connect-timeout-ms", value_name = "MS")]
+    pub follow_connect_timeout_ms: Option<u64>,
+    /// First reconnect delay, ms.
+    #[arg(long = "follow.min-backoff-ms", value_name = "MS")]
+    pub follow_min_backoff_ms: Option<u64>,
+    /// Most missing headers fetched to close one gap in a header stream.
+    #[arg(long = "follow.max-catchup-blocks", value_name = "N")]
+    pub follow_max_catchup_blocks: Option<u64>,
+    /// Recent rejections kept per shard for status.
+    #[arg(long = "follow.max-recent-rejections", value_name = "N")]
+    pub follow_max_recent_rejections: Option<usize>,
     /// How often each shard's head is polled, in ms.
     #[arg(long = "follow.status-interval-ms", value_name = "MS")]
     pub follow_status_interval_ms: Option<u64>,
@@ -243,6 +255,10 @@ impl CoordConfig {
         f.rpc_streams.apply(&mut cfg.rpc.max_subscribers, &mut cfg.rpc.stream_idle_ms, &mut cfg.rpc.stream_stall_ms);
         f.rpc_limits.apply(&mut cfg.rpc.limits);
         set(f.follow_max_backoff_ms, &mut cfg.follow.max_backoff_ms);
+        set(f.follow_connect_timeout_ms, &mut cfg.follow.connect_timeout_ms);
+        set(f.follow_min_backoff_ms, &mut cfg.follow.min_backoff_ms);
+        set(f.follow_max_catchup_blocks, &mut cfg.follow.max_catchup_blocks);
+        set(f.follow_max_recent_rejections, &mut cfg.follow.max_recent_rejections);
         set(f.follow_status_interval_ms, &mut cfg.follow.status_interval_ms);
         set(f.follow_stall_timeout_ms, &mut cfg.follow.stall_timeout_ms);
         set(f.log_filter, &mut cfg.log.filter);
@@ -401,5 +417,13 @@ mod tests {
     fn default_config_round_trips_through_toml() {
         let text = toml::to_string(&CoordConfig::default()).expect("serializes");
         assert_eq!(toml::from_str::<CoordConfig>(&text).expect("parses"), CoordConfig::default());
+    }
+
+    #[test]
+    fn every_key_has_a_flag() {
+        use clap::Args as _;
+        let cmd = ConfigFlags::augment_args(clap::Command::new("flags"));
+        let missing = shardex_service::config::keys_without_flags(&CoordConfig::default(), &cmd, &["shards"]);
+        assert!(missing.is_empty(), "config keys without a flag (nor an environment variable): {missing:?}");
     }
 }

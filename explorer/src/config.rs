@@ -279,4 +279,12 @@ mod tests {
         std::fs::write(&path, "[view]\npol_ms = 1\n").expect("write");
         assert!(matches!(ExplorerConfig::load(Some(&path), &ConfigFlags::default()), Err(ConfigError::Parse { .. })));
     }
+
+    #[test]
+    fn every_key_has_a_flag() {
+        use clap::Args as _;
+        let cmd = ConfigFlags::augment_args(clap::Command::new("flags"));
+        let missing = shardex_service::config::keys_without_flags(&ExplorerConfig::default(), &cmd, &["shards"]);
+        assert!(missing.is_empty(), "config keys without a flag (nor an environment variable): {missing:?}");
+    }
 }

@@ -106,6 +106,34 @@ pub fn with_env_vars(cmd: clap::Command, prefix: &str) -> (clap::Command, std::c
     (cmd, names)
 }
 
+/// Every key of `config` (its TOML form: `section.key`, nested tables joined with `.`) that no long flag or
+/// alias of `cmd` sets (a key's flag is `--section.key` with `_` as `-`), leaving out `covered`: keys a flag
+/// of another name sets, such as `shards` by the repeatable `--shard`. Each server's config test asserts the
+/// result is empty, so no key can lack its flag, nor therefore its environment variable.
+pub fn keys_without_flags<T: serde::Serialize>(config: &T, cmd: &clap::Command, covered: &[&str]) -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, keys: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => walk(&path, inner, keys),
+                _ => keys.push(path),
+            }
+        }
+    }
+    let flags: std::collections::BTreeSet<String> = cmd
+        .get_arguments()
+        .flat_map(|a| a.get_long().into_iter().chain(a.get_all_aliases().into_iter().flatten()))
+        .map(str::to_owned)
+        .collect();
+    let table = match toml::Table::try_from(config) {
+        Ok(table) => table,
+        Err(e) => return vec![format!("(the config does not serialize: {e})")],
+    };
+    let mut keys = Vec::new();
+    walk("", &table, &mut keys);
+    keys.into_iter().filter(|k| !covered.contains(&k.as_str()) && !flags.contains(&k.replace('_', "-"))).collect()
+}
+
 /// Parses the command line of `C` as [`clap::Parser::parse`] does, with [`with_env_vars`] under `prefix`. A
 /// variable that starts with `{prefix}_` but names no option is refused (exit 2, listing it), so a misspelt
 /// setting is never silently ignored.
@@ -180,5 +208,33 @@ mod tests {
         assert!(matches!(read_toml::<Cfg>(Some(&path)), Err(ConfigError::Parse { .. })));
         let err = check([("x.a", true, "fine"), ("x.b", false, "must be positive")]).expect_err("fails");
         assert_eq!(err.to_string(), "config value x.b: must be positive");
+    }
+
+    #[test]
+    fn keys_without_flags_names_every_uncovered_key() {
+        #[derive(serde::Serialize)]
+        struct Rpc {
+            addr: String,
+            max_message_bytes: u64,
+            limits: Limits,
+        }
+        #[derive(serde::Serialize)]
+        struct Limits {
+            request_timeout_ms: u64,
+        }
+        #[derive(serde::Serialize)]
+        struct Cfg {
+            rpc: Rpc,
+            shards: Vec<String>,
+        }
+        let cfg = Cfg {
+            rpc: Rpc { addr: String::new(), max_message_bytes: 1, limits: Limits { request_timeout_ms: 1 } },
+            shards: vec![],
+        };
+        let cmd = clap::Command::new("x")
+            .arg(clap::Arg::new("a").long("rpc.addr"))
+            .arg(clap::Arg::new("t").long("timeout").alias("rpc.limits.request-timeout-ms"));
+        assert_eq!(keys_without_flags(&cfg, &cmd, &["shards"]), ["rpc.max_message_bytes"]);
+        assert_eq!(keys_without_flags(&cfg, &cmd, &[]), ["rpc.max_message_bytes", "shards"]);
     }
 }

@@ -396,6 +396,18 @@ pub struct ConfigFlags {
     /// Stream limits.
     #[command(flatten)]
     pub rpc_streams: StreamLimitFlags,
+    /// Most txs in one block.
+    #[arg(long = "block.max-txs", value_name = "N")]
+    pub block_max_txs: Option<usize>,
+    /// How much each later round of a height adds to its timeouts, ms.
+    #[arg(long = "consensus.timeout-delta-ms", value_name = "MS")]
+    pub consensus_timeout_delta_ms: Option<u64>,
+    /// Furthest ahead of this node's clock a proposed block's time may be, ms.
+    #[arg(long = "consensus.max-future-ms", value_name = "MS")]
+    pub consensus_max_future_ms: Option<u64>,
+    /// Longest wait to connect to a snapshot peer, ms.
+    #[arg(long = "sync.connect-timeout-ms", value_name = "MS")]
+    pub sync_connect_timeout_ms: Option<u64>,
     /// Per-connection limits.
     #[command(flatten)]
     pub rpc_limits: ServerLimitFlags,
@@ -491,6 +503,10 @@ impl NodeConfig {
         set(f.mempool_max_tx_bytes, &mut cfg.mempool.max_tx_bytes);
         set(f.mempool_max_refusals_per_account, &mut cfg.mempool.max_refusals_per_account);
         set(f.block_interval_ms, &mut cfg.block.interval_ms);
+        set(f.block_max_txs, &mut cfg.block.max_txs);
+        set(f.consensus_timeout_delta_ms, &mut cfg.consensus.timeout_delta_ms);
+        set(f.consensus_max_future_ms, &mut cfg.consensus.max_future_ms);
+        set(f.sync_connect_timeout_ms, &mut cfg.sync.connect_timeout_ms);
         set(f.block_max_open_ms, &mut cfg.block.max_open_ms);
         set(f.block_gas_limit, &mut cfg.block.gas_limit);
         set(f.block_max_bytes, &mut cfg.block.max_bytes);
@@ -755,5 +771,17 @@ mod tests {
     fn default_config_round_trips_through_toml() {
         let text = toml::to_string(&NodeConfig::default()).expect("serializes");
         assert_eq!(toml::from_str::<NodeConfig>(&text).expect("parses"), NodeConfig::default());
+    }
+
+    #[test]
+    fn every_key_has_a_flag() {
+        use clap::Args as _;
+        let cmd = ConfigFlags::augment_args(clap::Command::new("flags"));
+        let missing = shardex_service::config::keys_without_flags(
+            &NodeConfig::default(),
+            &cmd,
+            &["consensus.peers", "sync.peers"],
+        );
+        assert!(missing.is_empty(), "config keys without a flag (nor an environment variable): {missing:?}");
     }
 }

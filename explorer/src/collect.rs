@@ -177,6 +177,11 @@ impl Explorer {
         Duration::from_millis(self.view.timeout_ms)
     }
 
+    /// `work`, or an error once `view.timeout_ms` passed without its answer.
+    async fn within<T>(&self, work: impl std::future::Future<Output = eyre::Result<T>>) -> eyre::Result<T> {
+        tokio::time::timeout(self.timeout(), work).await.map_err(|_| eyre!("no answer in {:?}", self.timeout()))?
+    }
+
     /// Starts every collector; they run until the returned handles are aborted.
     pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let mut tasks = vec![tokio::spawn(Arc::clone(self).poll())];
@@ -272,7 +277,7 @@ impl Explorer {
             let mode = client.market(false).await.ok().and_then(|m| m.market).map(|m| m.mode);
             eyre::Ok((client, status, mode))
         };
-        tokio::time::timeout(self.timeout(), work).await.map_err(|_| eyre!("no answer in {:?}", self.timeout()))?
+        self.within(work).await
     }
 
     async fn coordinator_status(
@@ -288,7 +293,7 @@ impl Explorer {
             let status = client.status().await?;
             eyre::Ok((client, status))
         };
-        tokio::time::timeout(self.timeout(), work).await.map_err(|_| eyre!("no answer in {:?}", self.timeout()))?
+        self.within(work).await
     }
 
     async fn relayer_status(
@@ -304,7 +309,7 @@ impl Explorer {
             let status = client.status().await?;
             eyre::Ok((client, status))
         };
-        tokio::time::timeout(self.timeout(), work).await.map_err(|_| eyre!("no answer in {:?}", self.timeout()))?
+        self.within(work).await
     }
 
     fn coordinator_error(&self, e: String) {
@@ -334,9 +339,7 @@ impl Explorer {
     /// Streams headers from `endpoint`, starting at its head (or after the head already shown); returns
     /// when the stream breaks.
     async fn stream_blocks(&self, i: usize, endpoint: &str) -> eyre::Result<()> {
-        let client = tokio::time::timeout(self.timeout(), ShardClient::connect(endpoint))
-            .await
-            .map_err(|_| eyre!("no answer in {:?}", self.timeout()))??;
+        let client = self.within(async { Ok(ShardClient::connect(endpoint).await?) }).await?;
         let status = client.status().await?;
         let shown = self.lock().shards.get(i).and_then(|s| s.head.as_ref().map(|h| h.height));
         let from = shown.map_or(status.height.max(1), |h| h + 1);
@@ -350,9 +353,7 @@ impl Explorer {
                 let book = client.book(self.view.book_levels).await?;
                 eyre::Ok((block, book))
             };
-            let (block, book) = tokio::time::timeout(self.timeout(), work)
-                .await
-                .map_err(|_| eyre!("no answer in {:?}", self.timeout()))??;
+            let (block, book) = self.within(work).await?;
             let mut option_takers = Vec::new();
             self.shard(i, |v| {
                 option_takers = v.apply_block(&decoded, &block, self.view.trades);

@@ -6,6 +6,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use shardex_client::ShardClient;
+use shardex_explorer::view::{mode_name, role};
 
 use crate::{
     coordinator::{self, CoordStatus},
@@ -147,29 +148,5 @@ fn explorer_line(net: &Network) -> String {
             Ok(n) => format!("{}/ showing {n} shards", e.url),
             Err(err) => format!("unreachable: {err:#}"),
         },
-    }
-}
-
-/// The node's part in the round in progress: `proposer`, `validator`, `follower`, or `solo` for a set of one.
-fn role(s: &shardex_client::core::pb::NodeStatus) -> &'static str {
-    if s.role == "follower" {
-        return "follower";
-    }
-    match (s.consensus_engine.as_str(), s.proposer == s.node_key) {
-        ("malachite", true) => "proposer",
-        ("malachite", false) => "validator",
-        _ => "solo",
-    }
-}
-
-/// The market mode's short name.
-fn mode_name(mode: i32) -> &'static str {
-    use shardex_client::core::pb::MarketMode;
-    match MarketMode::try_from(mode) {
-        Ok(MarketMode::Normal | MarketMode::Unspecified) => "normal",
-        Ok(MarketMode::PostOnly) => "post-only",
-        Ok(MarketMode::ReduceOnly) => "reduce-only",
-        Ok(MarketMode::SettlementOnly) => "settlement-only",
-        Err(_) => "unknown",
     }
 }

@@ -570,9 +570,9 @@ impl NodeConfig {
             ),
             (
                 "state.keep_blocks",
-                self.state.keep_blocks == 0 || self.state.keep_blocks >= self.state.retention_blocks,
-                "must be 0 (keep every block) or at least state.retention_blocks (proofs at retained heights carry \
-                 their headers)",
+                self.state.keep_blocks == 0 || self.state.keep_blocks > self.state.retention_blocks,
+                "must be 0 (keep every block) or more than state.retention_blocks: state is provable at the head and \
+                 retention_blocks heights behind it, and each proof carries its height's header",
             ),
             (
                 "consensus.listen",
@@ -730,9 +730,13 @@ mod tests {
     fn a_pruned_block_log_keeps_at_least_the_provable_window() {
         let flags = ConfigFlags { state_keep_blocks: Some(100), ..Default::default() };
         assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "state.keep_blocks", .. })));
+        // The oldest provable height is retention_blocks behind the head: its block must still be held.
         let flags =
             ConfigFlags { state_keep_blocks: Some(100), state_retention_blocks: Some(100), ..Default::default() };
-        assert_eq!(NodeConfig::load(None, &flags).expect("valid").shard().keep_blocks, 100);
+        assert!(matches!(NodeConfig::load(None, &flags), Err(ConfigError::Invalid { key: "state.keep_blocks", .. })));
+        let flags =
+            ConfigFlags { state_keep_blocks: Some(101), state_retention_blocks: Some(100), ..Default::default() };
+        assert_eq!(NodeConfig::load(None, &flags).expect("valid").shard().keep_blocks, 101);
         assert_eq!(NodeConfig::default().shard().keep_blocks, 0, "an archive node by default");
         let flags = ConfigFlags { state_head_cache_entries: Some(MAX_HEAD_CACHE_ENTRIES + 1), ..Default::default() };
         assert!(matches!(

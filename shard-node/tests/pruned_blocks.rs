@@ -80,3 +80,29 @@ fn a_pruned_node_keeps_the_last_blocks_and_says_so_for_older_ones() {
         assert_eq!(read.record.map(|r| r.collateral_micros), Some(1_000_000), "account {i}");
     }
 }
+
+/// With as few blocks kept as state versions retained, the oldest retained state has no block left to carry
+/// its proof: a proof there is refused as not found, saying what the node holds, never an internal error.
+#[test]
+fn a_proof_at_a_retained_height_whose_block_was_pruned_is_not_found() {
+    let (oracle, deposit) = (Keypair::from_seed([2; 32]), Keypair::from_seed([4; 32]));
+    let config = ShardConfig { keep_blocks: 4, retention_blocks: 4, ..ShardConfig::default() };
+    let mut net = Net::with_config(&oracle, &deposit, &[Net::validator()], config, |_| {});
+    for i in 0..12u8 {
+        let op = Op::Deposit(pb::Deposit { account: account(i).0.to_vec(), amount_micros: 1_000_000 });
+        net.run(&deposit, op).expect("deposit");
+    }
+    let view = net.shard.view();
+    let (head, oldest_block) = (view.head().height, view.oldest_block().expect("oldest"));
+    let key = shardex_core::state_key::leaf_key(shardex_core::state_key::Namespace::Account, &account(0).0);
+    for height in view.oldest_provable_height()..=head {
+        match view.prove_key(key, Some(height)).expect("no internal error") {
+            Ok(proof) => assert!(height >= oldest_block && proof.height == height, "height {height}"),
+            Err(refused) => {
+                assert!(height < oldest_block, "height {height} has its block and must be proven");
+                assert_eq!(refused.reason, Reason::NotFound);
+                assert!(refused.message.contains("holds them from height"), "{}", refused.message);
+            }
+        }
+    }
+}

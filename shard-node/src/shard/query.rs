@@ -128,10 +128,14 @@ impl HeadView {
             }
             Err(e) => return Err(e.into()),
         };
-        let header = self
-            .chain
-            .header(height)?
-            .ok_or_else(|| ShardError::Inconsistent(format!("no block at retained height {height}")))?;
+        let Some(header) = self.chain.header(height)? else {
+            // The state is retained but its block is gone (pruned since this view was taken, or a block log
+            // kept no longer than the state): nothing can carry the proof's header.
+            if height < self.oldest_block()? {
+                return Ok(Err(Reject::new(Reason::NotFound, self.missing_block(height))));
+            }
+            return Err(ShardError::Inconsistent(format!("no block at retained height {height}")));
+        };
         let pb_proof = pb::StateProof {
             height,
             state_root: proof.root.to_vec(),

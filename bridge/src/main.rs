@@ -9,7 +9,7 @@ use std::{
 };
 
 use clap::Parser;
-use eyre::{bail, eyre, WrapErr};
+use eyre::{eyre, WrapErr};
 use shardex_bridge::{
     actions::Coordinator,
     config::{ConfigFlags, RelayerConfig},
@@ -20,7 +20,7 @@ use shardex_bridge::{
     store::CursorStore,
     tracker::Tracker,
 };
-use shardex_core::{genesis::Genesis, AccountId};
+use shardex_core::AccountId;
 use shardex_service::metrics::TaskGuard;
 use tracing::info;
 
@@ -58,27 +58,10 @@ async fn run(cfg: RelayerConfig) -> eyre::Result<()> {
     let key = shardex_service::process::read_key_file(&cfg.node.key_file).wrap_err("relayer key")?;
     let coordinator_key = AccountId::from_hex(cfg.coordinator.key.trim()).wrap_err("coordinator.key")?;
     // Entries naming the same shard (with the same genesis) are that shard reached through several of its
-    // validators.
-    let mut grouped: Vec<(Genesis, Vec<String>)> = Vec::new();
-    for s in &cfg.shards {
-        let g = Genesis::read_file(&s.genesis)?;
-        match grouped.iter_mut().find(|(known, _)| known.shard_id == g.shard_id) {
-            Some((known, _)) if *known != g => {
-                bail!("shard {} listed with two different genesis files ({})", g.shard_id, s.genesis.display())
-            }
-            Some((_, endpoints)) if endpoints.contains(&s.endpoint) => {
-                bail!("shard {} endpoint {} listed twice", g.shard_id, s.endpoint)
-            }
-            Some((_, endpoints)) => endpoints.push(s.endpoint.clone()),
-            None => grouped.push((g, vec![s.endpoint.clone()])),
-        }
-    }
+    // validators; every shard is of one chain.
     let mut links = BTreeMap::new();
-    for (genesis, endpoints) in grouped {
-        let link = ShardLink::new(endpoints, &genesis)?;
-        if links.values().any(|l: &Arc<ShardLink>| l.chain != link.chain) {
-            bail!("shard {} is on chain {}, the others are not", link.shard, link.chain);
-        }
+    for shard in shardex_service::config::group_shards(&cfg.shards)? {
+        let link = ShardLink::new(shard.endpoints, &shard.genesis)?;
         links.insert(link.shard, Arc::new(link));
     }
     let chain = links.values().next().map(|l| l.chain).ok_or_else(|| eyre!("no shards"))?;

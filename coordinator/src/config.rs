@@ -9,7 +9,7 @@ use std::{
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use shardex_core::{genesis::Genesis, ChainId};
+use shardex_core::ChainId;
 pub use shardex_service::config::ConfigError;
 pub use shardex_service::config::ShardSection;
 use shardex_service::{
@@ -320,43 +320,16 @@ impl CoordConfig {
     /// Reads every shard's genesis: the common chain and one view per shard. Entries naming the same shard
     /// (with the same genesis) are that shard's several endpoints, followed one at a time with failover.
     pub fn shard_views(&self) -> Result<(ChainId, Vec<ShardView>), CoordinatorError> {
-        let mut views: Vec<ShardView> = Vec::with_capacity(self.shards.len());
-        let mut geneses: Vec<Genesis> = Vec::with_capacity(self.shards.len());
-        for s in &self.shards {
-            let g = Genesis::read_file(&s.genesis)?;
-            if let Some(first) = views.first() {
-                if first.spec.chain != g.chain_id {
-                    return Err(CoordinatorError::Shards {
-                        shard: g.shard_id,
-                        message: format!("chain {} differs from chain {} of the others", g.chain_id, first.spec.chain),
-                    });
-                }
-            }
-            if let Some(i) = views.iter().position(|v| v.spec.shard == g.shard_id) {
-                if geneses[i] != g {
-                    return Err(CoordinatorError::Shards {
-                        shard: g.shard_id,
-                        message: format!("listed twice with different genesis files ({})", s.genesis.display()),
-                    });
-                }
-                if views[i].endpoints.contains(&s.endpoint) {
-                    return Err(CoordinatorError::Shards {
-                        shard: g.shard_id,
-                        message: format!("endpoint {} listed twice", s.endpoint),
-                    });
-                }
-                views[i].endpoints.push(s.endpoint.clone());
-                continue;
-            }
-            geneses.push(g.clone());
-            views.push(ShardView {
+        let views: Vec<ShardView> = shardex_service::config::group_shards(&self.shards)?
+            .into_iter()
+            .map(|shardex_service::config::ShardEndpoints { genesis: g, endpoints }| ShardView {
                 spec: ShardSpec {
                     chain: g.chain_id,
                     shard: g.shard_id,
-                    validators: g.validators.clone(),
+                    validators: g.validators,
                     genesis_time_ms: g.genesis_time_ms,
                 },
-                endpoints: vec![s.endpoint.clone()],
+                endpoints,
                 current: 0,
                 head: None,
                 connected: false,
@@ -365,8 +338,8 @@ impl CoordConfig {
                 recent: Default::default(),
                 held: None,
                 equivocations: 0,
-            });
-        }
+            })
+            .collect();
         let chain = views.first().map(|v| v.spec.chain).ok_or_else(|| CoordinatorError::Shards {
             shard: shardex_core::ShardId(0),
             message: "no shards configured".into(),

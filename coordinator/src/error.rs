@@ -14,9 +14,10 @@ pub enum CoordinatorError {
     /// Stored bytes do not decode or contradict each other.
     #[error("storage is inconsistent: {0}")]
     Corrupt(String),
-    /// A shard's genesis file cannot be used.
+    /// The `[[shards]]` list cannot be used: a genesis file unreadable, two chains, a shard with two genesis
+    /// files, an endpoint listed twice.
     #[error(transparent)]
-    Genesis(#[from] shardex_core::genesis::GenesisFileError),
+    Config(#[from] shardex_service::config::ConfigError),
     /// The configured shards do not form one network.
     #[error("shard {shard}: {message}")]
     Shards {

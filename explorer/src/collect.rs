@@ -63,47 +63,24 @@ pub struct Network {
 }
 
 impl Network {
-    /// Reads every shard's genesis and groups the configured nodes by shard; all must be of one chain.
+    /// Reads every shard's genesis and groups the configured nodes by shard (`group_shards`: one chain, one
+    /// genesis per shard, no endpoint twice); shards in id order.
     pub fn from_config(cfg: &ExplorerConfig) -> eyre::Result<Self> {
-        let mut shards: BTreeMap<u32, Shard> = BTreeMap::new();
-        let mut chain = None;
-        for s in &cfg.shards {
-            let genesis =
-                Genesis::read_file(&s.genesis).wrap_err_with(|| format!("reading genesis {}", s.genesis.display()))?;
-            match chain {
-                None => chain = Some(genesis.chain_id),
-                Some(c) if c != genesis.chain_id => bail!(
-                    "{} is of chain {}, the other shards of chain {}",
-                    s.genesis.display(),
-                    genesis.chain_id.0,
-                    c.0
-                ),
-                Some(_) => {}
-            }
-            let entry = shards
-                .entry(genesis.shard_id.0)
-                .or_insert_with(|| Shard { genesis: genesis.clone(), endpoints: vec![] });
-            if entry.genesis != genesis {
-                bail!("shard {} is listed with two different genesis files", genesis.shard_id.0);
-            }
-            if !entry.endpoints.contains(&s.endpoint) {
-                entry.endpoints.push(s.endpoint.clone());
-            }
-        }
+        let mut shards: Vec<Shard> = shardex_service::config::group_shards(&cfg.shards)?
+            .into_iter()
+            .map(|g| Shard { genesis: g.genesis, endpoints: g.endpoints })
+            .collect();
+        shards.sort_by_key(|s| s.genesis.shard_id);
         if shards.len() > MAX_SHARDS {
             bail!("{} shards listed; at most {MAX_SHARDS}", shards.len());
         }
+        let chain = shards.first().map(|s| s.genesis.chain_id).ok_or_else(|| eyre!("no shards listed"))?;
         let coordinator = match cfg.coordinator.endpoint.as_str() {
             "" => None,
             e => Some((e.to_owned(), AccountId::from_hex(cfg.coordinator.key.trim()).wrap_err("coordinator.key")?)),
         };
         let relayer = Some(cfg.relayer.endpoint.clone()).filter(|e| !e.is_empty());
-        Ok(Self {
-            chain: chain.ok_or_else(|| eyre!("no shards listed"))?,
-            shards: shards.into_values().collect(),
-            coordinator,
-            relayer,
-        })
+        Ok(Self { chain, shards, coordinator, relayer })
     }
 }
 

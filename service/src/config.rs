@@ -43,6 +43,47 @@ pub struct ShardSection {
     pub genesis: PathBuf,
 }
 
+/// One shard of a `[[shards]]` list: its genesis and every endpoint listed for it, in list order.
+#[derive(Debug, Clone)]
+pub struct ShardEndpoints {
+    /// The shard's genesis.
+    pub genesis: shardex_core::genesis::Genesis,
+    /// Its nodes' gRPC endpoints.
+    pub endpoints: Vec<String>,
+}
+
+/// Reads the genesis of every `[[shards]]` entry and groups the entries by shard, in order of first mention:
+/// entries naming one shard are its several endpoints and must name the same genesis and distinct
+/// endpoints; all shards must be of one chain. Errors are `shards` config errors naming the problem.
+pub fn group_shards(shards: &[ShardSection]) -> Result<Vec<ShardEndpoints>, ConfigError> {
+    let invalid = |problem: String| ConfigError::Invalid { key: "shards", problem };
+    let mut grouped: Vec<ShardEndpoints> = Vec::new();
+    for s in shards {
+        let g = shardex_core::genesis::Genesis::read_file(&s.genesis).map_err(|e| invalid(e.to_string()))?;
+        if let Some(first) = grouped.first().filter(|f| f.genesis.chain_id != g.chain_id) {
+            return Err(invalid(format!(
+                "shard {} is on chain {}, shard {} on chain {}",
+                g.shard_id, g.chain_id, first.genesis.shard_id, first.genesis.chain_id
+            )));
+        }
+        match grouped.iter_mut().find(|known| known.genesis.shard_id == g.shard_id) {
+            Some(known) if known.genesis != g => {
+                return Err(invalid(format!(
+                    "shard {} listed with two different genesis files ({})",
+                    g.shard_id,
+                    s.genesis.display()
+                )))
+            }
+            Some(known) if known.endpoints.contains(&s.endpoint) => {
+                return Err(invalid(format!("shard {} endpoint {} listed twice", g.shard_id, s.endpoint)))
+            }
+            Some(known) => known.endpoints.push(s.endpoint.clone()),
+            None => grouped.push(ShardEndpoints { genesis: g, endpoints: vec![s.endpoint.clone()] }),
+        }
+    }
+    Ok(grouped)
+}
+
 /// Replaces `shards` with the repeatable `--shard ENDPOINT=GENESIS` flags, when any were given.
 pub fn set_shards(flags: &[String], shards: &mut Vec<ShardSection>) -> Result<(), ConfigError> {
     if flags.is_empty() {
@@ -236,5 +277,41 @@ mod tests {
             .arg(clap::Arg::new("t").long("timeout").alias("rpc.limits.request-timeout-ms"));
         assert_eq!(keys_without_flags(&cfg, &cmd, &["shards"]), ["rpc.max_message_bytes"]);
         assert_eq!(keys_without_flags(&cfg, &cmd, &[]), ["rpc.max_message_bytes", "shards"]);
+    }
+
+    #[test]
+    fn shards_group_by_genesis_and_bad_lists_are_refused() {
+        use shardex_core::{genesis::Authorities, genesis::Genesis, ChainId, Keypair, ShardId};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = || Keypair::generate().account();
+        let authorities = Authorities { deposit: key(), oracle: key(), admin: key() };
+        let write = |name: &str, shard: u32, chain: u64| {
+            let mut g = Genesis::example(authorities.clone(), key());
+            (g.shard_id, g.chain_id) = (ShardId(shard), ChainId(chain));
+            let path = dir.path().join(name);
+            std::fs::write(&path, g.to_toml()).expect("write");
+            path
+        };
+        let (a, b, a2, other_chain) = (write("a", 1, 7), write("b", 2, 7), write("a2", 1, 7), write("c", 3, 8));
+        let entry =
+            |endpoint: &str, genesis: &Path| ShardSection { endpoint: endpoint.into(), genesis: genesis.into() };
+
+        let grouped = group_shards(&[entry("http://a:1", &a), entry("http://b:1", &b), entry("http://a:2", &a)])
+            .expect("one network");
+        let shape: Vec<(u32, Vec<String>)> =
+            grouped.iter().map(|g| (g.genesis.shard_id.0, g.endpoints.clone())).collect();
+        assert_eq!(shape, [(1, vec!["http://a:1".into(), "http://a:2".into()]), (2, vec!["http://b:1".into()])]);
+
+        for (list, says) in [
+            (vec![entry("http://a:1", &a), entry("http://a:2", &a2)], "two different genesis files"),
+            (vec![entry("http://a:1", &a), entry("http://a:1", &a)], "endpoint http://a:1 listed twice"),
+            (vec![entry("http://a:1", &a), entry("http://c:1", &other_chain)], "shard 3 is on chain 8"),
+            (vec![entry("http://x:1", &dir.path().join("missing"))], "missing"),
+        ] {
+            match group_shards(&list) {
+                Err(ConfigError::Invalid { key: "shards", problem }) => assert!(problem.contains(says), "{problem}"),
+                other => panic!("{says}: expected a refusal, got {other:?}"),
+            }
+        }
     }
 }

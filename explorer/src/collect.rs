@@ -190,22 +190,24 @@ impl Explorer {
                     async move { (e.clone(), me.node_status(e, cached).await) }
                 }))
                 .await;
-                let mut mode = None;
                 for (e, answer) in &answers {
                     match answer {
-                        Ok((client, _, m)) => {
-                            clients.insert(e.clone(), client.clone());
-                            mode = mode.or(*m);
-                        }
-                        Err(_) => {
-                            clients.remove(e);
-                        }
-                    }
+                        Ok((client, _)) => clients.insert(e.clone(), client.clone()),
+                        Err(_) => clients.remove(e),
+                    };
                 }
+                // The market mode is shard state: one answering node is asked for it.
+                let mode = match answers.iter().find_map(|(_, a)| a.as_ref().ok()) {
+                    Some((client, _)) => {
+                        let market = me.within(async { Ok(client.market(false).await?) }).await;
+                        market.ok().and_then(|m| m.market).map(|m| m.mode)
+                    }
+                    None => None,
+                };
                 self.shard(i, |view| {
                     for ((endpoint, answer), node) in answers.iter().zip(view.nodes.iter_mut()) {
                         match answer {
-                            Ok((_, status, _)) => *node = NodeView::answered(endpoint, status),
+                            Ok((_, status)) => *node = NodeView::answered(endpoint, status),
                             Err(e) => node.failed(format!("{e:#}")),
                         }
                     }
@@ -239,20 +241,19 @@ impl Explorer {
         }
     }
 
-    /// A node's status and its market mode, through `cached` or a new connection.
+    /// A node's status, through `cached` or a new connection.
     async fn node_status(
         &self,
         endpoint: &str,
         cached: Option<ShardClient>,
-    ) -> eyre::Result<(ShardClient, pb::NodeStatus, Option<i32>)> {
+    ) -> eyre::Result<(ShardClient, pb::NodeStatus)> {
         let work = async {
             let client = match cached {
                 Some(c) => c,
                 None => ShardClient::connect(endpoint).await?,
             };
             let status = client.status().await?;
-            let mode = client.market(false).await.ok().and_then(|m| m.market).map(|m| m.mode);
-            eyre::Ok((client, status, mode))
+            eyre::Ok((client, status))
         };
         self.within(work).await
     }

@@ -201,14 +201,18 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::R
     stream.shutdown().await
 }
 
+/// The store's size on disk is read every this many samples.
+const STORE_SIZE_EVERY: u64 = 10;
+
 /// Samples, every [`SAMPLE_EVERY`] until dropped, the stream subscribers open now into
-/// `{prefix}_stream_subscribers`, and every tenth time the store's size on disk into `{prefix}_store_bytes`
-/// (it lists the store's files).
+/// `{prefix}_stream_subscribers`, and every tenth time the store's size on disk into `{prefix}_store_bytes`.
+/// The size lists the store's files, so it is read on a blocking thread.
 pub async fn sample_streams_and_store(prefix: &'static str, subscribers: crate::stream::Subscribers, db: sled::Db) {
     let (streams, store) = (format!("{prefix}_stream_subscribers"), format!("{prefix}_store_bytes"));
     for n in 0u64.. {
-        if n % 10 == 0 {
-            if let Ok(bytes) = db.size_on_disk() {
+        if n.is_multiple_of(STORE_SIZE_EVERY) {
+            let db = db.clone();
+            if let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || db.size_on_disk()).await {
                 metrics::gauge!(store.clone()).set(bytes as f64);
             }
         }

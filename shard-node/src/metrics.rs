@@ -21,8 +21,6 @@ pub const BLOCK_TXS: &str = "shardex_block_txs";
 pub const TXS_ADMITTED: &str = "shardex_txs_admitted_total";
 /// Txs refused at submission, by `reason`.
 pub const TXS_REFUSED: &str = "shardex_txs_refused_total";
-/// The store's size on disk is read every this many samples (it lists sled's files).
-const STORE_SIZE_EVERY: u64 = 10;
 
 /// Records a sealed block that was open `ms` milliseconds.
 pub fn block_built(ms: u64) {
@@ -55,9 +53,9 @@ pub fn submissions(admitted: u64, refused: impl IntoIterator<Item = Reason>) {
     }
 }
 
-/// Sets the gauges and totals `GetStatus` reports; `subscribers` is the streams open now and `store_bytes`
-/// the store's size on disk, when read this time.
-pub fn status(s: &pb::NodeStatus, subscribers: usize, store_bytes: Option<u64>) {
+/// Sets the gauges and totals `GetStatus` reports. (Stream subscribers and the store's size are sampled by
+/// `shardex_service::metrics::sample_streams_and_store`, as on the other servers.)
+pub fn status(s: &pb::NodeStatus) {
     gauge!("shardex_head_height").set(s.height as f64);
     gauge!("shardex_consensus_height").set(s.consensus_height as f64);
     gauge!("shardex_consensus_round").set(f64::from(s.consensus_round));
@@ -68,32 +66,18 @@ pub fn status(s: &pb::NodeStatus, subscribers: usize, store_bytes: Option<u64>) 
     counter!("shardex_blocks_written_total").absolute(s.blocks_written);
     counter!("shardex_head_cache_hits_total").absolute(s.head_cache_hits);
     counter!("shardex_head_cache_misses_total").absolute(s.head_cache_misses);
-    gauge!("shardex_stream_subscribers").set(subscribers as f64);
-    if let Some(bytes) = store_bytes {
-        gauge!("shardex_store_bytes").set(bytes as f64);
-    }
 }
 
-/// Samples `status` every second, and the size of `db` every tenth time, until the runtime stops. `status`
-/// runs on a blocking thread (it takes the shard lock); a sample whose thread failed is skipped.
-pub async fn sample_every_second<F>(db: sled::Db, status: F)
+/// Samples `status` every second until the runtime stops. `status` runs on a blocking thread (it takes the
+/// shard lock); a sample whose thread failed is skipped.
+pub async fn sample_every_second<F>(status: F)
 where
-    F: Fn() -> (pb::NodeStatus, usize) + Clone + Send + 'static,
+    F: Fn() -> pb::NodeStatus + Clone + Send + 'static,
 {
-    let mut ticks = 0u64;
     loop {
         tokio::time::sleep(shardex_service::metrics::SAMPLE_EVERY).await;
-        let read_size = ticks.is_multiple_of(STORE_SIZE_EVERY);
-        ticks += 1;
-        let (db, status) = (db.clone(), status.clone());
-        let sampled = tokio::task::spawn_blocking(move || {
-            let size = if read_size { db.size_on_disk().ok() } else { None };
-            let (s, subscribers) = status();
-            (s, subscribers, size)
-        })
-        .await;
-        if let Ok((s, subscribers, size)) = sampled {
-            self::status(&s, subscribers, size);
+        if let Ok(s) = tokio::task::spawn_blocking(status.clone()).await {
+            self::status(&s);
         }
     }
 }

@@ -63,7 +63,10 @@ pub async fn serve(
     let _readiness = (routing.is_some() && !limits.health_max_head_age.is_zero())
         .then(|| TaskGuard::spawn(track_readiness(Arc::clone(&node), limits.health_max_head_age, ready)));
     let rpc = ShardRpc::new(node, limits, routing);
-    let _sampler = metrics_db.map(|db| TaskGuard::spawn(metrics::sample_every_second(db, rpc.status_sampler())));
+    let _samplers = metrics_db.map(|db| {
+        let streams = shardex_service::metrics::sample_streams_and_store("shardex", rpc.subscribers.clone(), db);
+        (TaskGuard::spawn(metrics::sample_every_second(rpc.status_sampler())), TaskGuard::spawn(streams))
+    });
     let shard = ShardServiceServer::new(rpc)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -86,7 +89,7 @@ async fn track_readiness(node: Arc<NodeHandle>, max_age: Duration, ready: tokio:
             let shard = node.shard_at_head();
             (shard.head().height, shard.head().timestamp_ms)
         };
-        let age_ms = now_ms().saturating_sub(block_ms);
+        let age_ms = crate::runtime::now_ms().saturating_sub(block_ms);
         let current = age_ms <= max_age_ms;
         if ready.send_if_modified(|r| std::mem::replace(r, current) != current) {
             if current {
@@ -102,10 +105,4 @@ async fn track_readiness(node: Arc<NodeHandle>, max_age: Duration, ready: tokio:
             }
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

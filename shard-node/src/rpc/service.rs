@@ -105,12 +105,12 @@ impl ShardRpc {
 
     /// What the metrics sampler reads: the node's status and the streams open now. Blocking (it takes the shard
     /// lock); the sampler runs it on a blocking thread.
-    pub(super) fn status_sampler(&self) -> impl Fn() -> (pb::NodeStatus, usize) + Clone + Send + 'static {
-        let (node, routing, subscribers) = (Arc::clone(&self.node), self.routing.clone(), self.subscribers.clone());
+    pub(super) fn status_sampler(&self) -> impl Fn() -> pb::NodeStatus + Clone + Send + 'static {
+        let (node, routing) = (Arc::clone(&self.node), self.routing.clone());
         move || {
             let round = routing.as_ref().map(|r| r.leader.view());
             let engine = if routing.is_some() { "malachite" } else { "solo" };
-            (node_status(&node.shard_at_head(), engine, round), subscribers.active())
+            node_status(&node.shard_at_head(), engine, round)
         }
     }
 

@@ -580,8 +580,9 @@ async fn report(client: &ShardClient, hash: B256, no_wait: bool, out: Output) ->
         if no_wait {
             return output::emit(&json!({ "tx_hash": hex::encode(hash), "status": "admitted" }));
         }
-        client.wait_final(hash, Duration::from_secs(30)).await?;
-        return output::emit(&output::tx_status(&client.tx_status(hash).await?));
+        let included = client.wait_final(hash, Duration::from_secs(30)).await?;
+        let status = pb::TxStatus { tx_hash: hash.to_vec(), status: Some(pb::tx_status::Status::Included(included)) };
+        return output::emit(&output::tx_status(&status));
     }
     println!("tx 0x{} admitted", hex::encode(hash));
     if no_wait {
